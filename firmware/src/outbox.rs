@@ -212,7 +212,7 @@ mod tests {
         fn whatever_arrives_no_hazard_kind_is_ever_lost(kinds in proptest::collection::vec(0u8..5, 1..200)) {
             let mut outbox = Outbox::<8>::new();
             let mut last_hazard_states = std::collections::BTreeMap::new();
-            for (seq, k) in kinds.iter().enumerate() {
+            for (seq, k) in (0u32..).zip(kinds.iter()) {
                 let kind = match k {
                     0 => EventKind::Help,
                     1 => EventKind::Smoke(SmokeState::Alarm),
@@ -220,7 +220,7 @@ mod tests {
                     3 => EventKind::Door(DoorState::Open),
                     _ => EventKind::Door(DoorState::Closed),
                 };
-                let message = if *k == 4 && seq % 2 == 0 { summary(seq as u32) } else { event(seq as u32, kind) };
+                let message = if *k == 4 && seq % 2 == 0 { summary(seq) } else { event(seq, kind) };
                 outbox.push(message);
                 if kind.is_hazard() && !matches!(message, Outgoing::Summary(_)) {
                     last_hazard_states.insert(kind.kind_str(), kind);

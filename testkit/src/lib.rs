@@ -1,1 +1,138 @@
-pub fn placeholder() {}
+//! Test helpers that start the real things Anxin's tests talk to.
+//!
+//! [`Broker`] is a real Mosquitto: the one the test script started (its
+//! address in `ANXIN_TEST_MQTT`), or else a private one on a free loopback
+//! port with its own folder, stopped when the handle drops. Tests never use
+//! a fixed port and never sleep to wait: they poll a condition with a deadline.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A running MQTT broker for one test.
+#[derive(Debug)]
+pub struct Broker {
+    pub address: SocketAddr,
+    process: Option<Child>,
+    folder: Option<PathBuf>,
+}
+
+impl Broker {
+    /// The shared broker from `ANXIN_TEST_MQTT`, or a private Mosquitto.
+    pub fn start() -> Broker {
+        if let Ok(address) = std::env::var("ANXIN_TEST_MQTT") {
+            let address: SocketAddr =
+                address.parse().unwrap_or_else(|e| panic!("ANXIN_TEST_MQTT={address:?} is not HOST:PORT: {e}"));
+            return Broker { address, process: None, folder: None };
+        }
+        Self::start_private()
+    }
+
+    /// Always a private Mosquitto, for tests that stop or restart the broker.
+    pub fn start_private() -> Broker {
+        let mosquitto = find_program("mosquitto").unwrap_or_else(|| {
+            panic!("mosquitto is not installed; run the test command from the README (scripts/test), which installs it")
+        });
+        let folder = private_folder("mosquitto");
+        for _attempt in 0..5 {
+            let port = free_port();
+            let config = folder.join("mosquitto.conf");
+            std::fs::write(&config, mosquitto_config(port, &folder)).expect("write mosquitto.conf");
+            let process = Command::new(&mosquitto)
+                .arg("-c")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start mosquitto");
+            let address = SocketAddr::from(([127, 0, 0, 1], port));
+            let mut broker = Broker { address, process: Some(process), folder: Some(folder.clone()) };
+            if wait_until(Duration::from_secs(10), || TcpStream::connect(address).is_ok()) {
+                return broker;
+            }
+            // The port was taken between probing and binding: try another.
+            broker.stop();
+        }
+        panic!("mosquitto did not start on any of 5 free ports");
+    }
+
+    pub fn host(&self) -> String {
+        self.address.ip().to_string()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// `mqtt://HOST:PORT`
+    pub fn url(&self) -> String {
+        format!("mqtt://{}", self.address)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(folder) = self.folder.take() {
+            let _ = std::fs::remove_dir_all(folder);
+        }
+    }
+}
+
+/// Mosquitto settings for tests: loopback only, anonymous allowed, no
+/// persistence, TCP_NODELAY so latency figures measure Anxin and not Nagle.
+fn mosquitto_config(port: u16, folder: &Path) -> String {
+    format!(
+        "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n\
+         max_queued_messages 100000\nlog_dest file {}\n",
+        folder.join("mosquitto.log").display()
+    )
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("bind port 0").port()
+}
+
+/// A fresh folder under the system's temporary folder.
+pub fn private_folder(what: &str) -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let folder = std::env::temp_dir().join(format!(
+        "anxin-test-{what}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&folder).expect("create test folder");
+    folder
+}
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|folder| folder.join(name))
+        .find(|candidate| candidate.is_file())
+}

@@ -8,8 +8,13 @@ use crate::SCHEMA_VERSION;
 /// Longest firmware version string accepted.
 pub const FIRMWARE_MAX_LEN: usize = 32;
 
-/// A firmware version string such as `0.1.0`.
+/// A firmware version string such as `0.1.0`: printable ASCII without quotes
+/// or backslashes, so that it reads back exactly as it was written.
 pub type Firmware = heapless::String<FIRMWARE_MAX_LEN>;
+
+fn is_firmware_char(c: char) -> bool {
+    c.is_ascii_graphic() && c != '"' && c != '\\'
+}
 
 /// `{"v":1,"boot":…,"state":"online","fw":"0.1.0"}`, or the Last Will
 /// `{"v":1,"state":"offline"}`, which the broker publishes for a node that
@@ -62,9 +67,9 @@ impl Status {
 
     pub fn online(boot: u32, fw: &str) -> Self {
         let mut firmware = Firmware::new();
-        // A version longer than the bound is cut rather than refused: the
-        // node must still be able to say it is online.
-        for c in fw.chars() {
+        // A version too long or with odd characters is cut rather than
+        // refused: the node must still be able to say it is online.
+        for c in fw.chars().filter(|c| is_firmware_char(*c)) {
             if firmware.push(c).is_err() {
                 break;
             }
@@ -82,6 +87,7 @@ impl Status {
         };
         let boot = optional_integer(raw.boot, "boot", U32_RANGE)?;
         let fw = match raw.fw {
+            Some(fw) if !fw.chars().all(is_firmware_char) => return Err(Rejection::OutOfRange("fw")),
             Some(fw) => Some(Firmware::try_from(fw).map_err(|_| Rejection::OutOfRange("fw"))?),
             None => None,
         };
