@@ -32,12 +32,18 @@ impl Broker {
 
     /// Always a private Mosquitto, for tests that stop or restart the broker.
     pub fn start_private() -> Broker {
+        Self::start_private_on(None)
+    }
+
+    /// A private Mosquitto on `port` (or a free one), e.g. to bring a broker
+    /// up where clients have been failing to connect.
+    pub fn start_private_on(port: Option<u16>) -> Broker {
         let mosquitto = find_program("mosquitto").unwrap_or_else(|| {
             panic!("mosquitto is not installed; run the test command from the README (scripts/test), which installs it")
         });
         let folder = private_folder("mosquitto");
         for _attempt in 0..5 {
-            let port = free_port();
+            let port = port.unwrap_or_else(free_port);
             let config = folder.join("mosquitto.conf");
             std::fs::write(&config, mosquitto_config(port, &folder)).expect("write mosquitto.conf");
             let process = Command::new(&mosquitto)

@@ -59,12 +59,13 @@ impl Sensors for HelpAfter200Ms {
 
 /// Subscribes to every device topic and forwards (topic, payload).
 async fn subscriber(broker: &Broker) -> (AsyncClient, mpsc::UnboundedReceiver<(Topic, Payload)>) {
-    let mut options = MqttOptions::new("it-subscriber", broker.host(), broker.port());
+    let mut options = MqttOptions::new("fw-it-subscriber", broker.host(), broker.port());
     options.set_keep_alive(Duration::from_secs(5));
     let (client, mut eventloop) = AsyncClient::new(options, 100);
     let (sender, receiver) = mpsc::unbounded_channel();
     let (subscribed_tx, mut subscribed_rx) = mpsc::channel(1);
-    client.subscribe("anxin/v1/dev/+/+", QoS::AtLeastOnce).await.unwrap();
+    // Only this test's device: the broker may be shared with other tests.
+    client.subscribe("anxin/v1/dev/fw-it-node/+", QoS::AtLeastOnce).await.unwrap();
     tokio::spawn(async move {
         while let Ok(event) = eventloop.poll().await {
             match event {
