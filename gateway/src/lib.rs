@@ -1,13 +1,23 @@
 //! The gateway: everything between the MQTT broker and the database.
 //!
-//! It will own ingest (validate → dedup on `(device, boot, seq)` → batch
-//! commit → acknowledge), device status (Last Will, heartbeats), the monitors
-//! (hazard, inactivity, offline), alerts and their lifecycle, remote check-in
-//! visits, and the store on SQLite and PostgreSQL. It is filled in by the
-//! gateway and alert-engine issues; today it only re-exports the wire
-//! contract it decodes.
+//! - [`ingest`]: check → batch → commit → acknowledge, the one core both
+//!   broker paths feed.
+//! - [`broker`]: the two paths — an external broker (Mosquitto, EMQX) through
+//!   rumqttc with manual acks on a shared subscription, or the embedded
+//!   broker (mqtt5) whose publish hook waits for the commit.
+//! - [`store`]: SQLite or PostgreSQL, one schema, the same queries.
+//! - [`status`]: device liveness from missed summaries, and retention.
 //!
-//! Architecture invariant: ingest never waits on the console, a webhook or any
-//! other consumer of alerts.
+//! Architecture invariants:
+//! - No message is acknowledged to its sender before it is committed.
+//! - Per-home and per-device state lives in the database, so any gateway
+//!   sharing the subscription can take any message.
+//! - Ingest never waits on the console or any other consumer of what it stored.
+
+pub mod broker;
+pub mod ingest;
+pub mod metrics;
+pub mod status;
+pub mod store;
 
 pub use anxin_protocol as protocol;

@@ -1,0 +1,153 @@
+//! The embedded broker for `anxin serve`: mqtt5's broker in-process.
+//!
+//! Design: mqtt5 awaits `BrokerEventHandler::on_client_publish` before it
+//! routes or acknowledges a PUBLISH. The hook below submits the message to
+//! ingest and waits for its batch to commit, so the node receives its PUBACK
+//! only for a stored message — the same guarantee as manual acks with an
+//! external broker, without a loopback hop. Broker and gateway live and die
+//! together: if the process dies first, the node never got its PUBACK and
+//! sends the message again.
+//!
+//! The broker publishes a Last Will itself, without the publish hook; the
+//! hook therefore remembers each client's will at connect and ingests it when
+//! the client disconnects unexpectedly.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mqtt5::broker::config::{BrokerConfig, StorageBackend, StorageConfig};
+use mqtt5::broker::events::{BrokerEventHandler, ClientConnectEvent, ClientDisconnectEvent, ClientPublishEvent, PublishAction};
+use mqtt5::broker::MqttBroker;
+
+use crate::ingest::Ingest;
+use crate::store::now_ms;
+
+/// Settings of the embedded broker.
+#[derive(Debug, Clone)]
+pub struct EmbeddedBroker {
+    /// Where to listen; loopback unless the operator says otherwise.
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedBrokerError {
+    #[error("cannot listen for MQTT on {listen}: {reason}")]
+    Bind { listen: SocketAddr, reason: String },
+}
+
+/// A running embedded broker.
+pub struct RunningBroker {
+    pub local_addr: SocketAddr,
+    shutdown: mqtt5::broker::server::BrokerShutdownHandle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for RunningBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningBroker").field("local_addr", &self.local_addr).finish()
+    }
+}
+
+impl RunningBroker {
+    /// Stops accepting and closes every connection.
+    pub async fn stop(self) {
+        self.shutdown.shutdown();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+impl EmbeddedBroker {
+    /// Binds the listener (so a taken port fails here, with its address) and
+    /// starts serving.
+    pub async fn start(&self, ingest: Ingest) -> Result<RunningBroker, EmbeddedBrokerError> {
+        let storage = StorageConfig {
+            // The database is the durable store; queued QoS 1 deliveries to
+            // other subscribers need not survive a restart.
+            backend: StorageBackend::Memory,
+            enable_persistence: false,
+            ..StorageConfig::default()
+        };
+        let hook = Arc::new(IngestHook { ingest, wills: Mutex::new(HashMap::new()) });
+        let config = BrokerConfig::default()
+            .with_bind_address(self.listen)
+            .with_storage(storage)
+            .with_max_packet_size(64 * 1024)
+            .with_sys_topics_enabled(false)
+            .with_event_handler(hook);
+        let mut broker = MqttBroker::with_config(config)
+            .await
+            .map_err(|error| EmbeddedBrokerError::Bind { listen: self.listen, reason: error.to_string() })?;
+        let local_addr = broker.local_addr().unwrap_or(self.listen);
+        let shutdown = broker.shutdown_handle();
+        let task = tokio::spawn(async move {
+            if let Err(error) = broker.run().await {
+                tracing::error!(%error, "embedded broker stopped");
+            }
+        });
+        Ok(RunningBroker { local_addr, shutdown, task })
+    }
+}
+
+struct IngestHook {
+    ingest: Ingest,
+    /// Each connected client's Last Will: `(topic, payload)`.
+    wills: Mutex<HashMap<Arc<str>, (Arc<str>, Vec<u8>)>>,
+}
+
+impl IngestHook {
+    fn wills(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, (Arc<str>, Vec<u8>)>> {
+        self.wills.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl BrokerEventHandler for IngestHook {
+    fn on_client_connect<'a>(&'a self, event: ClientConnectEvent) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            match (event.will_topic, event.will_payload) {
+                (Some(topic), Some(payload)) if topic.starts_with("anxin/v1/dev/") => {
+                    self.wills().insert(event.client_id, (topic, payload.to_vec()));
+                }
+                _ => {
+                    self.wills().remove(&event.client_id);
+                }
+            }
+        })
+    }
+
+    fn on_client_publish<'a>(&'a self, event: ClientPublishEvent) -> Pin<Box<dyn Future<Output = PublishAction> + Send + 'a>> {
+        Box::pin(async move {
+            if !event.topic.starts_with("anxin/v1/dev/") {
+                // Not a device topic: the gateway's own alert topics, or other
+                // traffic. Routed as usual, not ingested.
+                return PublishAction::Continue;
+            }
+            match self.ingest.submit(event.topic.to_string(), event.payload.to_vec(), now_ms()).await {
+                Ok(committed) => {
+                    // Design: hold the PUBACK until the message is committed.
+                    if committed.await.is_err() {
+                        // Shutting down before the commit: refuse, so the node
+                        // keeps the message and sends it again.
+                        return PublishAction::Handled;
+                    }
+                }
+                Err(_) => return PublishAction::Handled,
+            }
+            PublishAction::Continue
+        })
+    }
+
+    fn on_client_disconnect<'a>(&'a self, event: ClientDisconnectEvent) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            let will = self.wills().remove(&event.client_id);
+            if let (true, Some((topic, payload))) = (event.unexpected, will)
+                && let Ok(committed) = self.ingest.submit(topic.to_string(), payload, now_ms()).await
+            {
+                let _ = committed.await;
+            }
+        })
+    }
+}

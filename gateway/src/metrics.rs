@@ -1,0 +1,31 @@
+//! Metric names, in one place. Exported in Prometheus format at `/metrics`.
+
+pub const RECEIVED: &str = "anxin_messages_received_total";
+pub const STORED: &str = "anxin_messages_stored_total";
+pub const DUPLICATES: &str = "anxin_messages_duplicate_total";
+pub const STATUSES: &str = "anxin_status_messages_total";
+pub const REJECTED: &str = "anxin_messages_rejected_total";
+pub const BATCH_SIZE: &str = "anxin_ingest_batch_size";
+pub const COMMIT_SECONDS: &str = "anxin_ingest_commit_seconds";
+pub const COMMIT_FAILURES: &str = "anxin_ingest_commit_failures_total";
+pub const ACK_LAG_SECONDS: &str = "anxin_ingest_ack_lag_seconds";
+pub const DEVICES_ONLINE: &str = "anxin_devices_online";
+pub const DEVICES_OFFLINE: &str = "anxin_devices_offline";
+pub const BROKER_CONNECTED: &str = "anxin_broker_connected";
+
+/// Describes every metric once, so `/metrics` carries help texts.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(RECEIVED, "Messages received from the broker");
+    describe_counter!(STORED, "Events and summaries stored for the first time");
+    describe_counter!(DUPLICATES, "Redelivered events and summaries (already stored)");
+    describe_counter!(STATUSES, "Status messages applied (online, offline, Last Will)");
+    describe_counter!(REJECTED, "Messages refused, by reason");
+    describe_histogram!(BATCH_SIZE, "Messages per committed batch");
+    describe_histogram!(COMMIT_SECONDS, "Time to commit one batch");
+    describe_counter!(COMMIT_FAILURES, "Batch commits that failed and were retried");
+    describe_histogram!(ACK_LAG_SECONDS, "Time from receiving a message to its acknowledgement being released");
+    describe_gauge!(DEVICES_ONLINE, "Devices currently online");
+    describe_gauge!(DEVICES_OFFLINE, "Devices currently offline");
+    describe_gauge!(BROKER_CONNECTED, "1 while the gateway is connected to an external broker");
+}

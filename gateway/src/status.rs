@@ -1,0 +1,55 @@
+//! Background upkeep shared by every gateway: devices that went silent,
+//! the online/offline gauges, and retention of raw messages.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::metrics as m;
+use crate::store::{Store, now_ms};
+
+#[derive(Debug, Clone)]
+pub struct UpkeepConfig {
+    /// How often silent devices are looked for.
+    pub sweep_every: Duration,
+    /// How long raw messages and quarantine are kept.
+    pub retention: Duration,
+}
+
+impl Default for UpkeepConfig {
+    fn default() -> Self {
+        Self { sweep_every: Duration::from_secs(10), retention: Duration::from_secs(90 * 24 * 3_600) }
+    }
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run_upkeep(store: Store, config: UpkeepConfig, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(config.sweep_every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let retention_ms = i64::try_from(config.retention.as_millis()).unwrap_or(i64::MAX);
+    let mut last_expiry = None::<tokio::time::Instant>;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = ticker.tick() => {}
+        }
+        let now = now_ms();
+        match store.mark_silent_devices_offline(now).await {
+            Ok(silent) if !silent.is_empty() => tracing::info!(devices = ?silent, "offline: 3 summaries missed"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot check for silent devices"),
+        }
+        if let Ok(counts) = store.device_status_counts().await {
+            metrics::gauge!(m::DEVICES_ONLINE).set(counts.online as f64);
+            metrics::gauge!(m::DEVICES_OFFLINE).set(counts.offline as f64);
+        }
+        if last_expiry.is_none_or(|at| at.elapsed() >= Duration::from_secs(3_600)) {
+            last_expiry = Some(tokio::time::Instant::now());
+            match store.expire_before(now.saturating_sub(retention_ms)).await {
+                Ok(0) => {}
+                Ok(expired) => tracing::info!(expired, "raw messages past retention deleted"),
+                Err(error) => tracing::warn!(%error, "cannot expire old messages"),
+            }
+        }
+    }
+}

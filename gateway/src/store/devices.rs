@@ -1,0 +1,126 @@
+//! Devices: the registry that binds a device to an elder's home, and what is
+//! known of each device's health.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError};
+
+/// A device as staff see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceRecord {
+    pub device_id: String,
+    /// `None`: unclaimed — heard from, not yet paired to an elder.
+    pub elder_id: Option<i64>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub message_count: i64,
+    pub online: bool,
+    pub status_changed_at: i64,
+    /// Why it is offline: `last_will` or `missed_summaries`.
+    pub offline_reason: Option<String>,
+    pub firmware: Option<String>,
+    pub battery: Option<i64>,
+    pub rssi: Option<i64>,
+    pub temp_dc: Option<i64>,
+    pub summary_interval_s: Option<i64>,
+}
+
+/// Devices online and offline, for the metrics gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceStatusCounts {
+    pub online: i64,
+    pub offline: i64,
+}
+
+const DEVICE_COLUMNS: &str = "device_id, elder_id, first_seen, last_seen, message_count, online, status_changed_at,
+    offline_reason, firmware, battery, rssi, temp_dc, summary_interval_s";
+
+fn device(row: &AnyRow) -> Result<DeviceRecord, sqlx::Error> {
+    Ok(DeviceRecord {
+        device_id: row.try_get("device_id")?,
+        elder_id: row.try_get("elder_id")?,
+        first_seen: row.try_get("first_seen")?,
+        last_seen: row.try_get("last_seen")?,
+        message_count: row.try_get("message_count")?,
+        online: row.try_get::<i64, _>("online")? == 1,
+        status_changed_at: row.try_get("status_changed_at")?,
+        offline_reason: row.try_get("offline_reason")?,
+        firmware: row.try_get("firmware")?,
+        battery: row.try_get("battery")?,
+        rssi: row.try_get("rssi")?,
+        temp_dc: row.try_get("temp_dc")?,
+        summary_interval_s: row.try_get("summary_interval_s")?,
+    })
+}
+
+impl Store {
+    /// Every device, or only the unclaimed ones, by id.
+    pub async fn devices(&self, unclaimed_only: bool) -> Result<Vec<DeviceRecord>, StoreError> {
+        let rows = if unclaimed_only {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {DEVICE_COLUMNS} FROM devices WHERE elder_id IS NULL ORDER BY device_id"
+            )))
+            .fetch_all(&self.pool)
+            .await?
+        } else {
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM devices ORDER BY device_id")))
+                .fetch_all(&self.pool)
+                .await?
+        };
+        Ok(rows.iter().map(device).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn device(&self, device_id: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = $1")))
+            .bind(device_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(device).transpose()?)
+    }
+
+    /// Binds a device to an elder's home. A device not heard from yet is
+    /// registered ahead of its first message.
+    pub async fn pair_device(&self, device_id: &str, elder_id: i64, now: i64) -> Result<(), StoreError> {
+        if self.elder(elder_id).await?.is_none() {
+            return Err(StoreError::NotFound(format!("there is no elder with id {elder_id}")));
+        }
+        sqlx::query(
+            "INSERT INTO devices (device_id, elder_id, paired_at, first_seen, last_seen, online, status_changed_at)
+             VALUES ($1, $2, $3, $3, $3, 0, $3)
+             ON CONFLICT (device_id) DO UPDATE SET elder_id = excluded.elder_id, paired_at = excluded.paired_at",
+        )
+        .bind(device_id)
+        .bind(elder_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks offline every online device that has missed 3 summary intervals
+    /// (5 minutes assumed before its first summary). Returns the devices it
+    /// marked. Runs on any gateway; the update is idempotent.
+    pub async fn mark_silent_devices_offline(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE devices SET online = 0, status_changed_at = $1, offline_reason = 'missed_summaries'
+             WHERE online = 1
+               AND COALESCE(last_summary_at, last_seen) + 3 * 1000 * COALESCE(summary_interval_s, 300) < $1
+             RETURNING device_id",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|row| row.try_get("device_id")).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn device_status_counts(&self) -> Result<DeviceStatusCounts, StoreError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(SUM(online), 0) AS online, COALESCE(SUM(1 - online), 0) AS offline FROM devices",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(DeviceStatusCounts { online: row.try_get("online")?, offline: row.try_get("offline")? })
+    }
+}

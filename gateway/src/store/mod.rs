@@ -1,0 +1,166 @@
+//! The store: one schema, two dialects (`migrations/sqlite`, `migrations/postgres`),
+//! the same queries on both through sqlx's `Any` driver.
+//!
+//! Invariants:
+//! - Times are UTC epoch milliseconds (`i64`); booleans are 0/1 integers.
+//!   The Any driver decodes only integers, reals, text and blobs on SQLite.
+//! - Every query here is plain SQL understood by both SQLite and PostgreSQL
+//!   (`$N` placeholders, `ON CONFLICT … DO UPDATE/NOTHING`, `excluded`).
+//! - SQLite runs in WAL mode with `synchronous=FULL`: a commit survives power
+//!   loss, not only a crash. Ingest batches its commits, so FULL costs little
+//!   (ARCHITECTURE.md has the figures).
+
+mod devices;
+mod elders;
+mod ingest;
+mod maintenance;
+mod messages;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use devices::{DeviceRecord, DeviceStatusCounts};
+pub use elders::{Elder, NewElder};
+pub use ingest::{BatchOutcome, StoredMessage};
+pub use messages::{MessageCursor, MessageRecord};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file (created with its folder if missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL, `postgres://user@host:port/db`.
+    Postgres(String),
+}
+
+impl Database {
+    /// `postgres://…` / `postgresql://…`, `sqlite://PATH`, or a plain file path.
+    pub fn parse(text: &str) -> Database {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Database::Postgres(text.to_string())
+        } else {
+            Database::Sqlite(PathBuf::from(text.strip_prefix("sqlite://").unwrap_or(text)))
+        }
+    }
+
+    /// The SQLite file inside a data folder.
+    pub fn in_data_dir(data_dir: &Path) -> Database {
+        Database::Sqlite(data_dir.join("anxin.sqlite3"))
+    }
+
+    /// For logs: never prints a password.
+    pub fn describe(&self) -> String {
+        match self {
+            Database::Sqlite(path) => format!("SQLite {}", path.display()),
+            Database::Postgres(url) => match url.split_once('@') {
+                Some((_, host)) => format!("PostgreSQL {host}"),
+                None => format!("PostgreSQL {url}"),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the data folder {path}: {source}")]
+    DataFolder { path: PathBuf, source: std::io::Error },
+    #[error("cannot open {what}: {source}")]
+    Open { what: String, source: sqlx::Error },
+    #[error("cannot apply database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// A handle to the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens the database and brings its schema up to date.
+    pub async fn open(database: &Database) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) = match database {
+            Database::Sqlite(path) => {
+                if let Some(folder) = path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(folder)
+                        .map_err(|source| StoreError::DataFolder { path: folder.to_path_buf(), source })?;
+                }
+                (format!("sqlite://{}?mode=rwc", path.display()), Backend::Sqlite)
+            }
+            Database::Postgres(url) => (url.clone(), Backend::Postgres),
+        };
+        let open_error = |source| StoreError::Open { what: database.describe(), source };
+        let options = AnyConnectOptions::from_str(&url).map_err(open_error)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 8,
+            })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Design: WAL + FULL so a PUBACKed message survives power loss.
+                        connection.execute("PRAGMA journal_mode = WAL").await?;
+                        connection.execute("PRAGMA synchronous = FULL").await?;
+                        connection.execute("PRAGMA busy_timeout = 10000").await?;
+                        connection.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Now, in the store's time unit.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_locations_parse_from_urls_and_paths() {
+        assert_eq!(Database::parse("postgres://u@h/db"), Database::Postgres("postgres://u@h/db".into()));
+        assert_eq!(Database::parse("sqlite://data/x.db"), Database::Sqlite("data/x.db".into()));
+        assert_eq!(Database::parse("x.db"), Database::Sqlite("x.db".into()));
+        assert_eq!(Database::parse("postgres://anxin:secret@db:5432/anxin").describe(), "PostgreSQL db:5432/anxin");
+    }
+}
