@@ -1,9 +1,10 @@
 //! The command line: subcommands, their flags and `--help` texts.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anxin_simulator::{Scenario, SimulateOptions, parse_broker_url};
-use anyhow::Context;
+use anxin_simulator::Scenario;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -12,18 +13,56 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "Anxin (安心): remote monitoring and visit records for elders in special difficulty",
     long_about = "Anxin watches over elders who live alone: sensor nodes in their homes report activity, \
-                  doors, smoke, the help button and temperature over MQTT; Anxin turns that into alerts \
-                  for on-call staff and into remote check-ins that count towards the monthly visit rate.\n\n\
-                  Today this build has the wire contract, the sensor-node firmware and the home simulator; \
-                  the gateway (`anxin serve`) and the console arrive next."
+                  doors, smoke, the help button and temperature over MQTT; Anxin stores every message, \
+                  knows which devices are alive, and (next) turns that into alerts for on-call staff and \
+                  remote check-ins that count towards the monthly visit rate.\n\n\
+                  Start with `anxin serve`: embedded MQTT broker, gateway and console in one process, \
+                  data in a SQLite file under ./data. Settings come from defaults, then --config FILE \
+                  (TOML, the flags' long names with underscores), then ANXIN_* variables, then flags."
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub storage: StorageArgs,
     #[command(subcommand)]
-    command: Command,
+    pub command: Command,
+}
+
+/// Where the data is; shared by every command that touches it.
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// Configuration file (TOML): data_dir, database, mqtt_listen, http_listen, broker, broker_username,
+    /// broker_password, gateway_id, retention_days
+    #[arg(long, env = "ANXIN_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Folder for the SQLite database [default: ./data]
+    #[arg(long, env = "ANXIN_DATA_DIR", global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Use PostgreSQL instead of SQLite, e.g. postgres://anxin@db.example/anxin
+    #[arg(long, env = "ANXIN_DATABASE", global = true, value_name = "URL", hide_env_values = true)]
+    pub database: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+pub enum Command {
+    /// Run everything in one process: embedded MQTT broker (or --broker), gateway and console
+    Serve(ServeArgs),
+    /// Run only the gateway against an external broker; several gateways share the load
+    #[command(long_about = "Runs the gateway alone against an external MQTT broker (Mosquitto, EMQX) and \
+        the database. Several gateways, each with its own --gateway-id, share one MQTT v5 shared \
+        subscription and keep their state in the database, so any of them can take any message. \
+        Serves /metrics and /healthz on --http-listen.")]
+    Gateway(GatewayArgs),
+    /// Run only the console (web pages and API) against the database
+    Console(ConsoleArgs),
+    /// Registered and unclaimed devices
+    #[command(subcommand)]
+    Devices(DevicesCommand),
+    /// The elders watched over
+    #[command(subcommand)]
+    Elders(EldersCommand),
+    /// Stored events and summaries
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Simulate homes with sensor nodes publishing to an MQTT broker (demo driver and load generator)
     #[command(long_about = "Runs N simulated homes, each the sensor-node firmware's own logic with a daily routine \
         (asleep at night, active by day, the door now and then), one MQTT connection per home. \
@@ -32,72 +71,168 @@ enum Command {
     Simulate(SimulateArgs),
 }
 
+/// How the gateway reaches an external broker.
 #[derive(Debug, Args)]
-struct SimulateArgs {
+pub struct BrokerArgs {
+    /// Username for the external broker
+    #[arg(long, env = "ANXIN_BROKER_USERNAME")]
+    pub broker_username: Option<String>,
+    /// Password for the external broker
+    #[arg(long, env = "ANXIN_BROKER_PASSWORD", hide_env_values = true)]
+    pub broker_password: Option<String>,
+    /// This gateway's fixed MQTT client id; its persistent session survives restarts.
+    /// Each gateway sharing a broker needs its own [default: anxin-gateway]
+    #[arg(long, env = "ANXIN_GATEWAY_ID")]
+    pub gateway_id: Option<String>,
+    /// Days raw messages are kept (hourly rollups stay) [default: 90]
+    #[arg(long, env = "ANXIN_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the embedded MQTT broker listens [default: 127.0.0.1:1883]
+    #[arg(long, env = "ANXIN_MQTT_LISTEN", value_name = "ADDR")]
+    pub mqtt_listen: Option<SocketAddr>,
+    /// Where the console listens [default: 127.0.0.1:8080]
+    #[arg(long, env = "ANXIN_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+    /// Use this external broker instead of the embedded one
+    #[arg(long, env = "ANXIN_BROKER", value_name = "mqtt://HOST:PORT")]
+    pub broker: Option<String>,
+    #[command(flatten)]
+    pub broker_args: BrokerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// The external MQTT broker
+    #[arg(long, env = "ANXIN_BROKER", value_name = "mqtt://HOST:PORT")]
+    pub broker: Option<String>,
+    /// Where /metrics and /healthz are served [default: 127.0.0.1:9464]
+    #[arg(long, env = "ANXIN_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub broker_args: BrokerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Where the console listens [default: 127.0.0.1:8080]
+    #[arg(long, env = "ANXIN_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevicesCommand {
+    /// List devices with their state, battery and signal
+    List {
+        /// Only devices heard from but not yet paired to an elder
+        #[arg(long)]
+        unclaimed: bool,
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bind a device to an elder's home
+    Pair {
+        device_id: String,
+        /// The elder's id (see `anxin elders list`)
+        #[arg(long)]
+        elder: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EldersCommand {
+    /// Register an elder
+    Add(ElderAddArgs),
+    /// List elders
+    List {
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ElderAddArgs {
+    /// Name (被探访人姓名)
+    #[arg(long)]
+    pub name: String,
+    /// County, city or district (县(市、区))
+    #[arg(long)]
+    pub county: String,
+    /// Township or street (乡镇(街道))
+    #[arg(long)]
+    pub township: String,
+    /// Village or residents' committee (村(居))
+    #[arg(long)]
+    pub village: String,
+    /// Home address (家庭住址)
+    #[arg(long)]
+    pub address: String,
+    /// Phone (联系电话)
+    #[arg(long)]
+    pub phone: Option<String>,
+    /// Emergency contact's name (紧急联系人)
+    #[arg(long)]
+    pub emergency_contact: Option<String>,
+    /// Emergency contact's phone
+    #[arg(long)]
+    pub emergency_phone: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print stored events and summaries as they arrive (Ctrl-C to stop)
+    Tail {
+        /// Only this device
+        #[arg(long)]
+        device: Option<String>,
+        /// How many recent messages to show first
+        #[arg(long, default_value_t = 10)]
+        last: i64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
     /// MQTT broker to publish to
     #[arg(long, env = "ANXIN_BROKER", default_value = "mqtt://127.0.0.1:1883", value_name = "mqtt://HOST:PORT")]
-    broker: String,
+    pub broker: String,
     /// Number of homes
     #[arg(long, default_value_t = 10)]
-    homes: usize,
+    pub homes: usize,
     /// How long to run, in real time (e.g. 90s, 10m, 1h)
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    duration: Duration,
+    pub duration: Duration,
     /// Simulated seconds per real second (60: an hour passes in a minute)
     #[arg(long, default_value_t = 1.0)]
-    speed: f64,
+    pub speed: f64,
     /// Summary (heartbeat) interval of each node, in simulated time
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
-    summary_interval: Duration,
+    pub summary_interval: Duration,
     /// Simulated hour of day at which the run starts (0-23)
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(0..24))]
-    start_hour: u32,
+    pub start_hour: u32,
     /// A scripted scenario, KIND:HOME[@TIME], repeatable. KIND is smoke, help, silent (no activity),
     /// door-night (door left open at night), cold (room at 8 °C) or offline (the node dies);
     /// TIME is simulated time since the start, e.g. smoke:3@10m
     #[arg(long = "scenario", value_name = "KIND:HOME[@TIME]")]
-    scenarios: Vec<Scenario>,
+    pub scenarios: Vec<Scenario>,
     /// Device ids are PREFIX-00001, PREFIX-00002, …
     #[arg(long, default_value = "sim")]
-    id_prefix: String,
+    pub id_prefix: String,
     /// Seed for the homes' routines: the same seed gives the same homes
     #[arg(long, default_value_t = 1)]
-    seed: u64,
+    pub seed: u64,
     /// Allow a broker that is not on this machine (refused by default)
     #[arg(long)]
-    allow_remote: bool,
+    pub allow_remote: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     anxin_simulator::scenario::parse_duration(text)
         .ok_or_else(|| format!("{text:?} is not a duration; use a number and s, m or h, e.g. 90s, 10m, 2h"))
-}
-
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Simulate(args) => simulate(args),
-    }
-}
-
-fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
-    let (broker_host, broker_port) = parse_broker_url(&args.broker)?;
-    let options = SimulateOptions {
-        broker_host,
-        broker_port,
-        homes: args.homes,
-        duration: args.duration,
-        speed: args.speed,
-        summary_interval: args.summary_interval,
-        start_hour: args.start_hour,
-        scenarios: args.scenarios,
-        id_prefix: args.id_prefix,
-        seed: args.seed,
-        allow_remote: args.allow_remote,
-    };
-    options.validate()?;
-    let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
-    tracing::info!(homes = options.homes, broker = %args.broker, "simulating");
-    let report = runtime.block_on(anxin_simulator::run(options))?;
-    println!("{report}");
-    Ok(())
 }

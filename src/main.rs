@@ -1,7 +1,11 @@
-//! `anxin`: one binary for the whole system. This file only composes: each
-//! subcommand hands its settings to the crate that owns the work.
+//! `anxin`: one binary for the whole system. This package only composes:
+//! each subcommand hands its settings to the crate that owns the work.
 
+mod admin;
 mod cli;
+mod run;
+mod settings;
+mod simulate;
 
 use clap::Parser;
 
@@ -9,15 +13,32 @@ fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ANXIN_LOG").unwrap_or_else(|_| "warn,anxin=info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("ANXIN_LOG")
+                .unwrap_or_else(|_| "warn,anxin=info,anxin_gateway=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli::run(cli) {
+    let result =
+        tokio::runtime::Runtime::new().map_err(anyhow::Error::from).and_then(|runtime| runtime.block_on(dispatch(cli)));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
+    use cli::Command;
+    let file = settings::FileSettings::load(cli.storage.config.as_deref())?;
+    match cli.command {
+        Command::Serve(args) => run::serve(&cli.storage, file, args).await,
+        Command::Gateway(args) => run::gateway(&cli.storage, file, args).await,
+        Command::Console(args) => run::console(&cli.storage, file, args).await,
+        Command::Devices(command) => admin::devices(&cli.storage, file, command).await,
+        Command::Elders(command) => admin::elders(&cli.storage, file, command).await,
+        Command::Events(command) => admin::events(&cli.storage, file, command).await,
+        Command::Simulate(args) => simulate::simulate(args).await,
     }
 }

@@ -17,6 +17,7 @@
 pub mod broker;
 pub mod ingest;
 pub mod metrics;
+pub mod registry;
 pub mod status;
 pub mod store;
 

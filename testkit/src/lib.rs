@@ -1,5 +1,9 @@
 //! Test helpers that start the real things Anxin's tests talk to.
 //!
+//! [`PostgresDatabase`] is a fresh database on a real PostgreSQL server: the
+//! one the test script provides (`ANXIN_TEST_POSTGRES`, a URL to the server),
+//! or else the one on 127.0.0.1:5432. It is dropped with its handle.
+//!
 //! [`Broker`] is a real Mosquitto: the one the test script started (its
 //! address in `ANXIN_TEST_MQTT`), or else a private one on a free loopback
 //! port with its own folder, stopped when the handle drops. Tests never use
@@ -141,4 +145,61 @@ fn find_program(name: &str) -> Option<PathBuf> {
         .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
         .map(|folder| folder.join(name))
         .find(|candidate| candidate.is_file())
+}
+
+/// A fresh, empty PostgreSQL database for one test.
+#[derive(Debug)]
+pub struct PostgresDatabase {
+    /// `postgres://…/anxin_test_…`
+    pub url: String,
+    server: String,
+    name: String,
+}
+
+impl PostgresDatabase {
+    /// Creates `anxin_test_{pid}_{n}` on the test server.
+    pub async fn create() -> PostgresDatabase {
+        use sqlx::Connection;
+        let server = std::env::var("ANXIN_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!("anxin_test_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let mut connection = sqlx::PgConnection::connect(&server).await.unwrap_or_else(|e| {
+            panic!(
+                "no PostgreSQL at {server} ({e}); run the test command from the README (scripts/test), which starts one"
+            )
+        });
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+            .execute(&mut connection)
+            .await
+            .expect("drop stale test database");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut connection)
+            .await
+            .expect("create test database");
+        let url = match server.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => format!("{server}/{name}"),
+        };
+        PostgresDatabase { url, server, name }
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Drop is not async: a short-lived runtime on its own thread.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut connection) = sqlx::PgConnection::connect(&server).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                        .execute(&mut connection)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
 }

@@ -19,9 +19,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mqtt5::broker::config::{BrokerConfig, StorageBackend, StorageConfig};
-use mqtt5::broker::events::{BrokerEventHandler, ClientConnectEvent, ClientDisconnectEvent, ClientPublishEvent, PublishAction};
 use mqtt5::broker::MqttBroker;
+use mqtt5::broker::config::{BrokerConfig, StorageBackend, StorageConfig};
+use mqtt5::broker::events::{
+    BrokerEventHandler, ClientConnectEvent, ClientDisconnectEvent, ClientPublishEvent, PublishAction,
+};
 
 use crate::ingest::Ingest;
 use crate::store::now_ms;
@@ -92,14 +94,17 @@ impl EmbeddedBroker {
     }
 }
 
+/// A client's Last Will: topic and payload.
+type Will = (Arc<str>, Vec<u8>);
+
 struct IngestHook {
     ingest: Ingest,
-    /// Each connected client's Last Will: `(topic, payload)`.
-    wills: Mutex<HashMap<Arc<str>, (Arc<str>, Vec<u8>)>>,
+    /// Each connected device's Last Will, by client id.
+    wills: Mutex<HashMap<Arc<str>, Will>>,
 }
 
 impl IngestHook {
-    fn wills(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, (Arc<str>, Vec<u8>)>> {
+    fn wills(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Will>> {
         self.wills.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
@@ -118,7 +123,10 @@ impl BrokerEventHandler for IngestHook {
         })
     }
 
-    fn on_client_publish<'a>(&'a self, event: ClientPublishEvent) -> Pin<Box<dyn Future<Output = PublishAction> + Send + 'a>> {
+    fn on_client_publish<'a>(
+        &'a self,
+        event: ClientPublishEvent,
+    ) -> Pin<Box<dyn Future<Output = PublishAction> + Send + 'a>> {
         Box::pin(async move {
             if !event.topic.starts_with("anxin/v1/dev/") {
                 // Not a device topic: the gateway's own alert topics, or other
@@ -140,7 +148,10 @@ impl BrokerEventHandler for IngestHook {
         })
     }
 
-    fn on_client_disconnect<'a>(&'a self, event: ClientDisconnectEvent) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    fn on_client_disconnect<'a>(
+        &'a self,
+        event: ClientDisconnectEvent,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             let will = self.wills().remove(&event.client_id);
             if let (true, Some((topic, payload))) = (event.unexpected, will)

@@ -41,7 +41,9 @@ pub fn check(topic: &str, payload: &[u8]) -> Checked {
     };
     match decode(parsed.channel, payload) {
         Ok(decoded) => match std::str::from_utf8(payload) {
-            Ok(text) => Checked::Accepted(Accepted { device_id: parsed.device_id, payload: decoded, text: text.to_string() }),
+            Ok(text) => {
+                Checked::Accepted(Accepted { device_id: parsed.device_id, payload: decoded, text: text.to_string() })
+            }
             // Unreachable for a payload that decoded, but not worth a panic.
             Err(_) => reject("not_json", "payload is not UTF-8".into()),
         },

@@ -77,7 +77,8 @@ impl Ingest {
     pub fn start(store: Store, config: IngestConfig) -> (Ingest, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(config.queue);
         let (stored, _) = broadcast::channel(1_024);
-        let writer = Writer { store, config, receiver, stored: stored.clone(), log: LogLimiter::new(Duration::from_secs(60)) };
+        let writer =
+            Writer { store, config, receiver, stored: stored.clone(), log: LogLimiter::new(Duration::from_secs(60)) };
         (Ingest { sender, stored }, tokio::spawn(writer.run()))
     }
 

@@ -73,10 +73,11 @@ impl Store {
     }
 
     pub async fn device(&self, device_id: &str) -> Result<Option<DeviceRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = $1")))
-            .bind(device_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE device_id = $1")))
+                .bind(device_id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.as_ref().map(device).transpose()?)
     }
 
@@ -117,7 +118,9 @@ impl Store {
 
     pub async fn device_status_counts(&self) -> Result<DeviceStatusCounts, StoreError> {
         let row = sqlx::query(
-            "SELECT COALESCE(SUM(online), 0) AS online, COALESCE(SUM(1 - online), 0) AS offline FROM devices",
+            // COUNT, not SUM: PostgreSQL sums BIGINT into NUMERIC, which Any cannot decode.
+            "SELECT COUNT(CASE WHEN online = 1 THEN 1 END) AS online, COUNT(CASE WHEN online = 0 THEN 1 END) AS offline
+             FROM devices",
         )
         .fetch_one(&self.pool)
         .await?;

@@ -156,7 +156,11 @@ async fn note_device_message(
 }
 
 /// Online/offline from the status channel (the Last Will included).
-async fn apply_status(transaction: &mut Transaction<'_, Any>, accepted: &Accepted, received_at: i64) -> Result<(), StoreError> {
+async fn apply_status(
+    transaction: &mut Transaction<'_, Any>,
+    accepted: &Accepted,
+    received_at: i64,
+) -> Result<(), StoreError> {
     let Payload::Status(status) = &accepted.payload else { return Ok(()) };
     let online = status.state == StatusState::Online;
     sqlx::query(
@@ -183,7 +187,11 @@ async fn apply_status(transaction: &mut Transaction<'_, Any>, accepted: &Accepte
 }
 
 /// Adds a summary to its device's hourly rollup (by receive time: device clocks are not trusted).
-async fn roll_up(transaction: &mut Transaction<'_, Any>, accepted: &Accepted, received_at: i64) -> Result<(), StoreError> {
+async fn roll_up(
+    transaction: &mut Transaction<'_, Any>,
+    accepted: &Accepted,
+    received_at: i64,
+) -> Result<(), StoreError> {
     let Payload::Summary(summary) = &accepted.payload else { return Ok(()) };
     let temp = summary.temp_dc.map(i64::from);
     sqlx::query(
@@ -210,7 +218,11 @@ async fn roll_up(transaction: &mut Transaction<'_, Any>, accepted: &Accepted, re
     Ok(())
 }
 
-async fn quarantine(transaction: &mut Transaction<'_, Any>, rejected: &Rejected, received_at: i64) -> Result<(), StoreError> {
+async fn quarantine(
+    transaction: &mut Transaction<'_, Any>,
+    rejected: &Rejected,
+    received_at: i64,
+) -> Result<(), StoreError> {
     let payload = (rejected.payload.len() <= QUARANTINE_PAYLOAD_MAX).then_some(rejected.payload.as_slice());
     sqlx::query(
         "INSERT INTO quarantine (received_at, topic, reason, detail, payload, payload_len) VALUES ($1, $2, $3, $4, $5, $6)",

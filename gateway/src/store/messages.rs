@@ -113,7 +113,14 @@ impl Store {
         .await?;
         Ok(rows
             .iter()
-            .map(|row| Ok((row.try_get("hour_start")?, row.try_get("summaries")?, row.try_get("motion")?, row.try_get("door_opens")?)))
+            .map(|row| {
+                Ok((
+                    row.try_get("hour_start")?,
+                    row.try_get("summaries")?,
+                    row.try_get("motion")?,
+                    row.try_get("door_opens")?,
+                ))
+            })
             .collect::<Result<_, sqlx::Error>>()?)
     }
 }

@@ -1,0 +1,193 @@
+//! The store's queries, on SQLite and on PostgreSQL alike.
+
+use anxin_gateway::ingest::{Checked, check};
+use anxin_gateway::store::{MessageCursor, NewElder};
+
+use crate::{Backend, fresh_store, on_both_backends};
+
+on_both_backends!(
+    a_message_is_stored_once_however_often_it_arrives,
+    an_unknown_device_becomes_unclaimed_and_its_messages_are_kept,
+    pairing_binds_later_messages_to_the_elders_home,
+    bad_input_is_quarantined_by_reason_beside_good_input,
+    status_and_last_will_set_the_device_online_and_offline,
+    summaries_roll_up_per_hour_and_update_device_health,
+    a_device_silent_for_three_intervals_is_marked_offline,
+    raw_messages_expire_but_rollups_stay,
+    the_tail_cursor_returns_each_message_once_in_order,
+);
+
+const HOUR: i64 = 3_600_000;
+const T0: i64 = 1_780_000_000_000 - 1_780_000_000_000 % HOUR;
+
+fn event(device: &str, boot: u32, seq: u32, kind: &str, state: &str) -> Checked {
+    let payload = format!(r#"{{"v":1,"boot":{boot},"seq":{seq},"up":{},"kind":"{kind}","state":"{state}"}}"#, seq * 10);
+    check(&format!("anxin/v1/dev/{device}/event"), payload.as_bytes())
+}
+
+fn summary(device: &str, seq: u32, motion: u16, temp_dc: i16) -> Checked {
+    let payload = format!(
+        r#"{{"v":1,"boot":7,"seq":{seq},"up":{},"interval_s":300,"motion":{motion},"door_opens":1,"temp_dc":{temp_dc},"battery":77,"rssi":-60}}"#,
+        seq * 300_000
+    );
+    check(&format!("anxin/v1/dev/{device}/summary"), payload.as_bytes())
+}
+
+fn new_elder() -> NewElder {
+    NewElder {
+        name: "王秀英".into(),
+        county: "振兴区".into(),
+        township: "站前街道".into(),
+        village: "锦山社区".into(),
+        address: "锦山大街 12 号 3 单元 501".into(),
+        phone: Some("13904150001".into()),
+        emergency_contact: Some("王建国".into()),
+        emergency_phone: Some("13904150002".into()),
+    }
+}
+
+async fn a_message_is_stored_once_however_often_it_arrives(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let help = event("node-a", 1, 1, "help", "pressed");
+    let first = store.commit_batch(&[(help.clone(), T0)]).await.unwrap();
+    assert_eq!((first.stored.len(), first.duplicates), (1, 0));
+    // Redelivered, alone and inside a batch with itself.
+    let again = store.commit_batch(&[(help.clone(), T0 + 1), (help.clone(), T0 + 2)]).await.unwrap();
+    assert_eq!((again.stored.len(), again.duplicates), (0, 2));
+    // Same seq after a reboot is a different message.
+    let rebooted = store.commit_batch(&[(event("node-a", 2, 1, "help", "pressed"), T0 + 3)]).await.unwrap();
+    assert_eq!(rebooted.stored.len(), 1);
+    assert_eq!(store.message_count().await.unwrap(), 2);
+    assert_eq!(store.device("node-a").await.unwrap().unwrap().message_count, 2);
+}
+
+async fn an_unknown_device_becomes_unclaimed_and_its_messages_are_kept(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    store.commit_batch(&[(event("stranger", 1, 0, "door", "open"), T0)]).await.unwrap();
+    let unclaimed = store.devices(true).await.unwrap();
+    assert_eq!(unclaimed.len(), 1);
+    assert_eq!(
+        (unclaimed[0].device_id.as_str(), unclaimed[0].elder_id, unclaimed[0].first_seen),
+        ("stranger", None, T0)
+    );
+    let kept = store.latest_messages(Some("stranger"), 10).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].elder_id, None);
+}
+
+async fn pairing_binds_later_messages_to_the_elders_home(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    store.commit_batch(&[(event("node-p", 1, 0, "door", "open"), T0)]).await.unwrap();
+    let elder = store.add_elder(&new_elder(), T0).await.unwrap();
+    assert_eq!(store.elders().await.unwrap(), vec![elder.clone()]);
+    store.pair_device("node-p", elder.id, T0 + 1).await.unwrap();
+    // A device paired before it was ever heard from is registered too.
+    store.pair_device("node-q", elder.id, T0 + 1).await.unwrap();
+    assert!(store.devices(true).await.unwrap().is_empty());
+    store.commit_batch(&[(event("node-p", 1, 1, "door", "closed"), T0 + 2)]).await.unwrap();
+    let messages = store.latest_messages(Some("node-p"), 10).await.unwrap();
+    assert_eq!(messages.iter().map(|m| m.elder_id).collect::<Vec<_>>(), [None, Some(elder.id)]);
+    let error = store.pair_device("node-p", 999, T0).await.unwrap_err();
+    assert_eq!(error.to_string(), "there is no elder with id 999");
+}
+
+async fn bad_input_is_quarantined_by_reason_beside_good_input(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let batch = [
+        (check("anxin/v1/dev/n/event", b"not json"), T0),
+        (event("n", 1, 0, "smoke", "alarm"), T0),
+        (check("anxin/v1/dev/BAD/event", b"{}"), T0),
+        (check("anxin/v1/dev/n/event", &vec![b'x'; 10_000]), T0),
+        (event("n", 1, 1, "smoke", "clear"), T0),
+    ];
+    let outcome = store.commit_batch(&batch).await.unwrap();
+    assert_eq!((outcome.stored.len(), outcome.rejected), (2, 3));
+    assert_eq!(
+        store.quarantine_counts().await.unwrap(),
+        [("bad_device_id".into(), 1), ("not_json".into(), 1), ("too_large".into(), 1)]
+    );
+}
+
+async fn status_and_last_will_set_the_device_online_and_offline(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let online = check("anxin/v1/dev/n/status", br#"{"v":1,"boot":5,"state":"online","fw":"1.2.3"}"#);
+    store.commit_batch(&[(online, T0)]).await.unwrap();
+    let device = store.device("n").await.unwrap().unwrap();
+    assert!(device.online);
+    assert_eq!(device.firmware.as_deref(), Some("1.2.3"));
+    let will = check("anxin/v1/dev/n/status", br#"{"v":1,"state":"offline"}"#);
+    store.commit_batch(&[(will, T0 + 60_000)]).await.unwrap();
+    let device = store.device("n").await.unwrap().unwrap();
+    assert!(!device.online);
+    assert_eq!(device.offline_reason.as_deref(), Some("last_will"));
+    assert_eq!((device.status_changed_at, device.last_seen), (T0 + 60_000, T0), "a Last Will is not a sign of life");
+    // Any message brings it back online.
+    store.commit_batch(&[(summary("n", 1, 0, 200), T0 + 120_000)]).await.unwrap();
+    assert!(store.device("n").await.unwrap().unwrap().online);
+}
+
+async fn summaries_roll_up_per_hour_and_update_device_health(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let batch = [
+        (summary("n", 1, 3, 210), T0 + 5 * 60_000),
+        (summary("n", 2, 4, 190), T0 + 10 * 60_000),
+        (summary("n", 3, 5, 230), T0 + HOUR + 60_000),
+    ];
+    store.commit_batch(&batch).await.unwrap();
+    assert_eq!(store.hourly_activity("n").await.unwrap(), [(T0, 2, 7, 2), (T0 + HOUR, 1, 5, 1)]);
+    let device = store.device("n").await.unwrap().unwrap();
+    assert_eq!(
+        (device.battery, device.rssi, device.temp_dc, device.summary_interval_s),
+        (Some(77), Some(-60), Some(230), Some(300))
+    );
+}
+
+async fn a_device_silent_for_three_intervals_is_marked_offline(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    store.commit_batch(&[(summary("quiet", 1, 0, 200), T0), (summary("busy", 1, 0, 200), T0)]).await.unwrap();
+    store.commit_batch(&[(summary("busy", 2, 0, 200), T0 + 14 * 60_000)]).await.unwrap();
+    assert!(
+        store.mark_silent_devices_offline(T0 + 15 * 60_000).await.unwrap().is_empty(),
+        "exactly 3 intervals is not yet late"
+    );
+    assert_eq!(store.mark_silent_devices_offline(T0 + 15 * 60_000 + 1).await.unwrap(), ["quiet"]);
+    let quiet = store.device("quiet").await.unwrap().unwrap();
+    assert_eq!((quiet.online, quiet.offline_reason.as_deref()), (false, Some("missed_summaries")));
+    assert!(store.mark_silent_devices_offline(T0 + 15 * 60_000 + 2).await.unwrap().is_empty(), "marked once");
+    let counts = store.device_status_counts().await.unwrap();
+    assert_eq!((counts.online, counts.offline), (1, 1));
+}
+
+async fn raw_messages_expire_but_rollups_stay(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    store.commit_batch(&[(summary("n", 1, 2, 200), T0), (summary("n", 2, 2, 200), T0 + 2 * HOUR)]).await.unwrap();
+    assert_eq!(store.expire_before(T0 + HOUR).await.unwrap(), 1);
+    assert_eq!(store.message_count().await.unwrap(), 1);
+    assert_eq!(store.hourly_activity("n").await.unwrap().len(), 2);
+}
+
+async fn the_tail_cursor_returns_each_message_once_in_order(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let batch: Vec<_> = (0..5).map(|seq| (event("a", 1, seq, "door", "open"), T0 + i64::from(seq / 2))).collect();
+    store.commit_batch(&batch).await.unwrap();
+    store.commit_batch(&[(event("b", 1, 0, "help", "pressed"), T0)]).await.unwrap();
+    let mut cursor = MessageCursor::default();
+    let mut seen = Vec::new();
+    loop {
+        let page = store.messages_after(&cursor, None, 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        cursor = MessageCursor {
+            received_at: last.received_at,
+            device_id: last.device_id.clone(),
+            boot: last.boot,
+            seq: last.seq,
+        };
+        seen.extend(page.into_iter().map(|m| (m.device_id, m.seq)));
+    }
+    assert_eq!(
+        seen,
+        [("a".into(), 0), ("a".into(), 1), ("b".into(), 0), ("a".into(), 2), ("a".into(), 3), ("a".into(), 4)]
+    );
+    let only_b = store.messages_after(&MessageCursor::default(), Some("b"), 10).await.unwrap();
+    assert_eq!(only_b.len(), 1);
+}

@@ -1,0 +1,233 @@
+//! `anxin serve`, `anxin gateway` and `anxin console`: composing the gateway,
+//! the broker path, upkeep and the HTTP server, and shutting them down in
+//! order (stop taking messages → commit and acknowledge what is in flight →
+//! close the store).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anxin_gateway::broker::embedded::EmbeddedBroker;
+use anxin_gateway::broker::external::{self, ExternalBroker};
+use anxin_gateway::ingest::{Ingest, IngestConfig};
+use anxin_gateway::status::{UpkeepConfig, run_upkeep};
+use anxin_gateway::store::{Database, Store, StoreError};
+use anyhow::{Context, anyhow};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::sync::watch;
+
+use crate::cli::{BrokerArgs, ConsoleArgs, GatewayArgs, ServeArgs, StorageArgs};
+use crate::settings::{self, FileSettings};
+
+/// Resolved storage settings.
+struct Storage {
+    data_dir: PathBuf,
+    database: Database,
+}
+
+fn storage(args: &StorageArgs, file: &FileSettings) -> Storage {
+    let data_dir = args.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(|| settings::DEFAULT_DATA_DIR.into());
+    let database = settings::database(&data_dir, args.database.as_deref().or(file.database.as_deref()));
+    Storage { data_dir, database }
+}
+
+/// Opens the store with errors that say which flag to change.
+pub async fn open_store(args: &StorageArgs, file: &FileSettings) -> anyhow::Result<Store> {
+    let Storage { data_dir, database } = storage(args, file);
+    if let Database::Sqlite(_) = database {
+        check_writable(&data_dir)?;
+    }
+    Store::open(&database).await.map_err(|error| match error {
+        StoreError::DataFolder { .. } => anyhow!("{error}; choose another with --data-dir"),
+        StoreError::Open { .. } if matches!(database, Database::Postgres(_)) => anyhow!("{error}; check --database"),
+        other => anyhow!(other),
+    })
+}
+
+fn check_writable(data_dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)
+        .and_then(|()| {
+            let probe = data_dir.join(".anxin-write-check");
+            std::fs::write(&probe, b"")?;
+            std::fs::remove_file(probe)
+        })
+        .map_err(|error| {
+            anyhow!("the data folder {} is not writable ({error}); choose another with --data-dir", data_dir.display())
+        })
+}
+
+fn metrics_recorder() -> anyhow::Result<PrometheusHandle> {
+    anxin_gateway::metrics::describe();
+    PrometheusBuilder::new().install_recorder().context("install the metrics recorder")
+}
+
+async fn bind_http(listen: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|error| anyhow!("cannot listen for HTTP on {listen}: {error}; choose another with {flag}"))
+}
+
+fn upkeep_config(broker_args: &BrokerArgs, file: &FileSettings) -> UpkeepConfig {
+    let days = broker_args.retention_days.or(file.retention_days).unwrap_or(settings::DEFAULT_RETENTION_DAYS);
+    UpkeepConfig { retention: Duration::from_secs(u64::from(days) * 24 * 3_600), ..UpkeepConfig::default() }
+}
+
+fn external_broker(url: &str, broker_args: &BrokerArgs, file: &FileSettings) -> anyhow::Result<ExternalBroker> {
+    let (host, port) = anxin_simulator::parse_broker_url(url)?;
+    let client_id = broker_args
+        .gateway_id
+        .clone()
+        .or(file.gateway_id.clone())
+        .unwrap_or_else(|| settings::DEFAULT_GATEWAY_ID.into());
+    let mut broker = ExternalBroker::new(host, port, client_id);
+    broker.username = broker_args.broker_username.clone().or(file.broker_username.clone());
+    broker.password = broker_args.broker_password.clone().or(file.broker_password.clone());
+    Ok(broker)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+/// Serves `router` until `shutdown` turns true.
+fn spawn_http(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let graceful = async move {
+            let _ = shutdown.changed().await;
+        };
+        if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(graceful).await {
+            tracing::error!(%error, "HTTP server stopped");
+        }
+    })
+}
+
+pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeArgs) -> anyhow::Result<()> {
+    let metrics = metrics_recorder()?;
+    let store = open_store(storage_args, &file).await?;
+    let database = storage(storage_args, &file).database.describe();
+    let http_listen = args
+        .http_listen
+        .or(file.http_listen)
+        .unwrap_or_else(|| settings::DEFAULT_HTTP_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))));
+    let http = bind_http(http_listen, "--http-listen").await?;
+    let http_addr = http.local_addr()?;
+    let (shutdown, shutdown_watch) = watch::channel(false);
+    let (ingest, writer) = Ingest::start(store.clone(), IngestConfig::default());
+
+    let external_url = args.broker.clone().or(file.broker.clone());
+    let (mqtt_description, broker_path) = match &external_url {
+        None => {
+            let listen = args.mqtt_listen.or(file.mqtt_listen).unwrap_or_else(|| {
+                settings::DEFAULT_MQTT_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1883)))
+            });
+            let broker = EmbeddedBroker { listen }
+                .start(ingest.clone())
+                .await
+                .map_err(|error| anyhow!("{error}; choose another with --mqtt-listen"))?;
+            (format!("MQTT broker on {}", broker.local_addr), BrokerPath::Embedded(broker))
+        }
+        Some(url) => {
+            let broker = external_broker(url, &args.broker_args, &file)?;
+            let description = format!("MQTT from {url} as {}", broker.client_id);
+            let task = tokio::spawn(external::run(broker, ingest.clone(), shutdown_watch.clone()));
+            (description, BrokerPath::External(task))
+        }
+    };
+    let upkeep =
+        tokio::spawn(run_upkeep(store.clone(), upkeep_config(&args.broker_args, &file), shutdown_watch.clone()));
+    let http_task = spawn_http(http, anxin_console::router(metrics), shutdown_watch.clone());
+    println!("anxin serve: {mqtt_description}, console on http://{http_addr}, database {database}");
+
+    stop_signal().await;
+    tracing::info!("stopping: no new messages; committing and acknowledging what is in flight");
+    let _ = shutdown.send(true);
+    match broker_path {
+        BrokerPath::Embedded(broker) => broker.stop().await,
+        BrokerPath::External(task) => {
+            let _ = task.await;
+        }
+    }
+    drop(ingest);
+    let _ = writer.await;
+    let _ = tokio::join!(upkeep, http_task);
+    store.close().await;
+    println!("anxin serve: stopped");
+    Ok(())
+}
+
+enum BrokerPath {
+    Embedded(anxin_gateway::broker::embedded::RunningBroker),
+    External(tokio::task::JoinHandle<()>),
+}
+
+pub async fn gateway(storage_args: &StorageArgs, file: FileSettings, args: GatewayArgs) -> anyhow::Result<()> {
+    let url = args
+        .broker
+        .clone()
+        .or(file.broker.clone())
+        .context("`anxin gateway` needs --broker mqtt://HOST:PORT (or ANXIN_BROKER)")?;
+    let metrics = metrics_recorder()?;
+    let store = open_store(storage_args, &file).await?;
+    let database = storage(storage_args, &file).database.describe();
+    let http_listen = args.http_listen.unwrap_or_else(|| {
+        settings::DEFAULT_GATEWAY_HTTP_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9464)))
+    });
+    let http = bind_http(http_listen, "--http-listen").await?;
+    let http_addr = http.local_addr()?;
+    let broker = external_broker(&url, &args.broker_args, &file)?;
+    let (shutdown, shutdown_watch) = watch::channel(false);
+    let (ingest, writer) = Ingest::start(store.clone(), IngestConfig::default());
+    println!(
+        "anxin gateway: MQTT from {url} as {}, metrics on http://{http_addr}/metrics, database {database}",
+        broker.client_id
+    );
+    let receiver = tokio::spawn(external::run(broker, ingest.clone(), shutdown_watch.clone()));
+    let upkeep =
+        tokio::spawn(run_upkeep(store.clone(), upkeep_config(&args.broker_args, &file), shutdown_watch.clone()));
+    let http_task = spawn_http(http, anxin_console::operations_router(metrics), shutdown_watch.clone());
+
+    stop_signal().await;
+    tracing::info!("stopping: no new messages; committing and acknowledging what is in flight");
+    let _ = shutdown.send(true);
+    let _ = receiver.await;
+    drop(ingest);
+    let _ = writer.await;
+    let _ = tokio::join!(upkeep, http_task);
+    store.close().await;
+    println!("anxin gateway: stopped");
+    Ok(())
+}
+
+pub async fn console(storage_args: &StorageArgs, file: FileSettings, args: ConsoleArgs) -> anyhow::Result<()> {
+    let metrics = metrics_recorder()?;
+    let store = open_store(storage_args, &file).await?;
+    let http_listen = args
+        .http_listen
+        .or(file.http_listen)
+        .unwrap_or_else(|| settings::DEFAULT_HTTP_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))));
+    let http = bind_http(http_listen, "--http-listen").await?;
+    let (shutdown, shutdown_watch) = watch::channel(false);
+    println!("anxin console: on http://{}", http.local_addr()?);
+    let http_task = spawn_http(http, anxin_console::router(metrics), shutdown_watch);
+    stop_signal().await;
+    let _ = shutdown.send(true);
+    let _ = http_task.await;
+    store.close().await;
+    Ok(())
+}
