@@ -31,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct StorageArgs {
     /// Configuration file (TOML): data_dir, database, mqtt_listen, http_listen, broker, broker_username,
-    /// broker_password, gateway_id, retention_days
+    /// broker_password, gateway_id, share_group, retention_days
     #[arg(long, env = "ANXIN_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Folder for the SQLite database [default: ./data]
@@ -84,6 +84,11 @@ pub struct BrokerArgs {
     /// Each gateway sharing a broker needs its own [default: anxin-gateway]
     #[arg(long, env = "ANXIN_GATEWAY_ID")]
     pub gateway_id: Option<String>,
+    /// Join the MQTT v5 shared subscription of this group, so several gateways share the load
+    /// (e.g. anxin-gateways). Without it the gateway subscribes plainly, which Mosquitto keeps
+    /// across its own restarts; Mosquitto 2.0 does not keep shared subscriptions
+    #[arg(long, env = "ANXIN_SHARE_GROUP", value_name = "GROUP")]
+    pub share_group: Option<String>,
     /// Days raw messages are kept (hourly rollups stay) [default: 90]
     #[arg(long, env = "ANXIN_RETENTION_DAYS")]
     pub retention_days: Option<u32>,

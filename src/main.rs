@@ -14,7 +14,7 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ANXIN_LOG")
-                .unwrap_or_else(|_| "warn,anxin=info,anxin_gateway=info".into()),
+                .unwrap_or_else(|_| "warn,anxin=info,anxin_gateway=info,mqtt5=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -82,6 +82,7 @@ fn external_broker(url: &str, broker_args: &BrokerArgs, file: &FileSettings) -> 
     let mut broker = ExternalBroker::new(host, port, client_id);
     broker.username = broker_args.broker_username.clone().or(file.broker_username.clone());
     broker.password = broker_args.broker_password.clone().or(file.broker_password.clone());
+    broker.share_group = broker_args.share_group.clone().or(file.share_group.clone());
     Ok(broker)
 }
 

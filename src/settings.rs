@@ -20,6 +20,7 @@ pub struct FileSettings {
     pub broker_username: Option<String>,
     pub broker_password: Option<String>,
     pub gateway_id: Option<String>,
+    pub share_group: Option<String>,
     pub retention_days: Option<u32>,
 }
 

@@ -18,6 +18,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         id_prefix: args.id_prefix,
         seed: args.seed,
         allow_remote: args.allow_remote,
+        record_acks: false,
     };
     options.validate()?;
     tracing::info!(homes = options.homes, broker = %args.broker, "simulating");

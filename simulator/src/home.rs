@@ -42,7 +42,8 @@ pub async fn run_home(index: usize, options: &SimulateOptions, counters: &Counte
         firmware_version: "sim-0.1.0",
         backoff: Backoff::new(1_000, 60_000),
     };
-    let mut node: Node = Node::new(parsed_id, rng.u32(..), 0, config);
+    let boot = rng.u32(..);
+    let mut node: Node = Node::new(parsed_id, boot, 0, config);
     let routine = Routine::generate(&mut rng);
     let mut door = DoorPlan::default();
     let mut script = Script::new(options, index);
@@ -120,6 +121,10 @@ pub async fn run_home(index: usize, options: &SimulateOptions, counters: &Counte
                     if let Some(flight) = in_flight.filter(|flight| flight.packet_id == Some(ack.pkid)) {
                         node.on_published(flight.seq);
                         in_flight = None;
+                        if options.record_acks && let Some(seq) = flight.seq {
+                            let acked = crate::AckedMessage { device_id: device_id.clone(), boot, seq };
+                            counters.acked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(acked);
+                        }
                         counters.acknowledged.fetch_add(1, Ordering::Relaxed);
                         match flight.channel {
                             Channel::Event => counters.events.fetch_add(1, Ordering::Relaxed),

@@ -47,6 +47,9 @@ pub struct SimulateOptions {
     pub seed: u64,
     /// Permit a broker that is not on this machine.
     pub allow_remote: bool,
+    /// Keep every `(device, boot, seq)` the broker acknowledged, in the
+    /// report (for tests that check nothing acknowledged was lost).
+    pub record_acks: bool,
 }
 
 impl Default for SimulateOptions {
@@ -63,6 +66,7 @@ impl Default for SimulateOptions {
             id_prefix: "sim".into(),
             seed: 1,
             allow_remote: false,
+            record_acks: false,
         }
     }
 }
@@ -92,6 +96,16 @@ pub struct Counters {
     pub connections: AtomicU64,
     pub connection_failures: AtomicU64,
     pub dropped_by_outbox: AtomicU64,
+    /// Filled only with `record_acks`.
+    pub acked: std::sync::Mutex<Vec<AckedMessage>>,
+}
+
+/// A message the broker acknowledged to a simulated node.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AckedMessage {
+    pub device_id: String,
+    pub boot: u32,
+    pub seq: u32,
 }
 
 /// What a run did.
@@ -106,6 +120,8 @@ pub struct Report {
     pub connection_failures: u64,
     pub dropped_by_outbox: u64,
     pub still_queued: u64,
+    /// With `record_acks`: every event and summary acknowledged, sorted.
+    pub acked: Vec<AckedMessage>,
 }
 
 impl std::fmt::Display for Report {
@@ -207,6 +223,12 @@ pub async fn run(options: SimulateOptions) -> Result<Report, SimulateError> {
         connection_failures: load(&counters.connection_failures),
         dropped_by_outbox: load(&counters.dropped_by_outbox),
         still_queued,
+        acked: {
+            let mut acked =
+                std::mem::take(&mut *counters.acked.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            acked.sort();
+            acked
+        },
     })
 }
 

@@ -42,14 +42,51 @@ impl Broker {
     /// A private Mosquitto on `port` (or a free one), e.g. to bring a broker
     /// up where clients have been failing to connect.
     pub fn start_private_on(port: Option<u16>) -> Broker {
+        Self::launch(port, false)
+    }
+
+    /// A private Mosquitto with the persistence settings Anxin's deployment
+    /// guide asks for (`persistence true`, `autosave_interval 1`), so queued
+    /// QoS 1 messages for a gateway's session survive a broker restart.
+    pub fn start_persistent() -> Broker {
+        Self::launch(None, true)
+    }
+
+    /// Stops the broker gracefully (SIGTERM: Mosquitto saves its state) and
+    /// starts it again on the same port with the same folder.
+    pub fn restart(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(process.id().to_string()).status();
+            let _ = process.wait();
+        }
+        let folder = self.folder.clone().expect("only a private broker can be restarted");
+        let mosquitto = find_program("mosquitto").expect("mosquitto");
+        let process = Command::new(&mosquitto)
+            .arg("-c")
+            .arg(folder.join("mosquitto.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("restart mosquitto");
+        self.process = Some(process);
+        let address = self.address;
+        assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(address).is_ok()), "mosquitto came back");
+    }
+
+    fn launch(port: Option<u16>, persistent: bool) -> Broker {
         let mosquitto = find_program("mosquitto").unwrap_or_else(|| {
             panic!("mosquitto is not installed; run the test command from the README (scripts/test), which installs it")
         });
         let folder = private_folder("mosquitto");
+        // Mosquitto started as root drops to its own user: let it write here.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777));
+        }
         for _attempt in 0..5 {
             let port = port.unwrap_or_else(free_port);
             let config = folder.join("mosquitto.conf");
-            std::fs::write(&config, mosquitto_config(port, &folder)).expect("write mosquitto.conf");
+            std::fs::write(&config, mosquitto_config(port, &folder, persistent)).expect("write mosquitto.conf");
             let process = Command::new(&mosquitto)
                 .arg("-c")
                 .arg(&config)
@@ -98,12 +135,18 @@ impl Drop for Broker {
     }
 }
 
-/// Mosquitto settings for tests: loopback only, anonymous allowed, no
-/// persistence, TCP_NODELAY so latency figures measure Anxin and not Nagle.
-fn mosquitto_config(port: u16, folder: &Path) -> String {
+/// Mosquitto settings for tests: loopback only, anonymous allowed,
+/// TCP_NODELAY so latency figures measure Anxin and not Nagle; persistence
+/// as in `deploy/mosquitto.conf` when asked for.
+fn mosquitto_config(port: u16, folder: &Path, persistent: bool) -> String {
+    let persistence = if persistent {
+        format!("persistence true\npersistence_location {}/\nautosave_interval 1\n", folder.display())
+    } else {
+        "persistence false\n".to_string()
+    };
     format!(
-        "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n\
-         max_queued_messages 100000\nlog_dest file {}\n",
+        "listener {port} 127.0.0.1\nallow_anonymous true\n{persistence}set_tcp_nodelay true\n\
+         max_queued_messages 1000000\nmax_inflight_messages 1000\nlog_dest file {}\n",
         folder.join("mosquitto.log").display()
     )
 }

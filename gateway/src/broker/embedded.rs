@@ -73,6 +73,11 @@ impl EmbeddedBroker {
             enable_persistence: false,
             ..StorageConfig::default()
         };
+        // mqtt5 reports a taken port in several lines; probe first for a clear one.
+        if self.listen.port() != 0 {
+            std::net::TcpListener::bind(self.listen)
+                .map_err(|error| EmbeddedBrokerError::Bind { listen: self.listen, reason: error.to_string() })?;
+        }
         let hook = Arc::new(IngestHook { ingest, wills: Mutex::new(HashMap::new()) });
         let config = BrokerConfig::default()
             .with_bind_address(self.listen)

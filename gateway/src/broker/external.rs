@@ -12,7 +12,7 @@ use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use tokio::sync::{mpsc, watch};
 
-use super::{DEVICE_TOPICS, SHARE_GROUP};
+use super::DEVICE_TOPICS;
 use crate::ingest::{Committed, Ingest};
 use crate::metrics as m;
 use crate::store::now_ms;
@@ -28,6 +28,14 @@ pub struct ExternalBroker {
     pub client_id: String,
     /// How long the broker keeps this gateway's session while it is away.
     pub session_expiry: Duration,
+    /// `Some(group)`: join the MQTT v5 shared subscription `$share/{group}/…`,
+    /// so several gateways share the load. `None`: a plain subscription.
+    ///
+    /// Measured with Mosquitto 2.0.11: a broker restart restores a persistent
+    /// session's plain subscriptions but not its shared ones, so messages
+    /// published between the restart and the gateways' resubscription (a few
+    /// seconds) reach no one. A single gateway should therefore not share.
+    pub share_group: Option<String>,
 }
 
 impl ExternalBroker {
@@ -39,12 +47,16 @@ impl ExternalBroker {
             password: None,
             client_id: client_id.into(),
             session_expiry: Duration::from_secs(7 * 24 * 3_600),
+            share_group: None,
         }
     }
 
-    /// The shared subscription every gateway joins.
-    pub fn filter() -> String {
-        format!("$share/{SHARE_GROUP}/{DEVICE_TOPICS}")
+    /// The subscription: shared within the group, or plain.
+    pub fn filter(&self) -> String {
+        match &self.share_group {
+            Some(group) => format!("$share/{group}/{DEVICE_TOPICS}"),
+            None => DEVICE_TOPICS.to_string(),
+        }
     }
 }
 
@@ -54,6 +66,72 @@ const RECEIVE_MAXIMUM: u16 = 1_024;
 /// Receives from the broker until `shutdown` turns true, then releases the
 /// acks of everything already committed and disconnects.
 pub async fn run(broker: ExternalBroker, ingest: Ingest, mut shutdown: watch::Receiver<bool>) {
+    // Acks are released in receive order by their own task, so waiting for a
+    // commit never stops the event loop from reading and pinging.
+    let (ack_sender, mut ack_receiver) =
+        mpsc::channel::<(Committed, Publish, AsyncClient)>(usize::from(RECEIVE_MAXIMUM) * 2);
+    let acker = tokio::spawn(async move {
+        while let Some((committed, publish, client)) = ack_receiver.recv().await {
+            if committed.await.is_ok() {
+                // Fails harmlessly when that connection is gone: the broker
+                // then redelivers the message, which is a no-op to store.
+                let _ = client.ack(&publish).await;
+            }
+        }
+    });
+
+    let mut backoff = Duration::from_millis(100);
+    let where_to = format!("{}:{}", broker.host, broker.port);
+    let (client, eventloop) = 'connections: loop {
+        // Design: a fresh client per connection. A packet id belongs to one
+        // connection; an ack queued on the old one and sent on the new one
+        // would acknowledge whatever message the broker gave that id since
+        // (rumqttc #849) — a message never stored. With its own client, an old
+        // ack dies with its connection.
+        let (client, mut eventloop) = connect(&broker);
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.changed() => break 'connections (client, eventloop),
+                event = eventloop.poll() => event,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(connack))) => {
+                    tracing::info!(broker = %where_to, session_present = connack.session_present, "connected to the broker");
+                    metrics::gauge!(m::BROKER_CONNECTED).set(1.0);
+                    backoff = Duration::from_millis(100);
+                    // Always subscribe: a broker that lost the session would
+                    // otherwise leave this gateway deaf.
+                    if let Err(error) = client.try_subscribe(broker.filter(), QoS::AtLeastOnce) {
+                        tracing::error!(%error, "cannot queue the subscription");
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+                    let Ok(committed) = ingest.submit(topic, publish.payload.to_vec(), now_ms()).await else {
+                        break 'connections (client, eventloop);
+                    };
+                    if ack_sender.send((committed, publish, client.clone())).await.is_err() {
+                        break 'connections (client, eventloop);
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    metrics::gauge!(m::BROKER_CONNECTED).set(0.0);
+                    tracing::warn!(broker = %where_to, %error, "broker connection lost; retrying in {backoff:?}");
+                    tokio::select! {
+                        _ = shutdown.changed() => return drain(acker, ack_sender, None).await,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue 'connections;
+                }
+            }
+        }
+    };
+    drain(acker, ack_sender, Some((client, eventloop))).await;
+}
+
+fn connect(broker: &ExternalBroker) -> (AsyncClient, rumqttc::v5::EventLoop) {
     let mut options = MqttOptions::new(broker.client_id.clone(), broker.host.clone(), broker.port);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_clean_start(false);
@@ -71,71 +149,36 @@ pub async fn run(broker: ExternalBroker, ingest: Ingest, mut shutdown: watch::Re
     network.set_tcp_nodelay(true);
     network.set_connection_timeout(10);
     eventloop.options.set_network_options(network);
+    (client, eventloop)
+}
 
-    // Acks are released in receive order by their own task, so waiting for a
-    // commit never stops the event loop from reading and pinging.
-    let (ack_sender, mut ack_receiver) = mpsc::channel::<(Committed, Publish)>(usize::from(RECEIVE_MAXIMUM) * 2);
-    let acker_client = client.clone();
-    let acker = tokio::spawn(async move {
-        while let Some((committed, publish)) = ack_receiver.recv().await {
-            if committed.await.is_ok() {
-                let _ = acker_client.ack(&publish).await;
-            }
-        }
-    });
-
-    let mut backoff = Duration::from_millis(100);
-    let where_to = format!("{}:{}", broker.host, broker.port);
-    loop {
-        let event = tokio::select! {
-            _ = shutdown.changed() => break,
-            event = eventloop.poll() => event,
-        };
-        match event {
-            Ok(Event::Incoming(Packet::ConnAck(connack))) => {
-                tracing::info!(broker = %where_to, session_present = connack.session_present, "connected to the broker");
-                metrics::gauge!(m::BROKER_CONNECTED).set(1.0);
-                backoff = Duration::from_millis(100);
-                // Always resubscribe: rumqttc does not, and a broker that lost
-                // the session would otherwise leave this gateway deaf.
-                if let Err(error) = client.try_subscribe(ExternalBroker::filter(), QoS::AtLeastOnce) {
-                    tracing::error!(%error, "cannot queue the subscription");
-                }
-            }
-            Ok(Event::Incoming(Packet::Publish(publish))) => {
-                let topic = String::from_utf8_lossy(&publish.topic).into_owned();
-                let Ok(committed) = ingest.submit(topic, publish.payload.to_vec(), now_ms()).await else { break };
-                if ack_sender.send((committed, publish)).await.is_err() {
-                    break;
-                }
-            }
-            Ok(_) => {}
-            Err(error) => {
-                metrics::gauge!(m::BROKER_CONNECTED).set(0.0);
-                tracing::warn!(broker = %where_to, %error, "broker connection lost; retrying in {backoff:?}");
-                tokio::select! {
-                    _ = shutdown.changed() => break,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-        }
-    }
-
-    // Drain: acks of committed messages still need the event loop to reach
-    // the broker. Messages not yet committed stay unacknowledged and the
-    // broker redelivers them to the session later.
+/// Releases the acks of what is already committed (they need the event loop
+/// to reach the broker), then disconnects. Messages not yet committed stay
+/// unacknowledged; the broker redelivers them to the session later.
+async fn drain(
+    acker: tokio::task::JoinHandle<()>,
+    ack_sender: mpsc::Sender<(Committed, Publish, AsyncClient)>,
+    connection: Option<(AsyncClient, rumqttc::v5::EventLoop)>,
+) {
     drop(ack_sender);
     let drain = async {
         let mut acker = acker;
-        loop {
-            tokio::select! {
-                _ = &mut acker => break,
-                event = eventloop.poll() => if event.is_err() { break },
+        match connection {
+            Some((client, mut eventloop)) => {
+                loop {
+                    tokio::select! {
+                        _ = &mut acker => break,
+                        event = eventloop.poll() => if event.is_err() { break },
+                    }
+                }
+                let _ = client.disconnect().await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), async { while eventloop.poll().await.is_ok() {} })
+                    .await;
+            }
+            None => {
+                let _ = acker.await;
             }
         }
-        let _ = client.disconnect().await;
-        let _ = tokio::time::timeout(Duration::from_secs(1), async { while eventloop.poll().await.is_ok() {} }).await;
     };
     let _ = tokio::time::timeout(Duration::from_secs(10), drain).await;
     metrics::gauge!(m::BROKER_CONNECTED).set(0.0);

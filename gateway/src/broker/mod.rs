@@ -5,8 +5,9 @@
 //!   batch holding it committed, so the broker's PUBACK to the node *is*
 //!   ack-after-commit, with no loopback hop.
 //! - [`external`]: `anxin gateway` subscribes to Mosquitto or EMQX with
-//!   rumqttc on an MQTT 5 shared subscription, persistent session, manual
-//!   acks released after commit.
+//!   rumqttc (persistent session, manual acks released after commit), on a
+//!   plain subscription or an MQTT 5 shared one when several gateways share
+//!   the load.
 //!
 //! Both feed [`crate::ingest::Ingest`], so the rules are written once.
 
@@ -15,5 +16,5 @@ pub mod external;
 
 /// The topic filter for every device message.
 pub const DEVICE_TOPICS: &str = "anxin/v1/dev/+/+";
-/// The shared-subscription group of all gateways.
+/// The usual shared-subscription group name (see `--share-group`).
 pub const SHARE_GROUP: &str = "anxin-gateways";

@@ -92,6 +92,17 @@ impl Store {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM messages").fetch_one(&self.pool).await?.try_get("n")?)
     }
 
+    /// Every stored `(device_id, boot, seq)`, sorted: for durability checks.
+    pub async fn message_keys(&self) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT device_id, boot, seq FROM messages ORDER BY device_id, boot, seq")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Ok((row.try_get("device_id")?, row.try_get("boot")?, row.try_get("seq")?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
     /// Quarantined messages per reason.
     pub async fn quarantine_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query("SELECT reason, COUNT(*) AS n FROM quarantine GROUP BY reason ORDER BY reason")

@@ -66,10 +66,12 @@ struct RunningGateway {
 }
 
 impl RunningGateway {
-    fn start(store: &Store, broker: &Broker, client_id: &str) -> (RunningGateway, Ingest) {
+    /// A gateway in share group `group` (each test its own: the broker may be shared).
+    fn start(store: &Store, broker: &Broker, client_id: &str, group: &str) -> (RunningGateway, Ingest) {
         let (ingest, _writer) = Ingest::start(store.clone(), IngestConfig::default());
         let (shutdown, watch) = watch::channel(false);
-        let config = ExternalBroker::new(broker.host(), broker.port(), client_id);
+        let mut config = ExternalBroker::new(broker.host(), broker.port(), client_id);
+        config.share_group = Some(group.to_string());
         let task = tokio::spawn(external::run(config, ingest.clone(), watch));
         (RunningGateway { shutdown, task }, ingest)
     }
@@ -84,7 +86,7 @@ impl RunningGateway {
 async fn through_mosquitto_a_message_and_its_redelivery_are_stored_once_and_bad_input_is_counted() {
     let broker = Broker::start();
     let (store, _guard) = fresh_store(Backend::Sqlite).await;
-    let (gateway, ingest) = RunningGateway::start(&store, &broker, "gw-it-mosquitto");
+    let (gateway, ingest) = RunningGateway::start(&store, &broker, "gw-it-mosquitto", "it-mosquitto");
     let mut stored = ingest.subscribe_stored();
     // Wait for the gateway's subscription: publish a probe until it is stored.
     let (client, mut eventloop) = publisher(&broker.host(), broker.port(), "ext-it-node", None).await;
@@ -182,8 +184,8 @@ async fn the_embedded_broker_records_a_vanished_nodes_last_will() {
 async fn two_gateways_on_one_shared_subscription_store_every_message_exactly_once() {
     let broker = Broker::start();
     let (store, _guard) = fresh_store(Backend::Postgres).await;
-    let (first, first_ingest) = RunningGateway::start(&store, &broker, "gw-it-share-1");
-    let (second, second_ingest) = RunningGateway::start(&store, &broker, "gw-it-share-2");
+    let (first, first_ingest) = RunningGateway::start(&store, &broker, "gw-it-share-1", "it-share");
+    let (second, second_ingest) = RunningGateway::start(&store, &broker, "gw-it-share-2", "it-share");
     let mut first_stored = first_ingest.subscribe_stored();
     let mut second_stored = second_ingest.subscribe_stored();
     let (client, mut eventloop) = publisher(&broker.host(), broker.port(), "share-it-node", None).await;

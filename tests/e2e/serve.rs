@@ -1,0 +1,315 @@
+//! `anxin serve` and `anxin gateway` as processes: start-up, errors,
+//! shutdown, and durability when killed.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anxin_gateway::store::{Database, Store};
+use anxin_simulator::{SimulateOptions, run};
+use anxin_testkit::{Broker, free_port, private_folder};
+
+use crate::{anxin, text};
+
+/// A running `anxin serve` or `anxin gateway`; killed if the test ends first.
+pub struct Process {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// The first line it printed: where it listens.
+    pub ready: String,
+}
+
+impl Process {
+    pub fn start(args: &[&str]) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_anxin"))
+            .args(args)
+            .env("ANXIN_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start anxin");
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        let ready = lines.recv_timeout(Duration::from_secs(30)).expect("anxin printed its ready line");
+        Process { child, lines, ready }
+    }
+
+    /// The address after `marker` in the ready line, e.g. "MQTT broker on ".
+    pub fn address_after(&self, marker: &str) -> SocketAddr {
+        let rest = &self.ready
+            [self.ready.find(marker).unwrap_or_else(|| panic!("{marker:?} in {:?}", self.ready)) + marker.len()..];
+        let address: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect();
+        address.parse().unwrap()
+    }
+
+    /// SIGTERM, then waits: returns the lines printed after the ready line and the exit status.
+    pub fn terminate(mut self) -> (Vec<String>, std::process::ExitStatus) {
+        // Drop would kill it; terminate waits for the orderly exit instead.
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let status = self.child.wait().unwrap();
+        (self.lines.try_iter().collect(), status)
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(self) {}
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+async fn store_in(data_dir: &Path) -> Store {
+    Store::open(&Database::in_data_dir(data_dir)).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stores_what_devices_publish_and_stops_cleanly_on_sigterm() {
+    let data = private_folder("serve");
+    let data_arg = data.to_str().unwrap();
+    let serve = Process::start(&[
+        "--data-dir",
+        data_arg,
+        "serve",
+        "--mqtt-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ]);
+    let mqtt = serve.address_after("MQTT broker on ");
+    let http = serve.address_after("console on http://");
+    assert!(serve.ready.contains("database SQLite"), "{}", serve.ready);
+
+    let options = SimulateOptions {
+        broker_host: mqtt.ip().to_string(),
+        broker_port: mqtt.port(),
+        homes: 5,
+        duration: Duration::from_secs(2),
+        speed: 600.0,
+        id_prefix: "serve-e2e".into(),
+        record_acks: true,
+        scenarios: vec!["help:2@1m".parse().unwrap()],
+        ..SimulateOptions::default()
+    };
+    let report = run(options).await.unwrap();
+    assert!(report.acked.len() >= 5 * 3, "{report}");
+
+    // Every acknowledged message is there, read by another process while serve runs.
+    let listed = anxin(&["--data-dir", data_arg, "devices", "list", "--unclaimed", "--json"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let devices: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(devices.as_array().unwrap().len(), 5);
+    let store = store_in(&data).await;
+    let stored = store.message_keys().await.unwrap();
+    for acked in &report.acked {
+        assert!(
+            stored.contains(&(acked.device_id.clone(), i64::from(acked.boot), i64::from(acked.seq))),
+            "{acked:?} lost"
+        );
+    }
+    store.close().await;
+
+    let metrics = http_get(http, "/metrics").await;
+    assert!(metrics.contains("anxin_messages_stored_total"), "{metrics}");
+
+    let (lines, status) = serve.terminate();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(lines.last().map(String::as_str), Some("anxin serve: stopped"));
+    let _ = std::fs::remove_dir_all(data);
+}
+
+async fn http_get(address: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+#[test]
+fn serve_names_the_flag_to_change_when_a_port_is_taken_or_the_data_folder_is_unusable() {
+    let data = private_folder("serve-errors");
+    let data_arg = data.to_str().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+
+    let output =
+        anxin(&["--data-dir", data_arg, "serve", "--mqtt-listen", &taken_addr, "--http-listen", "127.0.0.1:0"]);
+    assert_eq!(output.status.code(), Some(2));
+    let error = text(&output.stderr);
+    assert_eq!(error.lines().count(), 1, "{error}");
+    assert!(error.contains(&taken_addr) && error.contains("--mqtt-listen"), "{error}");
+
+    let output =
+        anxin(&["--data-dir", data_arg, "serve", "--mqtt-listen", "127.0.0.1:0", "--http-listen", &taken_addr]);
+    let error = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        error.starts_with(&format!("error: cannot listen for HTTP on {taken_addr}")) && error.contains("--http-listen"),
+        "{error}"
+    );
+
+    // A data folder under a plain file cannot be created, even by root.
+    let file = data.join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let under_file = file.join("data");
+    let output = anxin(&["--data-dir", under_file.to_str().unwrap(), "serve", "--mqtt-listen", "127.0.0.1:0"]);
+    let error = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(error.lines().count(), 1, "{error}");
+    assert!(error.contains("is not writable") && error.contains("--data-dir"), "{error}");
+    drop(taken);
+    let _ = std::fs::remove_dir_all(data);
+}
+
+/// Every message the broker acknowledged to a node is stored exactly once
+/// (the primary key makes "once" structural; this checks "none missing").
+async fn assert_nothing_acknowledged_is_missing(data: &Path, report: &anxin_simulator::Report) {
+    let store = store_in(data).await;
+    let stored = store.message_keys().await.unwrap();
+    let missing: Vec<_> = report
+        .acked
+        .iter()
+        .filter(|a| stored.binary_search(&(a.device_id.clone(), i64::from(a.boot), i64::from(a.seq))).is_err())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged messages missing, e.g. {:?}",
+        missing.len(),
+        report.acked.len(),
+        missing.first()
+    );
+    store.close().await;
+}
+
+/// Waits (up to 30 s) until at least `expected` messages are stored: the
+/// broker's backlog has reached the gateway.
+async fn drained(data: &Path, expected: usize) {
+    let store = store_in(data).await;
+    for _ in 0..150 {
+        if store.message_keys().await.unwrap().len() >= expected {
+            store.close().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the backlog did not drain: {} of {expected} stored", store.message_keys().await.unwrap().len());
+}
+
+fn load(port: u16, prefix: &str, duration: Duration) -> SimulateOptions {
+    SimulateOptions {
+        broker_host: "127.0.0.1".into(),
+        broker_port: port,
+        homes: 100,
+        duration,
+        // A summary per home every 0.1 s: about 1,000 messages a second in all.
+        speed: 3_000.0,
+        id_prefix: prefix.into(),
+        record_acks: true,
+        ..SimulateOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_serve_under_load_loses_nothing_it_acknowledged() {
+    let data = private_folder("serve-kill");
+    let data_arg = data.to_str().unwrap().to_string();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let serve_args = ["--data-dir", &data_arg, "serve", "--mqtt-listen", &listen, "--http-listen", "127.0.0.1:0"];
+    let serve = Process::start(&serve_args);
+    let simulation = tokio::spawn(run(load(port, "kill-serve", Duration::from_secs(7))));
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    serve.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let serve = Process::start(&serve_args);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let second_kill_at_load = serve;
+    second_kill_at_load.kill();
+    let serve = Process::start(&serve_args);
+
+    let report = simulation.await.unwrap().unwrap();
+    assert!(report.acked.len() > 2_000, "{report}");
+    assert!(report.connection_failures > 0 || report.connections > 100, "the nodes saw the gateway go: {report}");
+    let _ = serve.terminate();
+    assert_nothing_acknowledged_is_missing(&data, &report).await;
+    let _ = std::fs::remove_dir_all(data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_gateway_under_load_loses_nothing_the_broker_acknowledged() {
+    let broker = Broker::start_persistent();
+    let data = private_folder("gateway-kill");
+    let data_arg = data.to_str().unwrap().to_string();
+    let url = broker.url();
+    let gateway_args = [
+        "--data-dir",
+        &data_arg,
+        "gateway",
+        "--broker",
+        &url,
+        "--gateway-id",
+        "e2e-kill-gw",
+        "--http-listen",
+        "127.0.0.1:0",
+    ];
+    let gateway = Process::start(&gateway_args);
+    // The session must exist before the load starts, or the broker has no queue to keep.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let simulation = tokio::spawn(run(load(broker.port(), "kill-gw", Duration::from_secs(6))));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    gateway.kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let gateway = Process::start(&gateway_args);
+    let report = simulation.await.unwrap().unwrap();
+    assert!(report.acked.len() > 2_000, "{report}");
+    // The broker delivers what it queued while the gateway was dead.
+    drained(&data, report.acked.len()).await;
+    let _ = gateway.terminate();
+    assert_nothing_acknowledged_is_missing(&data, &report).await;
+    let _ = std::fs::remove_dir_all(data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_the_broker_under_load_loses_nothing() {
+    let mut broker = Broker::start_persistent();
+    let data = private_folder("broker-restart");
+    let data_arg = data.to_str().unwrap().to_string();
+    let url = broker.url();
+    let gateway_args = [
+        "--data-dir",
+        &data_arg,
+        "gateway",
+        "--broker",
+        &url,
+        "--gateway-id",
+        "e2e-restart-gw",
+        "--http-listen",
+        "127.0.0.1:0",
+    ];
+    let gateway = Process::start(&gateway_args);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let simulation = tokio::spawn(run(load(broker.port(), "restart", Duration::from_secs(6))));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::task::block_in_place(|| broker.restart());
+    let report = simulation.await.unwrap().unwrap();
+    assert!(report.acked.len() > 2_000, "{report}");
+    drained(&data, report.acked.len()).await;
+    let _ = gateway.terminate();
+    assert_nothing_acknowledged_is_missing(&data, &report).await;
+    let _ = std::fs::remove_dir_all(data);
+}
