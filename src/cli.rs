@@ -63,6 +63,9 @@ pub enum Command {
     /// Stored events and summaries
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Measure Anxin on this machine (figures, not pass/fail)
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Simulate homes with sensor nodes publishing to an MQTT broker (demo driver and load generator)
     #[command(long_about = "Runs N simulated homes, each the sensor-node firmware's own logic with a daily routine \
         (asleep at night, active by day, the door now and then), one MQTT connection per home. \
@@ -126,6 +129,12 @@ pub struct ConsoleArgs {
     /// Where the console listens [default: 127.0.0.1:8080]
     #[arg(long, env = "ANXIN_HTTP_LISTEN", value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Durable ingest rate as a ratio to a bare subscriber's, with PUBACK latency and memory
+    Ingest(crate::bench::BenchIngestArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 //! each subcommand hands its settings to the crate that owns the work.
 
 mod admin;
+mod bench;
 mod cli;
 mod run;
 mod settings;
@@ -39,6 +40,7 @@ async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Devices(command) => admin::devices(&cli.storage, file, command).await,
         Command::Elders(command) => admin::elders(&cli.storage, file, command).await,
         Command::Events(command) => admin::events(&cli.storage, file, command).await,
+        Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest(args).await,
         Command::Simulate(args) => simulate::simulate(args).await,
     }
 }

@@ -313,3 +313,13 @@ async fn restarting_the_broker_under_load_loses_nothing() {
     assert_nothing_acknowledged_is_missing(&data, &report).await;
     let _ = std::fs::remove_dir_all(data);
 }
+
+#[test]
+fn bench_ingest_prints_the_ceiling_the_durable_rate_and_their_ratio() {
+    let output = anxin(&["bench", "ingest", "--homes", "20", "--rounds", "2", "--publishers", "4"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report = text(&output.stdout);
+    assert!(report.contains("20 homes × 2 rounds = 44 messages"), "{report}");
+    assert!(report.contains("% of the ceiling"), "{report}");
+    assert!(report.contains("all 44 stored once"), "{report}");
+}

@@ -66,6 +66,16 @@ impl EmbeddedBroker {
     /// Binds the listener (so a taken port fails here, with its address) and
     /// starts serving.
     pub async fn start(&self, ingest: Ingest) -> Result<RunningBroker, EmbeddedBrokerError> {
+        self.start_with(Some(ingest)).await
+    }
+
+    /// The same broker with no ingest hook: a plain broker, for measuring the
+    /// ceiling that ingest is compared against (`anxin bench ingest`).
+    pub async fn start_bare(&self) -> Result<RunningBroker, EmbeddedBrokerError> {
+        self.start_with(None).await
+    }
+
+    async fn start_with(&self, ingest: Option<Ingest>) -> Result<RunningBroker, EmbeddedBrokerError> {
         let storage = StorageConfig {
             // The database is the durable store; queued QoS 1 deliveries to
             // other subscribers need not survive a restart.
@@ -78,13 +88,14 @@ impl EmbeddedBroker {
             std::net::TcpListener::bind(self.listen)
                 .map_err(|error| EmbeddedBrokerError::Bind { listen: self.listen, reason: error.to_string() })?;
         }
-        let hook = Arc::new(IngestHook { ingest, wills: Mutex::new(HashMap::new()) });
-        let config = BrokerConfig::default()
+        let mut config = BrokerConfig::default()
             .with_bind_address(self.listen)
             .with_storage(storage)
             .with_max_packet_size(64 * 1024)
-            .with_sys_topics_enabled(false)
-            .with_event_handler(hook);
+            .with_sys_topics_enabled(false);
+        if let Some(ingest) = ingest {
+            config = config.with_event_handler(Arc::new(IngestHook { ingest, wills: Mutex::new(HashMap::new()) }));
+        }
         let mut broker = MqttBroker::with_config(config)
             .await
             .map_err(|error| EmbeddedBrokerError::Bind { listen: self.listen, reason: error.to_string() })?;
