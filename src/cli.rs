@@ -31,7 +31,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct StorageArgs {
     /// Configuration file (TOML): data_dir, database, mqtt_listen, http_listen, broker, broker_username,
-    /// broker_password, gateway_id, share_group, retention_days
+    /// broker_password, broker_ca, gateway_id, share_group, retention_days
     #[arg(long, env = "ANXIN_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Folder for the SQLite database [default: ./data]
@@ -83,6 +83,9 @@ pub struct BrokerArgs {
     /// Password for the external broker
     #[arg(long, env = "ANXIN_BROKER_PASSWORD", hide_env_values = true)]
     pub broker_password: Option<String>,
+    /// PEM file of the CA that signed an mqtts:// broker's certificate [default: the system's roots]
+    #[arg(long, env = "ANXIN_BROKER_CA", value_name = "FILE")]
+    pub broker_ca: Option<PathBuf>,
     /// This gateway's fixed MQTT client id; its persistent session survives restarts.
     /// Each gateway sharing a broker needs its own [default: anxin-gateway]
     #[arg(long, env = "ANXIN_GATEWAY_ID")]
@@ -105,8 +108,8 @@ pub struct ServeArgs {
     /// Where the console listens [default: 127.0.0.1:8080]
     #[arg(long, env = "ANXIN_HTTP_LISTEN", value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
-    /// Use this external broker instead of the embedded one
-    #[arg(long, env = "ANXIN_BROKER", value_name = "mqtt://HOST:PORT")]
+    /// Use this external broker instead of the embedded one (mqtts:// for TLS)
+    #[arg(long, env = "ANXIN_BROKER", value_name = "mqtt[s]://HOST:PORT")]
     pub broker: Option<String>,
     #[command(flatten)]
     pub broker_args: BrokerArgs,
@@ -114,8 +117,8 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
-    /// The external MQTT broker
-    #[arg(long, env = "ANXIN_BROKER", value_name = "mqtt://HOST:PORT")]
+    /// The external MQTT broker (mqtts:// for TLS)
+    #[arg(long, env = "ANXIN_BROKER", value_name = "mqtt[s]://HOST:PORT")]
     pub broker: Option<String>,
     /// Where /metrics and /healthz are served [default: 127.0.0.1:9464]
     #[arg(long, env = "ANXIN_HTTP_LISTEN", value_name = "ADDR")]

@@ -73,13 +73,22 @@ fn upkeep_config(broker_args: &BrokerArgs, file: &FileSettings) -> UpkeepConfig 
 }
 
 fn external_broker(url: &str, broker_args: &BrokerArgs, file: &FileSettings) -> anyhow::Result<ExternalBroker> {
-    let (host, port) = anxin_simulator::parse_broker_url(url)?;
     let client_id = broker_args
         .gateway_id
         .clone()
         .or(file.gateway_id.clone())
         .unwrap_or_else(|| settings::DEFAULT_GATEWAY_ID.into());
-    let mut broker = ExternalBroker::new(host, port, client_id);
+    let mut broker = ExternalBroker::from_url(url, client_id)?;
+    let ca_file = broker_args.broker_ca.clone().or(file.broker_ca.clone());
+    match &mut broker.tls {
+        Some(tls) => {
+            tls.ca_file = ca_file;
+            // Fail at start-up, with the reason, rather than on every reconnect.
+            ExternalBroker::tls_config(tls)?;
+        }
+        None if ca_file.is_some() => anyhow::bail!("--broker-ca is for an mqtts:// broker; {url} is plain MQTT"),
+        None => {}
+    }
     broker.username = broker_args.broker_username.clone().or(file.broker_username.clone());
     broker.password = broker_args.broker_password.clone().or(file.broker_password.clone());
     broker.share_group = broker_args.share_group.clone().or(file.share_group.clone());

@@ -19,6 +19,7 @@ pub struct FileSettings {
     pub broker: Option<String>,
     pub broker_username: Option<String>,
     pub broker_password: Option<String>,
+    pub broker_ca: Option<PathBuf>,
     pub gateway_id: Option<String>,
     pub share_group: Option<String>,
     pub retention_days: Option<u32>,

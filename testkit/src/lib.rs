@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct Broker {
     pub address: SocketAddr,
+    /// With [`Broker::start_tls`]: the TLS listener and the CA's PEM file.
+    pub tls: Option<(SocketAddr, PathBuf)>,
     process: Option<Child>,
     folder: Option<PathBuf>,
 }
@@ -29,7 +31,7 @@ impl Broker {
         if let Ok(address) = std::env::var("ANXIN_TEST_MQTT") {
             let address: SocketAddr =
                 address.parse().unwrap_or_else(|e| panic!("ANXIN_TEST_MQTT={address:?} is not HOST:PORT: {e}"));
-            return Broker { address, process: None, folder: None };
+            return Broker { address, tls: None, process: None, folder: None };
         }
         Self::start_private()
     }
@@ -50,6 +52,104 @@ impl Broker {
     /// QoS 1 messages for a gateway's session survive a broker restart.
     pub fn start_persistent() -> Broker {
         Self::launch(None, true)
+    }
+
+    /// A private Mosquitto with a plain listener and a TLS listener whose
+    /// certificate (for IP 127.0.0.1) is signed by a fresh test CA.
+    pub fn start_tls() -> Broker {
+        let folder = private_folder("mosquitto-tls");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777));
+        }
+        let run = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(&folder)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "openssl {args:?}");
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Anxin test CA",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(folder.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("write ext.cnf");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(folder.join("server.key"), std::fs::Permissions::from_mode(0o644));
+        }
+        let mosquitto = find_program("mosquitto").expect("mosquitto");
+        let (port, tls_port) = (free_port(), free_port());
+        let config = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+             listener {tls_port} 127.0.0.1\ncafile {dir}/ca.crt\ncertfile {dir}/server.crt\nkeyfile {dir}/server.key\n\
+             log_dest file {dir}/mosquitto.log\n",
+            dir = folder.display()
+        );
+        std::fs::write(folder.join("mosquitto.conf"), config).expect("write mosquitto.conf");
+        let process = Command::new(&mosquitto)
+            .arg("-c")
+            .arg(folder.join("mosquitto.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let tls_address = SocketAddr::from(([127, 0, 0, 1], tls_port));
+        let broker = Broker {
+            address,
+            tls: Some((tls_address, folder.join("ca.crt"))),
+            process: Some(process),
+            folder: Some(folder),
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || TcpStream::connect(address).is_ok()
+                && TcpStream::connect(tls_address).is_ok()),
+            "mosquitto with TLS started"
+        );
+        broker
     }
 
     /// Stops the broker gracefully (SIGTERM: Mosquitto saves its state) and
@@ -95,7 +195,7 @@ impl Broker {
                 .spawn()
                 .expect("start mosquitto");
             let address = SocketAddr::from(([127, 0, 0, 1], port));
-            let mut broker = Broker { address, process: Some(process), folder: Some(folder.clone()) };
+            let mut broker = Broker { address, tls: None, process: Some(process), folder: Some(folder.clone()) };
             if wait_until(Duration::from_secs(10), || TcpStream::connect(address).is_ok()) {
                 return broker;
             }

@@ -22,6 +22,8 @@ use crate::store::now_ms;
 pub struct ExternalBroker {
     pub host: String,
     pub port: u16,
+    /// `None`: plain TCP. `Some`: TLS, verifying the broker's certificate.
+    pub tls: Option<Tls>,
     pub username: Option<String>,
     pub password: Option<String>,
     /// Fixed per gateway, so its persistent session survives restarts.
@@ -43,6 +45,7 @@ impl ExternalBroker {
         Self {
             host: host.into(),
             port,
+            tls: None,
             username: None,
             password: None,
             client_id: client_id.into(),
@@ -57,6 +60,80 @@ impl ExternalBroker {
             Some(group) => format!("$share/{group}/{DEVICE_TOPICS}"),
             None => DEVICE_TOPICS.to_string(),
         }
+    }
+}
+
+/// TLS to the broker.
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    /// PEM file of the CA that signed the broker's certificate; `None`: the
+    /// system's trusted roots.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerUrlError {
+    #[error("broker {0:?} is not of the form mqtt://HOST:PORT or mqtts://HOST:PORT")]
+    Shape(String),
+    #[error("cannot read the CA file {path}: {reason}")]
+    CaFile { path: std::path::PathBuf, reason: String },
+    #[error("the CA file {0} holds no certificate")]
+    NoCertificate(std::path::PathBuf),
+    #[error("no trusted root certificates found on this system; pass --broker-ca")]
+    NoSystemRoots,
+}
+
+impl ExternalBroker {
+    /// `mqtt://HOST[:1883]` or `mqtts://HOST[:8883]` (TLS).
+    pub fn from_url(url: &str, client_id: impl Into<String>) -> Result<Self, BrokerUrlError> {
+        let (rest, tls, default_port) = if let Some(rest) = url.strip_prefix("mqtts://") {
+            (rest, true, 8883)
+        } else if let Some(rest) = url.strip_prefix("mqtt://") {
+            (rest, false, 1883)
+        } else {
+            return Err(BrokerUrlError::Shape(url.into()));
+        };
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse().map_err(|_| BrokerUrlError::Shape(url.into()))?),
+            None => (rest, default_port),
+        };
+        if host.is_empty() || host.contains('/') {
+            return Err(BrokerUrlError::Shape(url.into()));
+        }
+        let mut broker = Self::new(host, port, client_id);
+        broker.tls = tls.then(Tls::default);
+        Ok(broker)
+    }
+
+    /// The rustls client configuration for `tls` (ring as the crypto provider).
+    pub fn tls_config(tls: &Tls) -> Result<rustls::ClientConfig, BrokerUrlError> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        match &tls.ca_file {
+            Some(path) => {
+                let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                    .and_then(|certificates| certificates.collect())
+                    .map_err(|error| BrokerUrlError::CaFile { path: path.clone(), reason: error.to_string() })?;
+                if certificates.is_empty() {
+                    return Err(BrokerUrlError::NoCertificate(path.clone()));
+                }
+                roots.add_parsable_certificates(certificates);
+            }
+            None => {
+                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+                if roots.is_empty() {
+                    return Err(BrokerUrlError::NoSystemRoots);
+                }
+            }
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|error| BrokerUrlError::CaFile { path: Default::default(), reason: error.to_string() })?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(config)
     }
 }
 
@@ -143,6 +220,17 @@ fn connect(broker: &ExternalBroker) -> (AsyncClient, rumqttc::v5::EventLoop) {
     options.set_max_packet_size(Some(64 * 1024));
     if let (Some(username), Some(password)) = (&broker.username, &broker.password) {
         options.set_credentials(username.clone(), password.clone());
+    }
+    if let Some(tls) = &broker.tls {
+        match ExternalBroker::tls_config(tls) {
+            Ok(config) => {
+                options.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
+                    std::sync::Arc::new(config),
+                )));
+            }
+            // Checked at start-up by the binary; here only if the file changed since.
+            Err(error) => tracing::error!(%error, "TLS configuration"),
+        }
     }
     let (client, mut eventloop) = AsyncClient::new(options, usize::from(RECEIVE_MAXIMUM) * 2);
     let mut network = rumqttc::NetworkOptions::new();

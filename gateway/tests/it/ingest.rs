@@ -223,3 +223,44 @@ async fn two_gateways_on_one_shared_subscription_store_every_message_exactly_onc
     second.stop().await;
     driver.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_reaches_a_broker_over_tls_verifying_its_certificate() {
+    let broker = Broker::start_tls();
+    let (tls_address, ca_file) = broker.tls.clone().unwrap();
+    let (store, _guard) = fresh_store(Backend::Sqlite).await;
+    let (ingest, _writer) = Ingest::start(store.clone(), IngestConfig::default());
+    let mut config = ExternalBroker::from_url(&format!("mqtts://{tls_address}"), "gw-it-tls").unwrap();
+    config.tls.as_mut().unwrap().ca_file = Some(ca_file);
+    let (shutdown, watch) = watch::channel(false);
+    let gateway = tokio::spawn(external::run(config, ingest.clone(), watch));
+    let mut stored = ingest.subscribe_stored();
+    // The device publishes on the plain listener; the gateway reads over TLS.
+    let (client, mut eventloop) = publisher(&broker.host(), broker.port(), "tls-it-node", None).await;
+    let driver = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    let mut seq = 0;
+    loop {
+        client.publish("anxin/v1/dev/tls-it-node/event", QoS::AtLeastOnce, false, event(seq)).await.unwrap();
+        if tokio::time::timeout(Duration::from_millis(300), stored.recv()).await.is_ok() {
+            break;
+        }
+        seq += 1;
+        assert!(seq < 60, "nothing arrived over TLS in 18 s");
+    }
+    let _ = shutdown.send(true);
+    let _ = gateway.await;
+    driver.abort();
+}
+
+#[test]
+fn broker_urls_choose_tls_and_a_bad_ca_file_is_named() {
+    let plain = ExternalBroker::from_url("mqtt://broker.example", "gw").unwrap();
+    assert_eq!((plain.host.as_str(), plain.port, plain.tls.is_some()), ("broker.example", 1883, false));
+    let tls = ExternalBroker::from_url("mqtts://broker.example", "gw").unwrap();
+    assert_eq!((tls.port, tls.tls.is_some()), (8883, true));
+    assert_eq!(ExternalBroker::from_url("mqtts://10.0.0.1:18883", "gw").unwrap().port, 18883);
+    assert!(ExternalBroker::from_url("tcp://x", "gw").is_err());
+    let missing = external::Tls { ca_file: Some("/nonexistent/ca.pem".into()) };
+    let error = ExternalBroker::tls_config(&missing).unwrap_err().to_string();
+    assert!(error.starts_with("cannot read the CA file /nonexistent/ca.pem"), "{error}");
+}
