@@ -159,7 +159,18 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// A quantile of a summary metric from the Prometheus text, in milliseconds.
+fn quantile_ms(rendered: &str, metric: &str, quantile: &str) -> f64 {
+    let prefix = format!("{metric}{{quantile=\"{quantile}\"}} ");
+    rendered
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |seconds| seconds * 1_000.0)
+}
+
 pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     let (workload, total) = workload(&args);
     println!(
         "workload: {} homes × {} rounds = {total} messages (summaries, and a door event for every tenth home) over {} connections",
@@ -233,6 +244,14 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         "publish → PUBACK (= committed): p50 {:.2} ms, p99 {:.2} ms; all {stored} stored once",
         percentile(&latencies, 50),
         percentile(&latencies, 99)
+    );
+    let rendered = metrics.render();
+    println!(
+        "batch commit: p50 {:.2} ms, p99 {:.2} ms; batch size p50 {:.0}, p99 {:.0}",
+        quantile_ms(&rendered, anxin_gateway::metrics::COMMIT_SECONDS, "0.5"),
+        quantile_ms(&rendered, anxin_gateway::metrics::COMMIT_SECONDS, "0.99"),
+        quantile_ms(&rendered, anxin_gateway::metrics::BATCH_SIZE, "0.5") / 1_000.0,
+        quantile_ms(&rendered, anxin_gateway::metrics::BATCH_SIZE, "0.99") / 1_000.0,
     );
     println!("peak memory of this process (broker, gateway, publishers): {:.0} MiB", peak_rss_mib());
     Ok(())

@@ -322,4 +322,114 @@ fn bench_ingest_prints_the_ceiling_the_durable_rate_and_their_ratio() {
     assert!(report.contains("20 homes × 2 rounds = 44 messages"), "{report}");
     assert!(report.contains("% of the ceiling"), "{report}");
     assert!(report.contains("all 44 stored once"), "{report}");
+    assert!(report.contains("batch commit: p50 ") && !report.contains("NaN"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_commands_register_pair_and_tail_while_serve_runs() {
+    let data = private_folder("admin");
+    let data_arg = data.to_str().unwrap().to_string();
+    let serve = Process::start(&[
+        "--data-dir",
+        &data_arg,
+        "serve",
+        "--mqtt-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ]);
+    let mqtt = serve.address_after("MQTT broker on ");
+    let admin = |args: &[&str]| {
+        let mut all = vec!["--data-dir", data_arg.as_str()];
+        all.extend_from_slice(args);
+        anxin(&all)
+    };
+
+    let bad = admin(&[
+        "elders",
+        "add",
+        "--name",
+        "王秀英",
+        "--county",
+        "振兴区",
+        "--township",
+        "站前街道",
+        "--village",
+        "锦山社区",
+        "--address",
+        "锦山大街 12 号",
+        "--phone",
+        "call me",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("phone \"call me\" is not a phone number"), "{}", text(&bad.stderr));
+    let added = admin(&[
+        "elders",
+        "add",
+        "--name",
+        "王秀英",
+        "--county",
+        "振兴区",
+        "--township",
+        "站前街道",
+        "--village",
+        "锦山社区",
+        "--address",
+        "锦山大街 12 号",
+        "--phone",
+        "139 0415 0001",
+        "--emergency-contact",
+        "王建国",
+        "--emergency-phone",
+        "13904150002",
+    ]);
+    assert_eq!(text(&added.stdout).trim(), "added elder 1: 王秀英", "{}", text(&added.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&admin(&["elders", "list", "--json"]).stdout).unwrap();
+    assert_eq!(listed[0]["phone"], "13904150001");
+
+    let unknown = admin(&["devices", "pair", "node-7", "--elder", "42"]);
+    assert_eq!(text(&unknown.stderr).trim(), "error: there is no elder with id 42");
+    let paired = admin(&["devices", "pair", "node-7", "--elder", "1"]);
+    assert_eq!(text(&paired.stdout).trim(), "paired node-7 with elder 1");
+
+    // `events tail` shows a message published after it started.
+    let mut tail = Command::new(env!("CARGO_BIN_EXE_anxin"))
+        .args(["--data-dir", &data_arg, "events", "tail", "--device", "node-7"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = tail.stdout.take().unwrap();
+    let (sender, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut options = rumqttc::MqttOptions::new("node-7", mqtt.ip().to_string(), mqtt.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
+    client
+        .publish(
+            "anxin/v1/dev/node-7/event",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            r#"{"v":1,"boot":1,"seq":0,"up":5,"kind":"help","state":"pressed"}"#,
+        )
+        .await
+        .unwrap();
+    loop {
+        if let rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) = eventloop.poll().await.unwrap() {
+            break;
+        }
+    }
+    let line = lines.recv_timeout(Duration::from_secs(10)).expect("tail printed the event");
+    assert!(line.contains("node-7") && line.contains(r#""kind":"help""#), "{line}");
+    let _ = tail.kill();
+    let _ = tail.wait();
+
+    let devices: serde_json::Value = serde_json::from_slice(&admin(&["devices", "list", "--json"]).stdout).unwrap();
+    assert_eq!((devices[0]["device_id"].as_str(), devices[0]["elder_id"].as_i64()), (Some("node-7"), Some(1)));
+    let _ = serve.terminate();
+    let _ = std::fs::remove_dir_all(data);
 }
