@@ -120,7 +120,6 @@ impl Broker {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(folder.join("server.key"), std::fs::Permissions::from_mode(0o644));
         }
-        let mosquitto = find_program("mosquitto").expect("mosquitto");
         let (port, tls_port) = (free_port(), free_port());
         let config = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
@@ -129,13 +128,7 @@ impl Broker {
             dir = folder.display()
         );
         std::fs::write(folder.join("mosquitto.conf"), config).expect("write mosquitto.conf");
-        let process = Command::new(&mosquitto)
-            .arg("-c")
-            .arg(folder.join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto");
+        let process = spawn_mosquitto(&folder.join("mosquitto.conf"));
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         let tls_address = SocketAddr::from(([127, 0, 0, 1], tls_port));
         let broker = Broker {
@@ -160,23 +153,12 @@ impl Broker {
             let _ = process.wait();
         }
         let folder = self.folder.clone().expect("only a private broker can be restarted");
-        let mosquitto = find_program("mosquitto").expect("mosquitto");
-        let process = Command::new(&mosquitto)
-            .arg("-c")
-            .arg(folder.join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("restart mosquitto");
-        self.process = Some(process);
+        self.process = Some(spawn_mosquitto(&folder.join("mosquitto.conf")));
         let address = self.address;
         assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(address).is_ok()), "mosquitto came back");
     }
 
     fn launch(port: Option<u16>, persistent: bool) -> Broker {
-        let mosquitto = find_program("mosquitto").unwrap_or_else(|| {
-            panic!("mosquitto is not installed; run the test command from the README (scripts/test), which installs it")
-        });
         let folder = private_folder("mosquitto");
         // Mosquitto started as root drops to its own user: let it write here.
         {
@@ -187,13 +169,7 @@ impl Broker {
             let port = port.unwrap_or_else(free_port);
             let config = folder.join("mosquitto.conf");
             std::fs::write(&config, mosquitto_config(port, &folder, persistent)).expect("write mosquitto.conf");
-            let process = Command::new(&mosquitto)
-                .arg("-c")
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start mosquitto");
+            let process = spawn_mosquitto(&config);
             let address = SocketAddr::from(([127, 0, 0, 1], port));
             let mut broker = Broker { address, tls: None, process: Some(process), folder: Some(folder.clone()) };
             if wait_until(Duration::from_secs(10), || TcpStream::connect(address).is_ok()) {
@@ -280,6 +256,19 @@ pub fn private_folder(what: &str) -> PathBuf {
     ));
     std::fs::create_dir_all(&folder).expect("create test folder");
     folder
+}
+
+fn spawn_mosquitto(config: &Path) -> Child {
+    let mosquitto = find_program("mosquitto").unwrap_or_else(|| {
+        panic!("mosquitto is not installed; run the test command from the README (scripts/test), which installs it")
+    });
+    Command::new(mosquitto)
+        .arg("-c")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start mosquitto")
 }
 
 fn find_program(name: &str) -> Option<PathBuf> {

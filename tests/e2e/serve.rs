@@ -195,6 +195,25 @@ async fn assert_nothing_acknowledged_is_missing(data: &Path, report: &anxin_simu
     store.close().await;
 }
 
+/// `anxin gateway` arguments for a test: its data, the broker, a fixed id.
+fn gateway_args(data: &str, url: &str, gateway_id: &str) -> [String; 9] {
+    ["--data-dir", data, "gateway", "--broker", url, "--gateway-id", gateway_id, "--http-listen", "127.0.0.1:0"]
+        .map(String::from)
+}
+
+/// Starts the gateway and waits until its metrics say it is connected.
+async fn start_connected(args: &[String; 9]) -> Process {
+    let gateway = Process::start(&args.each_ref().map(String::as_str));
+    let metrics = gateway.address_after("metrics on http://");
+    for _ in 0..250 {
+        if http_get(metrics, "/metrics").await.contains("anxin_broker_connected 1") {
+            return gateway;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the gateway did not connect to the broker");
+}
+
 /// Waits (up to 30 s) until at least `expected` messages are stored: the
 /// broker's backlog has reached the gateway.
 async fn drained(data: &Path, expected: usize) {
@@ -256,25 +275,14 @@ async fn killing_the_gateway_under_load_loses_nothing_the_broker_acknowledged() 
     let data = private_folder("gateway-kill");
     let data_arg = data.to_str().unwrap().to_string();
     let url = broker.url();
-    let gateway_args = [
-        "--data-dir",
-        &data_arg,
-        "gateway",
-        "--broker",
-        &url,
-        "--gateway-id",
-        "e2e-kill-gw",
-        "--http-listen",
-        "127.0.0.1:0",
-    ];
-    let gateway = Process::start(&gateway_args);
+    let gateway_args = gateway_args(&data_arg, &url, "e2e-kill-gw");
     // The session must exist before the load starts, or the broker has no queue to keep.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let gateway = start_connected(&gateway_args).await;
     let simulation = tokio::spawn(run(load(broker.port(), "kill-gw", Duration::from_secs(6))));
     tokio::time::sleep(Duration::from_secs(2)).await;
     gateway.kill();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let gateway = Process::start(&gateway_args);
+    let gateway = Process::start(&gateway_args.each_ref().map(String::as_str));
     let report = simulation.await.unwrap().unwrap();
     assert!(report.acked.len() > 2_000, "{report}");
     // The broker delivers what it queued while the gateway was dead.
@@ -290,19 +298,9 @@ async fn restarting_the_broker_under_load_loses_nothing() {
     let data = private_folder("broker-restart");
     let data_arg = data.to_str().unwrap().to_string();
     let url = broker.url();
-    let gateway_args = [
-        "--data-dir",
-        &data_arg,
-        "gateway",
-        "--broker",
-        &url,
-        "--gateway-id",
-        "e2e-restart-gw",
-        "--http-listen",
-        "127.0.0.1:0",
-    ];
-    let gateway = Process::start(&gateway_args);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let gateway_args = gateway_args(&data_arg, &url, "e2e-restart-gw");
+    // The session must exist before the load starts, or the broker has no queue to keep.
+    let gateway = start_connected(&gateway_args).await;
     let simulation = tokio::spawn(run(load(broker.port(), "restart", Duration::from_secs(6))));
     tokio::time::sleep(Duration::from_secs(2)).await;
     tokio::task::block_in_place(|| broker.restart());
