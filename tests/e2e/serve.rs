@@ -431,3 +431,37 @@ async fn the_admin_commands_register_pair_and_tail_while_serve_runs() {
     let _ = serve.terminate();
     let _ = std::fs::remove_dir_all(data);
 }
+
+#[test]
+fn settings_come_from_the_config_file_unless_a_flag_or_variable_says_otherwise() {
+    let folder = private_folder("config");
+    let from_file = folder.join("from-file");
+    let config = folder.join("anxin.toml");
+    std::fs::write(&config, format!("data_dir = {:?}\n", from_file.to_str().unwrap())).unwrap();
+    let config_arg = config.to_str().unwrap();
+
+    let output = anxin(&["--config", config_arg, "elders", "list"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(from_file.join("anxin.sqlite3").exists(), "the file's data_dir was used");
+
+    let from_flag = folder.join("from-flag");
+    let output = anxin(&["--config", config_arg, "--data-dir", from_flag.to_str().unwrap(), "elders", "list"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(from_flag.join("anxin.sqlite3").exists(), "the flag beat the file");
+
+    let from_variable = folder.join("from-variable");
+    let output = Command::new(env!("CARGO_BIN_EXE_anxin"))
+        .args(["--config", config_arg, "elders", "list"])
+        .env("ANXIN_DATA_DIR", &from_variable)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(from_variable.join("anxin.sqlite3").exists(), "the variable beat the file");
+
+    std::fs::write(&config, "data_dri = \"typo\"\n").unwrap();
+    let output = anxin(&["--config", config_arg, "elders", "list"]);
+    assert_eq!(output.status.code(), Some(2));
+    let error = text(&output.stderr);
+    assert!(error.contains("is not valid") && error.contains("data_dri"), "{error}");
+    let _ = std::fs::remove_dir_all(folder);
+}
