@@ -46,11 +46,11 @@ pub struct StorageArgs {
 pub enum Command {
     /// Run everything in one process: embedded MQTT broker (or --broker), gateway and console
     Serve(ServeArgs),
-    /// Run only the gateway against an external broker; several gateways share the load
+    /// Run only the gateway against an external broker; with --share-group several share the load
     #[command(long_about = "Runs the gateway alone against an external MQTT broker (Mosquitto, EMQX) and \
-        the database. Several gateways, each with its own --gateway-id, share one MQTT v5 shared \
-        subscription and keep their state in the database, so any of them can take any message. \
-        Serves /metrics and /healthz on --http-listen.")]
+        the database. Several gateways, each with its own --gateway-id and the same --share-group, \
+        share one MQTT v5 shared subscription and keep their state in the database, so any of them \
+        can take any message. Serves /metrics and /healthz on --http-listen.")]
     Gateway(GatewayArgs),
     /// Run only the console (web pages and API) against the database
     Console(ConsoleArgs),
