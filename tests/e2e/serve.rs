@@ -195,6 +195,16 @@ async fn assert_nothing_acknowledged_is_missing(data: &Path, report: &anxin_simu
     store.close().await;
 }
 
+/// After a fault under load: the load was real, the backlog drains, and
+/// nothing the broker acknowledged to a node is missing.
+async fn after_the_fault(data: &Path, report: &anxin_simulator::Report, gateway: Process) {
+    assert!(report.acked.len() > 2_000, "{report}");
+    drained(data, report.acked.len()).await;
+    let _ = gateway.terminate();
+    assert_nothing_acknowledged_is_missing(data, report).await;
+    let _ = std::fs::remove_dir_all(data);
+}
+
 /// `anxin gateway` arguments for a test: its data, the broker, a fixed id.
 fn gateway_args(data: &str, url: &str, gateway_id: &str) -> [String; 9] {
     ["--data-dir", data, "gateway", "--broker", url, "--gateway-id", gateway_id, "--http-listen", "127.0.0.1:0"]
@@ -284,12 +294,8 @@ async fn killing_the_gateway_under_load_loses_nothing_the_broker_acknowledged() 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let gateway = Process::start(&gateway_args.each_ref().map(String::as_str));
     let report = simulation.await.unwrap().unwrap();
-    assert!(report.acked.len() > 2_000, "{report}");
-    // The broker delivers what it queued while the gateway was dead.
-    drained(&data, report.acked.len()).await;
-    let _ = gateway.terminate();
-    assert_nothing_acknowledged_is_missing(&data, &report).await;
-    let _ = std::fs::remove_dir_all(data);
+    // The broker delivers what it queued while the gateway was away.
+    after_the_fault(&data, &report, gateway).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,11 +311,8 @@ async fn restarting_the_broker_under_load_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     tokio::task::block_in_place(|| broker.restart());
     let report = simulation.await.unwrap().unwrap();
-    assert!(report.acked.len() > 2_000, "{report}");
-    drained(&data, report.acked.len()).await;
-    let _ = gateway.terminate();
-    assert_nothing_acknowledged_is_missing(&data, &report).await;
-    let _ = std::fs::remove_dir_all(data);
+    // The broker delivers what it queued while the gateway was away.
+    after_the_fault(&data, &report, gateway).await;
 }
 
 #[test]
