@@ -3,17 +3,35 @@
 
 use std::time::Duration;
 
+use anxin_gateway::alerts::Outcome;
+use anxin_gateway::alerts::policy::AlertPolicy;
+use anxin_gateway::alerts::rules::{day_start, local_day};
 use anxin_gateway::registry::ElderForm;
-use anxin_gateway::store::{MessageCursor, MessageRecord, now_ms};
-use anyhow::Context;
+use anxin_gateway::store::{AlertFilter, AlertRecord, MessageCursor, MessageRecord, RegionFilter, now_ms};
+use anyhow::{Context, anyhow};
 
-use crate::cli::{DevicesCommand, EldersCommand, EventsCommand, StorageArgs};
+use crate::cli::{
+    AlertsCommand, DevicesCommand, EldersCommand, EventsCommand, StorageArgs, VisitsCommand, WatchCommand,
+};
 use crate::run::open_store;
 use crate::settings::FileSettings;
 
 fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+}
+
+/// A moment in the homes' local time.
+fn local_time(ms: i64, policy: &AlertPolicy) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| ms.to_string(), |t| t.with_timezone(&policy.utc_offset).format("%Y-%m-%d %H:%M").to_string())
+}
+
+/// The local day number of a `YYYY-MM-DD` date.
+fn parse_day(text: &str, flag: &str) -> anyhow::Result<i64> {
+    let date = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| anyhow!("{flag} {text:?} is not a date; use YYYY-MM-DD"))?;
+    Ok(i64::from(chrono::Datelike::num_days_from_ce(&date)) - 719_163)
 }
 
 fn or_dash<T: ToString>(value: Option<T>) -> String {
@@ -75,6 +93,8 @@ pub async fn elders(storage: &StorageArgs, file: FileSettings, command: EldersCo
                 phone: args.phone.as_deref(),
                 emergency_contact: args.emergency_contact.as_deref(),
                 emergency_phone: args.emergency_phone.as_deref(),
+                categories: args.categories.as_deref(),
+                inactivity_hours: args.inactivity_hours,
             };
             let elder = store.add_elder(&form.check()?, now_ms()).await?;
             println!("added elder {}: {}", elder.id, elder.name);
@@ -100,6 +120,221 @@ pub async fn elders(storage: &StorageArgs, file: FileSettings, command: EldersCo
                         or_dash(e.emergency_phone)
                     );
                 }
+            }
+        }
+        EldersCommand::Away { elder_id, until, reason, by } => {
+            let policy = store.alert_policy().clone();
+            let last_day = parse_day(&until, "--until")?;
+            let now = now_ms();
+            if last_day < local_day(now, &policy) {
+                anyhow::bail!("--until {until} is in the past");
+            }
+            let ends_at = day_start(last_day + 1, &policy);
+            let absence = store.mark_away(elder_id, ends_at, &reason, &by, now).await?;
+            println!(
+                "elder {elder_id} away until {} ({}): alerts other than smoke and help are paused",
+                local_time(absence.ends_at, &policy),
+                absence.reason
+            );
+        }
+        EldersCommand::Back { elder_id } => {
+            let ended = store.end_absence(elder_id, now_ms()).await?;
+            if ended == 0 {
+                println!("elder {elder_id} was not marked away");
+            } else {
+                println!("elder {elder_id} is back: watched as usual from now");
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+fn print_alert_line(alert: &AlertRecord, policy: &AlertPolicy) {
+    let level = if alert.level > 0 { format!(" escalated×{}", alert.reminders) } else { String::new() };
+    println!(
+        "{:>6}  {:<12} {:<8} {:<14} {}  elder {} {}  {}{}",
+        alert.id,
+        alert.status,
+        alert.severity,
+        alert.kind,
+        local_time(alert.opened_at, policy),
+        alert.elder_id,
+        alert.elder_name,
+        alert.detail,
+        level
+    );
+}
+
+pub async fn alerts(storage: &StorageArgs, file: FileSettings, command: AlertsCommand) -> anyhow::Result<()> {
+    let store = open_store(storage, &file).await?;
+    let policy = store.alert_policy().clone();
+    match command {
+        AlertsCommand::List { open, elder, json } => {
+            let alerts = store.alerts(&AlertFilter { unresolved_only: open, elder_id: elder, limit: 1_000 }).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&alerts)?);
+            } else if alerts.is_empty() {
+                println!("{}", if open { "no open alerts" } else { "no alerts" });
+            } else {
+                for alert in &alerts {
+                    print_alert_line(alert, &policy);
+                }
+            }
+        }
+        AlertsCommand::Show { id, json } => {
+            let alert = store.alert(id).await?.ok_or_else(|| anyhow!("there is no alert {id}"))?;
+            let history = store.alert_history(id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"alert": alert, "history": history}))?);
+            } else {
+                print_alert_line(&alert, &policy);
+                for event in history {
+                    println!(
+                        "        {}  {:<12} {:<10} {}",
+                        local_time(event.at, &policy),
+                        event.action,
+                        event.actor.unwrap_or_default(),
+                        event.detail.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        AlertsCommand::Ack { id, by } => {
+            let alert = store.acknowledge_alert(id, &by, now_ms()).await?;
+            println!(
+                "alert {id} acknowledged by {} after {} s",
+                alert.acknowledged_by.unwrap_or_default(),
+                alert.ack_ms.unwrap_or_default() / 1_000
+            );
+        }
+        AlertsCommand::Resolve { id, by, outcome, note } => {
+            let choices = Outcome::FOR_STAFF.map(Outcome::as_str).join(", ");
+            let outcome = Outcome::parse_for_staff(&outcome)
+                .ok_or_else(|| anyhow!("--outcome {outcome:?} is not one of: {choices}"))?;
+            let alert = store.resolve_alert(id, &by, outcome, &note, now_ms()).await?;
+            println!("alert {id} resolved by {}: {}", alert.resolved_by.unwrap_or_default(), outcome.as_str());
+        }
+        AlertsCommand::Stats { county, township, village, severity, from, to, json } => {
+            if let Some(severity) = &severity
+                && anxin_gateway::alerts::Severity::parse(severity).is_none()
+            {
+                anyhow::bail!("--severity {severity:?} is not one of: critical, warning, notice");
+            }
+            let now = now_ms();
+            let today = local_day(now, &policy);
+            let first = from.as_deref().map(|d| parse_day(d, "--from")).transpose()?.unwrap_or(today - 29);
+            let last = to.as_deref().map(|d| parse_day(d, "--to")).transpose()?.unwrap_or(today);
+            if last < first {
+                anyhow::bail!("--to is before --from");
+            }
+            let region = RegionFilter { county, township, village };
+            let stats = store
+                .ack_stats(&region, severity.as_deref(), day_start(first, &policy), day_start(last + 1, &policy))
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&stats)?);
+            } else {
+                let share = |s: Option<f64>| s.map_or_else(|| "-".into(), |s| format!("{:.1}%", s * 100.0));
+                println!(
+                    "{} alerts, {} acknowledged; within 60 s: {} (target 97.5%), within 180 s: {} (target 99%)",
+                    stats.alerts,
+                    stats.acknowledged,
+                    share(stats.share_60s()),
+                    share(stats.share_180s())
+                );
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+pub async fn visits(storage: &StorageArgs, file: FileSettings, command: VisitsCommand) -> anyhow::Result<()> {
+    let store = open_store(storage, &file).await?;
+    let policy = store.alert_policy().clone();
+    let VisitsCommand::List { elder, days, json } = command;
+    if store.elder(elder).await?.is_none() {
+        anyhow::bail!("there is no elder with id {elder}");
+    }
+    if days {
+        let days = store.days(elder).await?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&days)?);
+        } else if days.is_empty() {
+            println!("no closed days yet for elder {elder}");
+        } else {
+            for day in days {
+                println!(
+                    "{}  {:<7} active {:>2} h, sensors {:>2} h  {}",
+                    day.day,
+                    if day.counted { "counts" } else { "-" },
+                    day.active_hours,
+                    day.reported_hours,
+                    day.reason
+                );
+            }
+        }
+    } else {
+        let visits = store.visits(elder).await?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&visits)?);
+        } else if visits.is_empty() {
+            println!("no visits recorded for elder {elder}");
+        } else {
+            for visit in visits {
+                println!(
+                    "{}  {:<7} {}  {}  {}",
+                    visit.day,
+                    visit.mode,
+                    local_time(visit.visited_at, &policy),
+                    visit.visitor,
+                    visit.summary.unwrap_or_default()
+                );
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+pub async fn watch(storage: &StorageArgs, file: FileSettings, command: WatchCommand) -> anyhow::Result<()> {
+    let store = open_store(storage, &file).await?;
+    let policy = store.alert_policy().clone();
+    match command {
+        WatchCommand::Start { county, township, village, until, reason, by } => {
+            let now = now_ms();
+            let last_day = parse_day(&until, "--until")?;
+            let region = RegionFilter { county: Some(county), township, village };
+            let watch =
+                store.start_heightened_watch(&region, day_start(last_day + 1, &policy), &reason, &by, now).await?;
+            println!(
+                "heightened watch {} over {}{}{} until {}: {}",
+                watch.id,
+                watch.county,
+                watch.township.map(|t| format!("/{t}")).unwrap_or_default(),
+                watch.village.map(|v| format!("/{v}")).unwrap_or_default(),
+                local_time(watch.ends_at, &policy),
+                watch.reason
+            );
+        }
+        WatchCommand::List => {
+            let watches = store.heightened_watches(now_ms()).await?;
+            if watches.is_empty() {
+                println!("no heightened watch");
+            }
+            for watch in watches {
+                println!(
+                    "{:>4}  {}{}{}  {} – {}  {}  (by {})",
+                    watch.id,
+                    watch.county,
+                    watch.township.map(|t| format!("/{t}")).unwrap_or_default(),
+                    watch.village.map(|v| format!("/{v}")).unwrap_or_default(),
+                    local_time(watch.starts_at, &policy),
+                    local_time(watch.ends_at, &policy),
+                    watch.reason,
+                    watch.created_by
+                );
             }
         }
     }

@@ -14,8 +14,9 @@ use clap::{Args, Parser, Subcommand};
     about = "Anxin (安心): remote monitoring and visit records for elders in special difficulty",
     long_about = "Anxin watches over elders who live alone: sensor nodes in their homes report activity, \
                   doors, smoke, the help button and temperature over MQTT; Anxin stores every message, \
-                  knows which devices are alive, and (next) turns that into alerts for on-call staff and \
-                  remote check-ins that count towards the monthly visit rate.\n\n\
+                  knows which devices are alive, and turns that into alerts for on-call staff (smoke, help, \
+                  inactivity that learns the elder's routine, cold and heat, a door open at night, dead \
+                  sensors) and into remote check-ins that count towards the monthly visit rate.\n\n\
                   Start with `anxin serve`: embedded MQTT broker, gateway and console in one process, \
                   data in a SQLite file under ./data. Settings come from defaults, then --config FILE \
                   (TOML, the flags' long names with underscores), then ANXIN_* variables, then flags."
@@ -31,7 +32,8 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct StorageArgs {
     /// Configuration file (TOML): data_dir, database, mqtt_listen, http_listen, broker, broker_username,
-    /// broker_password, broker_ca, gateway_id, share_group, retention_days
+    /// broker_password, broker_ca, gateway_id, share_group, retention_days, webhook, utc_offset,
+    /// escalate_after_s
     #[arg(long, env = "ANXIN_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Folder for the SQLite database [default: ./data]
@@ -63,6 +65,15 @@ pub enum Command {
     /// Stored events and summaries
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Alerts: list, acknowledge, resolve with how they were handled, time-to-acknowledge figures
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+    /// Visits, including the remote check-ins the gateway records
+    #[command(subcommand)]
+    Visits(VisitsCommand),
+    /// Heightened watch over a region (extreme weather, festivals): tighter thresholds
+    #[command(subcommand)]
+    Watch(WatchCommand),
     /// Measure Anxin on this machine (figures, not pass/fail)
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -98,6 +109,23 @@ pub struct BrokerArgs {
     /// Days raw messages are kept (hourly rollups stay) [default: 90]
     #[arg(long, env = "ANXIN_RETENTION_DAYS")]
     pub retention_days: Option<u32>,
+    #[command(flatten)]
+    pub alerting: AlertArgs,
+}
+
+/// How alerts are judged and sent on.
+#[derive(Debug, Args)]
+pub struct AlertArgs {
+    /// Also POST every alert change as JSON to this URL (an SMS or phone gateway), with retries
+    #[arg(long, env = "ANXIN_WEBHOOK", value_name = "URL")]
+    pub webhook: Option<String>,
+    /// The homes' local time, for nights, days and routines [default: +08:00]
+    #[arg(long, env = "ANXIN_UTC_OFFSET", value_name = "+HH:MM")]
+    pub utc_offset: Option<String>,
+    /// Seconds before an unacknowledged critical alert escalates to every on-call worker of the
+    /// county, and between reminders after that [default: 60]
+    #[arg(long, env = "ANXIN_ESCALATE_AFTER_S", value_name = "SECONDS")]
+    pub escalate_after_s: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +198,127 @@ pub enum EldersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Mark an elder away (hospital, staying with family): alerts other than smoke and help pause
+    /// until the date, and the return is expected (inactivity counts from then)
+    Away {
+        elder_id: i64,
+        /// Last day away (local date, YYYY-MM-DD): the absence ends at the end of that day
+        #[arg(long, value_name = "DATE")]
+        until: String,
+        /// Why (住院, 随子女居住, …)
+        #[arg(long)]
+        reason: String,
+        /// Who records it
+        #[arg(long, default_value = "admin")]
+        by: String,
+    },
+    /// End an elder's absence now (back early)
+    Back { elder_id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Alerts, open ones first, most urgent first
+    List {
+        /// Only alerts not yet resolved
+        #[arg(long)]
+        open: bool,
+        /// Only this elder's
+        #[arg(long)]
+        elder: Option<i64>,
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// One alert with its whole history
+    Show {
+        id: i64,
+        /// JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Acknowledge: you have it in hand (stops escalation)
+    Ack {
+        id: i64,
+        /// Your name
+        #[arg(long)]
+        by: String,
+    },
+    /// Resolve with how it was handled (处置情况)
+    Resolve {
+        id: i64,
+        /// Your name
+        #[arg(long)]
+        by: String,
+        /// visited, reached_by_phone, family_reached, emergency_services, false_alarm, device_fault or other
+        #[arg(long)]
+        outcome: String,
+        /// What was done (required with `other`)
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Share of alerts acknowledged within 60 s and 180 s, per region and period
+    Stats {
+        #[arg(long)]
+        county: Option<String>,
+        #[arg(long)]
+        township: Option<String>,
+        #[arg(long)]
+        village: Option<String>,
+        /// Only critical, warning or notice alerts
+        #[arg(long)]
+        severity: Option<String>,
+        /// First day (local date, YYYY-MM-DD) [default: 30 days ago]
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// Last day (local date, YYYY-MM-DD) [default: today]
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+        /// JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VisitsCommand {
+    /// An elder's visits, newest first; with --days, every closed day and why it did or did not count
+    /// as a remote check-in
+    List {
+        #[arg(long)]
+        elder: i64,
+        /// Show the closed days behind the remote check-ins instead
+        #[arg(long)]
+        days: bool,
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WatchCommand {
+    /// Put a county, township or village on heightened watch until a date: inactivity and
+    /// temperature thresholds tighten for every home in it
+    Start {
+        #[arg(long)]
+        county: String,
+        #[arg(long)]
+        township: Option<String>,
+        #[arg(long)]
+        village: Option<String>,
+        /// Last day (local date, YYYY-MM-DD)
+        #[arg(long, value_name = "DATE")]
+        until: String,
+        /// Why (寒潮, 暴雪, 春节, …)
+        #[arg(long)]
+        reason: String,
+        /// Who starts it
+        #[arg(long, default_value = "admin")]
+        by: String,
+    },
+    /// Heightened watches in force or planned
+    List,
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +347,14 @@ pub struct ElderAddArgs {
     /// Emergency contact's phone
     #[arg(long)]
     pub emergency_phone: Option<String>,
+    /// Categories (annex 2), comma-separated: living_alone, empty_nest, left_behind, dependent,
+    /// severely_disabled, bereaved_family. Dependent and severely disabled elders get a stricter
+    /// inactivity threshold (8 h instead of 12 h)
+    #[arg(long)]
+    pub categories: Option<String>,
+    /// Hours without activity before an inactivity alert, for this elder only (1-72)
+    #[arg(long, value_name = "HOURS")]
+    pub inactivity_hours: Option<i64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -40,6 +40,9 @@ async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Devices(command) => admin::devices(&cli.storage, file, command).await,
         Command::Elders(command) => admin::elders(&cli.storage, file, command).await,
         Command::Events(command) => admin::events(&cli.storage, file, command).await,
+        Command::Alerts(command) => admin::alerts(&cli.storage, file, command).await,
+        Command::Visits(command) => admin::visits(&cli.storage, file, command).await,
+        Command::Watch(command) => admin::watch(&cli.storage, file, command).await,
         Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest(args).await,
         Command::Simulate(args) => simulate::simulate(args).await,
     }

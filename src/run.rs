@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anxin_gateway::alerts::delivery::{self, MqttTarget, Sink};
+use anxin_gateway::alerts::engine::{TimerConfig, run_timers};
 use anxin_gateway::broker::embedded::EmbeddedBroker;
 use anxin_gateway::broker::external::{self, ExternalBroker};
 use anxin_gateway::ingest::{Ingest, IngestConfig};
@@ -16,7 +18,7 @@ use anyhow::{Context, anyhow};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 
-use crate::cli::{BrokerArgs, ConsoleArgs, GatewayArgs, ServeArgs, StorageArgs};
+use crate::cli::{AlertArgs, BrokerArgs, ConsoleArgs, GatewayArgs, ServeArgs, StorageArgs};
 use crate::settings::{self, FileSettings};
 
 /// Resolved storage settings.
@@ -31,8 +33,14 @@ fn storage(args: &StorageArgs, file: &FileSettings) -> Storage {
     Storage { data_dir, database }
 }
 
-/// Opens the store with errors that say which flag to change.
+/// Opens the store with errors that say which flag to change, with the
+/// alert thresholds of the file and `ANXIN_*` variables.
 pub async fn open_store(args: &StorageArgs, file: &FileSettings) -> anyhow::Result<Store> {
+    let policy = settings::alert_policy(None, file)?;
+    Ok(open_store_with(args, file).await?.with_alert_policy(policy))
+}
+
+async fn open_store_with(args: &StorageArgs, file: &FileSettings) -> anyhow::Result<Store> {
     let Storage { data_dir, database } = storage(args, file);
     if let Database::Sqlite(_) = database {
         check_writable(&data_dir)?;
@@ -95,6 +103,38 @@ fn external_broker(url: &str, broker_args: &BrokerArgs, file: &FileSettings) -> 
     Ok(broker)
 }
 
+/// The alert engine's tasks: the database timers, the in-process feed, and
+/// the MQTT (and webhook) sinks.
+fn start_alerting(
+    store: &Store,
+    mqtt: MqttTarget,
+    alerting: &AlertArgs,
+    file: &FileSettings,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let holder = format!("{}-{}", mqtt.client_id, std::process::id());
+    let mut tasks = vec![tokio::spawn(run_timers(store.clone(), TimerConfig::default(), shutdown.clone()))];
+    let (_feed, feed_task) = delivery::start_feed(store.clone(), shutdown.clone());
+    tasks.push(feed_task);
+    tasks.push(tokio::spawn(delivery::run_sink(store.clone(), Sink::mqtt(mqtt), holder.clone(), shutdown.clone())));
+    if let Some(url) = alerting.webhook.clone().or(file.webhook.clone()) {
+        let sink = Sink::webhook(url).map_err(|error| anyhow!("{error}; check --webhook"))?;
+        tasks.push(tokio::spawn(delivery::run_sink(store.clone(), sink, holder, shutdown.clone())));
+    }
+    Ok(tasks)
+}
+
+fn mqtt_target_of(broker: &ExternalBroker) -> MqttTarget {
+    MqttTarget {
+        host: broker.host.clone(),
+        port: broker.port,
+        tls: broker.tls.as_ref().map(|tls| tls.ca_file.clone()),
+        username: broker.username.clone(),
+        password: broker.password.clone(),
+        client_id: format!("{}-alerts", broker.client_id),
+    }
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 async fn stop_signal() {
     let terminate = async {
@@ -129,7 +169,8 @@ fn spawn_http(
 
 pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeArgs) -> anyhow::Result<()> {
     let metrics = metrics_recorder()?;
-    let store = open_store(storage_args, &file).await?;
+    let policy = settings::alert_policy(Some(&args.broker_args.alerting), &file)?;
+    let store = open_store_with(storage_args, &file).await?.with_alert_policy(policy);
     let database = storage(storage_args, &file).database.describe();
     let http_listen = args
         .http_listen
@@ -141,7 +182,7 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
     let (ingest, writer) = Ingest::start(store.clone(), IngestConfig::default());
 
     let external_url = args.broker.clone().or(file.broker.clone());
-    let (mqtt_description, broker_path) = match &external_url {
+    let (mqtt_description, broker_path, alerts_target) = match &external_url {
         None => {
             let listen = args.mqtt_listen.or(file.mqtt_listen).unwrap_or_else(|| {
                 settings::DEFAULT_MQTT_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1883)))
@@ -150,15 +191,29 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
                 .start(ingest.clone())
                 .await
                 .map_err(|error| anyhow!("{error}; choose another with --mqtt-listen"))?;
-            (format!("MQTT broker on {}", broker.local_addr), BrokerPath::Embedded(broker))
+            let mut local = broker.local_addr;
+            if local.ip().is_unspecified() {
+                local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            let target = MqttTarget {
+                host: local.ip().to_string(),
+                port: local.port(),
+                tls: None,
+                username: None,
+                password: None,
+                client_id: "anxin-alerts".into(),
+            };
+            (format!("MQTT broker on {}", broker.local_addr), BrokerPath::Embedded(broker), target)
         }
         Some(url) => {
             let broker = external_broker(url, &args.broker_args, &file)?;
             let description = format!("MQTT from {url} as {}", broker.client_id);
+            let target = mqtt_target_of(&broker);
             let task = tokio::spawn(external::run(broker, ingest.clone(), shutdown_watch.clone()));
-            (description, BrokerPath::External(task))
+            (description, BrokerPath::External(task), target)
         }
     };
+    let alerting = start_alerting(&store, alerts_target, &args.broker_args.alerting, &file, &shutdown_watch)?;
     let upkeep =
         tokio::spawn(run_upkeep(store.clone(), upkeep_config(&args.broker_args, &file), shutdown_watch.clone()));
     let http_task = spawn_http(http, anxin_console::router(metrics), shutdown_watch.clone());
@@ -176,6 +231,9 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
     drop(ingest);
     let _ = writer.await;
     let _ = tokio::join!(upkeep, http_task);
+    for task in alerting {
+        let _ = task.await;
+    }
     store.close().await;
     println!("anxin serve: stopped");
     Ok(())
@@ -193,7 +251,8 @@ pub async fn gateway(storage_args: &StorageArgs, file: FileSettings, args: Gatew
         .or(file.broker.clone())
         .context("`anxin gateway` needs --broker mqtt://HOST:PORT (or ANXIN_BROKER)")?;
     let metrics = metrics_recorder()?;
-    let store = open_store(storage_args, &file).await?;
+    let policy = settings::alert_policy(Some(&args.broker_args.alerting), &file)?;
+    let store = open_store_with(storage_args, &file).await?.with_alert_policy(policy);
     let database = storage(storage_args, &file).database.describe();
     let http_listen = args.http_listen.unwrap_or_else(|| {
         settings::DEFAULT_GATEWAY_HTTP_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9464)))
@@ -203,6 +262,7 @@ pub async fn gateway(storage_args: &StorageArgs, file: FileSettings, args: Gatew
     let broker = external_broker(&url, &args.broker_args, &file)?;
     let (shutdown, shutdown_watch) = watch::channel(false);
     let (ingest, writer) = Ingest::start(store.clone(), IngestConfig::default());
+    let alerting = start_alerting(&store, mqtt_target_of(&broker), &args.broker_args.alerting, &file, &shutdown_watch)?;
     println!(
         "anxin gateway: MQTT from {url} as {}, metrics on http://{http_addr}/metrics, database {database}",
         broker.client_id
@@ -219,6 +279,9 @@ pub async fn gateway(storage_args: &StorageArgs, file: FileSettings, args: Gatew
     drop(ingest);
     let _ = writer.await;
     let _ = tokio::join!(upkeep, http_task);
+    for task in alerting {
+        let _ = task.await;
+    }
     store.close().await;
     println!("anxin gateway: stopped");
     Ok(())

@@ -7,6 +7,8 @@
 //!   broker (mqtt5) whose publish hook waits for the commit.
 //! - [`store`]: SQLite or PostgreSQL, one schema, the same queries.
 //! - [`status`]: device liveness from missed summaries, and retention.
+//! - [`alerts`]: the rules, alerts and their handling, escalation, delivery,
+//!   and remote check-ins.
 //!
 //! Architecture invariants:
 //! - No message is acknowledged to its sender before it is committed.
@@ -14,6 +16,7 @@
 //!   sharing the subscription can take any message.
 //! - Ingest never waits on the console or any other consumer of what it stored.
 
+pub mod alerts;
 pub mod broker;
 pub mod ingest;
 pub mod metrics;

@@ -12,6 +12,8 @@ pub const ACK_LAG_SECONDS: &str = "anxin_ingest_ack_lag_seconds";
 pub const DEVICES_ONLINE: &str = "anxin_devices_online";
 pub const DEVICES_OFFLINE: &str = "anxin_devices_offline";
 pub const BROKER_CONNECTED: &str = "anxin_broker_connected";
+pub const ALERTS_DELIVERED: &str = "anxin_alert_changes_delivered_total";
+pub const ALERT_DELIVERIES_ABANDONED: &str = "anxin_alert_deliveries_abandoned_total";
 
 /// Describes every metric once, so `/metrics` carries help texts.
 pub fn describe() {
@@ -28,4 +30,6 @@ pub fn describe() {
     describe_gauge!(DEVICES_ONLINE, "Devices currently online");
     describe_gauge!(DEVICES_OFFLINE, "Devices currently offline");
     describe_gauge!(BROKER_CONNECTED, "1 while the gateway is connected to an external broker");
+    describe_counter!(ALERTS_DELIVERED, "Alert changes delivered, by sink (mqtt, webhook)");
+    describe_counter!(ALERT_DELIVERIES_ABANDONED, "Alert changes given up after a day of retries, by sink");
 }

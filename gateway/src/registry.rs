@@ -1,5 +1,6 @@
 //! Checking what staff type in about an elder, once, at the boundary.
 
+use crate::alerts::Category;
 use crate::store::NewElder;
 
 /// Why an elder's registration was refused.
@@ -9,6 +10,12 @@ pub enum RegistryError {
     Missing(&'static str),
     #[error("{field} is longer than {max} characters")]
     TooLong { field: &'static str, max: usize },
+    #[error(
+        "unknown category {0:?}: use living_alone, empty_nest, left_behind, dependent, severely_disabled or bereaved_family"
+    )]
+    BadCategory(String),
+    #[error("the inactivity threshold must be 1 to 72 hours, not {0}")]
+    BadThreshold(i64),
     #[error(
         "{field} {value:?} is not a phone number: use 5 to 20 digits, optionally with a leading + and spaces or dashes"
     )]
@@ -57,6 +64,17 @@ fn optional_phone(field: &'static str, value: Option<&str>) -> Result<Option<Str
     value.filter(|v| !v.trim().is_empty()).map(|v| PhoneNumber::parse(field, v).map(|p| p.0)).transpose()
 }
 
+fn categories(text: &str) -> Result<String, RegistryError> {
+    let mut found = Vec::new();
+    for word in text.split(',').map(str::trim).filter(|word| !word.is_empty()) {
+        let category = Category::parse(word).ok_or_else(|| RegistryError::BadCategory(word.to_string()))?;
+        if !found.contains(&category) {
+            found.push(category);
+        }
+    }
+    Ok(Category::join(&found))
+}
+
 /// The fields of a registration as typed.
 #[derive(Debug, Clone, Default)]
 pub struct ElderForm<'a> {
@@ -68,6 +86,10 @@ pub struct ElderForm<'a> {
     pub phone: Option<&'a str>,
     pub emergency_contact: Option<&'a str>,
     pub emergency_phone: Option<&'a str>,
+    /// Comma-separated annex 2 categories.
+    pub categories: Option<&'a str>,
+    /// Overrides the categories' inactivity threshold, in hours.
+    pub inactivity_hours: Option<i64>,
 }
 
 impl ElderForm<'_> {
@@ -82,6 +104,11 @@ impl ElderForm<'_> {
             phone: optional_phone("phone", self.phone)?,
             emergency_contact: optional_text("emergency contact", self.emergency_contact, 64)?,
             emergency_phone: optional_phone("emergency phone", self.emergency_phone)?,
+            categories: categories(self.categories.unwrap_or_default())?,
+            inactivity_hours: match self.inactivity_hours {
+                Some(hours) if !(1..=72).contains(&hours) => return Err(RegistryError::BadThreshold(hours)),
+                hours => hours,
+            },
         })
     }
 }
@@ -113,6 +140,12 @@ mod tests {
         assert_eq!(form.check().unwrap().name, "王秀英");
         let no_village = ElderForm { village: "  ", ..form.clone() };
         assert_eq!(no_village.check().unwrap_err().to_string(), "village is required");
+        let categories = ElderForm { categories: Some("dependent, living_alone,dependent"), ..form.clone() };
+        assert_eq!(categories.check().unwrap().categories, "dependent,living_alone");
+        let bad_category = ElderForm { categories: Some("lonely"), ..form.clone() };
+        assert!(bad_category.check().unwrap_err().to_string().starts_with("unknown category \"lonely\""));
+        let bad_threshold = ElderForm { inactivity_hours: Some(0), ..form.clone() };
+        assert!(bad_threshold.check().is_err());
         let bad_phone = ElderForm { emergency_phone: Some("tomorrow"), ..form };
         assert!(
             bad_phone

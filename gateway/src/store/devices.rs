@@ -55,6 +55,10 @@ fn device(row: &AnyRow) -> Result<DeviceRecord, sqlx::Error> {
     })
 }
 
+/// A device paired ahead of its first message has this long to come online
+/// before its home raises `device_offline`.
+pub const PAIRING_GRACE_MS: i64 = 10 * 60_000;
+
 impl Store {
     /// Every device, or only the unclaimed ones, by id.
     pub async fn devices(&self, unclaimed_only: bool) -> Result<Vec<DeviceRecord>, StoreError> {
@@ -97,6 +101,19 @@ impl Store {
         .bind(now)
         .execute(&self.pool)
         .await?;
+        // Start watching the home (if not yet): the timer loop looks at it
+        // after the installation's grace period, even if the device stays silent.
+        let state = crate::alerts::rules::HomeState::new(now, &self.policy);
+        sqlx::query(
+            "INSERT INTO home_watch (elder_id, state, next_due_at, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (elder_id) DO NOTHING",
+        )
+        .bind(elder_id)
+        .bind(serde_json::to_string(&state).unwrap_or_default())
+        .bind(now + PAIRING_GRACE_MS)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -104,6 +121,7 @@ impl Store {
     /// (5 minutes assumed before its first summary). Returns the devices it
     /// marked. Runs on any gateway; the update is idempotent.
     pub async fn mark_silent_devices_offline(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        let mut transaction = self.pool.begin().await?;
         let rows = sqlx::query(
             "UPDATE devices SET online = 0, status_changed_at = $1, offline_reason = 'missed_summaries'
              WHERE online = 1
@@ -111,9 +129,25 @@ impl Store {
              RETURNING device_id",
         )
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *transaction)
         .await?;
-        Ok(rows.iter().map(|row| row.try_get("device_id")).collect::<Result<_, _>>()?)
+        let silent: Vec<String> = rows.iter().map(|row| row.try_get("device_id")).collect::<Result<_, _>>()?;
+        // Their homes are due now: the timer loop raises device_offline and
+        // stops judging their silence.
+        for chunk in silent.chunks(500) {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE home_watch SET next_due_at = $1
+                 WHERE elder_id IN (SELECT elder_id FROM devices WHERE device_id IN ({}))",
+                super::placeholders(2, chunk.len())
+            )));
+            query = query.bind(now);
+            for device in chunk {
+                query = query.bind(device.as_str());
+            }
+            query.execute(&mut *transaction).await?;
+        }
+        transaction.commit().await?;
+        Ok(silent)
     }
 
     pub async fn device_status_counts(&self) -> Result<DeviceStatusCounts, StoreError> {

@@ -18,6 +18,10 @@ pub struct NewElder {
     pub phone: Option<String>,
     pub emergency_contact: Option<String>,
     pub emergency_phone: Option<String>,
+    /// Annex 2 categories, e.g. `living_alone,dependent`.
+    pub categories: String,
+    /// Overrides the inactivity threshold of the categories, in hours.
+    pub inactivity_hours: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,6 +35,8 @@ pub struct Elder {
     pub phone: Option<String>,
     pub emergency_contact: Option<String>,
     pub emergency_phone: Option<String>,
+    pub categories: String,
+    pub inactivity_hours: Option<i64>,
     pub created_at: i64,
 }
 
@@ -45,18 +51,20 @@ fn elder(row: &AnyRow) -> Result<Elder, sqlx::Error> {
         phone: row.try_get("phone")?,
         emergency_contact: row.try_get("emergency_contact")?,
         emergency_phone: row.try_get("emergency_phone")?,
+        categories: row.try_get("categories")?,
+        inactivity_hours: row.try_get("inactivity_hours")?,
         created_at: row.try_get("created_at")?,
     })
 }
 
-const ELDER_COLUMNS: &str =
-    "id, name, county, township, village, address, phone, emergency_contact, emergency_phone, created_at";
+const ELDER_COLUMNS: &str = "id, name, county, township, village, address, phone, emergency_contact, emergency_phone, categories, inactivity_hours, created_at";
 
 impl Store {
     pub async fn add_elder(&self, new: &NewElder, now: i64) -> Result<Elder, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO elders (name, county, township, village, address, phone, emergency_contact, emergency_phone, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {ELDER_COLUMNS}"
+            "INSERT INTO elders (name, county, township, village, address, phone, emergency_contact, emergency_phone,
+                                 categories, inactivity_hours, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {ELDER_COLUMNS}"
         )))
         .bind(new.name.as_str())
         .bind(new.county.as_str())
@@ -66,6 +74,8 @@ impl Store {
         .bind(new.phone.as_deref())
         .bind(new.emergency_contact.as_deref())
         .bind(new.emergency_phone.as_deref())
+        .bind(new.categories.as_str())
+        .bind(new.inactivity_hours)
         .bind(now)
         .fetch_one(&self.pool)
         .await?;

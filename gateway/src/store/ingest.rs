@@ -1,9 +1,10 @@
 //! Writing a batch of received messages in one transaction.
 
 use anxin_protocol::{Payload, StatusState};
-use sqlx::{Any, Transaction};
+use sqlx::{Any, Row, Transaction};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, placeholders};
+use crate::alerts::engine::{self, HomeInput};
 use crate::ingest::check::{Accepted, Checked, Rejected};
 
 /// How many quarantined messages are kept; older ones make room.
@@ -23,6 +24,8 @@ pub struct BatchOutcome {
     /// Status messages applied to devices.
     pub statuses: u64,
     pub rejected: u64,
+    /// Alert events the batch's messages caused.
+    pub alert_events: Vec<i64>,
 }
 
 /// A message that was new and is now durable.
@@ -40,15 +43,20 @@ impl Store {
         let mut transaction = self.pool.begin().await?;
         let mut outcome = BatchOutcome::default();
         let mut rejected_any = false;
+        // What the rules must see, by device: new events and summaries, and
+        // status changes (which only make the home look at its devices).
+        let mut for_rules: Vec<(&str, i64, HomeInput)> = Vec::new();
         for (checked, received_at) in batch {
             match checked {
                 Checked::Accepted(accepted) => match &accepted.payload {
                     Payload::Status(_) => {
                         apply_status(&mut transaction, accepted, *received_at).await?;
                         outcome.statuses += 1;
+                        for_rules.push((accepted.device_id.as_str(), *received_at, HomeInput::Look));
                     }
                     _ => {
                         if insert_message(&mut transaction, accepted, *received_at).await? {
+                            for_rules.push((accepted.device_id.as_str(), *received_at, home_input(accepted)));
                             note_device_message(&mut transaction, accepted, *received_at).await?;
                             if let Payload::Summary(_) = accepted.payload {
                                 roll_up(&mut transaction, accepted, *received_at).await?;
@@ -77,9 +85,64 @@ impl Store {
                 .execute(&mut *transaction)
                 .await?;
         }
+        // Design: the rules run in the transaction that stores what they
+        // judge, so an alert commits with its cause or not at all, and a
+        // redelivered message (not stored again) raises nothing.
+        let inputs = homes_of(&mut transaction, for_rules).await?;
+        let now = batch.iter().map(|(_, at)| *at).max().unwrap_or_default();
+        outcome.alert_events = engine::apply(&mut transaction, self.backend, &self.policy, &inputs, now).await?;
         transaction.commit().await?;
+        if let Some(newest) = outcome.alert_events.iter().max() {
+            self.note_alert_written(*newest);
+        }
         Ok(outcome)
     }
+}
+
+fn home_input(accepted: &Accepted) -> HomeInput {
+    let device = accepted.device_id.to_string();
+    match &accepted.payload {
+        Payload::Event(event) => HomeInput::Event { device, boot: event.boot, kind: event.kind },
+        Payload::Summary(summary) => HomeInput::Summary {
+            device,
+            boot: summary.boot,
+            motion: summary.motion,
+            door_opens: summary.door_opens,
+            temp_dc: summary.temp_dc,
+            battery: summary.battery,
+        },
+        Payload::Status(_) => HomeInput::Look,
+    }
+}
+
+/// Binds each input to its device's elder; unclaimed devices have no home to judge.
+async fn homes_of(
+    transaction: &mut Transaction<'_, Any>,
+    for_rules: Vec<(&str, i64, HomeInput)>,
+) -> Result<Vec<(i64, i64, HomeInput)>, StoreError> {
+    if for_rules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut devices: Vec<&str> = for_rules.iter().map(|(device, _, _)| *device).collect();
+    devices.sort_unstable();
+    devices.dedup();
+    let mut elders = std::collections::HashMap::new();
+    for chunk in devices.chunks(500) {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT device_id, elder_id FROM devices WHERE device_id IN ({}) AND elder_id IS NOT NULL",
+            placeholders(1, chunk.len())
+        )));
+        for device in chunk {
+            query = query.bind(*device);
+        }
+        for row in query.fetch_all(&mut **transaction).await? {
+            elders.insert(row.try_get::<String, _>("device_id")?, row.try_get::<i64, _>("elder_id")?);
+        }
+    }
+    Ok(for_rules
+        .into_iter()
+        .filter_map(|(device, at, input)| elders.get(device).map(|elder| (*elder, at, input)))
+        .collect())
 }
 
 /// Inserts an event or summary; `false` when `(device, boot, seq)` is already there.

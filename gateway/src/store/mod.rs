@@ -10,23 +10,30 @@
 //!   loss, not only a crash. Ingest batches its commits, so FULL costs little
 //!   (ARCHITECTURE.md has the figures).
 
+mod alerts;
 mod devices;
 mod elders;
 mod ingest;
 mod maintenance;
 mod messages;
+mod visits;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
+use tokio::sync::watch;
 
+use crate::alerts::policy::AlertPolicy;
+pub use alerts::{AckStats, AlertActionError, AlertChange, AlertEventRecord, AlertFilter, AlertRecord, RegionFilter};
 pub use devices::{DeviceRecord, DeviceStatusCounts};
 pub use elders::{Elder, NewElder};
 pub use ingest::{BatchOutcome, StoredMessage};
 pub use messages::{MessageCursor, MessageRecord};
+pub use visits::{Absence, DayRecord, HeightenedWatch, VisitRecord};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -85,13 +92,19 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// A handle to the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
+    pub(crate) policy: Arc<AlertPolicy>,
+    /// The id of the newest alert event this process wrote: wakes the feed
+    /// and the delivery sinks without polling.
+    pub(crate) alert_written: Arc<watch::Sender<i64>>,
 }
 
 impl Store {
@@ -135,16 +148,44 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, policy: Arc::default(), alert_written: Arc::new(watch::channel(0).0) })
+    }
+
+    /// The same database with other alert thresholds (before cloning it around).
+    pub fn with_alert_policy(mut self, policy: AlertPolicy) -> Store {
+        self.policy = Arc::new(policy);
+        self
+    }
+
+    pub fn alert_policy(&self) -> &AlertPolicy {
+        &self.policy
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
+    /// Changes whenever this process writes alert events (the newest id).
+    pub fn alert_writes(&self) -> watch::Receiver<i64> {
+        self.alert_written.subscribe()
+    }
+
+    pub(crate) fn note_alert_written(&self, event_id: i64) {
+        self.alert_written.send_if_modified(|newest| {
+            let newer = event_id > *newest;
+            *newest = (*newest).max(event_id);
+            newer
+        });
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// `$first, $first+1, …` for `count` values: an `IN (…)` list.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Now, in the store's time unit.

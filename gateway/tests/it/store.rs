@@ -43,6 +43,8 @@ fn new_elder() -> NewElder {
         phone: Some("13904150001".into()),
         emergency_contact: Some("王建国".into()),
         emergency_phone: Some("13904150002".into()),
+        categories: String::new(),
+        inactivity_hours: None,
     }
 }
 

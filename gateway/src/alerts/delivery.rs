@@ -1,0 +1,414 @@
+//! Alert changes, out: the in-process feed the console uses, MQTT
+//! (`anxin/v1/alerts/{county}/{alert_id}`) and an optional webhook for SMS and
+//! phone gateways.
+//!
+//! Every sink reads `alert_events` from the database after its own cursor, so
+//! what a crash interrupted is delivered after the restart, and changes made
+//! by another process (the CLI, another gateway) go out too. One gateway at a
+//! time holds a sink (a lease in `alert_sinks`). A failed delivery is retried
+//! with backoff from `alert_retries`, apart from the rest: a slow or failing
+//! webhook delays neither ingest (which never waits on a sink) nor other
+//! alerts (each first attempt has its own deadline). Delivery is at least
+//! once: receivers deduplicate on `event_id`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::Row;
+use tokio::sync::{broadcast, watch};
+
+use crate::metrics as m;
+use crate::store::{AlertChange, Store, StoreError, now_ms};
+
+/// How long a gateway holds a sink without renewing.
+const LEASE_MS: i64 = 15_000;
+/// Deliveries attempted at once.
+const IN_FLIGHT: usize = 16;
+/// How long a first attempt may take before it becomes a retry.
+const FIRST_ATTEMPT: Duration = Duration::from_secs(3);
+/// After this many attempts (about a day of 5-minute retries), a delivery is given up and logged.
+const MAX_ATTEMPTS: i64 = 300;
+
+/// Starts the in-process feed: every alert change, as soon as this process
+/// writes it (or within a second when another process did).
+pub fn start_feed(
+    store: Store,
+    mut shutdown: watch::Receiver<bool>,
+) -> (broadcast::Sender<Arc<AlertChange>>, tokio::task::JoinHandle<()>) {
+    let (sender, _) = broadcast::channel(4_096);
+    let feed = sender.clone();
+    let task = tokio::spawn(async move {
+        let mut writes = store.alert_writes();
+        let mut cursor = loop {
+            match store.newest_alert_event().await {
+                Ok(newest) => break newest,
+                Err(error) => {
+                    tracing::warn!(%error, "alert feed cannot start; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        loop {
+            match store.alert_changes_after(cursor, 500).await {
+                Ok(changes) => {
+                    let full = changes.len() == 500;
+                    for change in changes {
+                        cursor = change.event_id;
+                        let _ = feed.send(Arc::new(change));
+                    }
+                    if full {
+                        continue;
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "alert feed cannot read changes"),
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = writes.changed() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    });
+    (sender, task)
+}
+
+/// Where an MQTT sink publishes.
+#[derive(Debug, Clone)]
+pub struct MqttTarget {
+    pub host: String,
+    pub port: u16,
+    /// `Some`: TLS, with this CA file (`None` inside: the system's roots).
+    pub tls: Option<Option<std::path::PathBuf>>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub client_id: String,
+}
+
+/// A destination for alert changes.
+#[derive(Debug)]
+pub enum Sink {
+    Mqtt(MqttSink),
+    Webhook(WebhookSink),
+}
+
+impl Sink {
+    pub fn mqtt(target: MqttTarget) -> Sink {
+        Sink::Mqtt(MqttSink { target, client: tokio::sync::Mutex::new(None) })
+    }
+
+    pub fn webhook(url: String) -> Result<Sink, String> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("webhook {url:?} must be an http:// or https:// URL"));
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|error| error.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|error| format!("cannot build the webhook client: {error}"))?;
+        Ok(Sink::Webhook(WebhookSink { url, client }))
+    }
+
+    /// The sink's name in `alert_sinks` and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Sink::Mqtt(_) => "mqtt",
+            Sink::Webhook(_) => "webhook",
+        }
+    }
+
+    async fn deliver(&self, change: &AlertChange) -> Result<(), String> {
+        let body = serde_json::to_vec(change).map_err(|error| error.to_string())?;
+        match self {
+            Sink::Mqtt(sink) => sink.publish(&alert_topic(&change.county, change.alert_id), body).await,
+            Sink::Webhook(sink) => sink.post(body).await,
+        }
+    }
+}
+
+/// `anxin/v1/alerts/{county}/{alert_id}`; characters MQTT gives meaning to
+/// (`/ + #`) are replaced in the county's name.
+pub fn alert_topic(county: &str, alert_id: i64) -> String {
+    let county: String = county.chars().map(|c| if matches!(c, '/' | '+' | '#') { '_' } else { c }).collect();
+    format!("anxin/v1/alerts/{county}/{alert_id}")
+}
+
+#[derive(Debug)]
+pub struct WebhookSink {
+    url: String,
+    client: reqwest::Client,
+}
+
+impl WebhookSink {
+    async fn post(&self, body: Vec<u8>) -> Result<(), String> {
+        let response = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| format!("webhook: {error}"))?;
+        if response.status().is_success() { Ok(()) } else { Err(format!("webhook answered {}", response.status())) }
+    }
+}
+
+pub struct MqttSink {
+    target: MqttTarget,
+    client: tokio::sync::Mutex<Option<mqtt5::MqttClient>>,
+}
+
+impl std::fmt::Debug for MqttSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttSink").field("target", &self.target).finish()
+    }
+}
+
+impl MqttSink {
+    async fn connect(&self) -> Result<mqtt5::MqttClient, String> {
+        let target = &self.target;
+        let client = mqtt5::MqttClient::new(target.client_id.clone());
+        let mut options = mqtt5::ConnectOptions::new(target.client_id.clone())
+            .with_clean_start(true)
+            .with_keep_alive(Duration::from_secs(30))
+            .with_automatic_reconnect(true);
+        if let Some(username) = &target.username {
+            options = options.with_credentials(username.clone(), target.password.clone().unwrap_or_default());
+        }
+        match &target.tls {
+            None => {
+                let address = format!("mqtt://{}:{}", target.host, target.port);
+                client.connect_with_options(&address, options).await.map_err(|error| error.to_string())?;
+            }
+            Some(ca_file) => {
+                let address: SocketAddr = tokio::net::lookup_host((target.host.as_str(), target.port))
+                    .await
+                    .map_err(|error| error.to_string())?
+                    .next()
+                    .ok_or_else(|| format!("{} has no address", target.host))?;
+                let mut tls = mqtt5::transport::tls::TlsConfig::new(address, target.host.clone());
+                match ca_file {
+                    Some(path) => {
+                        tls.load_ca_cert_pem(&path.to_string_lossy()).map_err(|error| error.to_string())?;
+                        tls = tls.with_system_roots(false);
+                    }
+                    None => tls = tls.with_system_roots(true),
+                }
+                client.connect_with_tls_and_options(tls, options).await.map_err(|error| error.to_string())?;
+            }
+        }
+        Ok(client)
+    }
+
+    async fn publish(&self, topic: &str, body: Vec<u8>) -> Result<(), String> {
+        let client = {
+            let mut slot = self.client.lock().await;
+            match slot.as_ref() {
+                Some(client) if client.is_connected().await => client.clone(),
+                _ => {
+                    let client = self.connect().await.map_err(|error| format!("MQTT connect: {error}"))?;
+                    *slot = Some(client.clone());
+                    client
+                }
+            }
+        };
+        let result = client.publish_qos1(topic, body).await.map_err(|error| format!("MQTT publish: {error}"))?;
+        match tokio::time::timeout(Duration::from_secs(5), result.outcome()).await {
+            Ok(mqtt5::PublishOutcome::Delivered(_)) => Ok(()),
+            Ok(other) => Err(format!("MQTT publish not acknowledged: {other:?}")),
+            Err(_) => Err("MQTT publish not acknowledged within 5 s".into()),
+        }
+    }
+}
+
+impl Store {
+    /// Takes or renews `sink` for `holder`; returns where it has got to, or
+    /// `None` when another gateway holds it. A sink seen for the first time
+    /// starts at the newest event (history is not replayed to it).
+    async fn hold_sink(&self, sink: &str, holder: &str, now: i64) -> Result<Option<i64>, StoreError> {
+        sqlx::query(
+            "INSERT INTO alert_sinks (sink, delivered_through, holder, lease_until)
+             VALUES ($1, (SELECT COALESCE(MAX(id), 0) FROM alert_events), NULL, 0)
+             ON CONFLICT (sink) DO NOTHING",
+        )
+        .bind(sink)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query(
+            "UPDATE alert_sinks SET holder = $2, lease_until = $3
+             WHERE sink = $1 AND (holder = $2 OR holder IS NULL OR lease_until < $4) RETURNING delivered_through",
+        )
+        .bind(sink)
+        .bind(holder)
+        .bind(now + LEASE_MS)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| row.try_get("delivered_through")).transpose()?)
+    }
+
+    async fn advance_sink(&self, sink: &str, holder: &str, through: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE alert_sinks SET delivered_through = $3 WHERE sink = $1 AND holder = $2")
+            .bind(sink)
+            .bind(holder)
+            .bind(through)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn retry_later(
+        &self,
+        sink: &str,
+        event_id: i64,
+        attempts: i64,
+        error: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let backoff = (1_000i64 << attempts.clamp(0, 8)).min(300_000);
+        sqlx::query(
+            "INSERT INTO alert_retries (event_id, sink, due_at, attempts, last_error) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (event_id, sink) DO UPDATE SET
+                 due_at = excluded.due_at, attempts = excluded.attempts, last_error = excluded.last_error",
+        )
+        .bind(event_id)
+        .bind(sink)
+        .bind(now + backoff)
+        .bind(attempts)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn due_retries(&self, sink: &str, now: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT event_id, attempts FROM alert_retries WHERE sink = $1 AND due_at <= $2 ORDER BY due_at LIMIT 64",
+        )
+        .bind(sink)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Ok((row.try_get("event_id")?, row.try_get("attempts")?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    async fn forget_retry(&self, sink: &str, event_id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM alert_retries WHERE sink = $1 AND event_id = $2")
+            .bind(sink)
+            .bind(event_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Deliveries waiting for a retry, per sink (for checks and the console).
+    pub async fn pending_retries(&self, sink: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM alert_retries WHERE sink = $1")
+            .bind(sink)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+/// Delivers every alert change to `sink` until `shutdown` turns true.
+/// `holder` names this gateway in the lease.
+pub async fn run_sink(store: Store, sink: Sink, holder: String, mut shutdown: watch::Receiver<bool>) {
+    let sink = Arc::new(sink);
+    let name = sink.name();
+    let mut writes = store.alert_writes();
+    loop {
+        if let Err(error) = deliver_round(&store, &sink, &holder).await {
+            tracing::warn!(sink = name, %error, "alert delivery round failed");
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = writes.changed() => {}
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+async fn deliver_round(store: &Store, sink: &Arc<Sink>, holder: &str) -> Result<(), StoreError> {
+    let name = sink.name();
+    let Some(mut through) = store.hold_sink(name, holder, now_ms()).await? else { return Ok(()) };
+    loop {
+        let changes = store.alert_changes_after(through, IN_FLIGHT as i64).await?;
+        if changes.is_empty() {
+            break;
+        }
+        let outcomes = deliver_all(sink, changes).await;
+        for (change, outcome) in &outcomes {
+            if let Err(error) = outcome {
+                tracing::warn!(sink = name, event = change.event_id, %error, "alert delivery failed; will retry");
+                store.retry_later(name, change.event_id, 1, error, now_ms()).await?;
+            }
+            through = through.max(change.event_id);
+        }
+        store.advance_sink(name, holder, through).await?;
+    }
+    let retries = store.due_retries(name, now_ms()).await?;
+    for (event_id, attempts) in retries {
+        let Some(change) = store.alert_change(event_id).await? else {
+            store.forget_retry(name, event_id).await?;
+            continue;
+        };
+        match tokio::time::timeout(Duration::from_secs(10), sink.deliver(&change)).await {
+            Ok(Ok(())) => {
+                metrics::counter!(m::ALERTS_DELIVERED, "sink" => name).increment(1);
+                store.forget_retry(name, event_id).await?;
+            }
+            Ok(Err(error)) if attempts < MAX_ATTEMPTS => {
+                store.retry_later(name, event_id, attempts + 1, &error, now_ms()).await?
+            }
+            Err(_) if attempts < MAX_ATTEMPTS => {
+                store.retry_later(name, event_id, attempts + 1, "timed out", now_ms()).await?
+            }
+            _ => {
+                tracing::error!(sink = name, event = event_id, attempts, "alert delivery given up");
+                metrics::counter!(m::ALERT_DELIVERIES_ABANDONED, "sink" => name).increment(1);
+                store.forget_retry(name, event_id).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// First attempts, concurrently, each with its own deadline.
+async fn deliver_all(sink: &Arc<Sink>, changes: Vec<AlertChange>) -> Vec<(AlertChange, Result<(), String>)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for change in changes {
+        let sink = Arc::clone(sink);
+        tasks.spawn(async move {
+            // A first attempt gets little time: a hanging receiver must not
+            // hold up the next changes; the retry gets longer.
+            let outcome = match tokio::time::timeout(FIRST_ATTEMPT, sink.deliver(&change)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err("timed out".to_string()),
+            };
+            if outcome.is_ok() {
+                metrics::counter!(m::ALERTS_DELIVERED, "sink" => sink.name()).increment(1);
+            }
+            (change, outcome)
+        });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(outcome) = joined {
+            outcomes.push(outcome);
+        }
+    }
+    outcomes.sort_by_key(|(change, _)| change.event_id);
+    outcomes
+}

@@ -1,0 +1,394 @@
+//! Alerts as staff see and handle them: lists, acknowledge, resolve with the
+//! handling record (处置情况), time-to-acknowledge figures, and the change
+//! feed every delivery reads.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError};
+use crate::alerts::Outcome;
+use crate::alerts::engine::insert_event;
+
+/// An alert with its handling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertRecord {
+    pub id: i64,
+    pub elder_id: i64,
+    pub elder_name: String,
+    pub kind: String,
+    pub severity: String,
+    pub status: String,
+    pub county: String,
+    pub township: String,
+    pub village: String,
+    pub device_id: Option<String>,
+    pub detail: String,
+    pub repeats: i64,
+    /// 0: as raised; 1: escalated to every on-call worker of the county.
+    pub level: i64,
+    pub reminders: i64,
+    pub opened_at: i64,
+    pub updated_at: i64,
+    pub acknowledged_at: Option<i64>,
+    pub acknowledged_by: Option<String>,
+    /// Time to acknowledge, in milliseconds.
+    pub ack_ms: Option<i64>,
+    pub resolved_at: Option<i64>,
+    pub resolved_by: Option<String>,
+    pub outcome: Option<String>,
+    pub note: Option<String>,
+}
+
+const ALERT_COLUMNS: &str =
+    "a.id, a.elder_id, e.name AS elder_name, a.kind, a.severity, a.status, a.county, a.township,
+    a.village, a.device_id, a.detail, a.repeats, a.level, a.reminders, a.opened_at, a.updated_at, a.acknowledged_at,
+    a.acknowledged_by, a.ack_ms, a.resolved_at, a.resolved_by, a.outcome, a.note";
+
+fn alert(row: &AnyRow) -> Result<AlertRecord, sqlx::Error> {
+    Ok(AlertRecord {
+        id: row.try_get("id")?,
+        elder_id: row.try_get("elder_id")?,
+        elder_name: row.try_get("elder_name")?,
+        kind: row.try_get("kind")?,
+        severity: row.try_get("severity")?,
+        status: row.try_get("status")?,
+        county: row.try_get("county")?,
+        township: row.try_get("township")?,
+        village: row.try_get("village")?,
+        device_id: row.try_get("device_id")?,
+        detail: row.try_get("detail")?,
+        repeats: row.try_get("repeats")?,
+        level: row.try_get("level")?,
+        reminders: row.try_get("reminders")?,
+        opened_at: row.try_get("opened_at")?,
+        updated_at: row.try_get("updated_at")?,
+        acknowledged_at: row.try_get("acknowledged_at")?,
+        acknowledged_by: row.try_get("acknowledged_by")?,
+        ack_ms: row.try_get("ack_ms")?,
+        resolved_at: row.try_get("resolved_at")?,
+        resolved_by: row.try_get("resolved_by")?,
+        outcome: row.try_get("outcome")?,
+        note: row.try_get("note")?,
+    })
+}
+
+/// One line of an alert's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertEventRecord {
+    pub id: i64,
+    pub alert_id: i64,
+    pub at: i64,
+    /// opened, repeated, raised, note, escalated, reminded, acknowledged, resolved
+    pub action: String,
+    pub actor: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// A change to an alert, with the alert as it is now: what the console, MQTT
+/// and the webhook receive. Carries the elder's id and region, never their
+/// name, phone or address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertChange {
+    pub event_id: i64,
+    pub action: String,
+    pub at: i64,
+    pub actor: Option<String>,
+    pub detail: Option<String>,
+    pub alert_id: i64,
+    pub elder_id: i64,
+    pub kind: String,
+    pub severity: String,
+    pub status: String,
+    pub level: i64,
+    pub county: String,
+    pub township: String,
+    pub village: String,
+    pub opened_at: i64,
+    pub acknowledged_by: Option<String>,
+    pub outcome: Option<String>,
+}
+
+/// Which alerts to list.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    /// Only open or acknowledged ones.
+    pub unresolved_only: bool,
+    pub elder_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// A county, township or village (unset parts: all).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RegionFilter {
+    pub county: Option<String>,
+    pub township: Option<String>,
+    pub village: Option<String>,
+}
+
+/// Time to acknowledge over a region and period (telecare centres are held
+/// to 97.5% within 60 s and 99% within 180 s).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AckStats {
+    pub alerts: i64,
+    pub acknowledged: i64,
+    pub within_60s: i64,
+    pub within_180s: i64,
+}
+
+impl AckStats {
+    pub fn share_60s(&self) -> Option<f64> {
+        (self.alerts > 0).then(|| self.within_60s as f64 / self.alerts as f64)
+    }
+    pub fn share_180s(&self) -> Option<f64> {
+        (self.alerts > 0).then(|| self.within_180s as f64 / self.alerts as f64)
+    }
+}
+
+/// Why a staff action on an alert was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertActionError {
+    #[error("there is no alert {0}")]
+    NotFound(i64),
+    #[error("alert {id} was already acknowledged by {by}")]
+    AlreadyAcknowledged { id: i64, by: String },
+    #[error("alert {id} is already resolved")]
+    AlreadyResolved { id: i64 },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for AlertActionError {
+    fn from(error: sqlx::Error) -> Self {
+        AlertActionError::Store(StoreError::Sql(error))
+    }
+}
+
+fn actor(name: &str) -> Result<String, AlertActionError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(AlertActionError::Invalid("say who you are (--by NAME, 1 to 64 characters)".into()));
+    }
+    Ok(name.to_string())
+}
+
+impl Store {
+    pub async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts a JOIN elders e ON e.id = a.elder_id
+             WHERE ($1 = 0 OR a.status <> 'resolved') AND ($2 IS NULL OR a.elder_id = $2)
+             ORDER BY CASE a.status WHEN 'open' THEN 0 WHEN 'acknowledged' THEN 1 ELSE 2 END,
+                      CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
+                      a.opened_at DESC
+             LIMIT $3"
+        )))
+        .bind(i64::from(filter.unresolved_only))
+        .bind(filter.elder_id)
+        .bind(if filter.limit > 0 { filter.limit } else { 1_000 })
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(alert).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn alert(&self, id: i64) -> Result<Option<AlertRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts a JOIN elders e ON e.id = a.elder_id WHERE a.id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(alert).transpose()?)
+    }
+
+    pub async fn alert_history(&self, alert_id: i64) -> Result<Vec<AlertEventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, alert_id, at, action, actor, detail FROM alert_events WHERE alert_id = $1 ORDER BY id",
+        )
+        .bind(alert_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Ok(AlertEventRecord {
+                    id: row.try_get("id")?,
+                    alert_id: row.try_get("alert_id")?,
+                    at: row.try_get("at")?,
+                    action: row.try_get("action")?,
+                    actor: row.try_get("actor")?,
+                    detail: row.try_get("detail")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Acknowledges an open alert: someone has it in hand; escalation stops.
+    pub async fn acknowledge_alert(&self, id: i64, by: &str, now: i64) -> Result<AlertRecord, AlertActionError> {
+        let by = actor(by)?;
+        let mut transaction = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE alerts SET status = 'acknowledged', acknowledged_at = $1, acknowledged_by = $2,
+                 ack_ms = $1 - opened_at, next_reminder_at = NULL, updated_at = $1
+             WHERE id = $3 AND status = 'open' RETURNING id",
+        )
+        .bind(now)
+        .bind(by.as_str())
+        .bind(id)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        if updated.is_none() {
+            drop(transaction);
+            return Err(self.refusal(id).await);
+        }
+        let event = insert_event(&mut transaction, id, now, "acknowledged", Some(&by), None).await?;
+        transaction.commit().await?;
+        self.note_alert_written(event);
+        self.alert(id).await?.ok_or(AlertActionError::NotFound(id))
+    }
+
+    /// Resolves an alert with how it was handled. Resolving an alert nobody
+    /// acknowledged also records the acknowledgement (by the same person).
+    pub async fn resolve_alert(
+        &self,
+        id: i64,
+        by: &str,
+        outcome: Outcome,
+        note: &str,
+        now: i64,
+    ) -> Result<AlertRecord, AlertActionError> {
+        let by = actor(by)?;
+        let note = note.trim();
+        if outcome == Outcome::ClearedItself {
+            return Err(AlertActionError::Invalid("only Anxin records an alert as cleared by itself".into()));
+        }
+        if outcome == Outcome::Other && note.is_empty() {
+            return Err(AlertActionError::Invalid("outcome `other` needs a note saying what was done".into()));
+        }
+        if note.chars().count() > 2_000 {
+            return Err(AlertActionError::Invalid("the note is longer than 2000 characters".into()));
+        }
+        let mut transaction = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE alerts SET status = 'resolved', resolved_at = $1, resolved_by = $2, outcome = $3, note = $4,
+                 acknowledged_at = COALESCE(acknowledged_at, $1), acknowledged_by = COALESCE(acknowledged_by, $2),
+                 ack_ms = COALESCE(ack_ms, $1 - opened_at), next_reminder_at = NULL, updated_at = $1
+             WHERE id = $5 AND status <> 'resolved' RETURNING id",
+        )
+        .bind(now)
+        .bind(by.as_str())
+        .bind(outcome.as_str())
+        .bind((!note.is_empty()).then_some(note))
+        .bind(id)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        if updated.is_none() {
+            drop(transaction);
+            return Err(self.refusal(id).await);
+        }
+        let detail =
+            if note.is_empty() { outcome.as_str().to_string() } else { format!("{}: {note}", outcome.as_str()) };
+        let event = insert_event(&mut transaction, id, now, "resolved", Some(&by), Some(&detail)).await?;
+        transaction.commit().await?;
+        self.note_alert_written(event);
+        self.alert(id).await?.ok_or(AlertActionError::NotFound(id))
+    }
+
+    async fn refusal(&self, id: i64) -> AlertActionError {
+        match self.alert(id).await {
+            Ok(None) => AlertActionError::NotFound(id),
+            Ok(Some(alert)) if alert.status == "resolved" => AlertActionError::AlreadyResolved { id },
+            Ok(Some(alert)) => {
+                AlertActionError::AlreadyAcknowledged { id, by: alert.acknowledged_by.unwrap_or_default() }
+            }
+            Err(error) => AlertActionError::Store(error),
+        }
+    }
+
+    /// Time to acknowledge for alerts opened in `[from, to)` in a region,
+    /// optionally of one severity. Alerts that cleared themselves before
+    /// anyone acknowledged them (a device back online) are left out.
+    pub async fn ack_stats(
+        &self,
+        region: &RegionFilter,
+        severity: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<AckStats, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS alerts,
+                    COUNT(ack_ms) AS acknowledged,
+                    COUNT(CASE WHEN ack_ms <= 60000 THEN 1 END) AS within_60s,
+                    COUNT(CASE WHEN ack_ms <= 180000 THEN 1 END) AS within_180s
+             FROM alerts
+             WHERE opened_at >= $1 AND opened_at < $2
+               AND ($3 IS NULL OR county = $3) AND ($4 IS NULL OR township = $4) AND ($5 IS NULL OR village = $5)
+               AND ($6 IS NULL OR severity = $6)
+               AND NOT (outcome = 'cleared_itself' AND ack_ms IS NULL)",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(region.county.as_deref())
+        .bind(region.township.as_deref())
+        .bind(region.village.as_deref())
+        .bind(severity)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(AckStats {
+            alerts: row.try_get("alerts")?,
+            acknowledged: row.try_get("acknowledged")?,
+            within_60s: row.try_get("within_60s")?,
+            within_180s: row.try_get("within_180s")?,
+        })
+    }
+
+    /// Alert changes after event `after`, oldest first: the feed for the
+    /// console and every delivery.
+    pub async fn alert_changes_after(&self, after: i64, limit: i64) -> Result<Vec<AlertChange>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT v.id AS event_id, v.action, v.at, v.actor, v.detail AS event_detail, a.id AS alert_id, a.elder_id,
+                    a.kind, a.severity, a.status, a.level, a.county, a.township, a.village, a.opened_at,
+                    a.acknowledged_by, a.outcome
+             FROM alert_events v JOIN alerts a ON a.id = v.alert_id
+             WHERE v.id > $1 ORDER BY v.id LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(change).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn alert_change(&self, event_id: i64) -> Result<Option<AlertChange>, StoreError> {
+        Ok(self.alert_changes_after(event_id - 1, 1).await?.into_iter().find(|change| change.event_id == event_id))
+    }
+
+    /// The newest alert event id (0 when none).
+    pub async fn newest_alert_event(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT MAX(id) AS id FROM alert_events").fetch_one(&self.pool).await?;
+        Ok(row.try_get::<Option<i64>, _>("id")?.unwrap_or(0))
+    }
+}
+
+fn change(row: &AnyRow) -> Result<AlertChange, sqlx::Error> {
+    Ok(AlertChange {
+        event_id: row.try_get("event_id")?,
+        action: row.try_get("action")?,
+        at: row.try_get("at")?,
+        actor: row.try_get("actor")?,
+        detail: row.try_get("event_detail")?,
+        alert_id: row.try_get("alert_id")?,
+        elder_id: row.try_get("elder_id")?,
+        kind: row.try_get("kind")?,
+        severity: row.try_get("severity")?,
+        status: row.try_get("status")?,
+        level: row.try_get("level")?,
+        county: row.try_get("county")?,
+        township: row.try_get("township")?,
+        village: row.try_get("village")?,
+        opened_at: row.try_get("opened_at")?,
+        acknowledged_by: row.try_get("acknowledged_by")?,
+        outcome: row.try_get("outcome")?,
+    })
+}

@@ -1,0 +1,278 @@
+//! Visits (remote check-ins for now), the day tallies behind them, absences
+//! and heightened watch.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{RegionFilter, Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VisitRecord {
+    pub id: i64,
+    pub elder_id: i64,
+    /// Local date, `YYYY-MM-DD`.
+    pub day: String,
+    /// home, phone, video, remote, other
+    pub mode: String,
+    pub visited_at: i64,
+    pub visitor: String,
+    /// For remote check-ins: the day's summary (JSON).
+    pub summary: Option<String>,
+}
+
+/// A closed day of one home and whether it counted as a remote check-in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayRecord {
+    pub elder_id: i64,
+    pub day: String,
+    pub first_activity_at: Option<i64>,
+    pub last_activity_at: Option<i64>,
+    pub active_hours: i64,
+    pub reported_hours: i64,
+    pub counted: bool,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Absence {
+    pub id: i64,
+    pub elder_id: i64,
+    pub reason: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeightenedWatch {
+    pub id: i64,
+    pub county: String,
+    pub township: Option<String>,
+    pub village: Option<String>,
+    pub reason: String,
+    pub starts_at: i64,
+    pub ends_at: i64,
+    pub created_by: String,
+}
+
+fn visit(row: &AnyRow) -> Result<VisitRecord, sqlx::Error> {
+    Ok(VisitRecord {
+        id: row.try_get("id")?,
+        elder_id: row.try_get("elder_id")?,
+        day: row.try_get("day")?,
+        mode: row.try_get("mode")?,
+        visited_at: row.try_get("visited_at")?,
+        visitor: row.try_get("visitor")?,
+        summary: row.try_get("summary")?,
+    })
+}
+
+fn required(field: &str, value: &str) -> Result<String, StoreError> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > 200 {
+        return Err(StoreError::Invalid(format!("{field} is required (1 to 200 characters)")));
+    }
+    Ok(value.to_string())
+}
+
+impl Store {
+    pub async fn visits(&self, elder_id: i64) -> Result<Vec<VisitRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, elder_id, day, mode, visited_at, visitor, summary FROM visits WHERE elder_id = $1
+             ORDER BY day DESC, visited_at DESC",
+        )
+        .bind(elder_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(visit).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn days(&self, elder_id: i64) -> Result<Vec<DayRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT elder_id, day, first_activity_at, last_activity_at, active_hours, reported_hours, counted, reason
+             FROM elder_days WHERE elder_id = $1 ORDER BY day DESC",
+        )
+        .bind(elder_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Ok(DayRecord {
+                    elder_id: row.try_get("elder_id")?,
+                    day: row.try_get("day")?,
+                    first_activity_at: row.try_get("first_activity_at")?,
+                    last_activity_at: row.try_get("last_activity_at")?,
+                    active_hours: row.try_get::<i64, _>("active_hours")?.count_ones().into(),
+                    reported_hours: row.try_get::<i64, _>("reported_hours")?.count_ones().into(),
+                    counted: row.try_get::<i64, _>("counted")? == 1,
+                    reason: row.try_get("reason")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Marks an elder away from `now` until `until`; the home is looked at
+    /// again at once (and when the absence ends).
+    pub async fn mark_away(
+        &self,
+        elder_id: i64,
+        until: i64,
+        reason: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<Absence, StoreError> {
+        let reason = required("reason", reason)?;
+        let by = required("who marks the absence (--by)", by)?;
+        if until <= now {
+            return Err(StoreError::Invalid("the end of the absence must be in the future".into()));
+        }
+        if self.elder(elder_id).await?.is_none() {
+            return Err(StoreError::NotFound(format!("there is no elder with id {elder_id}")));
+        }
+        let mut transaction = self.pool.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO absences (elder_id, reason, starts_at, ends_at, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $3) RETURNING id",
+        )
+        .bind(elder_id)
+        .bind(reason.as_str())
+        .bind(now)
+        .bind(until)
+        .bind(by.as_str())
+        .fetch_one(&mut *transaction)
+        .await?;
+        sqlx::query("UPDATE home_watch SET next_due_at = $1 WHERE elder_id = $2")
+            .bind(now)
+            .bind(elder_id)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(Absence { id: row.try_get("id")?, elder_id, reason, starts_at: now, ends_at: until, created_by: by })
+    }
+
+    /// Ends an absence now (the elder came back early).
+    pub async fn end_absence(&self, elder_id: i64, now: i64) -> Result<u64, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let ended = sqlx::query(
+            "UPDATE absences SET ends_at = $1 WHERE elder_id = $2 AND cancelled_at IS NULL AND starts_at <= $1 AND ends_at > $1",
+        )
+        .bind(now)
+        .bind(elder_id)
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+        sqlx::query("UPDATE home_watch SET next_due_at = $1 WHERE elder_id = $2")
+            .bind(now)
+            .bind(elder_id)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(ended)
+    }
+
+    pub async fn absences(&self, elder_id: i64) -> Result<Vec<Absence>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, elder_id, reason, starts_at, ends_at, created_by FROM absences
+             WHERE elder_id = $1 AND cancelled_at IS NULL ORDER BY starts_at DESC",
+        )
+        .bind(elder_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Ok(Absence {
+                    id: row.try_get("id")?,
+                    elder_id: row.try_get("elder_id")?,
+                    reason: row.try_get("reason")?,
+                    starts_at: row.try_get("starts_at")?,
+                    ends_at: row.try_get("ends_at")?,
+                    created_by: row.try_get("created_by")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Puts a region on heightened watch from `now` until `until`; its homes
+    /// are looked at again at once with the tighter thresholds.
+    pub async fn start_heightened_watch(
+        &self,
+        region: &RegionFilter,
+        until: i64,
+        reason: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<HeightenedWatch, StoreError> {
+        let county = required("county", region.county.as_deref().unwrap_or_default())?;
+        let reason = required("reason", reason)?;
+        let by = required("who starts the watch (--by)", by)?;
+        if until <= now {
+            return Err(StoreError::Invalid("the end of the heightened watch must be in the future".into()));
+        }
+        if region.village.is_some() && region.township.is_none() {
+            return Err(StoreError::Invalid("a village needs its township".into()));
+        }
+        let mut transaction = self.pool.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO heightened_watches (county, township, village, reason, starts_at, ends_at, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $5) RETURNING id",
+        )
+        .bind(county.as_str())
+        .bind(region.township.as_deref())
+        .bind(region.village.as_deref())
+        .bind(reason.as_str())
+        .bind(now)
+        .bind(until)
+        .bind(by.as_str())
+        .fetch_one(&mut *transaction)
+        .await?;
+        sqlx::query(
+            "UPDATE home_watch SET next_due_at = $1 WHERE elder_id IN
+                 (SELECT id FROM elders WHERE county = $2 AND ($3 IS NULL OR township = $3) AND ($4 IS NULL OR village = $4))",
+        )
+        .bind(now)
+        .bind(county.as_str())
+        .bind(region.township.as_deref())
+        .bind(region.village.as_deref())
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(HeightenedWatch {
+            id: row.try_get("id")?,
+            county,
+            township: region.township.clone(),
+            village: region.village.clone(),
+            reason,
+            starts_at: now,
+            ends_at: until,
+            created_by: by,
+        })
+    }
+
+    pub async fn heightened_watches(&self, now: i64) -> Result<Vec<HeightenedWatch>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, county, township, village, reason, starts_at, ends_at, created_by FROM heightened_watches
+             WHERE ends_at > $1 ORDER BY starts_at",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Ok(HeightenedWatch {
+                    id: row.try_get("id")?,
+                    county: row.try_get("county")?,
+                    township: row.try_get("township")?,
+                    village: row.try_get("village")?,
+                    reason: row.try_get("reason")?,
+                    starts_at: row.try_get("starts_at")?,
+                    ends_at: row.try_get("ends_at")?,
+                    created_by: row.try_get("created_by")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+}
