@@ -105,7 +105,7 @@ fn external_broker(url: &str, broker_args: &BrokerArgs, file: &FileSettings) -> 
 
 /// The alert engine's tasks: the database timers, the in-process feed, and
 /// the MQTT (and webhook) sinks.
-fn start_alerting(
+async fn start_alerting(
     store: &Store,
     mqtt: MqttTarget,
     alerting: &AlertArgs,
@@ -116,10 +116,14 @@ fn start_alerting(
     let mut tasks = vec![tokio::spawn(run_timers(store.clone(), TimerConfig::default(), shutdown.clone()))];
     let (_feed, feed_task) = delivery::start_feed(store.clone(), shutdown.clone());
     tasks.push(feed_task);
-    tasks.push(tokio::spawn(delivery::run_sink(store.clone(), Sink::mqtt(mqtt), holder.clone(), shutdown.clone())));
+    let mut sinks = vec![Sink::mqtt(mqtt)];
     if let Some(url) = alerting.webhook.clone().or(file.webhook.clone()) {
-        let sink = Sink::webhook(url).map_err(|error| anyhow!("{error}; check --webhook"))?;
-        tasks.push(tokio::spawn(delivery::run_sink(store.clone(), sink, holder, shutdown.clone())));
+        sinks.push(Sink::webhook(url).map_err(|error| anyhow!("{error}; check --webhook"))?);
+    }
+    for sink in sinks {
+        // From the first start on, every change reaches the sink.
+        store.register_sink(sink.name()).await?;
+        tasks.push(tokio::spawn(delivery::run_sink(store.clone(), sink, holder.clone(), shutdown.clone())));
     }
     Ok(tasks)
 }
@@ -213,7 +217,7 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
             (description, BrokerPath::External(task), target)
         }
     };
-    let alerting = start_alerting(&store, alerts_target, &args.broker_args.alerting, &file, &shutdown_watch)?;
+    let alerting = start_alerting(&store, alerts_target, &args.broker_args.alerting, &file, &shutdown_watch).await?;
     let upkeep =
         tokio::spawn(run_upkeep(store.clone(), upkeep_config(&args.broker_args, &file), shutdown_watch.clone()));
     let http_task = spawn_http(http, anxin_console::router(metrics), shutdown_watch.clone());
@@ -262,7 +266,8 @@ pub async fn gateway(storage_args: &StorageArgs, file: FileSettings, args: Gatew
     let broker = external_broker(&url, &args.broker_args, &file)?;
     let (shutdown, shutdown_watch) = watch::channel(false);
     let (ingest, writer) = Ingest::start(store.clone(), IngestConfig::default());
-    let alerting = start_alerting(&store, mqtt_target_of(&broker), &args.broker_args.alerting, &file, &shutdown_watch)?;
+    let alerting =
+        start_alerting(&store, mqtt_target_of(&broker), &args.broker_args.alerting, &file, &shutdown_watch).await?;
     println!(
         "anxin gateway: MQTT from {url} as {}, metrics on http://{http_addr}/metrics, database {database}",
         broker.client_id

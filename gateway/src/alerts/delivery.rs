@@ -234,14 +234,7 @@ impl Store {
     /// `None` when another gateway holds it. A sink seen for the first time
     /// starts at the newest event (history is not replayed to it).
     async fn hold_sink(&self, sink: &str, holder: &str, now: i64) -> Result<Option<i64>, StoreError> {
-        sqlx::query(
-            "INSERT INTO alert_sinks (sink, delivered_through, holder, lease_until)
-             VALUES ($1, (SELECT COALESCE(MAX(id), 0) FROM alert_events), NULL, 0)
-             ON CONFLICT (sink) DO NOTHING",
-        )
-        .bind(sink)
-        .execute(&self.pool)
-        .await?;
+        self.register_sink(sink).await?;
         let row = sqlx::query(
             "UPDATE alert_sinks SET holder = $2, lease_until = $3
              WHERE sink = $1 AND (holder = $2 OR holder IS NULL OR lease_until < $4) RETURNING delivered_through",
@@ -253,6 +246,20 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|row| row.try_get("delivered_through")).transpose()?)
+    }
+
+    /// Creates the sink's cursor at the newest alert event, if it has none:
+    /// from then on every change reaches it.
+    pub async fn register_sink(&self, sink: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO alert_sinks (sink, delivered_through, holder, lease_until)
+             VALUES ($1, (SELECT COALESCE(MAX(id), 0) FROM alert_events), NULL, 0)
+             ON CONFLICT (sink) DO NOTHING",
+        )
+        .bind(sink)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn advance_sink(&self, sink: &str, holder: &str, through: i64) -> Result<(), StoreError> {

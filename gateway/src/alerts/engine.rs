@@ -155,15 +155,30 @@ async fn load_facts(
     now: i64,
 ) -> Result<HashMap<i64, HomeFacts>, StoreError> {
     let list = placeholders(1, elder_ids.len());
-    // Take the rows (PostgreSQL) in one order, so two gateways cannot deadlock.
+    // Every home gets its row first (an empty state: not watched yet), so the
+    // rows can be locked: on PostgreSQL a transaction that waited for another
+    // then reads the state that one wrote. On SQLite this first write takes
+    // the database's write lock before anything is read.
+    let n = elder_ids.len();
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO home_watch (elder_id, state, next_due_at, updated_at)
+         SELECT id, '', NULL, ${} FROM elders WHERE id IN ({list}) ORDER BY id
+         ON CONFLICT (elder_id) DO NOTHING",
+        n + 1
+    )));
+    for id in elder_ids {
+        query = query.bind(*id);
+    }
+    query.bind(now).execute(&mut **transaction).await?;
+    // Lock in one order, so two gateways cannot deadlock.
     let lock = match backend {
-        Backend::Postgres => " FOR UPDATE OF e",
+        Backend::Postgres => " FOR UPDATE OF h",
         Backend::Sqlite => "",
     };
     let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT e.id, e.categories, e.inactivity_hours, e.county, e.township, e.village, h.state
-         FROM elders e LEFT JOIN home_watch h ON h.elder_id = e.id
-         WHERE e.id IN ({list}) ORDER BY e.id{lock}"
+         FROM home_watch h JOIN elders e ON e.id = h.elder_id
+         WHERE h.elder_id IN ({list}) ORDER BY h.elder_id{lock}"
     )));
     for id in elder_ids {
         query = query.bind(*id);
@@ -174,7 +189,7 @@ async fn load_facts(
         facts.insert(
             id,
             HomeFacts {
-                state: row.try_get("state")?,
+                state: Some(row.try_get::<String, _>("state")?).filter(|state| !state.is_empty()),
                 elder: ElderFacts {
                     categories: Category::parse_list(&row.try_get::<String, _>("categories")?),
                     inactivity_hours: row.try_get("inactivity_hours")?,
@@ -204,7 +219,6 @@ async fn load_facts(
             });
         }
     }
-    let n = elder_ids.len();
     let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT elder_id, ends_at FROM absences
          WHERE elder_id IN ({list}) AND cancelled_at IS NULL AND starts_at <= ${} AND ends_at > ${}",
@@ -553,13 +567,6 @@ impl Store {
             return Ok(());
         }
         let mut transaction = self.pool.begin().await?;
-        if self.backend() == Backend::Sqlite {
-            // Take SQLite's write lock first, so reading then writing cannot
-            // meet another writer in between.
-            sqlx::query("UPDATE alert_sinks SET lease_until = lease_until WHERE sink = ''")
-                .execute(&mut *transaction)
-                .await?;
-        }
         let events = apply(&mut transaction, self.backend(), &self.policy, inputs, now).await?;
         transaction.commit().await?;
         if let Some(newest) = events.iter().max() {

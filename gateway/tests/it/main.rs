@@ -1,6 +1,7 @@
 //! The gateway against real things: SQLite files, a real PostgreSQL, real
 //! MQTT brokers (Mosquitto, and the embedded one).
 
+mod alerts;
 mod ingest;
 mod store;
 
@@ -41,6 +42,16 @@ pub async fn fresh_store(backend: Backend) -> (Store, DatabaseGuard) {
             let database = PostgresDatabase::create().await;
             let store = Store::open(&Database::Postgres(database.url.clone())).await.expect("open PostgreSQL");
             (store, DatabaseGuard::Postgres(database))
+        }
+    }
+}
+
+/// A second handle on the same database: a restarted process, or another gateway.
+pub async fn reopen(guard: &DatabaseGuard) -> Store {
+    match guard {
+        DatabaseGuard::Folder(folder) => Store::open(&Database::in_data_dir(folder)).await.expect("reopen SQLite"),
+        DatabaseGuard::Postgres(database) => {
+            Store::open(&Database::Postgres(database.url.clone())).await.expect("reopen PostgreSQL")
         }
     }
 }

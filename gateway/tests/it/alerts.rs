@@ -1,0 +1,361 @@
+//! The alert engine against real databases: alerts commit with the message
+//! that caused them, timers live in the database (a restart and a second
+//! gateway change nothing), escalation, handling, remote check-ins, delivery.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anxin_gateway::alerts::Outcome;
+use anxin_gateway::alerts::delivery::{Sink, run_sink};
+use anxin_gateway::alerts::rules::day_start;
+use anxin_gateway::ingest::{Checked, check};
+use anxin_gateway::store::{AlertFilter, NewElder, RegionFilter, Store};
+
+use crate::{Backend, fresh_store, on_both_backends, reopen};
+
+on_both_backends!(
+    smoke_opens_one_critical_alert_and_a_redelivery_raises_nothing,
+    an_unacknowledged_critical_alert_escalates_and_reminds_until_acknowledged,
+    handling_is_recorded_and_wrong_actions_are_refused,
+    an_overdue_home_fires_once_across_a_restart,
+    two_gateways_racing_on_one_home_raise_one_alert,
+    a_day_of_life_becomes_one_remote_check_in,
+    away_pauses_inactivity_and_heightened_watch_tightens_it,
+    a_silent_device_opens_a_notice_that_clears_itself,
+    a_failing_webhook_is_retried_until_it_takes_every_change,
+);
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+
+/// 08:00 local (UTC+8) on some day.
+fn t0() -> i64 {
+    day_start(20_600, &Default::default()) + 8 * HOUR
+}
+
+fn event(device: &str, seq: u32, kind: &str, state: &str) -> Checked {
+    let payload = format!(r#"{{"v":1,"boot":5,"seq":{seq},"up":{},"kind":"{kind}","state":"{state}"}}"#, seq * 10);
+    check(&format!("anxin/v1/dev/{device}/event"), payload.as_bytes())
+}
+
+fn summary(device: &str, seq: u32, motion: u16) -> Checked {
+    let payload = format!(
+        r#"{{"v":1,"boot":5,"seq":{seq},"up":{},"interval_s":300,"motion":{motion},"door_opens":0,"temp_dc":205,"battery":80}}"#,
+        seq * 300_000
+    );
+    check(&format!("anxin/v1/dev/{device}/summary"), payload.as_bytes())
+}
+
+fn elder(name: &str) -> NewElder {
+    NewElder {
+        name: name.into(),
+        county: "振兴区".into(),
+        township: "站前街道".into(),
+        village: "锦山社区".into(),
+        address: "锦山大街 12 号".into(),
+        phone: None,
+        emergency_contact: None,
+        emergency_phone: None,
+        categories: "living_alone".into(),
+        inactivity_hours: None,
+    }
+}
+
+/// An elder with one paired node that has just reported activity at `at`.
+async fn home(store: &Store, device: &str, at: i64) -> i64 {
+    let elder = store.add_elder(&elder(device), at).await.unwrap().id;
+    store.pair_device(device, elder, at).await.unwrap();
+    store.commit_batch(&[(summary(device, 1, 3), at)]).await.unwrap();
+    elder
+}
+
+async fn alerts_of(store: &Store, elder: i64) -> Vec<anxin_gateway::store::AlertRecord> {
+    store.alerts(&AlertFilter { elder_id: Some(elder), ..AlertFilter::default() }).await.unwrap()
+}
+
+async fn smoke_opens_one_critical_alert_and_a_redelivery_raises_nothing(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let t = t0();
+    let elder = home(&store, "node-a", t).await;
+    let smoke = event("node-a", 2, "smoke", "alarm");
+    let outcome = store.commit_batch(&[(smoke.clone(), t + 1_000)]).await.unwrap();
+    assert_eq!(outcome.alert_events.len(), 1);
+    let alerts = alerts_of(&store, elder).await;
+    assert_eq!(alerts.len(), 1);
+    let alert = &alerts[0];
+    assert_eq!((alert.kind.as_str(), alert.severity.as_str(), alert.status.as_str()), ("smoke", "critical", "open"));
+    assert_eq!(alert.opened_at, t + 1_000);
+    // The broker delivers it again: not stored again, nothing raised.
+    let again = store.commit_batch(&[(smoke, t + 2_000)]).await.unwrap();
+    assert_eq!((again.duplicates, again.alert_events.len()), (1, 0));
+    // A second alarm while the first is open adds to it.
+    store.commit_batch(&[(event("node-a", 3, "smoke", "alarm"), t + 3_000)]).await.unwrap();
+    let alerts = alerts_of(&store, elder).await;
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].repeats, 1);
+    let history: Vec<String> = store.alert_history(alerts[0].id).await.unwrap().into_iter().map(|e| e.action).collect();
+    assert_eq!(history, ["opened", "repeated"]);
+    // An unclaimed device raises nothing: it has no home.
+    let stray = store.commit_batch(&[(event("stray", 1, "smoke", "alarm"), t)]).await.unwrap();
+    assert!(stray.alert_events.is_empty());
+}
+
+async fn an_unacknowledged_critical_alert_escalates_and_reminds_until_acknowledged(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let t = t0();
+    let elder = home(&store, "node-b", t).await;
+    store.commit_batch(&[(event("node-b", 2, "help", "pressed"), t)]).await.unwrap();
+    assert!(store.escalate_due_alerts(t + 59_999).await.unwrap().is_empty(), "not before 60 s");
+    assert_eq!(store.escalate_due_alerts(t + 60_000).await.unwrap().len(), 1);
+    assert!(store.escalate_due_alerts(t + 60_000).await.unwrap().is_empty(), "once per moment");
+    assert_eq!(store.escalate_due_alerts(t + 120_000).await.unwrap().len(), 1);
+    let alert = alerts_of(&store, elder).await.remove(0);
+    assert_eq!((alert.level, alert.reminders), (1, 2));
+    let history: Vec<String> = store.alert_history(alert.id).await.unwrap().into_iter().map(|e| e.action).collect();
+    assert_eq!(history, ["opened", "escalated", "reminded"]);
+    store.acknowledge_alert(alert.id, "值班员 李", t + 150_000).await.unwrap();
+    assert!(store.escalate_due_alerts(t + 10 * MINUTE).await.unwrap().is_empty(), "acknowledged: no more reminders");
+    let alert = store.alert(alert.id).await.unwrap().unwrap();
+    assert_eq!(alert.ack_ms, Some(150_000));
+    // A warning does not escalate; the same alert turned critical does.
+    store.commit_batch(&[(summary("node-b", 3, 2), t + HOUR)]).await.unwrap();
+    store.tick_due_homes(t + 13 * HOUR).await.unwrap();
+    assert!(store.escalate_due_alerts(t + 17 * HOUR).await.unwrap().is_empty());
+    store.tick_due_homes(t + 19 * HOUR).await.unwrap();
+    assert_eq!(store.escalate_due_alerts(t + 19 * HOUR + MINUTE).await.unwrap().len(), 1);
+}
+
+async fn handling_is_recorded_and_wrong_actions_are_refused(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let t = t0();
+    let elder = home(&store, "node-c", t).await;
+    store.commit_batch(&[(event("node-c", 2, "help", "pressed"), t)]).await.unwrap();
+    let id = alerts_of(&store, elder).await[0].id;
+    assert!(store.resolve_alert(id, "李", Outcome::Other, " ", t + 10_000).await.is_err(), "`other` needs a note");
+    assert!(store.acknowledge_alert(id, " ", t + 10_000).await.is_err(), "who acknowledges is required");
+    assert!(store.acknowledge_alert(999_999, "李", t).await.unwrap_err().to_string().contains("no alert 999999"));
+    store.acknowledge_alert(id, "李", t + 20_000).await.unwrap();
+    let twice = store.acknowledge_alert(id, "王", t + 30_000).await.unwrap_err();
+    assert_eq!(twice.to_string(), format!("alert {id} was already acknowledged by 李"));
+    let resolved = store.resolve_alert(id, "李", Outcome::ReachedByPhone, "老人按错了", t + 90_000).await.unwrap();
+    assert_eq!(resolved.status, "resolved");
+    assert_eq!(resolved.outcome.as_deref(), Some("reached_by_phone"));
+    assert_eq!(resolved.note.as_deref(), Some("老人按错了"));
+    assert_eq!(resolved.ack_ms, Some(20_000));
+    assert!(store.resolve_alert(id, "李", Outcome::Visited, "", t + 100_000).await.is_err());
+    // A new press after the resolution opens a new alert.
+    store.commit_batch(&[(event("node-c", 3, "help", "pressed"), t + HOUR)]).await.unwrap();
+    let second = alerts_of(&store, elder).await.into_iter().find(|a| a.status == "open").unwrap();
+    // Resolved without an acknowledgement: the resolution is the acknowledgement.
+    store.resolve_alert(second.id, "王", Outcome::Visited, "", t + HOUR + 200_000).await.unwrap();
+    let region = RegionFilter { county: Some("振兴区".into()), ..RegionFilter::default() };
+    let stats = store.ack_stats(&region, Some("critical"), t - HOUR, t + 2 * HOUR).await.unwrap();
+    assert_eq!((stats.alerts, stats.acknowledged, stats.within_60s, stats.within_180s), (2, 2, 1, 1));
+    let elsewhere = RegionFilter { county: Some("元宝区".into()), ..RegionFilter::default() };
+    assert_eq!(store.ack_stats(&elsewhere, None, t - HOUR, t + 2 * HOUR).await.unwrap().alerts, 0);
+}
+
+async fn an_overdue_home_fires_once_across_a_restart(backend: Backend) {
+    let (store, guard) = fresh_store(backend).await;
+    let t = t0();
+    let elder = home(&store, "node-d", t).await;
+    // Heartbeats without motion for 6 hours, then the gateway stops.
+    for k in 1..=72u32 {
+        store.commit_batch(&[(summary("node-d", 1 + k, 0), t + i64::from(k) * 5 * MINUTE)]).await.unwrap();
+    }
+    store.close().await;
+    // Down over the deadline (t + 12 h); a new process starts afterwards.
+    let store = reopen(&guard).await;
+    assert_eq!(store.next_deadline().await.unwrap().unwrap(), t + 12 * HOUR);
+    store.tick_due_homes(t + 12 * HOUR - 1).await.unwrap();
+    assert!(alerts_of(&store, elder).await.is_empty());
+    store.tick_due_homes(t + 13 * HOUR).await.unwrap();
+    store.tick_due_homes(t + 13 * HOUR + 1_000).await.unwrap();
+    let alerts = alerts_of(&store, elder).await;
+    assert_eq!(alerts.len(), 1, "overdue alert raised once after the restart");
+    assert_eq!(alerts[0].kind, "inactivity");
+    assert!(alerts[0].detail.contains("nothing since 08:00"), "{}", alerts[0].detail);
+    store.close().await;
+    let store = reopen(&guard).await;
+    store.tick_due_homes(t + 14 * HOUR).await.unwrap();
+    assert_eq!(store.alert_history(alerts[0].id).await.unwrap().len(), 1, "a second restart raises nothing again");
+}
+
+async fn two_gateways_racing_on_one_home_raise_one_alert(backend: Backend) {
+    let (store, guard) = fresh_store(backend).await;
+    let t = t0();
+    let mut elders = Vec::new();
+    for n in 0..20 {
+        elders.push(home(&store, &format!("race-{n}"), t).await);
+    }
+    let other = reopen(&guard).await;
+    let at = t + 12 * HOUR;
+    let (a, b) = tokio::join!(
+        async {
+            for _ in 0..5 {
+                store.tick_due_homes(at).await.unwrap();
+            }
+        },
+        async {
+            for _ in 0..5 {
+                other.tick_due_homes(at).await.unwrap();
+            }
+        }
+    );
+    let ((), ()) = (a, b);
+    for elder in &elders {
+        let alerts = alerts_of(&store, *elder).await;
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(store.alert_history(alerts[0].id).await.unwrap().len(), 1, "opened once, by one gateway");
+    }
+    // And racing on escalation.
+    store.commit_batch(&[(event("race-0", 9, "smoke", "alarm"), at)]).await.unwrap();
+    let (x, y) = tokio::join!(store.escalate_due_alerts(at + MINUTE), other.escalate_due_alerts(at + MINUTE));
+    assert_eq!(x.unwrap().len() + y.unwrap().len(), 1);
+}
+
+async fn a_day_of_life_becomes_one_remote_check_in(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let midnight = day_start(20_600, &Default::default());
+    let lively = store.add_elder(&elder("lively"), midnight).await.unwrap().id;
+    let quiet = store.add_elder(&elder("quiet"), midnight).await.unwrap().id;
+    store.pair_device("lively", lively, midnight).await.unwrap();
+    store.pair_device("quiet", quiet, midnight).await.unwrap();
+    let mut seq = 1;
+    let mut at = midnight;
+    while at < midnight + 24 * HOUR {
+        let hour = (at - midnight) / HOUR;
+        let awake = (7..21).contains(&hour);
+        let batch = [
+            (summary("lively", seq, if awake { 4 } else { 0 }), at),
+            // The quiet home's sensor works, but shows one stir all day.
+            (summary("quiet", seq, u16::from(hour == 9 && seq % 12 == 0)), at),
+        ];
+        store.commit_batch(&batch).await.unwrap();
+        seq += 1;
+        at += 5 * MINUTE;
+    }
+    // The day closes a little after midnight, on the timer.
+    store.tick_due_homes(midnight + 24 * HOUR + 40 * MINUTE).await.unwrap();
+    store.tick_due_homes(midnight + 25 * HOUR).await.unwrap();
+    let visits = store.visits(lively).await.unwrap();
+    assert_eq!(visits.len(), 1, "{visits:?}");
+    assert_eq!((visits[0].mode.as_str(), visits[0].day.as_str()), ("remote", "2026-05-27"));
+    let summary: serde_json::Value = serde_json::from_str(visits[0].summary.as_deref().unwrap()).unwrap();
+    assert_eq!(summary["active_hours"], 14);
+    assert_eq!(summary["first_activity_at"], midnight + 7 * HOUR);
+    assert_eq!(summary["temp_min_dc"], 205);
+    assert!(store.visits(quiet).await.unwrap().is_empty());
+    let days = store.days(quiet).await.unwrap();
+    assert_eq!(days.len(), 1);
+    assert!(!days[0].counted);
+    assert!(days[0].reason.contains("too little activity"), "{}", days[0].reason);
+}
+
+async fn away_pauses_inactivity_and_heightened_watch_tightens_it(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let t = t0();
+    let away = home(&store, "away", t).await;
+    let watched = home(&store, "watched", t).await;
+    store.mark_away(away, t + 3 * 24 * HOUR, "住院", "村干部 张", t + MINUTE).await.unwrap();
+    assert!(store.mark_away(away, t, "住院", "张", t + MINUTE).await.is_err(), "an absence ending in the past");
+    let region = RegionFilter { county: Some("振兴区".into()), ..RegionFilter::default() };
+    store.start_heightened_watch(&region, t + 2 * 24 * HOUR, "寒潮", "民政局", t + MINUTE).await.unwrap();
+    // Under heightened watch 12 h becomes 6 h.
+    store.tick_due_homes(t + 6 * HOUR).await.unwrap();
+    let watched_alerts = alerts_of(&store, watched).await;
+    assert_eq!(watched_alerts.len(), 1);
+    assert!(watched_alerts[0].detail.contains("heightened watch"), "{}", watched_alerts[0].detail);
+    store.tick_due_homes(t + 2 * 24 * HOUR).await.unwrap();
+    assert!(alerts_of(&store, away).await.is_empty(), "away: no inactivity alert");
+    // Smoke still raises while away.
+    store.commit_batch(&[(event("away", 50, "smoke", "alarm"), t + 2 * 24 * HOUR)]).await.unwrap();
+    assert_eq!(alerts_of(&store, away).await.len(), 1);
+}
+
+async fn a_silent_device_opens_a_notice_that_clears_itself(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let t = t0();
+    let elder = home(&store, "fading", t).await;
+    let silent = store.mark_silent_devices_offline(t + 16 * MINUTE).await.unwrap();
+    assert_eq!(silent, ["fading"]);
+    store.tick_due_homes(t + 16 * MINUTE).await.unwrap();
+    let alerts = alerts_of(&store, elder).await;
+    assert_eq!((alerts.len(), alerts[0].kind.as_str(), alerts[0].severity.as_str()), (1, "device_offline", "notice"));
+    assert!(alerts[0].detail.contains("inactivity cannot be judged"));
+    // Long past 12 h of silence: not judged while the sensor is dead.
+    store.tick_due_homes(t + 20 * HOUR).await.unwrap();
+    assert_eq!(alerts_of(&store, elder).await.len(), 1);
+    store.commit_batch(&[(summary("fading", 2, 0), t + 21 * HOUR)]).await.unwrap();
+    let alert = store.alert(alerts[0].id).await.unwrap().unwrap();
+    assert_eq!((alert.status.as_str(), alert.outcome.as_deref()), ("resolved", Some("cleared_itself")));
+}
+
+/// A webhook receiver that refuses the first `fail_first` requests.
+async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    use axum::http::StatusCode;
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let calls = Arc::new(Mutex::new(0usize));
+    let log = Arc::clone(&received);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let log = Arc::clone(&log);
+            let calls = Arc::clone(&calls);
+            async move {
+                let call = {
+                    let mut calls = calls.lock().unwrap();
+                    *calls += 1;
+                    *calls
+                };
+                if call <= fail_first {
+                    return StatusCode::SERVICE_UNAVAILABLE;
+                }
+                log.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{address}/hook"), received)
+}
+
+async fn a_failing_webhook_is_retried_until_it_takes_every_change(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let t = t0();
+    let elder = home(&store, "hooked", t).await;
+    let (url, received) = receiver(2).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    store.register_sink("webhook").await.unwrap();
+    let sink = tokio::spawn(run_sink(store.clone(), Sink::webhook(url).unwrap(), "test".into(), stopped));
+    store.commit_batch(&[(event("hooked", 2, "smoke", "alarm"), t)]).await.unwrap();
+    let id = alerts_of(&store, elder).await[0].id;
+    store.acknowledge_alert(id, "李", t + 30_000).await.unwrap();
+    store.resolve_alert(id, "李", Outcome::FalseAlarm, "烧水", t + 60_000).await.unwrap();
+    let delivered = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if received.lock().unwrap().len() >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(delivered.is_ok(), "received {:?}", received.lock().unwrap());
+    let mut actions: Vec<(i64, String)> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|change| (change["event_id"].as_i64().unwrap(), change["action"].as_str().unwrap().to_string()))
+        .collect();
+    actions.sort();
+    actions.dedup();
+    assert_eq!(actions.iter().map(|(_, a)| a.as_str()).collect::<Vec<_>>(), ["opened", "acknowledged", "resolved"]);
+    let change = received.lock().unwrap()[0].clone();
+    assert!(change.get("elder_name").is_none(), "no personal data leaves in alert changes");
+    assert_eq!(store.pending_retries("webhook").await.unwrap(), 0);
+    let _ = stop.send(true);
+    let _ = sink.await;
+}
