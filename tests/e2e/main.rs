@@ -1,6 +1,7 @@
 //! End-to-end tests of the whole `anxin` binary, driven from outside as a
 //! user or an operator would: real processes, a real broker.
 
+mod alerts;
 mod serve;
 mod simulate;
 

@@ -1,0 +1,141 @@
+//! The alert engine end to end: a simulated smoke alarm through the embedded
+//! broker becomes one open critical alert and one MQTT alert message; staff
+//! handle it from the command line and every change goes out on MQTT.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anxin_testkit::{free_port, private_folder};
+
+use crate::serve::Process;
+use crate::{anxin, text};
+
+fn anxin_in(data: &str, args: &[&str]) -> String {
+    let mut all = vec!["--data-dir", data];
+    all.extend_from_slice(args);
+    let output = anxin(&all);
+    assert!(output.status.success(), "anxin {args:?}: {}", text(&output.stderr));
+    text(&output.stdout)
+}
+
+/// Every alert change published on the broker, as JSON.
+fn watch_alerts(port: u16) -> mpsc::Receiver<serde_json::Value> {
+    let (sender, received) = mpsc::channel();
+    let mut options = rumqttc::MqttOptions::new("e2e-alert-watcher", "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(30));
+    let (client, mut connection) = rumqttc::Client::new(options, 100);
+    client.subscribe("anxin/v1/alerts/#", rumqttc::QoS::AtLeastOnce).unwrap();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _client = client;
+        for event in connection.iter() {
+            match event {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                    let _ = ready_tx.send(());
+                }
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(publish))) => {
+                    let mut change: serde_json::Value = serde_json::from_slice(&publish.payload).unwrap();
+                    change["topic"] = publish.topic.clone().into();
+                    let _ = sender.send(change);
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    ready_rx.recv_timeout(Duration::from_secs(10)).expect("subscribed to alerts");
+    received
+}
+
+#[test]
+fn a_simulated_smoke_alarm_becomes_one_critical_alert_handled_from_the_command_line() {
+    let folder = private_folder("e2e-alerts");
+    let data = folder.to_str().unwrap();
+    anxin_in(
+        data,
+        &[
+            "elders",
+            "add",
+            "--name",
+            "王秀英",
+            "--county",
+            "振兴区",
+            "--township",
+            "站前街道",
+            "--village",
+            "锦山社区",
+            "--address",
+            "锦山大街 12 号",
+            "--categories",
+            "living_alone",
+        ],
+    );
+    anxin_in(data, &["devices", "pair", "e2e-00001", "--elder", "1"]);
+    let mqtt_port = free_port();
+    let mqtt = format!("127.0.0.1:{mqtt_port}");
+    let http = format!("127.0.0.1:{}", free_port());
+    let serve = Process::start(&["--data-dir", data, "serve", "--mqtt-listen", &mqtt, "--http-listen", &http]);
+    let changes = watch_alerts(mqtt_port);
+
+    let output = anxin(&[
+        "simulate",
+        "--broker",
+        &format!("mqtt://{mqtt}"),
+        "--homes",
+        "3",
+        "--speed",
+        "600",
+        "--duration",
+        "2s",
+        "--id-prefix",
+        "e2e",
+        "--scenario",
+        "smoke:1@1m",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    let opened = changes.recv_timeout(Duration::from_secs(15)).expect("an alert message on MQTT");
+    assert_eq!(opened["action"], "opened");
+    assert_eq!(opened["kind"], "smoke");
+    assert_eq!(opened["severity"], "critical");
+    assert_eq!(opened["elder_id"], 1);
+    let id = opened["alert_id"].as_i64().unwrap();
+    assert_eq!(opened["topic"], format!("anxin/v1/alerts/振兴区/{id}"));
+    assert!(opened.get("elder_name").is_none(), "no names on the broker");
+
+    let open: Vec<serde_json::Value> =
+        serde_json::from_str(&anxin_in(data, &["alerts", "list", "--open", "--json"])).unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!((open[0]["kind"].as_str(), open[0]["status"].as_str()), (Some("smoke"), Some("open")));
+
+    assert!(
+        anxin_in(data, &["alerts", "ack", &id.to_string(), "--by", "值班员 李"]).contains("acknowledged by 值班员 李")
+    );
+    let acknowledged = changes.recv_timeout(Duration::from_secs(15)).unwrap();
+    assert_eq!((acknowledged["action"].as_str(), acknowledged["alert_id"].as_i64()), (Some("acknowledged"), Some(id)));
+
+    let refused =
+        anxin(&["--data-dir", data, "alerts", "resolve", &id.to_string(), "--by", "李", "--outcome", "burnt"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("--outcome \"burnt\" is not one of: visited, reached_by_phone"));
+    anxin_in(
+        data,
+        &["alerts", "resolve", &id.to_string(), "--by", "值班员 李", "--outcome", "false_alarm", "--note", "做饭油烟"],
+    );
+    let resolved = changes.recv_timeout(Duration::from_secs(15)).unwrap();
+    assert_eq!((resolved["action"].as_str(), resolved["outcome"].as_str()), (Some("resolved"), Some("false_alarm")));
+    let shown = anxin_in(data, &["alerts", "show", &id.to_string()]);
+    for line in ["opened", "acknowledged", "resolved", "false_alarm: 做饭油烟"] {
+        assert!(shown.contains(line), "{line:?} in {shown}");
+    }
+    assert!(anxin_in(data, &["alerts", "list", "--open"]).contains("no open alerts"));
+
+    assert!(
+        anxin_in(data, &["elders", "away", "1", "--until", "2099-01-31", "--reason", "住院"])
+            .contains("away until 2099-02-01 00:00")
+    );
+    assert!(anxin_in(data, &["visits", "list", "--elder", "1"]).contains("no visits recorded for elder 1"));
+    let (_, status) = serve.terminate();
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(folder);
+}
