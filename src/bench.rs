@@ -143,7 +143,7 @@ async fn publish_workload(
 }
 
 /// The `percent`-th percentile of sorted latencies, in milliseconds (nearest rank).
-fn percentile(sorted: &[Duration], percent: usize) -> f64 {
+pub(crate) fn percentile(sorted: &[Duration], percent: usize) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -151,7 +151,7 @@ fn percentile(sorted: &[Duration], percent: usize) -> f64 {
     sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1_000.0
 }
 
-fn peak_rss_mib() -> f64 {
+pub(crate) fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| status.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))

@@ -166,6 +166,8 @@ pub struct ConsoleArgs {
 pub enum BenchCommand {
     /// Durable ingest rate as a ratio to a bare subscriber's, with PUBACK latency and memory
     Ingest(crate::bench::BenchIngestArgs),
+    /// Smoke alarm → alert on the console feed (idle vs loaded), and how late overdue homes fire
+    Alerts(crate::bench_alerts::BenchAlertsArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench;
+mod bench_alerts;
 mod cli;
 mod run;
 mod settings;
@@ -12,10 +13,14 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    // A benchmark prints figures; a log line per alert would drown them.
+    let default_filter = match cli.command {
+        cli::Command::Bench(_) => "warn,mqtt5=error",
+        _ => "warn,anxin=info,anxin_gateway=info,mqtt5=error",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ANXIN_LOG")
-                .unwrap_or_else(|_| "warn,anxin=info,anxin_gateway=info,mqtt5=error".into()),
+            tracing_subscriber::EnvFilter::try_from_env("ANXIN_LOG").unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -44,6 +49,7 @@ async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Visits(command) => admin::visits(&cli.storage, file, command).await,
         Command::Watch(command) => admin::watch(&cli.storage, file, command).await,
         Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest(args).await,
+        Command::Bench(cli::BenchCommand::Alerts(args)) => bench_alerts::alerts(args).await,
         Command::Simulate(args) => simulate::simulate(args).await,
     }
 }

@@ -161,3 +161,87 @@ impl Store {
         Ok(DeviceStatusCounts { online: row.try_get("online")?, offline: row.try_get("offline")? })
     }
 }
+
+impl Store {
+    /// Registers `homes` elders, each with one paired, online device
+    /// `{prefix}-{index:06}` and a watched home whose silence started at
+    /// `silence_from(index)`: the set-up of `anxin bench alerts`, in bulk.
+    pub async fn populate_for_benchmark(
+        &self,
+        homes: usize,
+        prefix: &str,
+        now: i64,
+        silence_from: impl Fn(usize) -> i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        use crate::alerts::rules::{Context, HomeState, next_due};
+        let policy = self.policy.clone();
+        let home_policy = policy.for_home(&Default::default(), false, None);
+        let mut transaction = self.pool.begin().await?;
+        let mut elder_ids = Vec::with_capacity(homes);
+        for chunk_start in (0..homes).step_by(200) {
+            let chunk: Vec<usize> = (chunk_start..homes.min(chunk_start + 200)).collect();
+            let values = (0..chunk.len()).map(|i| {
+                format!("(${}, '振兴区', '站前街道', '锦山社区', '-', 'living_alone', ${})", 2 * i + 1, 2 * i + 2)
+            });
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO elders (name, county, township, village, address, categories, created_at) VALUES {} RETURNING id",
+                values.collect::<Vec<_>>().join(", ")
+            )));
+            for index in &chunk {
+                query = query.bind(format!("{prefix} {index}")).bind(now);
+            }
+            let ids: Vec<i64> = query
+                .fetch_all(&mut *transaction)
+                .await?
+                .iter()
+                .map(|row| row.try_get("id"))
+                .collect::<Result<_, _>>()?;
+            let values = (0..chunk.len()).map(|i| {
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, 0, 1, ${}, 300, ${})",
+                    7 * i + 1,
+                    7 * i + 2,
+                    7 * i + 3,
+                    7 * i + 4,
+                    7 * i + 5,
+                    7 * i + 6,
+                    7 * i + 7
+                )
+            });
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO devices (device_id, elder_id, paired_at, first_seen, last_seen, message_count, online,
+                                      status_changed_at, summary_interval_s, last_summary_at) VALUES {}",
+                values.collect::<Vec<_>>().join(", ")
+            )));
+            for (index, id) in chunk.iter().zip(&ids) {
+                query = query
+                    .bind(format!("{prefix}-{index:06}"))
+                    .bind(*id)
+                    .bind(now)
+                    .bind(now)
+                    .bind(now)
+                    .bind(now)
+                    .bind(now);
+            }
+            query.execute(&mut *transaction).await?;
+            let values =
+                (0..chunk.len()).map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO home_watch (elder_id, state, next_due_at, updated_at) VALUES {}",
+                values.collect::<Vec<_>>().join(", ")
+            )));
+            for (index, id) in chunk.iter().zip(&ids) {
+                let start = silence_from(*index);
+                let mut state = HomeState::new(start, &policy);
+                state.boots.insert(format!("{prefix}-{index:06}"), 1);
+                let context = Context { now, policy: &policy, home: &home_policy, day_close_delay_ms: 5 * 60_000 };
+                let due = next_due(&state, &context);
+                query = query.bind(*id).bind(serde_json::to_string(&state).unwrap_or_default()).bind(due).bind(now);
+            }
+            query.execute(&mut *transaction).await?;
+            elder_ids.extend(ids);
+        }
+        transaction.commit().await?;
+        Ok(elder_ids)
+    }
+}
