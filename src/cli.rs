@@ -286,6 +286,13 @@ pub enum AlertsCommand {
 pub enum VisitsCommand {
     /// An elder's visits, newest first; with --days, every closed day and why it did or did not count
     /// as a remote check-in
+    #[command(long_about = "An elder's visits, newest first, remote check-ins (远程监测探访) included.\n\n\
+        The gateway closes each home's local day shortly after midnight and records it as a `remote` visit \
+        when (1) the elder was active: motion or a door in at least two different hours; (2) the sensors \
+        were online: they reported in at least 20 of the 24 hours and none was offline at the day's end; \
+        (3) no critical alert (smoke, help, lasting inactivity) was open at any moment of the day; and \
+        (4) the elder was not marked away at any moment of the day. With --days, every closed day is \
+        listed with the condition it failed.")]
     List {
         #[arg(long)]
         elder: i64,

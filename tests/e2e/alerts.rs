@@ -5,9 +5,9 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use anxin_testkit::{free_port, private_folder};
+use anxin_testkit::{Broker, free_port, private_folder};
 
-use crate::serve::Process;
+use crate::serve::{Process, gateway_args, start_connected};
 use crate::{anxin, text};
 
 fn anxin_in(data: &str, args: &[&str]) -> String {
@@ -19,12 +19,12 @@ fn anxin_in(data: &str, args: &[&str]) -> String {
 }
 
 /// Every alert change published on the broker, as JSON.
-fn watch_alerts(port: u16) -> mpsc::Receiver<serde_json::Value> {
+fn watch_alerts(port: u16, client_id: &str, filter: &str) -> mpsc::Receiver<serde_json::Value> {
     let (sender, received) = mpsc::channel();
-    let mut options = rumqttc::MqttOptions::new("e2e-alert-watcher", "127.0.0.1", port);
+    let mut options = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(30));
     let (client, mut connection) = rumqttc::Client::new(options, 100);
-    client.subscribe("anxin/v1/alerts/#", rumqttc::QoS::AtLeastOnce).unwrap();
+    client.subscribe(filter, rumqttc::QoS::AtLeastOnce).unwrap();
     let (ready_tx, ready_rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _client = client;
@@ -75,7 +75,7 @@ fn a_simulated_smoke_alarm_becomes_one_critical_alert_handled_from_the_command_l
     let mqtt = format!("127.0.0.1:{mqtt_port}");
     let http = format!("127.0.0.1:{}", free_port());
     let serve = Process::start(&["--data-dir", data, "serve", "--mqtt-listen", &mqtt, "--http-listen", &http]);
-    let changes = watch_alerts(mqtt_port);
+    let changes = watch_alerts(mqtt_port, "e2e-alert-watcher", "anxin/v1/alerts/#");
 
     let output = anxin(&[
         "simulate",
@@ -136,6 +136,51 @@ fn a_simulated_smoke_alarm_becomes_one_critical_alert_handled_from_the_command_l
     );
     assert!(anxin_in(data, &["visits", "list", "--elder", "1"]).contains("no visits recorded for elder 1"));
     let (_, status) = serve.terminate();
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(folder);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_publishes_alert_changes_on_an_external_broker() {
+    let broker = Broker::start();
+    let folder = private_folder("e2e-gateway-alerts");
+    let data = folder.to_str().unwrap();
+    // A county of its own: the broker may be shared with other tests.
+    anxin_in(
+        data,
+        &[
+            "elders",
+            "add",
+            "--name",
+            "李桂兰",
+            "--county",
+            "网关测试县",
+            "--township",
+            "一乡",
+            "--village",
+            "一村",
+            "--address",
+            "一号",
+        ],
+    );
+    anxin_in(data, &["devices", "pair", "e2e-gw-node", "--elder", "1"]);
+    let changes = watch_alerts(broker.port(), "e2e-gateway-alert-watcher", "anxin/v1/alerts/网关测试县/#");
+    let gateway = start_connected(&gateway_args(data, &broker.url(), "e2e-gateway-alerts")).await;
+
+    let mut options = rumqttc::MqttOptions::new("e2e-gw-node", broker.host(), broker.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    let (node, mut connection) = rumqttc::AsyncClient::new(options, 10);
+    let payload = r#"{"v":1,"boot":9,"seq":1,"up":100,"kind":"help","state":"pressed"}"#;
+    node.publish("anxin/v1/dev/e2e-gw-node/event", rumqttc::QoS::AtLeastOnce, false, payload).await.unwrap();
+    tokio::spawn(async move { while connection.poll().await.is_ok() {} });
+
+    let opened = tokio::task::spawn_blocking(move || changes.recv_timeout(Duration::from_secs(20)))
+        .await
+        .unwrap()
+        .expect("the help alert on the external broker");
+    assert_eq!((opened["action"].as_str(), opened["kind"].as_str()), (Some("opened"), Some("help")));
+    assert_eq!(opened["severity"], "critical");
+    let (_, status) = gateway.terminate();
     assert!(status.success());
     let _ = std::fs::remove_dir_all(folder);
 }

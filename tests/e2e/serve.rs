@@ -206,13 +206,13 @@ async fn after_the_fault(data: &Path, report: &anxin_simulator::Report, gateway:
 }
 
 /// `anxin gateway` arguments for a test: its data, the broker, a fixed id.
-fn gateway_args(data: &str, url: &str, gateway_id: &str) -> [String; 9] {
+pub fn gateway_args(data: &str, url: &str, gateway_id: &str) -> [String; 9] {
     ["--data-dir", data, "gateway", "--broker", url, "--gateway-id", gateway_id, "--http-listen", "127.0.0.1:0"]
         .map(String::from)
 }
 
 /// Starts the gateway and waits until its metrics say it is connected.
-async fn start_connected(args: &[String; 9]) -> Process {
+pub async fn start_connected(args: &[String; 9]) -> Process {
     let gateway = Process::start(&args.each_ref().map(String::as_str));
     let metrics = gateway.address_after("metrics on http://");
     for _ in 0..250 {
