@@ -6,27 +6,31 @@
 //! what a crash interrupted is delivered after the restart, and changes made
 //! by another process (the CLI, another gateway) go out too. One gateway at a
 //! time holds a sink (a lease in `alert_sinks`). A failed delivery is retried
-//! with backoff from `alert_retries`, apart from the rest: a slow or failing
-//! webhook delays neither ingest (which never waits on a sink) nor other
-//! alerts (each first attempt has its own deadline). Delivery is at least
-//! once: receivers deduplicate on `event_id`.
+//! with backoff from `alert_retries`, apart from the rest: each attempt is its
+//! own task, so a slow or failing webhook delays neither ingest (which never
+//! waits on a sink) nor the delivery of other changes. A change is claimed in
+//! `alert_retries` before the cursor moves past it, so a crash mid-attempt
+//! only delays it. Delivery is at least once: receivers deduplicate on
+//! `event_id`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::Row;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{Semaphore, broadcast, watch};
 
 use crate::metrics as m;
 use crate::store::{AlertChange, Store, StoreError, now_ms};
 
 /// How long a gateway holds a sink without renewing.
 const LEASE_MS: i64 = 15_000;
-/// Deliveries attempted at once.
-const IN_FLIGHT: usize = 16;
-/// How long a first attempt may take before it becomes a retry.
-const FIRST_ATTEMPT: Duration = Duration::from_secs(3);
+/// Deliveries attempted at once, per sink.
+const IN_FLIGHT: usize = 64;
+/// How long one attempt may take; cut off, it counts as failed.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A delivery claimed but not settled by then (the process died) is tried again.
+const CLAIM_MS: i64 = 60_000;
 /// After this many attempts (about a day of 5-minute retries), a delivery is given up and logged.
 const MAX_ATTEMPTS: i64 = 300;
 
@@ -296,6 +300,38 @@ impl Store {
         Ok(())
     }
 
+    /// Records that these changes are being delivered, due again at `until`
+    /// should the attempt never settle.
+    async fn claim_deliveries(&self, sink: &str, event_ids: &[i64], until: i64) -> Result<(), StoreError> {
+        for chunk in event_ids.chunks(200) {
+            let values = (0..chunk.len()).map(|i| format!("(${}, $1, $2, 0, 'in flight')", i + 3));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO alert_retries (event_id, sink, due_at, attempts, last_error) VALUES {}
+                 ON CONFLICT (event_id, sink) DO NOTHING",
+                values.collect::<Vec<_>>().join(", ")
+            )));
+            query = query.bind(sink).bind(until);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    /// Claims a due retry; `false` when it is no longer due (someone has it).
+    async fn reclaim_delivery(&self, sink: &str, event_id: i64, until: i64) -> Result<bool, StoreError> {
+        let result =
+            sqlx::query("UPDATE alert_retries SET due_at = $3 WHERE sink = $1 AND event_id = $2 AND due_at <= $4")
+                .bind(sink)
+                .bind(event_id)
+                .bind(until)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     async fn due_retries(&self, sink: &str, now: i64) -> Result<Vec<(i64, i64)>, StoreError> {
         let rows = sqlx::query(
             "SELECT event_id, attempts FROM alert_retries WHERE sink = $1 AND due_at <= $2 ORDER BY due_at LIMIT 64",
@@ -319,7 +355,7 @@ impl Store {
         Ok(())
     }
 
-    /// Deliveries waiting for a retry, per sink (for checks and the console).
+    /// Deliveries not yet settled (in flight or waiting for a retry), per sink.
     pub async fn pending_retries(&self, sink: &str) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM alert_retries WHERE sink = $1")
             .bind(sink)
@@ -335,8 +371,9 @@ pub async fn run_sink(store: Store, sink: Sink, holder: String, mut shutdown: wa
     let sink = Arc::new(sink);
     let name = sink.name();
     let mut writes = store.alert_writes();
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
-        if let Err(error) = deliver_round(&store, &sink, &holder).await {
+        if let Err(error) = deliver_round(&store, &sink, &holder, &in_flight).await {
             tracing::warn!(sink = name, %error, "alert delivery round failed");
         }
         tokio::select! {
@@ -347,75 +384,77 @@ pub async fn run_sink(store: Store, sink: Sink, holder: String, mut shutdown: wa
     }
 }
 
-async fn deliver_round(store: &Store, sink: &Arc<Sink>, holder: &str) -> Result<(), StoreError> {
+async fn deliver_round(
+    store: &Store,
+    sink: &Arc<Sink>,
+    holder: &str,
+    in_flight: &Arc<Semaphore>,
+) -> Result<(), StoreError> {
     let name = sink.name();
     let Some(mut through) = store.hold_sink(name, holder, now_ms()).await? else { return Ok(()) };
     loop {
-        let changes = store.alert_changes_after(through, IN_FLIGHT as i64).await?;
-        if changes.is_empty() {
-            break;
-        }
-        let outcomes = deliver_all(sink, changes).await;
-        for (change, outcome) in &outcomes {
-            if let Err(error) = outcome {
-                tracing::warn!(sink = name, event = change.event_id, %error, "alert delivery failed; will retry");
-                store.retry_later(name, change.event_id, 1, error, now_ms()).await?;
-            }
-            through = through.max(change.event_id);
-        }
+        let changes = store.alert_changes_after(through, 256).await?;
+        let Some(last) = changes.last() else { break };
+        // Claim before moving the cursor: a crash mid-attempt leaves the
+        // claim, which is retried when it runs out.
+        let ids: Vec<i64> = changes.iter().map(|change| change.event_id).collect();
+        store.claim_deliveries(name, &ids, now_ms() + CLAIM_MS).await?;
+        through = last.event_id;
         store.advance_sink(name, holder, through).await?;
+        for change in changes {
+            spawn_attempt(store, sink, change, 0, in_flight).await;
+        }
     }
-    let retries = store.due_retries(name, now_ms()).await?;
-    for (event_id, attempts) in retries {
-        let Some(change) = store.alert_change(event_id).await? else {
-            store.forget_retry(name, event_id).await?;
+    for (event_id, attempts) in store.due_retries(name, now_ms()).await? {
+        if !store.reclaim_delivery(name, event_id, now_ms() + CLAIM_MS).await? {
             continue;
-        };
-        match tokio::time::timeout(Duration::from_secs(10), sink.deliver(&change)).await {
-            Ok(Ok(())) => {
-                metrics::counter!(m::ALERTS_DELIVERED, "sink" => name).increment(1);
-                store.forget_retry(name, event_id).await?;
-            }
-            Ok(Err(error)) if attempts < MAX_ATTEMPTS => {
-                store.retry_later(name, event_id, attempts + 1, &error, now_ms()).await?
-            }
-            Err(_) if attempts < MAX_ATTEMPTS => {
-                store.retry_later(name, event_id, attempts + 1, "timed out", now_ms()).await?
-            }
-            _ => {
-                tracing::error!(sink = name, event = event_id, attempts, "alert delivery given up");
-                metrics::counter!(m::ALERT_DELIVERIES_ABANDONED, "sink" => name).increment(1);
-                store.forget_retry(name, event_id).await?;
-            }
+        }
+        match store.alert_change(event_id).await? {
+            Some(change) => spawn_attempt(store, sink, change, attempts, in_flight).await,
+            None => store.forget_retry(name, event_id).await?,
         }
     }
     Ok(())
 }
 
-/// First attempts, concurrently, each with its own deadline.
-async fn deliver_all(sink: &Arc<Sink>, changes: Vec<AlertChange>) -> Vec<(AlertChange, Result<(), String>)> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for change in changes {
-        let sink = Arc::clone(sink);
-        tasks.spawn(async move {
-            // A first attempt gets little time: a hanging receiver must not
-            // hold up the next changes; the retry gets longer.
-            let outcome = match tokio::time::timeout(FIRST_ATTEMPT, sink.deliver(&change)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err("timed out".to_string()),
-            };
-            if outcome.is_ok() {
-                metrics::counter!(m::ALERTS_DELIVERED, "sink" => sink.name()).increment(1);
+/// Attempts one delivery on its own task: a receiver that hangs holds up
+/// only its own change. At most `IN_FLIGHT` at once.
+async fn spawn_attempt(
+    store: &Store,
+    sink: &Arc<Sink>,
+    change: AlertChange,
+    attempts: i64,
+    in_flight: &Arc<Semaphore>,
+) {
+    let Ok(permit) = Arc::clone(in_flight).acquire_owned().await else { return };
+    let store = store.clone();
+    let sink = Arc::clone(sink);
+    tokio::spawn(async move {
+        let _permit = permit;
+        let name = sink.name();
+        let event_id = change.event_id;
+        let outcome = match tokio::time::timeout(ATTEMPT_TIMEOUT, sink.deliver(&change)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())),
+        };
+        let settled = match outcome {
+            Ok(()) => {
+                metrics::counter!(m::ALERTS_DELIVERED, "sink" => name).increment(1);
+                store.forget_retry(name, event_id).await
             }
-            (change, outcome)
-        });
-    }
-    let mut outcomes = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok(outcome) = joined {
-            outcomes.push(outcome);
+            Err(error) if attempts + 1 < MAX_ATTEMPTS => {
+                tracing::warn!(sink = name, event = event_id, attempt = attempts + 1, %error, "alert delivery failed; will retry");
+                store.retry_later(name, event_id, attempts + 1, &error, now_ms()).await
+            }
+            Err(error) => {
+                tracing::error!(sink = name, event = event_id, attempts, %error, "alert delivery given up");
+                metrics::counter!(m::ALERT_DELIVERIES_ABANDONED, "sink" => name).increment(1);
+                store.forget_retry(name, event_id).await
+            }
+        };
+        if let Err(error) = settled {
+            // The claim stays and runs out: the change is tried again.
+            tracing::warn!(sink = name, event = event_id, %error, "cannot record a delivery's outcome");
         }
-    }
-    outcomes.sort_by_key(|(change, _)| change.event_id);
-    outcomes
+    });
 }

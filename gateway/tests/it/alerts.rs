@@ -23,6 +23,7 @@ on_both_backends!(
     away_pauses_inactivity_and_heightened_watch_tightens_it,
     a_silent_device_opens_a_notice_that_clears_itself,
     a_failing_webhook_is_retried_until_it_takes_every_change,
+    a_hanging_webhook_holds_up_only_its_own_change,
 );
 
 const MINUTE: i64 = 60_000;
@@ -291,8 +292,17 @@ async fn a_silent_device_opens_a_notice_that_clears_itself(backend: Backend) {
     assert_eq!((alert.status.as_str(), alert.outcome.as_deref()), ("resolved", Some("cleared_itself")));
 }
 
-/// A webhook receiver that refuses the first `fail_first` requests.
-async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+/// How a test webhook receiver misbehaves at first.
+#[derive(Clone, Copy)]
+enum Misbehave {
+    /// Answers 503 to the first n requests.
+    Refuse(usize),
+    /// Never answers the first request (holds it for a minute).
+    HangFirst,
+}
+
+/// A webhook receiver that misbehaves first, then takes every change.
+async fn receiver(misbehave: Misbehave) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
     use axum::http::StatusCode;
     let received = Arc::new(Mutex::new(Vec::new()));
     let calls = Arc::new(Mutex::new(0usize));
@@ -308,8 +318,13 @@ async fn receiver(fail_first: usize) -> (String, Arc<Mutex<Vec<serde_json::Value
                     *calls += 1;
                     *calls
                 };
-                if call <= fail_first {
-                    return StatusCode::SERVICE_UNAVAILABLE;
+                match misbehave {
+                    Misbehave::Refuse(n) if call <= n => return StatusCode::SERVICE_UNAVAILABLE,
+                    Misbehave::HangFirst if call == 1 => {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        return StatusCode::NO_CONTENT;
+                    }
+                    _ => {}
                 }
                 log.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
                 StatusCode::NO_CONTENT
@@ -326,7 +341,7 @@ async fn a_failing_webhook_is_retried_until_it_takes_every_change(backend: Backe
     let (store, _guard) = fresh_store(backend).await;
     let t = t0();
     let elder = home(&store, "hooked", t).await;
-    let (url, received) = receiver(2).await;
+    let (url, received) = receiver(Misbehave::Refuse(2)).await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     store.register_sink("webhook").await.unwrap();
     let sink = tokio::spawn(run_sink(store.clone(), Sink::webhook(url).unwrap(), "test".into(), stopped));
@@ -356,6 +371,43 @@ async fn a_failing_webhook_is_retried_until_it_takes_every_change(backend: Backe
     let change = received.lock().unwrap()[0].clone();
     assert!(change.get("elder_name").is_none(), "no personal data leaves in alert changes");
     assert_eq!(store.pending_retries("webhook").await.unwrap(), 0);
+    let _ = stop.send(true);
+    let _ = sink.await;
+}
+
+async fn a_hanging_webhook_holds_up_only_its_own_change(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let t = t0();
+    let first = home(&store, "hang-1", t).await;
+    let second = home(&store, "hang-2", t).await;
+    let (url, received) = receiver(Misbehave::HangFirst).await;
+    store.register_sink("webhook").await.unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sink = tokio::spawn(run_sink(store.clone(), Sink::webhook(url).unwrap(), "test".into(), stopped));
+    let wait_for = |elder: i64, within: Duration| {
+        let received = Arc::clone(&received);
+        async move {
+            tokio::time::timeout(within, async {
+                loop {
+                    if received.lock().unwrap().iter().any(|change| change["elder_id"] == elder) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+            .await
+            .is_ok()
+        }
+    };
+    // The first alert's delivery hangs; the second's goes through at once.
+    store.commit_batch(&[(event("hang-1", 2, "smoke", "alarm"), t)]).await.unwrap();
+    let written = std::time::Instant::now();
+    store.commit_batch(&[(event("hang-2", 2, "help", "pressed"), t + 1_000)]).await.unwrap();
+    assert!(wait_for(second, Duration::from_secs(5)).await, "the second alert waited for the hanging first");
+    assert!(written.elapsed() < Duration::from_secs(5));
+    assert!(!received.lock().unwrap().iter().any(|change| change["elder_id"] == first));
+    // The hung attempt times out (10 s) and is retried: the first arrives too.
+    assert!(wait_for(first, Duration::from_secs(30)).await, "the hung delivery was never retried");
     let _ = stop.send(true);
     let _ = sink.await;
 }
