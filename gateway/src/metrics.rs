@@ -12,6 +12,8 @@ pub const ACK_LAG_SECONDS: &str = "anxin_ingest_ack_lag_seconds";
 pub const DEVICES_ONLINE: &str = "anxin_devices_online";
 pub const DEVICES_OFFLINE: &str = "anxin_devices_offline";
 pub const BROKER_CONNECTED: &str = "anxin_broker_connected";
+pub const ALERTS_OPEN: &str = "anxin_alerts_open";
+pub const TIMER_LATENESS_SECONDS: &str = "anxin_alert_timer_lateness_seconds";
 pub const ALERTS_DELIVERED: &str = "anxin_alert_changes_delivered_total";
 pub const ALERT_DELIVERIES_ABANDONED: &str = "anxin_alert_deliveries_abandoned_total";
 
@@ -30,6 +32,8 @@ pub fn describe() {
     describe_gauge!(DEVICES_ONLINE, "Devices currently online");
     describe_gauge!(DEVICES_OFFLINE, "Devices currently offline");
     describe_gauge!(BROKER_CONNECTED, "1 while the gateway is connected to an external broker");
+    describe_gauge!(ALERTS_OPEN, "Alerts not yet resolved, by severity");
+    describe_histogram!(TIMER_LATENESS_SECONDS, "How long after its deadline a home was looked at by the timer loop");
     describe_counter!(ALERTS_DELIVERED, "Alert changes delivered, by sink (mqtt, webhook)");
     describe_counter!(ALERT_DELIVERIES_ABANDONED, "Alert changes given up after a day of retries, by sink");
 }

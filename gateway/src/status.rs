@@ -1,5 +1,5 @@
 //! Background upkeep shared by every gateway: devices that went silent,
-//! the online/offline gauges, and retention of raw messages.
+//! the online/offline and open-alert gauges, and retention of raw messages.
 
 use std::time::Duration;
 
@@ -42,6 +42,12 @@ pub async fn run_upkeep(store: Store, config: UpkeepConfig, mut shutdown: watch:
         if let Ok(counts) = store.device_status_counts().await {
             metrics::gauge!(m::DEVICES_ONLINE).set(counts.online as f64);
             metrics::gauge!(m::DEVICES_OFFLINE).set(counts.offline as f64);
+        }
+        if let Ok(open) = store.open_alert_counts().await {
+            for severity in ["critical", "warning", "notice"] {
+                let n = open.iter().find(|(s, _)| s == severity).map_or(0, |(_, n)| *n);
+                metrics::gauge!(m::ALERTS_OPEN, "severity" => severity).set(n as f64);
+            }
         }
         if last_expiry.is_none_or(|at| at.elapsed() >= Duration::from_secs(3_600)) {
             last_expiry = Some(tokio::time::Instant::now());

@@ -523,7 +523,7 @@ impl Store {
     /// how many homes it looked at; call again while it returns a full batch.
     pub async fn tick_due_homes(&self, now: i64) -> Result<usize, StoreError> {
         let rows = sqlx::query(
-            "SELECT elder_id FROM home_watch WHERE next_due_at <= $1 ORDER BY next_due_at, elder_id LIMIT $2",
+            "SELECT elder_id, next_due_at FROM home_watch WHERE next_due_at <= $1 ORDER BY next_due_at, elder_id LIMIT $2",
         )
         .bind(now)
         .bind(TICK_BATCH)
@@ -532,10 +532,12 @@ impl Store {
         if rows.is_empty() {
             return Ok(0);
         }
-        let inputs: Vec<(i64, i64, HomeInput)> = rows
-            .iter()
-            .map(|row| Ok((row.try_get("elder_id")?, now, HomeInput::Look)))
-            .collect::<Result<_, sqlx::Error>>()?;
+        let mut inputs: Vec<(i64, i64, HomeInput)> = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let due: i64 = row.try_get("next_due_at")?;
+            metrics::histogram!(crate::metrics::TIMER_LATENESS_SECONDS).record((now - due).max(0) as f64 / 1_000.0);
+            inputs.push((row.try_get("elder_id")?, now, HomeInput::Look));
+        }
         self.apply_in_transaction(&inputs, now).await?;
         Ok(inputs.len())
     }

@@ -364,6 +364,18 @@ impl Store {
         Ok(self.alert_changes_after(event_id - 1, 1).await?.into_iter().find(|change| change.event_id == event_id))
     }
 
+    /// Unresolved alerts per severity (for the gauges).
+    pub async fn open_alert_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT severity, COUNT(*) AS n FROM alerts WHERE status <> 'resolved' GROUP BY severity")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Ok((row.try_get("severity")?, row.try_get("n")?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
     /// The newest alert event id (0 when none).
     pub async fn newest_alert_event(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT MAX(id) AS id FROM alert_events").fetch_one(&self.pool).await?;
