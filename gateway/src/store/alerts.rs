@@ -325,7 +325,7 @@ impl Store {
              WHERE opened_at >= $1 AND opened_at < $2
                AND ($3 IS NULL OR county = $3) AND ($4 IS NULL OR township = $4) AND ($5 IS NULL OR village = $5)
                AND ($6 IS NULL OR severity = $6)
-               AND NOT (outcome = 'cleared_itself' AND ack_ms IS NULL)",
+               AND NOT (COALESCE(outcome, '') = 'cleared_itself' AND ack_ms IS NULL)",
         )
         .bind(from)
         .bind(to)

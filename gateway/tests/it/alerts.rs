@@ -149,9 +149,12 @@ async fn handling_is_recorded_and_wrong_actions_are_refused(backend: Backend) {
     let second = alerts_of(&store, elder).await.into_iter().find(|a| a.status == "open").unwrap();
     // Resolved without an acknowledgement: the resolution is the acknowledgement.
     store.resolve_alert(second.id, "王", Outcome::Visited, "", t + HOUR + 200_000).await.unwrap();
+    // A third press nobody has answered yet counts against the figures.
+    store.commit_batch(&[(event("node-c", 4, "help", "pressed"), t + 90 * MINUTE)]).await.unwrap();
     let region = RegionFilter { county: Some("振兴区".into()), ..RegionFilter::default() };
     let stats = store.ack_stats(&region, Some("critical"), t - HOUR, t + 2 * HOUR).await.unwrap();
-    assert_eq!((stats.alerts, stats.acknowledged, stats.within_60s, stats.within_180s), (2, 2, 1, 1));
+    assert_eq!((stats.alerts, stats.acknowledged, stats.within_60s, stats.within_180s), (3, 2, 1, 1));
+    assert_eq!(stats.share_60s(), Some(1.0 / 3.0));
     let elsewhere = RegionFilter { county: Some("元宝区".into()), ..RegionFilter::default() };
     assert_eq!(store.ack_stats(&elsewhere, None, t - HOUR, t + 2 * HOUR).await.unwrap().alerts, 0);
 }
