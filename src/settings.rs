@@ -97,6 +97,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn alert_settings_come_from_the_file_unless_flags_say_otherwise() {
+        let file: FileSettings = toml::from_str("utc_offset = \"+05:00\"\nescalate_after_s = 90").unwrap();
+        let policy = alert_policy(None, &file).unwrap();
+        assert_eq!(policy.utc_offset.local_minus_utc(), 5 * 3_600);
+        assert_eq!((policy.escalate_after_ms, policy.remind_every_ms), (90_000, 90_000));
+        let flags = AlertArgs { webhook: None, utc_offset: Some("+08:00".into()), escalate_after_s: Some(30) };
+        let policy = alert_policy(Some(&flags), &file).unwrap();
+        assert_eq!((policy.utc_offset.local_minus_utc(), policy.escalate_after_ms), (8 * 3_600, 30_000));
+        let zero = AlertArgs { escalate_after_s: Some(0), ..flags };
+        assert!(alert_policy(Some(&zero), &file).is_err());
+    }
+
+    #[test]
     fn utc_offsets_parse_and_nonsense_is_refused() {
         assert_eq!(parse_utc_offset("+08:00").unwrap().local_minus_utc(), 8 * 3_600);
         assert_eq!(parse_utc_offset("+8").unwrap().local_minus_utc(), 8 * 3_600);
