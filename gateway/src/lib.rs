@@ -7,6 +7,7 @@
 //!   broker (mqtt5) whose publish hook waits for the commit.
 //! - [`store`]: SQLite or PostgreSQL, one schema, the same queries.
 //! - [`status`]: device liveness from missed summaries, and retention.
+//! - [`access`]: roles, the regions they cover, passwords: who may see what.
 //! - [`alerts`]: the rules, alerts and their handling, escalation, delivery,
 //!   and remote check-ins.
 //!
@@ -16,6 +17,7 @@
 //!   sharing the subscription can take any message.
 //! - Ingest never waits on the console or any other consumer of what it stored.
 
+pub mod access;
 pub mod alerts;
 pub mod broker;
 pub mod ingest;

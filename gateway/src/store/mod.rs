@@ -16,6 +16,7 @@ mod elders;
 mod ingest;
 mod maintenance;
 mod messages;
+mod users;
 mod visits;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ pub use devices::{DeviceRecord, DeviceStatusCounts};
 pub use elders::{Elder, NewElder};
 pub use ingest::{BatchOutcome, StoredMessage};
 pub use messages::{MessageCursor, MessageRecord};
+pub use users::{AuditEntry, UserRecord};
 pub use visits::{Absence, DayRecord, HeightenedWatch, VisitRecord};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");

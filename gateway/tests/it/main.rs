@@ -4,6 +4,7 @@
 mod alerts;
 mod ingest;
 mod store;
+mod users;
 
 use anxin_gateway::store::{Database, Store};
 use anxin_testkit::{PostgresDatabase, private_folder};

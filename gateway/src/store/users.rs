@@ -1,0 +1,285 @@
+//! Users of the console, their regions, visitor assignments, and the audit log.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::access::{self, Principal, Region, Role};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserRecord {
+    pub id: i64,
+    pub name: String,
+    pub role: String,
+    pub regions: Vec<String>,
+    pub must_change_password: bool,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub elder_id: Option<i64>,
+    pub detail: Option<String>,
+}
+
+/// A password hash compared against when the user does not exist, so a
+/// wrong name costs as much time as a wrong password.
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| access::hash_password(&access::one_time_password()).unwrap_or_default());
+
+impl Store {
+    /// Adds a user with a password they must change at first sign-in.
+    pub async fn add_user(
+        &self,
+        name: &str,
+        role: Role,
+        regions: &[Region],
+        password: &str,
+        now: i64,
+    ) -> Result<UserRecord, StoreError> {
+        let name = access::user_name(name).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        if role.needs_region() && regions.is_empty() {
+            return Err(StoreError::Invalid(access::AccessError::RegionNeeded(role.as_str()).to_string()));
+        }
+        let hash = access::hash_password(password).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mut transaction = self.pool.begin().await?;
+        let taken = sqlx::query("SELECT id FROM users WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&mut *transaction)
+            .await?;
+        if taken.is_some() {
+            return Err(StoreError::Invalid(format!("there is already a user called {name}")));
+        }
+        let row = sqlx::query(
+            "INSERT INTO users (name, role, password_hash, must_change_password, created_at)
+             VALUES ($1, $2, $3, 1, $4) RETURNING id",
+        )
+        .bind(name.as_str())
+        .bind(role.as_str())
+        .bind(hash)
+        .bind(now)
+        .fetch_one(&mut *transaction)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        for region in regions {
+            sqlx::query("INSERT INTO user_regions (user_id, county, township, village) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(region.county.as_str())
+                .bind(region.township.as_deref())
+                .bind(region.village.as_deref())
+                .execute(&mut *transaction)
+                .await?;
+        }
+        audit(&mut transaction, now, "anxin", "user added", None, Some(&format!("{name} ({})", role.as_str()))).await?;
+        transaction.commit().await?;
+        Ok(UserRecord {
+            id,
+            name,
+            role: role.as_str().into(),
+            regions: regions.iter().map(ToString::to_string).collect(),
+            must_change_password: true,
+            disabled: false,
+            created_at: now,
+        })
+    }
+
+    /// On a fresh database, creates `admin` with `password`, or with a
+    /// one-time password returned to be printed once. `None` when there are
+    /// users already.
+    pub async fn ensure_first_admin(&self, password: Option<&str>, now: i64) -> Result<Option<String>, StoreError> {
+        let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(&self.pool).await?.try_get("n")?;
+        if count > 0 {
+            return Ok(None);
+        }
+        let password = password.map_or_else(access::one_time_password, str::to_string);
+        self.add_user("admin", Role::Admin, &[], &password, now).await?;
+        Ok(Some(password))
+    }
+
+    pub async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, name, role, must_change_password, disabled, created_at FROM users ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut users = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            users.push(UserRecord {
+                id,
+                name: row.try_get("name")?,
+                role: row.try_get("role")?,
+                regions: self.regions_of(id).await?.iter().map(ToString::to_string).collect(),
+                must_change_password: row.try_get::<i64, _>("must_change_password")? == 1,
+                disabled: row.try_get::<i64, _>("disabled")? == 1,
+                created_at: row.try_get("created_at")?,
+            });
+        }
+        Ok(users)
+    }
+
+    async fn regions_of(&self, user_id: i64) -> Result<Vec<Region>, StoreError> {
+        let rows = sqlx::query("SELECT county, township, village FROM user_regions WHERE user_id = $1 ORDER BY county")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Ok(Region {
+                    county: row.try_get("county")?,
+                    township: row.try_get("township")?,
+                    village: row.try_get("village")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// The signed-in principal for `name` and `password`, or `None` — the
+    /// same answer, after the same work, whether the user is missing,
+    /// disabled or the password wrong.
+    pub async fn authenticate(&self, name: &str, password: &str) -> Result<Option<Principal>, StoreError> {
+        let row = sqlx::query("SELECT id, name, role, password_hash, disabled FROM users WHERE name = $1")
+            .bind(name.trim())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            let _ = access::verify_password(password, &DUMMY_HASH);
+            return Ok(None);
+        };
+        let hash: String = row.try_get("password_hash")?;
+        let matches = access::verify_password(password, &hash);
+        if !matches || row.try_get::<i64, _>("disabled")? == 1 {
+            return Ok(None);
+        }
+        self.principal(row.try_get("id")?).await
+    }
+
+    /// Who a user is and what they cover.
+    pub async fn principal(&self, user_id: i64) -> Result<Option<Principal>, StoreError> {
+        let Some(row) = sqlx::query("SELECT id, name, role FROM users WHERE id = $1 AND disabled = 0")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let role_text: String = row.try_get("role")?;
+        let role = Role::parse(&role_text).ok_or_else(|| StoreError::Invalid(format!("unknown role {role_text}")))?;
+        let assigned = sqlx::query("SELECT elder_id FROM visitor_assignments WHERE user_id = $1 ORDER BY elder_id")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| row.try_get("elder_id"))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(Principal {
+            user_id,
+            name: row.try_get("name")?,
+            role,
+            regions: self.regions_of(user_id).await?,
+            assigned_elders: assigned,
+        }))
+    }
+
+    /// Names `visitor` as the visitor responsible for an elder (探访责任人).
+    pub async fn assign_visitor(&self, elder_id: i64, visitor: &str, by: &str, now: i64) -> Result<(), StoreError> {
+        if self.elder(elder_id).await?.is_none() {
+            return Err(StoreError::NotFound(format!("there is no elder with id {elder_id}")));
+        }
+        let row = sqlx::query("SELECT id, role FROM users WHERE name = $1")
+            .bind(visitor.trim())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("there is no user called {}", visitor.trim())))?;
+        if row.try_get::<String, _>("role")? != Role::Visitor.as_str() {
+            return Err(StoreError::Invalid(format!("{} is not a visitor", visitor.trim())));
+        }
+        let user_id: i64 = row.try_get("id")?;
+        let mut transaction = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO visitor_assignments (elder_id, user_id, assigned_at) VALUES ($1, $2, $3)
+             ON CONFLICT (elder_id, user_id) DO NOTHING",
+        )
+        .bind(elder_id)
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *transaction)
+        .await?;
+        audit(&mut transaction, now, by, "visitor assigned", Some(elder_id), Some(visitor.trim())).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Elders with no visitor responsible for them.
+    pub async fn elders_without_visitor(&self) -> Result<Vec<i64>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id FROM elders WHERE id NOT IN (SELECT elder_id FROM visitor_assignments) ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(|row| row.try_get("id")).collect::<Result<_, _>>()?)
+    }
+
+    /// Appends to the audit log.
+    pub async fn audit(
+        &self,
+        at: i64,
+        actor: &str,
+        action: &str,
+        elder_id: Option<i64>,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        audit(&mut transaction, at, actor, action, elder_id, detail).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// The newest audit entries first, optionally about one elder.
+    pub async fn audit_entries(&self, elder_id: Option<i64>, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, elder_id, detail FROM audit_log
+             WHERE ($1 IS NULL OR elder_id = $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(elder_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Ok(AuditEntry {
+                    id: row.try_get("id")?,
+                    at: row.try_get("at")?,
+                    actor: row.try_get("actor")?,
+                    action: row.try_get("action")?,
+                    elder_id: row.try_get("elder_id")?,
+                    detail: row.try_get("detail")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+}
+
+async fn audit(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    at: i64,
+    actor: &str,
+    action: &str,
+    elder_id: Option<i64>,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO audit_log (at, actor, action, elder_id, detail) VALUES ($1, $2, $3, $4, $5)")
+        .bind(at)
+        .bind(actor)
+        .bind(action)
+        .bind(elder_id)
+        .bind(detail)
+        .execute(&mut **transaction)
+        .await?;
+    Ok(())
+}
