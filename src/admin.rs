@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use anxin_gateway::access::{Region, Role};
 use anxin_gateway::alerts::Outcome;
 use anxin_gateway::alerts::policy::AlertPolicy;
 use anxin_gateway::alerts::rules::{day_start, local_day};
@@ -11,7 +12,7 @@ use anxin_gateway::store::{AlertFilter, AlertRecord, MessageCursor, MessageRecor
 use anyhow::{Context, anyhow};
 
 use crate::cli::{
-    AlertsCommand, DevicesCommand, EldersCommand, EventsCommand, StorageArgs, VisitsCommand, WatchCommand,
+    AlertsCommand, DevicesCommand, EldersCommand, EventsCommand, StorageArgs, UsersCommand, VisitsCommand, WatchCommand,
 };
 use crate::run::open_store;
 use crate::settings::FileSettings;
@@ -136,6 +137,21 @@ pub async fn elders(storage: &StorageArgs, file: FileSettings, command: EldersCo
                 local_time(absence.ends_at, &policy),
                 absence.reason
             );
+        }
+        EldersCommand::Assign { elder_id, visitor, by } => {
+            store.assign_visitor(elder_id, &visitor, &by, now_ms()).await?;
+            println!("{visitor} is the visitor responsible for elder {elder_id}");
+        }
+        EldersCommand::Unassigned => {
+            let ids = store.elders_without_visitor().await?;
+            if ids.is_empty() {
+                println!("every elder has a visitor");
+            }
+            for id in ids {
+                if let Some(e) = store.elder(id).await? {
+                    println!("{:>5}  {}  {}/{}/{}", e.id, e.name, e.county, e.township, e.village);
+                }
+            }
         }
         EldersCommand::Back { elder_id } => {
             let ended = store.end_absence(elder_id, now_ms()).await?;
@@ -382,6 +398,42 @@ pub async fn events(storage: &StorageArgs, file: FileSettings, command: EventsCo
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
                 () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+pub async fn users(storage: &StorageArgs, file: FileSettings, command: UsersCommand) -> anyhow::Result<()> {
+    let store = open_store(storage, &file).await?;
+    match command {
+        UsersCommand::Add { name, role, regions } => {
+            let role = Role::parse(&role)
+                .ok_or_else(|| anyhow!("--role {role:?} is not one of: admin, oncall, visitor, official"))?;
+            let regions = regions.iter().map(|r| Region::parse(r)).collect::<Result<Vec<_>, _>>()?;
+            let password = anxin_gateway::access::one_time_password();
+            let user = store.add_user(&name, role, &regions, &password, now_ms()).await?;
+            println!("added {} ({}); one-time password: {password}", user.name, user.role);
+            println!("it is shown once; the user must change it at first sign-in");
+        }
+        UsersCommand::List { json } => {
+            let users = store.users().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else if users.is_empty() {
+                println!("no users");
+            } else {
+                for user in users {
+                    println!(
+                        "{:>4}  {:<20} {:<9} {}{}",
+                        user.id,
+                        user.name,
+                        user.role,
+                        user.regions.join(", "),
+                        if user.disabled { "  (disabled)" } else { "" }
+                    );
+                }
             }
         }
     }

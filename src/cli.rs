@@ -74,6 +74,9 @@ pub enum Command {
     /// Heightened watch over a region (extreme weather, festivals): tighter thresholds
     #[command(subcommand)]
     Watch(WatchCommand),
+    /// People who use the console: admin, oncall, visitor, official
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Measure Anxin on this machine (figures, not pass/fail)
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -216,6 +219,38 @@ pub enum EldersCommand {
     },
     /// End an elder's absence now (back early)
     Back { elder_id: i64 },
+    /// Name the visitor responsible for an elder (探访责任人)
+    Assign {
+        elder_id: i64,
+        /// The visitor's user name (see `anxin users list`)
+        #[arg(long)]
+        visitor: String,
+        /// Who records it
+        #[arg(long, default_value = "admin")]
+        by: String,
+    },
+    /// Elders with no visitor responsible for them
+    Unassigned,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user; prints a one-time password they must change at first sign-in
+    Add {
+        name: String,
+        /// admin, oncall (on-call staff), visitor (探访人员) or official
+        #[arg(long)]
+        role: String,
+        /// A region the user covers, COUNTY[/TOWNSHIP[/VILLAGE]]; repeatable; required for oncall and official
+        #[arg(long = "region", value_name = "REGION")]
+        regions: Vec<String>,
+    },
+    /// List users with their roles and regions
+    List {
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

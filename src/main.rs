@@ -48,6 +48,7 @@ async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Alerts(command) => admin::alerts(&cli.storage, file, command).await,
         Command::Visits(command) => admin::visits(&cli.storage, file, command).await,
         Command::Watch(command) => admin::watch(&cli.storage, file, command).await,
+        Command::Users(command) => admin::users(&cli.storage, file, command).await,
         Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest(args).await,
         Command::Bench(cli::BenchCommand::Alerts(args)) => bench_alerts::alerts(args).await,
         Command::Simulate(args) => simulate::simulate(args).await,
