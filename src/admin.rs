@@ -12,7 +12,8 @@ use anxin_gateway::store::{AlertFilter, AlertRecord, MessageCursor, MessageRecor
 use anyhow::{Context, anyhow};
 
 use crate::cli::{
-    AlertsCommand, DevicesCommand, EldersCommand, EventsCommand, StorageArgs, UsersCommand, VisitsCommand, WatchCommand,
+    AlertsCommand, DevicesCommand, EldersCommand, EventsCommand, StorageArgs, TokensCommand, UsersCommand,
+    VisitsCommand, WatchCommand,
 };
 use crate::run::open_store;
 use crate::settings::FileSettings;
@@ -437,6 +438,16 @@ pub async fn users(storage: &StorageArgs, file: FileSettings, command: UsersComm
             }
         }
     }
+    store.close().await;
+    Ok(())
+}
+
+pub async fn tokens(storage: &StorageArgs, file: FileSettings, command: TokensCommand) -> anyhow::Result<()> {
+    let store = open_store(storage, &file).await?;
+    let TokensCommand::Issue { user } = command;
+    let token = store.issue_token(&user, now_ms()).await?;
+    println!("{token}");
+    eprintln!("a bearer token for {user}: shown once; send it as `Authorization: Bearer …` to /api/v1");
     store.close().await;
     Ok(())
 }

@@ -77,6 +77,9 @@ pub enum Command {
     /// People who use the console: admin, oncall, visitor, official
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Bearer tokens for the JSON API (/api/v1)
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Measure Anxin on this machine (figures, not pass/fail)
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -231,6 +234,12 @@ pub enum EldersCommand {
     },
     /// Elders with no visitor responsible for them
     Unassigned,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Issue a bearer token acting as USER (with USER's role and regions); printed once
+    Issue { user: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -49,6 +49,7 @@ async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Visits(command) => admin::visits(&cli.storage, file, command).await,
         Command::Watch(command) => admin::watch(&cli.storage, file, command).await,
         Command::Users(command) => admin::users(&cli.storage, file, command).await,
+        Command::Tokens(command) => admin::tokens(&cli.storage, file, command).await,
         Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest(args).await,
         Command::Bench(cli::BenchCommand::Alerts(args)) => bench_alerts::alerts(args).await,
         Command::Simulate(args) => simulate::simulate(args).await,

@@ -220,7 +220,7 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
     let alerting = start_alerting(&store, alerts_target, &args.broker_args.alerting, &file, &shutdown_watch).await?;
     let upkeep =
         tokio::spawn(run_upkeep(store.clone(), upkeep_config(&args.broker_args, &file), shutdown_watch.clone()));
-    let http_task = spawn_http(http, anxin_console::router(metrics), shutdown_watch.clone());
+    let http_task = spawn_http(http, anxin_console::router(metrics, store.clone()), shutdown_watch.clone());
     println!("anxin serve: {mqtt_description}, console on http://{http_addr}, database {database}");
 
     stop_signal().await;
@@ -302,7 +302,7 @@ pub async fn console(storage_args: &StorageArgs, file: FileSettings, args: Conso
     let http = bind_http(http_listen, "--http-listen").await?;
     let (shutdown, shutdown_watch) = watch::channel(false);
     println!("anxin console: on http://{}", http.local_addr()?);
-    let http_task = spawn_http(http, anxin_console::router(metrics), shutdown_watch);
+    let http_task = spawn_http(http, anxin_console::router(metrics, store.clone()), shutdown_watch);
     stop_signal().await;
     let _ = shutdown.send(true);
     let _ = http_task.await;

@@ -2,8 +2,11 @@
 //! on-call staff, visitors and civil-affairs officials use.
 //!
 //! It depends on the gateway's domain and store and never the other way
-//! round. Today it serves a placeholder page, a health check and the
-//! Prometheus metrics; the console issue fills it in.
+//! round. Today it serves the JSON API for alerts ([`api`]), a placeholder
+//! page, a health check and the Prometheus metrics; the console issue fills
+//! in the pages.
+
+pub mod api;
 
 use axum::Router;
 use axum::http::header;
@@ -13,9 +16,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use anxin_gateway as gateway;
 
-/// `/` (placeholder), `/healthz` and `/metrics`.
-pub fn router(metrics: PrometheusHandle) -> Router {
-    Router::new().route("/", get(placeholder)).merge(operations_router(metrics))
+/// `/` (placeholder), `/api/v1`, `/healthz` and `/metrics`.
+pub fn router(metrics: PrometheusHandle, store: gateway::store::Store) -> Router {
+    Router::new().route("/", get(placeholder)).merge(api::router(store)).merge(operations_router(metrics))
 }
 
 /// `/healthz` and `/metrics` only: what a gateway without a console serves.
@@ -50,9 +53,11 @@ mod tests {
     #[tokio::test]
     async fn the_placeholder_health_and_metrics_routes_answer() {
         let handle = PrometheusBuilder::new().build_recorder().handle();
-        for (path, expected) in [("/", "安心"), ("/healthz", "ok"), ("/metrics", "")] {
-            let response =
-                router(handle.clone()).oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+        for (path, expected) in [("/healthz", "ok"), ("/metrics", "")] {
+            let response = operations_router(handle.clone())
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
             assert_eq!(response.status(), StatusCode::OK, "{path}");
             let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
             assert!(String::from_utf8_lossy(&body).contains(expected), "{path}");

@@ -40,3 +40,13 @@ CREATE TABLE audit_log (
     detail   TEXT
 );
 CREATE INDEX audit_log_elder ON audit_log (elder_id, at);
+
+-- Bearer tokens for the JSON API (`anxin tokens issue USER`); only their
+-- SHA-256 is kept.
+CREATE TABLE api_tokens (
+    token_hash   TEXT PRIMARY KEY,
+    user_id      INTEGER NOT NULL REFERENCES users (id),
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at   INTEGER
+);

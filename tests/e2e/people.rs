@@ -49,5 +49,9 @@ fn users_are_added_with_a_one_time_password_and_visitors_assigned() {
     assert!(text(&run(&["elders", "unassigned"]).stdout).contains("every elder has a visitor"));
     let wrong = run(&["elders", "assign", "1", "--visitor", "值班员 李"]);
     assert!(text(&wrong.stderr).contains("值班员 李 is not a visitor"));
+    let token = run(&["tokens", "issue", "值班员 李"]);
+    assert!(token.status.success(), "{}", text(&token.stderr));
+    assert!(text(&token.stdout).trim().starts_with("anx_") && text(&token.stdout).trim().len() == 68);
+    assert!(text(&run(&["tokens", "issue", "nobody"]).stderr).contains("there is no user called nobody"));
     let _ = std::fs::remove_dir_all(folder);
 }

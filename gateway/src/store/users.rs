@@ -186,6 +186,43 @@ impl Store {
         }))
     }
 
+    /// Issues a bearer token for the JSON API to `user`; the token is
+    /// returned once, only its SHA-256 is kept.
+    pub async fn issue_token(&self, user: &str, now: i64) -> Result<String, StoreError> {
+        let row = sqlx::query("SELECT id FROM users WHERE name = $1 AND disabled = 0")
+            .bind(user.trim())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("there is no user called {}", user.trim())))?;
+        let user_id: i64 = row.try_get("id")?;
+        let token = access::new_token();
+        let mut transaction = self.pool.begin().await?;
+        sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at) VALUES ($1, $2, $3)")
+            .bind(access::token_hash(&token))
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await?;
+        audit(&mut transaction, now, "anxin", "token issued", None, Some(user.trim())).await?;
+        transaction.commit().await?;
+        Ok(token)
+    }
+
+    /// The principal a bearer token stands for, if it is valid.
+    pub async fn principal_for_token(&self, token: &str, now: i64) -> Result<Option<Principal>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE api_tokens SET last_used_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL RETURNING user_id",
+        )
+        .bind(access::token_hash(token))
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => self.principal(row.try_get("user_id")?).await,
+            None => Ok(None),
+        }
+    }
+
     /// Names `visitor` as the visitor responsible for an elder (探访责任人).
     pub async fn assign_visitor(&self, elder_id: i64, visitor: &str, by: &str, now: i64) -> Result<(), StoreError> {
         if self.elder(elder_id).await?.is_none() {

@@ -1,0 +1,185 @@
+//! The JSON API against a real SQLite store: every role against an alert
+//! inside and outside its scope, tokens, and the handling of an alert.
+
+use anxin_console::api;
+use anxin_gateway::access::{Region, Role};
+use anxin_gateway::ingest::check;
+use anxin_gateway::store::{Database, NewElder, Store};
+use anxin_testkit::private_folder;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use tower::ServiceExt;
+
+const T: i64 = 1_780_000_000_000;
+const PASSWORD: &str = "a long enough password";
+
+fn elder(name: &str, county: &str) -> NewElder {
+    NewElder {
+        name: name.into(),
+        county: county.into(),
+        township: "站前街道".into(),
+        village: "锦山社区".into(),
+        address: "-".into(),
+        phone: None,
+        emergency_contact: None,
+        emergency_phone: None,
+        categories: String::new(),
+        inactivity_hours: None,
+    }
+}
+
+struct World {
+    store: Store,
+    folder: std::path::PathBuf,
+    /// Alert in 振兴区 (elder assigned to the visitor), alert in 元宝区.
+    here: i64,
+    there: i64,
+}
+
+async fn world() -> World {
+    let folder = private_folder("console-api");
+    let store = Store::open(&Database::in_data_dir(&folder)).await.unwrap();
+    let here = store.add_elder(&elder("王秀英", "振兴区"), T).await.unwrap();
+    let there = store.add_elder(&elder("李桂兰", "元宝区"), T).await.unwrap();
+    store.pair_device("node-here", here.id, T).await.unwrap();
+    store.pair_device("node-there", there.id, T).await.unwrap();
+    for device in ["node-here", "node-there"] {
+        let smoke = check(
+            &format!("anxin/v1/dev/{device}/event"),
+            br#"{"v":1,"boot":1,"seq":1,"up":1,"kind":"smoke","state":"alarm"}"#,
+        );
+        store.commit_batch(&[(smoke, T)]).await.unwrap();
+    }
+    let county = |name: &str| vec![Region::parse(name).unwrap()];
+    store.add_user("admin", Role::Admin, &[], PASSWORD, T).await.unwrap();
+    store.add_user("oncall-here", Role::Oncall, &county("振兴区"), PASSWORD, T).await.unwrap();
+    store.add_user("official-here", Role::Official, &county("振兴区"), PASSWORD, T).await.unwrap();
+    store.add_user("visitor", Role::Visitor, &[], PASSWORD, T).await.unwrap();
+    store.assign_visitor(here.id, "visitor", "admin", T).await.unwrap();
+    let alert_of = |elder: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .alerts(&anxin_gateway::store::AlertFilter { elder_id: Some(elder), ..Default::default() })
+                .await
+                .unwrap()[0]
+                .id
+        }
+    };
+    let (here, there) = (alert_of(here.id).await, alert_of(there.id).await);
+    World { store, folder, here, there }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+async fn call(
+    store: &Store,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request.body(body.map_or_else(Body::empty, |b| Body::from(b.to_string()))).unwrap();
+    let response = api::router(store.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_valid_token_nothing_is_served() {
+    let world = world().await;
+    let (status, body) = call(&world.store, "GET", "/api/v1/alerts", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "a valid bearer token is required");
+    assert_eq!(call(&world.store, "GET", "/api/v1/alerts", Some("anx_forged"), None).await.0, StatusCode::UNAUTHORIZED);
+    assert!(world.store.issue_token("nobody", T).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_against_an_alert_inside_and_outside_its_scope() {
+    let world = world().await;
+    let (here, there) = (world.here, world.there);
+    // (user, sees here, sees there, may handle here)
+    let matrix = [
+        ("admin", true, true, true),
+        ("oncall-here", true, false, true),
+        ("official-here", true, false, false),
+        ("visitor", true, false, false),
+    ];
+    for (user, sees_here, sees_there, handles_here) in matrix {
+        let token = world.store.issue_token(user, T).await.unwrap();
+        let (status, list) = call(&world.store, "GET", "/api/v1/alerts?open=true", Some(&token), None).await;
+        assert_eq!(status, StatusCode::OK, "{user}");
+        let ids: Vec<i64> = list.as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()).collect();
+        assert_eq!(ids.contains(&here), sees_here, "{user} lists here");
+        assert_eq!(ids.contains(&there), sees_there, "{user} lists there");
+        let status_of = |seen: bool| if seen { StatusCode::OK } else { StatusCode::NOT_FOUND };
+        assert_eq!(
+            call(&world.store, "GET", &format!("/api/v1/alerts/{here}"), Some(&token), None).await.0,
+            status_of(sees_here),
+            "{user}"
+        );
+        assert_eq!(
+            call(&world.store, "GET", &format!("/api/v1/alerts/{there}"), Some(&token), None).await.0,
+            status_of(sees_there),
+            "{user}"
+        );
+        if !handles_here {
+            let (status, body) =
+                call(&world.store, "POST", &format!("/api/v1/alerts/{here}/ack"), Some(&token), None).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{user}: {body}");
+        }
+        if !sees_there {
+            let (status, _) =
+                call(&world.store, "POST", &format!("/api/v1/alerts/{there}/ack"), Some(&token), None).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{user} cannot even learn that alert {there} exists");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oncall_staff_acknowledge_and_resolve_with_the_handling_record() {
+    let world = world().await;
+    let token = world.store.issue_token("oncall-here", T).await.unwrap();
+    let here = world.here;
+    let (status, alert) = call(&world.store, "POST", &format!("/api/v1/alerts/{here}/ack"), Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(alert["acknowledged_by"], "oncall-here");
+    let (status, body) = call(&world.store, "POST", &format!("/api/v1/alerts/{here}/ack"), Some(&token), None).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some(&*format!("alert {here} was already acknowledged by oncall-here")))
+    );
+    let path = format!("/api/v1/alerts/{here}/resolve");
+    let (status, body) = call(&world.store, "POST", &path, Some(&token), Some(r#"{"outcome":"burnt"}"#)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"].as_str().unwrap().starts_with("outcome \"burnt\" is not one of"));
+    let (status, _) = call(&world.store, "POST", &path, Some(&token), Some(r#"{"outcome":"other"}"#)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "`other` needs a note");
+    let (status, alert) =
+        call(&world.store, "POST", &path, Some(&token), Some(r#"{"outcome":"emergency_services","note":"119 到场"}"#))
+            .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((alert["status"].as_str(), alert["outcome"].as_str()), (Some("resolved"), Some("emergency_services")));
+    let audit: Vec<String> = world
+        .store
+        .audit_entries(Some(alert["elder_id"].as_i64().unwrap()), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(audit.starts_with(&["alert resolved".to_string(), "alert acknowledged".to_string()]), "{audit:?}");
+}
