@@ -103,18 +103,21 @@ fn external_broker(url: &str, broker_args: &BrokerArgs, file: &FileSettings) -> 
     Ok(broker)
 }
 
-/// The alert engine's tasks: the database timers, the in-process feed, and
-/// the MQTT (and webhook) sinks.
+/// The live feed of alert changes, for the console's stream.
+type Feed = tokio::sync::broadcast::Sender<std::sync::Arc<anxin_gateway::store::AlertChange>>;
+
+/// The alert engine's tasks: the database timers, the in-process feed (returned
+/// for the console), and the MQTT (and webhook) sinks.
 async fn start_alerting(
     store: &Store,
     mqtt: MqttTarget,
     alerting: &AlertArgs,
     file: &FileSettings,
     shutdown: &watch::Receiver<bool>,
-) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+) -> anyhow::Result<(Vec<tokio::task::JoinHandle<()>>, Feed)> {
     let holder = format!("{}-{}", mqtt.client_id, std::process::id());
     let mut tasks = vec![tokio::spawn(run_timers(store.clone(), TimerConfig::default(), shutdown.clone()))];
-    let (_feed, feed_task) = delivery::start_feed(store.clone(), shutdown.clone());
+    let (feed, feed_task) = delivery::start_feed(store.clone(), shutdown.clone());
     tasks.push(feed_task);
     let mut sinks = vec![Sink::mqtt(mqtt)];
     if let Some(url) = alerting.webhook.clone().or(file.webhook.clone()) {
@@ -125,7 +128,7 @@ async fn start_alerting(
         store.register_sink(sink.name()).await?;
         tasks.push(tokio::spawn(delivery::run_sink(store.clone(), sink, holder.clone(), shutdown.clone())));
     }
-    Ok(tasks)
+    Ok((tasks, feed))
 }
 
 fn mqtt_target_of(broker: &ExternalBroker) -> MqttTarget {
@@ -217,10 +220,12 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
             (description, BrokerPath::External(task), target)
         }
     };
-    let alerting = start_alerting(&store, alerts_target, &args.broker_args.alerting, &file, &shutdown_watch).await?;
+    let (alerting, feed) =
+        start_alerting(&store, alerts_target, &args.broker_args.alerting, &file, &shutdown_watch).await?;
     let upkeep =
         tokio::spawn(run_upkeep(store.clone(), upkeep_config(&args.broker_args, &file), shutdown_watch.clone()));
-    let http_task = spawn_http(http, anxin_console::router(metrics, store.clone()), shutdown_watch.clone());
+    let api = anxin_console::api::ApiState { store: store.clone(), feed };
+    let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch.clone());
     println!("anxin serve: {mqtt_description}, console on http://{http_addr}, database {database}");
 
     stop_signal().await;
@@ -266,7 +271,7 @@ pub async fn gateway(storage_args: &StorageArgs, file: FileSettings, args: Gatew
     let broker = external_broker(&url, &args.broker_args, &file)?;
     let (shutdown, shutdown_watch) = watch::channel(false);
     let (ingest, writer) = Ingest::start(store.clone(), IngestConfig::default());
-    let alerting =
+    let (alerting, _feed) =
         start_alerting(&store, mqtt_target_of(&broker), &args.broker_args.alerting, &file, &shutdown_watch).await?;
     println!(
         "anxin gateway: MQTT from {url} as {}, metrics on http://{http_addr}/metrics, database {database}",
@@ -302,10 +307,13 @@ pub async fn console(storage_args: &StorageArgs, file: FileSettings, args: Conso
     let http = bind_http(http_listen, "--http-listen").await?;
     let (shutdown, shutdown_watch) = watch::channel(false);
     println!("anxin console: on http://{}", http.local_addr()?);
-    let http_task = spawn_http(http, anxin_console::router(metrics, store.clone()), shutdown_watch);
+    // Alert changes written by the gateways, read from the database.
+    let (feed, feed_task) = delivery::start_feed(store.clone(), shutdown_watch.clone());
+    let api = anxin_console::api::ApiState { store: store.clone(), feed };
+    let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch);
     stop_signal().await;
     let _ = shutdown.send(true);
-    let _ = http_task.await;
+    let _ = tokio::join!(http_task, feed_task);
     store.close().await;
     Ok(())
 }

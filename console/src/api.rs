@@ -1,28 +1,50 @@
 //! The JSON API, `/api/v1`: bearer tokens (`anxin tokens issue USER`), and
 //! every call checked against the caller's role and regions on the server —
 //! an alert outside the caller's scope is 404, one they may see but not
-//! handle is 403.
+//! handle is 403. `/api/v1/alerts/events` streams the changes the caller may
+//! see (server-sent events), replaying from the database after a reconnect.
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::Stream;
 use serde::Deserialize;
+use tokio::sync::broadcast;
 
 use anxin_gateway::access::{ElderPlace, Principal};
 use anxin_gateway::alerts::Outcome;
-use anxin_gateway::store::{AlertActionError, AlertFilter, AlertRecord, Store, StoreError, now_ms};
+use anxin_gateway::store::{AlertActionError, AlertChange, AlertFilter, AlertRecord, Store, StoreError, now_ms};
 
-/// `/api/v1/…` on `store`.
-pub fn router(store: Store) -> Router {
+/// What the API handlers share: the store and the live feed of alert changes
+/// (`anxin_gateway::alerts::delivery::start_feed`).
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    pub store: Store,
+    pub feed: broadcast::Sender<Arc<AlertChange>>,
+}
+
+impl FromRef<ApiState> for Store {
+    fn from_ref(state: &ApiState) -> Store {
+        state.store.clone()
+    }
+}
+
+/// `/api/v1/…`.
+pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/alerts", get(list_alerts))
+        .route("/api/v1/alerts/events", get(alert_events))
         .route("/api/v1/alerts/{id}", get(show_alert))
         .route("/api/v1/alerts/{id}/ack", post(acknowledge))
         .route("/api/v1/alerts/{id}/resolve", post(resolve))
-        .with_state(store)
+        .with_state(state)
 }
 
 /// An API error: a status and a one-line reason, as `{"error": "…"}`.
@@ -63,10 +85,11 @@ impl From<AlertActionError> for ApiError {
 #[derive(Debug)]
 pub struct Caller(pub Principal);
 
-impl FromRequestParts<Store> for Caller {
+impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, store: &Store) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+        let store = &state.store;
         let unauthorized = || ApiError(StatusCode::UNAUTHORIZED, "a valid bearer token is required".into());
         let token = parts
             .headers
@@ -161,4 +184,90 @@ async fn resolve(
     let alert = store.resolve_alert(id, &caller.name, outcome, &resolution.note, now_ms()).await?;
     store.audit(now_ms(), &caller.name, "alert resolved", Some(alert.elder_id), Some(outcome.as_str())).await?;
     Ok(Json(alert))
+}
+
+fn change_place(change: &AlertChange) -> ElderPlace<'_> {
+    ElderPlace {
+        elder_id: change.elder_id,
+        county: &change.county,
+        township: &change.township,
+        village: &change.village,
+    }
+}
+
+fn sse_event(change: &AlertChange) -> Event {
+    Event::default()
+        .id(change.event_id.to_string())
+        .event("alert")
+        .json_data(change)
+        .unwrap_or_else(|_| Event::default().comment("unencodable change"))
+}
+
+/// Where a stream resumes and what it still has to replay.
+struct Resume {
+    store: Store,
+    caller: Principal,
+    live: broadcast::Receiver<Arc<AlertChange>>,
+    /// The newest event id sent.
+    sent: i64,
+    backlog: std::collections::VecDeque<AlertChange>,
+    replaying: bool,
+}
+
+/// `text/event-stream` of alert changes the caller may see. With
+/// `Last-Event-ID` (a browser sends it when it reconnects) the changes missed
+/// since are replayed from the database first; without it the stream starts
+/// now.
+async fn alert_events(
+    State(state): State<ApiState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // Subscribe before reading the newest id, so nothing falls in between.
+    let live = state.feed.subscribe();
+    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
+    let sent = match last {
+        Some(id) => id,
+        None => state.store.newest_alert_event().await?,
+    };
+    let resume = Resume {
+        store: state.store.clone(),
+        caller,
+        live,
+        sent,
+        backlog: Default::default(),
+        replaying: last.is_some(),
+    };
+    let stream = futures_util::stream::unfold(resume, |mut resume| async move {
+        loop {
+            if let Some(change) = resume.backlog.pop_front() {
+                resume.sent = change.event_id;
+                if resume.caller.can_see_elder(&change_place(&change)) {
+                    return Some((Ok(sse_event(&change)), resume));
+                }
+                continue;
+            }
+            if resume.replaying {
+                match resume.store.alert_changes_after(resume.sent, 500).await {
+                    Ok(changes) if !changes.is_empty() => {
+                        resume.backlog.extend(changes);
+                        continue;
+                    }
+                    Ok(_) => resume.replaying = false,
+                    Err(error) => {
+                        tracing::warn!(%error, "alert stream cannot replay");
+                        return None;
+                    }
+                }
+            }
+            match resume.live.recv().await {
+                Ok(change) if change.event_id > resume.sent => resume.backlog.push_back((*change).clone()),
+                Ok(_) => {}
+                // Fell behind the live feed: catch up from the database.
+                Err(broadcast::error::RecvError::Lagged(_)) => resume.replaying = true,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -17,8 +17,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 pub use anxin_gateway as gateway;
 
 /// `/` (placeholder), `/api/v1`, `/healthz` and `/metrics`.
-pub fn router(metrics: PrometheusHandle, store: gateway::store::Store) -> Router {
-    Router::new().route("/", get(placeholder)).merge(api::router(store)).merge(operations_router(metrics))
+pub fn router(metrics: PrometheusHandle, api: api::ApiState) -> Router {
+    Router::new().route("/", get(placeholder)).merge(api::router(api)).merge(operations_router(metrics))
 }
 
 /// `/healthz` and `/metrics` only: what a gateway without a console serves.

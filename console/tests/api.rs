@@ -91,7 +91,8 @@ async fn call(
         request = request.header("content-type", "application/json");
     }
     let request = request.body(body.map_or_else(Body::empty, |b| Body::from(b.to_string()))).unwrap();
-    let response = api::router(store.clone()).oneshot(request).await.unwrap();
+    let (feed, _) = tokio::sync::broadcast::channel(16);
+    let response = api::router(api::ApiState { store: store.clone(), feed }).oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
     (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
@@ -182,4 +183,64 @@ async fn oncall_staff_acknowledge_and_resolve_with_the_handling_record() {
         .map(|e| e.action)
         .collect();
     assert!(audit.starts_with(&["alert resolved".to_string(), "alert acknowledged".to_string()]), "{audit:?}");
+}
+
+/// Reads server-sent events from `body` until `count` alert events came, or 10 s.
+async fn read_events(
+    body: &mut axum::body::BodyDataStream,
+    buffer: &mut String,
+    count: usize,
+) -> Vec<serde_json::Value> {
+    use futures_util::StreamExt;
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while events.len() < count {
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            if let Some(data) = frame.lines().find_map(|line| line.strip_prefix("data: ")) {
+                events.push(serde_json::from_str(data).unwrap());
+            }
+        }
+        if events.len() >= count {
+            break;
+        }
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(Ok(chunk))) => buffer.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => break,
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_replays_after_a_reconnect_and_carries_only_what_the_caller_may_see() {
+    let world = world().await;
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let (feed, _feed_task) = anxin_gateway::alerts::delivery::start_feed(world.store.clone(), stopped);
+    let token = world.store.issue_token("oncall-here", T).await.unwrap();
+    let request = Request::get("/api/v1/alerts/events")
+        .header("authorization", format!("Bearer {token}"))
+        .header("last-event-id", "0")
+        .body(Body::empty())
+        .unwrap();
+    let response = api::router(api::ApiState { store: world.store.clone(), feed }).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body().into_data_stream();
+    let mut buffer = String::new();
+    // Replayed from the database: the alert in 振兴区, not the one in 元宝区.
+    let replayed = read_events(&mut body, &mut buffer, 1).await;
+    assert_eq!(replayed.len(), 1);
+    assert_eq!((replayed[0]["alert_id"].as_i64(), replayed[0]["action"].as_str()), (Some(world.here), Some("opened")));
+    // Live: a new alert in 元宝区 is not sent; one in 振兴区 is.
+    for (device, seq) in [("node-there", 2), ("node-here", 2)] {
+        let help = check(
+            &format!("anxin/v1/dev/{device}/event"),
+            format!(r#"{{"v":1,"boot":1,"seq":{seq},"up":2,"kind":"help","state":"pressed"}}"#).as_bytes(),
+        );
+        world.store.commit_batch(&[(help, T + 1_000)]).await.unwrap();
+    }
+    let live = read_events(&mut body, &mut buffer, 1).await;
+    assert_eq!(live.len(), 1, "the live help alert in 振兴区");
+    assert_eq!((live[0]["kind"].as_str(), live[0]["county"].as_str()), (Some("help"), Some("振兴区")));
 }
