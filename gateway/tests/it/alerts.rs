@@ -2,6 +2,7 @@
 //! that caused them, timers live in the database (a restart and a second
 //! gateway change nothing), escalation, handling, remote check-ins, delivery.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -300,8 +301,8 @@ async fn a_silent_device_opens_a_notice_that_clears_itself(backend: Backend) {
 enum Misbehave {
     /// Answers 503 to the first n requests.
     Refuse(usize),
-    /// Never answers the first request (holds it for a minute).
-    HangFirst,
+    /// Never answers the first request about a smoke alarm (holds it for a minute).
+    HangFirstSmoke,
 }
 
 /// A webhook receiver that misbehaves first, then takes every change.
@@ -310,26 +311,29 @@ async fn receiver(misbehave: Misbehave) -> (String, Arc<Mutex<Vec<serde_json::Va
     let received = Arc::new(Mutex::new(Vec::new()));
     let calls = Arc::new(Mutex::new(0usize));
     let log = Arc::clone(&received);
+    let hung = Arc::new(AtomicBool::new(false));
     let app = axum::Router::new().route(
         "/hook",
         axum::routing::post(move |body: axum::body::Bytes| {
             let log = Arc::clone(&log);
             let calls = Arc::clone(&calls);
+            let hung = Arc::clone(&hung);
             async move {
                 let call = {
                     let mut calls = calls.lock().unwrap();
                     *calls += 1;
                     *calls
                 };
+                let change: serde_json::Value = serde_json::from_slice(&body).unwrap();
                 match misbehave {
                     Misbehave::Refuse(n) if call <= n => return StatusCode::SERVICE_UNAVAILABLE,
-                    Misbehave::HangFirst if call == 1 => {
+                    Misbehave::HangFirstSmoke if change["kind"] == "smoke" && !hung.swap(true, Ordering::SeqCst) => {
                         tokio::time::sleep(Duration::from_secs(60)).await;
                         return StatusCode::NO_CONTENT;
                     }
                     _ => {}
                 }
-                log.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+                log.lock().unwrap().push(change);
                 StatusCode::NO_CONTENT
             }
         }),
@@ -383,7 +387,7 @@ async fn a_hanging_webhook_holds_up_only_its_own_change(backend: Backend) {
     let t = t0();
     let first = home(&store, "hang-1", t).await;
     let second = home(&store, "hang-2", t).await;
-    let (url, received) = receiver(Misbehave::HangFirst).await;
+    let (url, received) = receiver(Misbehave::HangFirstSmoke).await;
     store.register_sink("webhook").await.unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let sink = tokio::spawn(run_sink(store.clone(), Sink::webhook(url).unwrap(), "test".into(), stopped));
@@ -402,7 +406,7 @@ async fn a_hanging_webhook_holds_up_only_its_own_change(backend: Backend) {
             .is_ok()
         }
     };
-    // The first alert's delivery hangs; the second's goes through at once.
+    // The first alert's (smoke) delivery hangs; the second's (help) goes through at once.
     store.commit_batch(&[(event("hang-1", 2, "smoke", "alarm"), t)]).await.unwrap();
     let written = std::time::Instant::now();
     store.commit_batch(&[(event("hang-2", 2, "help", "pressed"), t + 1_000)]).await.unwrap();
