@@ -20,7 +20,10 @@ use tokio::sync::broadcast;
 
 use anxin_gateway::access::{ElderPlace, Principal};
 use anxin_gateway::alerts::Outcome;
-use anxin_gateway::store::{AlertActionError, AlertChange, AlertFilter, AlertRecord, Store, StoreError, now_ms};
+use anxin_gateway::store::{
+    AlertActionError, AlertChange, AlertEventRecord, AlertFilter, AlertRecord, Store, StoreError, now_ms,
+};
+use utoipa::{OpenApi, ToSchema};
 
 /// What the API handlers share: the store and the live feed of alert changes
 /// (`anxin_gateway::alerts::delivery::start_feed`).
@@ -44,7 +47,45 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/alerts/{id}", get(show_alert))
         .route("/api/v1/alerts/{id}/ack", post(acknowledge))
         .route("/api/v1/alerts/{id}/resolve", post(resolve))
+        .route("/api/v1/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .with_state(state)
+}
+
+/// The OpenAPI document of `/api/v1`, generated from the handlers and types.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "Anxin API", description = "Alerts of the homes the caller may see; bearer tokens from `anxin tokens issue USER`."),
+    paths(list_alerts, show_alert, acknowledge, resolve, alert_events),
+    components(schemas(AlertRecord, AlertEventRecord, AlertChange, AlertWithHistory, Resolution, ErrorBody)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// `{"error": "…"}`: why a call was refused.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// An alert and its whole history.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct AlertWithHistory {
+    pub alert: AlertRecord,
+    pub history: Vec<AlertEventRecord>,
 }
 
 /// An API error: a status and a one-line reason, as `{"error": "…"}`.
@@ -53,7 +94,7 @@ pub struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response();
+        let mut response = (self.0, Json(ErrorBody { error: self.1 })).into_response();
         if self.0 == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }
@@ -133,6 +174,13 @@ struct ListQuery {
     open: bool,
 }
 
+/// Alerts of the homes the caller may see, open ones and the most urgent first.
+#[utoipa::path(get, path = "/api/v1/alerts", params(
+    ("open" = Option<bool>, Query, description = "only alerts not yet resolved"),
+), responses(
+    (status = 200, body = [AlertRecord]),
+    (status = 401, body = ErrorBody, description = "no valid bearer token"),
+))]
 async fn list_alerts(
     State(store): State<Store>,
     Caller(caller): Caller,
@@ -142,16 +190,28 @@ async fn list_alerts(
     Ok(Json(alerts.into_iter().filter(|alert| caller.can_see_elder(&place(alert))).collect()))
 }
 
+/// One alert with its history: opened, repeated, escalated, acknowledged, resolved.
+#[utoipa::path(get, path = "/api/v1/alerts/{id}", params(("id" = i64, Path)), responses(
+    (status = 200, body = AlertWithHistory),
+    (status = 404, body = ErrorBody, description = "no such alert, or not the caller's to see"),
+))]
 async fn show_alert(
     State(store): State<Store>,
     Caller(caller): Caller,
     Path(id): Path<i64>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AlertWithHistory>, ApiError> {
     let alert = visible(&store, &caller, id).await?;
     let history = store.alert_history(id).await?;
-    Ok(Json(serde_json::json!({ "alert": alert, "history": history })))
+    Ok(Json(AlertWithHistory { alert, history }))
 }
 
+/// Acknowledge: the caller has it in hand; escalation stops.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/ack", params(("id" = i64, Path)), responses(
+    (status = 200, body = AlertRecord),
+    (status = 403, body = ErrorBody, description = "the caller's role cannot handle alerts"),
+    (status = 404, body = ErrorBody),
+    (status = 409, body = ErrorBody, description = "already acknowledged or resolved"),
+))]
 async fn acknowledge(
     State(store): State<Store>,
     Caller(caller): Caller,
@@ -163,13 +223,24 @@ async fn acknowledge(
     Ok(Json(alert))
 }
 
-#[derive(Debug, Deserialize)]
-struct Resolution {
+/// How an alert was handled (处置情况).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Resolution {
+    /// visited, reached_by_phone, family_reached, emergency_services, false_alarm, device_fault or other
     outcome: String,
+    /// What was done; required with `other`.
     #[serde(default)]
     note: String,
 }
 
+/// Resolve with the handling record.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/resolve", params(("id" = i64, Path)), request_body = Resolution, responses(
+    (status = 200, body = AlertRecord),
+    (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody),
+    (status = 409, body = ErrorBody, description = "already resolved"),
+    (status = 422, body = ErrorBody, description = "unknown outcome, or `other` without a note"),
+))]
 async fn resolve(
     State(store): State<Store>,
     Caller(caller): Caller,
@@ -214,6 +285,13 @@ struct Resume {
     replaying: bool,
 }
 
+/// Server-sent events (`event: alert`, `id`: the change's id, `data`: an
+/// `AlertChange`) of every alert change the caller may see.
+#[utoipa::path(get, path = "/api/v1/alerts/events", params(
+    ("Last-Event-ID" = Option<i64>, Header, description = "replay the changes after this one"),
+), responses(
+    (status = 200, content_type = "text/event-stream", body = AlertChange),
+))]
 /// `text/event-stream` of alert changes the caller may see. With
 /// `Last-Event-ID` (a browser sends it when it reconnects) the changes missed
 /// since are replayed from the database first; without it the stream starts

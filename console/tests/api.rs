@@ -244,3 +244,25 @@ async fn the_event_stream_replays_after_a_reconnect_and_carries_only_what_the_ca
     assert_eq!(live.len(), 1, "the live help alert in 振兴区");
     assert_eq!((live[0]["kind"].as_str(), live[0]["county"].as_str()), (Some("help"), Some("振兴区")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_route_and_the_bearer_scheme() {
+    let world = world().await;
+    let (status, doc) = call(&world.store, "GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/v1/alerts",
+        "/api/v1/alerts/{id}",
+        "/api/v1/alerts/{id}/ack",
+        "/api/v1/alerts/{id}/resolve",
+        "/api/v1/alerts/events",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is documented");
+    }
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let record = &doc["components"]["schemas"]["AlertRecord"]["properties"];
+    for field in ["id", "kind", "severity", "status", "ack_ms", "outcome"] {
+        assert!(record[field].is_object(), "AlertRecord.{field}");
+    }
+}

@@ -11,7 +11,7 @@ use crate::alerts::Outcome;
 use crate::alerts::engine::insert_event;
 
 /// An alert with its handling.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AlertRecord {
     pub id: i64,
     pub elder_id: i64,
@@ -74,7 +74,7 @@ fn alert(row: &AnyRow) -> Result<AlertRecord, sqlx::Error> {
 }
 
 /// One line of an alert's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AlertEventRecord {
     pub id: i64,
     pub alert_id: i64,
@@ -88,7 +88,7 @@ pub struct AlertEventRecord {
 /// A change to an alert, with the alert as it is now: what the console, MQTT
 /// and the webhook receive. Carries the elder's id and region, never their
 /// name, phone or address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AlertChange {
     pub event_id: i64,
     pub action: String,
