@@ -18,6 +18,17 @@ fn anxin_in(data: &str, args: &[&str]) -> String {
     text(&output.stdout)
 }
 
+/// A plain HTTP GET (optionally with a bearer token); the whole response.
+fn http_get(address: &str, path: &str, token: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let authorization = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n{authorization}Connection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
 /// Every alert change published on the broker, as JSON.
 fn watch_alerts(port: u16, client_id: &str, filter: &str) -> mpsc::Receiver<serde_json::Value> {
     let (sender, received) = mpsc::channel();
@@ -107,6 +118,14 @@ fn a_simulated_smoke_alarm_becomes_one_critical_alert_handled_from_the_command_l
         serde_json::from_str(&anxin_in(data, &["alerts", "list", "--open", "--json"])).unwrap();
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!((open[0]["kind"].as_str(), open[0]["status"].as_str()), (Some("smoke"), Some("open")));
+
+    // The same alert through the JSON API of the running serve, for an on-call worker of the county.
+    anxin_in(data, &["users", "add", "值班员 王", "--role", "oncall", "--region", "振兴区"]);
+    let token = anxin_in(data, &["tokens", "issue", "值班员 王"]).trim().to_string();
+    let listed = http_get(&http, "/api/v1/alerts?open=true", Some(&token));
+    assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
+    assert!(listed.contains(r#""kind":"smoke""#) && listed.contains("王秀英"), "{listed}");
+    assert!(http_get(&http, "/api/v1/alerts", None).starts_with("HTTP/1.1 401"));
 
     assert!(
         anxin_in(data, &["alerts", "ack", &id.to_string(), "--by", "值班员 李"]).contains("acknowledged by 值班员 李")
