@@ -23,6 +23,7 @@ on_both_backends!(
     a_day_of_life_becomes_one_remote_check_in,
     away_pauses_inactivity_and_heightened_watch_tightens_it,
     a_silent_device_opens_a_notice_that_clears_itself,
+    a_device_paired_but_never_heard_from_is_raised_after_the_grace,
     a_failing_webhook_is_retried_until_it_takes_every_change,
     a_hanging_webhook_holds_up_only_its_own_change,
 );
@@ -417,4 +418,19 @@ async fn a_hanging_webhook_holds_up_only_its_own_change(backend: Backend) {
     assert!(wait_for(first, Duration::from_secs(30)).await, "the hung delivery was never retried");
     let _ = stop.send(true);
     let _ = sink.await;
+}
+
+async fn a_device_paired_but_never_heard_from_is_raised_after_the_grace(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let t = t0();
+    let elder = store.add_elder(&elder("never"), t).await.unwrap().id;
+    store.pair_device("never-on", elder, t).await.unwrap();
+    store.tick_due_homes(t + 9 * MINUTE).await.unwrap();
+    assert!(alerts_of(&store, elder).await.is_empty(), "installation grace");
+    store.tick_due_homes(t + 10 * MINUTE).await.unwrap();
+    let alerts = alerts_of(&store, elder).await;
+    assert_eq!((alerts.len(), alerts[0].kind.as_str()), (1, "device_offline"));
+    // Its first message clears it.
+    store.commit_batch(&[(summary("never-on", 1, 0), t + 11 * MINUTE)]).await.unwrap();
+    assert_eq!(store.alert(alerts[0].id).await.unwrap().unwrap().status, "resolved");
 }
