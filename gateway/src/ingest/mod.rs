@@ -14,6 +14,8 @@
 //! - A failed commit is retried with backoff, never skipped: nothing is
 //!   acknowledged that is not stored.
 //! - Batches commit by size or by a short deadline, whichever comes first.
+//! - Events (smoke, help, doors, tamper) have a lane of their own and commit
+//!   ahead of queued summaries: a batch with an event in it commits at once.
 
 pub mod check;
 mod log_limit;
@@ -60,7 +62,15 @@ struct Incoming {
 #[derive(Debug, Clone)]
 pub struct Ingest {
     sender: mpsc::Sender<Incoming>,
+    /// Events (smoke, help, doors, tamper): a lane of their own, committed
+    /// ahead of the summaries queued before them.
+    urgent: mpsc::Sender<Incoming>,
     stored: broadcast::Sender<Arc<[StoredMessage]>>,
+}
+
+/// Events are few and matter now; summaries are many and can wait a batch.
+fn is_urgent(topic: &str) -> bool {
+    topic.ends_with("/event")
 }
 
 /// Resolves when the message is committed. If the gateway shuts down first,
@@ -76,18 +86,26 @@ impl Ingest {
     /// then commits what it holds and ends.
     pub fn start(store: Store, config: IngestConfig) -> (Ingest, tokio::task::JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(config.queue);
+        let (urgent, urgent_receiver) = mpsc::channel(config.queue);
         let (stored, _) = broadcast::channel(1_024);
-        let writer =
-            Writer { store, config, receiver, stored: stored.clone(), log: LogLimiter::new(Duration::from_secs(60)) };
-        (Ingest { sender, stored }, tokio::spawn(writer.run()))
+        let writer = Writer {
+            store,
+            config,
+            receiver,
+            urgent: urgent_receiver,
+            stored: stored.clone(),
+            log: LogLimiter::new(Duration::from_secs(60)),
+        };
+        (Ingest { sender, urgent, stored }, tokio::spawn(writer.run()))
     }
 
     /// Hands a received message to ingest; `received_at` is the gateway's
     /// clock (UTC ms), never the device's.
     pub async fn submit(&self, topic: String, payload: Vec<u8>, received_at: i64) -> Result<Committed, IngestStopped> {
         let (committed, receiver) = oneshot::channel();
+        let lane = if is_urgent(&topic) { &self.urgent } else { &self.sender };
         let incoming = Incoming { topic, payload, received_at, received: Instant::now(), committed };
-        self.sender.send(incoming).await.map_err(|_| IngestStopped)?;
+        lane.send(incoming).await.map_err(|_| IngestStopped)?;
         metrics::counter!(m::RECEIVED).increment(1);
         Ok(receiver)
     }
@@ -102,6 +120,7 @@ struct Writer {
     store: Store,
     config: IngestConfig,
     receiver: mpsc::Receiver<Incoming>,
+    urgent: mpsc::Receiver<Incoming>,
     stored: broadcast::Sender<Arc<[StoredMessage]>>,
     log: LogLimiter,
 }
@@ -109,13 +128,47 @@ struct Writer {
 impl Writer {
     async fn run(mut self) {
         let mut batch = Vec::with_capacity(self.config.batch_max);
-        while let Some(first) = self.receiver.recv().await {
+        loop {
+            // Design: events first. A batch that holds an event commits as
+            // soon as the waiting events are in it, without filling up with
+            // summaries, so a smoke alarm waits at most for the commit in
+            // progress, not for the queue of summaries ahead of it.
+            let first = tokio::select! {
+                biased;
+                Some(incoming) = self.urgent.recv() => incoming,
+                Some(incoming) = self.receiver.recv() => incoming,
+                else => break,
+            };
+            let urgent = is_urgent(&first.topic);
             batch.push(first);
-            let deadline = tokio::time::Instant::now() + self.config.batch_deadline;
             while batch.len() < self.config.batch_max {
-                match tokio::time::timeout_at(deadline, self.receiver.recv()).await {
-                    Ok(Some(incoming)) => batch.push(incoming),
-                    Ok(None) | Err(_) => break,
+                match self.urgent.try_recv() {
+                    Ok(incoming) => batch.push(incoming),
+                    Err(_) => break,
+                }
+            }
+            if !urgent {
+                let deadline = tokio::time::Instant::now() + self.config.batch_deadline;
+                while batch.len() < self.config.batch_max {
+                    let next = tokio::time::timeout_at(deadline, async {
+                        tokio::select! {
+                            biased;
+                            Some(incoming) = self.urgent.recv() => Some(incoming),
+                            Some(incoming) = self.receiver.recv() => Some(incoming),
+                            else => None,
+                        }
+                    })
+                    .await;
+                    match next {
+                        Ok(Some(incoming)) => {
+                            let urgent = is_urgent(&incoming.topic);
+                            batch.push(incoming);
+                            if urgent {
+                                break;
+                            }
+                        }
+                        Ok(None) | Err(_) => break,
+                    }
                 }
             }
             self.commit(&mut batch).await;

@@ -264,3 +264,31 @@ fn broker_urls_choose_tls_and_a_bad_ca_file_is_named() {
     let error = ExternalBroker::tls_config(&missing).unwrap_err().to_string();
     assert!(error.starts_with("cannot read the CA file /nonexistent/ca.pem"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smoke_alarm_commits_ahead_of_the_summaries_queued_before_it() {
+    let (store, _guard) = fresh_store(Backend::Sqlite).await;
+    let (ingest, writer) = Ingest::start(store.clone(), IngestConfig::default());
+    let summary = |seq: u32| {
+        format!(r#"{{"v":1,"boot":3,"seq":{seq},"up":{seq},"interval_s":300,"motion":1,"door_opens":0}}"#).into_bytes()
+    };
+    let mut summaries = Vec::new();
+    for seq in 1..=5_000u32 {
+        let topic = format!("anxin/v1/dev/queue-{}/summary", seq % 100);
+        summaries.push(ingest.submit(topic, summary(seq), 1_000).await.unwrap());
+    }
+    let smoke = br#"{"v":1,"boot":3,"seq":9999,"up":1,"kind":"smoke","state":"alarm"}"#.to_vec();
+    let committed = ingest.submit("anxin/v1/dev/queue-smoke/event".into(), smoke, 1_001).await.unwrap();
+    committed.await.expect("the smoke alarm is committed");
+    let last = summaries.last_mut().unwrap();
+    assert!(
+        matches!(last.try_recv(), Err(tokio::sync::oneshot::error::TryRecvError::Empty)),
+        "the smoke alarm waited for 5,000 summaries queued before it"
+    );
+    for summary in summaries {
+        summary.await.expect("every summary is committed too");
+    }
+    drop(ingest);
+    writer.await.unwrap();
+    assert_eq!(store.message_count().await.unwrap(), 5_001);
+}
