@@ -568,6 +568,7 @@ impl Store {
         if inputs.is_empty() {
             return Ok(());
         }
+        let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         let events = apply(&mut transaction, self.backend(), &self.policy, inputs, now).await?;
         transaction.commit().await?;
@@ -593,6 +594,7 @@ impl Store {
             let reminder_at: i64 = row.try_get("next_reminder_at")?;
             let opened_at: i64 = row.try_get("opened_at")?;
             let county: String = row.try_get("county")?;
+            let _turn = self.write_turn().await;
             let mut transaction = self.pool.begin().await?;
             // Compare-and-set on the reminder time: one gateway wins.
             let updated = sqlx::query(

@@ -227,6 +227,7 @@ impl Store {
     /// Acknowledges an open alert: someone has it in hand; escalation stops.
     pub async fn acknowledge_alert(&self, id: i64, by: &str, now: i64) -> Result<AlertRecord, AlertActionError> {
         let by = actor(by)?;
+        let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE alerts SET status = 'acknowledged', acknowledged_at = $1, acknowledged_by = $2,
@@ -269,6 +270,7 @@ impl Store {
         if note.chars().count() > 2_000 {
             return Err(AlertActionError::Invalid("the note is longer than 2000 characters".into()));
         }
+        let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE alerts SET status = 'resolved', resolved_at = $1, resolved_by = $2, outcome = $3, note = $4,

@@ -121,6 +121,7 @@ impl Store {
     /// (5 minutes assumed before its first summary). Returns the devices it
     /// marked. Runs on any gateway; the update is idempotent.
     pub async fn mark_silent_devices_offline(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         let rows = sqlx::query(
             "UPDATE devices SET online = 0, status_changed_at = $1, offline_reason = 'missed_summaries'
@@ -176,6 +177,7 @@ impl Store {
         use crate::alerts::rules::{Context, HomeState, next_due};
         let policy = self.policy.clone();
         let home_policy = policy.for_home(&Default::default(), false, None);
+        let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         let mut elder_ids = Vec::with_capacity(homes);
         for chunk_start in (0..homes).step_by(200) {

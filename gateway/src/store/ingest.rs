@@ -40,6 +40,7 @@ impl Store {
     /// Commits `batch` (each with its receive time) in one transaction.
     /// Either all of it is durable when this returns `Ok`, or none of it is.
     pub async fn commit_batch(&self, batch: &[(Checked, i64)]) -> Result<BatchOutcome, StoreError> {
+        let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         let mut outcome = BatchOutcome::default();
         let mut rejected_any = false;

@@ -107,6 +107,11 @@ pub struct Store {
     /// The id of the newest alert event this process wrote: wakes the feed
     /// and the delivery sinks without polling.
     pub(crate) alert_written: Arc<watch::Sender<i64>>,
+    /// SQLite has one writer: write transactions of this process take turns
+    /// here, first come first served, instead of racing for the file lock
+    /// (whose busy handler sleeps and can starve the timer loop behind a
+    /// busy ingest).
+    write_turns: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -150,7 +155,13 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Store { pool, backend, policy: Arc::default(), alert_written: Arc::new(watch::channel(0).0) })
+        Ok(Store {
+            pool,
+            backend,
+            policy: Arc::default(),
+            alert_written: Arc::new(watch::channel(0).0),
+            write_turns: Arc::default(),
+        })
     }
 
     /// The same database with other alert thresholds (before cloning it around).
@@ -165,6 +176,15 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Waits for this process's turn to write (SQLite); PostgreSQL needs no
+    /// turns. Hold the guard until the transaction commits.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.backend {
+            Backend::Sqlite => Some(Arc::clone(&self.write_turns).lock_owned().await),
+            Backend::Postgres => None,
+        }
     }
 
     /// Changes whenever this process writes alert events (the newest id).

@@ -47,6 +47,7 @@ impl Store {
             return Err(StoreError::Invalid(access::AccessError::RegionNeeded(role.as_str()).to_string()));
         }
         let hash = access::hash_password(password).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         let taken = sqlx::query("SELECT id FROM users WHERE name = $1")
             .bind(name.as_str())
@@ -196,6 +197,7 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("there is no user called {}", user.trim())))?;
         let user_id: i64 = row.try_get("id")?;
         let token = access::new_token();
+        let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at) VALUES ($1, $2, $3)")
             .bind(access::token_hash(&token))
@@ -237,6 +239,7 @@ impl Store {
             return Err(StoreError::Invalid(format!("{} is not a visitor", visitor.trim())));
         }
         let user_id: i64 = row.try_get("id")?;
+        let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO visitor_assignments (elder_id, user_id, assigned_at) VALUES ($1, $2, $3)
@@ -270,6 +273,7 @@ impl Store {
         elder_id: Option<i64>,
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         audit(&mut transaction, at, actor, action, elder_id, detail).await?;
         transaction.commit().await?;

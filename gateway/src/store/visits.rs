@@ -131,6 +131,7 @@ impl Store {
         if self.elder(elder_id).await?.is_none() {
             return Err(StoreError::NotFound(format!("there is no elder with id {elder_id}")));
         }
+        let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         let row = sqlx::query(
             "INSERT INTO absences (elder_id, reason, starts_at, ends_at, created_by, created_at)
@@ -154,6 +155,7 @@ impl Store {
 
     /// Ends an absence now (the elder came back early).
     pub async fn end_absence(&self, elder_id: i64, now: i64) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         let ended = sqlx::query(
             "UPDATE absences SET ends_at = $1 WHERE elder_id = $2 AND cancelled_at IS NULL AND starts_at <= $1 AND ends_at > $1",
@@ -214,6 +216,7 @@ impl Store {
         if region.village.is_some() && region.township.is_none() {
             return Err(StoreError::Invalid("a village needs its township".into()));
         }
+        let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         let row = sqlx::query(
             "INSERT INTO heightened_watches (county, township, village, reason, starts_at, ends_at, created_by, created_at)
