@@ -25,6 +25,7 @@ use super::checkin::{self, DayFacts, Verdict};
 use super::policy::{AlertPolicy, DAY_MS, ElderFacts, MINUTE_MS};
 use super::rules::{self, Context, Day, DeviceLink, Effect, HomeState, Input};
 use super::{AlertKind, Category, Severity};
+use crate::access;
 use crate::store::{Backend, Store, StoreError, placeholders};
 
 /// An input for one elder's home, owned (the batch outlives the decoded payloads).
@@ -119,7 +120,8 @@ pub(crate) async fn apply(
             }
             None => HomeState::new(home_inputs.first().map_or(now, |(at, _)| *at), policy),
         };
-        let heightened = watches.iter().any(|watch| watch.covers(&home.region));
+        let region = &home.region;
+        let heightened = watches.iter().any(|watch| watch.covers(&region.county, &region.township, &region.village));
         let home_policy = policy.for_home(&home.elder, heightened, home.away_until);
         let delay = day_close_delay_ms(elder_id);
         let mut last_at = now;
@@ -238,24 +240,8 @@ async fn load_facts(
     Ok(facts)
 }
 
-/// A region under heightened watch; `None` parts cover the whole level.
-#[derive(Debug, Clone)]
-struct WatchedRegion {
-    county: String,
-    township: Option<String>,
-    village: Option<String>,
-}
-
-impl WatchedRegion {
-    fn covers(&self, region: &Region) -> bool {
-        self.county == region.county
-            && self.township.as_ref().is_none_or(|township| *township == region.township)
-            && self.village.as_ref().is_none_or(|village| *village == region.village)
-    }
-}
-
 /// The heightened watches in force at `now` (a handful at most).
-async fn active_watches(transaction: &mut Transaction<'_, Any>, now: i64) -> Result<Vec<WatchedRegion>, StoreError> {
+async fn active_watches(transaction: &mut Transaction<'_, Any>, now: i64) -> Result<Vec<access::Region>, StoreError> {
     let rows =
         sqlx::query("SELECT county, township, village FROM heightened_watches WHERE starts_at <= $1 AND ends_at > $1")
             .bind(now)
@@ -264,7 +250,7 @@ async fn active_watches(transaction: &mut Transaction<'_, Any>, now: i64) -> Res
     Ok(rows
         .iter()
         .map(|row| {
-            Ok(WatchedRegion {
+            Ok(access::Region {
                 county: row.try_get("county")?,
                 township: row.try_get("township")?,
                 village: row.try_get("village")?,
@@ -540,27 +526,6 @@ impl Store {
         }
         self.apply_in_transaction(&inputs, now).await?;
         Ok(inputs.len())
-    }
-
-    /// Looks at the homes of these devices (their status changed outside ingest).
-    pub async fn look_at_devices(&self, device_ids: &[String], now: i64) -> Result<(), StoreError> {
-        for chunk in device_ids.chunks(500) {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT DISTINCT elder_id FROM devices WHERE device_id IN ({}) AND elder_id IS NOT NULL",
-                placeholders(1, chunk.len())
-            )));
-            for id in chunk {
-                query = query.bind(id.as_str());
-            }
-            let inputs: Vec<(i64, i64, HomeInput)> = query
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|row| Ok((row.try_get("elder_id")?, now, HomeInput::Look)))
-                .collect::<Result<_, sqlx::Error>>()?;
-            self.apply_in_transaction(&inputs, now).await?;
-        }
-        Ok(())
     }
 
     /// Runs the rules for `inputs` in a transaction of their own.

@@ -100,29 +100,6 @@ impl Severity {
     }
 }
 
-/// `open → acknowledged → resolved`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertStatus {
-    Open,
-    Acknowledged,
-    Resolved,
-}
-
-impl AlertStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertStatus::Open => "open",
-            AlertStatus::Acknowledged => "acknowledged",
-            AlertStatus::Resolved => "resolved",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<AlertStatus> {
-        [AlertStatus::Open, AlertStatus::Acknowledged, AlertStatus::Resolved].into_iter().find(|s| s.as_str() == text)
-    }
-}
-
 /// How an alert was handled (处置情况), from a fixed list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -174,37 +151,6 @@ impl Outcome {
     /// The outcomes staff may record; `cleared_itself` is the gateway's.
     pub fn parse_for_staff(text: &str) -> Option<Outcome> {
         Outcome::FOR_STAFF.into_iter().find(|o| o.as_str() == text)
-    }
-
-    pub fn parse(text: &str) -> Option<Outcome> {
-        Outcome::parse_for_staff(text).or((text == "cleared_itself").then_some(Outcome::ClearedItself))
-    }
-}
-
-/// Visit modes (探访方式), as the programme names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VisitMode {
-    /// 上门探访
-    Home,
-    /// 电话问候
-    Phone,
-    /// 互联网音视频
-    Video,
-    /// 远程监测: recorded by the gateway.
-    Remote,
-    Other,
-}
-
-impl VisitMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VisitMode::Home => "home",
-            VisitMode::Phone => "phone",
-            VisitMode::Video => "video",
-            VisitMode::Remote => "remote",
-            VisitMode::Other => "other",
-        }
     }
 }
 

@@ -174,29 +174,6 @@ impl Store {
         Ok(ended)
     }
 
-    pub async fn absences(&self, elder_id: i64) -> Result<Vec<Absence>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, elder_id, reason, starts_at, ends_at, created_by FROM absences
-             WHERE elder_id = $1 AND cancelled_at IS NULL ORDER BY starts_at DESC",
-        )
-        .bind(elder_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                Ok(Absence {
-                    id: row.try_get("id")?,
-                    elder_id: row.try_get("elder_id")?,
-                    reason: row.try_get("reason")?,
-                    starts_at: row.try_get("starts_at")?,
-                    ends_at: row.try_get("ends_at")?,
-                    created_by: row.try_get("created_by")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?)
-    }
-
     /// Puts a region on heightened watch from `now` until `until`; its homes
     /// are looked at again at once with the tighter thresholds.
     pub async fn start_heightened_watch(
