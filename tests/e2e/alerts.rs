@@ -8,12 +8,10 @@ use std::time::Duration;
 use anxin_testkit::{Broker, free_port, private_folder};
 
 use crate::serve::{Process, gateway_args, start_connected};
-use crate::{anxin, text};
+use crate::{ADD_WANG_XIUYING, anxin, anxin_at, text};
 
 fn anxin_in(data: &str, args: &[&str]) -> String {
-    let mut all = vec!["--data-dir", data];
-    all.extend_from_slice(args);
-    let output = anxin(&all);
+    let output = anxin_at(data, args);
     assert!(output.status.success(), "anxin {args:?}: {}", text(&output.stderr));
     text(&output.stdout)
 }
@@ -62,25 +60,7 @@ fn watch_alerts(port: u16, client_id: &str, filter: &str) -> mpsc::Receiver<serd
 fn a_simulated_smoke_alarm_becomes_one_critical_alert_handled_from_the_command_line() {
     let folder = private_folder("e2e-alerts");
     let data = folder.to_str().unwrap();
-    anxin_in(
-        data,
-        &[
-            "elders",
-            "add",
-            "--name",
-            "王秀英",
-            "--county",
-            "振兴区",
-            "--township",
-            "站前街道",
-            "--village",
-            "锦山社区",
-            "--address",
-            "锦山大街 12 号",
-            "--categories",
-            "living_alone",
-        ],
-    );
+    anxin_in(data, &[&ADD_WANG_XIUYING[..], &["--categories", "living_alone"]].concat());
     anxin_in(data, &["devices", "pair", "e2e-00001", "--elder", "1"]);
     let mqtt_port = free_port();
     let mqtt = format!("127.0.0.1:{mqtt_port}");

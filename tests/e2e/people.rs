@@ -2,17 +2,13 @@
 
 use anxin_testkit::private_folder;
 
-use crate::{anxin, text};
+use crate::{ADD_WANG_XIUYING, anxin_at, text};
 
 #[test]
 fn users_are_added_with_a_one_time_password_and_visitors_assigned() {
     let folder = private_folder("e2e-people");
     let data = folder.to_str().unwrap();
-    let run = |args: &[&str]| {
-        let mut all = vec!["--data-dir", data];
-        all.extend_from_slice(args);
-        anxin(&all)
-    };
+    let run = |args: &[&str]| anxin_at(data, args);
     let added = run(&["users", "add", "志愿者 赵", "--role", "visitor"]);
     assert!(added.status.success(), "{}", text(&added.stderr));
     let out = text(&added.stdout);
@@ -28,20 +24,7 @@ fn users_are_added_with_a_one_time_password_and_visitors_assigned() {
     let listed = text(&run(&["users", "list"]).stdout);
     assert!(listed.contains("值班员 李") && listed.contains("振兴区/站前街道"), "{listed}");
 
-    let elder = run(&[
-        "elders",
-        "add",
-        "--name",
-        "王秀英",
-        "--county",
-        "振兴区",
-        "--township",
-        "站前街道",
-        "--village",
-        "锦山社区",
-        "--address",
-        "锦山大街 12 号",
-    ]);
+    let elder = run(&ADD_WANG_XIUYING);
     assert!(elder.status.success());
     assert!(text(&run(&["elders", "unassigned"]).stdout).contains("王秀英"));
     let assigned = run(&["elders", "assign", "1", "--visitor", "志愿者 赵"]);

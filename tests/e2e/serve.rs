@@ -12,7 +12,7 @@ use anxin_gateway::store::{Database, Store};
 use anxin_simulator::{SimulateOptions, run};
 use anxin_testkit::{Broker, free_port, private_folder};
 
-use crate::{anxin, text};
+use crate::{anxin, anxin_at, text};
 
 /// A running `anxin serve` or `anxin gateway`; killed if the test ends first.
 pub struct Process {
@@ -340,11 +340,7 @@ async fn the_admin_commands_register_pair_and_tail_while_serve_runs() {
         "127.0.0.1:0",
     ]);
     let mqtt = serve.address_after("MQTT broker on ");
-    let admin = |args: &[&str]| {
-        let mut all = vec!["--data-dir", data_arg.as_str()];
-        all.extend_from_slice(args);
-        anxin(&all)
-    };
+    let admin = |args: &[&str]| anxin_at(&data_arg, args);
 
     let bad = admin(&[
         "elders",
