@@ -97,6 +97,9 @@ pub async fn elders(storage: &StorageArgs, file: FileSettings, command: EldersCo
                 emergency_phone: args.emergency_phone.as_deref(),
                 categories: args.categories.as_deref(),
                 inactivity_hours: args.inactivity_hours,
+                citizen_id: args.citizen_id.as_deref(),
+                disability_cert: args.disability_cert.as_deref(),
+                lives_at_registered: Some(!args.not_at_registered_address),
             };
             let elder = store.add_elder(&form.check()?, now_ms()).await?;
             println!("added elder {}: {}", elder.id, elder.name);

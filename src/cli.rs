@@ -199,7 +199,7 @@ pub enum DevicesCommand {
 #[derive(Debug, Subcommand)]
 pub enum EldersCommand {
     /// Register an elder
-    Add(ElderAddArgs),
+    Add(Box<ElderAddArgs>),
     /// List elders
     List {
         /// JSON instead of a table
@@ -408,6 +408,16 @@ pub struct ElderAddArgs {
     /// Hours without activity before an inactivity alert, for this elder only (1-72)
     #[arg(long, value_name = "HOURS")]
     pub inactivity_hours: Option<i64>,
+    /// Citizen ID number (公民身份号码): 18 characters with a valid check digit; the elder must
+    /// be 60 or older
+    #[arg(long, value_name = "ID")]
+    pub citizen_id: Option<String>,
+    /// Disability certificate number (残疾证号)
+    #[arg(long, value_name = "NUMBER")]
+    pub disability_cert: Option<String>,
+    /// The elder does not live at the registered address (不在户籍地居住)
+    #[arg(long)]
+    pub not_at_registered_address: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -158,6 +158,32 @@ async fn stop_signal() {
     }
 }
 
+/// On the first start (no user yet), creates the `admin` account: with the
+/// password in `ANXIN_ADMIN_PASSWORD`, or a one-time password printed here,
+/// once. Either must be changed at the first sign-in.
+async fn first_admin(store: &Store) -> anyhow::Result<()> {
+    let given = std::env::var("ANXIN_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+    if let Some(password) = &given
+        && password.chars().count() < 12
+    {
+        anyhow::bail!("ANXIN_ADMIN_PASSWORD needs at least 12 characters");
+    }
+    match store.ensure_first_admin(given.as_deref(), anxin_gateway::store::now_ms()).await? {
+        Some(_) if given.is_some() => {
+            println!(
+                "anxin: first start: created user admin with the password from ANXIN_ADMIN_PASSWORD; change it at the first sign-in"
+            );
+        }
+        Some(password) => {
+            println!(
+                "anxin: first start: sign in as admin with the one-time password {password} (shown only now; it must be changed at the first sign-in)"
+            );
+        }
+        None => {}
+    }
+    Ok(())
+}
+
 /// Serves `router` until `shutdown` turns true.
 fn spawn_http(
     listener: tokio::net::TcpListener,
@@ -168,7 +194,10 @@ fn spawn_http(
         let graceful = async move {
             let _ = shutdown.changed().await;
         };
-        if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(graceful).await {
+        if let Err(error) = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(graceful)
+            .await
+        {
             tracing::error!(%error, "HTTP server stopped");
         }
     })
@@ -224,9 +253,10 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
         start_alerting(&store, alerts_target, &args.broker_args.alerting, &file, &shutdown_watch).await?;
     let upkeep =
         tokio::spawn(run_upkeep(store.clone(), upkeep_config(&args.broker_args, &file), shutdown_watch.clone()));
-    let api = anxin_console::api::ApiState { store: store.clone(), feed };
+    let api = anxin_console::api::ApiState::new(store.clone(), feed);
     let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch.clone());
     println!("anxin serve: {mqtt_description}, console on http://{http_addr}, database {database}");
+    first_admin(&store).await?;
 
     stop_signal().await;
     tracing::info!("stopping: no new messages; committing and acknowledging what is in flight");
@@ -307,9 +337,10 @@ pub async fn console(storage_args: &StorageArgs, file: FileSettings, args: Conso
     let http = bind_http(http_listen, "--http-listen").await?;
     let (shutdown, shutdown_watch) = watch::channel(false);
     println!("anxin console: on http://{}", http.local_addr()?);
+    first_admin(&store).await?;
     // Alert changes written by the gateways, read from the database.
     let (feed, feed_task) = delivery::start_feed(store.clone(), shutdown_watch.clone());
-    let api = anxin_console::api::ApiState { store: store.clone(), feed };
+    let api = anxin_console::api::ApiState::new(store.clone(), feed);
     let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch);
     stop_signal().await;
     let _ = shutdown.send(true);

@@ -2,23 +2,34 @@
 //! on-call staff, visitors and civil-affairs officials use.
 //!
 //! It depends on the gateway's domain and store and never the other way
-//! round. Today it serves the JSON API for alerts ([`api`]), a placeholder
-//! page, a health check and the Prometheus metrics; the console issue fills
-//! in the pages.
+//! round. Pages are rendered on the server from templates checked when the
+//! console is compiled ([`pages`]); the JSON API under `/api/v1` ([`api`])
+//! serves the same resources to scripts. Sign-in, sessions and CSRF are in
+//! [`auth`]; every word shown comes from a translation file ([`i18n`]).
 
 pub mod api;
+pub mod auth;
+pub mod i18n;
+pub mod pages;
+pub mod web;
 
 use axum::Router;
 use axum::http::header;
-use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use anxin_gateway as gateway;
 
-/// `/` (placeholder), `/api/v1`, `/healthz` and `/metrics`.
-pub fn router(metrics: PrometheusHandle, api: api::ApiState) -> Router {
-    Router::new().route("/", get(placeholder)).merge(api::router(api)).merge(operations_router(metrics))
+/// The whole console: pages, `/api/v1`, `/static`, `/healthz` and `/metrics`.
+pub fn router(metrics: PrometheusHandle, state: api::ApiState) -> Router {
+    Router::new()
+        .merge(pages::router(state.clone()))
+        .merge(auth::router(state.clone()))
+        .merge(api::router(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(state, auth::session_layer))
+        .route("/static/{name}", get(web::asset))
+        .merge(operations_router(metrics))
+        .layer(axum::middleware::from_fn(web::security_headers))
 }
 
 /// `/healthz` and `/metrics` only: what a gateway without a console serves.
@@ -32,15 +43,6 @@ pub fn operations_router(metrics: PrometheusHandle) -> Router {
     )
 }
 
-async fn placeholder() -> impl IntoResponse {
-    Html(concat!(
-        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>安心 Anxin</title></head>",
-        "<body><h1>安心 Anxin</h1><p>网关运行中。控制台（值班告警、老人档案、探访记录）即将上线。</p>",
-        "<p lang=\"en\">The gateway is running. The console (alert board, elder pages, visits) comes next.</p>",
-        "<p><a href=\"/metrics\">/metrics</a></p></body></html>"
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
@@ -51,7 +53,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn the_placeholder_health_and_metrics_routes_answer() {
+    async fn the_health_and_metrics_routes_answer() {
         let handle = PrometheusBuilder::new().build_recorder().handle();
         for (path, expected) in [("/healthz", "ok"), ("/metrics", "")] {
             let response = operations_router(handle.clone())

@@ -25,6 +25,7 @@ fn elder(name: &str, county: &str) -> NewElder {
         emergency_phone: None,
         categories: String::new(),
         inactivity_hours: None,
+        ..NewElder::default()
     }
 }
 
@@ -92,7 +93,7 @@ async fn call(
     }
     let request = request.body(body.map_or_else(Body::empty, |b| Body::from(b.to_string()))).unwrap();
     let (feed, _) = tokio::sync::broadcast::channel(16);
-    let response = api::router(api::ApiState { store: store.clone(), feed }).oneshot(request).await.unwrap();
+    let response = api::router(api::ApiState::new(store.clone(), feed)).oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
     (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
@@ -223,7 +224,7 @@ async fn the_event_stream_replays_after_a_reconnect_and_carries_only_what_the_ca
         .header("last-event-id", "0")
         .body(Body::empty())
         .unwrap();
-    let response = api::router(api::ApiState { store: world.store.clone(), feed }).oneshot(request).await.unwrap();
+    let response = api::router(api::ApiState::new(world.store.clone(), feed)).oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut body = response.into_body().into_data_stream();

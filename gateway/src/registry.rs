@@ -20,6 +20,87 @@ pub enum RegistryError {
         "{field} {value:?} is not a phone number: use 5 to 20 digits, optionally with a leading + and spaces or dashes"
     )]
     BadPhone { field: &'static str, value: String },
+    #[error("citizen ID {0}")]
+    BadCitizenId(CitizenIdError),
+    #[error("the elder must be 60 or older (annex 2); the citizen ID gives a birth date of {0}")]
+    TooYoung(String),
+}
+
+/// Why a citizen ID number (公民身份号码, GB 11643) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CitizenIdError {
+    #[error("has {0} characters; it needs 18")]
+    Length(usize),
+    #[error("must be 17 digits followed by a digit or X")]
+    Characters,
+    #[error("has no real birth date in characters 7 to 14 ({0})")]
+    BirthDate(String),
+    #[error("ends in {found}, but its check digit is {expected}")]
+    CheckDigit { found: char, expected: char },
+}
+
+/// A citizen ID number whose check digit (GB 11643-1999, ISO 7064 MOD 11-2)
+/// and birth date hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CitizenId {
+    number: String,
+    birth_date: chrono::NaiveDate,
+}
+
+impl CitizenId {
+    pub fn parse(text: &str) -> Result<CitizenId, CitizenIdError> {
+        const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+        const CHECK: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
+        let number = text.trim().to_ascii_uppercase();
+        let chars: Vec<char> = number.chars().collect();
+        if chars.len() != 18 {
+            return Err(CitizenIdError::Length(chars.len()));
+        }
+        if !chars[..17].iter().all(char::is_ascii_digit) || !(chars[17].is_ascii_digit() || chars[17] == 'X') {
+            return Err(CitizenIdError::Characters);
+        }
+        let birth = &number[6..14];
+        let birth_date = chrono::NaiveDate::parse_from_str(birth, "%Y%m%d")
+            .ok()
+            .filter(|date| date.format("%Y").to_string().as_str() >= "1880")
+            .ok_or_else(|| CitizenIdError::BirthDate(birth.to_string()))?;
+        let sum: u32 = chars[..17].iter().zip(WEIGHTS).map(|(c, w)| c.to_digit(10).unwrap_or(0) * w).sum();
+        let expected = CHECK[(sum % 11) as usize];
+        if chars[17] != expected {
+            return Err(CitizenIdError::CheckDigit { found: chars[17], expected });
+        }
+        Ok(CitizenId { number, birth_date })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.number
+    }
+
+    pub fn birth_date(&self) -> chrono::NaiveDate {
+        self.birth_date
+    }
+
+    /// Whole years of age on `day`.
+    pub fn age_on(&self, day: chrono::NaiveDate) -> i32 {
+        use chrono::Datelike;
+        let mut age = day.year() - self.birth_date.year();
+        if (day.month(), day.day()) < (self.birth_date.month(), self.birth_date.day()) {
+            age -= 1;
+        }
+        age
+    }
+}
+
+/// `2106**********123X`: the first four and last four characters of an
+/// identifying number, the rest hidden — how ID and certificate numbers are
+/// shown on screen until someone deliberately reveals one.
+pub fn mask(number: &str) -> String {
+    let chars: Vec<char> = number.chars().collect();
+    if chars.len() <= 8 {
+        return "*".repeat(chars.len());
+    }
+    let hidden = chars.len() - 8;
+    chars[..4].iter().chain(std::iter::repeat_n(&'*', hidden)).chain(&chars[chars.len() - 4..]).collect()
 }
 
 /// A phone number, kept as digits (with a leading `+` if given).
@@ -75,6 +156,18 @@ fn categories(text: &str) -> Result<String, RegistryError> {
     Ok(Category::join(&found))
 }
 
+/// An elder's citizen ID, if given: valid, and 60 or older on `today`.
+fn elder_citizen_id(text: Option<&str>, today: chrono::NaiveDate) -> Result<Option<String>, RegistryError> {
+    let Some(text) = text.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let id = CitizenId::parse(text).map_err(RegistryError::BadCitizenId)?;
+    if id.age_on(today) < 60 {
+        return Err(RegistryError::TooYoung(id.birth_date().to_string()));
+    }
+    Ok(Some(id.number))
+}
+
 /// The fields of a registration as typed.
 #[derive(Debug, Clone, Default)]
 pub struct ElderForm<'a> {
@@ -90,13 +183,25 @@ pub struct ElderForm<'a> {
     pub categories: Option<&'a str>,
     /// Overrides the categories' inactivity threshold, in hours.
     pub inactivity_hours: Option<i64>,
+    /// 公民身份号码; the elder must be 60 or older.
+    pub citizen_id: Option<&'a str>,
+    /// 残疾证号.
+    pub disability_cert: Option<&'a str>,
+    /// 是否在户籍地居住; `None` counts as yes.
+    pub lives_at_registered: Option<bool>,
 }
 
 impl ElderForm<'_> {
-    /// Checks every field; the first problem is the error.
+    /// Checks every field against today's date; the first problem is the error.
     pub fn check(&self) -> Result<NewElder, RegistryError> {
+        self.check_on(chrono::Local::now().date_naive())
+    }
+
+    /// Checks every field, judging age on `today`.
+    pub fn check_on(&self, today: chrono::NaiveDate) -> Result<NewElder, RegistryError> {
         Ok(NewElder {
             name: text("name", self.name, 64)?,
+            citizen_id: elder_citizen_id(self.citizen_id, today)?,
             county: text("county", self.county, 64)?,
             township: text("township", self.township, 64)?,
             village: text("village", self.village, 64)?,
@@ -109,6 +214,8 @@ impl ElderForm<'_> {
                 Some(hours) if !(1..=72).contains(&hours) => return Err(RegistryError::BadThreshold(hours)),
                 hours => hours,
             },
+            disability_cert: optional_text("disability certificate number", self.disability_cert, 40)?,
+            lives_at_registered: self.lives_at_registered.unwrap_or(true),
         })
     }
 }
@@ -116,6 +223,52 @@ impl ElderForm<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn citizen_ids_are_checked_by_their_check_digit_and_birth_date() {
+        // 11010519491231002X is GB 11643's own example.
+        let id = CitizenId::parse("11010519491231002x").unwrap();
+        assert_eq!(id.as_str(), "11010519491231002X");
+        assert_eq!(id.birth_date().to_string(), "1949-12-31");
+        let day = |text: &str| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
+        assert_eq!(id.age_on(day("2009-12-30")), 59);
+        assert_eq!(id.age_on(day("2009-12-31")), 60);
+        assert_eq!(
+            CitizenId::parse("110105194912310021"),
+            Err(CitizenIdError::CheckDigit { found: '1', expected: 'X' })
+        );
+        assert_eq!(CitizenId::parse("1101051949123100"), Err(CitizenIdError::Length(16)));
+        assert_eq!(CitizenId::parse("11010519491231002Y"), Err(CitizenIdError::Characters));
+        assert_eq!(CitizenId::parse("110105194902300027"), Err(CitizenIdError::BirthDate("19490230".into())));
+    }
+
+    #[test]
+    fn an_elder_under_60_is_refused_with_the_birth_date() {
+        let form = ElderForm {
+            name: "王秀英",
+            county: "振兴区",
+            township: "站前街道",
+            village: "锦山社区",
+            address: "锦山大街 12 号",
+            citizen_id: Some("11010519491231002X"),
+            ..Default::default()
+        };
+        let day = |text: &str| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
+        assert_eq!(form.check_on(day("2026-11-29")).unwrap().citizen_id.as_deref(), Some("11010519491231002X"));
+        assert_eq!(form.check_on(day("2000-01-01")), Err(RegistryError::TooYoung("1949-12-31".into())));
+        let bad = ElderForm { citizen_id: Some("110105194912310021"), ..form };
+        assert_eq!(
+            bad.check_on(day("2026-11-29")).unwrap_err().to_string(),
+            "citizen ID ends in 1, but its check digit is X"
+        );
+    }
+
+    #[test]
+    fn masking_keeps_four_characters_at_each_end() {
+        assert_eq!(mask("21060219450312123X"), "2106**********123X");
+        assert_eq!(mask("2106021945"), "2106**1945");
+        assert_eq!(mask("1234"), "****");
+    }
 
     #[test]
     fn phone_numbers_keep_their_digits_and_refuse_nonsense() {

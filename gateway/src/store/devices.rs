@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use super::{Store, StoreError};
 
 /// A device as staff see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeviceRecord {
     pub device_id: String,
     /// `None`: unclaimed — heard from, not yet paired to an elder.
@@ -60,6 +60,17 @@ fn device(row: &AnyRow) -> Result<DeviceRecord, sqlx::Error> {
 pub const PAIRING_GRACE_MS: i64 = 10 * 60_000;
 
 impl Store {
+    /// The devices paired to an elder, by id.
+    pub async fn devices_of(&self, elder_id: i64) -> Result<Vec<DeviceRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE elder_id = $1 ORDER BY device_id"
+        )))
+        .bind(elder_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(device).collect::<Result<_, _>>()?)
+    }
+
     /// Every device, or only the unclaimed ones, by id.
     pub async fn devices(&self, unclaimed_only: bool) -> Result<Vec<DeviceRecord>, StoreError> {
         let rows = if unclaimed_only {

@@ -10,6 +10,12 @@ use super::{Store, StoreError};
 /// An elder's registration, as entered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewElder {
+    /// 公民身份号码, checked (GB 11643).
+    pub citizen_id: Option<String>,
+    /// 残疾证号.
+    pub disability_cert: Option<String>,
+    /// 是否在户籍地居住.
+    pub lives_at_registered: bool,
     pub name: String,
     pub county: String,
     pub township: String,
@@ -24,7 +30,30 @@ pub struct NewElder {
     pub inactivity_hours: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+impl Default for NewElder {
+    fn default() -> Self {
+        NewElder {
+            citizen_id: None,
+            disability_cert: None,
+            lives_at_registered: true,
+            name: String::new(),
+            county: String::new(),
+            township: String::new(),
+            village: String::new(),
+            address: String::new(),
+            phone: None,
+            emergency_contact: None,
+            emergency_phone: None,
+            categories: String::new(),
+            inactivity_hours: None,
+        }
+    }
+}
+
+/// An elder as registered. `citizen_id` and `disability_cert` are whole
+/// here; what leaves the store for a screen or the API is masked
+/// ([`crate::registry::mask`]) unless someone deliberately revealed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Elder {
     pub id: i64,
     pub name: String,
@@ -37,6 +66,9 @@ pub struct Elder {
     pub emergency_phone: Option<String>,
     pub categories: String,
     pub inactivity_hours: Option<i64>,
+    pub citizen_id: Option<String>,
+    pub disability_cert: Option<String>,
+    pub lives_at_registered: bool,
     pub created_at: i64,
 }
 
@@ -53,18 +85,22 @@ fn elder(row: &AnyRow) -> Result<Elder, sqlx::Error> {
         emergency_phone: row.try_get("emergency_phone")?,
         categories: row.try_get("categories")?,
         inactivity_hours: row.try_get("inactivity_hours")?,
+        citizen_id: row.try_get("citizen_id")?,
+        disability_cert: row.try_get("disability_cert")?,
+        lives_at_registered: row.try_get::<i64, _>("lives_at_registered")? == 1,
         created_at: row.try_get("created_at")?,
     })
 }
 
-const ELDER_COLUMNS: &str = "id, name, county, township, village, address, phone, emergency_contact, emergency_phone, categories, inactivity_hours, created_at";
+const ELDER_COLUMNS: &str = "id, name, county, township, village, address, phone, emergency_contact, emergency_phone, categories, inactivity_hours, citizen_id, disability_cert, lives_at_registered, created_at";
 
 impl Store {
     pub async fn add_elder(&self, new: &NewElder, now: i64) -> Result<Elder, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO elders (name, county, township, village, address, phone, emergency_contact, emergency_phone,
-                                 categories, inactivity_hours, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {ELDER_COLUMNS}"
+                                 categories, inactivity_hours, created_at, citizen_id, disability_cert,
+                                 lives_at_registered)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {ELDER_COLUMNS}"
         )))
         .bind(new.name.as_str())
         .bind(new.county.as_str())
@@ -77,8 +113,44 @@ impl Store {
         .bind(new.categories.as_str())
         .bind(new.inactivity_hours)
         .bind(now)
+        .bind(new.citizen_id.as_deref())
+        .bind(new.disability_cert.as_deref())
+        .bind(i64::from(new.lives_at_registered))
         .fetch_one(&self.pool)
         .await?;
+        Ok(elder(&row)?)
+    }
+
+    /// Replaces an elder's registration; the change is audited with `by`.
+    pub async fn update_elder(&self, id: i64, new: &NewElder, by: &str, now: i64) -> Result<Elder, StoreError> {
+        let _turn = self.write_turn().await;
+        let mut transaction = self.pool.begin().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE elders SET name = $2, county = $3, township = $4, village = $5, address = $6, phone = $7,
+                    emergency_contact = $8, emergency_phone = $9, categories = $10, inactivity_hours = $11,
+                    citizen_id = $12, disability_cert = $13, lives_at_registered = $14, updated_at = $15
+             WHERE id = $1 RETURNING {ELDER_COLUMNS}"
+        )))
+        .bind(id)
+        .bind(new.name.as_str())
+        .bind(new.county.as_str())
+        .bind(new.township.as_str())
+        .bind(new.village.as_str())
+        .bind(new.address.as_str())
+        .bind(new.phone.as_deref())
+        .bind(new.emergency_contact.as_deref())
+        .bind(new.emergency_phone.as_deref())
+        .bind(new.categories.as_str())
+        .bind(new.inactivity_hours)
+        .bind(new.citizen_id.as_deref())
+        .bind(new.disability_cert.as_deref())
+        .bind(i64::from(new.lives_at_registered))
+        .bind(now)
+        .fetch_optional(&mut *transaction)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("there is no elder {id}")))?;
+        super::users::audit(&mut transaction, now, by, "elder edited", Some(id), None).await?;
+        transaction.commit().await?;
         Ok(elder(&row)?)
     }
 

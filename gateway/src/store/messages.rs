@@ -42,6 +42,15 @@ pub struct MessageCursor {
     pub seq: i64,
 }
 
+/// One hour of a home's activity, summed over its devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct HourActivity {
+    pub hour_start: i64,
+    pub summaries: i64,
+    pub motion: i64,
+    pub door_opens: i64,
+}
+
 impl Store {
     /// Messages after `cursor`, oldest first, at most `limit`, optionally of one device.
     pub async fn messages_after(
@@ -111,6 +120,33 @@ impl Store {
         Ok(rows
             .iter()
             .map(|row| Ok((row.try_get("reason")?, row.try_get("n")?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// The hours from `since` in which any device of the elder reported,
+    /// summed over the devices, oldest first.
+    pub async fn elder_activity(&self, elder_id: i64, since: i64) -> Result<Vec<HourActivity>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.hour_start, CAST(SUM(a.summaries) AS BIGINT) AS summaries, CAST(SUM(a.motion) AS BIGINT) AS motion,
+                    CAST(SUM(a.door_opens) AS BIGINT) AS door_opens
+             FROM activity_hourly a JOIN devices d ON d.device_id = a.device_id
+             WHERE d.elder_id = $1 AND a.hour_start >= $2
+             GROUP BY a.hour_start ORDER BY a.hour_start",
+        )
+        .bind(elder_id)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Ok(HourActivity {
+                    hour_start: row.try_get("hour_start")?,
+                    summaries: row.try_get("summaries")?,
+                    motion: row.try_get("motion")?,
+                    door_opens: row.try_get("door_opens")?,
+                })
+            })
             .collect::<Result<_, sqlx::Error>>()?)
     }
 

@@ -16,6 +16,7 @@ mod elders;
 mod ingest;
 mod maintenance;
 mod messages;
+mod sessions;
 mod users;
 mod visits;
 
@@ -33,7 +34,8 @@ pub use alerts::{AckStats, AlertActionError, AlertChange, AlertEventRecord, Aler
 pub use devices::{DeviceRecord, DeviceStatusCounts};
 pub use elders::{Elder, NewElder};
 pub use ingest::{BatchOutcome, StoredMessage};
-pub use messages::{MessageCursor, MessageRecord};
+pub use messages::{HourActivity, MessageCursor, MessageRecord};
+pub use sessions::{Session, SessionLimits};
 pub use users::{AuditEntry, UserRecord};
 pub use visits::{Absence, DayRecord, HeightenedWatch, VisitRecord};
 

@@ -17,7 +17,7 @@ pub struct UserRecord {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: i64,
@@ -225,6 +225,17 @@ impl Store {
         }
     }
 
+    /// The visitors responsible for an elder (探访责任人), by name.
+    pub async fn visitors_of(&self, elder_id: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT u.name FROM visitor_assignments v JOIN users u ON u.id = v.user_id WHERE v.elder_id = $1 ORDER BY u.name",
+        )
+        .bind(elder_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|row| row.try_get("name")).collect::<Result<_, _>>()?)
+    }
+
     /// Names `visitor` as the visitor responsible for an elder (探访责任人).
     pub async fn assign_visitor(&self, elder_id: i64, visitor: &str, by: &str, now: i64) -> Result<(), StoreError> {
         if self.elder(elder_id).await?.is_none() {
@@ -306,7 +317,7 @@ impl Store {
     }
 }
 
-async fn audit(
+pub(super) async fn audit(
     transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
     at: i64,
     actor: &str,

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::{RegionFilter, Store, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VisitRecord {
     pub id: i64,
     pub elder_id: i64,
@@ -34,7 +34,7 @@ pub struct DayRecord {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Absence {
     pub id: i64,
     pub elder_id: i64,
@@ -229,6 +229,31 @@ impl Store {
             ends_at: until,
             created_by: by,
         })
+    }
+
+    /// The absence an elder is on at `now`, if any.
+    pub async fn current_absence(&self, elder_id: i64, now: i64) -> Result<Option<Absence>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, elder_id, reason, starts_at, ends_at, created_by FROM absences
+             WHERE elder_id = $1 AND cancelled_at IS NULL AND starts_at <= $2 AND ends_at > $2
+             ORDER BY starts_at DESC LIMIT 1",
+        )
+        .bind(elder_id)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .map(|row| {
+                Ok::<_, sqlx::Error>(Absence {
+                    id: row.try_get("id")?,
+                    elder_id: row.try_get("elder_id")?,
+                    reason: row.try_get("reason")?,
+                    starts_at: row.try_get("starts_at")?,
+                    ends_at: row.try_get("ends_at")?,
+                    created_by: row.try_get("created_by")?,
+                })
+            })
+            .transpose()?)
     }
 
     pub async fn heightened_watches(&self, now: i64) -> Result<Vec<HeightenedWatch>, StoreError> {

@@ -61,6 +61,7 @@ fn elder(name: &str) -> NewElder {
         emergency_phone: None,
         categories: "living_alone".into(),
         inactivity_hours: None,
+        ..NewElder::default()
     }
 }
 

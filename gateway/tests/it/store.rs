@@ -45,6 +45,7 @@ fn new_elder() -> NewElder {
         emergency_phone: Some("13904150002".into()),
         categories: String::new(),
         inactivity_hours: None,
+        ..NewElder::default()
     }
 }
 

@@ -24,6 +24,7 @@ fn elder(name: &str, village: &str) -> NewElder {
         emergency_phone: None,
         categories: String::new(),
         inactivity_hours: None,
+        ..NewElder::default()
     }
 }
 

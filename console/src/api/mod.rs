@@ -4,6 +4,8 @@
 //! handle is 403. `/api/v1/alerts/events` streams the changes the caller may
 //! see (server-sent events), replaying from the database after a reconnect.
 
+mod elders;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -21,16 +23,27 @@ use tokio::sync::broadcast;
 use anxin_gateway::access::{ElderPlace, Principal};
 use anxin_gateway::alerts::Outcome;
 use anxin_gateway::store::{
-    AlertActionError, AlertChange, AlertEventRecord, AlertFilter, AlertRecord, Store, StoreError, now_ms,
+    AlertActionError, AlertChange, AlertEventRecord, AlertFilter, AlertRecord, SessionLimits, Store, StoreError, now_ms,
 };
+
+use crate::auth::{CurrentSession, Throttle};
 use utoipa::{OpenApi, ToSchema};
 
-/// What the API handlers share: the store and the live feed of alert changes
-/// (`anxin_gateway::alerts::delivery::start_feed`).
+/// What the console's handlers share: the store, the live feed of alert
+/// changes (`anxin_gateway::alerts::delivery::start_feed`), how long
+/// sessions last and the sign-in throttle.
 #[derive(Debug, Clone)]
 pub struct ApiState {
     pub store: Store,
     pub feed: broadcast::Sender<Arc<AlertChange>>,
+    pub limits: SessionLimits,
+    pub throttle: Arc<Throttle>,
+}
+
+impl ApiState {
+    pub fn new(store: Store, feed: broadcast::Sender<Arc<AlertChange>>) -> ApiState {
+        ApiState { store, feed, limits: SessionLimits::default(), throttle: Arc::new(Throttle::default()) }
+    }
 }
 
 impl FromRef<ApiState> for Store {
@@ -47,6 +60,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/alerts/{id}", get(show_alert))
         .route("/api/v1/alerts/{id}/ack", post(acknowledge))
         .route("/api/v1/alerts/{id}/resolve", post(resolve))
+        .route("/api/v1/elders", get(elders::list_elders).post(elders::create_elder))
+        .route("/api/v1/elders/{id}", get(elders::show_elder).put(elders::update_elder))
+        .route("/api/v1/elders/{id}/activity", get(elders::activity))
+        .route("/api/v1/elders/{id}/visits", get(elders::visits))
+        .route("/api/v1/elders/{id}/reveal", post(elders::reveal))
+        .route("/api/v1/elders/{id}/visitor", post(elders::assign_visitor))
+        .route("/api/v1/devices", get(elders::devices))
+        .route("/api/v1/devices/{device_id}/pair", post(elders::pair_device))
+        .route("/api/v1/audit", get(elders::audit))
         .route("/api/v1/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .with_state(state)
 }
@@ -54,8 +76,12 @@ pub fn router(state: ApiState) -> Router {
 /// The OpenAPI document of `/api/v1`, generated from the handlers and types.
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "Anxin API", description = "Alerts of the homes the caller may see; bearer tokens from `anxin tokens issue USER`."),
-    paths(list_alerts, show_alert, acknowledge, resolve, alert_events),
+    info(title = "Anxin API", description = "Alerts, elders, devices, visits and the audit log, each as far as the caller's role and regions allow; bearer tokens from `anxin tokens issue USER`."),
+    paths(
+        list_alerts, show_alert, acknowledge, resolve, alert_events,
+        elders::list_elders, elders::show_elder, elders::create_elder, elders::update_elder, elders::activity,
+        elders::visits, elders::reveal, elders::assign_visitor, elders::devices, elders::pair_device, elders::audit,
+    ),
     components(schemas(AlertRecord, AlertEventRecord, AlertChange, AlertWithHistory, Resolution, ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -90,7 +116,21 @@ pub struct AlertWithHistory {
 
 /// An API error: a status and a one-line reason, as `{"error": "…"}`.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
+
+impl From<crate::web::PageError> for ApiError {
+    fn from(error: crate::web::PageError) -> Self {
+        use crate::web::PageError;
+        match error {
+            PageError::NotFound => ApiError(StatusCode::NOT_FOUND, "not found, or not the caller's to see".into()),
+            PageError::Forbidden => ApiError(StatusCode::FORBIDDEN, "the caller's role may not do this".into()),
+            PageError::Invalid(reason) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, reason),
+            PageError::Unavailable => {
+                ApiError(StatusCode::SERVICE_UNAVAILABLE, "the database is not available; try again".into())
+            }
+        }
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -104,8 +144,14 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "API: store error");
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, "the database is not available; try again".into())
+        match error {
+            StoreError::NotFound(reason) => ApiError(StatusCode::NOT_FOUND, reason),
+            StoreError::Invalid(reason) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, reason),
+            error => {
+                tracing::error!(%error, "API: store error");
+                ApiError(StatusCode::INTERNAL_SERVER_ERROR, "the database is not available; try again".into())
+            }
+        }
     }
 }
 
@@ -122,7 +168,9 @@ impl From<AlertActionError> for ApiError {
     }
 }
 
-/// The caller, from `Authorization: Bearer …`.
+/// The caller, from `Authorization: Bearer …` — or, for the console's own
+/// pages, the signed-in session (whose state changes carry the CSRF token;
+/// see [`crate::auth::session_layer`]).
 #[derive(Debug)]
 pub struct Caller(pub Principal);
 
@@ -136,8 +184,15 @@ impl FromRequestParts<ApiState> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(unauthorized)?;
+            .and_then(|value| value.strip_prefix("Bearer "));
+        let Some(token) = token else {
+            let session = parts.extensions.get::<CurrentSession>().and_then(|current| current.session.clone());
+            return match session {
+                Some(session) if !session.must_change_password => Ok(Caller(session.principal)),
+                Some(_) => Err(ApiError(StatusCode::FORBIDDEN, "change the one-time password first".into())),
+                None => Err(unauthorized()),
+            };
+        };
         store.principal_for_token(token.trim(), now_ms()).await?.map(Caller).ok_or_else(unauthorized)
     }
 }

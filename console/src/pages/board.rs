@@ -1,0 +1,319 @@
+//! The alert board (告警台): open alerts of the reader's regions, most
+//! urgent first, live over server-sent events; acknowledge in one click,
+//! resolve with the handling form, the elder's details beside the alert.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use anxin_gateway::access::{ElderPlace, Principal, Role};
+use anxin_gateway::alerts::Outcome;
+use anxin_gateway::store::{AlertActionError, AlertFilter, AlertRecord, RegionFilter, now_ms};
+
+use super::{from_htmx, visible_elder};
+use crate::api::ApiState;
+use crate::auth::Viewer;
+use crate::i18n::Lang;
+use crate::pages::elders::{DeviceView, devices_view, recent_hours};
+use crate::web::{Chrome, PageError, html, local_time};
+
+/// How long a shift is, for the acknowledgement figure.
+const SHIFT_MS: i64 = 12 * 3_600_000;
+
+/// One open alert as the board shows it.
+#[derive(Debug)]
+pub(crate) struct AlertRow {
+    pub id: i64,
+    pub kind: &'static str,
+    pub severity: String,
+    pub severity_label: &'static str,
+    pub acknowledged: bool,
+    pub acknowledged_by: String,
+    pub escalated: bool,
+    pub elder_name: String,
+    pub place: String,
+    pub opened_at: i64,
+    pub opened_local: String,
+    pub detail: String,
+    pub repeats: i64,
+}
+
+fn alert_place(alert: &AlertRecord) -> ElderPlace<'_> {
+    ElderPlace { elder_id: alert.elder_id, county: &alert.county, township: &alert.township, village: &alert.village }
+}
+
+fn severity_rank(severity: &str) -> u8 {
+    match severity {
+        "critical" => 0,
+        "warning" => 1,
+        _ => 2,
+    }
+}
+
+/// Not yet acknowledged first, then critical before warning before notice,
+/// escalated first, then the oldest.
+pub(crate) fn most_urgent_first(alerts: &mut [AlertRecord]) {
+    alerts.sort_by_key(|a| (a.acknowledged_at.is_some(), severity_rank(&a.severity), -a.level, a.opened_at, a.id));
+}
+
+pub(crate) fn row(alert: &AlertRecord, lang: Lang, offset: chrono::FixedOffset) -> AlertRow {
+    AlertRow {
+        id: alert.id,
+        kind: lang.t(&format!("kind.{}", alert.kind)),
+        severity: alert.severity.clone(),
+        severity_label: lang.t(&format!("severity.{}", alert.severity)),
+        acknowledged: alert.acknowledged_at.is_some(),
+        acknowledged_by: alert.acknowledged_by.clone().unwrap_or_default(),
+        escalated: alert.level > 0,
+        elder_name: alert.elder_name.clone(),
+        place: format!("{} {} {}", alert.county, alert.township, alert.village),
+        opened_at: alert.opened_at,
+        opened_local: local_time(alert.opened_at, offset),
+        detail: alert.detail.clone(),
+        repeats: alert.repeats,
+    }
+}
+
+/// The open alerts the reader may handle, most urgent first.
+async fn open_alerts(state: &ApiState, who: &Principal) -> Result<Vec<AlertRecord>, PageError> {
+    let mut alerts = state
+        .store
+        .alerts(&AlertFilter { unresolved_only: true, elder_id: None, limit: 5_000 })
+        .await?
+        .into_iter()
+        .filter(|alert| who.can_handle_alerts(&alert_place(alert)))
+        .collect::<Vec<_>>();
+    most_urgent_first(&mut alerts);
+    Ok(alerts)
+}
+
+/// Share of this shift's alerts acknowledged within 60 s, over the reader's
+/// regions: `(within, alerts)`.
+async fn shift_figure(state: &ApiState, who: &Principal, now: i64) -> Result<(i64, i64), PageError> {
+    let regions: Vec<RegionFilter> = match who.role {
+        Role::Admin => vec![RegionFilter::default()],
+        _ => who
+            .regions
+            .iter()
+            .map(|r| RegionFilter {
+                county: Some(r.county.clone()),
+                township: r.township.clone(),
+                village: r.village.clone(),
+            })
+            .collect(),
+    };
+    let (mut within, mut total) = (0, 0);
+    for region in &regions {
+        let stats = state.store.ack_stats(region, None, now - SHIFT_MS, now + 1).await?;
+        within += stats.within_60s;
+        total += stats.alerts;
+    }
+    Ok((within, total))
+}
+
+#[derive(Template)]
+#[template(path = "board.html")]
+struct BoardPage {
+    c: Chrome,
+    rows: BoardRows,
+}
+
+#[derive(Template)]
+#[template(path = "board_rows.html")]
+pub(crate) struct BoardRows {
+    c: Chrome,
+    alerts: Vec<AlertRow>,
+    shift_within: i64,
+    shift_total: i64,
+    shift_percent: String,
+    server_now: i64,
+}
+
+fn may_handle(viewer: &Viewer) -> Result<(), PageError> {
+    match viewer.principal.role {
+        Role::Admin | Role::Oncall => Ok(()),
+        Role::Visitor | Role::Official => Err(PageError::Forbidden),
+    }
+}
+
+async fn board_rows(state: &ApiState, viewer: &Viewer) -> Result<BoardRows, PageError> {
+    let offset = state.store.alert_policy().utc_offset;
+    let alerts = open_alerts(state, &viewer.principal).await?;
+    let now = now_ms();
+    let (within, total) = shift_figure(state, &viewer.principal, now).await?;
+    Ok(BoardRows {
+        c: viewer.chrome("board.title"),
+        alerts: alerts.iter().map(|alert| row(alert, viewer.lang, offset)).collect(),
+        shift_within: within,
+        shift_total: total,
+        server_now: now,
+        shift_percent: if total == 0 { "—".into() } else { format!("{:.0}%", 100.0 * within as f64 / total as f64) },
+    })
+}
+
+pub(super) async fn page(State(state): State<ApiState>, viewer: Viewer) -> Result<Response, PageError> {
+    may_handle(&viewer)?;
+    let rows = board_rows(&state, &viewer).await?;
+    Ok(html(&BoardPage { c: viewer.chrome("board.title"), rows }))
+}
+
+/// The rows alone, for the live refresh.
+pub(super) async fn rows(State(state): State<ApiState>, viewer: Viewer) -> Result<Response, PageError> {
+    may_handle(&viewer)?;
+    Ok(html(&board_rows(&state, &viewer).await?))
+}
+
+#[derive(Template)]
+#[template(path = "alert_detail.html")]
+struct AlertDetail {
+    c: Chrome,
+    alert: AlertRow,
+    resolved: bool,
+    outcome: String,
+    elder: crate::pages::elders::ElderCard,
+    visitors: String,
+    devices: Vec<DeviceView>,
+    hours: Vec<(String, i64, i64)>,
+    outcomes: Vec<(&'static str, &'static str)>,
+    error: Option<String>,
+}
+
+async fn alert_detail(
+    state: &ApiState,
+    viewer: &Viewer,
+    id: i64,
+    error: Option<String>,
+) -> Result<AlertDetail, PageError> {
+    let alert = state.store.alert(id).await?.ok_or(PageError::NotFound)?;
+    if !viewer.principal.can_see_elder(&alert_place(&alert)) {
+        return Err(PageError::NotFound);
+    }
+    if !viewer.principal.can_handle_alerts(&alert_place(&alert)) {
+        return Err(PageError::Forbidden);
+    }
+    let elder = visible_elder(&state.store, &viewer.principal, alert.elder_id).await?;
+    let offset = state.store.alert_policy().utc_offset;
+    let now = now_ms();
+    let lang = viewer.lang;
+    state
+        .store
+        .audit(now, &viewer.principal.name, "elder details read (alert board)", Some(elder.id), Some(&id.to_string()))
+        .await?;
+    Ok(AlertDetail {
+        c: viewer.chrome("board.title"),
+        resolved: alert.resolved_at.is_some(),
+        outcome: alert.outcome.as_deref().map(|o| lang.t(&format!("outcome.{o}")).to_string()).unwrap_or_default(),
+        alert: row(&alert, lang, offset),
+        visitors: state.store.visitors_of(elder.id).await?.join("、"),
+        devices: devices_view(&state.store.devices_of(elder.id).await?, lang, offset, now),
+        hours: recent_hours(&state.store, elder.id, offset, now).await?,
+        elder: crate::pages::elders::ElderCard::of(&elder, lang),
+        outcomes: Outcome::FOR_STAFF.iter().map(|o| (o.as_str(), lang.t(&format!("outcome.{}", o.as_str())))).collect(),
+        error,
+    })
+}
+
+pub(super) async fn detail(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    may_handle(&viewer)?;
+    Ok(html(&alert_detail(&state, &viewer, id, None).await?))
+}
+
+/// Where a handled alert leaves the reader: the refreshed rows for htmx
+/// (which also refreshes the detail), the board for a plain form.
+fn after_action(headers: &HeaderMap, id: i64) -> Response {
+    if from_htmx(headers) {
+        let mut response = axum::http::StatusCode::NO_CONTENT.into_response();
+        if let Ok(value) = format!("{{\"board-changed\": {id}}}").parse() {
+            response.headers_mut().insert("hx-trigger", value);
+        }
+        return response;
+    }
+    Redirect::to(&format!("/board?alert={id}")).into_response()
+}
+
+fn action_error(error: AlertActionError, lang: Lang) -> PageError {
+    match error {
+        AlertActionError::NotFound(_) => PageError::NotFound,
+        AlertActionError::AlreadyAcknowledged { .. } => PageError::Invalid(lang.t("board.already_acknowledged").into()),
+        AlertActionError::AlreadyResolved { .. } => PageError::Invalid(lang.t("board.already_resolved").into()),
+        AlertActionError::Invalid(reason) => PageError::Invalid(reason),
+        AlertActionError::Store(error) => error.into(),
+    }
+}
+
+async fn handleable(state: &ApiState, viewer: &Viewer, id: i64) -> Result<AlertRecord, PageError> {
+    let alert = state.store.alert(id).await?.ok_or(PageError::NotFound)?;
+    if !viewer.principal.can_see_elder(&alert_place(&alert)) {
+        return Err(PageError::NotFound);
+    }
+    if !viewer.principal.can_handle_alerts(&alert_place(&alert)) {
+        return Err(PageError::Forbidden);
+    }
+    Ok(alert)
+}
+
+pub(super) async fn acknowledge(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    handleable(&state, &viewer, id).await?;
+    let now = now_ms();
+    let alert = state
+        .store
+        .acknowledge_alert(id, &viewer.principal.name, now)
+        .await
+        .map_err(|e| action_error(e, viewer.lang))?;
+    state
+        .store
+        .audit(now, &viewer.principal.name, "alert acknowledged", Some(alert.elder_id), Some(&id.to_string()))
+        .await?;
+    Ok(after_action(&headers, id))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ResolveForm {
+    outcome: String,
+    #[serde(default)]
+    note: String,
+}
+
+pub(super) async fn resolve(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<ResolveForm>,
+) -> Result<Response, PageError> {
+    handleable(&state, &viewer, id).await?;
+    let lang = viewer.lang;
+    let refuse = async |key: &'static str| -> Result<Response, PageError> {
+        let page = alert_detail(&state, &viewer, id, Some(lang.t(key).to_string())).await?;
+        Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, html(&page)).into_response())
+    };
+    let Some(outcome) = Outcome::parse_for_staff(&form.outcome) else {
+        return refuse("board.choose_outcome").await;
+    };
+    if outcome == Outcome::Other && form.note.trim().is_empty() {
+        return refuse("board.note_needed").await;
+    }
+    let now = now_ms();
+    let alert = state
+        .store
+        .resolve_alert(id, &viewer.principal.name, outcome, &form.note, now)
+        .await
+        .map_err(|e| action_error(e, lang))?;
+    state
+        .store
+        .audit(now, &viewer.principal.name, "alert resolved", Some(alert.elder_id), Some(outcome.as_str()))
+        .await?;
+    Ok(after_action(&headers, id))
+}

@@ -1,0 +1,94 @@
+//! The console's pages, server-rendered from compile-time-checked templates
+//! (`templates/`). Every handler asks [`anxin_gateway::access`] whether the
+//! reader may see or do what they ask: an elder outside their scope is 404,
+//! a thing their role may not do is 403.
+
+mod audit;
+mod board;
+mod elders;
+mod registry;
+mod visitor;
+
+use axum::Router;
+use axum::extract::Query;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use anxin_gateway::access::{ElderPlace, Principal};
+use anxin_gateway::store::{Elder, Store, StoreError};
+
+use crate::api::ApiState;
+use crate::auth::{Viewer, home_of};
+use crate::i18n::LANG_COOKIE;
+use crate::web::PageError;
+
+pub use elders::activity_chart;
+pub(crate) use elders::may_reveal;
+
+/// Every page but sign-in.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/lang", get(switch_language))
+        .route("/board", get(board::page))
+        .route("/board/rows", get(board::rows))
+        .route("/board/alerts/{id}", get(board::detail))
+        .route("/alerts/{id}/ack", post(board::acknowledge))
+        .route("/alerts/{id}/resolve", post(board::resolve))
+        .route("/elders", get(elders::list).post(registry::create))
+        .route("/elders/new", get(registry::new_form))
+        .route("/elders/{id}", get(elders::page).post(registry::update))
+        .route("/elders/{id}/edit", get(registry::edit_form))
+        .route("/elders/{id}/reveal", post(elders::reveal))
+        .route("/elders/{id}/visitor", post(registry::assign))
+        .route("/devices", get(registry::devices))
+        .route("/devices/{id}/pair", post(registry::pair))
+        .route("/my", get(visitor::my_elders))
+        .route("/audit", get(audit::page))
+        .with_state(state)
+}
+
+async fn home(viewer: Viewer) -> Redirect {
+    Redirect::to(home_of(viewer.principal.role))
+}
+
+#[derive(Debug, Deserialize)]
+struct LanguageChoice {
+    to: String,
+    #[serde(default)]
+    back: String,
+}
+
+/// `/lang?to=en&back=/board`: keeps the choice in a cookie and goes back.
+async fn switch_language(Query(choice): Query<LanguageChoice>) -> Response {
+    let lang = crate::i18n::Lang::parse(&choice.to).unwrap_or(crate::i18n::Lang::ZhCn);
+    let back = if choice.back.starts_with('/') && !choice.back.starts_with("//") { choice.back } else { "/".into() };
+    let mut response = Redirect::to(&back).into_response();
+    let cookie = format!("{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax", lang.code());
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+pub(crate) fn place(elder: &Elder) -> ElderPlace<'_> {
+    ElderPlace { elder_id: elder.id, county: &elder.county, township: &elder.township, village: &elder.village }
+}
+
+/// The elder, if the reader may see them; 404 otherwise, whether or not
+/// they exist.
+pub(crate) async fn visible_elder(store: &Store, who: &Principal, id: i64) -> Result<Elder, PageError> {
+    visible_elder_for(store, who, id).await?.ok_or(PageError::NotFound)
+}
+
+/// The elder, if they exist and `who` may see them.
+pub(crate) async fn visible_elder_for(store: &Store, who: &Principal, id: i64) -> Result<Option<Elder>, StoreError> {
+    Ok(store.elder(id).await?.filter(|elder| who.can_see_elder(&place(elder))))
+}
+
+/// Whether the request came from htmx (it wants a fragment, not a page).
+pub(crate) fn from_htmx(headers: &HeaderMap) -> bool {
+    headers.contains_key("hx-request")
+}

@@ -1,0 +1,311 @@
+//! Registry basics (admin): create and edit elders with the fields of the
+//! record form's part 1, pair an unclaimed device, assign a visitor.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use anxin_gateway::alerts::Category;
+use anxin_gateway::registry::{ElderForm, RegistryError};
+use anxin_gateway::store::{Elder, StoreError, now_ms};
+
+use crate::api::ApiState;
+use crate::auth::Viewer;
+use crate::i18n::Lang;
+use crate::web::{Chrome, PageError, html, local_time};
+
+fn may_edit(viewer: &Viewer) -> Result<(), PageError> {
+    if viewer.principal.can_edit_registry() { Ok(()) } else { Err(PageError::Forbidden) }
+}
+
+/// The form as typed (a browser sends every field as text).
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ElderFields {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    county: String,
+    #[serde(default)]
+    township: String,
+    #[serde(default)]
+    village: String,
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    emergency_contact: String,
+    #[serde(default)]
+    emergency_phone: String,
+    /// One field per ticked category, all named `categories`.
+    #[serde(default)]
+    categories: Vec<String>,
+    #[serde(default)]
+    citizen_id: String,
+    #[serde(default)]
+    disability_cert: String,
+    /// `yes` or `no`.
+    #[serde(default)]
+    lives_at_registered: String,
+    #[serde(default)]
+    inactivity_hours: String,
+}
+
+impl ElderFields {
+    fn of(elder: &Elder) -> ElderFields {
+        ElderFields {
+            name: elder.name.clone(),
+            county: elder.county.clone(),
+            township: elder.township.clone(),
+            village: elder.village.clone(),
+            address: elder.address.clone(),
+            phone: elder.phone.clone().unwrap_or_default(),
+            emergency_contact: elder.emergency_contact.clone().unwrap_or_default(),
+            emergency_phone: elder.emergency_phone.clone().unwrap_or_default(),
+            categories: elder.categories.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect(),
+            citizen_id: elder.citizen_id.clone().unwrap_or_default(),
+            disability_cert: elder.disability_cert.clone().unwrap_or_default(),
+            lives_at_registered: if elder.lives_at_registered { "yes" } else { "no" }.into(),
+            inactivity_hours: elder.inactivity_hours.map(|h| h.to_string()).unwrap_or_default(),
+        }
+    }
+
+    fn check(&self, lang: Lang) -> Result<anxin_gateway::store::NewElder, String> {
+        let inactivity_hours = match self.inactivity_hours.trim() {
+            "" => None,
+            text => Some(text.parse::<i64>().map_err(|_| lang.t("registry.bad_hours").to_string())?),
+        };
+        let categories = self.categories.join(",");
+        ElderForm {
+            name: &self.name,
+            county: &self.county,
+            township: &self.township,
+            village: &self.village,
+            address: &self.address,
+            phone: Some(&self.phone),
+            emergency_contact: Some(&self.emergency_contact),
+            emergency_phone: Some(&self.emergency_phone),
+            categories: Some(&categories),
+            inactivity_hours,
+            citizen_id: Some(&self.citizen_id),
+            disability_cert: Some(&self.disability_cert),
+            lives_at_registered: Some(self.lives_at_registered != "no"),
+        }
+        .check()
+        .map_err(|error| registry_error(&error, lang))
+    }
+
+    fn has(&self, category: &str) -> bool {
+        self.categories.iter().any(|c| c == category)
+    }
+}
+
+/// The reason, in the reader's language, naming the field.
+fn registry_error(error: &RegistryError, lang: Lang) -> String {
+    let field = |name: &str| lang.t(&format!("field.{}", name.replace(' ', "_")));
+    match error {
+        RegistryError::Missing(name) => lang.t("registry.missing").replace("{field}", field(name)),
+        RegistryError::TooLong { field: name, max } => {
+            lang.t("registry.too_long").replace("{field}", field(name)).replace("{max}", &max.to_string())
+        }
+        RegistryError::BadPhone { field: name, value } => {
+            lang.t("registry.bad_phone").replace("{field}", field(name)).replace("{value}", value)
+        }
+        RegistryError::BadThreshold(_) => lang.t("registry.bad_hours").to_string(),
+        RegistryError::BadCategory(value) => lang.t("registry.bad_category").replace("{value}", value),
+        // The precise reason (length, check digit, birth date) stays as the
+        // checker words it, after the translated field name.
+        RegistryError::BadCitizenId(reason) => format!("{}: {reason}", field("citizen_id")),
+        RegistryError::TooYoung(birth) => lang.t("registry.too_young").replace("{birth}", birth),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "elder_form.html")]
+struct ElderFormPage {
+    c: Chrome,
+    /// `None`: a new elder.
+    id: Option<i64>,
+    f: ElderFields,
+    categories: Vec<(&'static str, &'static str)>,
+    error: Option<String>,
+}
+
+fn form_page(viewer: &Viewer, id: Option<i64>, f: ElderFields, error: Option<String>) -> Response {
+    let lang = viewer.lang;
+    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let page = ElderFormPage {
+        c: viewer.chrome(if id.is_some() { "registry.edit_title" } else { "registry.new_title" }),
+        id,
+        f,
+        categories: Category::ALL.iter().map(|c| (c.as_str(), lang.t(&format!("category.{}", c.as_str())))).collect(),
+        error,
+    };
+    (status, html(&page)).into_response()
+}
+
+pub(super) async fn new_form(viewer: Viewer) -> Result<Response, PageError> {
+    may_edit(&viewer)?;
+    let fields = ElderFields { lives_at_registered: "yes".into(), ..Default::default() };
+    Ok(form_page(&viewer, None, fields, None))
+}
+
+pub(super) async fn create(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    may_edit(&viewer)?;
+    let fields = collect(fields);
+    let new = match fields.check(viewer.lang) {
+        Ok(new) => new,
+        Err(reason) => return Ok(form_page(&viewer, None, fields, Some(reason))),
+    };
+    let now = now_ms();
+    let elder = state.store.add_elder(&new, now).await?;
+    state.store.audit(now, &viewer.principal.name, "elder registered", Some(elder.id), None).await?;
+    Ok(Redirect::to(&format!("/elders/{}", elder.id)).into_response())
+}
+
+/// A form's fields, where `categories` comes once per ticked box.
+fn collect(pairs: Vec<(String, String)>) -> ElderFields {
+    let mut f = ElderFields::default();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "name" => f.name = value,
+            "county" => f.county = value,
+            "township" => f.township = value,
+            "village" => f.village = value,
+            "address" => f.address = value,
+            "phone" => f.phone = value,
+            "emergency_contact" => f.emergency_contact = value,
+            "emergency_phone" => f.emergency_phone = value,
+            "categories" => f.categories.push(value),
+            "citizen_id" => f.citizen_id = value,
+            "disability_cert" => f.disability_cert = value,
+            "lives_at_registered" => f.lives_at_registered = value,
+            "inactivity_hours" => f.inactivity_hours = value,
+            _ => {}
+        }
+    }
+    f
+}
+
+pub(super) async fn edit_form(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    may_edit(&viewer)?;
+    let elder = state.store.elder(id).await?.ok_or(PageError::NotFound)?;
+    state.store.audit(now_ms(), &viewer.principal.name, "elder record opened for editing", Some(id), None).await?;
+    Ok(form_page(&viewer, Some(id), ElderFields::of(&elder), None))
+}
+
+pub(super) async fn update(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    may_edit(&viewer)?;
+    state.store.elder(id).await?.ok_or(PageError::NotFound)?;
+    let fields = collect(fields);
+    let new = match fields.check(viewer.lang) {
+        Ok(new) => new,
+        Err(reason) => return Ok(form_page(&viewer, Some(id), fields, Some(reason))),
+    };
+    state.store.update_elder(id, &new, &viewer.principal.name, now_ms()).await?;
+    Ok(Redirect::to(&format!("/elders/{id}")).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AssignForm {
+    visitor: String,
+}
+
+pub(super) async fn assign(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(form): Form<AssignForm>,
+) -> Result<Response, PageError> {
+    may_edit(&viewer)?;
+    state.store.elder(id).await?.ok_or(PageError::NotFound)?;
+    match state.store.assign_visitor(id, &form.visitor, &viewer.principal.name, now_ms()).await {
+        Ok(()) => Ok(Redirect::to(&format!("/elders/{id}")).into_response()),
+        Err(StoreError::NotFound(_) | StoreError::Invalid(_)) => {
+            Err(PageError::Invalid(viewer.lang.t("registry.not_a_visitor").replace("{name}", form.visitor.trim())))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[derive(Debug)]
+struct UnclaimedDevice {
+    device_id: String,
+    first_seen: String,
+    last_seen: String,
+    state: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "devices.html")]
+struct DevicesPage {
+    c: Chrome,
+    devices: Vec<UnclaimedDevice>,
+    elders: Vec<(i64, String)>,
+}
+
+/// Devices heard from and not yet paired, with the pairing form.
+pub(super) async fn devices(State(state): State<ApiState>, viewer: Viewer) -> Result<Response, PageError> {
+    may_edit(&viewer)?;
+    let offset = state.store.alert_policy().utc_offset;
+    let lang = viewer.lang;
+    let devices = state
+        .store
+        .devices(true)
+        .await?
+        .into_iter()
+        .map(|d| UnclaimedDevice {
+            first_seen: local_time(d.first_seen, offset),
+            last_seen: local_time(d.last_seen, offset),
+            state: lang.t(if d.online { "device.online" } else { "device.offline" }),
+            device_id: d.device_id,
+        })
+        .collect();
+    let elders = state
+        .store
+        .elders()
+        .await?
+        .into_iter()
+        .map(|e| (e.id, format!("{} — {} {}", e.name, e.township, e.village)))
+        .collect();
+    Ok(html(&DevicesPage { c: viewer.chrome("devices.title"), devices, elders }))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PairForm {
+    elder_id: i64,
+}
+
+pub(super) async fn pair(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path(device_id): Path<String>,
+    Form(form): Form<PairForm>,
+) -> Result<Response, PageError> {
+    may_edit(&viewer)?;
+    let device = state.store.device(&device_id).await?.ok_or(PageError::NotFound)?;
+    if device.elder_id.is_some() {
+        return Err(PageError::Invalid(viewer.lang.t("devices.already_paired").replace("{device}", &device_id)));
+    }
+    state.store.elder(form.elder_id).await?.ok_or(PageError::NotFound)?;
+    let now = now_ms();
+    state.store.pair_device(&device_id, form.elder_id, now).await?;
+    state.store.audit(now, &viewer.principal.name, "device paired", Some(form.elder_id), Some(&device_id)).await?;
+    Ok(Redirect::to(&format!("/elders/{}", form.elder_id)).into_response())
+}

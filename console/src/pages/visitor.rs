@@ -1,0 +1,180 @@
+//! The visitor's view (我的探访对象): the elders assigned to them, each with
+//! the month's remote check-in calendar and the latest activity.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use chrono::{Datelike, NaiveDate};
+use serde::Deserialize;
+
+use anxin_gateway::store::now_ms;
+
+use crate::api::ApiState;
+use crate::auth::Viewer;
+use crate::i18n::Lang;
+use crate::web::{Chrome, PageError, html, local_time};
+
+/// One day of the calendar.
+#[derive(Debug)]
+pub(crate) struct CalendarDay {
+    pub day: u32,
+    /// `checked_in`, `visited`, `missed`, `future` or `open` (today, not yet closed).
+    pub state: &'static str,
+    pub label: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct ElderMonth {
+    pub id: i64,
+    pub name: String,
+    pub place: String,
+    pub latest: String,
+    pub weeks: Vec<Vec<Option<CalendarDay>>>,
+    pub checked_in: usize,
+    pub visited: usize,
+}
+
+#[derive(Template)]
+#[template(path = "my.html")]
+struct MyPage {
+    c: Chrome,
+    month: String,
+    previous: String,
+    next: String,
+    elders: Vec<ElderMonth>,
+    weekdays: Vec<&'static str>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct MonthQuery {
+    /// `YYYY-MM`; this month when absent.
+    #[serde(default)]
+    month: Option<String>,
+}
+
+/// The first day of `YYYY-MM`.
+pub(crate) fn month_start(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(&format!("{}-01", text.trim()), "%Y-%m-%d").ok()
+}
+
+fn shift_month(first: NaiveDate, by: i32) -> NaiveDate {
+    let months = first.year() * 12 + i32::try_from(first.month0()).unwrap_or(0) + by;
+    NaiveDate::from_ymd_opt(months.div_euclid(12), u32::try_from(months.rem_euclid(12)).unwrap_or(0) + 1, 1)
+        .unwrap_or(first)
+}
+
+/// The month laid out in weeks from Monday: what each day shows.
+pub(crate) fn calendar(
+    first: NaiveDate,
+    today: NaiveDate,
+    checked_in: &[String],
+    visited: &[String],
+    lang: Lang,
+) -> Vec<Vec<Option<CalendarDay>>> {
+    let next = shift_month(first, 1);
+    let mut weeks = Vec::new();
+    let mut week: Vec<Option<CalendarDay>> = (0..first.weekday().num_days_from_monday()).map(|_| None).collect();
+    let mut day = first;
+    while day < next {
+        let key = day.format("%Y-%m-%d").to_string();
+        let state = if visited.contains(&key) {
+            "visited"
+        } else if checked_in.contains(&key) {
+            "checked_in"
+        } else if day > today {
+            "future"
+        } else if day == today {
+            "open"
+        } else {
+            "missed"
+        };
+        week.push(Some(CalendarDay { day: day.day(), state, label: lang.t(&format!("calendar.{state}")).to_string() }));
+        if week.len() == 7 {
+            weeks.push(std::mem::take(&mut week));
+        }
+        day = day.succ_opt().unwrap_or(next);
+    }
+    if !week.is_empty() {
+        week.resize_with(7, || None);
+        weeks.push(week);
+    }
+    weeks
+}
+
+pub(super) async fn my_elders(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Query(query): Query<MonthQuery>,
+) -> Result<Response, PageError> {
+    let offset = state.store.alert_policy().utc_offset;
+    let now = now_ms();
+    let today = chrono::DateTime::from_timestamp_millis(now)
+        .map_or_else(|| chrono::Local::now().date_naive(), |t| t.with_timezone(&offset).date_naive());
+    let first = query
+        .month
+        .as_deref()
+        .map(|m| month_start(m).ok_or_else(|| PageError::Invalid(viewer.lang.t("my.bad_month").to_string())))
+        .transpose()?
+        .unwrap_or_else(|| today.with_day(1).unwrap_or(today));
+    let prefix = first.format("%Y-%m").to_string();
+    let mut elders = Vec::new();
+    for &id in &viewer.principal.assigned_elders {
+        let Some(elder) = state.store.elder(id).await? else { continue };
+        let visits = state.store.visits(id).await?;
+        let in_month = |remote: bool| -> Vec<String> {
+            visits
+                .iter()
+                .filter(|v| v.day.starts_with(&prefix) && (v.mode == "remote") == remote)
+                .map(|v| v.day.clone())
+                .collect()
+        };
+        let checked_in = in_month(true);
+        let visited = in_month(false);
+        let latest = state.store.devices_of(id).await?.iter().map(|d| d.last_seen).max();
+        elders.push(ElderMonth {
+            id,
+            name: elder.name.clone(),
+            place: format!("{} {} {}", elder.township, elder.village, elder.address),
+            latest: latest.map(|t| local_time(t, offset)).unwrap_or_else(|| "—".into()),
+            weeks: calendar(first, today, &checked_in, &visited, viewer.lang),
+            checked_in: checked_in.len(),
+            visited: visited.len(),
+        });
+    }
+    state.store.audit(now, &viewer.principal.name, "visitor calendar read", None, Some(&prefix)).await?;
+    let lang = viewer.lang;
+    Ok(html(&MyPage {
+        c: viewer.chrome("my.title"),
+        month: prefix,
+        previous: shift_month(first, -1).format("%Y-%m").to_string(),
+        next: shift_month(first, 1).format("%Y-%m").to_string(),
+        elders,
+        weekdays: (1..=7).map(|d| lang.t(&format!("weekday.{d}"))).collect(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_month_is_laid_out_from_monday_with_each_day_marked() {
+        let first = month_start("2026-11").unwrap();
+        let today = NaiveDate::from_ymd_opt(2026, 11, 4).unwrap();
+        let weeks =
+            calendar(first, today, &["2026-11-01".into(), "2026-11-02".into()], &["2026-11-02".into()], Lang::En);
+        // 1 November 2026 is a Sunday: six blanks before it.
+        assert_eq!(weeks[0].iter().filter(|d| d.is_none()).count(), 6);
+        let days: Vec<_> = weeks.iter().flatten().flatten().collect();
+        assert_eq!(days.len(), 30);
+        let state = |n: u32| days.iter().find(|d| d.day == n).unwrap().state;
+        assert_eq!(state(1), "checked_in");
+        assert_eq!(state(2), "visited", "a visit in person outranks a remote check-in");
+        assert_eq!(state(3), "missed");
+        assert_eq!(state(4), "open");
+        assert_eq!(state(5), "future");
+        assert!(weeks.iter().all(|w| w.len() == 7));
+        assert_eq!(shift_month(first, -11).to_string(), "2025-12-01");
+        assert_eq!(shift_month(first, 2).to_string(), "2027-01-01");
+    }
+}
