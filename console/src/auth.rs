@@ -65,12 +65,15 @@ pub async fn session_layer(State(state): State<ApiState>, request: Request, next
         request
     } else {
         let bearer = request.headers().get(header::AUTHORIZATION).is_some_and(|v| v.as_bytes().starts_with(b"Bearer "));
-        let expected = if request.uri().path() == "/login" {
+        let login = request.uri().path() == "/login";
+        let expected = if login {
             cookie(request.headers(), LOGIN_COOKIE).map(str::to_string)
         } else {
             session.as_ref().map(|s| s.csrf_token.clone())
         };
         match expected {
+            // The login form always carries its double-submit token.
+            None if login => return csrf_refused(),
             Some(expected) => match csrf_checked(request, &expected).await {
                 Ok(request) => request,
                 Err(response) => return response,

@@ -18,7 +18,7 @@ use crate::web::{Chrome, PageError, html, local_time};
 #[derive(Debug)]
 pub(crate) struct CalendarDay {
     pub day: u32,
-    /// `checked_in`, `visited`, `missed`, `future` or `open` (today, not yet closed).
+    /// `checked_in`, `visited`, `missed`, `future`, `before` (registration) or `open` (today, not yet closed).
     pub state: &'static str,
     pub label: String,
 }
@@ -63,10 +63,12 @@ fn shift_month(first: NaiveDate, by: i32) -> NaiveDate {
         .unwrap_or(first)
 }
 
-/// The month laid out in weeks from Monday: what each day shows.
+/// The month laid out in weeks from Monday: what each day shows. Days
+/// before `registered` are not counted against anyone.
 pub(crate) fn calendar(
     first: NaiveDate,
     today: NaiveDate,
+    registered: NaiveDate,
     checked_in: &[String],
     visited: &[String],
     lang: Lang,
@@ -83,6 +85,8 @@ pub(crate) fn calendar(
             "checked_in"
         } else if day > today {
             "future"
+        } else if day < registered {
+            "before"
         } else if day == today {
             "open"
         } else {
@@ -131,12 +135,14 @@ pub(super) async fn my_elders(
         let checked_in = in_month(true);
         let visited = in_month(false);
         let latest = state.store.devices_of(id).await?.iter().map(|d| d.last_seen).max();
+        let registered = chrono::DateTime::from_timestamp_millis(elder.created_at)
+            .map_or(first, |t| t.with_timezone(&offset).date_naive());
         elders.push(ElderMonth {
             id,
             name: elder.name.clone(),
             place: format!("{} {} {}", elder.township, elder.village, elder.address),
             latest: latest.map(|t| local_time(t, offset)).unwrap_or_else(|| "—".into()),
-            weeks: calendar(first, today, &checked_in, &visited, viewer.lang),
+            weeks: calendar(first, today, registered, &checked_in, &visited, viewer.lang),
             checked_in: checked_in.len(),
             visited: visited.len(),
         });
@@ -161,8 +167,15 @@ mod tests {
     fn a_month_is_laid_out_from_monday_with_each_day_marked() {
         let first = month_start("2026-11").unwrap();
         let today = NaiveDate::from_ymd_opt(2026, 11, 4).unwrap();
-        let weeks =
-            calendar(first, today, &["2026-11-01".into(), "2026-11-02".into()], &["2026-11-02".into()], Lang::En);
+        let registered = first;
+        let weeks = calendar(
+            first,
+            today,
+            registered,
+            &["2026-11-01".into(), "2026-11-02".into()],
+            &["2026-11-02".into()],
+            Lang::En,
+        );
         // 1 November 2026 is a Sunday: six blanks before it.
         assert_eq!(weeks[0].iter().filter(|d| d.is_none()).count(), 6);
         let days: Vec<_> = weeks.iter().flatten().flatten().collect();
@@ -174,6 +187,10 @@ mod tests {
         assert_eq!(state(4), "open");
         assert_eq!(state(5), "future");
         assert!(weeks.iter().all(|w| w.len() == 7));
+        let later = NaiveDate::from_ymd_opt(2026, 11, 3).unwrap();
+        let weeks = calendar(first, today, later, &[], &[], Lang::En);
+        let days: Vec<_> = weeks.iter().flatten().flatten().collect();
+        assert_eq!((days[0].state, days[2].state), ("before", "missed"), "registered on the 3rd");
         assert_eq!(shift_month(first, -11).to_string(), "2025-12-01");
         assert_eq!(shift_month(first, 2).to_string(), "2027-01-01");
     }

@@ -1,0 +1,548 @@
+//! The console's pages and API through the whole router (sessions, CSRF,
+//! security headers) against a real SQLite store: every page and API call
+//! for every role against an elder inside and outside its scope, sign-in,
+//! sessions, masking and the audit log.
+
+use std::sync::Arc;
+
+use anxin_console::api::ApiState;
+use anxin_console::auth::Throttle;
+use anxin_gateway::access::{Region, Role};
+use anxin_gateway::ingest::check;
+use anxin_gateway::store::{AlertFilter, Database, NewElder, SessionLimits, Store};
+use anxin_testkit::private_folder;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tower::ServiceExt;
+
+const T: i64 = 1_780_000_000_000;
+const FIRST: &str = "a one-time password";
+const OWN: &str = "my own long password";
+
+struct World {
+    store: Store,
+    router: Router,
+    folder: std::path::PathBuf,
+    here: i64,
+    there: i64,
+    alert_here: i64,
+    alert_there: i64,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+fn elder(name: &str, county: &str, citizen_id: &str) -> NewElder {
+    NewElder {
+        name: name.into(),
+        county: county.into(),
+        township: "站前街道".into(),
+        village: "锦山社区".into(),
+        address: "锦山大街 12 号".into(),
+        phone: Some("13904150001".into()),
+        citizen_id: Some(citizen_id.into()),
+        disability_cert: Some("21060219450312123842".into()),
+        ..NewElder::default()
+    }
+}
+
+fn router_for(store: &Store, limits: SessionLimits) -> Router {
+    let (feed, _) = tokio::sync::broadcast::channel(16);
+    let state = ApiState { limits, throttle: Arc::new(Throttle::default()), ..ApiState::new(store.clone(), feed) };
+    anxin_console::router(PrometheusBuilder::new().build_recorder().handle(), state)
+}
+
+async fn world_with(limits: SessionLimits) -> World {
+    let folder = private_folder("console-pages");
+    let store = Store::open(&Database::in_data_dir(&folder)).await.unwrap();
+    let here = store.add_elder(&elder("王秀英", "振兴区", "210602194503121238"), T).await.unwrap().id;
+    let there = store.add_elder(&elder("李桂兰", "元宝区", "210603195001014564"), T).await.unwrap().id;
+    store.pair_device("node-here", here, T).await.unwrap();
+    store.pair_device("node-there", there, T).await.unwrap();
+    for device in ["node-here", "node-there", "node-new"] {
+        let smoke = check(
+            &format!("anxin/v1/dev/{device}/event"),
+            br#"{"v":1,"boot":1,"seq":1,"up":1,"kind":"smoke","state":"alarm"}"#,
+        );
+        store.commit_batch(&[(smoke, T)]).await.unwrap();
+    }
+    let county = |name: &str| vec![Region::parse(name).unwrap()];
+    store.add_user("admin", Role::Admin, &[], FIRST, T).await.unwrap();
+    store.add_user("oncall", Role::Oncall, &county("振兴区"), FIRST, T).await.unwrap();
+    store.add_user("official", Role::Official, &county("振兴区"), FIRST, T).await.unwrap();
+    store.add_user("visitor", Role::Visitor, &[], FIRST, T).await.unwrap();
+    store.add_user("visitor-2", Role::Visitor, &[], FIRST, T).await.unwrap();
+    store.assign_visitor(here, "visitor", "admin", T).await.unwrap();
+    let alert_of = async |elder: i64| {
+        store.alerts(&AlertFilter { elder_id: Some(elder), ..Default::default() }).await.unwrap()[0].id
+    };
+    let (alert_here, alert_there) = (alert_of(here).await, alert_of(there).await);
+    World { router: router_for(&store, limits), store, folder, here, there, alert_here, alert_there }
+}
+
+async fn world() -> World {
+    world_with(SessionLimits::default()).await
+}
+
+/// What came back.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn location(&self) -> &str {
+        self.headers.get("location").and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
+            let value = v.strip_prefix(name)?.strip_prefix('=')?;
+            Some(value.split(';').next().unwrap_or("").to_string())
+        })
+    }
+
+    /// The CSRF token the page carries.
+    fn csrf(&self) -> String {
+        let marker = "name=\"csrf-token\" content=\"";
+        let start = self.body.find(marker).expect("the page carries a CSRF token") + marker.len();
+        self.body[start..].split('"').next().unwrap().to_string()
+    }
+}
+
+async fn send(router: &Router, request: Request<Body>) -> Answer {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), 4 << 20).await.unwrap();
+    Answer { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
+}
+
+/// A browser: its cookies and the CSRF token of the last page.
+struct Browser<'a> {
+    router: &'a Router,
+    cookies: Vec<(String, String)>,
+    csrf: String,
+    language: &'static str,
+}
+
+impl<'a> Browser<'a> {
+    fn new(router: &'a Router) -> Browser<'a> {
+        Browser { router, cookies: Vec::new(), csrf: String::new(), language: "zh-CN,zh;q=0.9" }
+    }
+
+    fn keep(&mut self, answer: &Answer) {
+        for value in answer.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()) {
+            let pair = value.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != name);
+            if !value.is_empty() && !value.contains("Max-Age=0") {
+                self.cookies.push((name.to_string(), value.to_string()));
+            }
+        }
+        if answer.body.contains("name=\"csrf-token\"") {
+            self.csrf = answer.csrf();
+        }
+    }
+
+    fn request(&self, method: &str, path: &str) -> axum::http::request::Builder {
+        let cookie = self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ");
+        Request::builder().method(method).uri(path).header("cookie", cookie).header("accept-language", self.language)
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        let answer = send(self.router, self.request("GET", path).body(Body::empty()).unwrap()).await;
+        self.keep(&answer);
+        answer
+    }
+
+    /// A form post carrying the CSRF token as a plain form does.
+    async fn post(&mut self, path: &str, pairs: &[(&str, &str)]) -> Answer {
+        let csrf = self.csrf.clone();
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(pairs);
+        self.post_raw(path, &form(&all)).await
+    }
+
+    async fn post_raw(&mut self, path: &str, body: &str) -> Answer {
+        let request = self
+            .request("POST", path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let answer = send(self.router, request).await;
+        self.keep(&answer);
+        answer
+    }
+
+    /// A JSON call with the session cookie and the CSRF header, as the console's script makes.
+    async fn json(&mut self, method: &str, path: &str, body: &str) -> Answer {
+        let request = self
+            .request(method, path)
+            .header("content-type", "application/json")
+            .header("x-csrf-token", self.csrf.clone())
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        send(self.router, request).await
+    }
+
+    async fn sign_in(&mut self, name: &str, password: &str) -> Answer {
+        self.get("/login").await;
+        self.post("/login", &[("name", name), ("password", password), ("next", "/")]).await
+    }
+
+    /// First sign-in: the one-time password, then one's own.
+    async fn sign_in_first(&mut self, name: &str) {
+        let answer = self.sign_in(name, FIRST).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{name}: {}", answer.body);
+        let page = self.get("/board").await;
+        assert_eq!(page.location(), "/password", "{name} must change the one-time password first");
+        self.get("/password").await;
+        let changed = self.post("/password", &[("current", FIRST), ("new", OWN), ("confirm", OWN)]).await;
+        assert_eq!(changed.status, StatusCode::SEE_OTHER, "{name}: {}", changed.body);
+        self.get("/my").await;
+    }
+}
+
+async fn signed_in<'a>(world: &'a World, name: &str) -> Browser<'a> {
+    let mut browser = Browser::new(&world.router);
+    browser.sign_in_first(name).await;
+    browser
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope() {
+    let world = world().await;
+    let (here, there, alert_here, alert_there) = (world.here, world.there, world.alert_here, world.alert_there);
+    let elder_json =
+        r#"{"name":"赵淑珍","county":"振兴区","township":"站前街道","village":"锦山社区","address":"1 号"}"#;
+    // (method, path, body, expected for admin, oncall (振兴区), official (振兴区), visitor (of `here`));
+    // 0: not asked (a change the admin makes elsewhere in these tests).
+    let matrix: Vec<(&str, String, &str, [u16; 4])> = vec![
+        ("GET", "/board".into(), "", [200, 200, 403, 403]),
+        ("GET", "/board/rows".into(), "", [200, 200, 403, 403]),
+        ("GET", format!("/board/alerts/{alert_here}"), "", [200, 200, 403, 403]),
+        ("GET", format!("/board/alerts/{alert_there}"), "", [200, 404, 403, 403]),
+        ("POST", format!("/alerts/{alert_there}/ack"), "", [0, 404, 404, 404]),
+        ("POST", format!("/alerts/{alert_there}/resolve"), "outcome=visited", [0, 404, 404, 404]),
+        ("POST", format!("/alerts/{alert_here}/ack"), "", [0, 0, 403, 403]),
+        ("GET", "/elders".into(), "", [200, 200, 200, 200]),
+        ("GET", format!("/elders/{here}"), "", [200, 200, 200, 200]),
+        ("GET", format!("/elders/{there}"), "", [200, 404, 404, 404]),
+        ("POST", format!("/elders/{there}/reveal"), "field=citizen_id", [200, 404, 404, 404]),
+        ("POST", format!("/elders/{here}/reveal"), "field=citizen_id", [200, 200, 403, 403]),
+        ("GET", "/elders/new".into(), "", [200, 403, 403, 403]),
+        ("POST", "/elders".into(), "name=x", [0, 403, 403, 403]),
+        ("GET", format!("/elders/{there}/edit"), "", [200, 403, 403, 403]),
+        ("POST", format!("/elders/{here}"), "name=x", [0, 403, 403, 403]),
+        ("POST", format!("/elders/{here}/visitor"), "visitor=visitor-2", [0, 403, 403, 403]),
+        ("GET", "/devices".into(), "", [200, 403, 403, 403]),
+        ("POST", "/devices/node-new/pair".into(), &*format!("elder_id={here}").leak(), [0, 403, 403, 403]),
+        ("GET", "/my".into(), "", [200, 200, 200, 200]),
+        ("GET", "/audit".into(), "", [200, 403, 403, 403]),
+        ("GET", "/api/v1/alerts".into(), "", [200, 200, 200, 200]),
+        ("GET", format!("/api/v1/alerts/{alert_there}"), "", [200, 404, 404, 404]),
+        ("POST", format!("/api/v1/alerts/{alert_there}/ack"), "", [0, 404, 404, 404]),
+        ("GET", "/api/v1/elders".into(), "", [200, 200, 200, 200]),
+        ("GET", format!("/api/v1/elders/{here}"), "", [200, 200, 200, 200]),
+        ("GET", format!("/api/v1/elders/{there}"), "", [200, 404, 404, 404]),
+        ("GET", format!("/api/v1/elders/{there}/activity"), "", [200, 404, 404, 404]),
+        ("GET", format!("/api/v1/elders/{there}/visits"), "", [200, 404, 404, 404]),
+        ("POST", format!("/api/v1/elders/{there}/reveal"), r#"{"field":"citizen_id"}"#, [200, 404, 404, 404]),
+        ("POST", format!("/api/v1/elders/{here}/reveal"), r#"{"field":"citizen_id"}"#, [200, 200, 403, 403]),
+        ("POST", "/api/v1/elders".into(), elder_json, [0, 403, 403, 403]),
+        ("PUT", format!("/api/v1/elders/{here}"), elder_json, [0, 403, 403, 403]),
+        ("POST", format!("/api/v1/elders/{here}/visitor"), r#"{"visitor":"visitor-2"}"#, [0, 403, 403, 403]),
+        ("GET", "/api/v1/devices".into(), "", [200, 403, 403, 403]),
+        (
+            "POST",
+            "/api/v1/devices/node-new/pair".into(),
+            &*format!(r#"{{"elder_id":{here}}}"#).leak(),
+            [0, 403, 403, 403],
+        ),
+        ("GET", "/api/v1/audit".into(), "", [200, 403, 403, 403]),
+    ];
+    for (index, name) in ["admin", "oncall", "official", "visitor"].into_iter().enumerate() {
+        let mut browser = signed_in(&world, name).await;
+        // The same API calls with a bearer token must agree with the session.
+        let token = world.store.issue_token(name, T).await.unwrap();
+        for (method, path, body, expected) in &matrix {
+            let expected = expected[index];
+            if expected == 0 {
+                continue;
+            }
+            let answer = if path.starts_with("/api/") {
+                let by_session = browser.json(method, path, body).await;
+                let mut request = Request::builder()
+                    .method(*method)
+                    .uri(path.as_str())
+                    .header("authorization", format!("Bearer {token}"));
+                if !body.is_empty() {
+                    request = request.header("content-type", "application/json");
+                }
+                let by_token = send(&world.router, request.body(Body::from(body.to_string())).unwrap()).await;
+                assert_eq!(by_token.status, by_session.status, "{name} {method} {path}: token and session disagree");
+                by_session
+            } else if *method == "GET" {
+                browser.get(path).await
+            } else {
+                let csrf = browser.csrf.clone();
+                let mut pairs: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+                pairs.extend(body.split('&').filter(|p| !p.is_empty()).filter_map(|p| p.split_once('=')));
+                browser.post_raw(path, &form(&pairs)).await
+            };
+            assert_eq!(
+                answer.status.as_u16(),
+                expected,
+                "{name} {method} {path}: {}",
+                &answer.body[..answer.body.len().min(300)]
+            );
+            if answer.status == StatusCode::NOT_FOUND {
+                assert!(!answer.body.contains("李桂兰"), "{name} {method} {path}: a refusal tells nothing");
+            }
+        }
+        let list = browser.get("/elders").await.body;
+        assert!(list.contains("王秀英"), "{name} sees the elder of their scope");
+        assert_eq!(list.contains("李桂兰"), name == "admin", "{name}: only the admin lists the other county's elder");
+        let board_rows = browser.get("/board/rows").await.body;
+        if name == "oncall" {
+            assert!(board_rows.contains("王秀英") && !board_rows.contains("李桂兰"), "{board_rows}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_change_without_the_right_csrf_token_is_refused_and_changes_nothing() {
+    let world = world().await;
+    let mut oncall = signed_in(&world, "oncall").await;
+    let path = format!("/alerts/{}/ack", world.alert_here);
+    assert_eq!(oncall.post_raw(&path, "").await.status, StatusCode::FORBIDDEN, "no token");
+    assert_eq!(oncall.post_raw(&path, "csrf=anx_forged").await.status, StatusCode::FORBIDDEN, "a wrong token");
+    let mut admin = signed_in(&world, "admin").await;
+    let admins_token = admin.csrf.clone();
+    let answer = oncall.post_raw(&path, &form(&[("csrf", &admins_token)])).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "another session's token");
+    let json = oncall.request("POST", &format!("/api/v1/alerts/{}/ack", world.alert_here)).body(Body::empty()).unwrap();
+    assert_eq!(send(&world.router, json).await.status, StatusCode::FORBIDDEN, "the API by cookie needs the header too");
+    let alert = world.store.alert(world.alert_here).await.unwrap().unwrap();
+    assert_eq!(alert.status, "open", "nothing changed");
+    // With the token: acknowledged, audited.
+    let answer = oncall.post(&path, &[]).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(world.store.alert(world.alert_here).await.unwrap().unwrap().acknowledged_by.as_deref(), Some("oncall"));
+    let log = admin.get("/audit").await.body;
+    assert!(log.contains("alert acknowledged"), "{log}");
+    // And logging out needs the token as well.
+    assert_eq!(oncall.post_raw("/logout", "").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(oncall.post("/logout", &[]).await.location(), "/login");
+    assert_eq!(oncall.get("/board").await.location(), "/login?next=%2Fboard");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_answers_alike_for_unknown_users_and_wrong_passwords_and_is_throttled() {
+    let world = world().await;
+    let mut browser = Browser::new(&world.router);
+    let strip = |body: &str| body.split("anx_").map(|part| part.get(64..).unwrap_or("")).collect::<String>();
+    let wrong = browser.sign_in("oncall", "not the password at all").await;
+    let unknown = browser.sign_in("nobody-here", "not the password at all").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.status, wrong.status);
+    assert!(wrong.body.contains("用户名或密码不正确"));
+    assert_eq!(strip(&wrong.body.replace("oncall", "NAME")), strip(&unknown.body.replace("nobody-here", "NAME")));
+    assert!(wrong.cookie("anxin_session").is_none());
+    for _ in 0..4 {
+        browser.sign_in("oncall", "still wrong, again").await;
+    }
+    // Locked now — even with the right password, and the same for a name that does not exist.
+    let locked = browser.sign_in("oncall", FIRST).await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS, "{}", locked.body);
+    assert!(locked.body.contains("分钟后再试"));
+    // Without the login form's token, nothing is even tried.
+    let mut stranger = Browser::new(&world.router);
+    let forged = stranger.post_raw("/login", &form(&[("csrf", "anx_x"), ("name", "admin"), ("password", FIRST)])).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    // Another account from the same place is not locked.
+    assert_eq!(browser.sign_in("admin", FIRST).await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_get_a_new_id_at_sign_in_and_end_when_idle() {
+    let world = world_with(SessionLimits { idle_ms: 1_500, absolute_ms: 60_000 }).await;
+    let mut browser = Browser::new(&world.router);
+    browser.get("/login").await;
+    let first = browser.post("/login", &[("name", "official"), ("password", FIRST)]).await;
+    let first_id = first.cookie("anxin_session").unwrap();
+    let set_cookie = first.headers.get("set-cookie").unwrap().to_str().unwrap();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    browser.get("/login").await;
+    let second = browser.post("/login", &[("name", "official"), ("password", FIRST)]).await;
+    assert_ne!(second.cookie("anxin_session").unwrap(), first_id, "a new id at every sign-in");
+    let mut replay = Browser::new(&world.router);
+    replay.cookies.push(("anxin_session".into(), first_id));
+    assert_eq!(replay.get("/elders").await.status, StatusCode::SEE_OTHER, "the old session ended");
+    assert_eq!(browser.get("/elders").await.location(), "/password", "the one-time password must be changed first");
+    tokio::time::sleep(std::time::Duration::from_millis(1_700)).await;
+    assert!(browser.get("/elders").await.location().starts_with("/login"), "idle too long");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identifying_numbers_are_masked_and_each_reveal_is_audited() {
+    let world = world().await;
+    let mut oncall = signed_in(&world, "oncall").await;
+    let page = oncall.get(&format!("/elders/{}", world.here)).await;
+    assert!(page.body.contains("2106**********1238"), "masked on screen");
+    assert!(!page.body.contains("210602194503121238"), "never whole on the page");
+    assert!(!page.body.contains("21060219450312123842"), "certificate number masked too");
+    let api = oncall.json("GET", &format!("/api/v1/elders/{}", world.here), "").await;
+    assert!(api.body.contains("2106**********1238") && !api.body.contains("210602194503121238"), "{}", api.body);
+    let revealed = oncall.post(&format!("/elders/{}/reveal", world.here), &[("field", "citizen_id")]).await;
+    assert!(revealed.body.contains("210602194503121238"), "{}", revealed.body);
+    let mut visitor = signed_in(&world, "visitor").await;
+    let visitor_page = visitor.get(&format!("/elders/{}", world.here)).await.body;
+    assert!(visitor_page.contains("2106**********1238") && !visitor_page.contains("显示完整号码"));
+    let entries = world.store.audit_entries(Some(world.here), 100).await.unwrap();
+    let reveal = entries.iter().find(|e| e.action == "citizen ID revealed").expect("the reveal is audited");
+    assert_eq!(reveal.actor, "oncall");
+    assert!(entries.iter().any(|e| e.action == "elder page read" && e.actor == "visitor"), "page reads are audited");
+    let mut admin = signed_in(&world, "admin").await;
+    assert!(admin.get("/audit").await.body.contains("citizen ID revealed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_carry_the_security_headers_and_speak_english_when_asked() {
+    let world = world().await;
+    let mut browser = signed_in(&world, "oncall").await;
+    let page = browser.get(&format!("/elders/{}", world.here)).await;
+    let header = |name: &str| page.headers.get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    assert_eq!(header("cache-control"), "no-store");
+    let csp = header("content-security-policy");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert!(!page.body.contains("<script>"), "no inline script");
+    assert!(page.body.contains("<svg"), "the activity chart is drawn on the server");
+    assert!(page.body.contains("基本情况"));
+    let asset = browser.get("/static/htmx-2.0.11.min.js").await;
+    assert_eq!(asset.status, StatusCode::OK);
+    assert!(asset.headers.get("cache-control").unwrap().to_str().unwrap().contains("max-age"));
+    browser.language = "en-GB,en;q=0.9";
+    assert!(browser.get("/board").await.body.contains("Alert board"), "Accept-Language picks English");
+    let switch = browser.get("/lang?to=zh-CN&back=/board").await;
+    assert_eq!(switch.location(), "/board");
+    assert!(browser.get("/board").await.body.contains("告警台"), "the cookie outranks Accept-Language");
+    assert_eq!(browser.get("/lang?to=en&back=//evil.example").await.location(), "/", "only local paths");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_refuses_a_bad_field_by_name_and_keeps_what_was_typed() {
+    let world = world().await;
+    let mut admin = signed_in(&world, "admin").await;
+    admin.get("/elders/new").await;
+    let fields = [
+        ("name", "赵淑珍"),
+        ("county", "振兴区"),
+        ("township", "站前街道"),
+        ("village", "六道口社区"),
+        ("address", "六道口 8 号"),
+        ("phone", "0415-2170478"),
+        ("emergency_contact", "赵明"),
+        ("emergency_phone", "13904150003"),
+        ("categories", "living_alone"),
+        ("categories", "dependent"),
+        ("lives_at_registered", "no"),
+        ("disability_cert", "21060319500101456442"),
+    ];
+    let bad = [&fields[..], &[("citizen_id", "210603195001014565")]].concat();
+    let refused = admin.post("/elders", &bad).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("身份证号: ends in 5, but its check digit is 4"), "{}", refused.body);
+    assert!(refused.body.contains("六道口 8 号"), "what was typed stays in the form");
+    let young = [&fields[..], &[("citizen_id", "110105200001010014")]].concat();
+    let refused = admin.post("/elders", &young).await;
+    assert!(refused.body.contains("未满 60 周岁") || refused.body.contains("check digit"), "{}", refused.body);
+    let good = [&fields[..], &[("citizen_id", "210603195001014564")]].concat();
+    let created = admin.post("/elders", &good).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let id: i64 = created.location().trim_start_matches("/elders/").parse().unwrap();
+    let elder = world.store.elder(id).await.unwrap().unwrap();
+    assert_eq!(elder.categories, "living_alone,dependent");
+    assert!(!elder.lives_at_registered);
+    assert_eq!(elder.phone.as_deref(), Some("04152170478"));
+    // Edit, assign a visitor, pair the unclaimed device.
+    admin.get(&format!("/elders/{id}/edit")).await;
+    let edited = [&good[..], &[("address", "六道口 10 号")]].concat();
+    assert_eq!(admin.post(&format!("/elders/{id}"), &edited).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(world.store.elder(id).await.unwrap().unwrap().address, "六道口 10 号");
+    assert_eq!(
+        admin.post(&format!("/elders/{id}/visitor"), &[("visitor", "visitor-2")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(world.store.visitors_of(id).await.unwrap(), vec!["visitor-2".to_string()]);
+    let refused = admin.post(&format!("/elders/{id}/visitor"), &[("visitor", "oncall")]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(admin.get("/devices").await.body.contains("node-new"));
+    let id_text = id.to_string();
+    assert_eq!(admin.post("/devices/node-new/pair", &[("elder_id", &id_text)]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(world.store.device("node-new").await.unwrap().unwrap().elder_id, Some(id));
+    let again = admin.post("/devices/node-new/pair", &[("elder_id", &id_text)]).await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY, "paired already");
+    // The API refuses a bad row by field, too.
+    let refused = admin
+        .json(
+            "POST",
+            "/api/v1/elders",
+            r#"{"name":"x","county":"振兴区","township":"t","village":"v","address":"a","phone":"call me"}"#,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("phone"), "{}", refused.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oncall_acknowledges_and_resolves_from_the_board_and_the_shift_figure_counts_it() {
+    let world = world().await;
+    let mut oncall = signed_in(&world, "oncall").await;
+    let board = oncall.get("/board").await.body;
+    assert!(board.contains("王秀英") && board.contains("烟雾报警") && !board.contains("李桂兰"));
+    let detail = oncall.get(&format!("/board/alerts/{}", world.alert_here)).await.body;
+    assert!(
+        detail.contains("锦山大街 12 号") && detail.contains("13904150001") && detail.contains("visitor"),
+        "{detail}"
+    );
+    let ack = oncall
+        .request("POST", &format!("/alerts/{}/ack", world.alert_here))
+        .header("hx-request", "true")
+        .header("x-csrf-token", oncall.csrf.clone())
+        .body(Body::empty())
+        .unwrap();
+    let answer = send(&world.router, ack).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT, "htmx gets no page, only the event");
+    assert!(answer.headers.get("hx-trigger").unwrap().to_str().unwrap().contains("board-changed"));
+    let twice = oncall.post(&format!("/alerts/{}/ack", world.alert_here), &[]).await;
+    assert_eq!(twice.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let no_note = oncall.post(&format!("/alerts/{}/resolve", world.alert_here), &[("outcome", "other")]).await;
+    assert_eq!(no_note.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(no_note.body.contains("请填写处置说明"), "{}", no_note.body);
+    let resolved = oncall
+        .post(&format!("/alerts/{}/resolve", world.alert_here), &[("outcome", "false_alarm"), ("note", "做饭油烟")])
+        .await;
+    assert_eq!(resolved.status, StatusCode::SEE_OTHER);
+    let alert = world.store.alert(world.alert_here).await.unwrap().unwrap();
+    assert_eq!((alert.outcome.as_deref(), alert.note.as_deref()), (Some("false_alarm"), Some("做饭油烟")));
+    let rows = oncall.get("/board/rows").await.body;
+    assert!(rows.contains("board-empty") || rows.contains("没有待处理的告警"), "{rows}");
+}

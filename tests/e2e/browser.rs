@@ -1,0 +1,255 @@
+//! The console in a real headless Chromium (Debian's chromium and
+//! chromium-driver, which `scripts/test` installs), driven over WebDriver:
+//! an on-call worker signs in, sets their own password, sees a smoke alarm
+//! published through the broker appear on the board without reloading,
+//! acknowledges and resolves it; a visitor sees the check-in calendar and
+//! is refused another elder's page. Screenshots go to `target/screenshots/`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use anxin_testkit::{free_port, private_folder};
+
+use crate::serve::Process;
+use crate::{ADD_WANG_XIUYING, anxin, anxin_at, text};
+
+/// `chromedriver` on a free loopback port; stopped when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let binary = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|path| std::path::Path::new(path).exists())
+            .expect("chromedriver is not installed: run scripts/test, which installs chromium and chromium-driver");
+        let port = free_port();
+        let child = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let address = format!("127.0.0.1:{port}");
+        assert!(
+            anxin_testkit::wait_until(Duration::from_secs(20), || std::net::TcpStream::connect(&address).is_ok()),
+            "chromedriver did not listen on {address}"
+        );
+        Driver { child, url: format!("http://{address}") }
+    }
+
+    async fn browser(&self, lang: &str) -> Client {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=1440,1000", format!("--lang={lang}"),
+                         "--autoplay-policy=no-user-gesture-required"],
+                "prefs": {"intl.accept_languages": lang},
+            }),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn screenshots() -> PathBuf {
+    let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&folder).unwrap();
+    folder
+}
+
+fn run(data: &str, args: &[&str]) -> String {
+    let output = anxin_at(data, args);
+    assert!(output.status.success(), "anxin {args:?}: {}", text(&output.stderr));
+    text(&output.stdout)
+}
+
+/// The one-time password `users add` printed.
+fn one_time_password(printed: &str) -> String {
+    printed.split("one-time password: ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap().to_string()
+}
+
+/// Signs in with the one-time password and sets a new one, as a new user does.
+async fn first_sign_in(browser: &Client, base: &str, name: &str, one_time: &str, new_password: &str) {
+    browser.goto(&format!("{base}/")).await.unwrap();
+    browser.wait().for_element(Locator::Css("input[name=name]")).await.unwrap().send_keys(name).await.unwrap();
+    browser.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(one_time).await.unwrap();
+    browser.find(Locator::Css("form[action='/login'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser.wait().for_element(Locator::Css("input[name=current]")).await.unwrap().send_keys(one_time).await.unwrap();
+    browser.find(Locator::Css("input[name=new]")).await.unwrap().send_keys(new_password).await.unwrap();
+    browser.find(Locator::Css("input[name=confirm]")).await.unwrap().send_keys(new_password).await.unwrap();
+    browser.find(Locator::Css("form[action='/password'] button[type=submit]")).await.unwrap().click().await.unwrap();
+}
+
+/// Waits up to `seconds` for `script` (a JavaScript expression) to be true.
+async fn until(browser: &Client, seconds: u64, script: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let value = browser.execute(&format!("return Boolean({script});"), vec![]).await.unwrap();
+        if value == json!(true) {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let page = browser.source().await.unwrap_or_default();
+            panic!("not true after {seconds} s: {script}\n{}", &page[..page.len().min(4_000)]);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calendar() {
+    let folder = private_folder("e2e-browser");
+    let data = folder.to_str().unwrap();
+    run(
+        data,
+        &[
+            &ADD_WANG_XIUYING[..],
+            &[
+                "--categories",
+                "living_alone",
+                "--citizen-id",
+                "210602194503121238",
+                "--phone",
+                "13904150001",
+                "--emergency-contact",
+                "王志强",
+                "--emergency-phone",
+                "13904150002",
+            ],
+        ]
+        .concat(),
+    );
+    run(
+        data,
+        &[
+            "elders",
+            "add",
+            "--name",
+            "李桂兰",
+            "--county",
+            "元宝区",
+            "--township",
+            "广济街道",
+            "--village",
+            "广济社区",
+            "--address",
+            "广济路 3 号",
+        ],
+    );
+    run(data, &["devices", "pair", "web-00001", "--elder", "1"]);
+    let oncall = one_time_password(&run(data, &["users", "add", "值班员王", "--role", "oncall", "--region", "振兴区"]));
+    let visitor = one_time_password(&run(data, &["users", "add", "探访员刘", "--role", "visitor"]));
+    run(data, &["elders", "assign", "1", "--visitor", "探访员刘", "--by", "admin"]);
+
+    let mqtt = format!("127.0.0.1:{}", free_port());
+    let http = format!("127.0.0.1:{}", free_port());
+    let _serve = Process::start(&["--data-dir", data, "serve", "--mqtt-listen", &mqtt, "--http-listen", &http]);
+    let base = format!("http://{http}");
+    let driver = Driver::start();
+    let browser = driver.browser("zh-CN").await;
+
+    // The on-call worker: first sign-in, own password, then the board.
+    first_sign_in(&browser, &base, "值班员王", &oncall, "夜班值守-2026-安心").await;
+    until(&browser, 15, "location.pathname === '/board'").await;
+    until(&browser, 15, "document.getElementById('live').classList.contains('ok')").await;
+    assert!(browser.source().await.unwrap().contains("告警台"), "the board speaks Chinese");
+    until(&browser, 5, "document.querySelectorAll('tr[data-alert]').length === 0").await;
+
+    // A smoke alarm through the broker, from the simulator.
+    let simulated = anxin(&[
+        "simulate",
+        "--broker",
+        &format!("mqtt://{mqtt}"),
+        "--homes",
+        "1",
+        "--speed",
+        "600",
+        "--duration",
+        "2s",
+        "--id-prefix",
+        "web",
+        "--scenario",
+        "smoke:1@1m",
+    ]);
+    assert!(simulated.status.success(), "{}", text(&simulated.stderr));
+    // It appears without a reload: the page's marker survives.
+    browser.execute("window.notReloaded = true;", vec![]).await.unwrap();
+    until(&browser, 20, "document.querySelector('tr[data-severity=critical]') !== null").await;
+    until(&browser, 5, "window.notReloaded === true && !document.getElementById('new-critical').hidden").await;
+    let row = browser.find(Locator::Css("tr[data-severity=critical]")).await.unwrap();
+    let row_text = row.text().await.unwrap();
+    assert!(row_text.contains("烟雾报警") && row_text.contains("王秀英"), "{row_text}");
+    // The age ticks.
+    let age = browser.find(Locator::Css("tr[data-severity=critical] time.age")).await.unwrap().text().await.unwrap();
+    assert!(age.contains('秒') || age.contains('分'), "{age}");
+    browser.find(Locator::Css("tr[data-severity=critical] .elder-link")).await.unwrap().click().await.unwrap();
+    until(&browser, 10, "document.querySelector('#detail .alert-detail') !== null").await;
+    let detail = browser.find(Locator::Css("#detail")).await.unwrap().text().await.unwrap();
+    for expected in ["锦山大街 12 号", "13904150001", "王志强", "探访员刘", "web-00001"] {
+        assert!(detail.contains(expected), "{expected:?} beside the alert: {detail}");
+    }
+    std::fs::write(screenshots().join("alert-board.png"), browser.screenshot().await.unwrap()).unwrap();
+
+    // One click acknowledges.
+    browser.find(Locator::Css("tr[data-severity=critical] button.ack")).await.unwrap().click().await.unwrap();
+    until(&browser, 10, "document.querySelector('tr[data-severity=critical].acked') !== null").await;
+    // Resolve with the handling form.
+    until(&browser, 10, "document.querySelector('#detail form.resolve select') !== null").await;
+    browser.find(Locator::Css("#detail form.resolve select")).await.unwrap().select_by_value("visited").await.unwrap();
+    browser
+        .find(Locator::Css("#detail form.resolve textarea"))
+        .await
+        .unwrap()
+        .send_keys("上门查看，厨房烧水冒烟，已处理")
+        .await
+        .unwrap();
+    browser.find(Locator::Css("#detail form.resolve button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&browser, 10, "document.querySelectorAll('tr[data-alert]').length === 0").await;
+    let resolved: Vec<serde_json::Value> = serde_json::from_str(&run(data, &["alerts", "list", "--json"])).unwrap();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0]["status"], "resolved");
+    assert_eq!(resolved[0]["outcome"], "visited");
+    assert_eq!(resolved[0]["acknowledged_by"], "值班员王");
+
+    // The elder page: masked ID, the activity chart.
+    browser.goto(&format!("{base}/elders/1")).await.unwrap();
+    let page = browser.wait().for_element(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(page.contains("2106**********1238") && !page.contains("210602194503121238"), "masked: {page}");
+    assert!(browser.find(Locator::Css("figure.chart svg")).await.is_ok(), "the activity chart is drawn");
+    std::fs::write(screenshots().join("elder-page.png"), browser.screenshot().await.unwrap()).unwrap();
+    browser.find(Locator::Css("form[action='/logout'] button")).await.unwrap().click().await.unwrap();
+    until(&browser, 10, "location.pathname === '/login'").await;
+
+    // The visitor: their elder's calendar, and nobody else's page.
+    first_sign_in(&browser, &base, "探访员刘", &visitor, "探访记录-每月一次-安心-2026").await;
+    until(&browser, 15, "location.pathname === '/my'").await;
+    until(&browser, 5, "document.querySelector('table.calendar td.day') !== null").await;
+    let my = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(my.contains("王秀英") && !my.contains("李桂兰"), "{my}");
+    std::fs::write(screenshots().join("visitor-calendar.png"), browser.screenshot().await.unwrap()).unwrap();
+    browser.goto(&format!("{base}/elders/2")).await.unwrap();
+    let refused = browser.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+    assert!(refused.contains("404"), "{refused}");
+    assert!(!refused.contains("李桂兰"));
+    browser.close().await.unwrap();
+}
