@@ -174,6 +174,8 @@ pub enum BenchCommand {
     Ingest(crate::bench::BenchIngestArgs),
     /// Smoke alarm → alert on the console feed (idle vs loaded), and how late overdue homes fire
     Alerts(crate::bench_alerts::BenchAlertsArgs),
+    /// Page weight and server time of the alert board (500 open alerts) and of an elder page (90 days of history)
+    Console(crate::bench_console::BenchConsoleArgs),
 }
 
 #[derive(Debug, Subcommand)]

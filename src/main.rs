@@ -4,6 +4,7 @@
 mod admin;
 mod bench;
 mod bench_alerts;
+mod bench_console;
 mod cli;
 mod run;
 mod settings;
@@ -52,6 +53,7 @@ async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Tokens(command) => admin::tokens(&cli.storage, file, command).await,
         Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest(args).await,
         Command::Bench(cli::BenchCommand::Alerts(args)) => bench_alerts::alerts(args).await,
+        Command::Bench(cli::BenchCommand::Console(args)) => bench_console::console(args).await,
         Command::Simulate(args) => simulate::simulate(args).await,
     }
 }

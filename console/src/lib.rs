@@ -30,6 +30,8 @@ pub fn router(metrics: PrometheusHandle, state: api::ApiState) -> Router {
         .route("/static/{name}", get(web::asset))
         .merge(operations_router(metrics))
         .layer(axum::middleware::from_fn(web::security_headers))
+        // gzip where the browser accepts it; tower-http leaves event streams alone.
+        .layer(tower_http::compression::CompressionLayer::new())
 }
 
 /// `/healthz` and `/metrics` only: what a gateway without a console serves.
