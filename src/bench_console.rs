@@ -53,8 +53,8 @@ fn elder(name: String) -> NewElder {
 /// from 07:00 to 21:00), with every day closed by the engine's timer.
 async fn elder_with_history(store: &Store, days: i64, now: i64) -> anyhow::Result<i64> {
     let start = now - days * DAY;
-    let id = store.add_elder(&elder("历史老人".into()), start - DAY).await?.id;
-    store.pair_device("bench-history", id, start - DAY).await?;
+    let id = store.add_elder(&elder("历史老人".into()), start - 60_000).await?.id;
+    store.pair_device("bench-history", id, start - 60_000).await?;
     let mut seq = 0u32;
     for day in 0..days {
         let mut batch: Vec<(anxin_gateway::ingest::Checked, i64)> = Vec::with_capacity(24);
