@@ -47,6 +47,10 @@ pub struct StorageArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run everything in one process: embedded MQTT broker (or --broker), gateway and console
+    #[command(long_about = "Run everything in one process: the embedded MQTT broker (or --broker), the gateway and \
+        the console (web pages and JSON API on --http-listen). On the first start with an empty database it \
+        creates the user admin with a one-time password printed once after the ready line, or with \
+        ANXIN_ADMIN_PASSWORD; it must be changed at the first sign-in.")]
     Serve(ServeArgs),
     /// Run only the gateway against an external broker; with --share-group several share the load
     #[command(long_about = "Runs the gateway alone against an external MQTT broker (Mosquitto, EMQX) and \
@@ -55,6 +59,9 @@ pub enum Command {
         can take any message. Serves /metrics and /healthz on --http-listen.")]
     Gateway(GatewayArgs),
     /// Run only the console (web pages and API) against the database
+    #[command(long_about = "Run only the console (web pages and JSON API) against the database that gateways \
+        write. On the first start with an empty database it creates the user admin with a one-time password \
+        printed once, or with ANXIN_ADMIN_PASSWORD; it must be changed at the first sign-in.")]
     Console(ConsoleArgs),
     /// Registered and unclaimed devices
     #[command(subcommand)]

@@ -159,29 +159,28 @@ async fn stop_signal() {
 }
 
 /// On the first start (no user yet), creates the `admin` account: with the
-/// password in `ANXIN_ADMIN_PASSWORD`, or a one-time password printed here,
-/// once. Either must be changed at the first sign-in.
-async fn first_admin(store: &Store) -> anyhow::Result<()> {
+/// password in `ANXIN_ADMIN_PASSWORD`, or a one-time password — returned as
+/// the line to print once, after the ready line. Either must be changed at
+/// the first sign-in.
+async fn first_admin(store: &Store) -> anyhow::Result<Option<String>> {
     let given = std::env::var("ANXIN_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
     if let Some(password) = &given
         && password.chars().count() < 12
     {
         anyhow::bail!("ANXIN_ADMIN_PASSWORD needs at least 12 characters");
     }
-    match store.ensure_first_admin(given.as_deref(), anxin_gateway::store::now_ms()).await? {
-        Some(_) if given.is_some() => {
-            println!(
-                "anxin: first start: created user admin with the password from ANXIN_ADMIN_PASSWORD; change it at the first sign-in"
-            );
-        }
-        Some(password) => {
-            println!(
-                "anxin: first start: sign in as admin with the one-time password {password} (shown only now; it must be changed at the first sign-in)"
-            );
-        }
-        None => {}
-    }
-    Ok(())
+    Ok(match store.ensure_first_admin(given.as_deref(), anxin_gateway::store::now_ms()).await? {
+        Some(_) if given.is_some() => Some(
+            "anxin: first start: created user admin with the password from ANXIN_ADMIN_PASSWORD; \
+             change it at the first sign-in"
+                .to_string(),
+        ),
+        Some(password) => Some(format!(
+            "anxin: first start: sign in as admin with the one-time password {password} \
+             (shown only now; it must be changed at the first sign-in)"
+        )),
+        None => None,
+    })
 }
 
 /// Serves `router` until `shutdown` turns true.
@@ -255,8 +254,11 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
         tokio::spawn(run_upkeep(store.clone(), upkeep_config(&args.broker_args, &file), shutdown_watch.clone()));
     let api = anxin_console::api::ApiState::new(store.clone(), feed);
     let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch.clone());
+    let first_start = first_admin(&store).await?;
     println!("anxin serve: {mqtt_description}, console on http://{http_addr}, database {database}");
-    first_admin(&store).await?;
+    if let Some(note) = first_start {
+        println!("{note}");
+    }
 
     stop_signal().await;
     tracing::info!("stopping: no new messages; committing and acknowledging what is in flight");
@@ -336,8 +338,11 @@ pub async fn console(storage_args: &StorageArgs, file: FileSettings, args: Conso
         .unwrap_or_else(|| settings::DEFAULT_HTTP_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))));
     let http = bind_http(http_listen, "--http-listen").await?;
     let (shutdown, shutdown_watch) = watch::channel(false);
+    let first_start = first_admin(&store).await?;
     println!("anxin console: on http://{}", http.local_addr()?);
-    first_admin(&store).await?;
+    if let Some(note) = first_start {
+        println!("{note}");
+    }
     // Alert changes written by the gateways, read from the database.
     let (feed, feed_task) = delivery::start_feed(store.clone(), shutdown_watch.clone());
     let api = anxin_console::api::ApiState::new(store.clone(), feed);

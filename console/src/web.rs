@@ -98,23 +98,61 @@ impl From<StoreError> for PageError {
     }
 }
 
+/// A refusal, as [`localize_errors`] finds it on the response to put it in
+/// the reader's language.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The translation key of the message.
+    key: &'static str,
+    /// A reason already in the reader's words (a form's error), if any.
+    reason: Option<String>,
+}
+
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let (status, text) = match self {
-            PageError::NotFound => {
-                (StatusCode::NOT_FOUND, "404 — not found, or not yours to see / 未找到或无权查看".to_string())
-            }
-            PageError::Forbidden => {
-                (StatusCode::FORBIDDEN, "403 — your role may not do this / 您的角色无权执行此操作".to_string())
-            }
-            PageError::Invalid(reason) => (StatusCode::UNPROCESSABLE_ENTITY, reason),
-            PageError::Unavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the database is not available; try again / 数据库暂不可用，请稍后重试".to_string(),
-            ),
+        let (status, key, reason) = match self {
+            PageError::NotFound => (StatusCode::NOT_FOUND, "error.not_found", None),
+            PageError::Forbidden => (StatusCode::FORBIDDEN, "error.forbidden", None),
+            PageError::Invalid(reason) => (StatusCode::UNPROCESSABLE_ENTITY, "error.invalid", Some(reason)),
+            PageError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "error.unavailable", None),
         };
-        (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text + "\n").into_response()
+        let text = reason.clone().unwrap_or_else(|| Lang::ZhCn.t(key).to_string());
+        let mut response = (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text + "\n").into_response();
+        response.extensions_mut().insert(Refusal { key, reason });
+        response
     }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    lang: Lang,
+    status: u16,
+    message: String,
+}
+
+impl ErrorPage {
+    fn t(&self, key: &str) -> &'static str {
+        self.lang.t(key)
+    }
+}
+
+/// Puts a page's refusal (404, 403, 422, 503) in the reader's language, as
+/// a small page; htmx requests get the message alone.
+pub async fn localize_errors(request: Request, next: Next) -> Response {
+    let lang = Lang::of_request(request.headers());
+    let htmx = request.headers().contains_key("hx-request");
+    let response = next.run(request).await;
+    let Some(refusal) = response.extensions().get::<Refusal>().cloned() else {
+        return response;
+    };
+    let status = response.status();
+    let message = refusal.reason.unwrap_or_else(|| lang.t(refusal.key).to_string());
+    if htmx {
+        return (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response();
+    }
+    let page = ErrorPage { lang, status: status.as_u16(), message };
+    (status, html(&page)).into_response()
 }
 
 /// The content security policy: scripts and styles only from the console

@@ -38,3 +38,54 @@ fn users_are_added_with_a_one_time_password_and_visitors_assigned() {
     assert!(text(&run(&["tokens", "issue", "nobody"]).stderr).contains("there is no user called nobody"));
     let _ = std::fs::remove_dir_all(folder);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_start_creates_an_admin_whose_one_time_password_is_printed_once() {
+    use anxin_gateway::store::{Database, Store};
+    use anxin_testkit::free_port;
+
+    use crate::serve::Process;
+
+    let folder = private_folder("e2e-first-admin");
+    let data = folder.to_str().unwrap();
+    let start = || {
+        let mqtt = format!("127.0.0.1:{}", free_port());
+        let http = format!("127.0.0.1:{}", free_port());
+        Process::start(&["--data-dir", data, "serve", "--mqtt-listen", &mqtt, "--http-listen", &http])
+    };
+    let (lines, status) = start().terminate();
+    assert!(status.success());
+    let line = lines.iter().find(|l| l.contains("one-time password")).unwrap_or_else(|| panic!("{lines:?}"));
+    let password = line.split("one-time password ").nth(1).unwrap().split_whitespace().next().unwrap();
+    let (again, _) = start().terminate();
+    assert!(again.iter().all(|l| !l.contains("password")), "printed once only: {again:?}");
+
+    let store = Store::open(&Database::in_data_dir(&folder)).await.unwrap();
+    let admin = store.authenticate("admin", password).await.unwrap().expect("the printed password signs in");
+    let users = store.users().await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert!(users[0].must_change_password, "it must be changed at the first sign-in");
+    assert_eq!(admin.role.as_str(), "admin");
+    store.close().await;
+
+    let other = private_folder("e2e-first-admin-env");
+    let short = std::process::Command::new(env!("CARGO_BIN_EXE_anxin"))
+        .args([
+            "--data-dir",
+            other.to_str().unwrap(),
+            "serve",
+            "--mqtt-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .env("ANXIN_ADMIN_PASSWORD", "too short")
+        .output()
+        .unwrap();
+    assert!(!short.status.success());
+    assert!(
+        text(&short.stderr).contains("ANXIN_ADMIN_PASSWORD needs at least 12 characters"),
+        "{}",
+        text(&short.stderr)
+    );
+}
