@@ -1,0 +1,125 @@
+//! What the console asks of the store, on both databases: sessions and
+//! their timeouts, password changes, an elder's record edited with the
+//! citizen ID and certificate kept whole, hourly activity summed over the
+//! devices, the devices and visitors of an elder, the current absence.
+
+use anxin_gateway::access::Role;
+use anxin_gateway::ingest::check;
+use anxin_gateway::store::{NewElder, SessionLimits};
+
+use crate::{Backend, fresh_store, on_both_backends};
+
+on_both_backends!(
+    sessions_end_at_logout_when_idle_and_at_their_absolute_limit,
+    a_password_change_ends_every_other_session,
+    an_elder_record_is_edited_whole_and_the_edit_audited,
+    an_elders_activity_is_summed_over_their_devices_hour_by_hour,
+);
+
+const T: i64 = 1_780_000_000_000;
+const HOUR: i64 = 3_600_000;
+const PASSWORD: &str = "a long enough password";
+
+fn elder() -> NewElder {
+    NewElder {
+        name: "王秀英".into(),
+        county: "振兴区".into(),
+        township: "站前街道".into(),
+        village: "锦山社区".into(),
+        address: "锦山大街 12 号".into(),
+        citizen_id: Some("210602194503121238".into()),
+        disability_cert: Some("21060219450312123842".into()),
+        lives_at_registered: false,
+        ..NewElder::default()
+    }
+}
+
+async fn sessions_end_at_logout_when_idle_and_at_their_absolute_limit(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let user = store.add_user("oncall", Role::Admin, &[], PASSWORD, T).await.unwrap();
+    let limits = SessionLimits { idle_ms: 10 * 60_000, absolute_ms: 60 * 60_000 };
+    let id = store.start_session(user.id, limits, T).await.unwrap();
+    let session = store.session(&id, limits, T + 1_000).await.unwrap().expect("a live session");
+    assert_eq!(session.principal.name, "oncall");
+    assert!(session.must_change_password);
+    assert!(session.csrf_token.starts_with("anx_") && session.csrf_token != id);
+    assert!(store.session("anx_forged", limits, T).await.unwrap().is_none());
+    // Kept alive by use, every 9 minutes, until the absolute limit.
+    let mut now = T;
+    while now + 9 * 60_000 < T + 60 * 60_000 {
+        now += 9 * 60_000;
+        assert!(store.session(&id, limits, now).await.unwrap().is_some(), "alive at +{} min", (now - T) / 60_000);
+    }
+    assert!(store.session(&id, limits, T + 60 * 60_000 + 1).await.unwrap().is_none(), "the absolute limit");
+    let idle = store.start_session(user.id, limits, T).await.unwrap();
+    assert!(store.session(&idle, limits, T + 10 * 60_000 + 1).await.unwrap().is_none(), "idle too long");
+    let ended = store.start_session(user.id, limits, T).await.unwrap();
+    store.end_session(&ended).await.unwrap();
+    assert!(store.session(&ended, limits, T + 1).await.unwrap().is_none(), "logged out");
+}
+
+async fn a_password_change_ends_every_other_session(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let user = store.add_user("visitor", Role::Visitor, &[], PASSWORD, T).await.unwrap();
+    let limits = SessionLimits::default();
+    let here = store.start_session(user.id, limits, T).await.unwrap();
+    let elsewhere = store.start_session(user.id, limits, T).await.unwrap();
+    assert!(!store.change_password(user.id, "not the password", "a brand new password", &here, T).await.unwrap());
+    assert!(store.change_password(user.id, PASSWORD, PASSWORD, &here, T).await.is_err(), "the same password");
+    assert!(store.change_password(user.id, PASSWORD, "short", &here, T).await.is_err(), "too short");
+    assert!(store.change_password(user.id, PASSWORD, "a brand new password", &here, T).await.unwrap());
+    let kept = store.session(&here, limits, T + 1).await.unwrap().expect("this session stays");
+    assert!(!kept.must_change_password);
+    assert!(store.session(&elsewhere, limits, T + 1).await.unwrap().is_none(), "the other ends");
+    assert!(store.authenticate("visitor", "a brand new password").await.unwrap().is_some());
+    assert!(store.authenticate("visitor", PASSWORD).await.unwrap().is_none());
+}
+
+async fn an_elder_record_is_edited_whole_and_the_edit_audited(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let added = store.add_elder(&elder(), T).await.unwrap();
+    assert_eq!(added.citizen_id.as_deref(), Some("210602194503121238"));
+    assert!(!added.lives_at_registered);
+    let changed = NewElder { address: "六道口 8 号".into(), lives_at_registered: true, ..elder() };
+    let edited = store.update_elder(added.id, &changed, "admin", T + 1).await.unwrap();
+    assert_eq!((edited.address.as_str(), edited.lives_at_registered), ("六道口 8 号", true));
+    assert_eq!(store.elder(added.id).await.unwrap().unwrap(), edited);
+    assert!(store.update_elder(added.id + 100, &changed, "admin", T).await.is_err(), "no such elder");
+    let audit = store.audit_entries(Some(added.id), 10).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "elder edited" && e.actor == "admin"), "{audit:?}");
+    store.add_user("刘", Role::Visitor, &[], PASSWORD, T).await.unwrap();
+    store.assign_visitor(added.id, "刘", "admin", T).await.unwrap();
+    assert_eq!(store.visitors_of(added.id).await.unwrap(), vec!["刘".to_string()]);
+    assert!(store.current_absence(added.id, T).await.unwrap().is_none());
+    store.mark_away(added.id, T + 48 * HOUR, "住院", "admin", T).await.unwrap();
+    let away = store.current_absence(added.id, T + HOUR).await.unwrap().expect("away now");
+    assert_eq!(away.reason, "住院");
+    assert!(store.current_absence(added.id, T + 49 * HOUR).await.unwrap().is_none(), "back after");
+}
+
+async fn an_elders_activity_is_summed_over_their_devices_hour_by_hour(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let id = store.add_elder(&elder(), T).await.unwrap().id;
+    let hour = T - T % HOUR;
+    for device in ["bedroom", "kitchen"] {
+        store.pair_device(device, id, T).await.unwrap();
+        for (seq, (at, motion)) in [(hour + 60_000, 3), (hour + HOUR + 60_000, 4)].into_iter().enumerate() {
+            let payload = format!(
+                r#"{{"v":1,"boot":1,"seq":{},"up":{},"interval_s":3600,"motion":{motion},"door_opens":1,"temp_dc":205,"battery":80}}"#,
+                seq + 1,
+                (seq + 1) * 1_000
+            );
+            store
+                .commit_batch(&[(check(&format!("anxin/v1/dev/{device}/summary"), payload.as_bytes()), at)])
+                .await
+                .unwrap();
+        }
+    }
+    let activity = store.elder_activity(id, hour).await.unwrap();
+    let seen: Vec<(i64, i64, i64, i64)> =
+        activity.iter().map(|a| (a.hour_start, a.summaries, a.motion, a.door_opens)).collect();
+    assert_eq!(seen, vec![(hour, 2, 6, 2), (hour + HOUR, 2, 8, 2)]);
+    assert_eq!(store.elder_activity(id, hour + HOUR).await.unwrap().len(), 1, "from the given hour on");
+    let devices: Vec<String> = store.devices_of(id).await.unwrap().into_iter().map(|d| d.device_id).collect();
+    assert_eq!(devices, ["bedroom", "kitchen"]);
+}
