@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod explain;
 pub mod i18n;
 pub mod pages;
 pub mod web;

@@ -205,7 +205,9 @@ async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calenda
     browser.find(Locator::Css("tr[data-severity=critical] .elder-link")).await.unwrap().click().await.unwrap();
     until(&browser, 10, "document.querySelector('#detail .alert-detail') !== null").await;
     let detail = browser.find(Locator::Css("#detail")).await.unwrap().text().await.unwrap();
-    for expected in ["锦山大街 12 号", "13904150001", "王志强", "探访员刘", "web-00001"] {
+    for expected in
+        ["锦山大街 12 号", "13904150001", "王志强", "探访员刘", "web-00001", "传感器 web-00001 烟雾报警（今天"]
+    {
         assert!(detail.contains(expected), "{expected:?} beside the alert: {detail}");
     }
     std::fs::write(screenshots().join("alert-board.png"), browser.screenshot().await.unwrap()).unwrap();

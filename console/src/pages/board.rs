@@ -72,7 +72,7 @@ pub(crate) fn row(alert: &AlertRecord, lang: Lang, offset: chrono::FixedOffset) 
         place: format!("{} {} {}", alert.county, alert.township, alert.village),
         opened_at: alert.opened_at,
         opened_local: local_time(alert.opened_at, offset),
-        detail: alert.detail.clone(),
+        detail: crate::explain::explain(&alert.detail, lang),
         repeats: alert.repeats,
     }
 }
