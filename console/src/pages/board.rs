@@ -17,7 +17,7 @@ use super::{from_htmx, visible_elder};
 use crate::api::ApiState;
 use crate::auth::Viewer;
 use crate::i18n::Lang;
-use crate::pages::elders::{DeviceView, devices_view, recent_hours};
+use crate::pages::elders::{DeviceView, activity_chart, devices_view};
 use crate::web::{Chrome, PageError, html, local_time};
 
 /// How long a shift is, for the acknowledgement figure.
@@ -176,7 +176,8 @@ struct AlertDetail {
     elder: crate::pages::elders::ElderCard,
     visitors: String,
     devices: Vec<DeviceView>,
-    hours: Vec<(String, i64, i64)>,
+    /// Yesterday and today, hour by hour (SVG).
+    chart: String,
     outcomes: Vec<(&'static str, &'static str)>,
     error: Option<String>,
 }
@@ -209,7 +210,13 @@ async fn alert_detail(
         alert: row(&alert, lang, offset),
         visitors: state.store.visitors_of(elder.id).await?.join("、"),
         devices: devices_view(&state.store.devices_of(elder.id).await?, lang, offset, now),
-        hours: recent_hours(&state.store, elder.id, offset, now).await?,
+        chart: activity_chart(
+            &state.store.elder_activity(elder.id, now - 2 * 24 * 3_600_000).await?,
+            2,
+            offset,
+            now,
+            lang.t("board.last_24h"),
+        ),
         elder: crate::pages::elders::ElderCard::of(&elder, lang),
         outcomes: Outcome::FOR_STAFF.iter().map(|o| (o.as_str(), lang.t(&format!("outcome.{}", o.as_str())))).collect(),
         error,

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use anxin_gateway::access::Role;
 use anxin_gateway::alerts::Category;
 use anxin_gateway::registry::mask;
-use anxin_gateway::store::{AlertFilter, DeviceRecord, Elder, HourActivity, Store, now_ms};
+use anxin_gateway::store::{AlertFilter, DeviceRecord, Elder, HourActivity, now_ms};
 
 use super::{place, visible_elder};
 use crate::api::ApiState;
@@ -96,27 +96,6 @@ pub(crate) fn devices_view(
             firmware: d.firmware.clone().unwrap_or_default(),
         })
         .collect()
-}
-
-/// The last 24 hours, hour by hour: `(local hour label, summaries, motion)`.
-pub(crate) async fn recent_hours(
-    store: &Store,
-    elder_id: i64,
-    offset: chrono::FixedOffset,
-    now: i64,
-) -> Result<Vec<(String, i64, i64)>, PageError> {
-    let first = now - now.rem_euclid(HOUR_MS) - 23 * HOUR_MS;
-    let activity = store.elder_activity(elder_id, first).await?;
-    Ok((0..24)
-        .map(|i| {
-            let start = first + i * HOUR_MS;
-            let found = activity.iter().find(|a| a.hour_start == start);
-            let label = chrono::DateTime::from_timestamp_millis(start)
-                .map(|t| t.with_timezone(&offset).format("%H").to_string())
-                .unwrap_or_default();
-            (label, found.map_or(0, |a| a.summaries), found.map_or(0, |a| a.motion))
-        })
-        .collect())
 }
 
 /// The hour × day activity chart of the `days` local days up to `now`, as
