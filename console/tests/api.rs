@@ -258,8 +258,22 @@ async fn the_openapi_document_describes_every_route_and_the_bearer_scheme() {
         "/api/v1/alerts/{id}/ack",
         "/api/v1/alerts/{id}/resolve",
         "/api/v1/alerts/events",
+        "/api/v1/elders",
+        "/api/v1/elders/{id}",
+        "/api/v1/elders/{id}/activity",
+        "/api/v1/elders/{id}/visits",
+        "/api/v1/elders/{id}/reveal",
+        "/api/v1/elders/{id}/visitor",
+        "/api/v1/devices",
+        "/api/v1/devices/{device_id}/pair",
+        "/api/v1/audit",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
+    }
+    assert!(doc["paths"]["/api/v1/elders/{id}"]["put"].is_object(), "editing an elder is documented");
+    let elder = &doc["components"]["schemas"]["ElderView"]["properties"];
+    for field in ["citizen_id", "disability_cert", "lives_at_registered", "categories"] {
+        assert!(elder[field].is_object(), "ElderView.{field}");
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     let record = &doc["components"]["schemas"]["AlertRecord"]["properties"];
