@@ -483,10 +483,14 @@ async fn the_registry_refuses_a_bad_field_by_name_and_keeps_what_was_typed() {
     assert!(!elder.lives_at_registered);
     assert_eq!(elder.phone.as_deref(), Some("04152170478"));
     // Edit, assign a visitor, pair the unclaimed device.
-    admin.get(&format!("/elders/{id}/edit")).await;
-    let edited = [&good[..], &[("address", "六道口 10 号")]].concat();
+    let form = admin.get(&format!("/elders/{id}/edit")).await.body;
+    assert!(!form.contains("210603195001014564") && form.contains("2106**********4564"), "masked on the edit form too");
+    // Left empty, the numbers on record stay.
+    let edited = [&fields[..], &[("address", "六道口 10 号"), ("citizen_id", "")]].concat();
     assert_eq!(admin.post(&format!("/elders/{id}"), &edited).await.status, StatusCode::SEE_OTHER);
-    assert_eq!(world.store.elder(id).await.unwrap().unwrap().address, "六道口 10 号");
+    let after = world.store.elder(id).await.unwrap().unwrap();
+    assert_eq!(after.address, "六道口 10 号");
+    assert_eq!(after.citizen_id.as_deref(), Some("210603195001014564"), "kept");
     assert_eq!(
         admin.post(&format!("/elders/{id}/visitor"), &[("visitor", "visitor-2")]).await.status,
         StatusCode::SEE_OTHER

@@ -66,8 +66,9 @@ impl ElderFields {
             emergency_contact: elder.emergency_contact.clone().unwrap_or_default(),
             emergency_phone: elder.emergency_phone.clone().unwrap_or_default(),
             categories: elder.categories.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect(),
-            citizen_id: elder.citizen_id.clone().unwrap_or_default(),
-            disability_cert: elder.disability_cert.clone().unwrap_or_default(),
+            // Identifying numbers are not put back on screen: left empty, they stay as they are.
+            citizen_id: String::new(),
+            disability_cert: String::new(),
             lives_at_registered: if elder.lives_at_registered { "yes" } else { "no" }.into(),
             inactivity_hours: elder.inactivity_hours.map(|h| h.to_string()).unwrap_or_default(),
         }
@@ -130,17 +131,33 @@ struct ElderFormPage {
     /// `None`: a new elder.
     id: Option<i64>,
     f: ElderFields,
+    /// On an edit: the numbers on record, masked, shown as placeholders.
+    masked_citizen_id: String,
+    masked_disability_cert: String,
     categories: Vec<(&'static str, &'static str)>,
     error: Option<String>,
 }
 
 fn form_page(viewer: &Viewer, id: Option<i64>, f: ElderFields, error: Option<String>) -> Response {
+    form_page_with(viewer, id, f, None, error)
+}
+
+fn form_page_with(
+    viewer: &Viewer,
+    id: Option<i64>,
+    f: ElderFields,
+    on_record: Option<&Elder>,
+    error: Option<String>,
+) -> Response {
+    let masked = |value: Option<&String>| value.map(|v| anxin_gateway::registry::mask(v)).unwrap_or_default();
     let lang = viewer.lang;
     let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let page = ElderFormPage {
         c: viewer.chrome(if id.is_some() { "registry.edit_title" } else { "registry.new_title" }),
         id,
         f,
+        masked_citizen_id: masked(on_record.and_then(|e| e.citizen_id.as_ref())),
+        masked_disability_cert: masked(on_record.and_then(|e| e.disability_cert.as_ref())),
         categories: Category::ALL.iter().map(|c| (c.as_str(), lang.t(&format!("category.{}", c.as_str())))).collect(),
         error,
     };
@@ -202,7 +219,7 @@ pub(super) async fn edit_form(
     may_edit(&viewer)?;
     let elder = state.store.elder(id).await?.ok_or(PageError::NotFound)?;
     state.store.audit(now_ms(), &viewer.principal.name, "elder record opened for editing", Some(id), None).await?;
-    Ok(form_page(&viewer, Some(id), ElderFields::of(&elder), None))
+    Ok(form_page_with(&viewer, Some(id), ElderFields::of(&elder), Some(&elder), None))
 }
 
 pub(super) async fn update(
@@ -212,11 +229,22 @@ pub(super) async fn update(
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     may_edit(&viewer)?;
-    state.store.elder(id).await?.ok_or(PageError::NotFound)?;
-    let fields = collect(fields);
+    let on_record = state.store.elder(id).await?.ok_or(PageError::NotFound)?;
+    let mut fields = collect(fields);
+    let typed = (fields.citizen_id.clone(), fields.disability_cert.clone());
+    // Left empty: the numbers on record stay.
+    if fields.citizen_id.trim().is_empty() {
+        fields.citizen_id = on_record.citizen_id.clone().unwrap_or_default();
+    }
+    if fields.disability_cert.trim().is_empty() {
+        fields.disability_cert = on_record.disability_cert.clone().unwrap_or_default();
+    }
     let new = match fields.check(viewer.lang) {
         Ok(new) => new,
-        Err(reason) => return Ok(form_page(&viewer, Some(id), fields, Some(reason))),
+        Err(reason) => {
+            (fields.citizen_id, fields.disability_cert) = typed;
+            return Ok(form_page_with(&viewer, Some(id), fields, Some(&on_record), Some(reason)));
+        }
     };
     state.store.update_elder(id, &new, &viewer.principal.name, now_ms()).await?;
     Ok(Redirect::to(&format!("/elders/{id}")).into_response())
