@@ -89,8 +89,7 @@ pub async fn session_layer(State(state): State<ApiState>, request: Request, next
 }
 
 fn csrf_refused() -> Response {
-    (StatusCode::FORBIDDEN, "the form has expired or did not come from this console (CSRF token missing or wrong); reload the page and try again\n")
-        .into_response()
+    PageError::Refused.into_response()
 }
 
 /// Passes the request on if its `X-CSRF-Token` header or its form field

@@ -24,10 +24,11 @@ pub use anxin_gateway as gateway;
 /// The whole console: pages, `/api/v1`, `/static`, `/healthz` and `/metrics`.
 pub fn router(metrics: PrometheusHandle, state: api::ApiState) -> Router {
     Router::new()
-        .merge(pages::router(state.clone()).layer(axum::middleware::from_fn(web::localize_errors)))
-        .merge(auth::router(state.clone()).layer(axum::middleware::from_fn(web::localize_errors)))
+        .merge(pages::router(state.clone()))
+        .merge(auth::router(state.clone()))
         .merge(api::router(state.clone()))
         .layer(axum::middleware::from_fn_with_state(state, auth::session_layer))
+        .layer(axum::middleware::from_fn(web::localize_errors))
         .route("/static/{name}", get(web::asset))
         .merge(operations_router(metrics))
         .layer(axum::middleware::from_fn(web::security_headers))

@@ -82,6 +82,8 @@ pub enum PageError {
     Forbidden,
     /// What was sent is wrong, and why (already translated).
     Invalid(String),
+    /// A state change without the session's CSRF token.
+    Refused,
     Unavailable,
 }
 
@@ -115,6 +117,7 @@ impl IntoResponse for PageError {
             PageError::Forbidden => (StatusCode::FORBIDDEN, "error.forbidden", None),
             PageError::Invalid(reason) => (StatusCode::UNPROCESSABLE_ENTITY, "error.invalid", Some(reason)),
             PageError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "error.unavailable", None),
+            PageError::Refused => (StatusCode::FORBIDDEN, "error.csrf", None),
         };
         let text = reason.clone().unwrap_or_else(|| Lang::ZhCn.t(key).to_string());
         let mut response = (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text + "\n").into_response();

@@ -326,7 +326,9 @@ async fn a_state_change_without_the_right_csrf_token_is_refused_and_changes_noth
     let world = world().await;
     let mut oncall = signed_in(&world, "oncall").await;
     let path = format!("/alerts/{}/ack", world.alert_here);
-    assert_eq!(oncall.post_raw(&path, "").await.status, StatusCode::FORBIDDEN, "no token");
+    let refused = oncall.post_raw(&path, "").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "no token");
+    assert!(refused.body.contains("安全令牌缺失或不符"), "{}", refused.body);
     assert_eq!(oncall.post_raw(&path, "csrf=anx_forged").await.status, StatusCode::FORBIDDEN, "a wrong token");
     let mut admin = signed_in(&world, "admin").await;
     let admins_token = admin.csrf.clone();

@@ -124,6 +124,7 @@ impl From<crate::web::PageError> for ApiError {
         match error {
             PageError::NotFound => ApiError(StatusCode::NOT_FOUND, "not found, or not the caller's to see".into()),
             PageError::Forbidden => ApiError(StatusCode::FORBIDDEN, "the caller's role may not do this".into()),
+            PageError::Refused => ApiError(StatusCode::FORBIDDEN, "CSRF token missing or wrong".into()),
             PageError::Invalid(reason) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, reason),
             PageError::Unavailable => {
                 ApiError(StatusCode::SERVICE_UNAVAILABLE, "the database is not available; try again".into())
