@@ -83,7 +83,7 @@
   // An open board is attended by its nature (the duty room's screen): it
   // refreshes every five minutes, which keeps the shift figure current and
   // the session alive until its absolute limit.
-  setInterval(refreshRows, 5 * 60 * 1000);
+  setInterval(refreshRows, Number(board.getAttribute('data-refresh-ms')) || 300000);
 
   var source = new EventSource(board.getAttribute('data-events'));
   source.addEventListener('open', function () {

@@ -524,6 +524,8 @@ async fn oncall_acknowledges_and_resolves_from_the_board_and_the_shift_figure_co
     let mut oncall = signed_in(&world, "oncall").await;
     let board = oncall.get("/board").await.body;
     assert!(board.contains("王秀英") && board.contains("烟雾报警") && !board.contains("李桂兰"));
+    let refresh: i64 = board.split("data-refresh-ms=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+    assert!(refresh < SessionLimits::default().idle_ms, "an open board refreshes before its session would go idle");
     let detail = oncall.get(&format!("/board/alerts/{}", world.alert_here)).await.body;
     assert!(
         detail.contains("锦山大街 12 号") && detail.contains("13904150001") && detail.contains("visitor"),

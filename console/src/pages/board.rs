@@ -119,7 +119,12 @@ async fn shift_figure(state: &ApiState, who: &Principal, now: i64) -> Result<(i6
 struct BoardPage {
     c: Chrome,
     rows: BoardRows,
+    /// How often the open board refreshes itself (and so keeps its session).
+    refresh_ms: i64,
 }
+
+/// Well inside the sessions' idle timeout.
+pub(crate) const BOARD_REFRESH_MS: i64 = 5 * 60_000;
 
 #[derive(Template)]
 #[template(path = "board_rows.html")]
@@ -157,7 +162,7 @@ async fn board_rows(state: &ApiState, viewer: &Viewer) -> Result<BoardRows, Page
 pub(super) async fn page(State(state): State<ApiState>, viewer: Viewer) -> Result<Response, PageError> {
     may_handle(&viewer)?;
     let rows = board_rows(&state, &viewer).await?;
-    Ok(html(&BoardPage { c: viewer.chrome("board.title"), rows }))
+    Ok(html(&BoardPage { c: viewer.chrome("board.title"), rows, refresh_ms: BOARD_REFRESH_MS }))
 }
 
 /// The rows alone, for the live refresh.
