@@ -15,7 +15,7 @@ use anxin_gateway::store::{
 };
 
 use super::{ApiError, Caller};
-use crate::pages::{may_reveal, visible_elder_for};
+use crate::pages::{PairRefusal, identifying_number, may_reveal, pair_unclaimed, visible_elder_for};
 
 /// An elder as the API shows them: ID and certificate numbers masked.
 #[derive(Debug, Serialize, ToSchema)]
@@ -261,15 +261,12 @@ pub(super) async fn reveal(
             format!("the {} role may not reveal ID numbers", caller.0.role.as_str()),
         ));
     }
-    let (value, action) = match request.field.as_str() {
-        "citizen_id" => (elder.citizen_id, "citizen ID revealed"),
-        "disability_cert" => (elder.disability_cert, "disability certificate number revealed"),
-        other => {
-            return Err(ApiError(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("field {other:?} is not citizen_id or disability_cert"),
-            ));
-        }
+    let Some((value, action)) = identifying_number(elder, &request.field) else {
+        let field = &request.field;
+        return Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("field {field:?} is not citizen_id or disability_cert"),
+        ));
     };
     let value = value.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("elder {id} has no {}", request.field)))?;
     store.audit(now_ms(), &caller.0.name, action, Some(id), Some("API")).await?;
@@ -346,21 +343,18 @@ pub(super) async fn pair_device(
     Json(pairing): Json<Pairing>,
 ) -> Result<StatusCode, ApiError> {
     registry_editor(&caller)?;
-    let device = store
-        .device(&device_id)
-        .await?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no device {device_id} has been heard from")))?;
-    if device.elder_id.is_some() {
-        return Err(ApiError(StatusCode::CONFLICT, format!("device {device_id} is paired already")));
+    let elder_id = pairing.elder_id;
+    match pair_unclaimed(&store, &device_id, elder_id, &caller.0.name).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(PairRefusal::NoDevice) => {
+            Err(ApiError(StatusCode::NOT_FOUND, format!("no device {device_id} has been heard from")))
+        }
+        Err(PairRefusal::AlreadyPaired) => {
+            Err(ApiError(StatusCode::CONFLICT, format!("device {device_id} is paired already")))
+        }
+        Err(PairRefusal::NoElder) => Err(ApiError(StatusCode::NOT_FOUND, format!("there is no elder {elder_id}"))),
+        Err(PairRefusal::Store(error)) => Err(error.into()),
     }
-    store
-        .elder(pairing.elder_id)
-        .await?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("there is no elder {}", pairing.elder_id)))?;
-    let now = now_ms();
-    store.pair_device(&device_id, pairing.elder_id, now).await?;
-    store.audit(now, &caller.0.name, "device paired", Some(pairing.elder_id), Some(&device_id)).await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize)]

@@ -377,14 +377,23 @@ pub(super) async fn reveal(
     if !may_reveal(viewer.principal.role) {
         return Err(PageError::Forbidden);
     }
-    let (value, action) = match form.field.as_str() {
-        "citizen_id" => (elder.citizen_id, "citizen ID revealed"),
-        "disability_cert" => (elder.disability_cert, "disability certificate number revealed"),
-        _ => return Err(PageError::Invalid("field must be citizen_id or disability_cert".into())),
+    let Some((value, action)) = identifying_number(elder, &form.field) else {
+        return Err(PageError::Invalid("field must be citizen_id or disability_cert".into()));
     };
     let value = value.ok_or(PageError::NotFound)?;
     state.store.audit(now_ms(), &viewer.principal.name, action, Some(id), None).await?;
     Ok(Html(format!("<span class=\"revealed\">{}</span>", askama_escape(&value))).into_response())
+}
+
+/// The whole number behind `field` (`citizen_id` or `disability_cert`),
+/// if the elder has one, and the audit action its reveal is written as;
+/// `None` for any other field.
+pub(crate) fn identifying_number(elder: Elder, field: &str) -> Option<(Option<String>, &'static str)> {
+    match field {
+        "citizen_id" => Some((elder.citizen_id, "citizen ID revealed")),
+        "disability_cert" => Some((elder.disability_cert, "disability certificate number revealed")),
+        _ => None,
+    }
 }
 
 /// Who may reveal a whole ID number: those who keep the registry and those

@@ -25,7 +25,8 @@ use crate::i18n::LANG_COOKIE;
 use crate::web::PageError;
 
 pub use elders::activity_chart;
-pub(crate) use elders::may_reveal;
+pub(crate) use elders::{identifying_number, may_reveal};
+pub(crate) use registry::{PairRefusal, pair_unclaimed};
 
 /// Every page but sign-in.
 pub fn router(state: ApiState) -> Router {

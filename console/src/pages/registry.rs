@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use anxin_gateway::alerts::Category;
 use anxin_gateway::registry::{ElderForm, RegistryError};
-use anxin_gateway::store::{Elder, StoreError, now_ms};
+use anxin_gateway::store::{Elder, Store, StoreError, now_ms};
 
 use crate::api::ApiState;
 use crate::auth::Viewer;
@@ -327,13 +327,41 @@ pub(super) async fn pair(
     Form(form): Form<PairForm>,
 ) -> Result<Response, PageError> {
     may_edit(&viewer)?;
-    let device = state.store.device(&device_id).await?.ok_or(PageError::NotFound)?;
-    if device.elder_id.is_some() {
-        return Err(PageError::Invalid(viewer.lang.t("devices.already_paired").replace("{device}", &device_id)));
+    match pair_unclaimed(&state.store, &device_id, form.elder_id, &viewer.principal.name).await {
+        Ok(()) => Ok(Redirect::to(&format!("/elders/{}", form.elder_id)).into_response()),
+        Err(PairRefusal::NoDevice | PairRefusal::NoElder) => Err(PageError::NotFound),
+        Err(PairRefusal::AlreadyPaired) => {
+            Err(PageError::Invalid(viewer.lang.t("devices.already_paired").replace("{device}", &device_id)))
+        }
+        Err(PairRefusal::Store(error)) => Err(error.into()),
     }
-    state.store.elder(form.elder_id).await?.ok_or(PageError::NotFound)?;
+}
+
+/// Why a device could not be paired.
+#[derive(Debug)]
+pub(crate) enum PairRefusal {
+    NoDevice,
+    AlreadyPaired,
+    NoElder,
+    Store(StoreError),
+}
+
+impl From<StoreError> for PairRefusal {
+    fn from(error: StoreError) -> Self {
+        PairRefusal::Store(error)
+    }
+}
+
+/// Pairs a device heard from and not yet paired to an existing elder, and
+/// audits it: what the page and the API both do.
+pub(crate) async fn pair_unclaimed(store: &Store, device_id: &str, elder_id: i64, by: &str) -> Result<(), PairRefusal> {
+    let device = store.device(device_id).await?.ok_or(PairRefusal::NoDevice)?;
+    if device.elder_id.is_some() {
+        return Err(PairRefusal::AlreadyPaired);
+    }
+    store.elder(elder_id).await?.ok_or(PairRefusal::NoElder)?;
     let now = now_ms();
-    state.store.pair_device(&device_id, form.elder_id, now).await?;
-    state.store.audit(now, &viewer.principal.name, "device paired", Some(form.elder_id), Some(&device_id)).await?;
-    Ok(Redirect::to(&format!("/elders/{}", form.elder_id)).into_response())
+    store.pair_device(device_id, elder_id, now).await?;
+    store.audit(now, by, "device paired", Some(elder_id), Some(device_id)).await?;
+    Ok(())
 }
