@@ -21,6 +21,7 @@ pub mod access;
 pub mod alerts;
 pub mod broker;
 pub mod ingest;
+pub mod ledger;
 pub mod metrics;
 pub mod registry;
 pub mod status;

@@ -126,7 +126,7 @@ impl PhoneNumber {
     }
 }
 
-fn text(field: &'static str, value: &str, max: usize) -> Result<String, RegistryError> {
+pub(crate) fn text(field: &'static str, value: &str, max: usize) -> Result<String, RegistryError> {
     let value = value.trim();
     if value.is_empty() {
         return Err(RegistryError::Missing(field));
@@ -137,11 +137,15 @@ fn text(field: &'static str, value: &str, max: usize) -> Result<String, Registry
     Ok(value.to_string())
 }
 
-fn optional_text(field: &'static str, value: Option<&str>, max: usize) -> Result<Option<String>, RegistryError> {
+pub(crate) fn optional_text(
+    field: &'static str,
+    value: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, RegistryError> {
     value.filter(|v| !v.trim().is_empty()).map(|v| text(field, v, max)).transpose()
 }
 
-fn optional_phone(field: &'static str, value: Option<&str>) -> Result<Option<String>, RegistryError> {
+pub(crate) fn optional_phone(field: &'static str, value: Option<&str>) -> Result<Option<String>, RegistryError> {
     value.filter(|v| !v.trim().is_empty()).map(|v| PhoneNumber::parse(field, v).map(|p| p.0)).transpose()
 }
 
@@ -157,7 +161,7 @@ fn categories(text: &str) -> Result<String, RegistryError> {
 }
 
 /// An elder's citizen ID, if given: valid, and 60 or older on `today`.
-fn elder_citizen_id(text: Option<&str>, today: chrono::NaiveDate) -> Result<Option<String>, RegistryError> {
+pub(crate) fn elder_citizen_id(text: Option<&str>, today: chrono::NaiveDate) -> Result<Option<String>, RegistryError> {
     let Some(text) = text.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };

@@ -9,6 +9,8 @@
 //! port with its own folder, stopped when the handle drops. Tests never use
 //! a fixed port and never sleep to wait: they poll a condition with a deadline.
 
+pub mod ledger;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

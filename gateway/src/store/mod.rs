@@ -14,6 +14,7 @@ mod alerts;
 mod devices;
 mod elders;
 mod ingest;
+mod ledger;
 mod maintenance;
 mod messages;
 mod sessions;
@@ -34,6 +35,7 @@ pub use alerts::{AckStats, AlertActionError, AlertChange, AlertEventRecord, Aler
 pub use devices::{DeviceRecord, DeviceStatusCounts};
 pub use elders::{Elder, NewElder};
 pub use ingest::{BatchOutcome, StoredMessage};
+pub use ledger::{ImportError, ImportOutcome};
 pub use messages::{HourActivity, MessageCursor, MessageRecord};
 pub use sessions::{Session, SessionLimits};
 pub use users::{AuditEntry, UserRecord};

@@ -4,6 +4,7 @@
 mod alerts;
 mod console;
 mod ingest;
+mod ledger;
 mod store;
 mod users;
 

@@ -1,0 +1,453 @@
+//! The ledger (台账) in the database: parts 2 to 4 of the record form beside
+//! the elder's registration, and importing a whole ledger file at once.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{NewElder, Store, StoreError};
+use crate::access::Role;
+use crate::alerts::Category;
+use crate::ledger::{
+    ElderDetails, HelpOrg, HelpReceived, HouseholdMember, Ledger, LedgerRow, LivingConditions, Problem, RowProblem,
+    Sex, Support,
+};
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportOutcome {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// Why an import wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{} rows have problems", .0.len())]
+    Rows(Vec<RowProblem>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ImportError {
+    fn from(error: sqlx::Error) -> Self {
+        ImportError::Store(error.into())
+    }
+}
+
+const LEDGER_COLUMNS: &str = "id, name, county, township, village, address, phone, emergency_contact, emergency_phone,
+    categories, citizen_id, disability_cert, lives_at_registered, disabled, water_safe, power_safe, housing_safe,
+    monthly_income_fen, benefits, help_orgs, help_person, help_measures";
+
+fn optional_bool(row: &AnyRow, column: &str) -> Result<Option<bool>, sqlx::Error> {
+    Ok(row.try_get::<Option<i64>, _>(column)?.map(|value| value == 1))
+}
+
+/// The stored categories in [`Category::ALL`] order, as the ledger writes them.
+fn canonical_categories(text: &str) -> String {
+    let found = Category::parse_list(text);
+    Category::join(&Category::ALL.into_iter().filter(|c| found.contains(c)).collect::<Vec<_>>())
+}
+
+fn details_and_elder(row: &AnyRow) -> Result<(i64, NewElder, ElderDetails), sqlx::Error> {
+    let elder = NewElder {
+        citizen_id: row.try_get("citizen_id")?,
+        disability_cert: row.try_get("disability_cert")?,
+        lives_at_registered: row.try_get::<i64, _>("lives_at_registered")? == 1,
+        name: row.try_get("name")?,
+        county: row.try_get("county")?,
+        township: row.try_get("township")?,
+        village: row.try_get("village")?,
+        address: row.try_get("address")?,
+        phone: row.try_get("phone")?,
+        emergency_contact: row.try_get("emergency_contact")?,
+        emergency_phone: row.try_get("emergency_phone")?,
+        categories: canonical_categories(&row.try_get::<String, _>("categories")?),
+        inactivity_hours: None,
+    };
+    let orgs: String = row.try_get("help_orgs")?;
+    let details = ElderDetails {
+        disabled: row.try_get::<i64, _>("disabled")? == 1,
+        members: Vec::new(),
+        living: LivingConditions {
+            water_safe: optional_bool(row, "water_safe")?,
+            power_safe: optional_bool(row, "power_safe")?,
+            housing_safe: optional_bool(row, "housing_safe")?,
+            monthly_income_fen: row.try_get("monthly_income_fen")?,
+            benefits: row.try_get("benefits")?,
+        },
+        help: HelpReceived {
+            orgs: orgs.split(',').filter_map(HelpOrg::parse).collect(),
+            person: row.try_get("help_person")?,
+            measures: row.try_get("help_measures")?,
+        },
+    };
+    Ok((row.try_get("id")?, elder, details))
+}
+
+fn member(row: &AnyRow) -> Result<(i64, HouseholdMember), sqlx::Error> {
+    let sex: Option<String> = row.try_get("sex")?;
+    let support: String = row.try_get("support")?;
+    Ok((
+        row.try_get("elder_id")?,
+        HouseholdMember {
+            name: row.try_get("name")?,
+            sex: sex.as_deref().and_then(Sex::parse),
+            citizen_id: row.try_get("citizen_id")?,
+            relation: row.try_get("relation")?,
+            health: row.try_get("health")?,
+            support: Support::parse(&support).unwrap_or(Support::None),
+        },
+    ))
+}
+
+fn bool_value(value: Option<bool>) -> Option<i64> {
+    value.map(i64::from)
+}
+
+impl Store {
+    /// Parts 1 (是否残疾) to 4 of an elder's record form.
+    pub async fn elder_details(&self, elder_id: i64) -> Result<Option<ElderDetails>, StoreError> {
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {LEDGER_COLUMNS} FROM elders WHERE id = $1")))
+            .bind(elder_id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let (_, _, mut details) = details_and_elder(&row)?;
+        let rows = sqlx::query(
+            "SELECT elder_id, name, sex, citizen_id, relation, health, support FROM household_members
+             WHERE elder_id = $1 ORDER BY position",
+        )
+        .bind(elder_id)
+        .fetch_all(&self.pool)
+        .await?;
+        details.members = rows.iter().map(|row| member(row).map(|(_, m)| m)).collect::<Result<_, _>>()?;
+        Ok(Some(details))
+    }
+
+    /// Replaces parts 2 to 4 (and 是否残疾) of an elder's record; audited.
+    pub async fn set_elder_details(
+        &self,
+        elder_id: i64,
+        details: &ElderDetails,
+        by: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let mut transaction = self.pool.begin().await?;
+        let found = write_details(&mut transaction, elder_id, details, now).await?;
+        if !found {
+            return Err(StoreError::NotFound(format!("there is no elder {elder_id}")));
+        }
+        super::users::audit(&mut transaction, now, by, "household details edited", Some(elder_id), None).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// User names of the visitors who may be responsible for households.
+    pub async fn visitor_names(&self) -> Result<HashSet<String>, StoreError> {
+        let rows = sqlx::query("SELECT name FROM users WHERE role = $1 AND disabled = 0")
+            .bind(Role::Visitor.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|row| row.try_get("name")).collect::<Result<_, _>>()?)
+    }
+
+    /// The whole ledger, by elder id.
+    pub async fn ledger(&self) -> Result<Vec<LedgerRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {LEDGER_COLUMNS} FROM elders ORDER BY id")))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut members: HashMap<i64, Vec<HouseholdMember>> = HashMap::new();
+        for row in sqlx::query(
+            "SELECT elder_id, name, sex, citizen_id, relation, health, support FROM household_members
+             ORDER BY elder_id, position",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let (elder_id, member) = member(&row)?;
+            members.entry(elder_id).or_default().push(member);
+        }
+        let mut visitors: HashMap<i64, Vec<String>> = HashMap::new();
+        for row in sqlx::query(
+            "SELECT v.elder_id, u.name FROM visitor_assignments v JOIN users u ON u.id = v.user_id ORDER BY u.name",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            visitors.entry(row.try_get("elder_id")?).or_default().push(row.try_get("name")?);
+        }
+        rows.iter()
+            .map(|row| {
+                let (id, elder, mut details) = details_and_elder(row)?;
+                details.members = members.remove(&id).unwrap_or_default();
+                Ok(LedgerRow { id: Some(id), elder, details, visitors: visitors.remove(&id).unwrap_or_default() })
+            })
+            .collect()
+    }
+
+    /// Imports a checked ledger in one transaction: rows are matched by
+    /// 编号, then by citizen ID; new ones are registered, changed ones
+    /// rewritten (the elder's inactivity threshold is kept), identical ones
+    /// left alone. Nothing is written if any row cannot be matched.
+    pub async fn import_ledger(&self, ledger: &Ledger, by: &str, now: i64) -> Result<ImportOutcome, ImportError> {
+        let current: HashMap<i64, LedgerRow> =
+            self.ledger().await?.into_iter().filter_map(|row| row.id.map(|id| (id, row))).collect();
+        let by_citizen_id: HashMap<&str, i64> = current
+            .iter()
+            .filter_map(|(id, row)| row.elder.citizen_id.as_deref().map(|citizen| (citizen, *id)))
+            .collect();
+        let mut problems = Vec::new();
+        let mut plan: Vec<(Option<i64>, &LedgerRow)> = Vec::new();
+        let mut claimed: HashMap<i64, usize> = HashMap::new();
+        for (line, row) in &ledger.rows {
+            let target = match row.id {
+                Some(id) if !current.contains_key(&id) => {
+                    problems.push(RowProblem {
+                        line: *line,
+                        column: Some(crate::ledger::Column::Id.header()),
+                        value: Some(id.to_string()),
+                        problem: Problem::UnknownId,
+                    });
+                    continue;
+                }
+                Some(id) => Some(id),
+                None => row.elder.citizen_id.as_deref().and_then(|citizen| by_citizen_id.get(citizen).copied()),
+            };
+            if let Some(id) = target {
+                // Another elder already holds this citizen ID.
+                if let Some(holder) = row.elder.citizen_id.as_deref().and_then(|c| by_citizen_id.get(c))
+                    && *holder != id
+                {
+                    problems.push(RowProblem {
+                        line: *line,
+                        column: Some(crate::ledger::Column::CitizenId.header()),
+                        value: row.elder.citizen_id.clone(),
+                        problem: Problem::CitizenIdTaken { elder_id: *holder },
+                    });
+                    continue;
+                }
+                if let Some(first) = claimed.insert(id, *line) {
+                    problems.push(RowProblem {
+                        line: *line,
+                        column: Some(crate::ledger::Column::Id.header()),
+                        value: Some(id.to_string()),
+                        problem: Problem::DuplicateCitizenId { line: first },
+                    });
+                    continue;
+                }
+            }
+            plan.push((target, row));
+        }
+        if !problems.is_empty() {
+            return Err(ImportError::Rows(problems));
+        }
+
+        let mut outcome = ImportOutcome::default();
+        let visitor_ids: HashMap<String, i64> = sqlx::query("SELECT id, name FROM users WHERE role = $1")
+            .bind(Role::Visitor.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| Ok((row.try_get("name")?, row.try_get("id")?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        let _turn = self.write_turn().await;
+        let mut transaction = self.pool.begin().await?;
+        for (target, row) in plan {
+            let id = match target {
+                Some(id) => {
+                    let before = &current[&id];
+                    let same =
+                        before.elder == row.elder && before.details == row.details && before.visitors == row.visitors;
+                    if same {
+                        outcome.unchanged += 1;
+                        continue;
+                    }
+                    write_elder(&mut transaction, id, &row.elder, now).await?;
+                    outcome.updated += 1;
+                    super::users::audit(&mut transaction, now, by, "ledger row imported", Some(id), None).await?;
+                    id
+                }
+                None => {
+                    let id = insert_elder(&mut transaction, row, now).await?;
+                    outcome.created += 1;
+                    super::users::audit(&mut transaction, now, by, "elder registered from the ledger", Some(id), None)
+                        .await?;
+                    insert_members(&mut transaction, id, &row.details.members).await?;
+                    insert_visitors(&mut transaction, id, &row.visitors, &visitor_ids, now).await?;
+                    continue;
+                }
+            };
+            write_details(&mut transaction, id, &row.details, now).await?;
+            sqlx::query("DELETE FROM visitor_assignments WHERE elder_id = $1")
+                .bind(id)
+                .execute(&mut *transaction)
+                .await?;
+            insert_visitors(&mut transaction, id, &row.visitors, &visitor_ids, now).await?;
+        }
+        let detail =
+            format!("created {}, updated {}, unchanged {}", outcome.created, outcome.updated, outcome.unchanged);
+        super::users::audit(&mut transaction, now, by, "ledger imported", None, Some(&detail)).await?;
+        transaction.commit().await?;
+        Ok(outcome)
+    }
+}
+
+/// Part 1 of an elder, leaving the inactivity threshold as it is.
+async fn write_elder(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: i64,
+    elder: &NewElder,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE elders SET name = $2, county = $3, township = $4, village = $5, address = $6, phone = $7,
+                emergency_contact = $8, emergency_phone = $9, categories = $10, citizen_id = $11,
+                disability_cert = $12, lives_at_registered = $13, updated_at = $14
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(elder.name.as_str())
+    .bind(elder.county.as_str())
+    .bind(elder.township.as_str())
+    .bind(elder.village.as_str())
+    .bind(elder.address.as_str())
+    .bind(elder.phone.as_deref())
+    .bind(elder.emergency_contact.as_deref())
+    .bind(elder.emergency_phone.as_deref())
+    .bind(elder.categories.as_str())
+    .bind(elder.citizen_id.as_deref())
+    .bind(elder.disability_cert.as_deref())
+    .bind(i64::from(elder.lives_at_registered))
+    .bind(now)
+    .execute(&mut **transaction)
+    .await?;
+    Ok(())
+}
+
+/// Parts 2 to 4; `false` if there is no such elder.
+async fn write_details(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: i64,
+    details: &ElderDetails,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let orgs = details.help.orgs.iter().map(|org| org.code()).collect::<Vec<_>>().join(",");
+    let updated = sqlx::query(
+        "UPDATE elders SET disabled = $2, water_safe = $3, power_safe = $4, housing_safe = $5,
+                monthly_income_fen = $6, benefits = $7, help_orgs = $8, help_person = $9, help_measures = $10,
+                updated_at = $11
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(i64::from(details.disabled))
+    .bind(bool_value(details.living.water_safe))
+    .bind(bool_value(details.living.power_safe))
+    .bind(bool_value(details.living.housing_safe))
+    .bind(details.living.monthly_income_fen)
+    .bind(details.living.benefits.as_deref())
+    .bind(orgs.as_str())
+    .bind(details.help.person.as_deref())
+    .bind(details.help.measures.as_deref())
+    .bind(now)
+    .execute(&mut **transaction)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM household_members WHERE elder_id = $1").bind(id).execute(&mut **transaction).await?;
+    insert_members(transaction, id, &details.members).await?;
+    Ok(true)
+}
+
+/// A new elder from a ledger row, every column at once.
+async fn insert_elder(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    row: &LedgerRow,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
+    let (elder, details) = (&row.elder, &row.details);
+    let orgs = details.help.orgs.iter().map(|org| org.code()).collect::<Vec<_>>().join(",");
+    let created = sqlx::query(
+        "INSERT INTO elders (name, county, township, village, address, phone, emergency_contact, emergency_phone,
+                             categories, citizen_id, disability_cert, lives_at_registered, created_at, disabled,
+                             water_safe, power_safe, housing_safe, monthly_income_fen, benefits, help_orgs,
+                             help_person, help_measures)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+         RETURNING id",
+    )
+    .bind(elder.name.as_str())
+    .bind(elder.county.as_str())
+    .bind(elder.township.as_str())
+    .bind(elder.village.as_str())
+    .bind(elder.address.as_str())
+    .bind(elder.phone.as_deref())
+    .bind(elder.emergency_contact.as_deref())
+    .bind(elder.emergency_phone.as_deref())
+    .bind(elder.categories.as_str())
+    .bind(elder.citizen_id.as_deref())
+    .bind(elder.disability_cert.as_deref())
+    .bind(i64::from(elder.lives_at_registered))
+    .bind(now)
+    .bind(i64::from(details.disabled))
+    .bind(bool_value(details.living.water_safe))
+    .bind(bool_value(details.living.power_safe))
+    .bind(bool_value(details.living.housing_safe))
+    .bind(details.living.monthly_income_fen)
+    .bind(details.living.benefits.as_deref())
+    .bind(orgs.as_str())
+    .bind(details.help.person.as_deref())
+    .bind(details.help.measures.as_deref())
+    .fetch_one(&mut **transaction)
+    .await?;
+    created.try_get("id")
+}
+
+async fn insert_visitors(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    elder_id: i64,
+    names: &[String],
+    visitor_ids: &HashMap<String, i64>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    for name in names {
+        let Some(user_id) = visitor_ids.get(name) else { continue };
+        sqlx::query("INSERT INTO visitor_assignments (elder_id, user_id, assigned_at) VALUES ($1, $2, $3)")
+            .bind(elder_id)
+            .bind(*user_id)
+            .bind(now)
+            .execute(&mut **transaction)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn insert_members(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: i64,
+    members: &[HouseholdMember],
+) -> Result<(), sqlx::Error> {
+    for (position, member) in (1_i64..).zip(members) {
+        sqlx::query(
+            "INSERT INTO household_members (elder_id, position, name, sex, citizen_id, relation, health, support)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(position)
+        .bind(member.name.as_str())
+        .bind(member.sex.map(Sex::code))
+        .bind(member.citizen_id.as_deref())
+        .bind(member.relation.as_deref())
+        .bind(member.health.as_deref())
+        .bind(member.support.code())
+        .execute(&mut **transaction)
+        .await?;
+    }
+    Ok(())
+}
