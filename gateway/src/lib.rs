@@ -26,5 +26,6 @@ pub mod metrics;
 pub mod registry;
 pub mod status;
 pub mod store;
+pub mod visits;
 
 pub use anxin_protocol as protocol;

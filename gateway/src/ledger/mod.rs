@@ -55,6 +55,8 @@ macro_rules! choices {
     };
 }
 
+pub(crate) use choices;
+
 choices! {
     /// 性别
     Sex { Male = ("male", "男"), Female = ("female", "女") }

@@ -11,12 +11,14 @@
 //!   (ARCHITECTURE.md has the figures).
 
 mod alerts;
+mod care;
 mod devices;
 mod elders;
 mod ingest;
 mod ledger;
 mod maintenance;
 mod messages;
+mod rate;
 mod sessions;
 mod users;
 mod visits;
@@ -32,11 +34,13 @@ use tokio::sync::watch;
 
 use crate::alerts::policy::AlertPolicy;
 pub use alerts::{AckStats, AlertActionError, AlertChange, AlertEventRecord, AlertFilter, AlertRecord, RegionFilter};
+pub use care::{CareService, Referral};
 pub use devices::{DeviceRecord, DeviceStatusCounts};
 pub use elders::{Elder, NewElder};
 pub use ingest::{BatchOutcome, StoredMessage};
 pub use ledger::{ImportError, ImportOutcome};
 pub use messages::{HourActivity, MessageCursor, MessageRecord};
+pub use rate::ElderMonth;
 pub use sessions::{Session, SessionLimits};
 pub use users::{AuditEntry, UserRecord};
 pub use visits::{Absence, DayRecord, HeightenedWatch, VisitRecord};

@@ -6,6 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{RegionFilter, Store, StoreError};
+use crate::visits::{Assessment, NewVisit};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VisitRecord {
@@ -19,6 +20,14 @@ pub struct VisitRecord {
     pub visitor: String,
     /// For remote check-ins: the day's summary (JSON).
     pub summary: Option<String>,
+    /// For staff visits: the judgements of the record form's part 5.
+    pub assessment: Option<Assessment>,
+    /// 老年人服务需求
+    pub needs: Option<String>,
+    /// 实施关爱服务建议
+    pub suggestions: Option<String>,
+    /// 信息录入人: who typed the record in.
+    pub recorded_by: Option<String>,
 }
 
 /// A closed day of one home and whether it counted as a remote check-in.
@@ -65,8 +74,15 @@ fn visit(row: &AnyRow) -> Result<VisitRecord, sqlx::Error> {
         visited_at: row.try_get("visited_at")?,
         visitor: row.try_get("visitor")?,
         summary: row.try_get("summary")?,
+        assessment: row.try_get::<Option<String>, _>("assessment")?.and_then(|json| serde_json::from_str(&json).ok()),
+        needs: row.try_get("needs")?,
+        suggestions: row.try_get("suggestions")?,
+        recorded_by: row.try_get("recorded_by")?,
     })
 }
+
+const VISIT_COLUMNS: &str =
+    "id, elder_id, day, mode, visited_at, visitor, summary, assessment, needs, suggestions, recorded_by";
 
 fn required(field: &str, value: &str) -> Result<String, StoreError> {
     let value = value.trim();
@@ -78,14 +94,53 @@ fn required(field: &str, value: &str) -> Result<String, StoreError> {
 
 impl Store {
     pub async fn visits(&self, elder_id: i64) -> Result<Vec<VisitRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, elder_id, day, mode, visited_at, visitor, summary FROM visits WHERE elder_id = $1
-             ORDER BY day DESC, visited_at DESC",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {VISIT_COLUMNS} FROM visits WHERE elder_id = $1 ORDER BY day DESC, visited_at DESC"
+        )))
         .bind(elder_id)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(visit).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn visit(&self, id: i64) -> Result<Option<VisitRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {VISIT_COLUMNS} FROM visits WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(visit).transpose()?)
+    }
+
+    /// Records a staff visit (checked by [`NewVisit::check`]); audited.
+    pub async fn record_visit(&self, new: &NewVisit, recorded_by: &str, now: i64) -> Result<VisitRecord, StoreError> {
+        if self.elder(new.elder_id).await?.is_none() {
+            return Err(StoreError::NotFound(format!("there is no elder with id {}", new.elder_id)));
+        }
+        let assessment = serde_json::to_string(&new.assessment).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let _turn = self.write_turn().await;
+        let mut transaction = self.pool.begin().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO visits (elder_id, day, mode, visited_at, visitor, assessment, needs, suggestions, recorded_by,
+                                 created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $4) RETURNING {VISIT_COLUMNS}"
+        )))
+        .bind(new.elder_id)
+        .bind(new.day.format("%Y-%m-%d").to_string())
+        .bind(new.mode.code())
+        .bind(now)
+        .bind(new.visitor.as_str())
+        .bind(assessment)
+        .bind(new.needs.as_deref())
+        .bind(new.suggestions.as_deref())
+        .bind(recorded_by)
+        .fetch_one(&mut *transaction)
+        .await?;
+        let record = visit(&row)?;
+        let detail = format!("{} visit on {}", new.mode.code(), record.day);
+        super::users::audit(&mut transaction, now, recorded_by, "visit recorded", Some(new.elder_id), Some(&detail))
+            .await?;
+        transaction.commit().await?;
+        Ok(record)
     }
 
     pub async fn days(&self, elder_id: i64) -> Result<Vec<DayRecord>, StoreError> {

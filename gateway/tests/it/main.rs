@@ -7,6 +7,7 @@ mod ingest;
 mod ledger;
 mod store;
 mod users;
+mod visits;
 
 use anxin_gateway::store::{Database, Store};
 use anxin_testkit::{PostgresDatabase, private_folder};

@@ -1,0 +1,75 @@
+//! What the monthly visit rate (月探访率) is computed from: each registered
+//! elder with their visits of a month.
+
+use serde::Serialize;
+use sqlx::Row;
+use std::collections::HashMap;
+
+use super::{Store, StoreError};
+
+/// One elder's visits (of any mode) in one month.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ElderMonth {
+    pub elder_id: i64,
+    pub name: String,
+    pub county: String,
+    pub township: String,
+    pub village: String,
+    pub visits: i64,
+    /// The last day visited that month, `YYYY-MM-DD`.
+    pub last_visit: Option<String>,
+}
+
+impl Store {
+    /// Every elder registered before `registered_before` (epoch ms: the
+    /// month's end), with their visits between `first_day` and `last_day`
+    /// (`YYYY-MM-DD`, inclusive), by county, township, village.
+    pub async fn elder_months(
+        &self,
+        first_day: &str,
+        last_day: &str,
+        registered_before: i64,
+    ) -> Result<Vec<ElderMonth>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.id, e.name, e.county, e.township, e.village, COUNT(v.id) AS visits, MAX(v.day) AS last_visit
+             FROM elders e LEFT JOIN visits v ON v.elder_id = e.id AND v.day >= $1 AND v.day <= $2
+             WHERE e.created_at < $3
+             GROUP BY e.id, e.name, e.county, e.township, e.village
+             ORDER BY e.county, e.township, e.village, e.id",
+        )
+        .bind(first_day)
+        .bind(last_day)
+        .bind(registered_before)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Ok(ElderMonth {
+                    elder_id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    county: row.try_get("county")?,
+                    township: row.try_get("township")?,
+                    village: row.try_get("village")?,
+                    visits: row.try_get("visits")?,
+                    last_visit: row.try_get("last_visit")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// The last day each elder had a visit by a person (any mode but
+    /// `remote`) on or before `up_to` (`YYYY-MM-DD`).
+    pub async fn last_contacts(&self, up_to: &str) -> Result<HashMap<i64, String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT elder_id, MAX(day) AS last_day FROM visits WHERE mode <> 'remote' AND day <= $1 GROUP BY elder_id",
+        )
+        .bind(up_to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Ok((row.try_get("elder_id")?, row.try_get("last_day")?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+}

@@ -1,0 +1,374 @@
+//! Visits as the record form's part 5 has them (探访情况), referrals of the
+//! needs a visit finds (需求转介) and care services given (part 6).
+//!
+//! Staff record `home`, `phone`, `video` and `other` visits; `remote`
+//! visits are the alert engine's daily check-ins and are never typed in.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::choices;
+
+choices! {
+    /// 探访方式
+    VisitMode {
+        Home = ("home", "上门探访"),
+        Phone = ("phone", "电话问候"),
+        Video = ("video", "互联网音(视)频探访"),
+        /// The alert engine's daily check-in (远程监测).
+        Remote = ("remote", "远程监测"),
+        Other = ("other", "其他"),
+    }
+}
+
+choices! {
+    /// 无变化 / 较好 / 较差: expression, mobility, mood, hygiene, indoor environment.
+    Change { Unchanged = ("unchanged", "无变化"), Better = ("better", "较好"), Worse = ("worse", "较差") }
+}
+
+choices! {
+    /// 疾病状况
+    Illness { Unchanged = ("unchanged", "无变化"), Serious = ("serious", "严重疾病"), Improved = ("improved", "转好") }
+}
+
+choices! {
+    /// 燃气 / 水暖 / 用电 / 消防安全
+    Safety { Safe = ("safe", "安全"), FairlySafe = ("fairly_safe", "较安全"), Unsafe = ("unsafe", "不安全") }
+}
+
+choices! {
+    /// 家庭人口
+    HouseholdChange {
+        Unchanged = ("unchanged", "无变化"),
+        Increased = ("increased", "增加"),
+        Decreased = ("decreased", "减少"),
+    }
+}
+
+choices! {
+    /// The services a need is referred to (需求转介).
+    Service {
+        Care = ("care", "生活照料"),
+        Rehabilitation = ("rehabilitation", "康复护理"),
+        HomeAdaptation = ("home_adaptation", "适老化改造"),
+        Psychological = ("psychological", "心理慰藉"),
+        SocialWorker = ("social_worker", "社会工作服务"),
+    }
+}
+
+choices! {
+    /// 老年人服务满意度评价
+    Satisfaction {
+        VerySatisfied = ("very_satisfied", "非常满意"),
+        Satisfied = ("satisfied", "满意"),
+        Neutral = ("neutral", "基本满意"),
+        Dissatisfied = ("dissatisfied", "不满意"),
+    }
+}
+
+/// The judgements of part 5. `None` is a box left empty (a phone call cannot
+/// judge the gas, for one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Assessment {
+    pub household: Option<HouseholdChange>,
+    /// How many people more or fewer, with `increased` / `decreased`.
+    pub household_delta: Option<i64>,
+    /// 表达能力
+    pub speech: Option<Change>,
+    /// 行动能力
+    pub mobility: Option<Change>,
+    pub illness: Option<Illness>,
+    /// 严重疾病名称
+    pub illness_name: Option<String>,
+    /// 情绪状态
+    pub mood: Option<Change>,
+    pub gas: Option<Safety>,
+    /// 水暖安全
+    pub water_heating: Option<Safety>,
+    pub electricity: Option<Safety>,
+    pub fire: Option<Safety>,
+    pub personal_hygiene: Option<Change>,
+    pub home_hygiene: Option<Change>,
+    /// 室内环境
+    pub indoor: Option<Change>,
+}
+
+impl Assessment {
+    /// Whether the visit found something to act on: a worse judgement, a
+    /// serious illness, an unsafe home.
+    pub fn finds_a_problem(&self) -> bool {
+        let worse = [self.speech, self.mobility, self.mood, self.personal_hygiene, self.home_hygiene, self.indoor]
+            .contains(&Some(Change::Worse));
+        let unsafe_home = [self.gas, self.water_heating, self.electricity, self.fire].contains(&Some(Safety::Unsafe));
+        worse || unsafe_home || self.illness == Some(Illness::Serious)
+    }
+}
+
+/// A visit as staff record it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVisit {
+    pub elder_id: i64,
+    pub day: chrono::NaiveDate,
+    pub mode: VisitMode,
+    /// 探访人员: who visited.
+    pub visitor: String,
+    pub assessment: Assessment,
+    /// 老年人服务需求
+    pub needs: Option<String>,
+    /// 实施关爱服务建议
+    pub suggestions: Option<String>,
+}
+
+/// Why a visit, referral or care service was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VisitError {
+    #[error("remote visits are the alert engine's daily check-ins and cannot be recorded by hand")]
+    RemoteByHand,
+    #[error("the date {0} is in the future")]
+    FutureDay(chrono::NaiveDate),
+    #[error("{0} is required")]
+    Missing(&'static str),
+    #[error("{field} is longer than {max} characters")]
+    TooLong { field: &'static str, max: usize },
+    #[error("say how many people the household gained or lost (1 to 20)")]
+    HouseholdDelta,
+    #[error("name the serious illness")]
+    IllnessName,
+}
+
+fn optional(field: &'static str, text: Option<&str>, max: usize) -> Result<Option<String>, VisitError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if text.chars().count() > max {
+        return Err(VisitError::TooLong { field, max });
+    }
+    Ok(Some(text.to_string()))
+}
+
+/// `text` trimmed, required, at most `max` characters.
+pub fn required(field: &'static str, text: &str, max: usize) -> Result<String, VisitError> {
+    optional(field, Some(text), max)?.ok_or(VisitError::Missing(field))
+}
+
+impl NewVisit {
+    /// Checks the visit against `today`; returns it tidied.
+    pub fn check(mut self, today: chrono::NaiveDate) -> Result<NewVisit, VisitError> {
+        if self.mode == VisitMode::Remote {
+            return Err(VisitError::RemoteByHand);
+        }
+        if self.day > today {
+            return Err(VisitError::FutureDay(self.day));
+        }
+        self.visitor = required("who visited", &self.visitor, 64)?;
+        self.needs = optional("the elder's needs", self.needs.as_deref(), 1_000)?;
+        self.suggestions = optional("suggested care", self.suggestions.as_deref(), 1_000)?;
+        let assessment = &mut self.assessment;
+        match assessment.household {
+            Some(HouseholdChange::Increased | HouseholdChange::Decreased) => {
+                if !assessment.household_delta.is_some_and(|n| (1..=20).contains(&n)) {
+                    return Err(VisitError::HouseholdDelta);
+                }
+            }
+            _ => assessment.household_delta = None,
+        }
+        assessment.illness_name = optional("the illness", assessment.illness_name.as_deref(), 100)?;
+        if assessment.illness == Some(Illness::Serious) {
+            if assessment.illness_name.is_none() {
+                return Err(VisitError::IllnessName);
+            }
+        } else {
+            assessment.illness_name = None;
+        }
+        Ok(self)
+    }
+}
+
+/// A calendar month, `YYYY-MM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Month {
+    first: chrono::NaiveDate,
+}
+
+impl Month {
+    pub fn parse(text: &str) -> Option<Month> {
+        let first = chrono::NaiveDate::parse_from_str(&format!("{}-01", text.trim()), "%Y-%m-%d").ok()?;
+        (text.trim().len() == 7).then_some(Month { first })
+    }
+
+    pub fn of(day: chrono::NaiveDate) -> Month {
+        use chrono::Datelike;
+        Month { first: day.with_day(1).unwrap_or(day) }
+    }
+
+    pub fn first_day(self) -> chrono::NaiveDate {
+        self.first
+    }
+
+    pub fn last_day(self) -> chrono::NaiveDate {
+        self.next().first.pred_opt().unwrap_or(self.first)
+    }
+
+    pub fn next(self) -> Month {
+        Month { first: self.first.checked_add_months(chrono::Months::new(1)).unwrap_or(self.first) }
+    }
+
+    pub fn previous(self) -> Month {
+        Month { first: self.first.checked_sub_months(chrono::Months::new(1)).unwrap_or(self.first) }
+    }
+
+    /// Days of the month still to come after `today`, counting today: 0 once
+    /// the month is over, the whole month before it begins.
+    pub fn days_left(self, today: chrono::NaiveDate) -> i64 {
+        let last = self.last_day();
+        if today > last { 0 } else { (last - today.max(self.first)).num_days() + 1 }
+    }
+}
+
+impl std::fmt::Display for Month {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.first.format("%Y-%m"))
+    }
+}
+
+/// Elders registered and visited in one region and month.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RateFigures {
+    pub registered: i64,
+    pub visited: i64,
+}
+
+impl RateFigures {
+    /// 月探访率 in per mille, rounded down (so 100% means every elder).
+    pub fn per_mille(&self) -> Option<i64> {
+        (self.registered > 0).then(|| self.visited * 1_000 / self.registered)
+    }
+
+    /// `87.5%`; `—` with nobody registered.
+    pub fn percent(&self) -> String {
+        match self.per_mille() {
+            Some(p) if p % 10 == 0 => format!("{}%", p / 10),
+            Some(p) => format!("{}.{}%", p / 10, p % 10),
+            None => "—".into(),
+        }
+    }
+
+    pub fn add(&mut self, visited: bool) {
+        self.registered += 1;
+        self.visited += i64::from(visited);
+    }
+}
+
+/// Which regions a rate is broken down by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionLevel {
+    County,
+    Township,
+    Village,
+}
+
+/// The figures of each region at `level`, in region order
+/// (`振兴区`, `振兴区/站前街道`, `振兴区/站前街道/锦山社区`).
+pub fn rate_by(elders: &[crate::store::ElderMonth], level: RegionLevel) -> Vec<(String, RateFigures)> {
+    let mut regions: std::collections::BTreeMap<String, RateFigures> = std::collections::BTreeMap::new();
+    for elder in elders {
+        let key = match level {
+            RegionLevel::County => elder.county.clone(),
+            RegionLevel::Township => format!("{}/{}", elder.county, elder.township),
+            RegionLevel::Village => format!("{}/{}/{}", elder.county, elder.township, elder.village),
+        };
+        regions.entry(key).or_default().add(elder.visits > 0);
+    }
+    regions.into_iter().collect()
+}
+
+/// The figures over all of `elders`.
+pub fn rate_of(elders: &[crate::store::ElderMonth]) -> RateFigures {
+    let mut figures = RateFigures::default();
+    for elder in elders {
+        figures.add(elder.visits > 0);
+    }
+    figures
+}
+
+#[cfg(test)]
+mod month_tests {
+    use super::*;
+
+    fn day(text: &str) -> chrono::NaiveDate {
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn months_know_their_days_and_what_is_left_of_them() {
+        let november = Month::parse("2026-11").unwrap();
+        assert_eq!(november.last_day(), day("2026-11-30"));
+        assert_eq!(Month::parse("2028-02").unwrap().last_day(), day("2028-02-29"));
+        assert_eq!(november.next().to_string(), "2026-12");
+        assert_eq!(Month::parse("2026-01").unwrap().previous().to_string(), "2025-12");
+        assert_eq!(november.days_left(day("2026-11-29")), 2);
+        assert_eq!(november.days_left(day("2026-12-01")), 0);
+        assert_eq!(november.days_left(day("2026-10-15")), 30);
+        assert_eq!(Month::parse("2026-13"), None);
+        assert_eq!(Month::parse("2026-1"), None);
+        assert_eq!(Month::of(day("2026-11-29")), november);
+    }
+
+    #[test]
+    fn the_rate_is_rounded_down_so_that_100_percent_means_everyone() {
+        assert_eq!(RateFigures { registered: 3, visited: 2 }.percent(), "66.6%");
+        assert_eq!(RateFigures { registered: 8, visited: 7 }.percent(), "87.5%");
+        assert_eq!(RateFigures { registered: 1_000, visited: 999 }.percent(), "99.9%");
+        assert_eq!(RateFigures { registered: 4, visited: 4 }.percent(), "100%");
+        assert_eq!(RateFigures::default().percent(), "—");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> chrono::NaiveDate {
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    fn visit() -> NewVisit {
+        NewVisit {
+            elder_id: 1,
+            day: day("2026-11-20"),
+            mode: VisitMode::Home,
+            visitor: " 李探访 ".into(),
+            assessment: Assessment::default(),
+            needs: Some("  ".into()),
+            suggestions: None,
+        }
+    }
+
+    #[test]
+    fn a_visit_is_checked_against_the_forms_rules() {
+        let today = day("2026-11-29");
+        let checked = visit().check(today).unwrap();
+        assert_eq!(checked.visitor, "李探访");
+        assert_eq!(checked.needs, None);
+        assert_eq!(NewVisit { mode: VisitMode::Remote, ..visit() }.check(today), Err(VisitError::RemoteByHand));
+        assert_eq!(
+            NewVisit { day: day("2026-11-30"), ..visit() }.check(today),
+            Err(VisitError::FutureDay(day("2026-11-30")))
+        );
+        let grew = Assessment { household: Some(HouseholdChange::Increased), ..Assessment::default() };
+        assert_eq!(NewVisit { assessment: grew.clone(), ..visit() }.check(today), Err(VisitError::HouseholdDelta));
+        let grew_by_one = Assessment { household_delta: Some(1), ..grew };
+        assert!(NewVisit { assessment: grew_by_one, ..visit() }.check(today).is_ok());
+        let ill = Assessment { illness: Some(Illness::Serious), ..Assessment::default() };
+        assert_eq!(NewVisit { assessment: ill, ..visit() }.check(today), Err(VisitError::IllnessName));
+    }
+
+    #[test]
+    fn a_worse_judgement_or_an_unsafe_home_is_a_problem_found() {
+        assert!(!Assessment::default().finds_a_problem());
+        assert!(Assessment { gas: Some(Safety::Unsafe), ..Assessment::default() }.finds_a_problem());
+        assert!(Assessment { mood: Some(Change::Worse), ..Assessment::default() }.finds_a_problem());
+        assert!(!Assessment { gas: Some(Safety::FairlySafe), ..Assessment::default() }.finds_a_problem());
+        assert_eq!(Safety::parse("较安全"), Some(Safety::FairlySafe));
+        assert_eq!(VisitMode::parse("phone"), Some(VisitMode::Phone));
+    }
+}
