@@ -187,6 +187,7 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
 const ASSETS: &[(&str, &str, &[u8])] = &[
     ("app.css", "text/css; charset=utf-8", include_bytes!("../static/app.css")),
     ("app.js", "text/javascript; charset=utf-8", include_bytes!("../static/app.js")),
+    ("record-form.css", "text/css; charset=utf-8", include_bytes!("../static/record-form.css")),
     ("htmx-2.0.11.min.js", "text/javascript; charset=utf-8", include_bytes!("../static/vendor/htmx-2.0.11.min.js")),
 ];
 

@@ -131,6 +131,23 @@ impl Principal {
         }
     }
 
+    /// May record visits and care services, and raise and close referrals,
+    /// for this elder: the registry, on-call staff of the region, and the
+    /// elder's own visitors. Officials only read.
+    pub fn can_record_visits(&self, place: &ElderPlace<'_>) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Oncall => self.covers(place),
+            Role::Visitor => self.assigned_elders.contains(&place.elder_id),
+            Role::Official => false,
+        }
+    }
+
+    /// May read visit-rate figures (of the elders they may see).
+    pub fn can_read_figures(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Oncall | Role::Official)
+    }
+
     /// May create and edit elders, pair devices, assign visitors, manage users.
     pub fn can_edit_registry(&self) -> bool {
         self.role == Role::Admin

@@ -14,6 +14,7 @@ use anxin_gateway::access::Role;
 use anxin_gateway::alerts::Category;
 use anxin_gateway::registry::mask;
 use anxin_gateway::store::{AlertFilter, DeviceRecord, Elder, HourActivity, now_ms};
+use anxin_gateway::visits::{Satisfaction, Service};
 
 use super::{place, visible_elder};
 use crate::api::ApiState;
@@ -230,6 +231,32 @@ pub(crate) struct VisitLine {
     pub visitor: String,
     pub remote: bool,
     pub summary: String,
+    /// The form's judgements ticked, each with whether it is a problem.
+    pub findings: Vec<(String, bool)>,
+    pub needs: String,
+}
+
+#[derive(Debug)]
+struct ReferralLine {
+    id: i64,
+    service: &'static str,
+    need: String,
+    raised: String,
+    done: Option<String>,
+}
+
+#[derive(Debug)]
+struct ServiceLine {
+    day: String,
+    description: String,
+    served_by: String,
+    satisfaction: &'static str,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ElderPageQuery {
+    /// A visit just recorded that found a problem: offer its referral.
+    found: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -256,6 +283,13 @@ struct ElderPage {
     watches: Vec<String>,
     can_edit: bool,
     visitor_names: Vec<String>,
+    can_record: bool,
+    referrals: Vec<ReferralLine>,
+    services: Vec<ServiceLine>,
+    service_kinds: Vec<(&'static str, &'static str)>,
+    satisfactions: Vec<(&'static str, &'static str)>,
+    found: Option<i64>,
+    today: String,
 }
 
 pub(crate) fn visit_lines(visits: &[anxin_gateway::store::VisitRecord], lang: Lang) -> Vec<VisitLine> {
@@ -267,6 +301,8 @@ pub(crate) fn visit_lines(visits: &[anxin_gateway::store::VisitRecord], lang: La
             visitor: v.visitor.clone(),
             remote: v.mode == "remote",
             summary: v.summary.as_deref().map(summary_text).unwrap_or_default(),
+            findings: v.assessment.as_ref().map(|a| super::records::findings(a, lang)).unwrap_or_default(),
+            needs: v.needs.clone().unwrap_or_default(),
         })
         .collect()
 }
@@ -287,6 +323,7 @@ pub(super) async fn page(
     State(state): State<ApiState>,
     viewer: Viewer,
     Path(id): Path<i64>,
+    Query(query): Query<ElderPageQuery>,
 ) -> Result<Response, PageError> {
     let elder = visible_elder(&state.store, &viewer.principal, id).await?;
     let now = now_ms();
@@ -345,7 +382,47 @@ pub(super) async fn page(
     } else {
         Vec::new()
     };
+    let choice = super::records::choice;
+    let referrals = state
+        .store
+        .referrals(id)
+        .await?
+        .into_iter()
+        .map(|r| ReferralLine {
+            id: r.id,
+            service: choice(lang, r.service.code(), r.service.label()),
+            need: r.need,
+            raised: format!("{} {}", r.created_by, local_time(r.created_at, offset)),
+            done: r.done_at.map(|at| {
+                format!(
+                    "{} — {} {}",
+                    r.outcome.unwrap_or_default(),
+                    r.done_by.unwrap_or_default(),
+                    local_time(at, offset)
+                )
+            }),
+        })
+        .collect();
+    let services = state
+        .store
+        .care_services(id)
+        .await?
+        .into_iter()
+        .map(|s| ServiceLine {
+            day: s.day,
+            description: s.description,
+            served_by: s.served_by,
+            satisfaction: s.satisfaction.map_or("", |v| choice(lang, v.code(), v.label())),
+        })
+        .collect();
     Ok(html(&ElderPage {
+        can_record: viewer.principal.can_record_visits(&place(&elder)),
+        referrals,
+        services,
+        service_kinds: Service::ALL.iter().map(|s| (s.code(), choice(lang, s.code(), s.label()))).collect(),
+        satisfactions: Satisfaction::ALL.iter().map(|s| (s.code(), choice(lang, s.code(), s.label()))).collect(),
+        found: query.found,
+        today: super::records::local_today(&state.store).format("%Y-%m-%d").to_string(),
         c: viewer.chrome("elder.title"),
         visitors: state.store.visitors_of(id).await?.join("、"),
         devices: devices_view(&state.store.devices_of(id).await?, lang, offset, now),

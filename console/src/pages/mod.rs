@@ -6,6 +6,7 @@
 mod audit;
 mod board;
 mod elders;
+mod records;
 mod registry;
 mod visitor;
 
@@ -44,6 +45,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/elders/{id}/edit", get(registry::edit_form))
         .route("/elders/{id}/reveal", post(elders::reveal))
         .route("/elders/{id}/visitor", post(registry::assign))
+        .route("/elders/{id}/visits", post(records::record_visit))
+        .route("/elders/{id}/visits/new", get(records::new_visit))
+        .route("/elders/{id}/referrals", post(records::raise_referral))
+        .route("/referrals/{id}/done", post(records::complete_referral))
+        .route("/elders/{id}/services", post(records::record_service))
+        .route("/elders/{id}/form", get(records::record_form))
         .route("/devices", get(registry::devices))
         .route("/devices/{id}/pair", post(registry::pair))
         .route("/my", get(visitor::my_elders))

@@ -1,0 +1,585 @@
+//! The record form's parts 5 and 6 in the console: recording a visit with
+//! the form's own judgements, referring a need it found (需求转介) and
+//! tracking it to done, recording care services, and the whole record form
+//! of an elder as one printable page set (annex 1, kept on paper 一式两份).
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use anxin_gateway::access::Principal;
+use anxin_gateway::ledger::{ElderDetails, HelpOrg, format_yuan};
+use anxin_gateway::store::{Elder, Store, StoreError, VisitRecord, now_ms};
+use anxin_gateway::visits::{
+    Assessment, Change, HouseholdChange, Illness, NewVisit, Safety, Satisfaction, Service, VisitError, VisitMode,
+};
+
+use super::{place, visible_elder};
+use crate::api::ApiState;
+use crate::auth::Viewer;
+use crate::i18n::Lang;
+use crate::web::{Chrome, PageError, html};
+
+/// The word for a choice: the record form's own in Chinese, the
+/// translation file's otherwise.
+pub(crate) fn choice(lang: Lang, code: &str, form_word: &'static str) -> &'static str {
+    match lang {
+        Lang::ZhCn => form_word,
+        Lang::En => lang.t(&format!("choice.{code}")),
+    }
+}
+
+/// Today in the deployment's time zone.
+pub(crate) fn local_today(store: &Store) -> chrono::NaiveDate {
+    let offset = store.alert_policy().utc_offset;
+    chrono::DateTime::from_timestamp_millis(now_ms())
+        .map_or_else(|| chrono::Local::now().date_naive(), |t| t.with_timezone(&offset).date_naive())
+}
+
+/// The elder, if the reader may see them and record visits for them.
+async fn recordable_elder(store: &Store, who: &Principal, id: i64) -> Result<Elder, PageError> {
+    let elder = visible_elder(store, who, id).await?;
+    if who.can_record_visits(&place(&elder)) { Ok(elder) } else { Err(PageError::Forbidden) }
+}
+
+/// One judgement of part 5 as radio buttons.
+#[derive(Debug)]
+pub(crate) struct Judgement {
+    pub field: &'static str,
+    pub label: &'static str,
+    pub options: Vec<(&'static str, &'static str)>,
+    pub chosen: String,
+}
+
+/// A group of judgements under one heading of part 5 (健康状况, 安全情况, …).
+#[derive(Debug)]
+pub(crate) struct JudgementGroup {
+    pub heading: &'static str,
+    pub judgements: Vec<Judgement>,
+}
+
+macro_rules! options {
+    ($lang:expr, $kind:ty) => {
+        <$kind>::ALL.iter().map(|c| (c.code(), choice($lang, c.code(), c.label()))).collect::<Vec<_>>()
+    };
+}
+
+fn groups(lang: Lang, fields: &std::collections::HashMap<String, String>) -> Vec<JudgementGroup> {
+    let judgement = |field: &'static str, options: Vec<(&'static str, &'static str)>| Judgement {
+        field,
+        label: lang.t(&format!("visit.{field}")),
+        options,
+        chosen: fields.get(field).cloned().unwrap_or_default(),
+    };
+    vec![
+        JudgementGroup {
+            heading: lang.t("visit.group_household"),
+            judgements: vec![judgement("household", options!(lang, HouseholdChange))],
+        },
+        JudgementGroup {
+            heading: lang.t("visit.group_health"),
+            judgements: vec![
+                judgement("speech", options!(lang, Change)),
+                judgement("mobility", options!(lang, Change)),
+                judgement("illness", options!(lang, Illness)),
+            ],
+        },
+        JudgementGroup {
+            heading: lang.t("visit.group_mind"),
+            judgements: vec![judgement("mood", options!(lang, Change))],
+        },
+        JudgementGroup {
+            heading: lang.t("visit.group_safety"),
+            judgements: vec![
+                judgement("gas", options!(lang, Safety)),
+                judgement("water_heating", options!(lang, Safety)),
+                judgement("electricity", options!(lang, Safety)),
+                judgement("fire", options!(lang, Safety)),
+            ],
+        },
+        JudgementGroup {
+            heading: lang.t("visit.group_hygiene"),
+            judgements: vec![
+                judgement("personal_hygiene", options!(lang, Change)),
+                judgement("home_hygiene", options!(lang, Change)),
+            ],
+        },
+        JudgementGroup {
+            heading: lang.t("visit.group_environment"),
+            judgements: vec![judgement("indoor", options!(lang, Change))],
+        },
+    ]
+}
+
+#[derive(Template)]
+#[template(path = "visit_form.html")]
+struct VisitFormPage {
+    c: Chrome,
+    elder_id: i64,
+    elder_name: String,
+    modes: Vec<(&'static str, &'static str)>,
+    groups: Vec<JudgementGroup>,
+    f: std::collections::HashMap<String, String>,
+    error: Option<String>,
+}
+
+impl VisitFormPage {
+    fn value(&self, field: &str) -> &str {
+        self.f.get(field).map_or("", String::as_str)
+    }
+}
+
+fn visit_form(
+    viewer: &Viewer,
+    elder: &Elder,
+    fields: std::collections::HashMap<String, String>,
+    error: Option<String>,
+) -> Response {
+    let lang = viewer.lang;
+    let page = VisitFormPage {
+        c: viewer.chrome("visit.new_title"),
+        elder_id: elder.id,
+        elder_name: elder.name.clone(),
+        modes: VisitMode::ALL
+            .iter()
+            .filter(|mode| **mode != VisitMode::Remote)
+            .map(|m| (m.code(), choice(lang, m.code(), m.label())))
+            .collect(),
+        groups: groups(lang, &fields),
+        f: fields,
+        error,
+    };
+    let status = if page.error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    (status, html(&page)).into_response()
+}
+
+pub(super) async fn new_visit(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    let elder = recordable_elder(&state.store, &viewer.principal, id).await?;
+    let fields = [
+        ("day".to_string(), local_today(&state.store).format("%Y-%m-%d").to_string()),
+        ("mode".to_string(), "home".to_string()),
+        ("visitor".to_string(), viewer.principal.name.clone()),
+    ]
+    .into();
+    Ok(visit_form(&viewer, &elder, fields, None))
+}
+
+/// Reads the typed form into a visit; the reason in the reader's language.
+fn read_visit(
+    elder_id: i64,
+    f: &std::collections::HashMap<String, String>,
+    lang: Lang,
+    today: chrono::NaiveDate,
+) -> Result<NewVisit, String> {
+    let get = |key: &str| f.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let bad = |key: &str| lang.t("visit.bad_choice").replace("{field}", lang.t(&format!("visit.{key}")));
+    macro_rules! pick {
+        ($key:literal, $kind:ty) => {
+            match get($key) {
+                None => None,
+                Some(code) => Some(<$kind>::parse(code).ok_or_else(|| bad($key))?),
+            }
+        };
+    }
+    let day = get("day")
+        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .ok_or_else(|| lang.t("visit.bad_day").to_string())?;
+    let mode = pick!("mode", VisitMode).ok_or_else(|| bad("mode"))?;
+    let household_delta = match get("household_delta") {
+        None => None,
+        Some(n) => Some(n.parse::<i64>().map_err(|_| lang.t("visit.bad_delta").to_string())?),
+    };
+    let assessment = Assessment {
+        household: pick!("household", HouseholdChange),
+        household_delta,
+        speech: pick!("speech", Change),
+        mobility: pick!("mobility", Change),
+        illness: pick!("illness", Illness),
+        illness_name: get("illness_name").map(str::to_string),
+        mood: pick!("mood", Change),
+        gas: pick!("gas", Safety),
+        water_heating: pick!("water_heating", Safety),
+        electricity: pick!("electricity", Safety),
+        fire: pick!("fire", Safety),
+        personal_hygiene: pick!("personal_hygiene", Change),
+        home_hygiene: pick!("home_hygiene", Change),
+        indoor: pick!("indoor", Change),
+    };
+    NewVisit {
+        elder_id,
+        day,
+        mode,
+        visitor: get("visitor").unwrap_or_default().to_string(),
+        assessment,
+        needs: get("needs").map(str::to_string),
+        suggestions: get("suggestions").map(str::to_string),
+    }
+    .check(today)
+    .map_err(|error| visit_error(&error, lang))
+}
+
+fn visit_error(error: &VisitError, lang: Lang) -> String {
+    match error {
+        VisitError::RemoteByHand => lang.t("visit.remote_by_hand").to_string(),
+        VisitError::FutureDay(day) => lang.t("visit.future_day").replace("{day}", &day.to_string()),
+        VisitError::Missing(_) => lang.t("visit.missing_visitor").to_string(),
+        VisitError::TooLong { max, .. } => lang.t("visit.too_long").replace("{max}", &max.to_string()),
+        VisitError::HouseholdDelta => lang.t("visit.bad_delta").to_string(),
+        VisitError::IllnessName => lang.t("visit.illness_name_needed").to_string(),
+    }
+}
+
+pub(super) async fn record_visit(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let elder = recordable_elder(&state.store, &viewer.principal, id).await?;
+    let fields: std::collections::HashMap<String, String> = pairs.into_iter().collect();
+    let visit = match read_visit(id, &fields, viewer.lang, local_today(&state.store)) {
+        Ok(visit) => visit,
+        Err(reason) => return Ok(visit_form(&viewer, &elder, fields, Some(reason))),
+    };
+    let recorded = state.store.record_visit(&visit, &viewer.principal.name, now_ms()).await?;
+    // A visit that found a problem opens the referral form for it.
+    let target = if visit.assessment.finds_a_problem() {
+        format!("/elders/{id}?found={}#referrals", recorded.id)
+    } else {
+        format!("/elders/{id}#visits")
+    };
+    Ok(Redirect::to(&target).into_response())
+}
+
+fn store_refusal(error: StoreError, lang: Lang) -> PageError {
+    match error {
+        StoreError::Invalid(reason) => PageError::Invalid(reason),
+        StoreError::NotFound(_) => PageError::Invalid(lang.t("referral.bad_visit").to_string()),
+        other => other.into(),
+    }
+}
+
+pub(super) async fn raise_referral(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    recordable_elder(&state.store, &viewer.principal, id).await?;
+    let fields: std::collections::HashMap<String, String> = pairs.into_iter().collect();
+    let lang = viewer.lang;
+    let service = fields
+        .get("service")
+        .and_then(|s| Service::parse(s))
+        .ok_or_else(|| PageError::Invalid(lang.t("referral.bad_service").to_string()))?;
+    let visit_id = match fields.get("visit_id").map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => None,
+        Some(text) => {
+            Some(text.parse::<i64>().map_err(|_| PageError::Invalid(lang.t("referral.bad_visit").to_string()))?)
+        }
+    };
+    let need = fields.get("need").map_or("", String::as_str);
+    if need.trim().is_empty() {
+        return Err(PageError::Invalid(lang.t("referral.need_required").to_string()));
+    }
+    state
+        .store
+        .raise_referral(id, visit_id, service, need, &viewer.principal.name, now_ms())
+        .await
+        .map_err(|e| store_refusal(e, lang))?;
+    Ok(Redirect::to(&format!("/elders/{id}#referrals")).into_response())
+}
+
+pub(super) async fn complete_referral(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path(referral_id): Path<i64>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let referral = state.store.referral(referral_id).await?.ok_or(PageError::NotFound)?;
+    recordable_elder(&state.store, &viewer.principal, referral.elder_id).await?;
+    let fields: std::collections::HashMap<String, String> = pairs.into_iter().collect();
+    let outcome = fields.get("outcome").map_or("", String::as_str);
+    if outcome.trim().is_empty() {
+        return Err(PageError::Invalid(viewer.lang.t("referral.outcome_required").to_string()));
+    }
+    state
+        .store
+        .complete_referral(referral_id, outcome, &viewer.principal.name, now_ms())
+        .await
+        .map_err(|e| store_refusal(e, viewer.lang))?;
+    Ok(Redirect::to(&format!("/elders/{}#referrals", referral.elder_id)).into_response())
+}
+
+pub(super) async fn record_service(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    recordable_elder(&state.store, &viewer.principal, id).await?;
+    let lang = viewer.lang;
+    let fields: std::collections::HashMap<String, String> = pairs.into_iter().collect();
+    let get = |key: &str| fields.get(key).map_or("", |v| v.trim());
+    let day = chrono::NaiveDate::parse_from_str(get("day"), "%Y-%m-%d")
+        .map_err(|_| PageError::Invalid(lang.t("visit.bad_day").to_string()))?;
+    let satisfaction = match get("satisfaction") {
+        "" => None,
+        code => Some(
+            Satisfaction::parse(code).ok_or_else(|| PageError::Invalid(lang.t("service.bad_satisfaction").into()))?,
+        ),
+    };
+    if get("description").is_empty() || get("served_by").is_empty() {
+        return Err(PageError::Invalid(lang.t("service.required").to_string()));
+    }
+    state
+        .store
+        .record_care_service(
+            id,
+            day,
+            local_today(&state.store),
+            get("description"),
+            get("served_by"),
+            satisfaction,
+            &viewer.principal.name,
+            now_ms(),
+        )
+        .await
+        .map_err(|e| store_refusal(e, lang))?;
+    Ok(Redirect::to(&format!("/elders/{id}#services")).into_response())
+}
+
+/// A staff visit's judgements as the form's words, only those ticked.
+pub(crate) fn findings(assessment: &Assessment, lang: Lang) -> Vec<(String, bool)> {
+    let mut found = Vec::new();
+    let mut add = |field: &str, code: &str, word: &'static str, bad: bool, extra: Option<String>| {
+        let text = format!("{} {}", lang.t(&format!("visit.{field}")), choice(lang, code, word));
+        found.push((extra.map_or_else(|| text.clone(), |extra| format!("{text} {extra}")), bad));
+    };
+    if let Some(h) = assessment.household {
+        add("household", h.code(), h.label(), false, assessment.household_delta.map(|n| n.to_string()));
+    }
+    for (field, value) in [("speech", assessment.speech), ("mobility", assessment.mobility)] {
+        if let Some(v) = value {
+            add(field, v.code(), v.label(), v == Change::Worse, None);
+        }
+    }
+    if let Some(i) = assessment.illness {
+        add("illness", i.code(), i.label(), i == Illness::Serious, assessment.illness_name.clone());
+    }
+    if let Some(v) = assessment.mood {
+        add("mood", v.code(), v.label(), v == Change::Worse, None);
+    }
+    for (field, value) in [
+        ("gas", assessment.gas),
+        ("water_heating", assessment.water_heating),
+        ("electricity", assessment.electricity),
+        ("fire", assessment.fire),
+    ] {
+        if let Some(v) = value {
+            add(field, v.code(), v.label(), v == Safety::Unsafe, None);
+        }
+    }
+    for (field, value) in [
+        ("personal_hygiene", assessment.personal_hygiene),
+        ("home_hygiene", assessment.home_hygiene),
+        ("indoor", assessment.indoor),
+    ] {
+        if let Some(v) = value {
+            add(field, v.code(), v.label(), v == Change::Worse, None);
+        }
+    }
+    found
+}
+
+/// A row of part 5: heading (on its group's first row), item, the boxes,
+/// and what is written beside them.
+type PrintedRow = (&'static str, &'static str, Vec<(&'static str, bool)>, String);
+
+/// One visit of part 5 on the printed form: every box, ticked or not.
+#[derive(Debug)]
+struct PrintedVisit {
+    number: usize,
+    day: String,
+    modes: Vec<(&'static str, bool)>,
+    household: Vec<(&'static str, bool)>,
+    household_delta: String,
+    rows: Vec<PrintedRow>,
+    needs: String,
+    suggestions: String,
+    visitor: String,
+    recorded_by: String,
+}
+
+fn boxes<T: Copy + PartialEq>(
+    all: &[T],
+    chosen: Option<T>,
+    word: impl Fn(T) -> &'static str,
+) -> Vec<(&'static str, bool)> {
+    all.iter().map(|c| (word(*c), chosen == Some(*c))).collect()
+}
+
+fn printed_visit(number: usize, visit: &VisitRecord) -> PrintedVisit {
+    let a = visit.assessment.clone().unwrap_or_default();
+    let mode = VisitMode::parse(&visit.mode);
+    let change = |v: Option<Change>| boxes(Change::ALL, v, Change::label);
+    let safety = |v: Option<Safety>| boxes(Safety::ALL, v, Safety::label);
+    PrintedVisit {
+        number,
+        day: visit.day.clone(),
+        modes: boxes(&[VisitMode::Phone, VisitMode::Home, VisitMode::Video, VisitMode::Other], mode, VisitMode::label),
+        household: boxes(HouseholdChange::ALL, a.household, HouseholdChange::label),
+        household_delta: a.household_delta.map(|n| n.to_string()).unwrap_or_default(),
+        rows: vec![
+            ("健康状况", "表达能力", change(a.speech), String::new()),
+            ("", "行动能力", change(a.mobility), String::new()),
+            (
+                "",
+                "疾病状况",
+                boxes(Illness::ALL, a.illness, Illness::label),
+                a.illness_name.clone().unwrap_or_default(),
+            ),
+            ("精神状态", "情绪状态", change(a.mood), String::new()),
+            ("安全情况", "燃气安全", safety(a.gas), String::new()),
+            ("", "水暖安全", safety(a.water_heating), String::new()),
+            ("", "用电安全", safety(a.electricity), String::new()),
+            ("", "消防安全", safety(a.fire), String::new()),
+            ("卫生状况", "个人卫生", change(a.personal_hygiene), String::new()),
+            ("", "家庭卫生", change(a.home_hygiene), String::new()),
+            ("居住环境", "室内环境", change(a.indoor), String::new()),
+        ],
+        needs: visit.needs.clone().unwrap_or_default(),
+        suggestions: visit.suggestions.clone().unwrap_or_default(),
+        visitor: visit.visitor.clone(),
+        recorded_by: visit.recorded_by.clone().unwrap_or_default(),
+    }
+}
+
+/// The record form of annex 1, filled in: always in the form's own
+/// language, as the paper archive keeps it.
+#[derive(Template)]
+#[template(path = "record_form.html")]
+struct RecordForm {
+    elder: Elder,
+    citizen_id: String,
+    disability_cert: String,
+    categories: Vec<(&'static str, bool)>,
+    details: ElderDetails,
+    members: Vec<(String, Vec<String>)>,
+    income: String,
+    orgs: Vec<(&'static str, bool)>,
+    visits: Vec<PrintedVisit>,
+    /// Remote check-ins per month, `("2026-11", 27)`.
+    remote_months: Vec<(String, usize)>,
+    services: Vec<(usize, anxin_gateway::store::CareService, &'static str)>,
+    printed_on: String,
+}
+
+fn yes_no(value: bool) -> (&'static str, &'static str) {
+    if value { ("☑", "☐") } else { ("☐", "☑") }
+}
+
+impl RecordForm {
+    fn tick(&self, value: &bool) -> (&'static str, &'static str) {
+        yes_no(*value)
+    }
+
+    fn safe(&self, value: &Option<bool>) -> &'static str {
+        match value {
+            Some(true) => "是",
+            Some(false) => "否",
+            None => "",
+        }
+    }
+}
+
+/// `/elders/{id}/form`: the whole record form, for printing. Identifying
+/// numbers are masked unless the reader may reveal them, and the print is
+/// audited either way.
+pub(super) async fn record_form(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    let elder = visible_elder(&state.store, &viewer.principal, id).await?;
+    let details = state.store.elder_details(id).await?.unwrap_or_default();
+    let whole = super::may_reveal(viewer.principal.role);
+    let shown = |value: &Option<String>| {
+        value
+            .as_deref()
+            .map(|v| if whole { v.to_string() } else { anxin_gateway::registry::mask(v) })
+            .unwrap_or_default()
+    };
+    state
+        .store
+        .audit(
+            now_ms(),
+            &viewer.principal.name,
+            if whole { "record form printed with whole ID numbers" } else { "record form printed" },
+            Some(id),
+            None,
+        )
+        .await?;
+    let categories = anxin_gateway::alerts::Category::parse_list(&elder.categories);
+    let members = (0..anxin_gateway::ledger::MEMBERS)
+        .map(|i| {
+            let label = if i == 0 { "户主".to_string() } else { (i + 1).to_string() };
+            let cells = details.members.get(i).map_or_else(
+                || vec![String::new(); 6],
+                |m| {
+                    vec![
+                        m.name.clone(),
+                        m.sex.map(|s| s.label().to_string()).unwrap_or_default(),
+                        shown(&m.citizen_id),
+                        m.relation.clone().unwrap_or_default(),
+                        m.health.clone().unwrap_or_default(),
+                        m.support.label().to_string(),
+                    ]
+                },
+            );
+            (label, cells)
+        })
+        .collect();
+    let mut visits = state.store.visits(id).await?;
+    visits.reverse();
+    // Remote check-ins are daily: the paper form counts them by month.
+    let mut remote_months: Vec<(String, usize)> = Vec::new();
+    for visit in visits.iter().filter(|v| v.mode == VisitMode::Remote.code()) {
+        let month = visit.day.get(..7).unwrap_or_default().to_string();
+        match remote_months.last_mut() {
+            Some((last, count)) if *last == month => *count += 1,
+            _ => remote_months.push((month, 1)),
+        }
+    }
+    visits.retain(|v| v.mode != VisitMode::Remote.code());
+    let mut services = state.store.care_services(id).await?;
+    services.reverse();
+    let page = RecordForm {
+        citizen_id: shown(&elder.citizen_id),
+        disability_cert: shown(&elder.disability_cert),
+        categories: anxin_gateway::alerts::Category::ALL.iter().map(|c| (c.as_str(), categories.contains(c))).collect(),
+        income: details.living.monthly_income_fen.map(format_yuan).unwrap_or_default(),
+        orgs: HelpOrg::ALL.iter().map(|o| (o.label(), details.help.orgs.contains(o))).collect(),
+        members,
+        details,
+        visits: visits.iter().enumerate().map(|(i, v)| printed_visit(i + 1, v)).collect(),
+        remote_months,
+        services: services
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let satisfaction = s.satisfaction.map(Satisfaction::label).unwrap_or("");
+                (i + 1, s, satisfaction)
+            })
+            .collect(),
+        printed_on: local_today(&state.store).format("%Y 年 %m 月 %d 日").to_string(),
+        elder,
+    };
+    Ok(html(&page))
+}
