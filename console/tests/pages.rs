@@ -476,7 +476,12 @@ async fn the_registry_refuses_a_bad_field_by_name_and_keeps_what_was_typed() {
     let young = [&fields[..], &[("citizen_id", "110105200001010014")]].concat();
     let refused = admin.post("/elders", &young).await;
     assert!(refused.body.contains("未满 60 周岁") || refused.body.contains("check digit"), "{}", refused.body);
-    let good = [&fields[..], &[("citizen_id", "210603195001014564")]].concat();
+    // 李桂兰 holds this ID already: one citizen ID, one elder.
+    let taken = [&fields[..], &[("citizen_id", "210603195001014564")]].concat();
+    let refused = admin.post("/elders", &taken).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
+    assert!(refused.body.contains("already registered"), "{}", refused.body);
+    let good = [&fields[..], &[("citizen_id", "210603195001014572")]].concat();
     let created = admin.post("/elders", &good).await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
     let id: i64 = created.location().trim_start_matches("/elders/").parse().unwrap();
@@ -486,13 +491,13 @@ async fn the_registry_refuses_a_bad_field_by_name_and_keeps_what_was_typed() {
     assert_eq!(elder.phone.as_deref(), Some("04152170478"));
     // Edit, assign a visitor, pair the unclaimed device.
     let form = admin.get(&format!("/elders/{id}/edit")).await.body;
-    assert!(!form.contains("210603195001014564") && form.contains("2106**********4564"), "masked on the edit form too");
+    assert!(!form.contains("210603195001014572") && form.contains("2106**********4572"), "masked on the edit form too");
     // Left empty, the numbers on record stay.
     let edited = [&fields[..], &[("address", "六道口 10 号"), ("citizen_id", "")]].concat();
     assert_eq!(admin.post(&format!("/elders/{id}"), &edited).await.status, StatusCode::SEE_OTHER);
     let after = world.store.elder(id).await.unwrap().unwrap();
     assert_eq!(after.address, "六道口 10 号");
-    assert_eq!(after.citizen_id.as_deref(), Some("210603195001014564"), "kept");
+    assert_eq!(after.citizen_id.as_deref(), Some("210603195001014572"), "kept");
     assert_eq!(
         admin.post(&format!("/elders/{id}/visitor"), &[("visitor", "visitor-2")]).await.status,
         StatusCode::SEE_OTHER

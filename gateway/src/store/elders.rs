@@ -96,6 +96,7 @@ const ELDER_COLUMNS: &str = "id, name, county, township, village, address, phone
 
 impl Store {
     pub async fn add_elder(&self, new: &NewElder, now: i64) -> Result<Elder, StoreError> {
+        self.refuse_taken_citizen_id(new, None).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO elders (name, county, township, village, address, phone, emergency_contact, emergency_phone,
                                  categories, inactivity_hours, created_at, citizen_id, disability_cert,
@@ -123,6 +124,7 @@ impl Store {
 
     /// Replaces an elder's registration; the change is audited with `by`.
     pub async fn update_elder(&self, id: i64, new: &NewElder, by: &str, now: i64) -> Result<Elder, StoreError> {
+        self.refuse_taken_citizen_id(new, Some(id)).await?;
         let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -152,6 +154,24 @@ impl Store {
         super::users::audit(&mut transaction, now, by, "elder edited", Some(id), None).await?;
         transaction.commit().await?;
         Ok(elder(&row)?)
+    }
+
+    /// One citizen ID, one elder: refuses `new` if another elder than
+    /// `this_one` holds its ID.
+    async fn refuse_taken_citizen_id(&self, new: &NewElder, this_one: Option<i64>) -> Result<(), StoreError> {
+        let Some(citizen_id) = new.citizen_id.as_deref() else { return Ok(()) };
+        let holder = sqlx::query("SELECT id FROM elders WHERE citizen_id = $1")
+            .bind(citizen_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| row.try_get::<i64, _>("id"))
+            .transpose()?;
+        match holder {
+            Some(holder) if Some(holder) != this_one => Err(StoreError::Invalid(format!(
+                "this citizen ID is already registered for the elder numbered {holder}"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     pub async fn elders(&self) -> Result<Vec<Elder>, StoreError> {
