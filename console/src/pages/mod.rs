@@ -6,6 +6,8 @@
 mod audit;
 mod board;
 mod elders;
+mod ledger;
+mod rate;
 mod records;
 mod registry;
 mod visitor;
@@ -54,6 +56,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/devices", get(registry::devices))
         .route("/devices/{id}/pair", post(registry::pair))
         .route("/my", get(visitor::my_elders))
+        .route("/ledger", get(ledger::page))
+        .route(
+            "/ledger/import",
+            post(ledger::import).layer(axum::extract::DefaultBodyLimit::max(ledger::LEDGER_FILE_LIMIT)),
+        )
+        .route("/ledger/export/{file}", get(ledger::export))
+        .route("/rate", get(rate::page))
+        .route("/rate/export.xlsx", get(rate::export))
         .route("/audit", get(audit::page))
         .with_state(state)
 }

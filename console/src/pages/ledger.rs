@@ -1,0 +1,167 @@
+//! The ledger (台账) page (admin): import a township's `.xlsx` or `.csv`
+//! whole or not at all, with every bad row reported; export the ledger in
+//! either format; the households with no visitor responsible for them.
+
+use askama::Template;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use anxin_gateway::ledger::{self, RowProblem, sheet};
+use anxin_gateway::store::{ImportError, ImportOutcome, now_ms};
+
+use super::records::local_today;
+use crate::api::ApiState;
+use crate::auth::Viewer;
+use crate::i18n::Lang;
+use crate::web::{Chrome, PageError, html};
+
+/// The largest ledger file taken: 5,000 elders are about 1 MB of `.xlsx`.
+pub const LEDGER_FILE_LIMIT: usize = 20 * 1024 * 1024;
+
+#[derive(Debug)]
+struct Household {
+    id: i64,
+    name: String,
+    place: String,
+}
+
+#[derive(Template)]
+#[template(path = "ledger.html")]
+struct LedgerPage {
+    c: Chrome,
+    elders: usize,
+    without_visitor: Vec<Household>,
+    outcome: Option<ImportOutcome>,
+    ignored: Vec<String>,
+    problems: Vec<String>,
+}
+
+fn may_keep_ledger(viewer: &Viewer) -> Result<(), PageError> {
+    if viewer.principal.can_edit_registry() { Ok(()) } else { Err(PageError::Forbidden) }
+}
+
+async fn render(
+    state: &ApiState,
+    viewer: &Viewer,
+    outcome: Option<ImportOutcome>,
+    ignored: Vec<String>,
+    problems: Vec<String>,
+) -> Result<Response, PageError> {
+    let elders = state.store.elders().await?;
+    let lacking: std::collections::HashSet<i64> = state.store.elders_without_visitor().await?.into_iter().collect();
+    let without_visitor = elders
+        .iter()
+        .filter(|e| lacking.contains(&e.id))
+        .map(|e| Household {
+            id: e.id,
+            name: e.name.clone(),
+            place: format!("{} {} {}", e.county, e.township, e.village),
+        })
+        .collect();
+    let status = if problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let page = LedgerPage {
+        c: viewer.chrome("ledger.title"),
+        elders: elders.len(),
+        without_visitor,
+        outcome,
+        ignored,
+        problems,
+    };
+    Ok((status, html(&page)).into_response())
+}
+
+pub(super) async fn page(State(state): State<ApiState>, viewer: Viewer) -> Result<Response, PageError> {
+    may_keep_ledger(&viewer)?;
+    render(&state, &viewer, None, Vec::new(), Vec::new()).await
+}
+
+/// A problem in the reader's language.
+fn described(problem: &RowProblem, lang: Lang) -> String {
+    match lang {
+        Lang::En => problem.to_string(),
+        Lang::ZhCn => {
+            let mut text = String::new();
+            if problem.line > 0 {
+                text.push_str(&format!("第 {} 行", problem.line));
+            }
+            if let Some(column) = &problem.column {
+                text.push_str(&format!("{}{column}", if problem.line > 0 { "，" } else { "" }));
+            }
+            if let Some(value) = problem.value.as_deref().filter(|v| !v.is_empty()) {
+                text.push_str(&format!("「{value}」"));
+            }
+            if !text.is_empty() {
+                text.push('：');
+            }
+            text.push_str(&problem.problem.chinese());
+            text
+        }
+    }
+}
+
+pub(super) async fn import(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    mut multipart: Multipart,
+) -> Result<Response, PageError> {
+    may_keep_ledger(&viewer)?;
+    let lang = viewer.lang;
+    let refuse = |key: &str| PageError::Invalid(lang.t(key).to_string());
+    let mut file = None;
+    while let Some(field) = multipart.next_field().await.map_err(|_| refuse("ledger.bad_upload"))? {
+        if field.name() == Some("file") {
+            let name = field.file_name().unwrap_or_default().to_string();
+            let bytes = field.bytes().await.map_err(|_| refuse("ledger.bad_upload"))?;
+            file = Some((name, bytes));
+        }
+    }
+    let (name, bytes) = file.ok_or_else(|| refuse("ledger.no_file"))?;
+    let format = sheet::Format::of_file(&name).ok_or_else(|| refuse("ledger.bad_format"))?;
+    let rows = match sheet::read(&bytes, format) {
+        Ok(rows) => rows,
+        Err(error) => {
+            let problem = RowProblem {
+                line: 0,
+                column: None,
+                value: None,
+                problem: ledger::Problem::Unreadable(error.to_string()),
+            };
+            return render(&state, &viewer, None, Vec::new(), vec![described(&problem, lang)]).await;
+        }
+    };
+    let visitors = state.store.visitor_names().await?;
+    let checked = match ledger::read(&rows, local_today(&state.store), &visitors) {
+        Ok(checked) => checked,
+        Err(problems) => {
+            let problems = problems.iter().map(|p| described(p, lang)).collect();
+            return render(&state, &viewer, None, Vec::new(), problems).await;
+        }
+    };
+    match state.store.import_ledger(&checked, &viewer.principal.name, now_ms()).await {
+        Ok(outcome) => render(&state, &viewer, Some(outcome), checked.ignored_columns, Vec::new()).await,
+        Err(ImportError::Rows(problems)) => {
+            let problems = problems.iter().map(|p| described(p, lang)).collect();
+            render(&state, &viewer, None, Vec::new(), problems).await
+        }
+        Err(ImportError::Store(error)) => Err(error.into()),
+    }
+}
+
+/// `/ledger/export.xlsx` or `.csv`: the whole ledger with whole ID numbers,
+/// for the township's own records; audited.
+pub(super) async fn export(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path(file): Path<String>,
+) -> Result<Response, PageError> {
+    may_keep_ledger(&viewer)?;
+    let format = sheet::Format::of_file(&file).ok_or(PageError::NotFound)?;
+    let mut rows = vec![ledger::headers()];
+    rows.extend(state.store.ledger().await?.iter().map(ledger::cells));
+    let bytes = sheet::write(&rows, format, "台账").map_err(|error| PageError::Invalid(error.to_string()))?;
+    state.store.audit(now_ms(), &viewer.principal.name, "ledger exported", None, Some(format.extension())).await?;
+    let disposition = format!("attachment; filename=\"ledger.{}\"", format.extension());
+    Ok(([(header::CONTENT_TYPE, format.content_type().to_string()), (header::CONTENT_DISPOSITION, disposition)], bytes)
+        .into_response())
+}
