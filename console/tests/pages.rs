@@ -271,6 +271,24 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
             [0, 403, 403, 403],
         ),
         ("GET", "/api/v1/audit".into(), "", [200, 403, 403, 403]),
+        // The ledger, visits, referrals, care services, the record form, the visit rate.
+        ("GET", format!("/elders/{here}/visits/new"), "", [200, 200, 403, 200]),
+        ("GET", format!("/elders/{there}/visits/new"), "", [200, 404, 404, 404]),
+        ("POST", format!("/elders/{here}/visits"), "day=2026-01-01&mode=remote&visitor=x", [422, 422, 403, 422]),
+        ("POST", format!("/elders/{there}/visits"), "day=2026-01-01&mode=home&visitor=x", [0, 404, 404, 404]),
+        ("POST", format!("/elders/{here}/referrals"), "service=care&need=", [422, 422, 403, 422]),
+        ("POST", format!("/elders/{there}/referrals"), "service=care&need=x", [0, 404, 404, 404]),
+        ("POST", format!("/elders/{here}/services"), "day=someday", [422, 422, 403, 422]),
+        ("POST", format!("/elders/{there}/services"), "day=2026-01-01&description=x&served_by=y", [0, 404, 404, 404]),
+        ("GET", format!("/elders/{here}/form"), "", [200, 200, 200, 200]),
+        ("GET", format!("/elders/{there}/form"), "", [200, 404, 404, 404]),
+        ("GET", "/rate".into(), "", [200, 200, 200, 403]),
+        ("GET", "/rate?month=2026-13".into(), "", [422, 422, 422, 403]),
+        ("GET", "/rate/export.xlsx".into(), "", [200, 200, 200, 403]),
+        ("GET", "/ledger".into(), "", [200, 403, 403, 403]),
+        ("GET", "/ledger/export/ledger.csv".into(), "", [200, 403, 403, 403]),
+        ("GET", "/ledger/export/ledger.xlsx".into(), "", [200, 403, 403, 403]),
+        ("POST", "/ledger/import".into(), "", [422, 403, 403, 403]),
     ];
     for (index, name) in ["admin", "oncall", "official", "visitor"].into_iter().enumerate() {
         let mut browser = signed_in(&world, name).await;
@@ -310,6 +328,14 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
             if answer.status == StatusCode::NOT_FOUND {
                 assert!(!answer.body.contains("李桂兰"), "{name} {method} {path}: a refusal tells nothing");
             }
+        }
+        if name != "visitor" {
+            let rate = browser.get("/rate").await.body;
+            assert!(
+                rate.contains("王秀英") && rate.contains("id=\"registered\">"),
+                "{name}: the unvisited elder listed"
+            );
+            assert_eq!(rate.contains("李桂兰"), name == "admin", "{name}: the rate counts only their regions");
         }
         let list = browser.get("/elders").await.body;
         assert!(list.contains("王秀英"), "{name} sees the elder of their scope");
@@ -558,4 +584,128 @@ async fn oncall_acknowledges_and_resolves_from_the_board_and_the_shift_figure_co
     assert_eq!((alert.outcome.as_deref(), alert.note.as_deref()), (Some("false_alarm"), Some("做饭油烟")));
     let rows = oncall.get("/board/rows").await.body;
     assert!(rows.contains("board-empty") || rows.contains("没有待处理的告警"), "{rows}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visit_recorded_in_the_console_counts_in_the_rate_and_prints_on_the_form() {
+    let world = world().await;
+    let mut visitor = signed_in(&world, "visitor").await;
+    let path = format!("/elders/{}/visits", world.here);
+    let form_page = visitor.get(&format!("{path}/new")).await;
+    assert!(form_page.body.contains("较安全") && form_page.body.contains("无变化"), "the form's own choices");
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let fields = [
+        ("day", today.as_str()),
+        ("mode", "home"),
+        ("visitor", "李探访"),
+        ("mobility", "worse"),
+        ("gas", "unsafe"),
+        ("electricity", "safe"),
+        ("needs", "需要安装燃气报警器"),
+    ];
+    let wrong = visitor.post(&path, &[&fields[..], &[("illness", "serious")]].concat()).await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(wrong.body.contains("请填写严重疾病名称") && wrong.body.contains("需要安装燃气报警器"), "kept input");
+    let recorded = visitor.post(&path, &fields).await;
+    assert_eq!(recorded.status, StatusCode::SEE_OTHER, "{}", recorded.body);
+    let visits = world.store.visits(world.here).await.unwrap();
+    assert_eq!(visits.len(), 1);
+    assert!(recorded.location().contains(&format!("found={}", visits[0].id)), "a problem found offers a referral");
+    let page = visitor.get(recorded.location()).await.body;
+    assert!(page.contains("燃气安全 不安全") && page.contains("本次探访发现问题"), "{page}");
+
+    let visit_id = visits[0].id.to_string();
+    let referred = visitor
+        .post(
+            &format!("/elders/{}/referrals", world.here),
+            &[("service", "home_adaptation"), ("need", "安装燃气报警器"), ("visit_id", &visit_id)],
+        )
+        .await;
+    assert_eq!(referred.status, StatusCode::SEE_OTHER, "{}", referred.body);
+    let referral = world.store.referrals(world.here).await.unwrap()[0].id;
+    let mut official = signed_in(&world, "official").await;
+    let refused = official.post(&format!("/referrals/{referral}/done"), &[("outcome", "x")]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "officials only read");
+    let done = visitor.post(&format!("/referrals/{referral}/done"), &[("outcome", "已安装")]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(world.store.referrals(world.here).await.unwrap()[0].outcome.as_deref(), Some("已安装"));
+    let served = visitor
+        .post(
+            &format!("/elders/{}/services", world.here),
+            &[("day", &today), ("description", "上门助浴"), ("served_by", "张护理"), ("satisfaction", "satisfied")],
+        )
+        .await;
+    assert_eq!(served.status, StatusCode::SEE_OTHER, "{}", served.body);
+
+    // The official's county: 1 registered, 1 visited; the admin's: 2 and 1.
+    let rate = official.get("/rate").await.body;
+    assert!(rate.contains("id=\"registered\">1<") && rate.contains("id=\"visited\">1<"), "{rate}");
+    assert!(rate.contains("id=\"rate\" class=\"ok\">100%<"), "{rate}");
+    let mut admin = signed_in(&world, "admin").await;
+    let rate = admin.get("/rate").await.body;
+    assert!(rate.contains("id=\"registered\">2<") && rate.contains(">50%<"), "{rate}");
+    let unvisited = &rate[rate.find("id=\"unvisited\"").unwrap()..];
+    assert!(unvisited.contains("李桂兰") && !unvisited.contains("王秀英"), "{unvisited}");
+    let export = admin.get("/rate/export.xlsx").await;
+    assert_eq!(export.headers["content-type"], "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+
+    // The printed form: the visitor's copy masks the ID, the admin's does not.
+    let printed = visitor.get(&format!("/elders/{}/form", world.here)).await.body;
+    assert!(printed.contains("特殊困难老年人探访关爱服务记录表") && printed.contains("2106**********1238"));
+    assert!(
+        printed.contains("☑ 不安全") && printed.contains("☑ 上门探访") && printed.contains("上门助浴"),
+        "{printed}"
+    );
+    assert!(printed.contains("满意"));
+    let whole = admin.get(&format!("/elders/{}/form", world.here)).await.body;
+    assert!(whole.contains("210602194503121238"));
+    let audit: Vec<String> =
+        world.store.audit_entries(Some(world.here), 100).await.unwrap().into_iter().map(|e| e.action).collect();
+    assert!(audit.iter().any(|a| a == "record form printed with whole ID numbers"), "{audit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_imports_a_ledger_file_and_a_bad_one_changes_nothing() {
+    let world = world().await;
+    let mut admin = signed_in(&world, "admin").await;
+    admin.get("/ledger").await;
+    let upload = async |admin: &mut Browser<'_>, name: &str, bytes: Vec<u8>| {
+        let boundary = "anxin-test-boundary";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(&bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let request = admin
+            .request("POST", "/ledger/import")
+            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+            .header("x-csrf-token", admin.csrf.clone())
+            .body(Body::from(body))
+            .unwrap();
+        send(admin.router, request).await
+    };
+    let rows = anxin_testkit::ledger::township_ledger(30, "visitor-2");
+    let csv = anxin_gateway::ledger::sheet::write(&rows, anxin_gateway::ledger::sheet::Format::Csv, "x").unwrap();
+    let mut bad = rows.clone();
+    bad[2][7] = "12345".into();
+    let bad = anxin_gateway::ledger::sheet::write(&bad, anxin_gateway::ledger::sheet::Format::Csv, "x").unwrap();
+    let refused = upload(&mut admin, "ledger.csv", bad).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("第 3 行，公民身份号码「12345」：为 5 位，应为 18 位"), "{}", refused.body);
+    assert_eq!(world.store.elders().await.unwrap().len(), 2, "nothing imported");
+    let wrong_kind = upload(&mut admin, "ledger.txt", csv.clone()).await;
+    assert_eq!(wrong_kind.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let imported = upload(&mut admin, "ledger.csv", csv.clone()).await;
+    assert_eq!(imported.status, StatusCode::OK, "{}", imported.body);
+    assert!(imported.body.contains("新增 30"), "{}", imported.body);
+    assert!(imported.body.contains("未使用的列: 序号"), "{}", imported.body);
+    let again = upload(&mut admin, "ledger.csv", csv).await;
+    assert!(again.body.contains("新增 0, 更新 0, 未变 30"), "{}", again.body);
+    let export = admin.get("/ledger/export/ledger.csv").await;
+    assert!(export.body.starts_with("\u{feff}编号,县(市、区)"), "{}", &export.body[..80]);
+    assert_eq!(export.body.lines().count(), 33, "header, 2 elders of the world, 30 imported");
+    let page = admin.get("/ledger").await.body;
+    // 24 of the 30 and 李桂兰 have no visitor.
+    assert!(page.contains("尚未确定探访责任人的家庭 (25)"), "{page}");
 }

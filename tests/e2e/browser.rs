@@ -239,6 +239,14 @@ async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calenda
     assert!(page.contains("2106**********1238") && !page.contains("210602194503121238"), "masked: {page}");
     assert!(browser.find(Locator::Css("figure.chart svg")).await.is_ok(), "the activity chart is drawn");
     std::fs::write(screenshots().join("elder-page.png"), browser.screenshot().await.unwrap()).unwrap();
+
+    // The record form of annex 1, laid out for printing by its own stylesheet.
+    browser.goto(&format!("{base}/elders/1/form")).await.unwrap();
+    let form = browser.wait().for_element(Locator::Css("body.record-form")).await.unwrap().text().await.unwrap();
+    assert!(form.contains("特殊困难老年人探访关爱服务记录表") && form.contains("一、探访对象基本情况"), "{form}");
+    assert!(form.contains("六、关爱服务情况") && form.contains("王秀英"), "{form}");
+    until(&browser, 5, "getComputedStyle(document.querySelector('table.form td')).borderTopStyle === 'solid'").await;
+    std::fs::write(screenshots().join("record-form.png"), browser.screenshot().await.unwrap()).unwrap();
     browser.find(Locator::Css("form[action='/logout'] button")).await.unwrap().click().await.unwrap();
     until(&browser, 10, "location.pathname === '/login'").await;
 

@@ -103,11 +103,12 @@ fn described(problem: &RowProblem, lang: Lang) -> String {
 pub(super) async fn import(
     State(state): State<ApiState>,
     viewer: Viewer,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, PageError> {
     may_keep_ledger(&viewer)?;
     let lang = viewer.lang;
     let refuse = |key: &str| PageError::Invalid(lang.t(key).to_string());
+    let mut multipart = multipart.map_err(|_| refuse("ledger.bad_upload"))?;
     let mut file = None;
     while let Some(field) = multipart.next_field().await.map_err(|_| refuse("ledger.bad_upload"))? {
         if field.name() == Some("file") {
