@@ -12,8 +12,8 @@ use anxin_gateway::store::{AlertFilter, AlertRecord, MessageCursor, MessageRecor
 use anyhow::{Context, anyhow};
 
 use crate::cli::{
-    AlertsCommand, DevicesCommand, EldersCommand, EventsCommand, StorageArgs, TokensCommand, UsersCommand,
-    VisitsCommand, WatchCommand,
+    AlertsCommand, DevicesCommand, EldersCommand, EventsCommand, LedgerCommand, StorageArgs, TokensCommand,
+    UsersCommand, VisitsCommand, WatchCommand,
 };
 use crate::run::open_store;
 use crate::settings::FileSettings;
@@ -273,7 +273,10 @@ pub async fn alerts(storage: &StorageArgs, file: FileSettings, command: AlertsCo
 pub async fn visits(storage: &StorageArgs, file: FileSettings, command: VisitsCommand) -> anyhow::Result<()> {
     let store = open_store(storage, &file).await?;
     let policy = store.alert_policy().clone();
-    let VisitsCommand::List { elder, days, json } = command;
+    let (elder, days, json) = match command {
+        VisitsCommand::List { elder, days, json } => (elder, days, json),
+        VisitsCommand::Rate { month, region, json } => return visit_rate(&store, month, region, json).await,
+    };
     if store.elder(elder).await?.is_none() {
         anyhow::bail!("there is no elder with id {elder}");
     }
@@ -453,4 +456,126 @@ pub async fn tokens(storage: &StorageArgs, file: FileSettings, command: TokensCo
     eprintln!("a bearer token for {user}: shown once; send it as `Authorization: Bearer …` to /api/v1");
     store.close().await;
     Ok(())
+}
+
+/// Today in the deployment's time zone.
+fn local_today(policy: &AlertPolicy) -> chrono::NaiveDate {
+    chrono::Utc::now().with_timezone(&policy.utc_offset).date_naive()
+}
+
+async fn visit_rate(
+    store: &anxin_gateway::store::Store,
+    month: Option<String>,
+    region: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use anxin_gateway::visits::{Month, RegionLevel, rate_by, rate_of};
+    let policy = store.alert_policy().clone();
+    let today = local_today(&policy);
+    let month = match month.as_deref() {
+        None => Month::of(today),
+        Some(text) => Month::parse(text).ok_or_else(|| anyhow::anyhow!("{text:?} is not a month: use YYYY-MM"))?,
+    };
+    let region = region.as_deref().map(Region::parse).transpose()?;
+    let end = month
+        .next()
+        .first_day()
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_local_timezone(policy.utc_offset).single())
+        .map_or(i64::MAX, |t| t.timestamp_millis());
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    let elders: Vec<_> = store
+        .elder_months(&day(month.first_day()), &day(month.last_day()), end)
+        .await?
+        .into_iter()
+        .filter(|e| region.as_ref().is_none_or(|r| r.covers(&e.county, &e.township, &e.village)))
+        .collect();
+    let total = rate_of(&elders);
+    let by_township = rate_by(&elders, RegionLevel::Township);
+    let unvisited: Vec<_> = elders.iter().filter(|e| e.visits == 0).collect();
+    if json {
+        let value = serde_json::json!({
+            "month": month.to_string(),
+            "registered": total.registered,
+            "visited": total.visited,
+            "rate": total.percent(),
+            "days_left": month.days_left(today),
+            "by_township": by_township.iter().map(|(r, f)| serde_json::json!({
+                "region": r, "registered": f.registered, "visited": f.visited, "rate": f.percent()
+            })).collect::<Vec<_>>(),
+            "unvisited": unvisited,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!(
+        "{month}: {} of {} elders visited ({}), {} days left",
+        total.visited,
+        total.registered,
+        total.percent(),
+        month.days_left(today)
+    );
+    for (region, figures) in &by_township {
+        println!("  {region:<24} {:>5} / {:<5} {}", figures.visited, figures.registered, figures.percent());
+    }
+    if !unvisited.is_empty() {
+        println!("not yet visited ({}):", unvisited.len());
+        for elder in unvisited {
+            println!("  {:>6}  {}  {} {} {}", elder.elder_id, elder.name, elder.county, elder.township, elder.village);
+        }
+    }
+    Ok(())
+}
+
+pub async fn ledger(storage: &StorageArgs, file: FileSettings, command: LedgerCommand) -> anyhow::Result<()> {
+    use anxin_gateway::ledger::{self, sheet};
+    let store = open_store(storage, &file).await?;
+    let format_of = |path: &std::path::Path| {
+        sheet::Format::of_file(&path.to_string_lossy())
+            .ok_or_else(|| anyhow::anyhow!("{} is neither .xlsx nor .csv", path.display()))
+    };
+    match command {
+        LedgerCommand::Import { file, by } => {
+            let format = format_of(&file)?;
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let rows = sheet::read(&bytes, format)?;
+            let today = local_today(store.alert_policy());
+            let visitors = store.visitor_names().await?;
+            let problems = match ledger::read(&rows, today, &visitors) {
+                Ok(checked) => match store.import_ledger(&checked, &by, now_ms()).await {
+                    Ok(outcome) => {
+                        println!(
+                            "imported {}: {} new, {} changed, {} unchanged",
+                            file.display(),
+                            outcome.created,
+                            outcome.updated,
+                            outcome.unchanged
+                        );
+                        if !checked.ignored_columns.is_empty() {
+                            println!("columns left alone: {}", checked.ignored_columns.join(", "));
+                        }
+                        return Ok(());
+                    }
+                    Err(anxin_gateway::store::ImportError::Rows(problems)) => problems,
+                    Err(anxin_gateway::store::ImportError::Store(error)) => return Err(error.into()),
+                },
+                Err(problems) => problems,
+            };
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            anyhow::bail!("nothing imported: {} problems in {}", problems.len(), file.display())
+        }
+        LedgerCommand::Export { file, by } => {
+            let format = format_of(&file)?;
+            let mut rows = vec![ledger::headers()];
+            rows.extend(store.ledger().await?.iter().map(ledger::cells));
+            let count = rows.len() - 1;
+            std::fs::write(&file, sheet::write(&rows, format, "台账")?)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            store.audit(now_ms(), &by, "ledger exported", None, Some(format.extension())).await?;
+            println!("exported {count} elders to {}", file.display());
+            Ok(())
+        }
+    }
 }

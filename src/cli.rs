@@ -75,7 +75,10 @@ pub enum Command {
     /// Alerts: list, acknowledge, resolve with how they were handled, time-to-acknowledge figures
     #[command(subcommand)]
     Alerts(AlertsCommand),
-    /// Visits, including the remote check-ins the gateway records
+    /// The ledger (台账): import or export a township's .xlsx or .csv
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// Visits, including the remote check-ins the gateway records, and the monthly visit rate
     #[command(subcommand)]
     Visits(VisitsCommand),
     /// Heightened watch over a region (extreme weather, festivals): tighter thresholds
@@ -355,6 +358,45 @@ pub enum VisitsCommand {
         /// JSON instead of a table
         #[arg(long)]
         json: bool,
+    },
+    /// The monthly visit rate (月探访率): registered elders, those visited at least once (any mode),
+    /// by township, and who is not yet visited
+    Rate {
+        /// The month, YYYY-MM (default: this month)
+        #[arg(long)]
+        month: Option<String>,
+        /// COUNTY, COUNTY/TOWNSHIP or COUNTY/TOWNSHIP/VILLAGE (default: everywhere)
+        #[arg(long)]
+        region: Option<String>,
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Import a ledger file: all of it, or nothing with every bad row listed
+    #[command(long_about = "Imports a ledger (台账) file, .xlsx (its first worksheet) or .csv (UTF-8 or GBK): \
+        one row per elder under the record form's headers (县(市、区), 乡镇(街道), 村(居), 家庭住址, 被探访人姓名, \
+        公民身份号码, 联系电话, 紧急联系人, 是否独居, …, 户主姓名, …, 饮水是否安全, …, 帮扶单位(组织), 探访责任人) or \
+        their English keys (county, township, …). Rows are matched by 编号 (Anxin's number, on exported files), \
+        then by citizen ID; new elders are registered, changed ones updated, the same ones left alone. If any \
+        row is wrong nothing is written, every problem is listed by line and column, and the exit status is 2.")]
+    Import {
+        /// The .xlsx or .csv file
+        file: PathBuf,
+        /// Who imports it (written to the audit log)
+        #[arg(long, default_value = "admin")]
+        by: String,
+    },
+    /// Export the whole ledger to a .xlsx or .csv file (whole ID numbers: keep it safe)
+    Export {
+        /// The file to write; its extension (.xlsx or .csv) sets the format
+        file: PathBuf,
+        /// Who exports it (written to the audit log)
+        #[arg(long, default_value = "admin")]
+        by: String,
     },
 }
 

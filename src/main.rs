@@ -48,6 +48,7 @@ async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Events(command) => admin::events(&cli.storage, file, command).await,
         Command::Alerts(command) => admin::alerts(&cli.storage, file, command).await,
         Command::Visits(command) => admin::visits(&cli.storage, file, command).await,
+        Command::Ledger(command) => admin::ledger(&cli.storage, file, command).await,
         Command::Watch(command) => admin::watch(&cli.storage, file, command).await,
         Command::Users(command) => admin::users(&cli.storage, file, command).await,
         Command::Tokens(command) => admin::tokens(&cli.storage, file, command).await,

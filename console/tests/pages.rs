@@ -289,6 +289,34 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ("GET", "/ledger/export/ledger.csv".into(), "", [200, 403, 403, 403]),
         ("GET", "/ledger/export/ledger.xlsx".into(), "", [200, 403, 403, 403]),
         ("POST", "/ledger/import".into(), "", [422, 403, 403, 403]),
+        ("GET", format!("/elders/{here}/household"), "", [200, 403, 403, 403]),
+        ("POST", format!("/elders/{here}/household"), "m1_citizen_id=123", [422, 403, 403, 403]),
+        (
+            "POST",
+            format!("/api/v1/elders/{here}/visits"),
+            r#"{"day":"2026-01-01","mode":"remote","visitor":"x"}"#,
+            [422, 422, 403, 422],
+        ),
+        (
+            "POST",
+            format!("/api/v1/elders/{there}/visits"),
+            r#"{"day":"2026-01-01","mode":"home","visitor":"x"}"#,
+            [0, 404, 404, 404],
+        ),
+        ("GET", format!("/api/v1/elders/{there}/referrals"), "", [200, 404, 404, 404]),
+        ("POST", format!("/api/v1/elders/{here}/referrals"), r#"{"service":"care","need":" "}"#, [422, 422, 403, 422]),
+        ("POST", format!("/api/v1/elders/{there}/referrals"), r#"{"service":"care","need":"x"}"#, [0, 404, 404, 404]),
+        ("GET", format!("/api/v1/elders/{there}/services"), "", [200, 404, 404, 404]),
+        (
+            "POST",
+            format!("/api/v1/elders/{here}/services"),
+            r#"{"day":"x","description":"y","served_by":"z"}"#,
+            [422, 422, 403, 422],
+        ),
+        ("GET", format!("/api/v1/elders/{here}/household"), "", [200, 200, 200, 200]),
+        ("GET", format!("/api/v1/elders/{there}/household"), "", [200, 404, 404, 404]),
+        ("GET", "/api/v1/rate".into(), "", [200, 200, 200, 403]),
+        ("GET", "/api/v1/rate?month=2026-13".into(), "", [422, 422, 422, 403]),
     ];
     for (index, name) in ["admin", "oncall", "official", "visitor"].into_iter().enumerate() {
         let mut browser = signed_in(&world, name).await;
@@ -646,6 +674,12 @@ async fn a_visit_recorded_in_the_console_counts_in_the_rate_and_prints_on_the_fo
     assert!(rate.contains("id=\"registered\">2<") && rate.contains(">50%<"), "{rate}");
     let unvisited = &rate[rate.find("id=\"unvisited\"").unwrap()..];
     assert!(unvisited.contains("李桂兰") && !unvisited.contains("王秀英"), "{unvisited}");
+    let token = world.store.issue_token("official", T).await.unwrap();
+    let request = Request::builder().uri("/api/v1/rate").header("authorization", format!("Bearer {token}"));
+    let api = send(&world.router, request.body(Body::empty()).unwrap()).await;
+    let figures: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    assert_eq!((figures["registered"].as_i64(), figures["visited"].as_i64()), (Some(1), Some(1)), "{figures}");
+    assert_eq!(figures["rate_per_mille"], 1000);
     let export = admin.get("/rate/export.xlsx").await;
     assert_eq!(export.headers["content-type"], "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
 
@@ -662,6 +696,37 @@ async fn a_visit_recorded_in_the_console_counts_in_the_rate_and_prints_on_the_fo
     let audit: Vec<String> =
         world.store.audit_entries(Some(world.here), 100).await.unwrap().into_iter().map(|e| e.action).collect();
     assert!(audit.iter().any(|a| a == "record form printed with whole ID numbers"), "{audit:?}");
+
+    // Parts 2-4 edited by the admin show on the page, the member's ID masked.
+    admin.get(&format!("/elders/{}/household", world.here)).await;
+    let household = [
+        ("disabled", "yes"),
+        ("m1_name", "王秀英"),
+        ("m1_sex", "female"),
+        ("m1_citizen_id", "210602194503121238"),
+        ("m1_relation", "本人"),
+        ("m1_support", "destitute"),
+        ("water_safe", "yes"),
+        ("power_safe", "no"),
+        ("income", "1200.5"),
+        ("help_orgs", "community"),
+        ("help_orgs", "volunteer"),
+        ("help_person", "刘主任"),
+    ];
+    let bad = admin
+        .post(&format!("/elders/{}/household", world.here), &[&household[..], &[("income", "lots")]].concat())
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let saved = admin.post(&format!("/elders/{}/household", world.here), &household).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let details = world.store.elder_details(world.here).await.unwrap().unwrap();
+    assert_eq!(details.living.monthly_income_fen, Some(120_050));
+    assert_eq!(details.help.orgs.len(), 2);
+    assert_eq!(details.members[0].citizen_id.as_deref(), Some("210602194503121238"));
+    let page = visitor.get(&format!("/elders/{}", world.here)).await.body;
+    assert!(page.contains("特困人员") && page.contains("2106**********1238") && !page.contains("210602194503121238"));
+    let printed = admin.get(&format!("/elders/{}/form", world.here)).await.body;
+    assert!(printed.contains("☑ 乡镇(街道)、村(居)民委员会") && printed.contains("1200.5"), "{printed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod browser;
+mod ledger;
 mod people;
 mod serve;
 mod simulate;

@@ -5,6 +5,7 @@
 //! see (server-sent events), replaying from the database after a reconnect.
 
 mod elders;
+mod records;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -63,12 +64,17 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/elders", get(elders::list_elders).post(elders::create_elder))
         .route("/api/v1/elders/{id}", get(elders::show_elder).put(elders::update_elder))
         .route("/api/v1/elders/{id}/activity", get(elders::activity))
-        .route("/api/v1/elders/{id}/visits", get(elders::visits))
+        .route("/api/v1/elders/{id}/visits", get(elders::visits).post(records::record_visit))
         .route("/api/v1/elders/{id}/reveal", post(elders::reveal))
         .route("/api/v1/elders/{id}/visitor", post(elders::assign_visitor))
         .route("/api/v1/devices", get(elders::devices))
         .route("/api/v1/devices/{device_id}/pair", post(elders::pair_device))
         .route("/api/v1/audit", get(elders::audit))
+        .route("/api/v1/elders/{id}/referrals", get(records::referrals).post(records::raise_referral))
+        .route("/api/v1/referrals/{id}/done", post(records::complete_referral))
+        .route("/api/v1/elders/{id}/services", get(records::services).post(records::record_service))
+        .route("/api/v1/elders/{id}/household", get(records::household))
+        .route("/api/v1/rate", get(records::rate))
         .route("/api/v1/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .with_state(state)
 }
@@ -81,6 +87,8 @@ pub fn router(state: ApiState) -> Router {
         list_alerts, show_alert, acknowledge, resolve, alert_events,
         elders::list_elders, elders::show_elder, elders::create_elder, elders::update_elder, elders::activity,
         elders::visits, elders::reveal, elders::assign_visitor, elders::devices, elders::pair_device, elders::audit,
+        records::record_visit, records::referrals, records::raise_referral, records::complete_referral,
+        records::services, records::record_service, records::household, records::rate,
     ),
     components(schemas(AlertRecord, AlertEventRecord, AlertChange, AlertWithHistory, Resolution, ErrorBody)),
     modifiers(&BearerAuth),

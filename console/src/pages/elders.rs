@@ -290,6 +290,7 @@ struct ElderPage {
     satisfactions: Vec<(&'static str, &'static str)>,
     found: Option<i64>,
     today: String,
+    household: super::household::HouseholdView,
 }
 
 pub(crate) fn visit_lines(visits: &[anxin_gateway::store::VisitRecord], lang: Lang) -> Vec<VisitLine> {
@@ -422,6 +423,7 @@ pub(super) async fn page(
         service_kinds: Service::ALL.iter().map(|s| (s.code(), choice(lang, s.code(), s.label()))).collect(),
         satisfactions: Satisfaction::ALL.iter().map(|s| (s.code(), choice(lang, s.code(), s.label()))).collect(),
         found: query.found,
+        household: super::household::HouseholdView::of(&state.store.elder_details(id).await?.unwrap_or_default(), lang),
         today: super::records::local_today(&state.store).format("%Y-%m-%d").to_string(),
         c: viewer.chrome("elder.title"),
         visitors: state.store.visitors_of(id).await?.join("、"),

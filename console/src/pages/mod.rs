@@ -6,6 +6,7 @@
 mod audit;
 mod board;
 mod elders;
+mod household;
 mod ledger;
 mod rate;
 mod records;
@@ -29,6 +30,8 @@ use crate::web::PageError;
 
 pub use elders::activity_chart;
 pub(crate) use elders::{identifying_number, may_reveal};
+pub(crate) use rate::month_elders;
+pub(crate) use records::local_today;
 pub(crate) use registry::{PairRefusal, pair_unclaimed};
 
 /// Every page but sign-in.
@@ -53,6 +56,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/referrals/{id}/done", post(records::complete_referral))
         .route("/elders/{id}/services", post(records::record_service))
         .route("/elders/{id}/form", get(records::record_form))
+        .route("/elders/{id}/household", get(household::form).post(household::save))
         .route("/devices", get(registry::devices))
         .route("/devices/{id}/pair", post(registry::pair))
         .route("/my", get(visitor::my_elders))

@@ -63,20 +63,30 @@ async fn elders_of(
     month: Month,
     region: Option<&anxin_gateway::access::Region>,
 ) -> Result<Vec<ElderMonth>, PageError> {
-    let offset = state.store.alert_policy().utc_offset;
+    Ok(month_elders(&state.store, &viewer.principal, month, region).await?)
+}
+
+/// Each elder `who` may see in `region`, registered before the month ended,
+/// with their visits of that month.
+pub(crate) async fn month_elders(
+    store: &anxin_gateway::store::Store,
+    who: &anxin_gateway::access::Principal,
+    month: Month,
+    region: Option<&anxin_gateway::access::Region>,
+) -> Result<Vec<ElderMonth>, anxin_gateway::store::StoreError> {
+    let offset = store.alert_policy().utc_offset;
     let next = month.next().first_day();
     let end_ms = next
         .and_hms_opt(0, 0, 0)
         .and_then(|t| t.and_local_timezone(offset).single())
         .map_or(i64::MAX, |t| t.timestamp_millis());
     let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
-    Ok(state
-        .store
+    Ok(store
         .elder_months(&day(month.first_day()), &day(month.last_day()), end_ms)
         .await?
         .into_iter()
         .filter(|e| {
-            viewer.principal.can_see_elder(&anxin_gateway::access::ElderPlace {
+            who.can_see_elder(&anxin_gateway::access::ElderPlace {
                 elder_id: e.elder_id,
                 county: &e.county,
                 township: &e.township,

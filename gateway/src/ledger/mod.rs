@@ -782,7 +782,7 @@ impl RowReader<'_> {
 }
 
 /// `1,200`, `1200.5`, `1200元` → fen.
-fn parse_yuan(text: &str) -> Option<i64> {
+pub fn parse_yuan(text: &str) -> Option<i64> {
     let cleaned: String = text.trim().trim_end_matches('元').chars().filter(|c| *c != ',' && *c != '，').collect();
     let (whole, fraction) = cleaned.split_once('.').unwrap_or((&cleaned, ""));
     if whole.is_empty() || !whole.chars().all(|c| c.is_ascii_digit()) || whole.len() > 12 {

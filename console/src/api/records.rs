@@ -1,0 +1,283 @@
+//! `/api/v1`: visits with the record form's part 5, referrals, care
+//! services, an elder's household (parts 2–4, member IDs masked) and the
+//! monthly visit rate — under the same rules as the pages.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use anxin_gateway::ledger::ElderDetails;
+use anxin_gateway::registry::mask;
+use anxin_gateway::store::{CareService, ElderMonth, Referral, Store, StoreError, VisitRecord, now_ms};
+use anxin_gateway::visits::{
+    Assessment, Month, NewVisit, RateFigures, RegionLevel, Satisfaction, Service, VisitMode, rate_by, rate_of,
+};
+
+use super::{ApiError, Caller};
+use crate::pages::{local_today, month_elders, visible_elder_for};
+
+async fn elder_for_records(store: &Store, caller: &Caller, id: i64) -> Result<(), ApiError> {
+    let elder = visible_elder_for(store, &caller.0, id).await?.ok_or_else(not_found)?;
+    let place = crate::pages::place(&elder);
+    if caller.0.can_record_visits(&place) { Ok(()) } else { Err(forbidden()) }
+}
+
+fn not_found() -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "not found, or not the caller's to see".into())
+}
+
+fn forbidden() -> ApiError {
+    ApiError(StatusCode::FORBIDDEN, "the caller's role may not do this".into())
+}
+
+fn invalid(reason: impl ToString) -> ApiError {
+    ApiError(StatusCode::UNPROCESSABLE_ENTITY, reason.to_string())
+}
+
+/// A visit as staff record it (part 5 of the record form).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct VisitRequest {
+    /// `YYYY-MM-DD`, not in the future.
+    pub day: String,
+    /// `home`, `phone`, `video` or `other` (`remote` is the gateway's).
+    pub mode: VisitMode,
+    /// Who visited.
+    pub visitor: String,
+    #[serde(default)]
+    pub assessment: Assessment,
+    pub needs: Option<String>,
+    pub suggestions: Option<String>,
+}
+
+/// Records a visit; `201` with the visit.
+#[utoipa::path(post, path = "/api/v1/elders/{id}/visits", params(("id" = i64, Path)), request_body = VisitRequest,
+    responses((status = 201, body = VisitRecord), (status = 403, body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+pub(super) async fn record_visit(
+    State(store): State<Store>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(request): Json<VisitRequest>,
+) -> Result<(StatusCode, Json<VisitRecord>), ApiError> {
+    elder_for_records(&store, &caller, id).await?;
+    let day = chrono::NaiveDate::parse_from_str(&request.day, "%Y-%m-%d")
+        .map_err(|_| invalid("day must be a date, YYYY-MM-DD"))?;
+    let visit = NewVisit {
+        elder_id: id,
+        day,
+        mode: request.mode,
+        visitor: request.visitor,
+        assessment: request.assessment,
+        needs: request.needs,
+        suggestions: request.suggestions,
+    }
+    .check(local_today(&store))
+    .map_err(invalid)?;
+    Ok((StatusCode::CREATED, Json(store.record_visit(&visit, &caller.0.name, now_ms()).await?)))
+}
+
+/// A need referred to a service.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReferralRequest {
+    pub service: Service,
+    pub need: String,
+    /// The visit that found it, if any: a visit of the same elder.
+    pub visit_id: Option<i64>,
+}
+
+/// An elder's referrals, open ones first.
+#[utoipa::path(get, path = "/api/v1/elders/{id}/referrals", params(("id" = i64, Path)),
+    responses((status = 200, body = [Referral]), (status = 404, body = super::ErrorBody)))]
+pub(super) async fn referrals(
+    State(store): State<Store>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<Referral>>, ApiError> {
+    visible_elder_for(&store, &caller.0, id).await?.ok_or_else(not_found)?;
+    Ok(Json(store.referrals(id).await?))
+}
+
+fn refusal(error: StoreError) -> ApiError {
+    match error {
+        StoreError::Invalid(reason) | StoreError::NotFound(reason) => invalid(reason),
+        other => other.into(),
+    }
+}
+
+/// Refers a need to a service; `201` with the referral.
+#[utoipa::path(post, path = "/api/v1/elders/{id}/referrals", params(("id" = i64, Path)), request_body = ReferralRequest,
+    responses((status = 201, body = Referral), (status = 403, body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+pub(super) async fn raise_referral(
+    State(store): State<Store>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(request): Json<ReferralRequest>,
+) -> Result<(StatusCode, Json<Referral>), ApiError> {
+    elder_for_records(&store, &caller, id).await?;
+    let referral = store
+        .raise_referral(id, request.visit_id, request.service, &request.need, &caller.0.name, now_ms())
+        .await
+        .map_err(refusal)?;
+    Ok((StatusCode::CREATED, Json(referral)))
+}
+
+/// What came of a referral.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReferralDone {
+    pub outcome: String,
+}
+
+/// Marks a referral done.
+#[utoipa::path(post, path = "/api/v1/referrals/{id}/done", params(("id" = i64, Path)), request_body = ReferralDone,
+    responses((status = 200, body = Referral), (status = 403, body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+pub(super) async fn complete_referral(
+    State(store): State<Store>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(request): Json<ReferralDone>,
+) -> Result<Json<Referral>, ApiError> {
+    let referral = store.referral(id).await?.ok_or_else(not_found)?;
+    elder_for_records(&store, &caller, referral.elder_id).await?;
+    Ok(Json(store.complete_referral(id, &request.outcome, &caller.0.name, now_ms()).await.map_err(refusal)?))
+}
+
+/// A care service given (part 6).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ServiceRequest {
+    /// `YYYY-MM-DD`, not in the future.
+    pub day: String,
+    pub description: String,
+    pub served_by: String,
+    pub satisfaction: Option<Satisfaction>,
+}
+
+/// An elder's care services, newest first.
+#[utoipa::path(get, path = "/api/v1/elders/{id}/services", params(("id" = i64, Path)),
+    responses((status = 200, body = [CareService]), (status = 404, body = super::ErrorBody)))]
+pub(super) async fn services(
+    State(store): State<Store>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<CareService>>, ApiError> {
+    visible_elder_for(&store, &caller.0, id).await?.ok_or_else(not_found)?;
+    Ok(Json(store.care_services(id).await?))
+}
+
+/// Records a care service; `201` with it.
+#[utoipa::path(post, path = "/api/v1/elders/{id}/services", params(("id" = i64, Path)), request_body = ServiceRequest,
+    responses((status = 201, body = CareService), (status = 403, body = super::ErrorBody),
+              (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+pub(super) async fn record_service(
+    State(store): State<Store>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(request): Json<ServiceRequest>,
+) -> Result<(StatusCode, Json<CareService>), ApiError> {
+    elder_for_records(&store, &caller, id).await?;
+    let day = chrono::NaiveDate::parse_from_str(&request.day, "%Y-%m-%d")
+        .map_err(|_| invalid("day must be a date, YYYY-MM-DD"))?;
+    let service = store
+        .record_care_service(
+            id,
+            day,
+            local_today(&store),
+            &request.description,
+            &request.served_by,
+            request.satisfaction,
+            &caller.0.name,
+            now_ms(),
+        )
+        .await
+        .map_err(refusal)?;
+    Ok((StatusCode::CREATED, Json(service)))
+}
+
+/// Parts 2–4 of an elder's record form; household members' ID numbers masked.
+#[utoipa::path(get, path = "/api/v1/elders/{id}/household", params(("id" = i64, Path)),
+    responses((status = 200, body = ElderDetails), (status = 404, body = super::ErrorBody)))]
+pub(super) async fn household(
+    State(store): State<Store>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<ElderDetails>, ApiError> {
+    visible_elder_for(&store, &caller.0, id).await?.ok_or_else(not_found)?;
+    let mut details = store.elder_details(id).await?.unwrap_or_default();
+    for member in &mut details.members {
+        member.citizen_id = member.citizen_id.as_deref().map(mask);
+    }
+    Ok(Json(details))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RateQuery {
+    month: Option<String>,
+    region: Option<String>,
+}
+
+/// One region's figures.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegionRate {
+    /// `COUNTY/TOWNSHIP`.
+    pub region: String,
+    #[serde(flatten)]
+    pub figures: RateFigures,
+    /// Per mille, rounded down; absent with nobody registered.
+    pub rate_per_mille: Option<i64>,
+}
+
+/// The monthly visit rate of the caller's regions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VisitRate {
+    /// `YYYY-MM`.
+    pub month: String,
+    #[serde(flatten)]
+    pub figures: RateFigures,
+    pub rate_per_mille: Option<i64>,
+    pub days_left: i64,
+    pub by_township: Vec<RegionRate>,
+    /// Registered elders with no visit of any mode yet this month.
+    pub unvisited: Vec<ElderMonth>,
+}
+
+/// The monthly visit rate (月探访率) of the regions the caller may see.
+#[utoipa::path(get, path = "/api/v1/rate", params(("month" = Option<String>, Query), ("region" = Option<String>, Query)),
+    responses((status = 200, body = VisitRate), (status = 403, body = super::ErrorBody),
+              (status = 422, body = super::ErrorBody)))]
+pub(super) async fn rate(
+    State(store): State<Store>,
+    caller: Caller,
+    Query(query): Query<RateQuery>,
+) -> Result<Json<VisitRate>, ApiError> {
+    if !caller.0.can_read_figures() {
+        return Err(forbidden());
+    }
+    let today = local_today(&store);
+    let month = match query.month.as_deref() {
+        None => Month::of(today),
+        Some(text) => Month::parse(text).ok_or_else(|| invalid("month must be YYYY-MM"))?,
+    };
+    let region = query
+        .region
+        .as_deref()
+        .filter(|r| !r.trim().is_empty())
+        .map(anxin_gateway::access::Region::parse)
+        .transpose()
+        .map_err(invalid)?;
+    let elders = month_elders(&store, &caller.0, month, region.as_ref()).await?;
+    let figures = rate_of(&elders);
+    Ok(Json(VisitRate {
+        month: month.to_string(),
+        rate_per_mille: figures.per_mille(),
+        figures,
+        days_left: month.days_left(today),
+        by_township: rate_by(&elders, RegionLevel::Township)
+            .into_iter()
+            .map(|(region, figures)| RegionRate { region, rate_per_mille: figures.per_mille(), figures })
+            .collect(),
+        unvisited: elders.into_iter().filter(|e| e.visits == 0).collect(),
+    }))
+}

@@ -1,0 +1,53 @@
+//! `anxin ledger import|export` and `anxin visits rate` from the command line.
+
+use anxin_gateway::ledger::sheet::{Format, write};
+use anxin_testkit::ledger::township_ledger;
+use anxin_testkit::private_folder;
+
+use crate::{anxin_at, text};
+
+#[test]
+fn a_township_ledger_is_imported_whole_or_not_at_all_and_exported_back() {
+    let folder = private_folder("e2e-ledger");
+    let data = folder.to_str().unwrap();
+    let run = |args: &[&str]| anxin_at(data, args);
+    let rows = township_ledger(200, "");
+    let mut bad = rows.clone();
+    bad[4][7] = "21060219450312123X".into();
+    let bad_file = folder.join("bad.csv");
+    std::fs::write(&bad_file, write(&bad, Format::Csv, "台账").unwrap()).unwrap();
+    let refused = run(&["ledger", "import", bad_file.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2));
+    let errors = text(&refused.stderr);
+    assert!(
+        errors.contains("line 5, 公民身份号码 \"21060219450312123X\": ends in X, but its check digit is 8"),
+        "{errors}"
+    );
+    assert!(errors.contains("nothing imported: 1 problems"), "{errors}");
+    assert!(text(&run(&["elders", "list"]).stdout).trim().lines().count() <= 1, "nothing written");
+
+    let file = folder.join("township.xlsx");
+    std::fs::write(&file, write(&rows, Format::Xlsx, "台账").unwrap()).unwrap();
+    let imported = run(&["ledger", "import", file.to_str().unwrap()]);
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+    assert!(text(&imported.stdout).contains("200 new, 0 changed, 0 unchanged"), "{}", text(&imported.stdout));
+    assert!(text(&imported.stdout).contains("columns left alone: 序号"));
+    let again = run(&["ledger", "import", file.to_str().unwrap()]);
+    assert!(text(&again.stdout).contains("0 new, 0 changed, 200 unchanged"), "{}", text(&again.stdout));
+
+    let exported = folder.join("export.csv");
+    let export = run(&["ledger", "export", exported.to_str().unwrap()]);
+    assert!(text(&export.stdout).contains("exported 200 elders"), "{}", text(&export.stderr));
+    let back = run(&["ledger", "import", exported.to_str().unwrap()]);
+    assert!(text(&back.stdout).contains("200 unchanged"), "{}", text(&back.stdout));
+
+    let rate = text(&run(&["visits", "rate"]).stdout);
+    assert!(rate.contains("0 of 200 elders visited (0%)"), "{rate}");
+    assert!(rate.contains("振兴区/站前街道") && rate.contains("not yet visited (200)"), "{rate}");
+    let json: serde_json::Value =
+        serde_json::from_str(&text(&run(&["visits", "rate", "--region", "振兴区/汤池镇", "--json"]).stdout)).unwrap();
+    assert_eq!(json["registered"], 67);
+    let bad_month = run(&["visits", "rate", "--month", "2026-13"]);
+    assert!(text(&bad_month.stderr).contains("is not a month"));
+    let _ = std::fs::remove_dir_all(folder);
+}
