@@ -566,6 +566,14 @@ pub async fn ledger(storage: &StorageArgs, file: FileSettings, command: LedgerCo
             }
             anyhow::bail!("nothing imported: {} problems in {}", problems.len(), file.display())
         }
+        LedgerCommand::Sample { file, elders } => {
+            let format = format_of(&file)?;
+            let rows = anxin_simulator::ledger::township_ledger(elders, "");
+            std::fs::write(&file, sheet::write(&rows, format, "台账")?)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            println!("wrote a sample ledger of {elders} made-up elders to {}", file.display());
+            Ok(())
+        }
         LedgerCommand::Export { file, by } => {
             let format = format_of(&file)?;
             let mut rows = vec![ledger::headers()];

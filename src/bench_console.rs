@@ -78,15 +78,15 @@ async fn elder_with_history(store: &Store, days: i64, now: i64) -> anyhow::Resul
     Ok(id)
 }
 
-struct Measured {
-    bytes: usize,
+pub(crate) struct Measured {
+    pub bytes: usize,
     /// The same response gzipped, as a browser receives it.
-    gzipped: usize,
-    times: Vec<Duration>,
+    pub gzipped: usize,
+    pub times: Vec<Duration>,
 }
 
 impl Measured {
-    fn percentile(&self, percent: usize) -> Duration {
+    pub(crate) fn percentile(&self, percent: usize) -> Duration {
         let mut sorted = self.times.clone();
         sorted.sort();
         let rank = (sorted.len() - 1) * percent.min(100) / 100;
@@ -94,7 +94,12 @@ impl Measured {
     }
 }
 
-async fn measure(router: &axum::Router, cookie: &str, path: &str, requests: usize) -> anyhow::Result<Measured> {
+pub(crate) async fn measure(
+    router: &axum::Router,
+    cookie: &str,
+    path: &str,
+    requests: usize,
+) -> anyhow::Result<Measured> {
     let gzipped = {
         let request =
             Request::get(path).header("cookie", cookie).header("accept-encoding", "gzip").body(Body::empty())?;
@@ -114,7 +119,7 @@ async fn measure(router: &axum::Router, cookie: &str, path: &str, requests: usiz
     Ok(Measured { bytes, gzipped, times })
 }
 
-fn ms(duration: Duration) -> String {
+pub(crate) fn ms(duration: Duration) -> String {
     format!("{:.1} ms", duration.as_secs_f64() * 1_000.0)
 }
 

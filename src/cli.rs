@@ -186,6 +186,8 @@ pub enum BenchCommand {
     Alerts(crate::bench_alerts::BenchAlertsArgs),
     /// Page weight and server time of the alert board (500 open alerts) and of an elder page (90 days of history)
     Console(crate::bench_console::BenchConsoleArgs),
+    /// Importing, re-importing and exporting a 5,000-elder ledger, and the visit-rate page over it
+    Ledger(crate::bench_ledger::BenchLedgerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -389,6 +391,14 @@ pub enum LedgerCommand {
         /// Who imports it (written to the audit log)
         #[arg(long, default_value = "admin")]
         by: String,
+    },
+    /// Write a made-up sample ledger to try the import with (valid check digits, nobody's IDs)
+    Sample {
+        /// The file to write; its extension (.xlsx or .csv) sets the format
+        file: PathBuf,
+        /// How many elders, spread over three townships
+        #[arg(long, default_value_t = 100)]
+        elders: usize,
     },
     /// Export the whole ledger to a .xlsx or .csv file (whole ID numbers: keep it safe)
     Export {

@@ -5,6 +5,7 @@ mod admin;
 mod bench;
 mod bench_alerts;
 mod bench_console;
+mod bench_ledger;
 mod cli;
 mod run;
 mod settings;
@@ -55,6 +56,7 @@ async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest(args).await,
         Command::Bench(cli::BenchCommand::Alerts(args)) => bench_alerts::alerts(args).await,
         Command::Bench(cli::BenchCommand::Console(args)) => bench_console::console(args).await,
+        Command::Bench(cli::BenchCommand::Ledger(args)) => bench_ledger::ledger(args).await,
         Command::Simulate(args) => simulate::simulate(args).await,
     }
 }

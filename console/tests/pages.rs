@@ -750,7 +750,7 @@ async fn the_admin_imports_a_ledger_file_and_a_bad_one_changes_nothing() {
             .unwrap();
         send(admin.router, request).await
     };
-    let rows = anxin_testkit::ledger::township_ledger(30, "visitor-2");
+    let rows = anxin_testkit::ledger::township_ledger(150, "visitor-2");
     let csv = anxin_gateway::ledger::sheet::write(&rows, anxin_gateway::ledger::sheet::Format::Csv, "x").unwrap();
     let mut bad = rows.clone();
     bad[2][7] = "12345".into();
@@ -763,14 +763,45 @@ async fn the_admin_imports_a_ledger_file_and_a_bad_one_changes_nothing() {
     assert_eq!(wrong_kind.status, StatusCode::UNPROCESSABLE_ENTITY);
     let imported = upload(&mut admin, "ledger.csv", csv.clone()).await;
     assert_eq!(imported.status, StatusCode::OK, "{}", imported.body);
-    assert!(imported.body.contains("新增 30"), "{}", imported.body);
+    assert!(imported.body.contains("新增 150"), "{}", imported.body);
     assert!(imported.body.contains("未使用的列: 序号"), "{}", imported.body);
     let again = upload(&mut admin, "ledger.csv", csv).await;
-    assert!(again.body.contains("新增 0, 更新 0, 未变 30"), "{}", again.body);
+    assert!(again.body.contains("新增 0, 更新 0, 未变 150"), "{}", again.body);
     let export = admin.get("/ledger/export/ledger.csv").await;
     assert!(export.body.starts_with("\u{feff}编号,县(市、区)"), "{}", &export.body[..80]);
-    assert_eq!(export.body.lines().count(), 33, "header, 2 elders of the world, 30 imported");
+    assert_eq!(export.body.lines().count(), 153, "header, 2 elders of the world, 150 imported");
     let page = admin.get("/ledger").await.body;
-    // 24 of the 30 and 李桂兰 have no visitor.
-    assert!(page.contains("尚未确定探访责任人的家庭 (25)"), "{page}");
+    // 120 of the 150 and 李桂兰 have no visitor.
+    assert!(page.contains("尚未确定探访责任人的家庭 (121)"), "{page}");
+    // The elder list comes a hundred at a time.
+    let first = admin.get("/elders").await.body;
+    assert!(first.contains("1 / 2") && first.matches("<tr><td><a href=\"/elders/").count() == 100, "{first}");
+    let second = admin.get("/elders?page=2").await.body;
+    assert_eq!(second.matches("<tr><td><a href=\"/elders/").count(), 52);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_heightened_watch_the_rate_page_lists_who_is_due_a_visit_by_a_person() {
+    let world = world().await;
+    let mut official = signed_in(&world, "official").await;
+    let rate = official.get("/rate").await.body;
+    assert!(!rate.contains("id=\"due\""), "no watch, no due list");
+    let now = anxin_gateway::store::now_ms();
+    let region = anxin_gateway::store::RegionFilter { county: Some("振兴区".into()), ..Default::default() };
+    world.store.start_heightened_watch(&region, now + 86_400_000, "寒潮", "admin", now).await.unwrap();
+    let rate = official.get("/rate").await.body;
+    let due = &rate[rate.find("id=\"due\"").expect("a due list under the watch")..];
+    let due = &due[..due.find("</section>").unwrap()];
+    assert!(due.contains("王秀英") && due.contains("寒潮"), "{due}");
+    assert!(!due.contains("李桂兰"), "only the official's regions");
+    // A phone call today is a visit by a person: no longer due.
+    let mut visitor = signed_in(&world, "visitor").await;
+    visitor.get(&format!("/elders/{}/visits/new", world.here)).await;
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let called = visitor
+        .post(&format!("/elders/{}/visits", world.here), &[("day", &today), ("mode", "phone"), ("visitor", "李")])
+        .await;
+    assert_eq!(called.status, StatusCode::SEE_OTHER, "{}", called.body);
+    let rate = official.get("/rate").await.body;
+    assert!(!rate.contains("id=\"due\""), "nobody due once called");
 }

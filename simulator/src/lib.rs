@@ -16,6 +16,7 @@
 //! [`Node`]: anxin_firmware::Node
 
 pub mod home;
+pub mod ledger;
 pub mod routine;
 pub mod scenario;
 

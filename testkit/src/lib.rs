@@ -9,7 +9,8 @@
 //! port with its own folder, stopped when the handle drops. Tests never use
 //! a fixed port and never sleep to wait: they poll a condition with a deadline.
 
-pub mod ledger;
+/// Made-up township ledgers: the simulator's, so tests and `anxin ledger sample` agree.
+pub use anxin_simulator::ledger;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -240,13 +240,28 @@ async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calenda
     assert!(browser.find(Locator::Css("figure.chart svg")).await.is_ok(), "the activity chart is drawn");
     std::fs::write(screenshots().join("elder-page.png"), browser.screenshot().await.unwrap()).unwrap();
 
+    // A home visit recorded on the form's part 5: an unsafe gas supply is a
+    // problem found, and the page offers the referral for it.
+    browser.goto(&format!("{base}/elders/1/visits/new")).await.unwrap();
+    browser.wait().for_element(Locator::Css("input[name=gas][value=unsafe]")).await.unwrap().click().await.unwrap();
+    browser.find(Locator::Css("input[name=mood][value=unchanged]")).await.unwrap().click().await.unwrap();
+    browser.find(Locator::Css("textarea[name=needs]")).await.unwrap().send_keys("燃气软管老化").await.unwrap();
+    browser.find(Locator::Css("form.visit-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&browser, 10, "location.search.startsWith('?found=')").await;
+    let found = browser.find(Locator::Css("#referrals")).await.unwrap().text().await.unwrap();
+    assert!(found.contains("本次探访发现问题"), "{found}");
+
     // The record form of annex 1, laid out for printing by its own stylesheet.
     browser.goto(&format!("{base}/elders/1/form")).await.unwrap();
     let form = browser.wait().for_element(Locator::Css("body.record-form")).await.unwrap().text().await.unwrap();
     assert!(form.contains("特殊困难老年人探访关爱服务记录表") && form.contains("一、探访对象基本情况"), "{form}");
     assert!(form.contains("六、关爱服务情况") && form.contains("王秀英"), "{form}");
+    assert!(form.contains("第 1 次开展探访") && form.contains("☑ 不安全") && form.contains("燃气软管老化"), "{form}");
     until(&browser, 5, "getComputedStyle(document.querySelector('table.form td')).borderTopStyle === 'solid'").await;
     std::fs::write(screenshots().join("record-form.png"), browser.screenshot().await.unwrap()).unwrap();
+    browser.execute("document.querySelector('table.visit').scrollIntoView()", vec![]).await.unwrap();
+    std::fs::write(screenshots().join("record-form-visit.png"), browser.screenshot().await.unwrap()).unwrap();
+    browser.goto(&format!("{base}/elders/1")).await.unwrap();
     browser.find(Locator::Css("form[action='/logout'] button")).await.unwrap().click().await.unwrap();
     until(&browser, 10, "location.pathname === '/login'").await;
 

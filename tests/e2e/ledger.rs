@@ -51,3 +51,27 @@ fn a_township_ledger_is_imported_whole_or_not_at_all_and_exported_back() {
     assert!(text(&bad_month.stderr).contains("is not a month"));
     let _ = std::fs::remove_dir_all(folder);
 }
+
+#[test]
+fn a_sample_ledger_is_written_and_the_ledger_bench_prints_its_figures() {
+    let folder = private_folder("e2e-ledger-sample");
+    let data = folder.to_str().unwrap();
+    let file = folder.join("sample.csv");
+    let wrote = anxin_at(data, &["ledger", "sample", file.to_str().unwrap(), "--elders", "12"]);
+    assert!(text(&wrote.stdout).contains("12 made-up elders"), "{}", text(&wrote.stderr));
+    let imported = anxin_at(data, &["ledger", "import", file.to_str().unwrap()]);
+    assert!(text(&imported.stdout).contains("12 new"), "{}", text(&imported.stderr));
+
+    let bench = crate::anxin(&["bench", "ledger", "--elders", "300", "--requests", "3"]);
+    assert!(bench.status.success(), "{}", text(&bench.stderr));
+    let out = text(&bench.stdout);
+    for line in [
+        "a ledger of 300 elders",
+        "importing into an empty registry",
+        "importing the same file again",
+        "visit-rate page over 300 elders",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+    let _ = std::fs::remove_dir_all(folder);
+}

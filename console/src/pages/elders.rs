@@ -190,12 +190,21 @@ struct ElderList {
     elders: Vec<ElderLine>,
     query: String,
     can_edit: bool,
+    /// All the elders found, of which `elders` is one page.
+    found: usize,
+    page: usize,
+    pages: usize,
 }
+
+/// Elders listed per page: a township's ledger runs to thousands.
+pub const ELDERS_PER_PAGE: usize = 100;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct ListQuery {
     #[serde(default)]
     q: String,
+    /// 1-based.
+    page: Option<usize>,
 }
 
 pub(super) async fn list(
@@ -204,7 +213,7 @@ pub(super) async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, PageError> {
     let needle = query.q.trim().to_string();
-    let elders = state
+    let found: Vec<Elder> = state
         .store
         .elders()
         .await?
@@ -213,7 +222,14 @@ pub(super) async fn list(
         .filter(|e| {
             needle.is_empty() || e.name.contains(&needle) || e.village.contains(&needle) || e.township.contains(&needle)
         })
-        .map(|e| ElderCard::of(&e, viewer.lang))
+        .collect();
+    let pages = found.len().div_ceil(ELDERS_PER_PAGE).max(1);
+    let page = query.page.unwrap_or(1).clamp(1, pages);
+    let elders = found
+        .iter()
+        .skip((page - 1) * ELDERS_PER_PAGE)
+        .take(ELDERS_PER_PAGE)
+        .map(|e| ElderCard::of(e, viewer.lang))
         .map(|card| ElderLine { id: card.id, name: card.name, place: card.place, categories: card.categories })
         .collect();
     Ok(html(&ElderList {
@@ -221,6 +237,9 @@ pub(super) async fn list(
         elders,
         query: needle,
         can_edit: viewer.principal.can_edit_registry(),
+        found: found.len(),
+        page,
+        pages,
     }))
 }
 

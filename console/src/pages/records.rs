@@ -398,9 +398,19 @@ pub(crate) fn findings(assessment: &Assessment, lang: Lang) -> Vec<(String, bool
     found
 }
 
-/// A row of part 5: heading (on its group's first row), item, the boxes,
-/// and what is written beside them.
-type PrintedRow = (&'static str, &'static str, Vec<(&'static str, bool)>, String);
+/// A row of part 5: its group's heading and the rows it spans (on the
+/// group's first row only), the item, the boxes, what is written beside them.
+#[derive(Debug)]
+struct PrintedRow {
+    group: Option<(&'static str, usize)>,
+    item: &'static str,
+    boxes: Vec<(&'static str, bool)>,
+    extra: String,
+}
+
+fn row(group: Option<(&'static str, usize)>, item: &'static str, boxes: Vec<(&'static str, bool)>) -> PrintedRow {
+    PrintedRow { group, item, boxes, extra: String::new() }
+}
 
 /// One visit of part 5 on the printed form: every box, ticked or not.
 #[derive(Debug)]
@@ -437,22 +447,20 @@ fn printed_visit(number: usize, visit: &VisitRecord) -> PrintedVisit {
         household: boxes(HouseholdChange::ALL, a.household, HouseholdChange::label),
         household_delta: a.household_delta.map(|n| n.to_string()).unwrap_or_default(),
         rows: vec![
-            ("健康状况", "表达能力", change(a.speech), String::new()),
-            ("", "行动能力", change(a.mobility), String::new()),
-            (
-                "",
-                "疾病状况",
-                boxes(Illness::ALL, a.illness, Illness::label),
-                a.illness_name.clone().unwrap_or_default(),
-            ),
-            ("精神状态", "情绪状态", change(a.mood), String::new()),
-            ("安全情况", "燃气安全", safety(a.gas), String::new()),
-            ("", "水暖安全", safety(a.water_heating), String::new()),
-            ("", "用电安全", safety(a.electricity), String::new()),
-            ("", "消防安全", safety(a.fire), String::new()),
-            ("卫生状况", "个人卫生", change(a.personal_hygiene), String::new()),
-            ("", "家庭卫生", change(a.home_hygiene), String::new()),
-            ("居住环境", "室内环境", change(a.indoor), String::new()),
+            row(Some(("健康状况", 3)), "表达能力", change(a.speech)),
+            row(None, "行动能力", change(a.mobility)),
+            PrintedRow {
+                extra: a.illness_name.clone().unwrap_or_default(),
+                ..row(None, "疾病状况", boxes(Illness::ALL, a.illness, Illness::label))
+            },
+            row(Some(("精神状态", 1)), "情绪状态", change(a.mood)),
+            row(Some(("安全情况", 4)), "燃气安全", safety(a.gas)),
+            row(None, "水暖安全", safety(a.water_heating)),
+            row(None, "用电安全", safety(a.electricity)),
+            row(None, "消防安全", safety(a.fire)),
+            row(Some(("卫生状况", 2)), "个人卫生", change(a.personal_hygiene)),
+            row(None, "家庭卫生", change(a.home_hygiene)),
+            row(Some(("居住环境", 1)), "室内环境", change(a.indoor)),
         ],
         needs: visit.needs.clone().unwrap_or_default(),
         suggestions: visit.suggestions.clone().unwrap_or_default(),

@@ -1,6 +1,8 @@
-//! Realistic township ledgers (台账) for tests and benchmarks: the columns a
-//! township keeps, typed as a township would, for `n` elders spread over
-//! three townships of one county.
+//! Realistic township ledgers (台账) for trying Anxin out (`anxin ledger
+//! sample`), for benchmarks and for tests: the columns a township keeps,
+//! typed as a township would (full-width brackets, a 序号 column), for `n`
+//! made-up elders spread over three townships of one county. The citizen IDs
+//! are valid by their check digit but belong to nobody.
 
 /// The check digit of a citizen ID's first 17 digits (GB 11643).
 pub fn check_digit(first17: &str) -> char {
