@@ -477,15 +477,8 @@ async fn visit_rate(
         Some(text) => Month::parse(text).ok_or_else(|| anyhow::anyhow!("{text:?} is not a month: use YYYY-MM"))?,
     };
     let region = region.as_deref().map(Region::parse).transpose()?;
-    let end = month
-        .next()
-        .first_day()
-        .and_hms_opt(0, 0, 0)
-        .and_then(|t| t.and_local_timezone(policy.utc_offset).single())
-        .map_or(i64::MAX, |t| t.timestamp_millis());
-    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
     let elders: Vec<_> = store
-        .elder_months(&day(month.first_day()), &day(month.last_day()), end)
+        .month_elders(month)
         .await?
         .into_iter()
         .filter(|e| region.as_ref().is_none_or(|r| r.covers(&e.county, &e.township, &e.village)))

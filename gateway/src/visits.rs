@@ -216,6 +216,16 @@ impl Month {
         Month { first: self.first.checked_sub_months(chrono::Months::new(1)).unwrap_or(self.first) }
     }
 
+    /// The instant the month ends (its next month's first midnight) at
+    /// `offset`, epoch ms.
+    pub fn ends_at(self, offset: chrono::FixedOffset) -> i64 {
+        self.next()
+            .first_day()
+            .and_hms_opt(0, 0, 0)
+            .and_then(|t| t.and_local_timezone(offset).single())
+            .map_or(i64::MAX, |t| t.timestamp_millis())
+    }
+
     /// Days of the month still to come after `today`, counting today: 0 once
     /// the month is over, the whole month before it begins.
     pub fn days_left(self, today: chrono::NaiveDate) -> i64 {
@@ -311,6 +321,9 @@ mod month_tests {
         assert_eq!(Month::parse("2026-13"), None);
         assert_eq!(Month::parse("2026-1"), None);
         assert_eq!(Month::of(day("2026-11-29")), november);
+        let beijing = chrono::FixedOffset::east_opt(8 * 3_600).unwrap();
+        // 2026-12-01 00:00 +08:00 is 2026-11-30 16:00 UTC.
+        assert_eq!(november.ends_at(beijing), 1_796_054_400_000);
     }
 
     #[test]

@@ -74,15 +74,8 @@ pub(crate) async fn month_elders(
     month: Month,
     region: Option<&anxin_gateway::access::Region>,
 ) -> Result<Vec<ElderMonth>, anxin_gateway::store::StoreError> {
-    let offset = store.alert_policy().utc_offset;
-    let next = month.next().first_day();
-    let end_ms = next
-        .and_hms_opt(0, 0, 0)
-        .and_then(|t| t.and_local_timezone(offset).single())
-        .map_or(i64::MAX, |t| t.timestamp_millis());
-    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
     Ok(store
-        .elder_months(&day(month.first_day()), &day(month.last_day()), end_ms)
+        .month_elders(month)
         .await?
         .into_iter()
         .filter(|e| {

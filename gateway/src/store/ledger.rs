@@ -37,6 +37,27 @@ impl From<sqlx::Error> for ImportError {
     }
 }
 
+/// Binds part 1 of the record form, in the order the statements list it:
+/// name, county, township, village, address, phone, emergency contact and
+/// phone, categories, citizen ID, certificate, lives at registered address.
+macro_rules! bind_part1 {
+    ($query:expr, $elder:expr) => {
+        $query
+            .bind($elder.name.as_str())
+            .bind($elder.county.as_str())
+            .bind($elder.township.as_str())
+            .bind($elder.village.as_str())
+            .bind($elder.address.as_str())
+            .bind($elder.phone.as_deref())
+            .bind($elder.emergency_contact.as_deref())
+            .bind($elder.emergency_phone.as_deref())
+            .bind($elder.categories.as_str())
+            .bind($elder.citizen_id.as_deref())
+            .bind($elder.disability_cert.as_deref())
+            .bind(i64::from($elder.lives_at_registered))
+    };
+}
+
 const LEDGER_COLUMNS: &str = "id, name, county, township, village, address, phone, emergency_contact, emergency_phone,
     categories, citizen_id, disability_cert, lives_at_registered, disabled, water_safe, power_safe, housing_safe,
     monthly_income_fen, benefits, help_orgs, help_person, help_measures";
@@ -305,28 +326,13 @@ async fn write_elder(
     elder: &NewElder,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let query = sqlx::query(
         "UPDATE elders SET name = $2, county = $3, township = $4, village = $5, address = $6, phone = $7,
                 emergency_contact = $8, emergency_phone = $9, categories = $10, citizen_id = $11,
                 disability_cert = $12, lives_at_registered = $13, updated_at = $14
          WHERE id = $1",
-    )
-    .bind(id)
-    .bind(elder.name.as_str())
-    .bind(elder.county.as_str())
-    .bind(elder.township.as_str())
-    .bind(elder.village.as_str())
-    .bind(elder.address.as_str())
-    .bind(elder.phone.as_deref())
-    .bind(elder.emergency_contact.as_deref())
-    .bind(elder.emergency_phone.as_deref())
-    .bind(elder.categories.as_str())
-    .bind(elder.citizen_id.as_deref())
-    .bind(elder.disability_cert.as_deref())
-    .bind(i64::from(elder.lives_at_registered))
-    .bind(now)
-    .execute(&mut **transaction)
-    .await?;
+    );
+    bind_part1!(query.bind(id), elder).bind(now).execute(&mut **transaction).await?;
     Ok(())
 }
 
@@ -374,38 +380,27 @@ async fn insert_elder(
 ) -> Result<i64, sqlx::Error> {
     let (elder, details) = (&row.elder, &row.details);
     let orgs = details.help.orgs.iter().map(|org| org.code()).collect::<Vec<_>>().join(",");
-    let created = sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO elders (name, county, township, village, address, phone, emergency_contact, emergency_phone,
                              categories, citizen_id, disability_cert, lives_at_registered, created_at, disabled,
                              water_safe, power_safe, housing_safe, monthly_income_fen, benefits, help_orgs,
                              help_person, help_measures)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
          RETURNING id",
-    )
-    .bind(elder.name.as_str())
-    .bind(elder.county.as_str())
-    .bind(elder.township.as_str())
-    .bind(elder.village.as_str())
-    .bind(elder.address.as_str())
-    .bind(elder.phone.as_deref())
-    .bind(elder.emergency_contact.as_deref())
-    .bind(elder.emergency_phone.as_deref())
-    .bind(elder.categories.as_str())
-    .bind(elder.citizen_id.as_deref())
-    .bind(elder.disability_cert.as_deref())
-    .bind(i64::from(elder.lives_at_registered))
-    .bind(now)
-    .bind(i64::from(details.disabled))
-    .bind(bool_value(details.living.water_safe))
-    .bind(bool_value(details.living.power_safe))
-    .bind(bool_value(details.living.housing_safe))
-    .bind(details.living.monthly_income_fen)
-    .bind(details.living.benefits.as_deref())
-    .bind(orgs.as_str())
-    .bind(details.help.person.as_deref())
-    .bind(details.help.measures.as_deref())
-    .fetch_one(&mut **transaction)
-    .await?;
+    );
+    let created = bind_part1!(query, elder)
+        .bind(now)
+        .bind(i64::from(details.disabled))
+        .bind(bool_value(details.living.water_safe))
+        .bind(bool_value(details.living.power_safe))
+        .bind(bool_value(details.living.housing_safe))
+        .bind(details.living.monthly_income_fen)
+        .bind(details.living.benefits.as_deref())
+        .bind(orgs.as_str())
+        .bind(details.help.person.as_deref())
+        .bind(details.help.measures.as_deref())
+        .fetch_one(&mut **transaction)
+        .await?;
     created.try_get("id")
 }
 
