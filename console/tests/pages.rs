@@ -283,6 +283,7 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ("GET", format!("/elders/{here}/form"), "", [200, 200, 200, 200]),
         ("GET", format!("/elders/{there}/form"), "", [200, 404, 404, 404]),
         ("GET", "/rate".into(), "", [200, 200, 200, 403]),
+        ("GET", "/referrals".into(), "", [200, 200, 200, 200]),
         ("GET", "/rate?month=2026-13".into(), "", [422, 422, 422, 403]),
         ("GET", "/rate/export.xlsx".into(), "", [200, 200, 200, 403]),
         ("GET", "/ledger".into(), "", [200, 403, 403, 403]),
@@ -652,11 +653,14 @@ async fn a_visit_recorded_in_the_console_counts_in_the_rate_and_prints_on_the_fo
     assert_eq!(referred.status, StatusCode::SEE_OTHER, "{}", referred.body);
     let referral = world.store.referrals(world.here).await.unwrap()[0].id;
     let mut official = signed_in(&world, "official").await;
+    let waiting = official.get("/referrals").await.body;
+    assert!(waiting.contains("王秀英") && waiting.contains("适老化改造") && waiting.contains("(1)"), "{waiting}");
     let refused = official.post(&format!("/referrals/{referral}/done"), &[("outcome", "x")]).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "officials only read");
     let done = visitor.post(&format!("/referrals/{referral}/done"), &[("outcome", "已安装")]).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);
     assert_eq!(world.store.referrals(world.here).await.unwrap()[0].outcome.as_deref(), Some("已安装"));
+    assert!(official.get("/referrals").await.body.contains("没有待办的需求转介"), "done leaves the list");
     let served = visitor
         .post(
             &format!("/elders/{}/services", world.here),

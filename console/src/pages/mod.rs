@@ -53,6 +53,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/elders/{id}/visits", post(records::record_visit))
         .route("/elders/{id}/visits/new", get(records::new_visit))
         .route("/elders/{id}/referrals", post(records::raise_referral))
+        .route("/referrals", get(records::open_referrals))
         .route("/referrals/{id}/done", post(records::complete_referral))
         .route("/elders/{id}/services", post(records::record_service))
         .route("/elders/{id}/form", get(records::record_form))

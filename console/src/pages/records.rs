@@ -591,3 +591,45 @@ pub(super) async fn record_form(
     };
     Ok(html(&page))
 }
+
+#[derive(Debug)]
+struct OpenReferral {
+    elder_id: i64,
+    name: String,
+    place: String,
+    service: &'static str,
+    need: String,
+    raised: String,
+    waiting_days: i64,
+}
+
+#[derive(Template)]
+#[template(path = "referrals.html")]
+struct ReferralsPage {
+    c: Chrome,
+    open: Vec<OpenReferral>,
+}
+
+/// `/referrals`: every referral not yet done, of the elders the reader may
+/// see, oldest first — what services still owe.
+pub(super) async fn open_referrals(State(state): State<ApiState>, viewer: Viewer) -> Result<Response, PageError> {
+    let lang = viewer.lang;
+    let offset = state.store.alert_policy().utc_offset;
+    let now = now_ms();
+    let mut open = Vec::new();
+    for referral in state.store.open_referrals().await? {
+        let Some(elder) = super::visible_elder_for(&state.store, &viewer.principal, referral.elder_id).await? else {
+            continue;
+        };
+        open.push(OpenReferral {
+            elder_id: elder.id,
+            place: format!("{} {} {}", elder.county, elder.township, elder.village),
+            name: elder.name,
+            service: choice(lang, referral.service.code(), referral.service.label()),
+            need: referral.need,
+            raised: format!("{} {}", referral.created_by, crate::web::local_time(referral.created_at, offset)),
+            waiting_days: (now - referral.created_at) / 86_400_000,
+        });
+    }
+    Ok(html(&ReferralsPage { c: viewer.chrome("referral.open_title"), open }))
+}
