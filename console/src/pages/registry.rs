@@ -104,6 +104,22 @@ impl ElderFields {
     }
 }
 
+/// Why `new` cannot be saved if another elder than `this_one` holds its
+/// citizen ID, in the reader's language.
+async fn taken(
+    store: &Store,
+    new: &anxin_gateway::store::NewElder,
+    this_one: Option<i64>,
+    lang: Lang,
+) -> Result<Option<String>, StoreError> {
+    let Some(citizen_id) = new.citizen_id.as_deref() else { return Ok(None) };
+    Ok(store
+        .citizen_id_holder(citizen_id)
+        .await?
+        .filter(|holder| Some(*holder) != this_one)
+        .map(|holder| lang.t("registry.citizen_id_taken").replace("{id}", &holder.to_string())))
+}
+
 /// The reason, in the reader's language, naming the field.
 fn registry_error(error: &RegistryError, lang: Lang) -> String {
     let field = |name: &str| lang.t(&format!("field.{}", name.replace(' ', "_")));
@@ -182,6 +198,9 @@ pub(super) async fn create(
         Err(reason) => return Ok(form_page(&viewer, None, fields, Some(reason))),
     };
     let now = now_ms();
+    if let Some(reason) = taken(&state.store, &new, None, viewer.lang).await? {
+        return Ok(form_page(&viewer, None, fields, Some(reason)));
+    }
     let elder = state.store.add_elder(&new, now).await?;
     state.store.audit(now, &viewer.principal.name, "elder registered", Some(elder.id), None).await?;
     Ok(Redirect::to(&format!("/elders/{}", elder.id)).into_response())
@@ -246,6 +265,10 @@ pub(super) async fn update(
             return Ok(form_page_with(&viewer, Some(id), fields, Some(&on_record), Some(reason)));
         }
     };
+    if let Some(reason) = taken(&state.store, &new, Some(id), viewer.lang).await? {
+        (fields.citizen_id, fields.disability_cert) = typed;
+        return Ok(form_page_with(&viewer, Some(id), fields, Some(&on_record), Some(reason)));
+    }
     state.store.update_elder(id, &new, &viewer.principal.name, now_ms()).await?;
     Ok(Redirect::to(&format!("/elders/{id}")).into_response())
 }

@@ -160,18 +160,22 @@ impl Store {
     /// `this_one` holds its ID.
     async fn refuse_taken_citizen_id(&self, new: &NewElder, this_one: Option<i64>) -> Result<(), StoreError> {
         let Some(citizen_id) = new.citizen_id.as_deref() else { return Ok(()) };
-        let holder = sqlx::query("SELECT id FROM elders WHERE citizen_id = $1")
-            .bind(citizen_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|row| row.try_get::<i64, _>("id"))
-            .transpose()?;
-        match holder {
+        match self.citizen_id_holder(citizen_id).await? {
             Some(holder) if Some(holder) != this_one => Err(StoreError::Invalid(format!(
                 "this citizen ID is already registered for the elder numbered {holder}"
             ))),
             _ => Ok(()),
         }
+    }
+
+    /// The elder registered with this citizen ID, if any.
+    pub async fn citizen_id_holder(&self, citizen_id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query("SELECT id FROM elders WHERE citizen_id = $1")
+            .bind(citizen_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| row.try_get::<i64, _>("id"))
+            .transpose()?)
     }
 
     pub async fn elders(&self) -> Result<Vec<Elder>, StoreError> {
