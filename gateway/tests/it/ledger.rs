@@ -127,6 +127,20 @@ async fn five_thousand_elders_in_three_townships_import_at_once_and_again_unchan
     let (store, _guard) = fresh_store(Backend::Sqlite).await;
     store.add_user("visitor-li", Role::Visitor, &[], "a long enough password", T).await.unwrap();
     let file = township_ledger(5_000, "visitor-li");
+    // First as a township might send it: a few bad rows among the 5,000.
+    let mut with_bad_rows = file.clone();
+    with_bad_rows[1_200][7] = citizen_id("19900101", 7); // under 60
+    with_bad_rows[2_500][3] = String::new(); // no village
+    with_bad_rows[4_999][7] = with_bad_rows[10][7].clone(); // the same ID twice
+    with_bad_rows[3_333][33] = "nobody".into(); // not a visitor
+    let bad = sheet::read(&sheet::write(&with_bad_rows, sheet::Format::Xlsx, "台账").unwrap(), sheet::Format::Xlsx);
+    let Err(ImportError::Rows(problems)) = import(&store, &bad.unwrap()).await else {
+        panic!("a ledger with bad rows was imported");
+    };
+    let lines: Vec<usize> = problems.iter().map(|p| p.line).collect();
+    assert_eq!(lines, vec![1_201, 2_501, 3_334, 5_000], "{problems:#?}");
+    assert!(store.elders().await.unwrap().is_empty(), "nothing of it written");
+
     let xlsx = sheet::write(&file, sheet::Format::Xlsx, "台账").unwrap();
     let rows = sheet::read(&xlsx, sheet::Format::Xlsx).unwrap();
     assert_eq!(import(&store, &rows).await.unwrap().created, 5_000);
