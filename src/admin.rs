@@ -458,11 +458,6 @@ pub async fn tokens(storage: &StorageArgs, file: FileSettings, command: TokensCo
     Ok(())
 }
 
-/// Today in the deployment's time zone.
-fn local_today(policy: &AlertPolicy) -> chrono::NaiveDate {
-    chrono::Utc::now().with_timezone(&policy.utc_offset).date_naive()
-}
-
 async fn visit_rate(
     store: &anxin_gateway::store::Store,
     month: Option<String>,
@@ -471,7 +466,7 @@ async fn visit_rate(
 ) -> anyhow::Result<()> {
     use anxin_gateway::visits::{Month, RegionLevel, rate_by, rate_of};
     let policy = store.alert_policy().clone();
-    let today = local_today(&policy);
+    let today = policy.today();
     let month = match month.as_deref() {
         None => Month::of(today),
         Some(text) => Month::parse(text).ok_or_else(|| anyhow::anyhow!("{text:?} is not a month: use YYYY-MM"))?,
@@ -532,7 +527,7 @@ pub async fn ledger(storage: &StorageArgs, file: FileSettings, command: LedgerCo
             let format = format_of(&file)?;
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let rows = sheet::read(&bytes, format)?;
-            let today = local_today(store.alert_policy());
+            let today = store.alert_policy().today();
             let visitors = store.visitor_names().await?;
             let problems = match ledger::read(&rows, today, &visitors) {
                 Ok(checked) => match store.import_ledger(&checked, &by, now_ms()).await {
@@ -569,8 +564,7 @@ pub async fn ledger(storage: &StorageArgs, file: FileSettings, command: LedgerCo
         }
         LedgerCommand::Export { file, by } => {
             let format = format_of(&file)?;
-            let mut rows = vec![ledger::headers()];
-            rows.extend(store.ledger().await?.iter().map(ledger::cells));
+            let rows = ledger::sheet_rows(&store.ledger().await?);
             let count = rows.len() - 1;
             std::fs::write(&file, sheet::write(&rows, format, "台账")?)
                 .with_context(|| format!("cannot write {}", file.display()))?;

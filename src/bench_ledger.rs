@@ -58,8 +58,7 @@ pub async fn ledger(args: BenchLedgerArgs) -> anyhow::Result<()> {
     let reimport = started.elapsed();
     anyhow::ensure!(again.unchanged == args.elders, "re-imported {again:?}");
     let started = Instant::now();
-    let mut out = vec![ledger::headers()];
-    out.extend(store.ledger().await?.iter().map(ledger::cells));
+    let out = ledger::sheet_rows(&store.ledger().await?);
     let exported = sheet::write(&out, sheet::Format::Xlsx, "台账")?;
     let export = started.elapsed();
 

@@ -158,8 +158,7 @@ pub(super) async fn export(
 ) -> Result<Response, PageError> {
     may_keep_ledger(&viewer)?;
     let format = sheet::Format::of_file(&file).ok_or(PageError::NotFound)?;
-    let mut rows = vec![ledger::headers()];
-    rows.extend(state.store.ledger().await?.iter().map(ledger::cells));
+    let rows = ledger::sheet_rows(&state.store.ledger().await?);
     let bytes = sheet::write(&rows, format, "台账").map_err(|error| PageError::Invalid(error.to_string()))?;
     state.store.audit(now_ms(), &viewer.principal.name, "ledger exported", None, Some(format.extension())).await?;
     let disposition = format!("attachment; filename=\"ledger.{}\"", format.extension());

@@ -33,9 +33,7 @@ pub(crate) fn choice(lang: Lang, code: &str, form_word: &'static str) -> &'stati
 
 /// Today in the deployment's time zone.
 pub(crate) fn local_today(store: &Store) -> chrono::NaiveDate {
-    let offset = store.alert_policy().utc_offset;
-    chrono::DateTime::from_timestamp_millis(now_ms())
-        .map_or_else(|| chrono::Local::now().date_naive(), |t| t.with_timezone(&offset).date_naive())
+    store.alert_policy().today()
 }
 
 /// The elder, if the reader may see them and record visits for them.

@@ -113,6 +113,11 @@ pub struct HomePolicy {
 }
 
 impl AlertPolicy {
+    /// Today's date in the deployment's time zone.
+    pub fn today(&self) -> chrono::NaiveDate {
+        chrono::Utc::now().with_timezone(&self.utc_offset).date_naive()
+    }
+
     /// Resolves the thresholds for one elder.
     pub fn for_home(&self, elder: &ElderFacts, heightened: bool, away_until: Option<i64>) -> HomePolicy {
         let strict = elder.categories.iter().any(|c| matches!(c, Category::Dependent | Category::SeverelyDisabled));

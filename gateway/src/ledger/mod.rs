@@ -872,6 +872,11 @@ pub fn headers() -> Vec<String> {
     Column::all().into_iter().map(Column::header).collect()
 }
 
+/// A whole ledger as sheet rows: the header row, then one row per elder.
+pub fn sheet_rows(ledger: &[LedgerRow]) -> Vec<Vec<String>> {
+    std::iter::once(headers()).chain(ledger.iter().map(cells)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,6 +58,29 @@ macro_rules! bind_part1 {
     };
 }
 
+/// Binds parts 2-4 kept on the elder (是否残疾, living conditions, help
+/// received), in the order the statements list them; `$orgs` is
+/// [`org_codes`] of the help.
+macro_rules! bind_details {
+    ($query:expr, $details:expr, $orgs:expr) => {
+        $query
+            .bind(i64::from($details.disabled))
+            .bind(bool_value($details.living.water_safe))
+            .bind(bool_value($details.living.power_safe))
+            .bind(bool_value($details.living.housing_safe))
+            .bind($details.living.monthly_income_fen)
+            .bind($details.living.benefits.as_deref())
+            .bind($orgs.as_str())
+            .bind($details.help.person.as_deref())
+            .bind($details.help.measures.as_deref())
+    };
+}
+
+/// The helping organisations as stored: comma-separated codes.
+fn org_codes(help: &HelpReceived) -> String {
+    help.orgs.iter().map(|org| org.code()).collect::<Vec<_>>().join(",")
+}
+
 const LEDGER_COLUMNS: &str = "id, name, county, township, village, address, phone, emergency_contact, emergency_phone,
     categories, citizen_id, disability_cert, lives_at_registered, disabled, water_safe, power_safe, housing_safe,
     monthly_income_fen, benefits, help_orgs, help_person, help_measures";
@@ -343,27 +366,15 @@ async fn write_details(
     details: &ElderDetails,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
-    let orgs = details.help.orgs.iter().map(|org| org.code()).collect::<Vec<_>>().join(",");
-    let updated = sqlx::query(
+    let orgs = org_codes(&details.help);
+    let query = sqlx::query(
         "UPDATE elders SET disabled = $2, water_safe = $3, power_safe = $4, housing_safe = $5,
                 monthly_income_fen = $6, benefits = $7, help_orgs = $8, help_person = $9, help_measures = $10,
                 updated_at = $11
          WHERE id = $1",
-    )
-    .bind(id)
-    .bind(i64::from(details.disabled))
-    .bind(bool_value(details.living.water_safe))
-    .bind(bool_value(details.living.power_safe))
-    .bind(bool_value(details.living.housing_safe))
-    .bind(details.living.monthly_income_fen)
-    .bind(details.living.benefits.as_deref())
-    .bind(orgs.as_str())
-    .bind(details.help.person.as_deref())
-    .bind(details.help.measures.as_deref())
-    .bind(now)
-    .execute(&mut **transaction)
-    .await?
-    .rows_affected();
+    );
+    let updated =
+        bind_details!(query.bind(id), details, orgs).bind(now).execute(&mut **transaction).await?.rows_affected();
     if updated == 0 {
         return Ok(false);
     }
@@ -379,7 +390,7 @@ async fn insert_elder(
     now: i64,
 ) -> Result<i64, sqlx::Error> {
     let (elder, details) = (&row.elder, &row.details);
-    let orgs = details.help.orgs.iter().map(|org| org.code()).collect::<Vec<_>>().join(",");
+    let orgs = org_codes(&details.help);
     let query = sqlx::query(
         "INSERT INTO elders (name, county, township, village, address, phone, emergency_contact, emergency_phone,
                              categories, citizen_id, disability_cert, lives_at_registered, created_at, disabled,
@@ -388,19 +399,8 @@ async fn insert_elder(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
          RETURNING id",
     );
-    let created = bind_part1!(query, elder)
-        .bind(now)
-        .bind(i64::from(details.disabled))
-        .bind(bool_value(details.living.water_safe))
-        .bind(bool_value(details.living.power_safe))
-        .bind(bool_value(details.living.housing_safe))
-        .bind(details.living.monthly_income_fen)
-        .bind(details.living.benefits.as_deref())
-        .bind(orgs.as_str())
-        .bind(details.help.person.as_deref())
-        .bind(details.help.measures.as_deref())
-        .fetch_one(&mut **transaction)
-        .await?;
+    let created =
+        bind_details!(bind_part1!(query, elder).bind(now), details, orgs).fetch_one(&mut **transaction).await?;
     created.try_get("id")
 }
 

@@ -32,8 +32,7 @@ async fn import(store: &Store, rows: &[Vec<sheet::Cell>]) -> Result<ImportOutcom
 
 /// The ledger as a township would export it from Anxin.
 async fn export(store: &Store, format: sheet::Format) -> Vec<u8> {
-    let mut rows = vec![ledger::headers()];
-    rows.extend(store.ledger().await.unwrap().iter().map(ledger::cells));
+    let rows = ledger::sheet_rows(&store.ledger().await.unwrap());
     sheet::write(&rows, format, "台账").unwrap()
 }
 
