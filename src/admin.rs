@@ -101,7 +101,7 @@ pub async fn elders(storage: &StorageArgs, file: FileSettings, command: EldersCo
                 disability_cert: args.disability_cert.as_deref(),
                 lives_at_registered: Some(!args.not_at_registered_address),
             };
-            let elder = store.add_elder(&form.check()?, now_ms()).await?;
+            let elder = store.add_elder(&form.check_on(store.alert_policy().today())?, now_ms()).await?;
             println!("added elder {}: {}", elder.id, elder.name);
         }
         EldersCommand::List { json } => {

@@ -33,7 +33,10 @@ const HOUR: i64 = 3_600_000;
 const DAY: i64 = 24 * HOUR;
 const PASSWORD: &str = "bench password, long enough";
 
-fn elder(name: String) -> NewElder {
+/// An elder of 振兴区; `number` makes the citizen ID unique (one ID, one elder).
+fn elder(name: String, number: usize) -> NewElder {
+    let birth = format!("19{}0312", 40 + (number / 1_000) % 20);
+    let citizen_id = anxin_simulator::ledger::citizen_id(&birth, u32::try_from(number % 1_000).unwrap_or(0));
     NewElder {
         name,
         county: "振兴区".into(),
@@ -44,7 +47,7 @@ fn elder(name: String) -> NewElder {
         emergency_contact: Some("王志强".into()),
         emergency_phone: Some("13904150002".into()),
         categories: "living_alone".into(),
-        citizen_id: Some("210602194503121238".into()),
+        citizen_id: Some(citizen_id),
         ..NewElder::default()
     }
 }
@@ -53,7 +56,7 @@ fn elder(name: String) -> NewElder {
 /// from 07:00 to 21:00), with every day closed by the engine's timer.
 async fn elder_with_history(store: &Store, days: i64, now: i64) -> anyhow::Result<i64> {
     let start = now - days * DAY;
-    let id = store.add_elder(&elder("历史老人".into()), start - 60_000).await?.id;
+    let id = store.add_elder(&elder("历史老人".into(), 0), start - 60_000).await?.id;
     store.pair_device("bench-history", id, start - 60_000).await?;
     let mut seq = 0u32;
     for day in 0..days {
@@ -133,7 +136,7 @@ pub async fn console(args: BenchConsoleArgs) -> anyhow::Result<()> {
     println!("filling a SQLite store: {} open alerts, an elder with {} days of history", args.alerts, args.days);
     let history = elder_with_history(&store, args.days, now).await?;
     for index in 0..args.alerts {
-        let id = store.add_elder(&elder(format!("老人{index:04}")), now - DAY).await?.id;
+        let id = store.add_elder(&elder(format!("老人{index:04}"), index + 1), now - DAY).await?.id;
         let device = format!("bench-{index:05}");
         store.pair_device(&device, id, now - 120_000).await?;
         let smoke = br#"{"v":1,"boot":1,"seq":1,"up":1,"kind":"smoke","state":"alarm"}"#;

@@ -37,7 +37,7 @@ pub async fn ledger(args: BenchLedgerArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&folder)?;
     let store = Store::open(&Database::in_data_dir(&folder)).await?;
     let now = now_ms();
-    let today = chrono::Utc::now().date_naive();
+    let today = store.alert_policy().today();
     let rows = anxin_simulator::ledger::township_ledger(args.elders, "");
     let xlsx = sheet::write(&rows, sheet::Format::Xlsx, "台账")?;
     println!("a ledger of {} elders: {} kB as .xlsx", args.elders, xlsx.len() / 1_000);

@@ -623,7 +623,8 @@ async fn a_visit_recorded_in_the_console_counts_in_the_rate_and_prints_on_the_fo
     let path = format!("/elders/{}/visits", world.here);
     let form_page = visitor.get(&format!("{path}/new")).await;
     assert!(form_page.body.contains("较安全") && form_page.body.contains("无变化"), "the form's own choices");
-    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    // The product's day (+08:00), not UTC's: after 16:00 UTC they differ.
+    let today = world.store.alert_policy().today().format("%Y-%m-%d").to_string();
     let fields = [
         ("day", today.as_str()),
         ("mode", "home"),
@@ -802,7 +803,8 @@ async fn under_heightened_watch_the_rate_page_lists_who_is_due_a_visit_by_a_pers
     // A phone call today is a visit by a person: no longer due.
     let mut visitor = signed_in(&world, "visitor").await;
     visitor.get(&format!("/elders/{}/visits/new", world.here)).await;
-    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    // The product's day (+08:00), not UTC's: after 16:00 UTC they differ.
+    let today = world.store.alert_policy().today().format("%Y-%m-%d").to_string();
     let called = visitor
         .post(&format!("/elders/{}/visits", world.here), &[("day", &today), ("mode", "phone"), ("visitor", "李")])
         .await;

@@ -196,12 +196,8 @@ pub struct ElderForm<'a> {
 }
 
 impl ElderForm<'_> {
-    /// Checks every field against today's date; the first problem is the error.
-    pub fn check(&self) -> Result<NewElder, RegistryError> {
-        self.check_on(chrono::Local::now().date_naive())
-    }
-
-    /// Checks every field, judging age on `today`.
+    /// Checks every field, judging age on `today` (the deployment's local
+    /// date, `AlertPolicy::today`); the first problem is the error.
     pub fn check_on(&self, today: chrono::NaiveDate) -> Result<NewElder, RegistryError> {
         Ok(NewElder {
             name: text("name", self.name, 64)?,
@@ -294,19 +290,20 @@ mod tests {
             address: "锦山大街 12 号",
             ..ElderForm::default()
         };
-        assert_eq!(form.check().unwrap().name, "王秀英");
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        assert_eq!(form.check_on(today).unwrap().name, "王秀英");
         let no_village = ElderForm { village: "  ", ..form.clone() };
-        assert_eq!(no_village.check().unwrap_err().to_string(), "village is required");
+        assert_eq!(no_village.check_on(today).unwrap_err().to_string(), "village is required");
         let categories = ElderForm { categories: Some("dependent, living_alone,dependent"), ..form.clone() };
-        assert_eq!(categories.check().unwrap().categories, "dependent,living_alone");
+        assert_eq!(categories.check_on(today).unwrap().categories, "dependent,living_alone");
         let bad_category = ElderForm { categories: Some("lonely"), ..form.clone() };
-        assert!(bad_category.check().unwrap_err().to_string().starts_with("unknown category \"lonely\""));
+        assert!(bad_category.check_on(today).unwrap_err().to_string().starts_with("unknown category \"lonely\""));
         let bad_threshold = ElderForm { inactivity_hours: Some(0), ..form.clone() };
-        assert!(bad_threshold.check().is_err());
+        assert!(bad_threshold.check_on(today).is_err());
         let bad_phone = ElderForm { emergency_phone: Some("tomorrow"), ..form };
         assert!(
             bad_phone
-                .check()
+                .check_on(today)
                 .unwrap_err()
                 .to_string()
                 .starts_with("emergency phone \"tomorrow\" is not a phone number")

@@ -2,6 +2,7 @@
 //! user or an operator would: real processes, a real broker.
 
 mod alerts;
+mod bench;
 mod browser;
 mod ledger;
 mod people;

@@ -315,17 +315,6 @@ async fn restarting_the_broker_under_load_loses_nothing() {
     after_the_fault(&data, &report, gateway).await;
 }
 
-#[test]
-fn bench_ingest_prints_the_ceiling_the_durable_rate_and_their_ratio() {
-    let output = anxin(&["bench", "ingest", "--homes", "20", "--rounds", "2", "--publishers", "4"]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    let report = text(&output.stdout);
-    assert!(report.contains("20 homes × 2 rounds = 44 messages"), "{report}");
-    assert!(report.contains("% of the ceiling"), "{report}");
-    assert!(report.contains("all 44 stored once"), "{report}");
-    assert!(report.contains("batch commit: p50 ") && !report.contains("NaN"), "{report}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_commands_register_pair_and_tail_while_serve_runs() {
     let data = private_folder("admin");

@@ -94,7 +94,7 @@ pub struct ElderInput {
 }
 
 impl ElderInput {
-    fn check(&self) -> Result<anxin_gateway::store::NewElder, ApiError> {
+    fn check(&self, today: chrono::NaiveDate) -> Result<anxin_gateway::store::NewElder, ApiError> {
         ElderForm {
             name: &self.name,
             county: &self.county,
@@ -110,7 +110,7 @@ impl ElderInput {
             disability_cert: self.disability_cert.as_deref(),
             lives_at_registered: self.lives_at_registered,
         }
-        .check()
+        .check_on(today)
         .map_err(|error| ApiError(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()))
     }
 }
@@ -169,7 +169,7 @@ pub(super) async fn create_elder(
     Json(input): Json<ElderInput>,
 ) -> Result<(StatusCode, Json<ElderView>), ApiError> {
     registry_editor(&caller)?;
-    let new = input.check()?;
+    let new = input.check(store.alert_policy().today())?;
     let now = now_ms();
     let elder = store.add_elder(&new, now).await?;
     store.audit(now, &caller.0.name, "elder registered", Some(elder.id), None).await?;
@@ -190,7 +190,7 @@ pub(super) async fn update_elder(
     Json(input): Json<ElderInput>,
 ) -> Result<Json<ElderView>, ApiError> {
     registry_editor(&caller)?;
-    let new = input.check()?;
+    let new = input.check(store.alert_policy().today())?;
     let elder = store.update_elder(id, &new, &caller.0.name, now_ms()).await?;
     Ok(Json(ElderView::from(&elder)))
 }

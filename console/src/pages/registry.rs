@@ -74,7 +74,7 @@ impl ElderFields {
         }
     }
 
-    fn check(&self, lang: Lang) -> Result<anxin_gateway::store::NewElder, String> {
+    fn check(&self, lang: Lang, today: chrono::NaiveDate) -> Result<anxin_gateway::store::NewElder, String> {
         let inactivity_hours = match self.inactivity_hours.trim() {
             "" => None,
             text => Some(text.parse::<i64>().map_err(|_| lang.t("registry.bad_hours").to_string())?),
@@ -95,7 +95,7 @@ impl ElderFields {
             disability_cert: Some(&self.disability_cert),
             lives_at_registered: Some(self.lives_at_registered != "no"),
         }
-        .check()
+        .check_on(today)
         .map_err(|error| registry_error(&error, lang))
     }
 
@@ -193,7 +193,7 @@ pub(super) async fn create(
 ) -> Result<Response, PageError> {
     may_edit(&viewer)?;
     let fields = collect(fields);
-    let new = match fields.check(viewer.lang) {
+    let new = match fields.check(viewer.lang, super::local_today(&state.store)) {
         Ok(new) => new,
         Err(reason) => return Ok(form_page(&viewer, None, fields, Some(reason))),
     };
@@ -258,7 +258,7 @@ pub(super) async fn update(
     if fields.disability_cert.trim().is_empty() {
         fields.disability_cert = on_record.disability_cert.clone().unwrap_or_default();
     }
-    let new = match fields.check(viewer.lang) {
+    let new = match fields.check(viewer.lang, super::local_today(&state.store)) {
         Ok(new) => new,
         Err(reason) => {
             (fields.citizen_id, fields.disability_cert) = typed;

@@ -113,7 +113,7 @@ pub(super) async fn my_elders(
     let offset = state.store.alert_policy().utc_offset;
     let now = now_ms();
     let today = chrono::DateTime::from_timestamp_millis(now)
-        .map_or_else(|| chrono::Local::now().date_naive(), |t| t.with_timezone(&offset).date_naive());
+        .map_or_else(|| state.store.alert_policy().today(), |t| t.with_timezone(&offset).date_naive());
     let first = query
         .month
         .as_deref()

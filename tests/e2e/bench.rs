@@ -1,0 +1,74 @@
+//! Every benchmark the README names, run briefly, so none can rot unseen:
+//! each must finish and print its figures. The figures themselves are the
+//! benchmark's business, never a test's (these machines are shared and noisy).
+
+use crate::{anxin, text};
+
+/// Runs `anxin bench ARGS…`, which must succeed; returns what it printed.
+fn bench(args: &[&str]) -> String {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    let output = anxin(&all);
+    assert!(output.status.success(), "anxin {}: {}", all.join(" "), text(&output.stderr));
+    text(&output.stdout)
+}
+
+fn assert_prints(report: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(report.contains(line), "{line:?} missing from:\n{report}");
+    }
+    assert!(!report.contains("NaN"), "a figure came out as NaN:\n{report}");
+}
+
+#[test]
+fn bench_ingest_prints_the_ceiling_the_durable_rate_and_their_ratio() {
+    let report = bench(&["ingest", "--homes", "20", "--rounds", "2", "--publishers", "4"]);
+    assert_prints(
+        &report,
+        &["20 homes × 2 rounds = 44 messages", "% of the ceiling", "all 44 stored once", "batch commit: p50 "],
+    );
+}
+
+#[test]
+fn bench_alerts_prints_the_alarm_latency_idle_and_loaded_and_the_overdue_homes() {
+    let report = bench(&["alerts", "--homes", "1000", "--rate", "200", "--seconds", "7", "--publishers", "2"]);
+    assert_prints(
+        &report,
+        &[
+            "1000 homes registered",
+            "smoke → alert on the console feed, gateway idle",
+            "smoke → alert on the console feed, gateway loaded",
+            "loaded / idle: p50 ",
+            "100 of 100 fired, 0 twice",
+        ],
+    );
+}
+
+#[test]
+fn bench_console_prints_the_weight_and_time_of_the_busiest_pages() {
+    let report = bench(&["console", "--alerts", "20", "--days", "3", "--requests", "3"]);
+    assert_prints(
+        &report,
+        &[
+            "stored: 20 open alerts",
+            "/password (baseline)",
+            "alert board (20 open alerts)",
+            "elder page (3 days)",
+            "static assets",
+        ],
+    );
+}
+
+#[test]
+fn bench_ledger_prints_reading_importing_exporting_and_the_rate_page() {
+    let report = bench(&["ledger", "--elders", "300", "--requests", "3"]);
+    assert_prints(
+        &report,
+        &[
+            "a ledger of 300 elders",
+            "importing into an empty registry",
+            "importing the same file again",
+            "visit-rate page over 300 elders",
+        ],
+    );
+}
