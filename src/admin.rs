@@ -41,7 +41,7 @@ fn or_dash<T: ToString>(value: Option<T>) -> String {
 }
 
 pub async fn devices(storage: &StorageArgs, file: FileSettings, command: DevicesCommand) -> anyhow::Result<()> {
-    let store = open_store(storage, &file).await?;
+    let (store, _) = open_store(storage, &file).await?;
     match command {
         DevicesCommand::List { unclaimed, json } => {
             let devices = store.devices(unclaimed).await?;
@@ -83,7 +83,7 @@ pub async fn devices(storage: &StorageArgs, file: FileSettings, command: Devices
 }
 
 pub async fn elders(storage: &StorageArgs, file: FileSettings, command: EldersCommand) -> anyhow::Result<()> {
-    let store = open_store(storage, &file).await?;
+    let (store, policy) = open_store(storage, &file).await?;
     match command {
         EldersCommand::Add(args) => {
             let form = ElderForm {
@@ -101,7 +101,7 @@ pub async fn elders(storage: &StorageArgs, file: FileSettings, command: EldersCo
                 disability_cert: args.disability_cert.as_deref(),
                 lives_at_registered: Some(!args.not_at_registered_address),
             };
-            let elder = store.add_elder(&form.check_on(store.alert_policy().today())?, now_ms()).await?;
+            let elder = store.add_elder(&form.check_on(policy.today())?, now_ms()).await?;
             println!("added elder {}: {}", elder.id, elder.name);
         }
         EldersCommand::List { json } => {
@@ -128,7 +128,6 @@ pub async fn elders(storage: &StorageArgs, file: FileSettings, command: EldersCo
             }
         }
         EldersCommand::Away { elder_id, until, reason, by } => {
-            let policy = store.alert_policy().clone();
             let last_day = parse_day(&until, "--until")?;
             let now = now_ms();
             if last_day < local_day(now, &policy) {
@@ -187,8 +186,7 @@ fn print_alert_line(alert: &AlertRecord, policy: &AlertPolicy) {
 }
 
 pub async fn alerts(storage: &StorageArgs, file: FileSettings, command: AlertsCommand) -> anyhow::Result<()> {
-    let store = open_store(storage, &file).await?;
-    let policy = store.alert_policy().clone();
+    let (store, policy) = open_store(storage, &file).await?;
     match command {
         AlertsCommand::List { open, elder, json } => {
             let alerts = store.alerts(&AlertFilter { unresolved_only: open, elder_id: elder, limit: 1_000 }).await?;
@@ -271,11 +269,10 @@ pub async fn alerts(storage: &StorageArgs, file: FileSettings, command: AlertsCo
 }
 
 pub async fn visits(storage: &StorageArgs, file: FileSettings, command: VisitsCommand) -> anyhow::Result<()> {
-    let store = open_store(storage, &file).await?;
-    let policy = store.alert_policy().clone();
+    let (store, policy) = open_store(storage, &file).await?;
     let (elder, days, json) = match command {
         VisitsCommand::List { elder, days, json } => (elder, days, json),
-        VisitsCommand::Rate { month, region, json } => return visit_rate(&store, month, region, json).await,
+        VisitsCommand::Rate { month, region, json } => return visit_rate(&store, &policy, month, region, json).await,
     };
     if store.elder(elder).await?.is_none() {
         anyhow::bail!("there is no elder with id {elder}");
@@ -322,8 +319,7 @@ pub async fn visits(storage: &StorageArgs, file: FileSettings, command: VisitsCo
 }
 
 pub async fn watch(storage: &StorageArgs, file: FileSettings, command: WatchCommand) -> anyhow::Result<()> {
-    let store = open_store(storage, &file).await?;
-    let policy = store.alert_policy().clone();
+    let (store, policy) = open_store(storage, &file).await?;
     match command {
         WatchCommand::Start { county, township, village, until, reason, by } => {
             let now = now_ms();
@@ -370,7 +366,7 @@ fn print_message(message: &MessageRecord) {
 }
 
 pub async fn events(storage: &StorageArgs, file: FileSettings, command: EventsCommand) -> anyhow::Result<()> {
-    let store = open_store(storage, &file).await?;
+    let (store, _) = open_store(storage, &file).await?;
     let EventsCommand::Tail { device, last } = command;
     let mut cursor = MessageCursor::default();
     for message in store.latest_messages(device.as_deref(), last.max(0)).await? {
@@ -413,7 +409,7 @@ pub async fn events(storage: &StorageArgs, file: FileSettings, command: EventsCo
 }
 
 pub async fn users(storage: &StorageArgs, file: FileSettings, command: UsersCommand) -> anyhow::Result<()> {
-    let store = open_store(storage, &file).await?;
+    let (store, _) = open_store(storage, &file).await?;
     match command {
         UsersCommand::Add { name, role, regions } => {
             let role = Role::parse(&role)
@@ -449,7 +445,7 @@ pub async fn users(storage: &StorageArgs, file: FileSettings, command: UsersComm
 }
 
 pub async fn tokens(storage: &StorageArgs, file: FileSettings, command: TokensCommand) -> anyhow::Result<()> {
-    let store = open_store(storage, &file).await?;
+    let (store, _) = open_store(storage, &file).await?;
     let TokensCommand::Issue { user } = command;
     let token = store.issue_token(&user, now_ms()).await?;
     println!("{token}");
@@ -460,12 +456,12 @@ pub async fn tokens(storage: &StorageArgs, file: FileSettings, command: TokensCo
 
 async fn visit_rate(
     store: &anxin_gateway::store::Store,
+    policy: &AlertPolicy,
     month: Option<String>,
     region: Option<String>,
     json: bool,
 ) -> anyhow::Result<()> {
     use anxin_gateway::visits::{Month, RegionLevel, rate_by, rate_of};
-    let policy = store.alert_policy().clone();
     let today = policy.today();
     let month = match month.as_deref() {
         None => Month::of(today),
@@ -473,7 +469,7 @@ async fn visit_rate(
     };
     let region = region.as_deref().map(Region::parse).transpose()?;
     let elders: Vec<_> = store
-        .month_elders(month)
+        .month_elders(month, policy.utc_offset)
         .await?
         .into_iter()
         .filter(|e| region.as_ref().is_none_or(|r| r.covers(&e.county, &e.township, &e.village)))
@@ -517,7 +513,7 @@ async fn visit_rate(
 
 pub async fn ledger(storage: &StorageArgs, file: FileSettings, command: LedgerCommand) -> anyhow::Result<()> {
     use anxin_gateway::ledger::{self, sheet};
-    let store = open_store(storage, &file).await?;
+    let (store, policy) = open_store(storage, &file).await?;
     let format_of = |path: &std::path::Path| {
         sheet::Format::of_file(&path.to_string_lossy())
             .ok_or_else(|| anyhow::anyhow!("{} is neither .xlsx nor .csv", path.display()))
@@ -527,7 +523,7 @@ pub async fn ledger(storage: &StorageArgs, file: FileSettings, command: LedgerCo
             let format = format_of(&file)?;
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let rows = sheet::read(&bytes, format)?;
-            let today = store.alert_policy().today();
+            let today = policy.today();
             let visitors = store.visitor_names().await?;
             let problems = match ledger::read(&rows, today, &visitors) {
                 Ok(checked) => match store.import_ledger(&checked, &by, now_ms()).await {

@@ -218,7 +218,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
     let folder = std::env::temp_dir().join(format!("anxin-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&folder);
     let store = Store::open(&Database::in_data_dir(&folder)).await?;
-    let (ingest, writer) = Ingest::start(store.clone(), IngestConfig::default());
+    let (ingest, writer) = Ingest::start(store.clone(), Default::default(), IngestConfig::default());
     let broker = EmbeddedBroker { listen: loopback }.start(ingest.clone()).await?;
     let (mut latencies, durable_started) = publish_workload(broker.local_addr, &workload, "durable").await?;
     let durable_seconds = durable_started.elapsed().as_secs_f64();

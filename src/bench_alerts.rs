@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anxin_gateway::alerts::delivery::start_feed;
-use anxin_gateway::alerts::engine::{TimerConfig, run_timers};
 use anxin_gateway::alerts::policy::{AlertPolicy, HOUR_MS};
+use anxin_gateway::alerts::rules::{self, HomeState, next_due};
+use anxin_gateway::alerts::timers::{TimerConfig, run_timers};
 use anxin_gateway::broker::embedded::EmbeddedBroker;
 use anxin_gateway::ingest::{Ingest, IngestConfig};
 use anxin_gateway::store::{AlertChange, Database, Store, now_ms};
@@ -181,6 +182,16 @@ fn line(name: &str, latencies: &[Duration]) -> String {
     )
 }
 
+/// A home watched since `silence_from`, its device known, and its deadline.
+fn watched_home(policy: &AlertPolicy, silence_from: i64, device: &str, now: i64) -> (String, i64) {
+    let mut state = HomeState::new(silence_from, policy);
+    state.boots.insert(device.to_string(), 1);
+    let home = policy.for_home(&Default::default(), false, None);
+    let context = rules::Context { now, policy, home: &home, day_close_delay_ms: 5 * 60_000 };
+    let due = next_due(&state, &context);
+    (serde_json::to_string(&state).unwrap_or_default(), due)
+}
+
 pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
     let homes = args.homes.max(1_000);
     let rate = args.rate.unwrap_or((homes / 60) as u64).max(1) as f64;
@@ -189,7 +200,8 @@ pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
     let probes_loaded = 200;
     let folder = std::env::temp_dir().join(format!("anxin-bench-alerts-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&folder);
-    let store = Store::open(&Database::in_data_dir(&folder)).await?.with_alert_policy(AlertPolicy::default());
+    let store = Store::open(&Database::in_data_dir(&folder)).await?;
+    let policy = Arc::new(AlertPolicy::default());
 
     // Homes [0, overdue) fall silent so their deadline lands inside the loaded
     // phase; the others were active a moment ago.
@@ -203,8 +215,9 @@ pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
     };
     let set_up = Instant::now();
     let elders = store
-        .populate_for_benchmark(homes, "bench", now, |index| {
-            if index < overdue { due_at(index).unwrap_or(now) - 12 * HOUR_MS } else { now }
+        .populate_for_benchmark(homes, "bench", now, |index, device| {
+            let silence_from = if index < overdue { due_at(index).unwrap_or(now) - 12 * HOUR_MS } else { now };
+            watched_home(&policy, silence_from, device, now)
         })
         .await?;
     println!(
@@ -213,9 +226,10 @@ pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
     );
 
     let (shutdown, shutdown_watch) = tokio::sync::watch::channel(false);
-    let (ingest, writer) = Ingest::start(store.clone(), IngestConfig::default());
+    let (ingest, writer) = Ingest::start(store.clone(), policy.clone(), IngestConfig::default());
     let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse()? }.start(ingest.clone()).await?;
-    let timers = tokio::spawn(run_timers(store.clone(), TimerConfig::default(), shutdown_watch.clone()));
+    let timers =
+        tokio::spawn(run_timers(store.clone(), policy.clone(), TimerConfig::default(), shutdown_watch.clone()));
     let (feed_sender, feed_task) = start_feed(store.clone(), shutdown_watch.clone());
     let mut feed = feed_sender.subscribe();
 

@@ -6,11 +6,14 @@
 //! data) through the same router in the same run, so the figures read as
 //! ratios on any machine.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anxin_console::api::ApiState;
 use anxin_gateway::access::{Region, Role};
-use anxin_gateway::ingest::check;
+use anxin_gateway::alerts::policy::AlertPolicy;
+use anxin_gateway::alerts::timers::tick_due_homes;
+use anxin_gateway::ingest::{check, commit_batch};
 use anxin_gateway::store::{Database, NewElder, SessionLimits, Store, now_ms};
 use axum::body::Body;
 use axum::http::Request;
@@ -54,7 +57,7 @@ fn elder(name: String, number: usize) -> NewElder {
 
 /// An elder whose one sensor reported every hour for `days` days (movement
 /// from 07:00 to 21:00), with every day closed by the engine's timer.
-async fn elder_with_history(store: &Store, days: i64, now: i64) -> anyhow::Result<i64> {
+async fn elder_with_history(store: &Store, policy: &AlertPolicy, days: i64, now: i64) -> anyhow::Result<i64> {
     let start = now - days * DAY;
     let id = store.add_elder(&elder("历史老人".into(), 0), start - 60_000).await?.id;
     store.pair_device("bench-history", id, start - 60_000).await?;
@@ -73,9 +76,9 @@ async fn elder_with_history(store: &Store, days: i64, now: i64) -> anyhow::Resul
             batch.push((check("anxin/v1/dev/bench-history/summary", payload.as_bytes()), at));
         }
         for (message, at) in batch {
-            store.commit_batch(&[(message, at)]).await?;
+            commit_batch(store, policy, &[(message, at)]).await?;
             // The engine's timer, as `serve` runs it: closes the day at local midnight.
-            store.tick_due_homes(at + 1).await?;
+            tick_due_homes(store, policy, at + 1).await?;
         }
     }
     Ok(id)
@@ -134,13 +137,14 @@ pub async fn console(args: BenchConsoleArgs) -> anyhow::Result<()> {
     let now = now_ms();
 
     println!("filling a SQLite store: {} open alerts, an elder with {} days of history", args.alerts, args.days);
-    let history = elder_with_history(&store, args.days, now).await?;
+    let policy = Arc::new(AlertPolicy::default());
+    let history = elder_with_history(&store, &policy, args.days, now).await?;
     for index in 0..args.alerts {
         let id = store.add_elder(&elder(format!("老人{index:04}"), index + 1), now - DAY).await?.id;
         let device = format!("bench-{index:05}");
         store.pair_device(&device, id, now - 120_000).await?;
         let smoke = br#"{"v":1,"boot":1,"seq":1,"up":1,"kind":"smoke","state":"alarm"}"#;
-        store.commit_batch(&[(check(&format!("anxin/v1/dev/{device}/event"), smoke), now - 60_000)]).await?;
+        commit_batch(&store, &policy, &[(check(&format!("anxin/v1/dev/{device}/event"), smoke), now - 60_000)]).await?;
     }
     let user = store.add_user("bench-oncall", Role::Oncall, &[Region::parse("振兴区")?], PASSWORD, now).await?;
     let session = store.start_session(user.id, SessionLimits::default(), now).await?;
@@ -149,7 +153,7 @@ pub async fn console(args: BenchConsoleArgs) -> anyhow::Result<()> {
 
     let (feed, _) = tokio::sync::broadcast::channel(16);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
-    let router = anxin_console::router(metrics, ApiState::new(store.clone(), feed));
+    let router = anxin_console::router(metrics, ApiState::new(store.clone(), policy.clone(), feed));
     let open = store
         .alerts(&anxin_gateway::store::AlertFilter { unresolved_only: true, elder_id: None, limit: 100_000 })
         .await?;

@@ -37,7 +37,8 @@ pub async fn ledger(args: BenchLedgerArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&folder)?;
     let store = Store::open(&Database::in_data_dir(&folder)).await?;
     let now = now_ms();
-    let today = store.alert_policy().today();
+    let policy = std::sync::Arc::new(anxin_gateway::alerts::policy::AlertPolicy::default());
+    let today = policy.today();
     let rows = anxin_simulator::ledger::township_ledger(args.elders, "");
     let xlsx = sheet::write(&rows, sheet::Format::Xlsx, "台账")?;
     println!("a ledger of {} elders: {} kB as .xlsx", args.elders, xlsx.len() / 1_000);
@@ -82,7 +83,7 @@ pub async fn ledger(args: BenchLedgerArgs) -> anyhow::Result<()> {
     let cookie = format!("anxin_session={session}");
     let (feed, _) = tokio::sync::broadcast::channel(16);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
-    let router = anxin_console::router(metrics, ApiState::new(store.clone(), feed));
+    let router = anxin_console::router(metrics, ApiState::new(store.clone(), policy.clone(), feed));
     let base = measure(&router, &cookie, "/password", args.requests).await?;
     let rate = measure(&router, &cookie, "/rate", args.requests).await?;
     println!(

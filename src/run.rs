@@ -7,10 +7,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anxin_gateway::alerts::delivery::{self, MqttTarget, Sink};
-use anxin_gateway::alerts::engine::{TimerConfig, run_timers};
+use anxin_gateway::alerts::policy::AlertPolicy;
+use anxin_gateway::alerts::timers::{TimerConfig, run_timers};
 use anxin_gateway::broker::embedded::EmbeddedBroker;
 use anxin_gateway::broker::external::{self, ExternalBroker};
+use anxin_gateway::ingest::progress::run_watchdog;
 use anxin_gateway::ingest::{Ingest, IngestConfig};
 use anxin_gateway::status::{UpkeepConfig, run_upkeep};
 use anxin_gateway::store::{Database, Store, StoreError};
@@ -33,11 +37,11 @@ fn storage(args: &StorageArgs, file: &FileSettings) -> Storage {
     Storage { data_dir, database }
 }
 
-/// Opens the store with errors that say which flag to change, with the
-/// alert thresholds of the file and `ANXIN_*` variables.
-pub async fn open_store(args: &StorageArgs, file: &FileSettings) -> anyhow::Result<Store> {
+/// Opens the store with errors that say which flag to change, beside the
+/// alert thresholds (and time zone) of the file and `ANXIN_*` variables.
+pub async fn open_store(args: &StorageArgs, file: &FileSettings) -> anyhow::Result<(Store, AlertPolicy)> {
     let policy = settings::alert_policy(None, file)?;
-    Ok(open_store_with(args, file).await?.with_alert_policy(policy))
+    Ok((open_store_with(args, file).await?, policy))
 }
 
 async fn open_store_with(args: &StorageArgs, file: &FileSettings) -> anyhow::Result<Store> {
@@ -103,20 +107,37 @@ fn external_broker(url: &str, broker_args: &BrokerArgs, file: &FileSettings) -> 
     Ok(broker)
 }
 
+/// How long waiting messages may go without progress before the watchdog
+/// says ingest is stalled.
+const STALLED_AFTER: Duration = Duration::from_secs(30);
+
+/// The batch writer, and its watchdog (until `shutdown`).
+fn start_ingest(
+    store: &Store,
+    policy: &Arc<AlertPolicy>,
+    shutdown: &watch::Receiver<bool>,
+) -> (Ingest, tokio::task::JoinHandle<()>) {
+    let (ingest, writer) = Ingest::start(store.clone(), policy.clone(), IngestConfig::default());
+    tokio::spawn(run_watchdog(ingest.progress().clone(), STALLED_AFTER, shutdown.clone()));
+    (ingest, writer)
+}
+
 /// The live feed of alert changes, for the console's stream.
-type Feed = tokio::sync::broadcast::Sender<std::sync::Arc<anxin_gateway::store::AlertChange>>;
+type Feed = tokio::sync::broadcast::Sender<Arc<anxin_gateway::store::AlertChange>>;
 
 /// The alert engine's tasks: the database timers, the in-process feed (returned
 /// for the console), and the MQTT (and webhook) sinks.
 async fn start_alerting(
     store: &Store,
+    policy: &Arc<AlertPolicy>,
     mqtt: MqttTarget,
     alerting: &AlertArgs,
     file: &FileSettings,
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<(Vec<tokio::task::JoinHandle<()>>, Feed)> {
     let holder = format!("{}-{}", mqtt.client_id, std::process::id());
-    let mut tasks = vec![tokio::spawn(run_timers(store.clone(), TimerConfig::default(), shutdown.clone()))];
+    let mut tasks =
+        vec![tokio::spawn(run_timers(store.clone(), policy.clone(), TimerConfig::default(), shutdown.clone()))];
     let (feed, feed_task) = delivery::start_feed(store.clone(), shutdown.clone());
     tasks.push(feed_task);
     let mut sinks = vec![Sink::mqtt(mqtt)];
@@ -204,8 +225,8 @@ fn spawn_http(
 
 pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeArgs) -> anyhow::Result<()> {
     let metrics = metrics_recorder()?;
-    let policy = settings::alert_policy(Some(&args.broker_args.alerting), &file)?;
-    let store = open_store_with(storage_args, &file).await?.with_alert_policy(policy);
+    let policy = Arc::new(settings::alert_policy(Some(&args.broker_args.alerting), &file)?);
+    let store = open_store_with(storage_args, &file).await?;
     let database = storage(storage_args, &file).database.describe();
     let http_listen = args
         .http_listen
@@ -214,7 +235,7 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
     let http = bind_http(http_listen, "--http-listen").await?;
     let http_addr = http.local_addr()?;
     let (shutdown, shutdown_watch) = watch::channel(false);
-    let (ingest, writer) = Ingest::start(store.clone(), IngestConfig::default());
+    let (ingest, writer) = start_ingest(&store, &policy, &shutdown_watch);
 
     let external_url = args.broker.clone().or(file.broker.clone());
     let (mqtt_description, broker_path, alerts_target) = match &external_url {
@@ -249,10 +270,10 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
         }
     };
     let (alerting, feed) =
-        start_alerting(&store, alerts_target, &args.broker_args.alerting, &file, &shutdown_watch).await?;
+        start_alerting(&store, &policy, alerts_target, &args.broker_args.alerting, &file, &shutdown_watch).await?;
     let upkeep =
         tokio::spawn(run_upkeep(store.clone(), upkeep_config(&args.broker_args, &file), shutdown_watch.clone()));
-    let api = anxin_console::api::ApiState::new(store.clone(), feed);
+    let api = anxin_console::api::ApiState::new(store.clone(), policy.clone(), feed);
     let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch.clone());
     let first_start = first_admin(&store).await?;
     println!("anxin serve: {mqtt_description}, console on http://{http_addr}, database {database}");
@@ -292,8 +313,8 @@ pub async fn gateway(storage_args: &StorageArgs, file: FileSettings, args: Gatew
         .or(file.broker.clone())
         .context("`anxin gateway` needs --broker mqtt://HOST:PORT (or ANXIN_BROKER)")?;
     let metrics = metrics_recorder()?;
-    let policy = settings::alert_policy(Some(&args.broker_args.alerting), &file)?;
-    let store = open_store_with(storage_args, &file).await?.with_alert_policy(policy);
+    let policy = Arc::new(settings::alert_policy(Some(&args.broker_args.alerting), &file)?);
+    let store = open_store_with(storage_args, &file).await?;
     let database = storage(storage_args, &file).database.describe();
     let http_listen = args.http_listen.unwrap_or_else(|| {
         settings::DEFAULT_GATEWAY_HTTP_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9464)))
@@ -302,9 +323,10 @@ pub async fn gateway(storage_args: &StorageArgs, file: FileSettings, args: Gatew
     let http_addr = http.local_addr()?;
     let broker = external_broker(&url, &args.broker_args, &file)?;
     let (shutdown, shutdown_watch) = watch::channel(false);
-    let (ingest, writer) = Ingest::start(store.clone(), IngestConfig::default());
+    let (ingest, writer) = start_ingest(&store, &policy, &shutdown_watch);
     let (alerting, _feed) =
-        start_alerting(&store, mqtt_target_of(&broker), &args.broker_args.alerting, &file, &shutdown_watch).await?;
+        start_alerting(&store, &policy, mqtt_target_of(&broker), &args.broker_args.alerting, &file, &shutdown_watch)
+            .await?;
     println!(
         "anxin gateway: MQTT from {url} as {}, metrics on http://{http_addr}/metrics, database {database}",
         broker.client_id
@@ -331,7 +353,7 @@ pub async fn gateway(storage_args: &StorageArgs, file: FileSettings, args: Gatew
 
 pub async fn console(storage_args: &StorageArgs, file: FileSettings, args: ConsoleArgs) -> anyhow::Result<()> {
     let metrics = metrics_recorder()?;
-    let store = open_store(storage_args, &file).await?;
+    let (store, policy) = open_store(storage_args, &file).await?;
     let http_listen = args
         .http_listen
         .or(file.http_listen)
@@ -345,7 +367,7 @@ pub async fn console(storage_args: &StorageArgs, file: FileSettings, args: Conso
     }
     // Alert changes written by the gateways, read from the database.
     let (feed, feed_task) = delivery::start_feed(store.clone(), shutdown_watch.clone());
-    let api = anxin_console::api::ApiState::new(store.clone(), feed);
+    let api = anxin_console::api::ApiState::new(store.clone(), Arc::new(policy), feed);
     let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch);
     stop_signal().await;
     let _ = shutdown.send(true);

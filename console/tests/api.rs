@@ -3,11 +3,13 @@
 
 use anxin_console::api;
 use anxin_gateway::access::{Region, Role};
+use anxin_gateway::alerts::policy::AlertPolicy;
 use anxin_gateway::ingest::check;
 use anxin_gateway::store::{Database, NewElder, Store};
 use anxin_testkit::private_folder;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use std::sync::Arc;
 use tower::ServiceExt;
 
 const T: i64 = 1_780_000_000_000;
@@ -49,7 +51,7 @@ async fn world() -> World {
             &format!("anxin/v1/dev/{device}/event"),
             br#"{"v":1,"boot":1,"seq":1,"up":1,"kind":"smoke","state":"alarm"}"#,
         );
-        store.commit_batch(&[(smoke, T)]).await.unwrap();
+        anxin_gateway::ingest::commit_batch(&store, &AlertPolicy::default(), &[(smoke, T)]).await.unwrap();
     }
     let county = |name: &str| vec![Region::parse(name).unwrap()];
     store.add_user("admin", Role::Admin, &[], PASSWORD, T).await.unwrap();
@@ -93,7 +95,10 @@ async fn call(
     }
     let request = request.body(body.map_or_else(Body::empty, |b| Body::from(b.to_string()))).unwrap();
     let (feed, _) = tokio::sync::broadcast::channel(16);
-    let response = api::router(api::ApiState::new(store.clone(), feed)).oneshot(request).await.unwrap();
+    let response = api::router(api::ApiState::new(store.clone(), Arc::new(AlertPolicy::default()), feed))
+        .oneshot(request)
+        .await
+        .unwrap();
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
     (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
@@ -224,7 +229,10 @@ async fn the_event_stream_replays_after_a_reconnect_and_carries_only_what_the_ca
         .header("last-event-id", "0")
         .body(Body::empty())
         .unwrap();
-    let response = api::router(api::ApiState::new(world.store.clone(), feed)).oneshot(request).await.unwrap();
+    let response = api::router(api::ApiState::new(world.store.clone(), Arc::new(AlertPolicy::default()), feed))
+        .oneshot(request)
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut body = response.into_body().into_data_stream();
@@ -239,7 +247,7 @@ async fn the_event_stream_replays_after_a_reconnect_and_carries_only_what_the_ca
             &format!("anxin/v1/dev/{device}/event"),
             format!(r#"{{"v":1,"boot":1,"seq":{seq},"up":2,"kind":"help","state":"pressed"}}"#).as_bytes(),
         );
-        world.store.commit_batch(&[(help, T + 1_000)]).await.unwrap();
+        anxin_gateway::ingest::commit_batch(&world.store, &AlertPolicy::default(), &[(help, T + 1_000)]).await.unwrap();
     }
     let live = read_events(&mut body, &mut buffer, 1).await;
     assert_eq!(live.len(), 1, "the live help alert in 振兴区");

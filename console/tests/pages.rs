@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anxin_console::api::ApiState;
 use anxin_console::auth::Throttle;
 use anxin_gateway::access::{Region, Role};
+use anxin_gateway::alerts::policy::AlertPolicy;
 use anxin_gateway::ingest::check;
 use anxin_gateway::store::{AlertFilter, Database, NewElder, SessionLimits, Store};
 use anxin_testkit::private_folder;
@@ -23,6 +24,8 @@ const OWN: &str = "my own long password";
 
 struct World {
     store: Store,
+    /// The product's thresholds and clock, as the router has them.
+    policy: Arc<AlertPolicy>,
     router: Router,
     folder: std::path::PathBuf,
     here: i64,
@@ -51,9 +54,13 @@ fn elder(name: &str, county: &str, citizen_id: &str) -> NewElder {
     }
 }
 
-fn router_for(store: &Store, limits: SessionLimits) -> Router {
+fn router_for(store: &Store, policy: &Arc<AlertPolicy>, limits: SessionLimits) -> Router {
     let (feed, _) = tokio::sync::broadcast::channel(16);
-    let state = ApiState { limits, throttle: Arc::new(Throttle::default()), ..ApiState::new(store.clone(), feed) };
+    let state = ApiState {
+        limits,
+        throttle: Arc::new(Throttle::default()),
+        ..ApiState::new(store.clone(), policy.clone(), feed)
+    };
     anxin_console::router(PrometheusBuilder::new().build_recorder().handle(), state)
 }
 
@@ -69,7 +76,7 @@ async fn world_with(limits: SessionLimits) -> World {
             &format!("anxin/v1/dev/{device}/event"),
             br#"{"v":1,"boot":1,"seq":1,"up":1,"kind":"smoke","state":"alarm"}"#,
         );
-        store.commit_batch(&[(smoke, T)]).await.unwrap();
+        anxin_gateway::ingest::commit_batch(&store, &AlertPolicy::default(), &[(smoke, T)]).await.unwrap();
     }
     let county = |name: &str| vec![Region::parse(name).unwrap()];
     store.add_user("admin", Role::Admin, &[], FIRST, T).await.unwrap();
@@ -82,7 +89,8 @@ async fn world_with(limits: SessionLimits) -> World {
         store.alerts(&AlertFilter { elder_id: Some(elder), ..Default::default() }).await.unwrap()[0].id
     };
     let (alert_here, alert_there) = (alert_of(here).await, alert_of(there).await);
-    World { router: router_for(&store, limits), store, folder, here, there, alert_here, alert_there }
+    let policy = Arc::new(AlertPolicy::default());
+    World { router: router_for(&store, &policy, limits), policy, store, folder, here, there, alert_here, alert_there }
 }
 
 async fn world() -> World {
@@ -624,7 +632,7 @@ async fn a_visit_recorded_in_the_console_counts_in_the_rate_and_prints_on_the_fo
     let form_page = visitor.get(&format!("{path}/new")).await;
     assert!(form_page.body.contains("较安全") && form_page.body.contains("无变化"), "the form's own choices");
     // The product's day (+08:00), not UTC's: after 16:00 UTC they differ.
-    let today = world.store.alert_policy().today().format("%Y-%m-%d").to_string();
+    let today = world.policy.today().format("%Y-%m-%d").to_string();
     let fields = [
         ("day", today.as_str()),
         ("mode", "home"),
@@ -804,7 +812,7 @@ async fn under_heightened_watch_the_rate_page_lists_who_is_due_a_visit_by_a_pers
     let mut visitor = signed_in(&world, "visitor").await;
     visitor.get(&format!("/elders/{}/visits/new", world.here)).await;
     // The product's day (+08:00), not UTC's: after 16:00 UTC they differ.
-    let today = world.store.alert_policy().today().format("%Y-%m-%d").to_string();
+    let today = world.policy.today().format("%Y-%m-%d").to_string();
     let called = visitor
         .post(&format!("/elders/{}/visits", world.here), &[("day", &today), ("mode", "phone"), ("visitor", "李")])
         .await;

@@ -9,6 +9,8 @@ pub const BATCH_SIZE: &str = "anxin_ingest_batch_size";
 pub const COMMIT_SECONDS: &str = "anxin_ingest_commit_seconds";
 pub const COMMIT_FAILURES: &str = "anxin_ingest_commit_failures_total";
 pub const ACK_LAG_SECONDS: &str = "anxin_ingest_ack_lag_seconds";
+pub const INGEST_STALLED_SECONDS: &str = "anxin_ingest_stalled_seconds";
+pub const INGEST_WAITING: &str = "anxin_ingest_waiting";
 pub const DEVICES_ONLINE: &str = "anxin_devices_online";
 pub const DEVICES_OFFLINE: &str = "anxin_devices_offline";
 pub const BROKER_CONNECTED: &str = "anxin_broker_connected";
@@ -29,6 +31,11 @@ pub fn describe() {
     describe_histogram!(COMMIT_SECONDS, "Time to commit one batch");
     describe_counter!(COMMIT_FAILURES, "Batch commits that failed and were retried");
     describe_histogram!(ACK_LAG_SECONDS, "Time from receiving a message to its acknowledgement being released");
+    describe_gauge!(
+        INGEST_STALLED_SECONDS,
+        "How long ingest has made no progress while messages wait (0 while it moves)"
+    );
+    describe_gauge!(INGEST_WAITING, "Messages received and not yet acknowledged");
     describe_gauge!(DEVICES_ONLINE, "Devices currently online");
     describe_gauge!(DEVICES_OFFLINE, "Devices currently offline");
     describe_gauge!(BROKER_CONNECTED, "1 while the gateway is connected to an external broker");

@@ -165,11 +165,12 @@ pub(super) async fn show_elder(
 ))]
 pub(super) async fn create_elder(
     State(store): State<Store>,
+    State(policy): State<std::sync::Arc<anxin_gateway::alerts::policy::AlertPolicy>>,
     caller: Caller,
     Json(input): Json<ElderInput>,
 ) -> Result<(StatusCode, Json<ElderView>), ApiError> {
     registry_editor(&caller)?;
-    let new = input.check(store.alert_policy().today())?;
+    let new = input.check(policy.today())?;
     let now = now_ms();
     let elder = store.add_elder(&new, now).await?;
     store.audit(now, &caller.0.name, "elder registered", Some(elder.id), None).await?;
@@ -185,12 +186,13 @@ pub(super) async fn create_elder(
 ))]
 pub(super) async fn update_elder(
     State(store): State<Store>,
+    State(policy): State<std::sync::Arc<anxin_gateway::alerts::policy::AlertPolicy>>,
     caller: Caller,
     Path(id): Path<i64>,
     Json(input): Json<ElderInput>,
 ) -> Result<Json<ElderView>, ApiError> {
     registry_editor(&caller)?;
-    let new = input.check(store.alert_policy().today())?;
+    let new = input.check(policy.today())?;
     let elder = store.update_elder(id, &new, &caller.0.name, now_ms()).await?;
     Ok(Json(ElderView::from(&elder)))
 }

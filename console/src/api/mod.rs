@@ -10,6 +10,7 @@ mod records;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use anxin_gateway::alerts::policy::AlertPolicy;
 use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -36,20 +37,28 @@ use utoipa::{OpenApi, ToSchema};
 #[derive(Debug, Clone)]
 pub struct ApiState {
     pub store: Store,
+    /// The deployment's thresholds and time zone (the console's "today").
+    pub policy: Arc<AlertPolicy>,
     pub feed: broadcast::Sender<Arc<AlertChange>>,
     pub limits: SessionLimits,
     pub throttle: Arc<Throttle>,
 }
 
 impl ApiState {
-    pub fn new(store: Store, feed: broadcast::Sender<Arc<AlertChange>>) -> ApiState {
-        ApiState { store, feed, limits: SessionLimits::default(), throttle: Arc::new(Throttle::default()) }
+    pub fn new(store: Store, policy: Arc<AlertPolicy>, feed: broadcast::Sender<Arc<AlertChange>>) -> ApiState {
+        ApiState { store, policy, feed, limits: SessionLimits::default(), throttle: Arc::new(Throttle::default()) }
     }
 }
 
 impl FromRef<ApiState> for Store {
     fn from_ref(state: &ApiState) -> Store {
         state.store.clone()
+    }
+}
+
+impl FromRef<ApiState> for Arc<AlertPolicy> {
+    fn from_ref(state: &ApiState) -> Arc<AlertPolicy> {
+        state.policy.clone()
     }
 }
 

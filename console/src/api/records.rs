@@ -2,12 +2,15 @@
 //! services, an elder's household (parts 2–4, member IDs masked) and the
 //! monthly visit rate — under the same rules as the pages.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use anxin_gateway::alerts::policy::AlertPolicy;
 use anxin_gateway::ledger::ElderDetails;
 use anxin_gateway::registry::mask;
 use anxin_gateway::store::{CareService, ElderMonth, Referral, Store, StoreError, VisitRecord, now_ms};
@@ -16,7 +19,7 @@ use anxin_gateway::visits::{
 };
 
 use super::{ApiError, Caller};
-use crate::pages::{local_today, month_elders, visible_elder_for};
+use crate::pages::{month_elders, visible_elder_for};
 
 async fn elder_for_records(store: &Store, caller: &Caller, id: i64) -> Result<(), ApiError> {
     let elder = visible_elder_for(store, &caller.0, id).await?.ok_or_else(not_found)?;
@@ -57,6 +60,7 @@ pub struct VisitRequest {
               (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
 pub(super) async fn record_visit(
     State(store): State<Store>,
+    State(policy): State<Arc<AlertPolicy>>,
     caller: Caller,
     Path(id): Path<i64>,
     Json(request): Json<VisitRequest>,
@@ -73,7 +77,7 @@ pub(super) async fn record_visit(
         needs: request.needs,
         suggestions: request.suggestions,
     }
-    .check(local_today(&store))
+    .check(policy.today())
     .map_err(invalid)?;
     Ok((StatusCode::CREATED, Json(store.record_visit(&visit, &caller.0.name, now_ms()).await?)))
 }
@@ -173,6 +177,7 @@ pub(super) async fn services(
               (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
 pub(super) async fn record_service(
     State(store): State<Store>,
+    State(policy): State<Arc<AlertPolicy>>,
     caller: Caller,
     Path(id): Path<i64>,
     Json(request): Json<ServiceRequest>,
@@ -184,7 +189,7 @@ pub(super) async fn record_service(
         .record_care_service(
             id,
             day,
-            local_today(&store),
+            policy.today(),
             &request.description,
             &request.served_by,
             request.satisfaction,
@@ -249,13 +254,14 @@ pub struct VisitRate {
               (status = 422, body = super::ErrorBody)))]
 pub(super) async fn rate(
     State(store): State<Store>,
+    State(policy): State<Arc<AlertPolicy>>,
     caller: Caller,
     Query(query): Query<RateQuery>,
 ) -> Result<Json<VisitRate>, ApiError> {
     if !caller.0.can_read_figures() {
         return Err(forbidden());
     }
-    let today = local_today(&store);
+    let today = policy.today();
     let month = match query.month.as_deref() {
         None => Month::of(today),
         Some(text) => Month::parse(text).ok_or_else(|| invalid("month must be YYYY-MM"))?,
@@ -267,7 +273,7 @@ pub(super) async fn rate(
         .map(anxin_gateway::access::Region::parse)
         .transpose()
         .map_err(invalid)?;
-    let elders = month_elders(&store, &caller.0, month, region.as_ref()).await?;
+    let elders = month_elders(&store, policy.utc_offset, &caller.0, month, region.as_ref()).await?;
     let figures = rate_of(&elders);
     Ok(Json(VisitRate {
         month: month.to_string(),

@@ -42,7 +42,7 @@ pub(super) async fn page(
     if !viewer.principal.can_read_audit() {
         return Err(PageError::Forbidden);
     }
-    let offset = state.store.alert_policy().utc_offset;
+    let offset = state.policy.utc_offset;
     let lines = state
         .store
         .audit_entries(query.elder, 500)

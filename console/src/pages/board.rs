@@ -145,7 +145,7 @@ fn may_handle(viewer: &Viewer) -> Result<(), PageError> {
 }
 
 async fn board_rows(state: &ApiState, viewer: &Viewer) -> Result<BoardRows, PageError> {
-    let offset = state.store.alert_policy().utc_offset;
+    let offset = state.policy.utc_offset;
     let alerts = open_alerts(state, &viewer.principal).await?;
     let now = now_ms();
     let (within, total) = shift_figure(state, &viewer.principal, now).await?;
@@ -201,7 +201,7 @@ async fn alert_detail(
         return Err(PageError::Forbidden);
     }
     let elder = visible_elder(&state.store, &viewer.principal, alert.elder_id).await?;
-    let offset = state.store.alert_policy().utc_offset;
+    let offset = state.policy.utc_offset;
     let now = now_ms();
     let lang = viewer.lang;
     state

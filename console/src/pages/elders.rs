@@ -348,7 +348,7 @@ pub(super) async fn page(
     let elder = visible_elder(&state.store, &viewer.principal, id).await?;
     let now = now_ms();
     let lang = viewer.lang;
-    let offset = state.store.alert_policy().utc_offset;
+    let offset = state.policy.utc_offset;
     state.store.audit(now, &viewer.principal.name, "elder page read", Some(id), None).await?;
     let activity = state.store.elder_activity(id, now - 15 * DAY_MS).await?;
     let alerts = state.store.alerts(&AlertFilter { unresolved_only: false, elder_id: Some(id), limit: 100 }).await?;
@@ -443,7 +443,7 @@ pub(super) async fn page(
         satisfactions: Satisfaction::ALL.iter().map(|s| (s.code(), choice(lang, s.code(), s.label()))).collect(),
         found: query.found,
         household: super::household::HouseholdView::of(&state.store.elder_details(id).await?.unwrap_or_default(), lang),
-        today: super::records::local_today(&state.store).format("%Y-%m-%d").to_string(),
+        today: state.policy.today().format("%Y-%m-%d").to_string(),
         c: viewer.chrome("elder.title"),
         visitors: state.store.visitors_of(id).await?.join("、"),
         devices: devices_view(&state.store.devices_of(id).await?, lang, offset, now),

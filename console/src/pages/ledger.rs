@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use anxin_gateway::ledger::{self, RowProblem, sheet};
 use anxin_gateway::store::{ImportError, ImportOutcome, now_ms};
 
-use super::records::local_today;
 use crate::api::ApiState;
 use crate::auth::Viewer;
 use crate::i18n::Lang;
@@ -132,7 +131,7 @@ pub(super) async fn import(
         }
     };
     let visitors = state.store.visitor_names().await?;
-    let checked = match ledger::read(&rows, local_today(&state.store), &visitors) {
+    let checked = match ledger::read(&rows, state.policy.today(), &visitors) {
         Ok(checked) => checked,
         Err(problems) => {
             let problems = problems.iter().map(|p| described(p, lang)).collect();

@@ -31,7 +31,6 @@ use crate::web::PageError;
 pub use elders::activity_chart;
 pub(crate) use elders::{identifying_number, may_reveal};
 pub(crate) use rate::month_elders;
-pub(crate) use records::local_today;
 pub(crate) use registry::{PairRefusal, pair_unclaimed};
 
 /// Every page but sign-in.

@@ -15,7 +15,6 @@ use anxin_gateway::ledger::sheet;
 use anxin_gateway::store::{ElderMonth, now_ms};
 use anxin_gateway::visits::{Month, RateFigures, RegionLevel, rate_by, rate_of};
 
-use super::records::local_today;
 use crate::api::ApiState;
 use crate::auth::Viewer;
 use crate::web::{Chrome, PageError, html};
@@ -41,7 +40,7 @@ fn select(state: &ApiState, viewer: &Viewer, query: &RateQuery) -> Result<Select
     if !viewer.principal.can_read_figures() {
         return Err(PageError::Forbidden);
     }
-    let today = local_today(&state.store);
+    let today = state.policy.today();
     let month = match query.month.as_deref().filter(|m| !m.trim().is_empty()) {
         None => Month::of(today),
         Some(text) => Month::parse(text).ok_or_else(|| PageError::Invalid(viewer.lang.t("my.bad_month").into()))?,
@@ -63,19 +62,20 @@ async fn elders_of(
     month: Month,
     region: Option<&anxin_gateway::access::Region>,
 ) -> Result<Vec<ElderMonth>, PageError> {
-    Ok(month_elders(&state.store, &viewer.principal, month, region).await?)
+    Ok(month_elders(&state.store, state.policy.utc_offset, &viewer.principal, month, region).await?)
 }
 
 /// Each elder `who` may see in `region`, registered before the month ended,
 /// with their visits of that month.
 pub(crate) async fn month_elders(
     store: &anxin_gateway::store::Store,
+    utc_offset: chrono::FixedOffset,
     who: &anxin_gateway::access::Principal,
     month: Month,
     region: Option<&anxin_gateway::access::Region>,
 ) -> Result<Vec<ElderMonth>, anxin_gateway::store::StoreError> {
     Ok(store
-        .month_elders(month)
+        .month_elders(month, utc_offset)
         .await?
         .into_iter()
         .filter(|e| {
@@ -192,7 +192,7 @@ async fn due(state: &ApiState, viewer: &Viewer, today: chrono::NaiveDate) -> Res
     if watches.is_empty() {
         return Ok(Vec::new());
     }
-    let offset = state.store.alert_policy().utc_offset;
+    let offset = state.policy.utc_offset;
     let contacts = state.store.last_contacts(&today.format("%Y-%m-%d").to_string()).await?;
     let mut due = Vec::new();
     for elder in state.store.elders().await? {

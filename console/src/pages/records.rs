@@ -31,11 +31,6 @@ pub(crate) fn choice(lang: Lang, code: &str, form_word: &'static str) -> &'stati
     }
 }
 
-/// Today in the deployment's time zone.
-pub(crate) fn local_today(store: &Store) -> chrono::NaiveDate {
-    store.alert_policy().today()
-}
-
 /// The elder, if the reader may see them and record visits for them.
 async fn recordable_elder(store: &Store, who: &Principal, id: i64) -> Result<Elder, PageError> {
     let elder = visible_elder(store, who, id).await?;
@@ -160,7 +155,7 @@ pub(super) async fn new_visit(
 ) -> Result<Response, PageError> {
     let elder = recordable_elder(&state.store, &viewer.principal, id).await?;
     let fields = [
-        ("day".to_string(), local_today(&state.store).format("%Y-%m-%d").to_string()),
+        ("day".to_string(), state.policy.today().format("%Y-%m-%d").to_string()),
         ("mode".to_string(), "home".to_string()),
         ("visitor".to_string(), viewer.principal.name.clone()),
     ]
@@ -241,7 +236,7 @@ pub(super) async fn record_visit(
 ) -> Result<Response, PageError> {
     let elder = recordable_elder(&state.store, &viewer.principal, id).await?;
     let fields: std::collections::HashMap<String, String> = pairs.into_iter().collect();
-    let visit = match read_visit(id, &fields, viewer.lang, local_today(&state.store)) {
+    let visit = match read_visit(id, &fields, viewer.lang, state.policy.today()) {
         Ok(visit) => visit,
         Err(reason) => return Ok(visit_form(&viewer, &elder, fields, Some(reason))),
     };
@@ -341,7 +336,7 @@ pub(super) async fn record_service(
         .record_care_service(
             id,
             day,
-            local_today(&state.store),
+            state.policy.today(),
             get("description"),
             get("served_by"),
             satisfaction,
@@ -584,7 +579,7 @@ pub(super) async fn record_form(
                 (i + 1, s, satisfaction)
             })
             .collect(),
-        printed_on: local_today(&state.store).format("%Y 年 %m 月 %d 日").to_string(),
+        printed_on: state.policy.today().format("%Y 年 %m 月 %d 日").to_string(),
         elder,
     };
     Ok(html(&page))
@@ -612,7 +607,7 @@ struct ReferralsPage {
 /// see, oldest first — what services still owe.
 pub(super) async fn open_referrals(State(state): State<ApiState>, viewer: Viewer) -> Result<Response, PageError> {
     let lang = viewer.lang;
-    let offset = state.store.alert_policy().utc_offset;
+    let offset = state.policy.utc_offset;
     let now = now_ms();
     let mut open = Vec::new();
     for referral in state.store.open_referrals().await? {

@@ -193,7 +193,7 @@ pub(super) async fn create(
 ) -> Result<Response, PageError> {
     may_edit(&viewer)?;
     let fields = collect(fields);
-    let new = match fields.check(viewer.lang, super::local_today(&state.store)) {
+    let new = match fields.check(viewer.lang, state.policy.today()) {
         Ok(new) => new,
         Err(reason) => return Ok(form_page(&viewer, None, fields, Some(reason))),
     };
@@ -258,7 +258,7 @@ pub(super) async fn update(
     if fields.disability_cert.trim().is_empty() {
         fields.disability_cert = on_record.disability_cert.clone().unwrap_or_default();
     }
-    let new = match fields.check(viewer.lang, super::local_today(&state.store)) {
+    let new = match fields.check(viewer.lang, state.policy.today()) {
         Ok(new) => new,
         Err(reason) => {
             (fields.citizen_id, fields.disability_cert) = typed;
@@ -314,7 +314,7 @@ struct DevicesPage {
 /// Devices heard from and not yet paired, with the pairing form.
 pub(super) async fn devices(State(state): State<ApiState>, viewer: Viewer) -> Result<Response, PageError> {
     may_edit(&viewer)?;
-    let offset = state.store.alert_policy().utc_offset;
+    let offset = state.policy.utc_offset;
     let lang = viewer.lang;
     let devices = state
         .store

@@ -110,10 +110,10 @@ pub(super) async fn my_elders(
     viewer: Viewer,
     Query(query): Query<MonthQuery>,
 ) -> Result<Response, PageError> {
-    let offset = state.store.alert_policy().utc_offset;
+    let offset = state.policy.utc_offset;
     let now = now_ms();
     let today = chrono::DateTime::from_timestamp_millis(now)
-        .map_or_else(|| state.store.alert_policy().today(), |t| t.with_timezone(&offset).date_naive());
+        .map_or_else(|| state.policy.today(), |t| t.with_timezone(&offset).date_naive());
     let first = query
         .month
         .as_deref()

@@ -17,7 +17,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Row;
 use tokio::sync::{Semaphore, broadcast, watch};
 
 use crate::metrics as m;
@@ -33,6 +32,12 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const CLAIM_MS: i64 = 60_000;
 /// After this many attempts (about a day of 5-minute retries), a delivery is given up and logged.
 const MAX_ATTEMPTS: i64 = 300;
+
+/// How long a failed delivery waits before its next attempt: 2 s after the
+/// first failure, doubling to 5 minutes.
+fn retry_backoff_ms(attempts: i64) -> i64 {
+    (1_000i64 << attempts.clamp(0, 8)).min(300_000)
+}
 
 /// Starts the in-process feed: every alert change, as soon as this process
 /// writes it (or within a second when another process did).
@@ -233,138 +238,6 @@ impl MqttSink {
     }
 }
 
-impl Store {
-    /// Takes or renews `sink` for `holder`; returns where it has got to, or
-    /// `None` when another gateway holds it. A sink seen for the first time
-    /// starts at the newest event (history is not replayed to it).
-    async fn hold_sink(&self, sink: &str, holder: &str, now: i64) -> Result<Option<i64>, StoreError> {
-        self.register_sink(sink).await?;
-        let row = sqlx::query(
-            "UPDATE alert_sinks SET holder = $2, lease_until = $3
-             WHERE sink = $1 AND (holder = $2 OR holder IS NULL OR lease_until < $4) RETURNING delivered_through",
-        )
-        .bind(sink)
-        .bind(holder)
-        .bind(now + LEASE_MS)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|row| row.try_get("delivered_through")).transpose()?)
-    }
-
-    /// Creates the sink's cursor at the newest alert event, if it has none:
-    /// from then on every change reaches it.
-    pub async fn register_sink(&self, sink: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO alert_sinks (sink, delivered_through, holder, lease_until)
-             VALUES ($1, (SELECT COALESCE(MAX(id), 0) FROM alert_events), NULL, 0)
-             ON CONFLICT (sink) DO NOTHING",
-        )
-        .bind(sink)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn advance_sink(&self, sink: &str, holder: &str, through: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE alert_sinks SET delivered_through = $3 WHERE sink = $1 AND holder = $2")
-            .bind(sink)
-            .bind(holder)
-            .bind(through)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn retry_later(
-        &self,
-        sink: &str,
-        event_id: i64,
-        attempts: i64,
-        error: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let backoff = (1_000i64 << attempts.clamp(0, 8)).min(300_000);
-        sqlx::query(
-            "INSERT INTO alert_retries (event_id, sink, due_at, attempts, last_error) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (event_id, sink) DO UPDATE SET
-                 due_at = excluded.due_at, attempts = excluded.attempts, last_error = excluded.last_error",
-        )
-        .bind(event_id)
-        .bind(sink)
-        .bind(now + backoff)
-        .bind(attempts)
-        .bind(error)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Records that these changes are being delivered, due again at `until`
-    /// should the attempt never settle.
-    async fn claim_deliveries(&self, sink: &str, event_ids: &[i64], until: i64) -> Result<(), StoreError> {
-        for chunk in event_ids.chunks(200) {
-            let values = (0..chunk.len()).map(|i| format!("(${}, $1, $2, 0, 'in flight')", i + 3));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO alert_retries (event_id, sink, due_at, attempts, last_error) VALUES {}
-                 ON CONFLICT (event_id, sink) DO NOTHING",
-                values.collect::<Vec<_>>().join(", ")
-            )));
-            query = query.bind(sink).bind(until);
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            query.execute(&self.pool).await?;
-        }
-        Ok(())
-    }
-
-    /// Claims a due retry; `false` when it is no longer due (someone has it).
-    async fn reclaim_delivery(&self, sink: &str, event_id: i64, until: i64) -> Result<bool, StoreError> {
-        let result =
-            sqlx::query("UPDATE alert_retries SET due_at = $3 WHERE sink = $1 AND event_id = $2 AND due_at <= $4")
-                .bind(sink)
-                .bind(event_id)
-                .bind(until)
-                .bind(now_ms())
-                .execute(&self.pool)
-                .await?;
-        Ok(result.rows_affected() == 1)
-    }
-
-    async fn due_retries(&self, sink: &str, now: i64) -> Result<Vec<(i64, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT event_id, attempts FROM alert_retries WHERE sink = $1 AND due_at <= $2 ORDER BY due_at LIMIT 64",
-        )
-        .bind(sink)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| Ok((row.try_get("event_id")?, row.try_get("attempts")?)))
-            .collect::<Result<_, sqlx::Error>>()?)
-    }
-
-    async fn forget_retry(&self, sink: &str, event_id: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM alert_retries WHERE sink = $1 AND event_id = $2")
-            .bind(sink)
-            .bind(event_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Deliveries not yet settled (in flight or waiting for a retry), per sink.
-    pub async fn pending_retries(&self, sink: &str) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM alert_retries WHERE sink = $1")
-            .bind(sink)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get("n")?)
-    }
-}
-
 /// Delivers every alert change to `sink` until `shutdown` turns true.
 /// `holder` names this gateway in the lease.
 pub async fn run_sink(store: Store, sink: Sink, holder: String, mut shutdown: watch::Receiver<bool>) {
@@ -391,7 +264,7 @@ async fn deliver_round(
     in_flight: &Arc<Semaphore>,
 ) -> Result<(), StoreError> {
     let name = sink.name();
-    let Some(mut through) = store.hold_sink(name, holder, now_ms()).await? else { return Ok(()) };
+    let Some(mut through) = store.hold_sink(name, holder, now_ms(), LEASE_MS).await? else { return Ok(()) };
     loop {
         let changes = store.alert_changes_after(through, 256).await?;
         let Some(last) = changes.last() else { break };
@@ -444,7 +317,7 @@ async fn spawn_attempt(
             }
             Err(error) if attempts + 1 < MAX_ATTEMPTS => {
                 tracing::warn!(sink = name, event = event_id, attempt = attempts + 1, %error, "alert delivery failed; will retry");
-                store.retry_later(name, event_id, attempts + 1, &error, now_ms()).await
+                store.retry_later(name, event_id, attempts + 1, &error, now_ms() + retry_backoff_ms(attempts + 1)).await
             }
             Err(error) => {
                 tracing::error!(sink = name, event = event_id, attempts, %error, "alert delivery given up");

@@ -6,8 +6,9 @@
 //!   heightened watch — resolved for one home at one moment.
 //! - [`routine`]: the usual getting-up time, learned from the closed days.
 //! - [`checkin`]: whether a closed day counts as a remote check-in (远程监测探访).
-//! - [`engine`]: runs the rules inside the ingest transaction and on the
-//!   database's timers, and writes alerts, their history and visits.
+//! - [`engine`]: runs the rules over one home's inputs (pure); the ingest
+//!   pipeline reads the home and writes what it concludes.
+//! - [`timers`]: homes whose deadline passed and due reminders, on any gateway.
 //! - [`delivery`]: every alert change to MQTT and an optional webhook, from
 //!   the database, with retries; and the in-process feed for the console.
 //!
@@ -26,6 +27,7 @@ pub mod engine;
 pub mod policy;
 pub mod routine;
 pub mod rules;
+pub mod timers;
 
 use serde::{Deserialize, Serialize};
 

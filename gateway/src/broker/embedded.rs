@@ -1,12 +1,18 @@
-//! The embedded broker for `anxin serve`: mqtt5's broker in-process.
+//! The embedded broker for `anxin serve`: mqtt5's broker in-process (the
+//! patched 0.49 in `vendor/mqtt5`).
 //!
-//! Design: mqtt5 awaits `BrokerEventHandler::on_client_publish` before it
-//! routes or acknowledges a PUBLISH. The hook below submits the message to
-//! ingest and waits for its batch to commit, so the node receives its PUBACK
-//! only for a stored message — the same guarantee as manual acks with an
-//! external broker, without a loopback hop. Broker and gateway live and die
-//! together: if the process dies first, the node never got its PUBACK and
-//! sends the message again.
+//! Design: the publish hook submits each device message to ingest and
+//! *defers* its decision (`PublishAction::Defer`) to the moment the batch
+//! holding it commits: the connection goes on reading, so one connection
+//! keeps many publishes in flight (up to the broker's Receive Maximum) and
+//! they commit in batches with everyone else's, while the broker sends the
+//! PUBACKs in arrival order, each after its commit — the same guarantee as
+//! manual acks with an external broker, without a loopback hop. What cannot
+//! be stored (ingest stopping) is refused: an MQTT 5 node gets a PUBACK with
+//! an error reason code, an MQTT 3.1.1 node loses its connection; neither
+//! ever gets a success for a message that is not committed. Broker and
+//! gateway live and die together: if the process dies first, the node never
+//! got its PUBACK and sends the message again.
 //!
 //! The broker publishes a Last Will itself, without the publish hook; the
 //! hook therefore remembers each client's will at connect and ingests it when
@@ -24,9 +30,15 @@ use mqtt5::broker::config::{BrokerConfig, StorageBackend, StorageConfig};
 use mqtt5::broker::events::{
     BrokerEventHandler, ClientConnectEvent, ClientDisconnectEvent, ClientPublishEvent, PublishAction,
 };
+use mqtt5::protocol::v5::reason_codes::ReasonCode;
 
 use crate::ingest::Ingest;
 use crate::store::now_ms;
+
+/// Publishes one connection may have waiting for their commit (the broker's
+/// Receive Maximum): enough to cover a commit's latency at a bridge's rate,
+/// few enough that a connection holds little memory.
+pub const RECEIVE_MAXIMUM: u16 = 512;
 
 /// Settings of the embedded broker.
 #[derive(Debug, Clone)]
@@ -92,6 +104,7 @@ impl EmbeddedBroker {
             .with_bind_address(self.listen)
             .with_storage(storage)
             .with_max_packet_size(64 * 1024)
+            .with_server_receive_maximum(RECEIVE_MAXIMUM)
             .with_sys_topics_enabled(false);
         if let Some(ingest) = ingest {
             config = config.with_event_handler(Arc::new(IngestHook { ingest, wills: Mutex::new(HashMap::new()) }));
@@ -108,6 +121,12 @@ impl EmbeddedBroker {
         });
         Ok(RunningBroker { local_addr, shutdown, task })
     }
+}
+
+/// Ingest stopped before the message was committed: refuse it, so the node
+/// keeps it and sends it again.
+fn not_stored() -> PublishAction {
+    PublishAction::Refuse(ReasonCode::ImplementationSpecificError)
 }
 
 /// A client's Last Will: topic and payload.
@@ -149,18 +168,20 @@ impl BrokerEventHandler for IngestHook {
                 // traffic. Routed as usual, not ingested.
                 return PublishAction::Continue;
             }
+            let progress = self.ingest.progress().clone();
+            progress.received();
+            let settle = progress.settle_on_drop();
             match self.ingest.submit(event.topic.to_string(), event.payload.to_vec(), now_ms()).await {
-                Ok(committed) => {
-                    // Design: hold the PUBACK until the message is committed.
-                    if committed.await.is_err() {
-                        // Shutting down before the commit: refuse, so the node
-                        // keeps the message and sends it again.
-                        return PublishAction::Handled;
+                // Design: decide at the commit, without holding up the connection.
+                Ok(committed) => PublishAction::Defer(Box::pin(async move {
+                    let _settle = settle;
+                    match committed.await {
+                        Ok(()) => PublishAction::Continue,
+                        Err(_) => not_stored(),
                     }
-                }
-                Err(_) => return PublishAction::Handled,
+                })),
+                Err(_) => not_stored(),
             }
-            PublishAction::Continue
         })
     }
 

@@ -3,17 +3,23 @@
 //! rumqttc leaves three things to its user, done here: reconnecting with
 //! backoff (its `poll` fails in a tight loop while the broker is down),
 //! resubscribing on every ConnAck (it does not restore subscriptions), and
-//! acknowledging in order after commit (manual acks).
+//! acknowledging in order after commit (manual acks) without ever stalling
+//! the event loop.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use rumqttc::Outgoing;
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
+use rumqttc::v5::mqttbytes::v5::{Packet, Publish, SubscribeReasonCode};
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use tokio::sync::{mpsc, watch};
 
-use super::DEVICE_TOPICS;
-use crate::ingest::{Committed, Ingest};
+use super::{DEVICE_EVENTS, DEVICE_TOPICS};
+use crate::ingest::progress::SettleOnDrop;
+use crate::ingest::{Delivery, Ingest};
 use crate::metrics as m;
 use crate::store::now_ms;
 
@@ -54,12 +60,9 @@ impl ExternalBroker {
         }
     }
 
-    /// The subscription: shared within the group, or plain.
+    /// The main subscription: shared within the group, or plain.
     pub fn filter(&self) -> String {
-        match &self.share_group {
-            Some(group) => format!("$share/{group}/{DEVICE_TOPICS}"),
-            None => DEVICE_TOPICS.to_string(),
-        }
+        Lane::Main.filter(self)
     }
 }
 
@@ -137,79 +140,299 @@ impl ExternalBroker {
     }
 }
 
-/// Most messages the broker may have in flight to this gateway (its receive maximum).
+/// Most messages the broker may have in flight to this gateway, per session
+/// (its receive maximum): a commit's worth of batches.
 const RECEIVE_MAXIMUM: u16 = 1_024;
 
-/// Receives from the broker until `shutdown` turns true, then releases the
-/// acks of everything already committed and disconnects.
-pub async fn run(broker: ExternalBroker, ingest: Ingest, mut shutdown: watch::Receiver<bool>) {
-    // Acks are released in receive order by their own task, so waiting for a
-    // commit never stops the event loop from reading and pinging.
-    let (ack_sender, mut ack_receiver) =
-        mpsc::channel::<(Committed, Publish, AsyncClient)>(usize::from(RECEIVE_MAXIMUM) * 2);
-    let acker = tokio::spawn(async move {
-        while let Some((committed, publish, client)) = ack_receiver.recv().await {
-            if committed.await.is_ok() {
-                // Fails harmlessly when that connection is gone: the broker
-                // then redelivers the message, which is a no-op to store.
-                let _ = client.ack(&publish).await;
-            }
-        }
-    });
+/// The gateway's two sessions with the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Every device message (events included), under the gateway's client id.
+    Main,
+    /// Device events only, under `{client id}-events`: the broker queues a
+    /// session's messages in order, so a smoke alarm published while
+    /// hundreds of thousands of summaries wait for the main session would
+    /// wait behind all of them; on its own session it is delivered at once.
+    Events,
+}
 
+impl Lane {
+    fn client_id(self, broker: &ExternalBroker) -> String {
+        match self {
+            Lane::Main => broker.client_id.clone(),
+            Lane::Events => format!("{}-events", broker.client_id),
+        }
+    }
+
+    fn filter(self, broker: &ExternalBroker) -> String {
+        let topics = match self {
+            Lane::Main => DEVICE_TOPICS,
+            Lane::Events => DEVICE_EVENTS,
+        };
+        match &broker.share_group {
+            Some(group) => format!("$share/{group}/{topics}"),
+            None => topics.to_string(),
+        }
+    }
+
+    /// The main session's copy of an event is expected to be a duplicate.
+    fn delivery(self, topic: &str) -> Delivery {
+        match self {
+            Lane::Main if crate::ingest::is_urgent(topic) => Delivery::Copy,
+            _ => Delivery::Single,
+        }
+    }
+}
+
+/// Which of the gateway's two sessions hold their subscription right now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Subscribed {
+    pub main: bool,
+    pub events: bool,
+}
+
+impl Subscribed {
+    pub fn both(&self) -> bool {
+        self.main && self.events
+    }
+
+    fn set(&mut self, lane: Lane, subscribed: bool) {
+        match lane {
+            Lane::Main => self.main = subscribed,
+            Lane::Events => self.events = subscribed,
+        }
+    }
+}
+
+/// Receives from the broker until `shutdown` turns true, then releases the
+/// acks of everything already committed and disconnects. Two sessions run
+/// side by side (see [`Lane`]); each message is stored once whichever
+/// session brings it first.
+pub async fn run(broker: ExternalBroker, ingest: Ingest, shutdown: watch::Receiver<bool>) {
+    run_watched(broker, ingest, shutdown, watch::channel(Subscribed::default()).0).await;
+}
+
+/// [`run`], saying in `subscribed` which sessions hold their subscription.
+pub async fn run_watched(
+    broker: ExternalBroker,
+    ingest: Ingest,
+    shutdown: watch::Receiver<bool>,
+    subscribed: watch::Sender<Subscribed>,
+) {
+    let main = session(broker.clone(), Lane::Main, ingest.clone(), shutdown.clone(), &subscribed);
+    let events = session(broker, Lane::Events, ingest, shutdown, &subscribed);
+    tokio::join!(main, events);
+    metrics::gauge!(m::BROKER_CONNECTED).set(0.0);
+}
+
+/// A message read off the connection, on its way to its ack.
+struct Taken {
+    publish: Publish,
+    /// Settles the message in ingest's progress however its wait ends.
+    _settle: SettleOnDrop,
+}
+
+/// One session: reconnects with backoff until `shutdown`.
+///
+/// Design: per connection, the event loop is polled by this task alone and
+/// never waits for anything but the network; what it reads goes to the
+/// connection's acker task, which submits to ingest and, in receive order,
+/// sends each ack with `try_ack` (which queues without waiting) once its
+/// commit is done. Nothing waits on something that needs the waiting task:
+/// the event loop never waits for the acker, and the acker never waits for
+/// the event loop (the request queue holds twice the receive maximum, more
+/// acks than can ever be owed at once).
+async fn session(
+    broker: ExternalBroker,
+    lane: Lane,
+    ingest: Ingest,
+    mut shutdown: watch::Receiver<bool>,
+    subscribed: &watch::Sender<Subscribed>,
+) {
     let mut backoff = Duration::from_millis(100);
     let where_to = format!("{}:{}", broker.host, broker.port);
-    let (client, eventloop) = 'connections: loop {
+    let client_id = lane.client_id(&broker);
+    loop {
         // Design: a fresh client per connection. A packet id belongs to one
         // connection; an ack queued on the old one and sent on the new one
         // would acknowledge whatever message the broker gave that id since
         // (rumqttc #849) — a message never stored. With its own client, an old
         // ack dies with its connection.
-        let (client, mut eventloop) = connect(&broker);
-        loop {
-            let event = tokio::select! {
-                _ = shutdown.changed() => break 'connections (client, eventloop),
-                event = eventloop.poll() => event,
-            };
-            match event {
-                Ok(Event::Incoming(Packet::ConnAck(connack))) => {
-                    tracing::info!(broker = %where_to, session_present = connack.session_present, "connected to the broker");
+        let (client, mut eventloop) = connect(&broker, &client_id);
+        // Until the broker accepts the session nothing is owed: waiting for it
+        // may be cut short by the shutdown.
+        let connected = loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                event = eventloop.poll() => match event {
+                    Ok(Event::Incoming(Packet::ConnAck(connack))) => break Ok(connack.session_present),
+                    Ok(_) => {}
+                    Err(error) => break Err(error),
+                },
+            }
+        };
+        match connected {
+            Ok(session_present) => {
+                tracing::info!(broker = %where_to, client = %client_id, session_present, "connected to the broker");
+                if lane == Lane::Main {
                     metrics::gauge!(m::BROKER_CONNECTED).set(1.0);
-                    backoff = Duration::from_millis(100);
-                    // Always subscribe: a broker that lost the session would
-                    // otherwise leave this gateway deaf.
-                    if let Err(error) = client.try_subscribe(broker.filter(), QoS::AtLeastOnce) {
-                        tracing::error!(%error, "cannot queue the subscription");
-                    }
                 }
-                Ok(Event::Incoming(Packet::Publish(publish))) => {
-                    let topic = String::from_utf8_lossy(&publish.topic).into_owned();
-                    let Ok(committed) = ingest.submit(topic, publish.payload.to_vec(), now_ms()).await else {
-                        break 'connections (client, eventloop);
-                    };
-                    if ack_sender.send((committed, publish, client.clone())).await.is_err() {
-                        break 'connections (client, eventloop);
-                    }
+                backoff = Duration::from_millis(100);
+                // Always subscribe: a broker that lost the session would
+                // otherwise leave this gateway deaf.
+                if let Err(error) = client.try_subscribe(lane.filter(&broker), QoS::AtLeastOnce) {
+                    tracing::error!(%error, "cannot queue the subscription");
                 }
-                Ok(_) => {}
-                Err(error) => {
-                    metrics::gauge!(m::BROKER_CONNECTED).set(0.0);
-                    tracing::warn!(broker = %where_to, %error, "broker connection lost; retrying in {backoff:?}");
-                    tokio::select! {
-                        _ = shutdown.changed() => return drain(acker, ack_sender, None).await,
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    continue 'connections;
-                }
+                let served = serve_connection(lane, client, eventloop, &ingest, &shutdown, subscribed).await;
+                subscribed.send_modify(|now| now.set(lane, false));
+                let error = match served {
+                    Ok(()) => return,
+                    Err(error) => error,
+                };
+                tracing::warn!(broker = %where_to, client = %client_id, %error, "broker connection lost; retrying in {backoff:?}");
+            }
+            Err(error) => {
+                tracing::warn!(broker = %where_to, client = %client_id, %error, "cannot reach the broker; retrying in {backoff:?}");
             }
         }
-    };
-    drain(acker, ack_sender, Some((client, eventloop))).await;
+        if lane == Lane::Main {
+            metrics::gauge!(m::BROKER_CONNECTED).set(0.0);
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
 }
 
-fn connect(broker: &ExternalBroker) -> (AsyncClient, rumqttc::v5::EventLoop) {
-    let mut options = MqttOptions::new(broker.client_id.clone(), broker.host.clone(), broker.port);
+/// Polls one connection until it fails (`Err`) or, after the shutdown, until
+/// the acks of what was committed are out and it is closed (`Ok`).
+async fn serve_connection(
+    lane: Lane,
+    client: AsyncClient,
+    mut eventloop: rumqttc::v5::EventLoop,
+    ingest: &Ingest,
+    shutdown: &watch::Receiver<bool>,
+    subscribed: &watch::Sender<Subscribed>,
+) -> Result<(), rumqttc::v5::ConnectionError> {
+    // Unbounded, yet bounded by the broker: it sends at most RECEIVE_MAXIMUM
+    // messages this connection has not acknowledged.
+    let (taken_sender, taken) = mpsc::unbounded_channel::<Taken>();
+    let acker = tokio::spawn(acknowledge(lane, client, taken, ingest.clone(), shutdown.clone()));
+    let mut taken_sender = Some(taken_sender);
+    let outcome = loop {
+        // Never cancelled: a request half written would break the stream.
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                if *shutdown.borrow() {
+                    // Left unacknowledged: the broker delivers it again to the session.
+                    taken_sender = None;
+                    continue;
+                }
+                if let Some(sender) = &taken_sender {
+                    ingest.progress().received();
+                    let settle = ingest.progress().settle_on_drop();
+                    let _ = sender.send(Taken { publish, _settle: settle });
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                let granted = ack.return_codes.iter().all(|code| matches!(code, SubscribeReasonCode::Success(_)));
+                if !granted {
+                    // Not fatal (a later reconnect subscribes again), but the operator must know.
+                    tracing::error!(?lane, codes = ?ack.return_codes, "the broker refused the subscription");
+                }
+                subscribed.send_modify(|now| now.set(lane, granted));
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => break Ok(()),
+            Ok(_) => {
+                if *shutdown.borrow() {
+                    // The acker finishes with what is committed, then disconnects.
+                    taken_sender = None;
+                }
+            }
+            Err(error) => break Err(error),
+        }
+    };
+    drop(taken_sender);
+    if outcome.is_ok() {
+        // The DISCONNECT is written; give the broker a moment to read it.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async { while eventloop.poll().await.is_ok() {} }).await;
+    }
+    acker.abort();
+    outcome
+}
+
+/// The acker of one connection: submits what the event loop took, in order,
+/// and acknowledges each message once it is committed, in the same order.
+/// After the shutdown it waits (10 s at most) for what is submitted, then
+/// asks the event loop to disconnect.
+async fn acknowledge(
+    lane: Lane,
+    client: AsyncClient,
+    mut taken: mpsc::UnboundedReceiver<Taken>,
+    ingest: Ingest,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut to_submit: VecDeque<Taken> = VecDeque::new();
+    let mut committing: FuturesOrdered<AckWhenCommitted> = FuturesOrdered::new();
+    let mut open = true;
+    let mut stopping = *shutdown.borrow();
+    let mut give_up_at = stopping.then(|| tokio::time::Instant::now() + Duration::from_secs(10));
+    loop {
+        if stopping && committing.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            Some((taken, committed)) = committing.next(), if !committing.is_empty() => {
+                if committed && let Err(error) = client.try_ack(&taken.publish) {
+                    // Cannot happen while the queue holds more than can be
+                    // owed; if it does, the broker redelivers.
+                    tracing::error!(%error, "cannot queue an acknowledgement");
+                }
+            }
+            slot = reserve_front(&ingest, &to_submit), if !to_submit.is_empty() && !stopping => {
+                let Ok(slot) = slot else { break };
+                let Some(next) = to_submit.pop_front() else { continue };
+                let topic = String::from_utf8_lossy(&next.publish.topic).into_owned();
+                let delivery = lane.delivery(&topic);
+                let committed = slot.submit(topic, next.publish.payload.to_vec(), now_ms(), delivery);
+                committing.push_back(Box::pin(async move { (next, committed.await.is_ok()) }));
+            }
+            next = taken.recv(), if open => match next {
+                Some(next) if !stopping => to_submit.push_back(next),
+                Some(_) => {}
+                None => open = false,
+            },
+            _ = shutdown.changed(), if !stopping => {
+                stopping = true;
+                give_up_at = Some(tokio::time::Instant::now() + Duration::from_secs(10));
+                // What was not handed to ingest stays unacknowledged.
+                to_submit.clear();
+            }
+            () = tokio::time::sleep_until(give_up_at.unwrap_or_else(tokio::time::Instant::now)), if give_up_at.is_some() => break,
+        }
+    }
+    if stopping {
+        let _ = client.try_disconnect();
+    }
+}
+
+/// Waits for the commit of one taken message; `true` once it is committed.
+type AckWhenCommitted = std::pin::Pin<Box<dyn Future<Output = (Taken, bool)> + Send>>;
+
+/// Room in ingest for the first message waiting to be submitted.
+fn reserve_front<'a>(
+    ingest: &'a Ingest,
+    to_submit: &VecDeque<Taken>,
+) -> impl Future<Output = Result<crate::ingest::Slot<'a>, crate::ingest::IngestStopped>> + 'a {
+    let topic = to_submit.front().map(|next| String::from_utf8_lossy(&next.publish.topic).into_owned());
+    async move { ingest.reserve(topic.as_deref().unwrap_or_default()).await }
+}
+
+fn connect(broker: &ExternalBroker, client_id: &str) -> (AsyncClient, rumqttc::v5::EventLoop) {
+    let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_clean_start(false);
     options.set_session_expiry_interval(Some(u32::try_from(broker.session_expiry.as_secs()).unwrap_or(u32::MAX)));
@@ -232,42 +455,11 @@ fn connect(broker: &ExternalBroker) -> (AsyncClient, rumqttc::v5::EventLoop) {
             Err(error) => tracing::error!(%error, "TLS configuration"),
         }
     }
+    // Twice the receive maximum: the acker's `try_ack` always finds room.
     let (client, mut eventloop) = AsyncClient::new(options, usize::from(RECEIVE_MAXIMUM) * 2);
     let mut network = rumqttc::NetworkOptions::new();
     network.set_tcp_nodelay(true);
     network.set_connection_timeout(10);
     eventloop.options.set_network_options(network);
     (client, eventloop)
-}
-
-/// Releases the acks of what is already committed (they need the event loop
-/// to reach the broker), then disconnects. Messages not yet committed stay
-/// unacknowledged; the broker redelivers them to the session later.
-async fn drain(
-    acker: tokio::task::JoinHandle<()>,
-    ack_sender: mpsc::Sender<(Committed, Publish, AsyncClient)>,
-    connection: Option<(AsyncClient, rumqttc::v5::EventLoop)>,
-) {
-    drop(ack_sender);
-    let drain = async {
-        let mut acker = acker;
-        match connection {
-            Some((client, mut eventloop)) => {
-                loop {
-                    tokio::select! {
-                        _ = &mut acker => break,
-                        event = eventloop.poll() => if event.is_err() { break },
-                    }
-                }
-                let _ = client.disconnect().await;
-                let _ = tokio::time::timeout(Duration::from_secs(1), async { while eventloop.poll().await.is_ok() {} })
-                    .await;
-            }
-            None => {
-                let _ = acker.await;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(10), drain).await;
-    metrics::gauge!(m::BROKER_CONNECTED).set(0.0);
 }

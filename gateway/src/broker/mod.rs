@@ -1,13 +1,15 @@
 //! The two ways messages reach ingest, behind one seam.
 //!
 //! - [`embedded`]: `anxin serve` runs an MQTT broker in-process (mqtt5). Its
-//!   publish hook hands each message to ingest and returns only after the
-//!   batch holding it committed, so the broker's PUBACK to the node *is*
-//!   ack-after-commit, with no loopback hop.
+//!   publish hook hands each message to ingest and defers the PUBACK to the
+//!   commit of the batch holding it, while the connection goes on reading:
+//!   the broker's PUBACK to the node *is* ack-after-commit, pipelined, with
+//!   no loopback hop.
 //! - [`external`]: `anxin gateway` subscribes to Mosquitto or EMQX with
-//!   rumqttc (persistent session, manual acks released after commit), on a
-//!   plain subscription or an MQTT 5 shared one when several gateways share
-//!   the load.
+//!   rumqttc (persistent sessions, manual acks released in order after
+//!   commit), on a plain subscription or an MQTT 5 shared one when several
+//!   gateways share the load; device events have a session of their own, so
+//!   a hazard never queues behind a backlog.
 //!
 //! Both feed [`crate::ingest::Ingest`], so the rules are written once.
 
@@ -16,5 +18,7 @@ pub mod external;
 
 /// The topic filter for every device message.
 pub const DEVICE_TOPICS: &str = "anxin/v1/dev/+/+";
+/// The topic filter for device events (smoke, help, doors, tamper).
+pub const DEVICE_EVENTS: &str = "anxin/v1/dev/+/event";
 /// The usual shared-subscription group name (see `--share-group`).
 pub const SHARE_GROUP: &str = "anxin-gateways";

@@ -1,13 +1,17 @@
-//! Ingest: the one core every broker path feeds.
+//! Ingest: the one pipeline every broker path feeds.
 //!
-//! check (pure) → batch → commit in one transaction (dedup on
-//! `(device, boot, seq)` there) → acknowledge. A message is acknowledged to
-//! its sender — a PUBACK from the embedded broker, a manual ack to an external
-//! one — only after the transaction holding it committed, so a crash at any
-//! point loses nothing: the unacknowledged message is delivered again, and the
+//! check (pure) → batch → write the messages → run the pure rules on them →
+//! write their effects → commit, all in one transaction ([`pipeline`]) →
+//! acknowledge in order → notify. A message is acknowledged to its sender — a
+//! PUBACK from the embedded broker, a manual ack to an external one — only
+//! after the transaction holding it committed, so a crash at any point loses
+//! nothing: the unacknowledged message is delivered again, and the
 //! redelivery is a no-op.
 //!
 //! Invariants:
+//! - Nothing here waits on something that needs the waiting task: a sender
+//!   waits only for room in a bounded queue, which the writer empties on its
+//!   own task; backpressure is a path not reading its socket, never a cycle.
 //! - Bad input is a normal outcome: counted by reason, logged with a rate
 //!   limit, quarantined, acknowledged (it would only come back), and never
 //!   stops or slows the good messages batched with it.
@@ -16,19 +20,26 @@
 //! - Batches commit by size or by a short deadline, whichever comes first.
 //! - Events (smoke, help, doors, tamper) have a lane of their own and commit
 //!   ahead of queued summaries: a batch with an event in it commits at once.
+//! - [`progress`] counts what arrived, what committed and what was
+//!   acknowledged; its watchdog says when waiting work stops moving.
 
 pub mod check;
 mod log_limit;
+pub mod pipeline;
+pub mod progress;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
+use crate::alerts::policy::AlertPolicy;
 use crate::metrics as m;
-use crate::store::{Store, StoredMessage};
+use crate::store::Store;
 pub use check::{Accepted, Checked, Rejected, check};
 use log_limit::LogLimiter;
+pub use pipeline::{BatchOutcome, commit_batch};
+pub use progress::Progress;
 
 /// Batching knobs.
 #[derive(Debug, Clone)]
@@ -37,7 +48,7 @@ pub struct IngestConfig {
     pub batch_max: usize,
     /// …or when the oldest has waited this long.
     pub batch_deadline: Duration,
-    /// Messages that may wait for a batch before senders are slowed down.
+    /// Messages that may wait for a batch, per lane, before senders wait.
     pub queue: usize,
 }
 
@@ -47,6 +58,19 @@ impl Default for IngestConfig {
     }
 }
 
+/// How a message reached ingest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The usual way: each delivery is one publish (a redelivery is a duplicate).
+    Single,
+    /// A second copy on purpose: with an external broker, events reach the
+    /// gateway on their own session *and* on the main one (so none can be
+    /// missed); the main session's copy of a stored event is not counted as
+    /// a duplicate, and a copy of a bad event is neither counted nor
+    /// quarantined again.
+    Copy,
+}
+
 /// One message from a broker path, with the promise to tell it when the
 /// message is durable.
 #[derive(Debug)]
@@ -54,6 +78,7 @@ struct Incoming {
     topic: String,
     payload: Vec<u8>,
     received_at: i64,
+    delivery: Delivery,
     received: Instant,
     committed: oneshot::Sender<()>,
 }
@@ -61,67 +86,93 @@ struct Incoming {
 /// The sending side of ingest; cheap to clone, one per broker path.
 #[derive(Debug, Clone)]
 pub struct Ingest {
-    sender: mpsc::Sender<Incoming>,
+    summaries: mpsc::Sender<Incoming>,
     /// Events (smoke, help, doors, tamper): a lane of their own, committed
     /// ahead of the summaries queued before them.
-    urgent: mpsc::Sender<Incoming>,
-    stored: broadcast::Sender<Arc<[StoredMessage]>>,
+    events: mpsc::Sender<Incoming>,
+    progress: Progress,
 }
 
 /// Events are few and matter now; summaries are many and can wait a batch.
-fn is_urgent(topic: &str) -> bool {
+pub fn is_urgent(topic: &str) -> bool {
     topic.ends_with("/event")
 }
 
-/// Resolves when the message is committed. If the gateway shuts down first,
-/// it resolves with an error and the message must not be acknowledged.
+/// Resolves when the message is committed. If ingest stops first, it
+/// resolves with an error and the message must not be acknowledged.
 pub type Committed = oneshot::Receiver<()>;
 
 #[derive(Debug, thiserror::Error)]
 #[error("ingest has stopped")]
 pub struct IngestStopped;
 
+/// Room for one message in a lane, taken ahead (see [`Ingest::reserve`]).
+#[derive(Debug)]
+pub struct Slot<'a> {
+    permit: mpsc::Permit<'a, Incoming>,
+}
+
+impl Slot<'_> {
+    /// Hands the message over; `received_at` is the gateway's clock (UTC ms).
+    pub fn submit(self, topic: String, payload: Vec<u8>, received_at: i64, delivery: Delivery) -> Committed {
+        let (committed, receiver) = oneshot::channel();
+        self.permit.send(Incoming { topic, payload, received_at, delivery, received: Instant::now(), committed });
+        metrics::counter!(m::RECEIVED).increment(1);
+        receiver
+    }
+}
+
 impl Ingest {
     /// Starts the batch writer. It runs until every `Ingest` clone is dropped,
     /// then commits what it holds and ends.
-    pub fn start(store: Store, config: IngestConfig) -> (Ingest, tokio::task::JoinHandle<()>) {
-        let (sender, receiver) = mpsc::channel(config.queue);
-        let (urgent, urgent_receiver) = mpsc::channel(config.queue);
-        let (stored, _) = broadcast::channel(1_024);
+    pub fn start(
+        store: Store,
+        policy: Arc<AlertPolicy>,
+        config: IngestConfig,
+    ) -> (Ingest, tokio::task::JoinHandle<()>) {
+        let (summaries, summary_receiver) = mpsc::channel(config.queue);
+        let (events, event_receiver) = mpsc::channel(config.queue);
+        let progress = Progress::default();
         let writer = Writer {
             store,
+            policy,
             config,
-            receiver,
-            urgent: urgent_receiver,
-            stored: stored.clone(),
+            summaries: summary_receiver,
+            events: event_receiver,
+            progress: progress.clone(),
             log: LogLimiter::new(Duration::from_secs(60)),
         };
-        (Ingest { sender, urgent, stored }, tokio::spawn(writer.run()))
+        (Ingest { summaries, events, progress }, tokio::spawn(writer.run()))
     }
 
-    /// Hands a received message to ingest; `received_at` is the gateway's
-    /// clock (UTC ms), never the device's.
+    /// Takes room for a message on `topic`'s lane, waiting while the lane is
+    /// full. Cancel-safe: a path can wait for room and read its socket at once.
+    pub async fn reserve(&self, topic: &str) -> Result<Slot<'_>, IngestStopped> {
+        let lane = if is_urgent(topic) { &self.events } else { &self.summaries };
+        let permit = lane.reserve().await.map_err(|_| IngestStopped)?;
+        Ok(Slot { permit })
+    }
+
+    /// Hands a received message to ingest, waiting for room; `received_at`
+    /// is the gateway's clock (UTC ms), never the device's.
     pub async fn submit(&self, topic: String, payload: Vec<u8>, received_at: i64) -> Result<Committed, IngestStopped> {
-        let (committed, receiver) = oneshot::channel();
-        let lane = if is_urgent(&topic) { &self.urgent } else { &self.sender };
-        let incoming = Incoming { topic, payload, received_at, received: Instant::now(), committed };
-        lane.send(incoming).await.map_err(|_| IngestStopped)?;
-        metrics::counter!(m::RECEIVED).increment(1);
-        Ok(receiver)
+        let slot = self.reserve(&topic).await?;
+        Ok(slot.submit(topic, payload, received_at, Delivery::Single))
     }
 
-    /// New events and summaries, after they are durable (for monitors and the console).
-    pub fn subscribe_stored(&self) -> broadcast::Receiver<Arc<[StoredMessage]>> {
-        self.stored.subscribe()
+    /// What has arrived, committed and been acknowledged so far.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
     }
 }
 
 struct Writer {
     store: Store,
+    policy: Arc<AlertPolicy>,
     config: IngestConfig,
-    receiver: mpsc::Receiver<Incoming>,
-    urgent: mpsc::Receiver<Incoming>,
-    stored: broadcast::Sender<Arc<[StoredMessage]>>,
+    summaries: mpsc::Receiver<Incoming>,
+    events: mpsc::Receiver<Incoming>,
+    progress: Progress,
     log: LogLimiter,
 }
 
@@ -135,26 +186,34 @@ impl Writer {
             // progress, not for the queue of summaries ahead of it.
             let first = tokio::select! {
                 biased;
-                Some(incoming) = self.urgent.recv() => incoming,
-                Some(incoming) = self.receiver.recv() => incoming,
+                Some(incoming) = self.events.recv() => incoming,
+                Some(incoming) = self.summaries.recv() => incoming,
                 else => break,
             };
             let urgent = is_urgent(&first.topic);
             batch.push(first);
             while batch.len() < self.config.batch_max {
-                match self.urgent.try_recv() {
+                match self.events.try_recv() {
                     Ok(incoming) => batch.push(incoming),
                     Err(_) => break,
                 }
             }
             if !urgent {
+                // Whatever is already queued joins at once; then wait a
+                // moment for more, unless an event arrives.
+                while batch.len() < self.config.batch_max {
+                    match self.summaries.try_recv() {
+                        Ok(incoming) => batch.push(incoming),
+                        Err(_) => break,
+                    }
+                }
                 let deadline = tokio::time::Instant::now() + self.config.batch_deadline;
                 while batch.len() < self.config.batch_max {
                     let next = tokio::time::timeout_at(deadline, async {
                         tokio::select! {
                             biased;
-                            Some(incoming) = self.urgent.recv() => Some(incoming),
-                            Some(incoming) = self.receiver.recv() => Some(incoming),
+                            Some(incoming) = self.events.recv() => Some(incoming),
+                            Some(incoming) = self.summaries.recv() => Some(incoming),
                             else => None,
                         }
                     })
@@ -177,20 +236,28 @@ impl Writer {
     }
 
     async fn commit(&mut self, batch: &mut Vec<Incoming>) {
-        let checked: Vec<(Checked, i64)> =
-            batch.iter().map(|incoming| (check(&incoming.topic, &incoming.payload), incoming.received_at)).collect();
-        for (checked, _) in &checked {
-            if let Checked::Rejected(rejected) = checked {
+        let mut checked: Vec<(Checked, i64)> = Vec::with_capacity(batch.len());
+        let mut deliveries: Vec<Delivery> = Vec::with_capacity(batch.len());
+        for incoming in batch.iter() {
+            let message = check(&incoming.topic, &incoming.payload);
+            if let Checked::Rejected(rejected) = &message {
+                // The copy of a bad event is the events session's business:
+                // it is refused (and kept in quarantine) once, from there.
+                if incoming.delivery == Delivery::Copy {
+                    continue;
+                }
                 metrics::counter!(m::REJECTED, "reason" => rejected.reason).increment(1);
                 if let Some(suppressed) = self.log.admit(rejected.reason, Instant::now()) {
                     tracing::warn!(topic = %rejected.topic, reason = rejected.reason, suppressed, "rejected: {}", rejected.detail);
                 }
             }
+            checked.push((message, incoming.received_at));
+            deliveries.push(incoming.delivery);
         }
         let mut retry_delay = Duration::from_millis(100);
         let outcome = loop {
             let started = Instant::now();
-            match self.store.commit_batch(&checked).await {
+            match commit_batch(&self.store, &self.policy, &checked).await {
                 Ok(outcome) => {
                     metrics::histogram!(m::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
                     break outcome;
@@ -206,16 +273,15 @@ impl Writer {
                 }
             }
         };
+        let duplicates = outcome.duplicates.iter().filter(|&&index| deliveries[index] == Delivery::Single).count();
         metrics::histogram!(m::BATCH_SIZE).record(batch.len() as f64);
-        metrics::counter!(m::STORED).increment(outcome.stored.len() as u64);
-        metrics::counter!(m::DUPLICATES).increment(outcome.duplicates);
+        metrics::counter!(m::STORED).increment(outcome.stored);
+        metrics::counter!(m::DUPLICATES).increment(duplicates as u64);
         metrics::counter!(m::STATUSES).increment(outcome.statuses);
+        self.progress.committed(batch.len() as u64);
         for incoming in batch.drain(..) {
             metrics::histogram!(m::ACK_LAG_SECONDS).record(incoming.received.elapsed().as_secs_f64());
             let _ = incoming.committed.send(());
-        }
-        if !outcome.stored.is_empty() {
-            let _ = self.stored.send(outcome.stored.into());
         }
     }
 }

@@ -6,9 +6,11 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError};
-use crate::alerts::Outcome;
-use crate::alerts::engine::insert_event;
+use super::{Store, StoreError, Write};
+use crate::alerts::checkin::DayFacts;
+use crate::alerts::engine::HomePlace;
+use crate::alerts::rules::Day;
+use crate::alerts::{AlertKind, Outcome, Severity};
 
 /// An alert with its handling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -405,4 +407,295 @@ fn change(row: &AnyRow) -> Result<AlertChange, sqlx::Error> {
         acknowledged_by: row.try_get("acknowledged_by")?,
         outcome: row.try_get("outcome")?,
     })
+}
+
+/// Writes one line of an alert's history; its id is the feed's cursor.
+async fn insert_event(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    alert_id: i64,
+    at: i64,
+    action: &str,
+    actor: Option<&str>,
+    detail: Option<&str>,
+) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO alert_events (alert_id, at, action, actor, detail) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(alert_id)
+    .bind(at)
+    .bind(action)
+    .bind(actor)
+    .bind(detail)
+    .fetch_one(&mut **transaction)
+    .await?;
+    Ok(row.try_get("id")?)
+}
+
+/// The open (not yet resolved) alert of one kind in one home.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenAlert {
+    pub id: i64,
+    pub severity: Severity,
+    /// `open` or `acknowledged`.
+    pub status: String,
+}
+
+/// A critical alert whose reminder is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueReminder {
+    pub id: i64,
+    pub reminder_at: i64,
+    pub opened_at: i64,
+    pub county: String,
+}
+
+impl Write {
+    /// Adds a line to an alert's history; returns the line's id.
+    pub async fn alert_event(
+        &mut self,
+        alert_id: i64,
+        at: i64,
+        action: &str,
+        actor: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        insert_event(&mut self.transaction, alert_id, at, action, actor, detail).await
+    }
+
+    pub async fn open_alert(&mut self, elder_id: i64, kind: AlertKind) -> Result<Option<OpenAlert>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, severity, status FROM alerts WHERE elder_id = $1 AND kind = $2 AND status <> 'resolved'",
+        )
+        .bind(elder_id)
+        .bind(kind.as_str())
+        .fetch_optional(&mut *self.transaction)
+        .await?;
+        row.map(|row| {
+            Ok(OpenAlert {
+                id: row.try_get("id")?,
+                severity: Severity::parse(&row.try_get::<String, _>("severity")?).unwrap_or(Severity::Notice),
+                status: row.try_get("status")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Opens an alert (the partial unique index keeps one open per home and kind).
+    #[allow(clippy::too_many_arguments, reason = "one column each")]
+    pub async fn insert_alert(
+        &mut self,
+        elder_id: i64,
+        place: &HomePlace,
+        kind: AlertKind,
+        severity: Severity,
+        device: Option<&str>,
+        detail: &str,
+        at: i64,
+        remind_at: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO alerts (elder_id, kind, severity, status, county, township, village, device_id,
+                                 detail, opened_at, updated_at, next_reminder_at)
+             VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $9, $10) RETURNING id",
+        )
+        .bind(elder_id)
+        .bind(kind.as_str())
+        .bind(severity.as_str())
+        .bind(place.county.as_str())
+        .bind(place.township.as_str())
+        .bind(place.village.as_str())
+        .bind(device)
+        .bind(detail)
+        .bind(at)
+        .bind(remind_at)
+        .fetch_one(&mut *self.transaction)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// The alert grows more severe (a repeat); `remind_at` starts its escalation clock.
+    pub async fn raise_alert(
+        &mut self,
+        id: i64,
+        severity: Severity,
+        detail: &str,
+        at: i64,
+        remind_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE alerts SET severity = $1, detail = $2, updated_at = $3, repeats = repeats + 1,
+                 next_reminder_at = COALESCE($4, next_reminder_at)
+             WHERE id = $5",
+        )
+        .bind(severity.as_str())
+        .bind(detail)
+        .bind(at)
+        .bind(remind_at)
+        .bind(id)
+        .execute(&mut *self.transaction)
+        .await?;
+        Ok(())
+    }
+
+    /// The same condition again, no more severe.
+    pub async fn repeat_alert(&mut self, id: i64, at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE alerts SET repeats = repeats + 1, updated_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&mut *self.transaction)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn touch_alert(&mut self, id: i64, at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE alerts SET updated_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&mut *self.transaction)
+            .await?;
+        Ok(())
+    }
+
+    /// Resolves an alert whose condition cleared by itself, as `by`.
+    pub async fn resolve_cleared(&mut self, id: i64, by: &str, detail: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE alerts SET status = 'resolved', resolved_at = $1, resolved_by = $2, outcome = 'cleared_itself',
+                 note = $3, next_reminder_at = NULL, updated_at = $1
+             WHERE id = $4",
+        )
+        .bind(at)
+        .bind(by)
+        .bind(detail)
+        .bind(id)
+        .execute(&mut *self.transaction)
+        .await?;
+        Ok(())
+    }
+
+    /// What the alerts say about `[start, end)` for a closed day.
+    pub async fn day_alert_facts(&mut self, elder_id: i64, start: i64, end: i64) -> Result<DayFacts, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(CASE WHEN severity = 'critical' AND opened_at < $3 AND (resolved_at IS NULL OR resolved_at >= $2)
+                               THEN 1 END) AS critical,
+                    COUNT(CASE WHEN opened_at >= $2 AND opened_at < $3 THEN 1 END) AS opened
+             FROM alerts WHERE elder_id = $1 AND opened_at < $3",
+        )
+        .bind(elder_id)
+        .bind(start)
+        .bind(end)
+        .fetch_one(&mut *self.transaction)
+        .await?;
+        Ok(DayFacts {
+            critical_alert_open: row.try_get::<i64, _>("critical")? > 0,
+            alerts_opened: row.try_get("opened")?,
+        })
+    }
+
+    /// Keeps a closed day (`date` as `YYYY-MM-DD`) with whether it counted
+    /// as a remote check-in and, if not, why.
+    pub async fn record_day(
+        &mut self,
+        elder_id: i64,
+        date: &str,
+        day: &Day,
+        counted: bool,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO elder_days (elder_id, day, first_activity_at, last_activity_at, wake_at, active_hours, reported_hours,
+                                     door_opens, motion, temp_min, temp_max, counted, reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             ON CONFLICT (elder_id, day) DO NOTHING",
+        )
+        .bind(elder_id)
+        .bind(date)
+        .bind(day.first_activity)
+        .bind(day.last_activity)
+        .bind(day.wake)
+        .bind(i64::from(day.active_hours))
+        .bind(i64::from(day.reported_hours))
+        .bind(day.door_opens)
+        .bind(day.motion)
+        .bind(day.temp_min_dc.map(i64::from))
+        .bind(day.temp_max_dc.map(i64::from))
+        .bind(i64::from(counted))
+        .bind(reason)
+        .execute(&mut *self.transaction)
+        .await?;
+        Ok(())
+    }
+
+    /// Records the day's remote check-in (one per elder and day).
+    pub async fn record_remote_visit(
+        &mut self,
+        elder_id: i64,
+        date: &str,
+        visited_at: i64,
+        visitor: &str,
+        summary: &str,
+        created_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO visits (elder_id, day, mode, visited_at, visitor, summary, created_at)
+             VALUES ($1, $2, 'remote', $3, $4, $5, $6)
+             ON CONFLICT (elder_id, day) WHERE mode = 'remote' DO NOTHING",
+        )
+        .bind(elder_id)
+        .bind(date)
+        .bind(visited_at)
+        .bind(visitor)
+        .bind(summary)
+        .bind(created_at)
+        .execute(&mut *self.transaction)
+        .await?;
+        Ok(())
+    }
+
+    /// Compare-and-set on a due reminder: moves it to `next_at` and counts
+    /// it, only if nobody did since it was read. Returns the reminder count,
+    /// or `None` when another gateway (or an acknowledgement) came first.
+    pub async fn take_reminder(
+        &mut self,
+        due: &DueReminder,
+        next_at: i64,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE alerts SET level = CASE WHEN level = 0 THEN 1 ELSE level END, reminders = reminders + 1,
+                 next_reminder_at = $1, updated_at = $2
+             WHERE id = $3 AND next_reminder_at = $4 AND status = 'open'
+             RETURNING reminders",
+        )
+        .bind(next_at)
+        .bind(now)
+        .bind(due.id)
+        .bind(due.reminder_at)
+        .fetch_optional(&mut *self.transaction)
+        .await?;
+        updated.map(|row| row.try_get("reminders")).transpose().map_err(StoreError::from)
+    }
+}
+
+impl Store {
+    /// Critical alerts whose reminder is due by `now`, the oldest first.
+    pub async fn due_reminders(&self, now: i64, limit: i64) -> Result<Vec<DueReminder>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, next_reminder_at, opened_at, county FROM alerts
+             WHERE next_reminder_at <= $1 ORDER BY next_reminder_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DueReminder {
+                    id: row.try_get("id")?,
+                    reminder_at: row.try_get("next_reminder_at")?,
+                    opened_at: row.try_get("opened_at")?,
+                    county: row.try_get("county")?,
+                })
+            })
+            .collect()
+    }
 }

@@ -112,15 +112,14 @@ impl Store {
         .bind(now)
         .execute(&self.pool)
         .await?;
-        // Start watching the home (if not yet): the timer loop looks at it
-        // after the installation's grace period, even if the device stays silent.
-        let state = crate::alerts::rules::HomeState::new(now, &self.policy);
+        // Start watching the home (if not yet): an empty state is watched
+        // from `updated_at`, and the timer loop looks at it after the
+        // installation's grace period, even if the device stays silent.
         sqlx::query(
-            "INSERT INTO home_watch (elder_id, state, next_due_at, updated_at) VALUES ($1, $2, $3, $4)
+            "INSERT INTO home_watch (elder_id, state, next_due_at, updated_at) VALUES ($1, '', $2, $3)
              ON CONFLICT (elder_id) DO NOTHING",
         )
         .bind(elder_id)
-        .bind(serde_json::to_string(&state).unwrap_or_default())
         .bind(now + PAIRING_GRACE_MS)
         .bind(now)
         .execute(&self.pool)
@@ -176,20 +175,17 @@ impl Store {
 
 impl Store {
     /// Registers `homes` elders, each with one paired, online device
-    /// `{prefix}-{index:06}` and a watched home whose silence started at
-    /// `silence_from(index)`: the set-up of `anxin bench alerts`, in bulk.
+    /// `{prefix}-{index:06}` and a watched home whose state and deadline
+    /// `home(index, device_id)` gives: the set-up of `anxin bench alerts`, in bulk.
     pub async fn populate_for_benchmark(
         &self,
         homes: usize,
         prefix: &str,
         now: i64,
-        silence_from: impl Fn(usize) -> i64,
+        home: impl Fn(usize, &str) -> (String, i64),
     ) -> Result<Vec<i64>, StoreError> {
-        use crate::alerts::rules::{Context, HomeState, next_due};
-        let policy = self.policy.clone();
-        let home_policy = policy.for_home(&Default::default(), false, None);
-        let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut write = self.begin_write().await?;
+        let transaction = &mut write.transaction;
         let mut elder_ids = Vec::with_capacity(homes);
         for chunk_start in (0..homes).step_by(200) {
             let chunk: Vec<usize> = (chunk_start..homes.min(chunk_start + 200)).collect();
@@ -204,27 +200,27 @@ impl Store {
                 query = query.bind(format!("{prefix} {index}")).bind(now);
             }
             let ids: Vec<i64> = query
-                .fetch_all(&mut *transaction)
+                .fetch_all(&mut **transaction)
                 .await?
                 .iter()
                 .map(|row| row.try_get("id"))
                 .collect::<Result<_, _>>()?;
-            let values = (0..chunk.len()).map(|i| {
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, 0, 1, ${}, 300, ${})",
-                    7 * i + 1,
-                    7 * i + 2,
-                    7 * i + 3,
-                    7 * i + 4,
-                    7 * i + 5,
-                    7 * i + 6,
-                    7 * i + 7
-                )
-            });
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO devices (device_id, elder_id, paired_at, first_seen, last_seen, message_count, online,
                                       status_changed_at, summary_interval_s, last_summary_at) VALUES {}",
-                values.collect::<Vec<_>>().join(", ")
+                (0..chunk.len())
+                    .map(|i| format!(
+                        "(${}, ${}, ${}, ${}, ${}, 0, 1, ${}, 300, ${})",
+                        7 * i + 1,
+                        7 * i + 2,
+                        7 * i + 3,
+                        7 * i + 4,
+                        7 * i + 5,
+                        7 * i + 6,
+                        7 * i + 7
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
             for (index, id) in chunk.iter().zip(&ids) {
                 query = query
@@ -236,25 +232,19 @@ impl Store {
                     .bind(now)
                     .bind(now);
             }
-            query.execute(&mut *transaction).await?;
-            let values =
-                (0..chunk.len()).map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4));
+            query.execute(&mut **transaction).await?;
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO home_watch (elder_id, state, next_due_at, updated_at) VALUES {}",
-                values.collect::<Vec<_>>().join(", ")
+                super::values_list(chunk.len(), 4)
             )));
             for (index, id) in chunk.iter().zip(&ids) {
-                let start = silence_from(*index);
-                let mut state = HomeState::new(start, &policy);
-                state.boots.insert(format!("{prefix}-{index:06}"), 1);
-                let context = Context { now, policy: &policy, home: &home_policy, day_close_delay_ms: 5 * 60_000 };
-                let due = next_due(&state, &context);
-                query = query.bind(*id).bind(serde_json::to_string(&state).unwrap_or_default()).bind(due).bind(now);
+                let (state, due) = home(*index, &format!("{prefix}-{index:06}"));
+                query = query.bind(*id).bind(state).bind(due).bind(now);
             }
-            query.execute(&mut *transaction).await?;
+            query.execute(&mut **transaction).await?;
             elder_ids.extend(ids);
         }
-        transaction.commit().await?;
+        write.commit().await?;
         Ok(elder_ids)
     }
 }

@@ -1,303 +1,279 @@
-//! Writing a batch of received messages in one transaction.
+//! Writing received messages: the rows of one batch, a few statements each.
+//!
+//! Every function here takes the rows of a whole batch and writes them with
+//! multi-row statements (`INSERT … VALUES (…), (…) … ON CONFLICT`), in chunks
+//! of a few fixed shapes ([`super::chunk_sizes`]) so the statements stay
+//! prepared. Plain persistence: what the rows mean — which message is new,
+//! how a device's notes add up — is the pipeline's.
 
-use anxin_protocol::{Payload, StatusState};
-use sqlx::{Any, Row, Transaction};
+use std::collections::HashMap;
 
-use super::{Store, StoreError, placeholders};
-use crate::alerts::engine::{self, HomeInput};
-use crate::ingest::check::{Accepted, Checked, Rejected};
+use anxin_protocol::{Status, StatusState};
+use sqlx::Row;
+
+use super::{StoreError, Write, chunk_sizes, placeholders, values_list};
+use crate::ingest::check::Rejected;
 
 /// How many quarantined messages are kept; older ones make room.
 pub const QUARANTINE_CAP: i64 = 10_000;
 /// Quarantined payloads larger than this keep only their length.
 pub const QUARANTINE_PAYLOAD_MAX: usize = 4_096;
 
-const HOUR_MS: i64 = 3_600_000;
+/// Rows per statement: well under SQLite's 32,766 and PostgreSQL's 65,535
+/// bound values for the widest row (12 columns).
+const ROWS_PER_STATEMENT: usize = 256;
 
-/// What a committed batch did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct BatchOutcome {
-    /// Events and summaries stored for the first time.
-    pub stored: Vec<StoredMessage>,
-    /// Events and summaries already stored (redeliveries).
-    pub duplicates: u64,
-    /// Status messages applied to devices.
-    pub statuses: u64,
-    pub rejected: u64,
-    /// Alert events the batch's messages caused.
-    pub alert_events: Vec<i64>,
-}
-
-/// A message that was new and is now durable.
+/// One event or summary for the `messages` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredMessage {
-    pub device_id: String,
+pub struct MessageRow<'a> {
+    pub device_id: &'a str,
+    pub boot: u32,
+    pub seq: u32,
+    pub channel: &'static str,
+    pub kind: Option<&'static str>,
+    pub state: Option<&'static str>,
+    pub up: u64,
     pub received_at: i64,
-    pub payload: Payload,
+    /// The home the device belongs to at receive time, if paired.
+    pub elder_id: Option<i64>,
+    /// The payload as received.
+    pub payload: &'a str,
 }
 
-impl Store {
-    /// Commits `batch` (each with its receive time) in one transaction.
-    /// Either all of it is durable when this returns `Ok`, or none of it is.
-    pub async fn commit_batch(&self, batch: &[(Checked, i64)]) -> Result<BatchOutcome, StoreError> {
-        let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
-        let mut outcome = BatchOutcome::default();
-        let mut rejected_any = false;
-        // What the rules must see, by device: new events and summaries, and
-        // status changes (which only make the home look at its devices).
-        let mut for_rules: Vec<(&str, i64, HomeInput)> = Vec::new();
-        for (checked, received_at) in batch {
-            match checked {
-                Checked::Accepted(accepted) => match &accepted.payload {
-                    Payload::Status(_) => {
-                        apply_status(&mut transaction, accepted, *received_at).await?;
-                        outcome.statuses += 1;
-                        for_rules.push((accepted.device_id.as_str(), *received_at, HomeInput::Look));
-                    }
-                    _ => {
-                        if insert_message(&mut transaction, accepted, *received_at).await? {
-                            for_rules.push((accepted.device_id.as_str(), *received_at, home_input(accepted)));
-                            note_device_message(&mut transaction, accepted, *received_at).await?;
-                            if let Payload::Summary(_) = accepted.payload {
-                                roll_up(&mut transaction, accepted, *received_at).await?;
-                            }
-                            outcome.stored.push(StoredMessage {
-                                device_id: accepted.device_id.to_string(),
-                                received_at: *received_at,
-                                payload: accepted.payload.clone(),
-                            });
-                        } else {
-                            outcome.duplicates += 1;
-                        }
-                    }
-                },
-                Checked::Rejected(rejected) => {
-                    quarantine(&mut transaction, rejected, *received_at).await?;
-                    outcome.rejected += 1;
-                    rejected_any = true;
+/// What a batch's new messages say about one device, added up in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceNote<'a> {
+    pub device_id: &'a str,
+    pub messages: i64,
+    pub first_at: i64,
+    pub last_at: i64,
+    /// Of the last message.
+    pub boot: u32,
+    /// Of the last summary, if any.
+    pub summary_interval_s: Option<u32>,
+    pub last_summary_at: Option<i64>,
+    /// The last reading of each, if any summary carried one.
+    pub battery: Option<u8>,
+    pub rssi: Option<i16>,
+    pub temp_dc: Option<i16>,
+}
+
+/// One device's summaries in one hour (by receive time), added up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourRollup<'a> {
+    pub device_id: &'a str,
+    pub hour_start: i64,
+    pub summaries: i64,
+    pub motion: i64,
+    pub door_opens: i64,
+    pub temp_min: Option<i16>,
+    pub temp_max: Option<i16>,
+}
+
+impl Write {
+    /// The home of each paired device among `devices`.
+    pub async fn device_homes(&mut self, devices: &[&str]) -> Result<HashMap<String, i64>, StoreError> {
+        let mut homes = HashMap::new();
+        let mut rest = devices;
+        for size in chunk_sizes(devices.len(), ROWS_PER_STATEMENT * 2) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT device_id, elder_id FROM devices WHERE device_id IN ({}) AND elder_id IS NOT NULL",
+                placeholders(1, size)
+            )));
+            for device in chunk {
+                query = query.bind(*device);
+            }
+            for row in query.fetch_all(&mut *self.transaction).await? {
+                homes.insert(row.try_get::<String, _>("device_id")?, row.try_get::<i64, _>("elder_id")?);
+            }
+        }
+        Ok(homes)
+    }
+
+    /// Inserts `rows` (whose keys must differ from each other); returns, row
+    /// by row, whether it was new — `false` for a `(device, boot, seq)` that
+    /// was already stored.
+    pub async fn insert_messages(&mut self, rows: &[MessageRow<'_>]) -> Result<Vec<bool>, StoreError> {
+        let index: HashMap<(&str, i64, i64), usize> = rows
+            .iter()
+            .enumerate()
+            .map(|(at, row)| ((row.device_id, i64::from(row.boot), i64::from(row.seq)), at))
+            .collect();
+        let mut new = vec![false; rows.len()];
+        let mut rest = rows;
+        for size in chunk_sizes(rows.len(), ROWS_PER_STATEMENT) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO messages (device_id, boot, seq, channel, kind, state, up, received_at, elder_id, payload)
+                 VALUES {} ON CONFLICT (device_id, boot, seq) DO NOTHING RETURNING device_id, boot, seq",
+                values_list(size, 10)
+            )));
+            for row in chunk {
+                query = query
+                    .bind(row.device_id)
+                    .bind(i64::from(row.boot))
+                    .bind(i64::from(row.seq))
+                    .bind(row.channel)
+                    .bind(row.kind)
+                    .bind(row.state)
+                    .bind(i64::try_from(row.up).unwrap_or(i64::MAX))
+                    .bind(row.received_at)
+                    .bind(row.elder_id)
+                    .bind(row.payload);
+            }
+            for row in query.fetch_all(&mut *self.transaction).await? {
+                let device: String = row.try_get("device_id")?;
+                let key = (device.as_str(), row.try_get::<i64, _>("boot")?, row.try_get::<i64, _>("seq")?);
+                if let Some(&at) = index.get(&key) {
+                    new[at] = true;
                 }
             }
         }
-        if rejected_any {
-            // Keep the quarantine bounded: a device spewing garbage cannot fill the disk.
-            sqlx::query("DELETE FROM quarantine WHERE id <= (SELECT MAX(id) FROM quarantine) - $1")
-                .bind(QUARANTINE_CAP)
-                .execute(&mut *transaction)
-                .await?;
-        }
-        // Design: the rules run in the transaction that stores what they
-        // judge, so an alert commits with its cause or not at all, and a
-        // redelivered message (not stored again) raises nothing.
-        let inputs = homes_of(&mut transaction, for_rules).await?;
-        let now = batch.iter().map(|(_, at)| *at).max().unwrap_or_default();
-        outcome.alert_events = engine::apply(&mut transaction, self.backend, &self.policy, &inputs, now).await?;
-        transaction.commit().await?;
-        if let Some(newest) = outcome.alert_events.iter().max() {
-            self.note_alert_written(*newest);
-        }
-        Ok(outcome)
+        Ok(new)
     }
-}
 
-fn home_input(accepted: &Accepted) -> HomeInput {
-    let device = accepted.device_id.to_string();
-    match &accepted.payload {
-        Payload::Event(event) => HomeInput::Event { device, boot: event.boot, kind: event.kind },
-        Payload::Summary(summary) => HomeInput::Summary {
-            device,
-            boot: summary.boot,
-            motion: summary.motion,
-            door_opens: summary.door_opens,
-            temp_dc: summary.temp_dc,
-            battery: summary.battery,
-        },
-        Payload::Status(_) => HomeInput::Look,
-    }
-}
-
-/// Binds each input to its device's elder; unclaimed devices have no home to judge.
-async fn homes_of(
-    transaction: &mut Transaction<'_, Any>,
-    for_rules: Vec<(&str, i64, HomeInput)>,
-) -> Result<Vec<(i64, i64, HomeInput)>, StoreError> {
-    if for_rules.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut devices: Vec<&str> = for_rules.iter().map(|(device, _, _)| *device).collect();
-    devices.sort_unstable();
-    devices.dedup();
-    let mut elders = std::collections::HashMap::new();
-    for chunk in devices.chunks(500) {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT device_id, elder_id FROM devices WHERE device_id IN ({}) AND elder_id IS NOT NULL",
-            placeholders(1, chunk.len())
-        )));
-        for device in chunk {
-            query = query.bind(*device);
+    /// The devices were heard from: creates each (unclaimed) or updates what
+    /// is known of it — online, last seen, counts, the latest readings.
+    pub async fn note_devices(&mut self, notes: &[DeviceNote<'_>]) -> Result<(), StoreError> {
+        let mut rest = notes;
+        for size in chunk_sizes(notes.len(), ROWS_PER_STATEMENT) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            // status_changed_at: the moment a device that was offline was heard again.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO devices (device_id, first_seen, status_changed_at, last_seen, message_count, online, boot,
+                                      summary_interval_s, last_summary_at, battery, rssi, temp_dc)
+                 VALUES {}
+                 ON CONFLICT (device_id) DO UPDATE SET
+                     last_seen = excluded.last_seen,
+                     message_count = devices.message_count + excluded.message_count,
+                     status_changed_at = CASE WHEN devices.online = 0 THEN excluded.status_changed_at
+                                              ELSE devices.status_changed_at END,
+                     online = 1,
+                     offline_reason = NULL,
+                     boot = excluded.boot,
+                     summary_interval_s = COALESCE(excluded.summary_interval_s, devices.summary_interval_s),
+                     last_summary_at = COALESCE(excluded.last_summary_at, devices.last_summary_at),
+                     battery = COALESCE(excluded.battery, devices.battery),
+                     rssi = COALESCE(excluded.rssi, devices.rssi),
+                     temp_dc = COALESCE(excluded.temp_dc, devices.temp_dc)",
+                values_list(size, 12)
+            )));
+            for note in chunk {
+                query = query
+                    .bind(note.device_id)
+                    .bind(note.first_at)
+                    .bind(note.first_at)
+                    .bind(note.last_at)
+                    .bind(note.messages)
+                    .bind(1_i64)
+                    .bind(i64::from(note.boot))
+                    .bind(note.summary_interval_s.map(i64::from))
+                    .bind(note.last_summary_at)
+                    .bind(note.battery.map(i64::from))
+                    .bind(note.rssi.map(i64::from))
+                    .bind(note.temp_dc.map(i64::from));
+            }
+            query.execute(&mut *self.transaction).await?;
         }
-        for row in query.fetch_all(&mut **transaction).await? {
-            elders.insert(row.try_get::<String, _>("device_id")?, row.try_get::<i64, _>("elder_id")?);
-        }
+        Ok(())
     }
-    Ok(for_rules
-        .into_iter()
-        .filter_map(|(device, at, input)| elders.get(device).map(|elder| (*elder, at, input)))
-        .collect())
-}
 
-/// Inserts an event or summary; `false` when `(device, boot, seq)` is already there.
-async fn insert_message(
-    transaction: &mut Transaction<'_, Any>,
-    accepted: &Accepted,
-    received_at: i64,
-) -> Result<bool, StoreError> {
-    let (boot, seq, up, channel, kind, state) = match &accepted.payload {
-        Payload::Event(event) => {
-            (event.boot, event.seq, event.up, "event", Some(event.kind.kind_str()), Some(event.kind.state_str()))
+    /// Online/offline from the status channel (the Last Will included).
+    pub async fn apply_status(&mut self, device_id: &str, status: &Status, at: i64) -> Result<(), StoreError> {
+        let online = status.state == StatusState::Online;
+        sqlx::query(
+            "INSERT INTO devices (device_id, first_seen, last_seen, message_count, online, status_changed_at, offline_reason, boot, firmware)
+             VALUES ($1, $2, $2, 1, $3, $2, $4, $5, $6)
+             ON CONFLICT (device_id) DO UPDATE SET
+                 last_seen = CASE WHEN excluded.online = 1 THEN excluded.last_seen ELSE devices.last_seen END,
+                 message_count = devices.message_count + 1,
+                 status_changed_at = CASE WHEN devices.online = excluded.online THEN devices.status_changed_at ELSE excluded.status_changed_at END,
+                 online = excluded.online,
+                 offline_reason = excluded.offline_reason,
+                 boot = COALESCE(excluded.boot, devices.boot),
+                 firmware = COALESCE(excluded.firmware, devices.firmware)",
+        )
+        .bind(device_id)
+        .bind(at)
+        .bind(i64::from(online))
+        .bind(if online { None } else { Some("last_will") })
+        .bind(status.boot.map(i64::from))
+        .bind(status.fw.as_ref().map(|fw| fw.as_str()))
+        .execute(&mut *self.transaction)
+        .await?;
+        Ok(())
+    }
+
+    /// Adds summaries to their devices' hourly rollups.
+    pub async fn add_to_rollups(&mut self, rollups: &[HourRollup<'_>]) -> Result<(), StoreError> {
+        let mut rest = rollups;
+        for size in chunk_sizes(rollups.len(), ROWS_PER_STATEMENT) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO activity_hourly (device_id, hour_start, summaries, motion, door_opens, temp_min, temp_max)
+                 VALUES {}
+                 ON CONFLICT (device_id, hour_start) DO UPDATE SET
+                     summaries = activity_hourly.summaries + excluded.summaries,
+                     motion = activity_hourly.motion + excluded.motion,
+                     door_opens = activity_hourly.door_opens + excluded.door_opens,
+                     temp_min = CASE WHEN excluded.temp_min IS NULL THEN activity_hourly.temp_min
+                                     WHEN activity_hourly.temp_min IS NULL OR excluded.temp_min < activity_hourly.temp_min THEN excluded.temp_min
+                                     ELSE activity_hourly.temp_min END,
+                     temp_max = CASE WHEN excluded.temp_max IS NULL THEN activity_hourly.temp_max
+                                     WHEN activity_hourly.temp_max IS NULL OR excluded.temp_max > activity_hourly.temp_max THEN excluded.temp_max
+                                     ELSE activity_hourly.temp_max END",
+                values_list(size, 7)
+            )));
+            for rollup in chunk {
+                query = query
+                    .bind(rollup.device_id)
+                    .bind(rollup.hour_start)
+                    .bind(rollup.summaries)
+                    .bind(rollup.motion)
+                    .bind(rollup.door_opens)
+                    .bind(rollup.temp_min.map(i64::from))
+                    .bind(rollup.temp_max.map(i64::from));
+            }
+            query.execute(&mut *self.transaction).await?;
         }
-        Payload::Summary(summary) => (summary.boot, summary.seq, summary.up, "summary", None, None),
-        Payload::Status(_) => unreachable!("statuses are applied, not stored"),
-    };
-    let result = sqlx::query(
-        "INSERT INTO messages (device_id, boot, seq, channel, kind, state, up, received_at, elder_id, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT elder_id FROM devices WHERE device_id = $1), $9)
-         ON CONFLICT (device_id, boot, seq) DO NOTHING",
-    )
-    .bind(accepted.device_id.as_str())
-    .bind(i64::from(boot))
-    .bind(i64::from(seq))
-    .bind(channel)
-    .bind(kind)
-    .bind(state)
-    .bind(i64::try_from(up).unwrap_or(i64::MAX))
-    .bind(received_at)
-    .bind(accepted.text.as_str())
-    .execute(&mut **transaction)
-    .await?;
-    Ok(result.rows_affected() == 1)
-}
+        Ok(())
+    }
 
-/// The device was heard from: create it (unclaimed) or update what we know.
-async fn note_device_message(
-    transaction: &mut Transaction<'_, Any>,
-    accepted: &Accepted,
-    received_at: i64,
-) -> Result<(), StoreError> {
-    let (boot, summary) = match &accepted.payload {
-        Payload::Event(event) => (event.boot, None),
-        Payload::Summary(summary) => (summary.boot, Some(summary)),
-        Payload::Status(_) => return Ok(()),
-    };
-    sqlx::query(
-        "INSERT INTO devices (device_id, first_seen, last_seen, message_count, online, status_changed_at, boot,
-                              summary_interval_s, last_summary_at, battery, rssi, temp_dc)
-         VALUES ($1, $2, $2, 1, 1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (device_id) DO UPDATE SET
-             last_seen = excluded.last_seen,
-             message_count = devices.message_count + 1,
-             status_changed_at = CASE WHEN devices.online = 0 THEN excluded.last_seen ELSE devices.status_changed_at END,
-             online = 1,
-             offline_reason = NULL,
-             boot = excluded.boot,
-             summary_interval_s = COALESCE(excluded.summary_interval_s, devices.summary_interval_s),
-             last_summary_at = COALESCE(excluded.last_summary_at, devices.last_summary_at),
-             battery = COALESCE(excluded.battery, devices.battery),
-             rssi = COALESCE(excluded.rssi, devices.rssi),
-             temp_dc = COALESCE(excluded.temp_dc, devices.temp_dc)",
-    )
-    .bind(accepted.device_id.as_str())
-    .bind(received_at)
-    .bind(i64::from(boot))
-    .bind(summary.map(|s| i64::from(s.interval_s)))
-    .bind(summary.map(|_| received_at))
-    .bind(summary.and_then(|s| s.battery).map(i64::from))
-    .bind(summary.and_then(|s| s.rssi).map(i64::from))
-    .bind(summary.and_then(|s| s.temp_dc).map(i64::from))
-    .execute(&mut **transaction)
-    .await?;
-    Ok(())
-}
-
-/// Online/offline from the status channel (the Last Will included).
-async fn apply_status(
-    transaction: &mut Transaction<'_, Any>,
-    accepted: &Accepted,
-    received_at: i64,
-) -> Result<(), StoreError> {
-    let Payload::Status(status) = &accepted.payload else { return Ok(()) };
-    let online = status.state == StatusState::Online;
-    sqlx::query(
-        "INSERT INTO devices (device_id, first_seen, last_seen, message_count, online, status_changed_at, offline_reason, boot, firmware)
-         VALUES ($1, $2, $2, 1, $3, $2, $4, $5, $6)
-         ON CONFLICT (device_id) DO UPDATE SET
-             last_seen = CASE WHEN excluded.online = 1 THEN excluded.last_seen ELSE devices.last_seen END,
-             message_count = devices.message_count + 1,
-             status_changed_at = CASE WHEN devices.online = excluded.online THEN devices.status_changed_at ELSE excluded.status_changed_at END,
-             online = excluded.online,
-             offline_reason = excluded.offline_reason,
-             boot = COALESCE(excluded.boot, devices.boot),
-             firmware = COALESCE(excluded.firmware, devices.firmware)",
-    )
-    .bind(accepted.device_id.as_str())
-    .bind(received_at)
-    .bind(i64::from(online))
-    .bind(if online { None } else { Some("last_will") })
-    .bind(status.boot.map(i64::from))
-    .bind(status.fw.as_ref().map(|fw| fw.as_str()))
-    .execute(&mut **transaction)
-    .await?;
-    Ok(())
-}
-
-/// Adds a summary to its device's hourly rollup (by receive time: device clocks are not trusted).
-async fn roll_up(
-    transaction: &mut Transaction<'_, Any>,
-    accepted: &Accepted,
-    received_at: i64,
-) -> Result<(), StoreError> {
-    let Payload::Summary(summary) = &accepted.payload else { return Ok(()) };
-    let temp = summary.temp_dc.map(i64::from);
-    sqlx::query(
-        "INSERT INTO activity_hourly (device_id, hour_start, summaries, motion, door_opens, temp_min, temp_max)
-         VALUES ($1, $2, 1, $3, $4, $5, $5)
-         ON CONFLICT (device_id, hour_start) DO UPDATE SET
-             summaries = activity_hourly.summaries + 1,
-             motion = activity_hourly.motion + excluded.motion,
-             door_opens = activity_hourly.door_opens + excluded.door_opens,
-             temp_min = CASE WHEN excluded.temp_min IS NULL THEN activity_hourly.temp_min
-                             WHEN activity_hourly.temp_min IS NULL OR excluded.temp_min < activity_hourly.temp_min THEN excluded.temp_min
-                             ELSE activity_hourly.temp_min END,
-             temp_max = CASE WHEN excluded.temp_max IS NULL THEN activity_hourly.temp_max
-                             WHEN activity_hourly.temp_max IS NULL OR excluded.temp_max > activity_hourly.temp_max THEN excluded.temp_max
-                             ELSE activity_hourly.temp_max END",
-    )
-    .bind(accepted.device_id.as_str())
-    .bind(received_at - received_at.rem_euclid(HOUR_MS))
-    .bind(i64::from(summary.motion))
-    .bind(i64::from(summary.door_opens))
-    .bind(temp)
-    .execute(&mut **transaction)
-    .await?;
-    Ok(())
-}
-
-async fn quarantine(
-    transaction: &mut Transaction<'_, Any>,
-    rejected: &Rejected,
-    received_at: i64,
-) -> Result<(), StoreError> {
-    let payload = (rejected.payload.len() <= QUARANTINE_PAYLOAD_MAX).then_some(rejected.payload.as_slice());
-    sqlx::query(
-        "INSERT INTO quarantine (received_at, topic, reason, detail, payload, payload_len) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(received_at)
-    .bind(rejected.topic.as_str())
-    .bind(rejected.reason)
-    .bind(rejected.detail.as_str())
-    .bind(payload.map(<[u8]>::to_vec))
-    .bind(i64::try_from(rejected.payload.len()).unwrap_or(i64::MAX))
-    .execute(&mut **transaction)
-    .await?;
-    Ok(())
+    /// Keeps refused messages (each with its receive time) for inspection, in
+    /// a bounded table: a device spewing garbage cannot fill the disk.
+    pub async fn quarantine(&mut self, rejected: &[(&Rejected, i64)]) -> Result<(), StoreError> {
+        if rejected.is_empty() {
+            return Ok(());
+        }
+        let mut rest = rejected;
+        for size in chunk_sizes(rejected.len(), ROWS_PER_STATEMENT) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO quarantine (received_at, topic, reason, detail, payload, payload_len) VALUES {}",
+                values_list(size, 6)
+            )));
+            for (rejected, received_at) in chunk {
+                let payload = (rejected.payload.len() <= QUARANTINE_PAYLOAD_MAX).then(|| rejected.payload.clone());
+                query = query
+                    .bind(*received_at)
+                    .bind(rejected.topic.as_str())
+                    .bind(rejected.reason)
+                    .bind(rejected.detail.as_str())
+                    .bind(payload)
+                    .bind(i64::try_from(rejected.payload.len()).unwrap_or(i64::MAX));
+            }
+            query.execute(&mut *self.transaction).await?;
+        }
+        sqlx::query("DELETE FROM quarantine WHERE id <= (SELECT MAX(id) FROM quarantine) - $1")
+            .bind(QUARANTINE_CAP)
+            .execute(&mut *self.transaction)
+            .await?;
+        Ok(())
+    }
 }

@@ -12,8 +12,10 @@
 
 mod alerts;
 mod care;
+mod delivery;
 mod devices;
 mod elders;
+mod homes;
 mod ingest;
 mod ledger;
 mod maintenance;
@@ -29,15 +31,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{Any, AnyPool, Executor};
 use tokio::sync::watch;
 
-use crate::alerts::policy::AlertPolicy;
-pub use alerts::{AckStats, AlertActionError, AlertChange, AlertEventRecord, AlertFilter, AlertRecord, RegionFilter};
+pub use alerts::{
+    AckStats, AlertActionError, AlertChange, AlertEventRecord, AlertFilter, AlertRecord, DueReminder, OpenAlert,
+    RegionFilter,
+};
 pub use care::{CareService, Referral};
 pub use devices::{DeviceRecord, DeviceStatusCounts};
 pub use elders::{Elder, NewElder};
-pub use ingest::{BatchOutcome, StoredMessage};
+pub use ingest::{DeviceNote, HourRollup, MessageRow, QUARANTINE_CAP, QUARANTINE_PAYLOAD_MAX};
 pub use ledger::{ImportError, ImportOutcome};
 pub use messages::{HourActivity, MessageCursor, MessageRecord};
 pub use rate::ElderMonth;
@@ -106,12 +110,13 @@ pub enum StoreError {
     Invalid(String),
 }
 
-/// A handle to the database; cheap to clone.
+/// A handle to the database; cheap to clone. Plain persistence: it knows
+/// tables and rows, not rules; [`crate::ingest::pipeline`] decides what is
+/// written when.
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) pool: AnyPool,
     backend: Backend,
-    pub(crate) policy: Arc<AlertPolicy>,
     /// The id of the newest alert event this process wrote: wakes the feed
     /// and the delivery sinks without polling.
     pub(crate) alert_written: Arc<watch::Sender<i64>>,
@@ -163,23 +168,7 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Store {
-            pool,
-            backend,
-            policy: Arc::default(),
-            alert_written: Arc::new(watch::channel(0).0),
-            write_turns: Arc::default(),
-        })
-    }
-
-    /// The same database with other alert thresholds (before cloning it around).
-    pub fn with_alert_policy(mut self, policy: AlertPolicy) -> Store {
-        self.policy = Arc::new(policy);
-        self
-    }
-
-    pub fn alert_policy(&self) -> &AlertPolicy {
-        &self.policy
+        Ok(Store { pool, backend, alert_written: Arc::new(watch::channel(0).0), write_turns: Arc::default() })
     }
 
     pub fn backend(&self) -> Backend {
@@ -195,12 +184,28 @@ impl Store {
         }
     }
 
+    /// Begins a write transaction, in this process's turn (SQLite).
+    pub async fn begin_write(&self) -> Result<Write, StoreError> {
+        let turn = self.write_turn().await;
+        let transaction = match self.backend {
+            // Design: take SQLite's write lock at BEGIN. A deferred
+            // transaction that reads first cannot become a writer once
+            // another connection (another process, or a statement outside the
+            // turns) has written since its read: SQLITE_BUSY_SNAPSHOT, which
+            // no busy timeout waits out.
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(Write { transaction, backend: self.backend, _turn: turn })
+    }
+
     /// Changes whenever this process writes alert events (the newest id).
     pub fn alert_writes(&self) -> watch::Receiver<i64> {
         self.alert_written.subscribe()
     }
 
-    pub(crate) fn note_alert_written(&self, event_id: i64) {
+    /// Wakes the feed and the sinks: alert events up to `event_id` are committed.
+    pub fn note_alert_written(&self, event_id: i64) {
         self.alert_written.send_if_modified(|newest| {
             let newer = event_id > *newest;
             *newest = (*newest).max(event_id);
@@ -211,6 +216,62 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// One write transaction: everything written through it commits together or
+/// not at all. Dropped without [`Write::commit`], it rolls back.
+#[derive(Debug)]
+pub struct Write {
+    pub(crate) transaction: sqlx::Transaction<'static, Any>,
+    backend: Backend,
+    /// Held until the commit (SQLite's one writer).
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Write {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.transaction.commit().await?)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+/// Rows per multi-row statement are split into chunks of `max`, then into
+/// powers of two: whatever the batch size, a statement has one of a handful
+/// of shapes, so every shape stays in the connection's statement cache
+/// instead of being prepared again for each new row count.
+pub(crate) fn chunk_sizes(rows: usize, max: usize) -> impl Iterator<Item = usize> {
+    let mut left = rows;
+    std::iter::from_fn(move || {
+        if left == 0 {
+            return None;
+        }
+        let size = if left >= max { max } else { 1 << (usize::BITS - 1 - left.leading_zeros()) };
+        left -= size;
+        Some(size)
+    })
+}
+
+/// `($1, $2, $3), ($4, $5, $6)` for `rows` rows of `columns` values.
+pub(crate) fn values_list(rows: usize, columns: usize) -> String {
+    let mut text = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            text.push_str(", ");
+        }
+        text.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                text.push_str(", ");
+            }
+            text.push('$');
+            text.push_str(&(row * columns + column + 1).to_string());
+        }
+        text.push(')');
+    }
+    text
 }
 
 /// `$first, $first+1, …` for `count` values: an `IN (…)` list.
@@ -226,6 +287,17 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_split_into_a_few_statement_shapes() {
+        let split = |rows| chunk_sizes(rows, 128).collect::<Vec<_>>();
+        assert_eq!(split(0), Vec::<usize>::new());
+        assert_eq!(split(1), [1]);
+        assert_eq!(split(300), [128, 128, 32, 8, 4]);
+        assert_eq!(split(511).iter().sum::<usize>(), 511);
+        assert!((1..2_000).all(|rows| chunk_sizes(rows, 128).all(|size| size.is_power_of_two())));
+        assert_eq!(values_list(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
 
     #[test]
     fn database_locations_parse_from_urls_and_paths() {

@@ -22,10 +22,14 @@ pub struct ElderMonth {
 
 impl Store {
     /// Every elder registered before `month` ended (in the deployment's time
-    /// zone), with their visits of that month.
-    pub async fn month_elders(&self, month: crate::visits::Month) -> Result<Vec<ElderMonth>, StoreError> {
+    /// zone, `utc_offset`), with their visits of that month.
+    pub async fn month_elders(
+        &self,
+        month: crate::visits::Month,
+        utc_offset: chrono::FixedOffset,
+    ) -> Result<Vec<ElderMonth>, StoreError> {
         let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
-        let ends_at = month.ends_at(self.alert_policy().utc_offset);
+        let ends_at = month.ends_at(utc_offset);
         self.elder_months(&day(month.first_day()), &day(month.last_day()), ends_at).await
     }
 

@@ -69,7 +69,7 @@ fn elder(name: &str) -> NewElder {
 async fn home(store: &Store, device: &str, at: i64) -> i64 {
     let elder = store.add_elder(&elder(device), at).await.unwrap().id;
     store.pair_device(device, elder, at).await.unwrap();
-    store.commit_batch(&[(summary(device, 1, 3), at)]).await.unwrap();
+    crate::commit_batch(store, &[(summary(device, 1, 3), at)]).await.unwrap();
     elder
 }
 
@@ -82,7 +82,7 @@ async fn smoke_opens_one_critical_alert_and_a_redelivery_raises_nothing(backend:
     let t = t0();
     let elder = home(&store, "node-a", t).await;
     let smoke = event("node-a", 2, "smoke", "alarm");
-    let outcome = store.commit_batch(&[(smoke.clone(), t + 1_000)]).await.unwrap();
+    let outcome = crate::commit_batch(&store, &[(smoke.clone(), t + 1_000)]).await.unwrap();
     assert_eq!(outcome.alert_events.len(), 1);
     let alerts = alerts_of(&store, elder).await;
     assert_eq!(alerts.len(), 1);
@@ -90,17 +90,17 @@ async fn smoke_opens_one_critical_alert_and_a_redelivery_raises_nothing(backend:
     assert_eq!((alert.kind.as_str(), alert.severity.as_str(), alert.status.as_str()), ("smoke", "critical", "open"));
     assert_eq!(alert.opened_at, t + 1_000);
     // The broker delivers it again: not stored again, nothing raised.
-    let again = store.commit_batch(&[(smoke, t + 2_000)]).await.unwrap();
-    assert_eq!((again.duplicates, again.alert_events.len()), (1, 0));
+    let again = crate::commit_batch(&store, &[(smoke, t + 2_000)]).await.unwrap();
+    assert_eq!((again.duplicates.len(), again.alert_events.len()), (1, 0));
     // A second alarm while the first is open adds to it.
-    store.commit_batch(&[(event("node-a", 3, "smoke", "alarm"), t + 3_000)]).await.unwrap();
+    crate::commit_batch(&store, &[(event("node-a", 3, "smoke", "alarm"), t + 3_000)]).await.unwrap();
     let alerts = alerts_of(&store, elder).await;
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].repeats, 1);
     let history: Vec<String> = store.alert_history(alerts[0].id).await.unwrap().into_iter().map(|e| e.action).collect();
     assert_eq!(history, ["opened", "repeated"]);
     // An unclaimed device raises nothing: it has no home.
-    let stray = store.commit_batch(&[(event("stray", 1, "smoke", "alarm"), t)]).await.unwrap();
+    let stray = crate::commit_batch(&store, &[(event("stray", 1, "smoke", "alarm"), t)]).await.unwrap();
     assert!(stray.alert_events.is_empty());
 }
 
@@ -108,32 +108,35 @@ async fn an_unacknowledged_critical_alert_escalates_and_reminds_until_acknowledg
     let (store, _guard) = fresh_store(backend).await;
     let t = t0();
     let elder = home(&store, "node-b", t).await;
-    store.commit_batch(&[(event("node-b", 2, "help", "pressed"), t)]).await.unwrap();
-    assert!(store.escalate_due_alerts(t + 59_999).await.unwrap().is_empty(), "not before 60 s");
-    assert_eq!(store.escalate_due_alerts(t + 60_000).await.unwrap().len(), 1);
-    assert!(store.escalate_due_alerts(t + 60_000).await.unwrap().is_empty(), "once per moment");
-    assert_eq!(store.escalate_due_alerts(t + 120_000).await.unwrap().len(), 1);
+    crate::commit_batch(&store, &[(event("node-b", 2, "help", "pressed"), t)]).await.unwrap();
+    assert!(crate::escalate_due_alerts(&store, t + 59_999).await.unwrap().is_empty(), "not before 60 s");
+    assert_eq!(crate::escalate_due_alerts(&store, t + 60_000).await.unwrap().len(), 1);
+    assert!(crate::escalate_due_alerts(&store, t + 60_000).await.unwrap().is_empty(), "once per moment");
+    assert_eq!(crate::escalate_due_alerts(&store, t + 120_000).await.unwrap().len(), 1);
     let alert = alerts_of(&store, elder).await.remove(0);
     assert_eq!((alert.level, alert.reminders), (1, 2));
     let history: Vec<String> = store.alert_history(alert.id).await.unwrap().into_iter().map(|e| e.action).collect();
     assert_eq!(history, ["opened", "escalated", "reminded"]);
     store.acknowledge_alert(alert.id, "值班员 李", t + 150_000).await.unwrap();
-    assert!(store.escalate_due_alerts(t + 10 * MINUTE).await.unwrap().is_empty(), "acknowledged: no more reminders");
+    assert!(
+        crate::escalate_due_alerts(&store, t + 10 * MINUTE).await.unwrap().is_empty(),
+        "acknowledged: no more reminders"
+    );
     let alert = store.alert(alert.id).await.unwrap().unwrap();
     assert_eq!(alert.ack_ms, Some(150_000));
     // A warning does not escalate; the same alert turned critical does.
-    store.commit_batch(&[(summary("node-b", 3, 2), t + HOUR)]).await.unwrap();
-    store.tick_due_homes(t + 13 * HOUR).await.unwrap();
-    assert!(store.escalate_due_alerts(t + 17 * HOUR).await.unwrap().is_empty());
-    store.tick_due_homes(t + 19 * HOUR).await.unwrap();
-    assert_eq!(store.escalate_due_alerts(t + 19 * HOUR + MINUTE).await.unwrap().len(), 1);
+    crate::commit_batch(&store, &[(summary("node-b", 3, 2), t + HOUR)]).await.unwrap();
+    crate::tick_due_homes(&store, t + 13 * HOUR).await.unwrap();
+    assert!(crate::escalate_due_alerts(&store, t + 17 * HOUR).await.unwrap().is_empty());
+    crate::tick_due_homes(&store, t + 19 * HOUR).await.unwrap();
+    assert_eq!(crate::escalate_due_alerts(&store, t + 19 * HOUR + MINUTE).await.unwrap().len(), 1);
 }
 
 async fn handling_is_recorded_and_wrong_actions_are_refused(backend: Backend) {
     let (store, _guard) = fresh_store(backend).await;
     let t = t0();
     let elder = home(&store, "node-c", t).await;
-    store.commit_batch(&[(event("node-c", 2, "help", "pressed"), t)]).await.unwrap();
+    crate::commit_batch(&store, &[(event("node-c", 2, "help", "pressed"), t)]).await.unwrap();
     let id = alerts_of(&store, elder).await[0].id;
     assert!(store.resolve_alert(id, "李", Outcome::Other, " ", t + 10_000).await.is_err(), "`other` needs a note");
     assert!(store.acknowledge_alert(id, " ", t + 10_000).await.is_err(), "who acknowledges is required");
@@ -148,12 +151,12 @@ async fn handling_is_recorded_and_wrong_actions_are_refused(backend: Backend) {
     assert_eq!(resolved.ack_ms, Some(20_000));
     assert!(store.resolve_alert(id, "李", Outcome::Visited, "", t + 100_000).await.is_err());
     // A new press after the resolution opens a new alert.
-    store.commit_batch(&[(event("node-c", 3, "help", "pressed"), t + HOUR)]).await.unwrap();
+    crate::commit_batch(&store, &[(event("node-c", 3, "help", "pressed"), t + HOUR)]).await.unwrap();
     let second = alerts_of(&store, elder).await.into_iter().find(|a| a.status == "open").unwrap();
     // Resolved without an acknowledgement: the resolution is the acknowledgement.
     store.resolve_alert(second.id, "王", Outcome::Visited, "", t + HOUR + 200_000).await.unwrap();
     // A third press nobody has answered yet counts against the figures.
-    store.commit_batch(&[(event("node-c", 4, "help", "pressed"), t + 90 * MINUTE)]).await.unwrap();
+    crate::commit_batch(&store, &[(event("node-c", 4, "help", "pressed"), t + 90 * MINUTE)]).await.unwrap();
     let region = RegionFilter { county: Some("振兴区".into()), ..RegionFilter::default() };
     let stats = store.ack_stats(&region, Some("critical"), t - HOUR, t + 2 * HOUR).await.unwrap();
     assert_eq!((stats.alerts, stats.acknowledged, stats.within_60s, stats.within_180s), (3, 2, 1, 1));
@@ -168,23 +171,23 @@ async fn an_overdue_home_fires_once_across_a_restart(backend: Backend) {
     let elder = home(&store, "node-d", t).await;
     // Heartbeats without motion for 6 hours, then the gateway stops.
     for k in 1..=72u32 {
-        store.commit_batch(&[(summary("node-d", 1 + k, 0), t + i64::from(k) * 5 * MINUTE)]).await.unwrap();
+        crate::commit_batch(&store, &[(summary("node-d", 1 + k, 0), t + i64::from(k) * 5 * MINUTE)]).await.unwrap();
     }
     store.close().await;
     // Down over the deadline (t + 12 h); a new process starts afterwards.
     let store = reopen(&guard).await;
     assert_eq!(store.next_deadline().await.unwrap().unwrap(), t + 12 * HOUR);
-    store.tick_due_homes(t + 12 * HOUR - 1).await.unwrap();
+    crate::tick_due_homes(&store, t + 12 * HOUR - 1).await.unwrap();
     assert!(alerts_of(&store, elder).await.is_empty());
-    store.tick_due_homes(t + 13 * HOUR).await.unwrap();
-    store.tick_due_homes(t + 13 * HOUR + 1_000).await.unwrap();
+    crate::tick_due_homes(&store, t + 13 * HOUR).await.unwrap();
+    crate::tick_due_homes(&store, t + 13 * HOUR + 1_000).await.unwrap();
     let alerts = alerts_of(&store, elder).await;
     assert_eq!(alerts.len(), 1, "overdue alert raised once after the restart");
     assert_eq!(alerts[0].kind, "inactivity");
     assert!(alerts[0].detail.contains("nothing since 08:00"), "{}", alerts[0].detail);
     store.close().await;
     let store = reopen(&guard).await;
-    store.tick_due_homes(t + 14 * HOUR).await.unwrap();
+    crate::tick_due_homes(&store, t + 14 * HOUR).await.unwrap();
     assert_eq!(store.alert_history(alerts[0].id).await.unwrap().len(), 1, "a second restart raises nothing again");
 }
 
@@ -200,12 +203,12 @@ async fn two_gateways_racing_on_one_home_raise_one_alert(backend: Backend) {
     let (a, b) = tokio::join!(
         async {
             for _ in 0..5 {
-                store.tick_due_homes(at).await.unwrap();
+                crate::tick_due_homes(&store, at).await.unwrap();
             }
         },
         async {
             for _ in 0..5 {
-                other.tick_due_homes(at).await.unwrap();
+                crate::tick_due_homes(&other, at).await.unwrap();
             }
         }
     );
@@ -216,8 +219,9 @@ async fn two_gateways_racing_on_one_home_raise_one_alert(backend: Backend) {
         assert_eq!(store.alert_history(alerts[0].id).await.unwrap().len(), 1, "opened once, by one gateway");
     }
     // And racing on escalation.
-    store.commit_batch(&[(event("race-0", 9, "smoke", "alarm"), at)]).await.unwrap();
-    let (x, y) = tokio::join!(store.escalate_due_alerts(at + MINUTE), other.escalate_due_alerts(at + MINUTE));
+    crate::commit_batch(&store, &[(event("race-0", 9, "smoke", "alarm"), at)]).await.unwrap();
+    let (x, y) =
+        tokio::join!(crate::escalate_due_alerts(&store, at + MINUTE), crate::escalate_due_alerts(&other, at + MINUTE));
     assert_eq!(x.unwrap().len() + y.unwrap().len(), 1);
 }
 
@@ -238,13 +242,13 @@ async fn a_day_of_life_becomes_one_remote_check_in(backend: Backend) {
             // The quiet home's sensor works, but shows one stir all day.
             (summary("quiet", seq, u16::from(hour == 9 && seq % 12 == 0)), at),
         ];
-        store.commit_batch(&batch).await.unwrap();
+        crate::commit_batch(&store, &batch).await.unwrap();
         seq += 1;
         at += 5 * MINUTE;
     }
     // The day closes a little after midnight, on the timer.
-    store.tick_due_homes(midnight + 24 * HOUR + 40 * MINUTE).await.unwrap();
-    store.tick_due_homes(midnight + 25 * HOUR).await.unwrap();
+    crate::tick_due_homes(&store, midnight + 24 * HOUR + 40 * MINUTE).await.unwrap();
+    crate::tick_due_homes(&store, midnight + 25 * HOUR).await.unwrap();
     let visits = store.visits(lively).await.unwrap();
     assert_eq!(visits.len(), 1, "{visits:?}");
     assert_eq!((visits[0].mode.as_str(), visits[0].day.as_str()), ("remote", "2026-05-27"));
@@ -269,14 +273,14 @@ async fn away_pauses_inactivity_and_heightened_watch_tightens_it(backend: Backen
     let region = RegionFilter { county: Some("振兴区".into()), ..RegionFilter::default() };
     store.start_heightened_watch(&region, t + 2 * 24 * HOUR, "寒潮", "民政局", t + MINUTE).await.unwrap();
     // Under heightened watch 12 h becomes 6 h.
-    store.tick_due_homes(t + 6 * HOUR).await.unwrap();
+    crate::tick_due_homes(&store, t + 6 * HOUR).await.unwrap();
     let watched_alerts = alerts_of(&store, watched).await;
     assert_eq!(watched_alerts.len(), 1);
     assert!(watched_alerts[0].detail.contains("heightened watch"), "{}", watched_alerts[0].detail);
-    store.tick_due_homes(t + 2 * 24 * HOUR).await.unwrap();
+    crate::tick_due_homes(&store, t + 2 * 24 * HOUR).await.unwrap();
     assert!(alerts_of(&store, away).await.is_empty(), "away: no inactivity alert");
     // Smoke still raises while away.
-    store.commit_batch(&[(event("away", 50, "smoke", "alarm"), t + 2 * 24 * HOUR)]).await.unwrap();
+    crate::commit_batch(&store, &[(event("away", 50, "smoke", "alarm"), t + 2 * 24 * HOUR)]).await.unwrap();
     assert_eq!(alerts_of(&store, away).await.len(), 1);
 }
 
@@ -286,14 +290,14 @@ async fn a_silent_device_opens_a_notice_that_clears_itself(backend: Backend) {
     let elder = home(&store, "fading", t).await;
     let silent = store.mark_silent_devices_offline(t + 16 * MINUTE).await.unwrap();
     assert_eq!(silent, ["fading"]);
-    store.tick_due_homes(t + 16 * MINUTE).await.unwrap();
+    crate::tick_due_homes(&store, t + 16 * MINUTE).await.unwrap();
     let alerts = alerts_of(&store, elder).await;
     assert_eq!((alerts.len(), alerts[0].kind.as_str(), alerts[0].severity.as_str()), (1, "device_offline", "notice"));
     assert!(alerts[0].detail.contains("inactivity cannot be judged"));
     // Long past 12 h of silence: not judged while the sensor is dead.
-    store.tick_due_homes(t + 20 * HOUR).await.unwrap();
+    crate::tick_due_homes(&store, t + 20 * HOUR).await.unwrap();
     assert_eq!(alerts_of(&store, elder).await.len(), 1);
-    store.commit_batch(&[(summary("fading", 2, 0), t + 21 * HOUR)]).await.unwrap();
+    crate::commit_batch(&store, &[(summary("fading", 2, 0), t + 21 * HOUR)]).await.unwrap();
     let alert = store.alert(alerts[0].id).await.unwrap().unwrap();
     assert_eq!((alert.status.as_str(), alert.outcome.as_deref()), ("resolved", Some("cleared_itself")));
 }
@@ -354,7 +358,7 @@ async fn a_failing_webhook_is_retried_until_it_takes_every_change(backend: Backe
     let (stop, stopped) = tokio::sync::watch::channel(false);
     store.register_sink("webhook").await.unwrap();
     let sink = tokio::spawn(run_sink(store.clone(), Sink::webhook(url).unwrap(), "test".into(), stopped));
-    store.commit_batch(&[(event("hooked", 2, "smoke", "alarm"), t)]).await.unwrap();
+    crate::commit_batch(&store, &[(event("hooked", 2, "smoke", "alarm"), t)]).await.unwrap();
     let id = alerts_of(&store, elder).await[0].id;
     store.acknowledge_alert(id, "李", t + 30_000).await.unwrap();
     store.resolve_alert(id, "李", Outcome::FalseAlarm, "烧水", t + 60_000).await.unwrap();
@@ -409,9 +413,9 @@ async fn a_hanging_webhook_holds_up_only_its_own_change(backend: Backend) {
         }
     };
     // The first alert's (smoke) delivery hangs; the second's (help) goes through at once.
-    store.commit_batch(&[(event("hang-1", 2, "smoke", "alarm"), t)]).await.unwrap();
+    crate::commit_batch(&store, &[(event("hang-1", 2, "smoke", "alarm"), t)]).await.unwrap();
     let written = std::time::Instant::now();
-    store.commit_batch(&[(event("hang-2", 2, "help", "pressed"), t + 1_000)]).await.unwrap();
+    crate::commit_batch(&store, &[(event("hang-2", 2, "help", "pressed"), t + 1_000)]).await.unwrap();
     assert!(wait_for(second, Duration::from_secs(5)).await, "the second alert waited for the hanging first");
     assert!(written.elapsed() < Duration::from_secs(5));
     assert!(!received.lock().unwrap().iter().any(|change| change["elder_id"] == first));
@@ -426,12 +430,12 @@ async fn a_device_paired_but_never_heard_from_is_raised_after_the_grace(backend:
     let t = t0();
     let elder = store.add_elder(&elder("never"), t).await.unwrap().id;
     store.pair_device("never-on", elder, t).await.unwrap();
-    store.tick_due_homes(t + 9 * MINUTE).await.unwrap();
+    crate::tick_due_homes(&store, t + 9 * MINUTE).await.unwrap();
     assert!(alerts_of(&store, elder).await.is_empty(), "installation grace");
-    store.tick_due_homes(t + 10 * MINUTE).await.unwrap();
+    crate::tick_due_homes(&store, t + 10 * MINUTE).await.unwrap();
     let alerts = alerts_of(&store, elder).await;
     assert_eq!((alerts.len(), alerts[0].kind.as_str()), (1, "device_offline"));
     // Its first message clears it.
-    store.commit_batch(&[(summary("never-on", 1, 0), t + 11 * MINUTE)]).await.unwrap();
+    crate::commit_batch(&store, &[(summary("never-on", 1, 0), t + 11 * MINUTE)]).await.unwrap();
     assert_eq!(store.alert(alerts[0].id).await.unwrap().unwrap().status, "resolved");
 }

@@ -109,8 +109,7 @@ async fn an_elders_activity_is_summed_over_their_devices_hour_by_hour(backend: B
                 seq + 1,
                 (seq + 1) * 1_000
             );
-            store
-                .commit_batch(&[(check(&format!("anxin/v1/dev/{device}/summary"), payload.as_bytes()), at)])
+            crate::commit_batch(&store, &[(check(&format!("anxin/v1/dev/{device}/summary"), payload.as_bytes()), at)])
                 .await
                 .unwrap();
         }

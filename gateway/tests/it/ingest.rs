@@ -1,19 +1,39 @@
 //! Ingest through real brokers: Mosquitto (external path) and the embedded one.
+//!
+//! These tests assert completeness and order — every acknowledged message
+//! stored exactly once, acknowledgements in order, a smoke alarm committed
+//! before a backlog has drained — never a duration: timings are the
+//! benchmark's (`anxin bench ingest`).
 
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use anxin_gateway::alerts::policy::AlertPolicy;
 use anxin_gateway::broker::embedded::EmbeddedBroker;
-use anxin_gateway::broker::external::{self, ExternalBroker};
+use anxin_gateway::broker::external::{self, ExternalBroker, Subscribed};
 use anxin_gateway::ingest::{Ingest, IngestConfig};
-use anxin_gateway::store::Store;
+use anxin_gateway::store::{AlertFilter, NewElder, Store, now_ms};
 use anxin_testkit::Broker;
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::watch;
 
-use crate::{Backend, fresh_store};
+use crate::{Backend, fresh_store, reopen};
 
 fn event(seq: u32) -> String {
     format!(r#"{{"v":1,"boot":9,"seq":{seq},"up":{seq},"kind":"door","state":"open"}}"#)
+}
+
+fn summary(seq: u32) -> Vec<u8> {
+    format!(r#"{{"v":1,"boot":1,"seq":{seq},"up":{seq},"interval_s":300,"motion":2,"door_opens":0,"battery":90}}"#)
+        .into_bytes()
+}
+
+const SMOKE: &str = r#"{"v":1,"boot":5,"seq":1,"up":1,"kind":"smoke","state":"alarm"}"#;
+
+fn start_ingest(store: &Store) -> (Ingest, tokio::task::JoinHandle<()>) {
+    Ingest::start(store.clone(), Arc::new(AlertPolicy::default()), IngestConfig::default())
 }
 
 /// A device-like publisher; returns the client once its connection is up.
@@ -43,6 +63,77 @@ async fn await_pubacks(eventloop: &mut rumqttc::EventLoop, count: usize) {
     }
 }
 
+/// Publishes `messages` at QoS 1 from one MQTT 3.1.1 connection with up to
+/// `inflight` unacknowledged, as fast as the broker takes them. Returns the
+/// indices of the messages the broker acknowledged, in the order of their
+/// PUBACKs. Panics if 60 s pass without an acknowledgement.
+async fn publish_all(
+    broker: SocketAddr,
+    client_id: &str,
+    messages: Vec<(String, Vec<u8>)>,
+    inflight: u16,
+) -> Vec<usize> {
+    let mut options = MqttOptions::new(client_id, broker.ip().to_string(), broker.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_inflight(inflight);
+    let (client, mut eventloop) = AsyncClient::new(options, 1_000);
+    let count = messages.len();
+    let sender = tokio::spawn(async move {
+        for (topic, payload) in messages {
+            client.publish(topic, QoS::AtLeastOnce, false, payload).await.expect("queue a publish");
+        }
+        client
+    });
+    let (mut sent, mut in_flight, mut acked) = (0, HashMap::new(), Vec::with_capacity(count));
+    while acked.len() < count {
+        let Ok(polled) = tokio::time::timeout(Duration::from_secs(60), eventloop.poll()).await else {
+            panic!("{client_id}: no PUBACK for 60 s ({} of {count} acknowledged)", acked.len());
+        };
+        match polled {
+            Ok(Event::Outgoing(Outgoing::Publish(packet_id))) => {
+                in_flight.insert(packet_id, sent);
+                sent += 1;
+            }
+            Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                acked.push(in_flight.remove(&ack.pkid).expect("a PUBACK for a publish in flight"))
+            }
+            Ok(_) => {}
+            Err(error) => panic!("{client_id}: connection failed: {error}"),
+        }
+    }
+    let client = sender.await.unwrap();
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), eventloop.poll()).await;
+    acked
+}
+
+/// Waits until every key in `expected` is stored, failing if the store
+/// stops growing for 30 s (a stall) before that. Returns the stored keys.
+async fn stored_without_a_stall(
+    store: &Store,
+    expected: &BTreeSet<(String, i64, i64)>,
+) -> BTreeSet<(String, i64, i64)> {
+    let mut last = 0;
+    let mut still_since = tokio::time::Instant::now();
+    loop {
+        let keys: BTreeSet<_> = store.message_keys().await.unwrap().into_iter().collect();
+        if expected.is_subset(&keys) {
+            return keys;
+        }
+        if keys.len() != last {
+            last = keys.len();
+            still_since = tokio::time::Instant::now();
+        }
+        assert!(
+            still_since.elapsed() < Duration::from_secs(30),
+            "ingest stalled: {} of {} messages stored, none more for 30 s",
+            expected.intersection(&keys).count(),
+            expected.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Polls `condition` on the store every 20 ms for up to 20 s.
 async fn eventually<F, Fut>(mut condition: F) -> bool
 where
@@ -63,17 +154,34 @@ where
 struct RunningGateway {
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    subscribed: watch::Receiver<Subscribed>,
+    ingest: Ingest,
 }
 
 impl RunningGateway {
-    /// A gateway in share group `group` (each test its own: the broker may be shared).
-    fn start(store: &Store, broker: &Broker, client_id: &str, group: &str) -> (RunningGateway, Ingest) {
-        let (ingest, _writer) = Ingest::start(store.clone(), IngestConfig::default());
+    /// A gateway in share group `group` (each test its own: the broker may be
+    /// shared), or on a plain subscription. Its sessions are this test
+    /// process's own (the client id carries the process id) and expire a
+    /// minute after it leaves, so a shared broker that persists sessions
+    /// brings nothing of an earlier run.
+    fn start(store: &Store, broker: &Broker, client_id: &str, group: Option<&str>) -> RunningGateway {
+        let (ingest, _writer) = start_ingest(store);
         let (shutdown, watch) = watch::channel(false);
+        let client_id = format!("{client_id}-{}", std::process::id());
         let mut config = ExternalBroker::new(broker.host(), broker.port(), client_id);
-        config.share_group = Some(group.to_string());
-        let task = tokio::spawn(external::run(config, ingest.clone(), watch));
-        (RunningGateway { shutdown, task }, ingest)
+        config.session_expiry = Duration::from_secs(60);
+        config.share_group = group.map(|group| format!("{group}-{}", std::process::id()));
+        let (subscribed_sender, subscribed) = watch::channel(Subscribed::default());
+        let task = tokio::spawn(external::run_watched(config, ingest.clone(), watch, subscribed_sender));
+        RunningGateway { shutdown, task, subscribed, ingest }
+    }
+
+    /// Waits until both sessions hold their subscription.
+    async fn subscribed(&mut self) {
+        tokio::time::timeout(Duration::from_secs(20), self.subscribed.wait_for(Subscribed::both))
+            .await
+            .expect("both sessions subscribed within 20 s")
+            .unwrap();
     }
 
     async fn stop(self) {
@@ -84,27 +192,14 @@ impl RunningGateway {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_mosquitto_a_message_and_its_redelivery_are_stored_once_and_bad_input_is_counted() {
-    let broker = Broker::start();
+    // Its own broker: the gateway takes every device topic, and other tests
+    // publish on the shared one (retained statuses too).
+    let broker = Broker::start_private();
     let (store, _guard) = fresh_store(Backend::Sqlite).await;
-    let (gateway, ingest) = RunningGateway::start(&store, &broker, "gw-it-mosquitto", "it-mosquitto");
-    let mut stored = ingest.subscribe_stored();
-    // Wait for the gateway's subscription: publish a probe until it is stored.
+    let mut gateway = RunningGateway::start(&store, &broker, "gw-it-mosquitto", Some("it-mosquitto"));
+    gateway.subscribed().await;
     let (client, mut eventloop) = publisher(&broker.host(), broker.port(), "ext-it-node", None).await;
     let driver = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
-    let mut probe_seq = 1_000;
-    loop {
-        client.publish("anxin/v1/dev/ext-it-node/event", QoS::AtLeastOnce, false, event(probe_seq)).await.unwrap();
-        if tokio::time::timeout(Duration::from_millis(300), stored.recv()).await.is_ok() {
-            break;
-        }
-        probe_seq += 1;
-    }
-    // A probe that was slow to be stored may still land after the loop, so
-    // the check counts the messages under test by key, not the total.
-    let under_test = || async {
-        let keys = store.message_keys().await.unwrap();
-        keys.into_iter().filter(|(_, _, seq)| *seq < 1_000).collect::<Vec<_>>()
-    };
 
     for _ in 0..3 {
         client.publish("anxin/v1/dev/ext-it-node/event", QoS::AtLeastOnce, false, event(1)).await.unwrap();
@@ -121,29 +216,96 @@ async fn through_mosquitto_a_message_and_its_redelivery_are_stored_once_and_bad_
     client.publish("anxin/v1/dev/ext-it-node/event", QoS::AtLeastOnce, false, event(4)).await.unwrap();
 
     let expected = vec![("ext-it-node".to_string(), 9, 1), ("ext-it-node".to_string(), 9, 4)];
-    assert!(eventually(|| async { under_test().await == expected }).await, "{:?}", under_test().await);
-    assert!(
-        eventually(|| async {
-            store.quarantine_counts().await.unwrap()
-                == [
-                    ("bad_device_id".into(), 1),
-                    ("not_json".into(), 1),
-                    ("too_large".into(), 1),
-                    ("unknown_kind".into(), 1),
-                ]
-        })
-        .await,
-        "{:?}",
-        store.quarantine_counts().await.unwrap()
-    );
+    assert!(eventually(|| async { store.message_keys().await.unwrap() == expected }).await);
+    // Each bad event came on both sessions and is quarantined once, by reason.
+    let counts = || async { store.quarantine_counts().await.unwrap() };
+    let expected_counts: Vec<(String, i64)> = ["bad_device_id", "not_json", "too_large", "unknown_kind"]
+        .into_iter()
+        .map(|reason| (reason.to_string(), 1))
+        .collect();
+    assert!(eventually(|| async { counts().await == expected_counts }).await, "{:?}", counts().await);
     gateway.stop().await;
     driver.abort();
+}
+
+/// The 1st finding of the issue: a burst bigger than the gateway's windows
+/// froze `anxin gateway` for good at ~5,000 messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_50_000_through_mosquitto_is_stored_exactly_once_without_a_stall() {
+    // A private Mosquitto with the in-flight and queue values of deploy/mosquitto.conf.
+    let broker = Broker::start_private();
+    let (store, _guard) = fresh_store(Backend::Sqlite).await;
+    let mut gateway = RunningGateway::start(&store, &broker, "gw-it-burst", None);
+    gateway.subscribed().await;
+    let messages: Vec<(String, Vec<u8>)> =
+        (0..50_000u32).map(|i| (format!("anxin/v1/dev/burst-{:04}/summary", i % 1_000), summary(i / 1_000))).collect();
+    let keys: Vec<(String, i64, i64)> =
+        (0..50_000u32).map(|i| (format!("burst-{:04}", i % 1_000), 1, i64::from(i / 1_000))).collect();
+    let acked = publish_all(broker.address, "burst-publisher", messages, 100).await;
+    let expected: BTreeSet<_> = acked.iter().map(|&index| keys[index].clone()).collect();
+    assert_eq!(expected.len(), 50_000, "Mosquitto acknowledged every publish");
+    let stored = stored_without_a_stall(&store, &expected).await;
+    assert_eq!(stored, expected, "every acknowledged message stored, nothing else");
+    assert_eq!(store.message_count().await.unwrap(), 50_000, "each exactly once");
+    let progress = gateway.ingest.progress().snapshot();
+    assert!(progress.batches < 50_000 / 10, "committed in batches: {progress:?}");
+    gateway.stop().await;
+}
+
+/// A backlog queued for the gateway's session while it was away drains once
+/// it is back, and a smoke alarm published meanwhile does not wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_mosquitto_a_smoke_alarm_overtakes_a_draining_backlog() {
+    let broker = Broker::start_private();
+    let (store, guard) = fresh_store(Backend::Sqlite).await;
+    let elder = store.add_elder(&elder(), now_ms()).await.unwrap();
+    store.pair_device("drain-smoke", elder.id, now_ms()).await.unwrap();
+    // The sessions exist (and are subscribed) before the gateway goes away.
+    let mut gateway = RunningGateway::start(&store, &broker, "gw-it-drain", None);
+    gateway.subscribed().await;
+    gateway.stop().await;
+
+    let backlog = 20_000u32;
+    let messages: Vec<(String, Vec<u8>)> =
+        (0..backlog).map(|i| (format!("anxin/v1/dev/drain-{:03}/summary", i % 500), summary(i / 500))).collect();
+    let acked = publish_all(broker.address, "drain-publisher", messages, 100).await;
+    assert_eq!(acked.len(), backlog as usize);
+
+    let mut gateway = RunningGateway::start(&reopen(&guard).await, &broker, "gw-it-drain", None);
+    gateway.subscribed().await;
+    assert!(eventually(|| async { store.message_count().await.unwrap() >= 500 }).await, "the drain began");
+    let (client, mut eventloop) = publisher(&broker.host(), broker.port(), "drain-smoke", None).await;
+    client.publish("anxin/v1/dev/drain-smoke/event", QoS::AtLeastOnce, false, SMOKE).await.unwrap();
+    await_pubacks(&mut eventloop, 1).await;
+    let smoke_alert = || async {
+        let filter = AlertFilter { elder_id: Some(elder.id), ..Default::default() };
+        !store.alerts(&filter).await.unwrap().is_empty()
+    };
+    assert!(eventually(smoke_alert).await, "the smoke alarm raised its alert");
+    let drained = store.message_count().await.unwrap();
+    assert!(drained < i64::from(backlog), "the alert came before the backlog drained ({drained} of {backlog} stored)");
+    let expected: BTreeSet<_> =
+        (0..backlog).map(|i| (format!("drain-{:03}", i % 500), 1, i64::from(i / 500))).collect();
+    stored_without_a_stall(&store, &expected).await;
+    assert_eq!(store.message_count().await.unwrap(), i64::from(backlog) + 1, "each stored once");
+    gateway.stop().await;
+}
+
+fn elder() -> NewElder {
+    NewElder {
+        name: "王秀英".into(),
+        county: "振兴区".into(),
+        township: "站前街道".into(),
+        village: "锦山社区".into(),
+        address: "锦山大街 12 号".into(),
+        ..NewElder::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_acknowledges_a_message_only_once_it_is_stored() {
     let (store, _guard) = fresh_store(Backend::Sqlite).await;
-    let (ingest, _writer) = Ingest::start(store.clone(), IngestConfig::default());
+    let (ingest, _writer) = start_ingest(&store);
     let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse().unwrap() }.start(ingest).await.unwrap();
     let port = broker.local_addr.port();
     let (client, mut eventloop) = publisher("127.0.0.1", port, "emb-it-node", None).await;
@@ -156,10 +318,130 @@ async fn the_embedded_broker_acknowledges_a_message_only_once_it_is_stored() {
     broker.stop().await;
 }
 
+/// The 2nd finding: the embedded broker carried one message per commit per
+/// connection. A bridge's one connection must get the gateway's batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_keeps_100_publishes_in_flight_acknowledged_in_order_after_batched_commits() {
+    let (store, _guard) = fresh_store(Backend::Sqlite).await;
+    let (ingest, _writer) = start_ingest(&store);
+    let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse().unwrap() }.start(ingest.clone()).await.unwrap();
+    let messages: Vec<(String, Vec<u8>)> =
+        (0..2_000u32).map(|i| (format!("anxin/v1/dev/bridge-{:02}/summary", i % 50), summary(i / 50))).collect();
+    let before = ingest.progress().snapshot();
+    let acked = publish_all(broker.local_addr, "bridge", messages, 100).await;
+    assert_eq!(acked, (0..2_000).collect::<Vec<_>>(), "every publish acknowledged, in order");
+    assert_eq!(store.message_count().await.unwrap(), 2_000, "each PUBACK after its commit");
+    let after = ingest.progress().snapshot();
+    let batches = after.batches - before.batches;
+    assert!(batches < 2_000 / 5, "more than one message per commit: 2,000 messages in {batches} commits");
+    broker.stop().await;
+}
+
+/// An MQTT 5 client on the embedded broker, to read PUBACK reason codes.
+async fn v5_publisher(port: u16, client_id: &str) -> (rumqttc::v5::AsyncClient, rumqttc::v5::EventLoop) {
+    let mut options = rumqttc::v5::MqttOptions::new(client_id, "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = rumqttc::v5::AsyncClient::new(options, 100);
+    loop {
+        let polled = tokio::time::timeout(Duration::from_secs(10), eventloop.poll()).await.expect("connected");
+        if let Ok(rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::ConnAck(_))) = polled {
+            return (client, eventloop);
+        }
+    }
+}
+
+/// The 3rd finding: with its writer gone, the embedded broker acknowledged
+/// messages it never stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_that_cannot_be_stored_is_refused_and_its_resend_after_a_restart_is_stored() {
+    use rumqttc::v5::mqttbytes::v5::{Packet as V5Packet, PubAckReason};
+    let (store, guard) = fresh_store(Backend::Sqlite).await;
+    let (ingest, writer) = start_ingest(&store);
+    let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse().unwrap() }.start(ingest).await.unwrap();
+    let port = broker.local_addr.port();
+    // The writer dies (as when the process is stopping): nothing can be stored.
+    writer.abort();
+    let _ = writer.await;
+
+    let (client, mut eventloop) = v5_publisher(port, "refused-v5").await;
+    client
+        .publish("anxin/v1/dev/refused-v5/event", rumqttc::v5::mqttbytes::QoS::AtLeastOnce, false, event(1))
+        .await
+        .unwrap();
+    let reason = loop {
+        match tokio::time::timeout(Duration::from_secs(10), eventloop.poll()).await.expect("an answer") {
+            Ok(rumqttc::v5::Event::Incoming(V5Packet::PubAck(ack))) => break ack.reason,
+            Ok(_) => {}
+            Err(error) => panic!("the MQTT 5 connection failed: {error}"),
+        }
+    };
+    assert_eq!(reason, PubAckReason::ImplementationSpecificError, "refused, not acknowledged");
+
+    // MQTT 3.1.1 has no refusal: the connection is closed before any PUBACK.
+    let (v3, mut v3_loop) = publisher("127.0.0.1", port, "refused-v3", None).await;
+    v3.publish("anxin/v1/dev/refused-v3/event", QoS::AtLeastOnce, false, event(1)).await.unwrap();
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(10), v3_loop.poll()).await.expect("an answer") {
+            Ok(Event::Incoming(Packet::PubAck(_))) => break false,
+            Ok(_) => {}
+            Err(_) => break true,
+        }
+    };
+    assert!(closed, "the MQTT 3.1.1 connection is closed, the publish never acknowledged");
+    assert_eq!(store.message_count().await.unwrap(), 0);
+    broker.stop().await;
+
+    // After a restart the node sends it again: stored, and acknowledged.
+    let store = reopen(&guard).await;
+    let (ingest, _writer) = start_ingest(&store);
+    let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse().unwrap() }.start(ingest).await.unwrap();
+    let (v3, mut v3_loop) = publisher("127.0.0.1", broker.local_addr.port(), "refused-v3", None).await;
+    v3.publish("anxin/v1/dev/refused-v3/event", QoS::AtLeastOnce, false, event(1)).await.unwrap();
+    await_pubacks(&mut v3_loop, 1).await;
+    assert_eq!(store.message_keys().await.unwrap(), [("refused-v3".to_string(), 9, 1)]);
+    broker.stop().await;
+}
+
+/// Many nodes coming back at once, each flushing its outbox, and a smoke
+/// alarm from a live home among them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_embedded_broker_a_smoke_alarm_overtakes_nodes_flushing_their_outboxes() {
+    let (store, _guard) = fresh_store(Backend::Sqlite).await;
+    let elder = store.add_elder(&elder(), now_ms()).await.unwrap();
+    store.pair_device("flush-smoke", elder.id, now_ms()).await.unwrap();
+    let (ingest, _writer) = start_ingest(&store);
+    let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse().unwrap() }.start(ingest).await.unwrap();
+    let (nodes, each) = (40u32, 400u32);
+    let mut flushing = tokio::task::JoinSet::new();
+    for node in 0..nodes {
+        let messages: Vec<(String, Vec<u8>)> =
+            (0..each).map(|seq| (format!("anxin/v1/dev/flush-{node:02}/summary"), summary(seq))).collect();
+        let address = broker.local_addr;
+        flushing.spawn(async move { publish_all(address, &format!("flush-{node:02}"), messages, 100).await.len() });
+    }
+    assert!(eventually(|| async { store.message_count().await.unwrap() >= 200 }).await, "the flush began");
+    let (client, mut eventloop) = publisher("127.0.0.1", broker.local_addr.port(), "flush-smoke", None).await;
+    client.publish("anxin/v1/dev/flush-smoke/event", QoS::AtLeastOnce, false, SMOKE).await.unwrap();
+    await_pubacks(&mut eventloop, 1).await;
+    // The PUBACK means committed, and the alert commits with its message.
+    let alerts = store.alerts(&AlertFilter { elder_id: Some(elder.id), ..Default::default() }).await.unwrap();
+    assert_eq!(alerts.len(), 1, "the smoke alarm's alert is committed");
+    let stored = store.message_count().await.unwrap();
+    let total = i64::from(nodes * each) + 1;
+    assert!(stored < total, "the alert came before the outboxes were flushed ({stored} of {total} stored)");
+    let mut acked = 0;
+    while let Some(count) = flushing.join_next().await {
+        acked += count.unwrap();
+    }
+    assert_eq!(acked, (nodes * each) as usize);
+    assert_eq!(store.message_count().await.unwrap(), total, "every acknowledged message stored once");
+    broker.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_records_a_vanished_nodes_last_will() {
     let (store, _guard) = fresh_store(Backend::Sqlite).await;
-    let (ingest, _writer) = Ingest::start(store.clone(), IngestConfig::default());
+    let (ingest, _writer) = start_ingest(&store);
     let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse().unwrap() }.start(ingest).await.unwrap();
     let will = LastWill::new("anxin/v1/dev/emb-will/status", r#"{"v":1,"state":"offline"}"#, QoS::AtLeastOnce, true);
     let (client, mut eventloop) = publisher("127.0.0.1", broker.local_addr.port(), "emb-will", Some(will)).await;
@@ -188,42 +470,24 @@ async fn the_embedded_broker_records_a_vanished_nodes_last_will() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_on_one_shared_subscription_store_every_message_exactly_once() {
-    let broker = Broker::start();
+    // Its own broker, so the count is of this test's messages alone.
+    let broker = Broker::start_private();
     let (store, _guard) = fresh_store(Backend::Postgres).await;
-    let (first, first_ingest) = RunningGateway::start(&store, &broker, "gw-it-share-1", "it-share");
-    let (second, second_ingest) = RunningGateway::start(&store, &broker, "gw-it-share-2", "it-share");
-    let mut first_stored = first_ingest.subscribe_stored();
-    let mut second_stored = second_ingest.subscribe_stored();
+    let mut first = RunningGateway::start(&store, &broker, "gw-it-share-1", Some("it-share"));
+    let mut second = RunningGateway::start(&store, &broker, "gw-it-share-2", Some("it-share"));
+    first.subscribed().await;
+    second.subscribed().await;
     let (client, mut eventloop) = publisher(&broker.host(), broker.port(), "share-it-node", None).await;
     let driver = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
-    // Both gateways are subscribed once probes reach each of them.
-    let (mut first_seen, mut second_seen) = (0usize, 0usize);
-    let mut seq = 10_000;
-    while first_seen == 0 || second_seen == 0 {
-        client.publish("anxin/v1/dev/share-it-node/event", QoS::AtLeastOnce, false, event(seq)).await.unwrap();
-        seq += 1;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        while let Ok(batch) = first_stored.try_recv() {
-            first_seen += batch.len();
-        }
-        while let Ok(batch) = second_stored.try_recv() {
-            second_seen += batch.len();
-        }
-    }
-    let before = store.message_count().await.unwrap();
+    let (first_before, second_before) = (first.ingest.progress().snapshot(), second.ingest.progress().snapshot());
     let published = 400;
     for seq in 0..published {
-        client.publish("anxin/v1/dev/share-it-node/event", QoS::AtLeastOnce, false, event(seq)).await.unwrap();
+        client.publish("anxin/v1/dev/share-it-node/summary", QoS::AtLeastOnce, false, summary(seq)).await.unwrap();
     }
-    assert!(eventually(|| async { store.message_count().await.unwrap() == before + i64::from(published) }).await);
-    let (mut first_count, mut second_count) = (0usize, 0usize);
-    while let Ok(batch) = first_stored.try_recv() {
-        first_count += batch.len();
-    }
-    while let Ok(batch) = second_stored.try_recv() {
-        second_count += batch.len();
-    }
-    assert_eq!(first_count + second_count, published as usize, "each message stored by exactly one gateway");
+    assert!(eventually(|| async { store.message_count().await.unwrap() == i64::from(published) }).await);
+    let first_count = first.ingest.progress().snapshot().committed - first_before.committed;
+    let second_count = second.ingest.progress().snapshot().committed - second_before.committed;
+    assert_eq!(first_count + second_count, u64::from(published), "each message reached exactly one gateway");
     assert!(first_count > 0 && second_count > 0, "the load is shared: {first_count} / {second_count}");
     first.stop().await;
     second.stop().await;
@@ -235,27 +499,23 @@ async fn the_gateway_reaches_a_broker_over_tls_verifying_its_certificate() {
     let broker = Broker::start_tls();
     let (tls_address, ca_file) = broker.tls.clone().unwrap();
     let (store, _guard) = fresh_store(Backend::Sqlite).await;
-    let (ingest, _writer) = Ingest::start(store.clone(), IngestConfig::default());
+    let (ingest, _writer) = start_ingest(&store);
     let mut config = ExternalBroker::from_url(&format!("mqtts://{tls_address}"), "gw-it-tls").unwrap();
     config.tls.as_mut().unwrap().ca_file = Some(ca_file);
     let (shutdown, watch) = watch::channel(false);
-    let gateway = tokio::spawn(external::run(config, ingest.clone(), watch));
-    let mut stored = ingest.subscribe_stored();
+    let (subscribed_sender, mut subscribed) = watch::channel(Subscribed::default());
+    let gateway = tokio::spawn(external::run_watched(config, ingest.clone(), watch, subscribed_sender));
+    tokio::time::timeout(Duration::from_secs(20), subscribed.wait_for(Subscribed::both))
+        .await
+        .expect("subscribed over TLS within 20 s")
+        .unwrap();
     // The device publishes on the plain listener; the gateway reads over TLS.
     let (client, mut eventloop) = publisher(&broker.host(), broker.port(), "tls-it-node", None).await;
-    let driver = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
-    let mut seq = 0;
-    loop {
-        client.publish("anxin/v1/dev/tls-it-node/event", QoS::AtLeastOnce, false, event(seq)).await.unwrap();
-        if tokio::time::timeout(Duration::from_millis(300), stored.recv()).await.is_ok() {
-            break;
-        }
-        seq += 1;
-        assert!(seq < 60, "nothing arrived over TLS in 18 s");
-    }
+    client.publish("anxin/v1/dev/tls-it-node/event", QoS::AtLeastOnce, false, event(1)).await.unwrap();
+    await_pubacks(&mut eventloop, 1).await;
+    assert!(eventually(|| async { store.message_count().await.unwrap() == 1 }).await, "stored over TLS");
     let _ = shutdown.send(true);
     let _ = gateway.await;
-    driver.abort();
 }
 
 #[test]
@@ -274,7 +534,7 @@ fn broker_urls_choose_tls_and_a_bad_ca_file_is_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_smoke_alarm_commits_ahead_of_the_summaries_queued_before_it() {
     let (store, _guard) = fresh_store(Backend::Sqlite).await;
-    let (ingest, writer) = Ingest::start(store.clone(), IngestConfig::default());
+    let (ingest, writer) = start_ingest(&store);
     let summary = |seq: u32| {
         format!(r#"{{"v":1,"boot":3,"seq":{seq},"up":{seq},"interval_s":300,"motion":1,"door_opens":0}}"#).into_bytes()
     };

@@ -9,8 +9,25 @@ mod store;
 mod users;
 mod visits;
 
-use anxin_gateway::store::{Database, Store};
+use anxin_gateway::alerts::policy::AlertPolicy;
+use anxin_gateway::ingest::{BatchOutcome, Checked};
+use anxin_gateway::store::{Database, Store, StoreError};
 use anxin_testkit::{PostgresDatabase, private_folder};
+
+/// One batch through the ingest pipeline, with the default thresholds.
+pub async fn commit_batch(store: &Store, batch: &[(Checked, i64)]) -> Result<BatchOutcome, StoreError> {
+    anxin_gateway::ingest::commit_batch(store, &AlertPolicy::default(), batch).await
+}
+
+/// The timer loop's look at overdue homes, with the default thresholds.
+pub async fn tick_due_homes(store: &Store, now: i64) -> Result<usize, StoreError> {
+    anxin_gateway::alerts::timers::tick_due_homes(store, &AlertPolicy::default(), now).await
+}
+
+/// The timer loop's escalation of unacknowledged critical alerts.
+pub async fn escalate_due_alerts(store: &Store, now: i64) -> Result<Vec<i64>, StoreError> {
+    anxin_gateway::alerts::timers::escalate_due_alerts(store, &AlertPolicy::default(), now).await
+}
 
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {

@@ -52,21 +52,21 @@ fn new_elder() -> NewElder {
 async fn a_message_is_stored_once_however_often_it_arrives(backend: Backend) {
     let (store, _guard) = fresh_store(backend).await;
     let help = event("node-a", 1, 1, "help", "pressed");
-    let first = store.commit_batch(&[(help.clone(), T0)]).await.unwrap();
-    assert_eq!((first.stored.len(), first.duplicates), (1, 0));
+    let first = crate::commit_batch(&store, &[(help.clone(), T0)]).await.unwrap();
+    assert_eq!((first.stored, first.duplicates.len()), (1, 0));
     // Redelivered, alone and inside a batch with itself.
-    let again = store.commit_batch(&[(help.clone(), T0 + 1), (help.clone(), T0 + 2)]).await.unwrap();
-    assert_eq!((again.stored.len(), again.duplicates), (0, 2));
+    let again = crate::commit_batch(&store, &[(help.clone(), T0 + 1), (help.clone(), T0 + 2)]).await.unwrap();
+    assert_eq!((again.stored, again.duplicates.len()), (0, 2));
     // Same seq after a reboot is a different message.
-    let rebooted = store.commit_batch(&[(event("node-a", 2, 1, "help", "pressed"), T0 + 3)]).await.unwrap();
-    assert_eq!(rebooted.stored.len(), 1);
+    let rebooted = crate::commit_batch(&store, &[(event("node-a", 2, 1, "help", "pressed"), T0 + 3)]).await.unwrap();
+    assert_eq!(rebooted.stored, 1);
     assert_eq!(store.message_count().await.unwrap(), 2);
     assert_eq!(store.device("node-a").await.unwrap().unwrap().message_count, 2);
 }
 
 async fn an_unknown_device_becomes_unclaimed_and_its_messages_are_kept(backend: Backend) {
     let (store, _guard) = fresh_store(backend).await;
-    store.commit_batch(&[(event("stranger", 1, 0, "door", "open"), T0)]).await.unwrap();
+    crate::commit_batch(&store, &[(event("stranger", 1, 0, "door", "open"), T0)]).await.unwrap();
     let unclaimed = store.devices(true).await.unwrap();
     assert_eq!(unclaimed.len(), 1);
     assert_eq!(
@@ -80,14 +80,14 @@ async fn an_unknown_device_becomes_unclaimed_and_its_messages_are_kept(backend: 
 
 async fn pairing_binds_later_messages_to_the_elders_home(backend: Backend) {
     let (store, _guard) = fresh_store(backend).await;
-    store.commit_batch(&[(event("node-p", 1, 0, "door", "open"), T0)]).await.unwrap();
+    crate::commit_batch(&store, &[(event("node-p", 1, 0, "door", "open"), T0)]).await.unwrap();
     let elder = store.add_elder(&new_elder(), T0).await.unwrap();
     assert_eq!(store.elders().await.unwrap(), vec![elder.clone()]);
     store.pair_device("node-p", elder.id, T0 + 1).await.unwrap();
     // A device paired before it was ever heard from is registered too.
     store.pair_device("node-q", elder.id, T0 + 1).await.unwrap();
     assert!(store.devices(true).await.unwrap().is_empty());
-    store.commit_batch(&[(event("node-p", 1, 1, "door", "closed"), T0 + 2)]).await.unwrap();
+    crate::commit_batch(&store, &[(event("node-p", 1, 1, "door", "closed"), T0 + 2)]).await.unwrap();
     let messages = store.latest_messages(Some("node-p"), 10).await.unwrap();
     assert_eq!(messages.iter().map(|m| m.elder_id).collect::<Vec<_>>(), [None, Some(elder.id)]);
     let error = store.pair_device("node-p", 999, T0).await.unwrap_err();
@@ -103,8 +103,8 @@ async fn bad_input_is_quarantined_by_reason_beside_good_input(backend: Backend) 
         (check("anxin/v1/dev/n/event", &vec![b'x'; 10_000]), T0),
         (event("n", 1, 1, "smoke", "clear"), T0),
     ];
-    let outcome = store.commit_batch(&batch).await.unwrap();
-    assert_eq!((outcome.stored.len(), outcome.rejected), (2, 3));
+    let outcome = crate::commit_batch(&store, &batch).await.unwrap();
+    assert_eq!((outcome.stored, outcome.rejected), (2, 3));
     assert_eq!(
         store.quarantine_counts().await.unwrap(),
         [("bad_device_id".into(), 1), ("not_json".into(), 1), ("too_large".into(), 1)]
@@ -114,18 +114,18 @@ async fn bad_input_is_quarantined_by_reason_beside_good_input(backend: Backend) 
 async fn status_and_last_will_set_the_device_online_and_offline(backend: Backend) {
     let (store, _guard) = fresh_store(backend).await;
     let online = check("anxin/v1/dev/n/status", br#"{"v":1,"boot":5,"state":"online","fw":"1.2.3"}"#);
-    store.commit_batch(&[(online, T0)]).await.unwrap();
+    crate::commit_batch(&store, &[(online, T0)]).await.unwrap();
     let device = store.device("n").await.unwrap().unwrap();
     assert!(device.online);
     assert_eq!(device.firmware.as_deref(), Some("1.2.3"));
     let will = check("anxin/v1/dev/n/status", br#"{"v":1,"state":"offline"}"#);
-    store.commit_batch(&[(will, T0 + 60_000)]).await.unwrap();
+    crate::commit_batch(&store, &[(will, T0 + 60_000)]).await.unwrap();
     let device = store.device("n").await.unwrap().unwrap();
     assert!(!device.online);
     assert_eq!(device.offline_reason.as_deref(), Some("last_will"));
     assert_eq!((device.status_changed_at, device.last_seen), (T0 + 60_000, T0), "a Last Will is not a sign of life");
     // Any message brings it back online.
-    store.commit_batch(&[(summary("n", 1, 0, 200), T0 + 120_000)]).await.unwrap();
+    crate::commit_batch(&store, &[(summary("n", 1, 0, 200), T0 + 120_000)]).await.unwrap();
     assert!(store.device("n").await.unwrap().unwrap().online);
 }
 
@@ -136,7 +136,7 @@ async fn summaries_roll_up_per_hour_and_update_device_health(backend: Backend) {
         (summary("n", 2, 4, 190), T0 + 10 * 60_000),
         (summary("n", 3, 5, 230), T0 + HOUR + 60_000),
     ];
-    store.commit_batch(&batch).await.unwrap();
+    crate::commit_batch(&store, &batch).await.unwrap();
     assert_eq!(store.hourly_activity("n").await.unwrap(), [(T0, 2, 7, 2), (T0 + HOUR, 1, 5, 1)]);
     let device = store.device("n").await.unwrap().unwrap();
     assert_eq!(
@@ -147,8 +147,8 @@ async fn summaries_roll_up_per_hour_and_update_device_health(backend: Backend) {
 
 async fn a_device_silent_for_three_intervals_is_marked_offline(backend: Backend) {
     let (store, _guard) = fresh_store(backend).await;
-    store.commit_batch(&[(summary("quiet", 1, 0, 200), T0), (summary("busy", 1, 0, 200), T0)]).await.unwrap();
-    store.commit_batch(&[(summary("busy", 2, 0, 200), T0 + 14 * 60_000)]).await.unwrap();
+    crate::commit_batch(&store, &[(summary("quiet", 1, 0, 200), T0), (summary("busy", 1, 0, 200), T0)]).await.unwrap();
+    crate::commit_batch(&store, &[(summary("busy", 2, 0, 200), T0 + 14 * 60_000)]).await.unwrap();
     assert!(
         store.mark_silent_devices_offline(T0 + 15 * 60_000).await.unwrap().is_empty(),
         "exactly 3 intervals is not yet late"
@@ -163,7 +163,9 @@ async fn a_device_silent_for_three_intervals_is_marked_offline(backend: Backend)
 
 async fn raw_messages_expire_but_rollups_stay(backend: Backend) {
     let (store, _guard) = fresh_store(backend).await;
-    store.commit_batch(&[(summary("n", 1, 2, 200), T0), (summary("n", 2, 2, 200), T0 + 2 * HOUR)]).await.unwrap();
+    crate::commit_batch(&store, &[(summary("n", 1, 2, 200), T0), (summary("n", 2, 2, 200), T0 + 2 * HOUR)])
+        .await
+        .unwrap();
     assert_eq!(store.expire_before(T0 + HOUR).await.unwrap(), 1);
     assert_eq!(store.message_count().await.unwrap(), 1);
     assert_eq!(store.hourly_activity("n").await.unwrap().len(), 2);
@@ -172,8 +174,8 @@ async fn raw_messages_expire_but_rollups_stay(backend: Backend) {
 async fn the_tail_cursor_returns_each_message_once_in_order(backend: Backend) {
     let (store, _guard) = fresh_store(backend).await;
     let batch: Vec<_> = (0..5).map(|seq| (event("a", 1, seq, "door", "open"), T0 + i64::from(seq / 2))).collect();
-    store.commit_batch(&batch).await.unwrap();
-    store.commit_batch(&[(event("b", 1, 0, "help", "pressed"), T0)]).await.unwrap();
+    crate::commit_batch(&store, &batch).await.unwrap();
+    crate::commit_batch(&store, &[(event("b", 1, 0, "help", "pressed"), T0)]).await.unwrap();
     let mut cursor = MessageCursor::default();
     let mut seen = Vec::new();
     loop {

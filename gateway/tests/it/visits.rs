@@ -59,11 +59,11 @@ async fn lively_day(store: &Store, device: &str, elder_id: i64, midnight: i64) {
             if awake { 4 } else { 0 }
         );
         let message = check(&format!("anxin/v1/dev/{device}/summary"), payload.as_bytes());
-        store.commit_batch(&[(message, at)]).await.unwrap();
+        crate::commit_batch(store, &[(message, at)]).await.unwrap();
         seq += 1;
         at += 5 * 60_000;
     }
-    store.tick_due_homes(midnight + 25 * HOUR).await.unwrap();
+    crate::tick_due_homes(store, midnight + 25 * HOUR).await.unwrap();
 }
 
 async fn the_visit_rate_of_a_month_mixes_home_phone_and_remote_visits(backend: Backend) {
