@@ -181,13 +181,13 @@ pub struct ConsoleArgs {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Durable ingest rate as a ratio to a bare subscriber's, with PUBACK latency and memory
-    Ingest(crate::bench::BenchIngestArgs),
+    Ingest(crate::bench::ingest::BenchIngestArgs),
     /// Smoke alarm → alert on the console feed (idle vs loaded), and how late overdue homes fire
-    Alerts(crate::bench_alerts::BenchAlertsArgs),
+    Alerts(crate::bench::alerts::BenchAlertsArgs),
     /// Page weight and server time of the alert board (500 open alerts) and of an elder page (90 days of history)
-    Console(crate::bench_console::BenchConsoleArgs),
+    Console(crate::bench::console::BenchConsoleArgs),
     /// Importing, re-importing and exporting a 5,000-elder ledger, and the visit-rate page over it
-    Ledger(crate::bench_ledger::BenchLedgerArgs),
+    Ledger(crate::bench::ledger::BenchLedgerArgs),
 }
 
 #[derive(Debug, Subcommand)]

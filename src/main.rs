@@ -3,9 +3,6 @@
 
 mod admin;
 mod bench;
-mod bench_alerts;
-mod bench_console;
-mod bench_ledger;
 mod cli;
 mod run;
 mod settings;
@@ -53,10 +50,10 @@ async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Watch(command) => admin::watch(&cli.storage, file, command).await,
         Command::Users(command) => admin::users(&cli.storage, file, command).await,
         Command::Tokens(command) => admin::tokens(&cli.storage, file, command).await,
-        Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest(args).await,
-        Command::Bench(cli::BenchCommand::Alerts(args)) => bench_alerts::alerts(args).await,
-        Command::Bench(cli::BenchCommand::Console(args)) => bench_console::console(args).await,
-        Command::Bench(cli::BenchCommand::Ledger(args)) => bench_ledger::ledger(args).await,
+        Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest::ingest(args).await,
+        Command::Bench(cli::BenchCommand::Alerts(args)) => bench::alerts::alerts(args).await,
+        Command::Bench(cli::BenchCommand::Console(args)) => bench::console::console(args).await,
+        Command::Bench(cli::BenchCommand::Ledger(args)) => bench::ledger::ledger(args).await,
         Command::Simulate(args) => simulate::simulate(args).await,
     }
 }

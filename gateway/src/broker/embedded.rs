@@ -171,7 +171,7 @@ impl BrokerEventHandler for IngestHook {
             let progress = self.ingest.progress().clone();
             progress.received();
             let settle = progress.settle_on_drop();
-            match self.ingest.submit(event.topic.to_string(), event.payload.to_vec(), now_ms()).await {
+            match self.ingest.submit(&event.topic, &event.payload, now_ms()).await {
                 // Design: decide at the commit, without holding up the connection.
                 Ok(committed) => PublishAction::Defer(Box::pin(async move {
                     let _settle = settle;
@@ -192,7 +192,7 @@ impl BrokerEventHandler for IngestHook {
         Box::pin(async move {
             let will = self.wills().remove(&event.client_id);
             if let (true, Some((topic, payload))) = (event.unexpected, will)
-                && let Ok(committed) = self.ingest.submit(topic.to_string(), payload, now_ms()).await
+                && let Ok(committed) = self.ingest.submit(&topic, &payload, now_ms()).await
             {
                 let _ = committed.await;
             }

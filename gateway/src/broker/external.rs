@@ -7,6 +7,7 @@
 //! the event loop.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -15,11 +16,11 @@ use rumqttc::Outgoing;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish, SubscribeReasonCode};
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::{DEVICE_EVENTS, DEVICE_TOPICS};
 use crate::ingest::progress::SettleOnDrop;
-use crate::ingest::{Delivery, Ingest};
+use crate::ingest::{Checked, Delivery, Ingest, check, is_urgent};
 use crate::metrics as m;
 use crate::store::now_ms;
 
@@ -130,7 +131,7 @@ impl ExternalBroker {
                 }
             }
         }
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|error| BrokerUrlError::CaFile { path: Default::default(), reason: error.to_string() })?
@@ -141,22 +142,39 @@ impl ExternalBroker {
 }
 
 /// Most messages the broker may have in flight to this gateway, per session
-/// (its receive maximum): a commit's worth of batches.
-const RECEIVE_MAXIMUM: u16 = 1_024;
+/// (its receive maximum), and the most the gateway holds per session (its
+/// window): two full batches.
+pub const RECEIVE_MAXIMUM: u16 = 4_096;
+
+/// Requests (acks, mostly) that may wait for the event loop. A message's
+/// place in the window comes back when its ack is queued, so queued acks are
+/// bounded by what the event loop reads between two of its writes — a few
+/// batches; this is far above that, and an ack that still finds no room is
+/// logged and left to the broker's redelivery.
+const ACK_QUEUE: usize = 1 << 16;
 
 /// The gateway's two sessions with the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lane {
     /// Every device message (events included), under the gateway's client id.
     Main,
-    /// Device events only, under `{client id}-events`: the broker queues a
-    /// session's messages in order, so a smoke alarm published while
+    /// Device events only, live, under `{client id}-events`: the broker
+    /// queues a session's messages in order, so a smoke alarm published while
     /// hundreds of thousands of summaries wait for the main session would
-    /// wait behind all of them; on its own session it is delivered at once.
+    /// wait behind all of them; on a session of its own it is delivered at
+    /// once. That session starts clean every time: what was published while
+    /// the gateway was away waits in the main session (in order, nothing
+    /// lost), so the fast lane never has a backlog of its own to drain
+    /// before a new alarm.
     Events,
 }
 
 impl Lane {
+    /// Whether the broker keeps this session while the gateway is away.
+    fn persistent(self) -> bool {
+        self == Lane::Main
+    }
+
     fn client_id(self, broker: &ExternalBroker) -> String {
         match self {
             Lane::Main => broker.client_id.clone(),
@@ -178,7 +196,7 @@ impl Lane {
     /// The main session's copy of an event is expected to be a duplicate.
     fn delivery(self, topic: &str) -> Delivery {
         match self {
-            Lane::Main if crate::ingest::is_urgent(topic) => Delivery::Copy,
+            Lane::Main if topic.ends_with("/event") => Delivery::Copy,
             _ => Delivery::Single,
         }
     }
@@ -230,18 +248,20 @@ struct Taken {
     publish: Publish,
     /// Settles the message in ingest's progress however its wait ends.
     _settle: SettleOnDrop,
+    /// Its place in the connection's window, given back with the ack.
+    _window: OwnedSemaphorePermit,
 }
 
 /// One session: reconnects with backoff until `shutdown`.
 ///
 /// Design: per connection, the event loop is polled by this task alone and
-/// never waits for anything but the network; what it reads goes to the
-/// connection's acker task, which submits to ingest and, in receive order,
-/// sends each ack with `try_ack` (which queues without waiting) once its
-/// commit is done. Nothing waits on something that needs the waiting task:
-/// the event loop never waits for the acker, and the acker never waits for
-/// the event loop (the request queue holds twice the receive maximum, more
-/// acks than can ever be owed at once).
+/// waits for nothing but the network and a place in the window; what it
+/// reads goes to the connection's acker task, which submits to ingest and,
+/// in receive order, sends each ack with `try_ack` (which queues without
+/// waiting) once its commit is done, giving the message's place back.
+/// Nothing waits on something that needs the waiting task: the acker never
+/// waits for the event loop (the request queue holds twice the window, more
+/// acks than can ever be owed at once), and places come back without it.
 async fn session(
     broker: ExternalBroker,
     lane: Lane,
@@ -258,7 +278,7 @@ async fn session(
         // would acknowledge whatever message the broker gave that id since
         // (rumqttc #849) — a message never stored. With its own client, an old
         // ack dies with its connection.
-        let (client, mut eventloop) = connect(&broker, &client_id);
+        let (client, mut eventloop) = connect(&broker, &client_id, lane.persistent());
         // Until the broker accepts the session nothing is owed: waiting for it
         // may be cut short by the shutdown.
         let connected = loop {
@@ -316,12 +336,22 @@ async fn serve_connection(
     shutdown: &watch::Receiver<bool>,
     subscribed: &watch::Sender<Subscribed>,
 ) -> Result<(), rumqttc::v5::ConnectionError> {
-    // Unbounded, yet bounded by the broker: it sends at most RECEIVE_MAXIMUM
-    // messages this connection has not acknowledged.
+    // Design: the window is ours to keep. The broker should send at most
+    // RECEIVE_MAXIMUM messages this connection has not acknowledged, but
+    // Mosquitto 2.0.11 stops counting once acknowledgements flow (measured:
+    // 20,000 unacknowledged messages held by a gateway with a receive
+    // maximum of 1,024). So the event loop polls only while it holds a place
+    // in the window; a place is given back when its message's ack is queued
+    // (by the acker, which never needs the event loop), so waiting for one
+    // cannot deadlock, and what the gateway holds stays bounded whatever the
+    // broker does. The channel is unbounded for the same reason: the window
+    // bounds it.
+    let window = Arc::new(Semaphore::new(usize::from(RECEIVE_MAXIMUM)));
     let (taken_sender, taken) = mpsc::unbounded_channel::<Taken>();
     let acker = tokio::spawn(acknowledge(lane, client, taken, ingest.clone(), shutdown.clone()));
     let mut taken_sender = Some(taken_sender);
     let outcome = loop {
+        let Ok(place) = Arc::clone(&window).acquire_owned().await else { break Ok(()) };
         // Never cancelled: a request half written would break the stream.
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
@@ -333,7 +363,7 @@ async fn serve_connection(
                 if let Some(sender) = &taken_sender {
                     ingest.progress().received();
                     let settle = ingest.progress().settle_on_drop();
-                    let _ = sender.send(Taken { publish, _settle: settle });
+                    let _ = sender.send(Taken { publish, _settle: settle, _window: place });
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
@@ -374,7 +404,7 @@ async fn acknowledge(
     ingest: Ingest,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut to_submit: VecDeque<Taken> = VecDeque::new();
+    let mut to_submit: VecDeque<(Taken, Checked, Delivery)> = VecDeque::new();
     let mut committing: FuturesOrdered<AckWhenCommitted> = FuturesOrdered::new();
     let mut open = true;
     let mut stopping = *shutdown.borrow();
@@ -392,16 +422,22 @@ async fn acknowledge(
                     tracing::error!(%error, "cannot queue an acknowledgement");
                 }
             }
-            slot = reserve_front(&ingest, &to_submit), if !to_submit.is_empty() && !stopping => {
+            slot = ingest.reserve(to_submit.front().is_some_and(|(_, checked, _)| is_urgent(checked))),
+                if !to_submit.is_empty() && !stopping =>
+            {
                 let Ok(slot) = slot else { break };
-                let Some(next) = to_submit.pop_front() else { continue };
-                let topic = String::from_utf8_lossy(&next.publish.topic).into_owned();
-                let delivery = lane.delivery(&topic);
-                let committed = slot.submit(topic, next.publish.payload.to_vec(), now_ms(), delivery);
+                let Some((next, checked, delivery)) = to_submit.pop_front() else { continue };
+                let committed = slot.submit(checked, now_ms(), delivery);
                 committing.push_back(Box::pin(async move { (next, committed.await.is_ok()) }));
             }
             next = taken.recv(), if open => match next {
-                Some(next) if !stopping => to_submit.push_back(next),
+                Some(next) if !stopping => {
+                    // Checked here, beside the commit, rather than on the one writer.
+                    let topic = String::from_utf8_lossy(&next.publish.topic);
+                    let checked = check(&topic, &next.publish.payload);
+                    let delivery = lane.delivery(&topic);
+                    to_submit.push_back((next, checked, delivery));
+                }
                 Some(_) => {}
                 None => open = false,
             },
@@ -422,20 +458,16 @@ async fn acknowledge(
 /// Waits for the commit of one taken message; `true` once it is committed.
 type AckWhenCommitted = std::pin::Pin<Box<dyn Future<Output = (Taken, bool)> + Send>>;
 
-/// Room in ingest for the first message waiting to be submitted.
-fn reserve_front<'a>(
-    ingest: &'a Ingest,
-    to_submit: &VecDeque<Taken>,
-) -> impl Future<Output = Result<crate::ingest::Slot<'a>, crate::ingest::IngestStopped>> + 'a {
-    let topic = to_submit.front().map(|next| String::from_utf8_lossy(&next.publish.topic).into_owned());
-    async move { ingest.reserve(topic.as_deref().unwrap_or_default()).await }
-}
-
-fn connect(broker: &ExternalBroker, client_id: &str) -> (AsyncClient, rumqttc::v5::EventLoop) {
+fn connect(broker: &ExternalBroker, client_id: &str, persistent: bool) -> (AsyncClient, rumqttc::v5::EventLoop) {
     let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
     options.set_keep_alive(Duration::from_secs(30));
-    options.set_clean_start(false);
-    options.set_session_expiry_interval(Some(u32::try_from(broker.session_expiry.as_secs()).unwrap_or(u32::MAX)));
+    if persistent {
+        options.set_clean_start(false);
+        let expiry = u32::try_from(broker.session_expiry.as_secs()).unwrap_or(u32::MAX);
+        options.set_session_expiry_interval(Some(expiry));
+    } else {
+        options.set_clean_start(true);
+    }
     options.set_manual_acks(true);
     options.set_receive_maximum(Some(RECEIVE_MAXIMUM));
     // Larger than the contract's 512 B, so oversized payloads reach the
@@ -448,15 +480,16 @@ fn connect(broker: &ExternalBroker, client_id: &str) -> (AsyncClient, rumqttc::v
         match ExternalBroker::tls_config(tls) {
             Ok(config) => {
                 options.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(
-                    std::sync::Arc::new(config),
+                    Arc::new(config),
                 )));
             }
             // Checked at start-up by the binary; here only if the file changed since.
             Err(error) => tracing::error!(%error, "TLS configuration"),
         }
     }
-    // Twice the receive maximum: the acker's `try_ack` always finds room.
-    let (client, mut eventloop) = AsyncClient::new(options, usize::from(RECEIVE_MAXIMUM) * 2);
+    // Room for every ack that can ever be owed at once (see ACK_QUEUE): the
+    // acker's `try_ack` always finds room. The queue grows only as used.
+    let (client, mut eventloop) = AsyncClient::new(options, ACK_QUEUE);
     let mut network = rumqttc::NetworkOptions::new();
     network.set_tcp_nodelay(true);
     network.set_connection_timeout(10);

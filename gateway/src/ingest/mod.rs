@@ -17,9 +17,13 @@
 //!   stops or slows the good messages batched with it.
 //! - A failed commit is retried with backoff, never skipped: nothing is
 //!   acknowledged that is not stored.
-//! - Batches commit by size or by a short deadline, whichever comes first.
-//! - Events (smoke, help, doors, tamper) have a lane of their own and commit
-//!   ahead of queued summaries: a batch with an event in it commits at once.
+//! - Group commit: a batch is whatever queued while the previous commit ran
+//!   (at most `batch_max`); nothing waits for a batch to fill.
+//! - Hazards (a smoke alarm, the help button) have a lane of their own and
+//!   commit ahead of everything queued: a batch with a hazard in it commits
+//!   at once.
+//! - Messages are checked on the broker path's task, not the writer's, so
+//!   decoding runs beside the commit and the one writer only writes.
 //! - [`progress`] counts what arrived, what committed and what was
 //!   acknowledged; its watchdog says when waiting work stops moving.
 
@@ -31,6 +35,7 @@ pub mod progress;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anxin_protocol::{EventKind, Payload, SmokeState};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::alerts::policy::AlertPolicy;
@@ -44,9 +49,13 @@ pub use progress::Progress;
 /// Batching knobs.
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
-    /// Commit when this many messages are waiting…
+    /// A batch holds at most this many messages…
     pub batch_max: usize,
-    /// …or when the oldest has waited this long.
+    /// …and waits this long for more once nothing else is queued. Zero (the
+    /// default) is group commit: a batch is what queued while the previous
+    /// commit ran, so batches grow with the load by themselves and a lone
+    /// message is committed at once (measured: one connection with 100
+    /// publishes in flight stores 3× more per second than with 5 ms).
     pub batch_deadline: Duration,
     /// Messages that may wait for a batch, per lane, before senders wait.
     pub queue: usize,
@@ -54,7 +63,7 @@ pub struct IngestConfig {
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        Self { batch_max: 512, batch_deadline: Duration::from_millis(5), queue: 16_384 }
+        Self { batch_max: 2_048, batch_deadline: Duration::ZERO, queue: 16_384 }
     }
 }
 
@@ -71,12 +80,11 @@ pub enum Delivery {
     Copy,
 }
 
-/// One message from a broker path, with the promise to tell it when the
-/// message is durable.
+/// One message from a broker path, checked on the path's own task, with the
+/// promise to tell it when the message is durable.
 #[derive(Debug)]
 struct Incoming {
-    topic: String,
-    payload: Vec<u8>,
+    checked: Checked,
     received_at: i64,
     delivery: Delivery,
     received: Instant,
@@ -87,15 +95,23 @@ struct Incoming {
 #[derive(Debug, Clone)]
 pub struct Ingest {
     summaries: mpsc::Sender<Incoming>,
-    /// Events (smoke, help, doors, tamper): a lane of their own, committed
-    /// ahead of the summaries queued before them.
-    events: mpsc::Sender<Incoming>,
+    /// Hazards (a smoke alarm, the help button): a lane of their own,
+    /// committed ahead of everything queued before them.
+    hazards: mpsc::Sender<Incoming>,
     progress: Progress,
 }
 
-/// Events are few and matter now; summaries are many and can wait a batch.
-pub fn is_urgent(topic: &str) -> bool {
-    topic.ends_with("/event")
+/// A smoke alarm or a press of the help button: someone may be in danger
+/// now. Everything else (summaries, doors, tamper, statuses, bad input) can
+/// wait for a batch.
+pub fn is_urgent(checked: &Checked) -> bool {
+    match checked {
+        Checked::Accepted(accepted) => match &accepted.payload {
+            Payload::Event(event) => matches!(event.kind, EventKind::Smoke(SmokeState::Alarm) | EventKind::Help),
+            Payload::Summary(_) | Payload::Status(_) => false,
+        },
+        Checked::Rejected(_) => false,
+    }
 }
 
 /// Resolves when the message is committed. If ingest stops first, it
@@ -113,10 +129,10 @@ pub struct Slot<'a> {
 }
 
 impl Slot<'_> {
-    /// Hands the message over; `received_at` is the gateway's clock (UTC ms).
-    pub fn submit(self, topic: String, payload: Vec<u8>, received_at: i64, delivery: Delivery) -> Committed {
+    /// Hands the checked message over; `received_at` is the gateway's clock (UTC ms).
+    pub fn submit(self, checked: Checked, received_at: i64, delivery: Delivery) -> Committed {
         let (committed, receiver) = oneshot::channel();
-        self.permit.send(Incoming { topic, payload, received_at, delivery, received: Instant::now(), committed });
+        self.permit.send(Incoming { checked, received_at, delivery, received: Instant::now(), committed });
         metrics::counter!(m::RECEIVED).increment(1);
         receiver
     }
@@ -131,33 +147,36 @@ impl Ingest {
         config: IngestConfig,
     ) -> (Ingest, tokio::task::JoinHandle<()>) {
         let (summaries, summary_receiver) = mpsc::channel(config.queue);
-        let (events, event_receiver) = mpsc::channel(config.queue);
+        let (hazards, hazard_receiver) = mpsc::channel(config.queue);
         let progress = Progress::default();
         let writer = Writer {
             store,
             policy,
             config,
             summaries: summary_receiver,
-            events: event_receiver,
+            hazards: hazard_receiver,
             progress: progress.clone(),
             log: LogLimiter::new(Duration::from_secs(60)),
         };
-        (Ingest { summaries, events, progress }, tokio::spawn(writer.run()))
+        (Ingest { summaries, hazards, progress }, tokio::spawn(writer.run()))
     }
 
-    /// Takes room for a message on `topic`'s lane, waiting while the lane is
-    /// full. Cancel-safe: a path can wait for room and read its socket at once.
-    pub async fn reserve(&self, topic: &str) -> Result<Slot<'_>, IngestStopped> {
-        let lane = if is_urgent(topic) { &self.events } else { &self.summaries };
+    /// Takes room for a message in its lane (`urgent`: see [`is_urgent`]),
+    /// waiting while the lane is full. Cancel-safe: a path can wait for room
+    /// and read its socket at once.
+    pub async fn reserve(&self, urgent: bool) -> Result<Slot<'_>, IngestStopped> {
+        let lane = if urgent { &self.hazards } else { &self.summaries };
         let permit = lane.reserve().await.map_err(|_| IngestStopped)?;
         Ok(Slot { permit })
     }
 
-    /// Hands a received message to ingest, waiting for room; `received_at`
-    /// is the gateway's clock (UTC ms), never the device's.
-    pub async fn submit(&self, topic: String, payload: Vec<u8>, received_at: i64) -> Result<Committed, IngestStopped> {
-        let slot = self.reserve(&topic).await?;
-        Ok(slot.submit(topic, payload, received_at, Delivery::Single))
+    /// Checks a received message (on the caller's task) and hands it to
+    /// ingest, waiting for room; `received_at` is the gateway's clock (UTC
+    /// ms), never the device's.
+    pub async fn submit(&self, topic: &str, payload: &[u8], received_at: i64) -> Result<Committed, IngestStopped> {
+        let checked = check(topic, payload);
+        let slot = self.reserve(is_urgent(&checked)).await?;
+        Ok(slot.submit(checked, received_at, Delivery::Single))
     }
 
     /// What has arrived, committed and been acknowledged so far.
@@ -171,7 +190,7 @@ struct Writer {
     policy: Arc<AlertPolicy>,
     config: IngestConfig,
     summaries: mpsc::Receiver<Incoming>,
-    events: mpsc::Receiver<Incoming>,
+    hazards: mpsc::Receiver<Incoming>,
     progress: Progress,
     log: LogLimiter,
 }
@@ -180,20 +199,20 @@ impl Writer {
     async fn run(mut self) {
         let mut batch = Vec::with_capacity(self.config.batch_max);
         loop {
-            // Design: events first. A batch that holds an event commits as
-            // soon as the waiting events are in it, without filling up with
+            // Design: hazards first. A batch that holds a hazard commits as
+            // soon as the waiting hazards are in it, without filling up with
             // summaries, so a smoke alarm waits at most for the commit in
             // progress, not for the queue of summaries ahead of it.
             let first = tokio::select! {
                 biased;
-                Some(incoming) = self.events.recv() => incoming,
+                Some(incoming) = self.hazards.recv() => incoming,
                 Some(incoming) = self.summaries.recv() => incoming,
                 else => break,
             };
-            let urgent = is_urgent(&first.topic);
+            let urgent = is_urgent(&first.checked);
             batch.push(first);
             while batch.len() < self.config.batch_max {
-                match self.events.try_recv() {
+                match self.hazards.try_recv() {
                     Ok(incoming) => batch.push(incoming),
                     Err(_) => break,
                 }
@@ -208,11 +227,11 @@ impl Writer {
                     }
                 }
                 let deadline = tokio::time::Instant::now() + self.config.batch_deadline;
-                while batch.len() < self.config.batch_max {
+                while batch.len() < self.config.batch_max && !self.config.batch_deadline.is_zero() {
                     let next = tokio::time::timeout_at(deadline, async {
                         tokio::select! {
                             biased;
-                            Some(incoming) = self.events.recv() => Some(incoming),
+                            Some(incoming) = self.hazards.recv() => Some(incoming),
                             Some(incoming) = self.summaries.recv() => Some(incoming),
                             else => None,
                         }
@@ -220,7 +239,7 @@ impl Writer {
                     .await;
                     match next {
                         Ok(Some(incoming)) => {
-                            let urgent = is_urgent(&incoming.topic);
+                            let urgent = is_urgent(&incoming.checked);
                             batch.push(incoming);
                             if urgent {
                                 break;
@@ -238,9 +257,10 @@ impl Writer {
     async fn commit(&mut self, batch: &mut Vec<Incoming>) {
         let mut checked: Vec<(Checked, i64)> = Vec::with_capacity(batch.len());
         let mut deliveries: Vec<Delivery> = Vec::with_capacity(batch.len());
-        for incoming in batch.iter() {
-            let message = check(&incoming.topic, &incoming.payload);
-            if let Checked::Rejected(rejected) = &message {
+        let mut promises: Vec<(Instant, oneshot::Sender<()>)> = Vec::with_capacity(batch.len());
+        for incoming in batch.drain(..) {
+            promises.push((incoming.received, incoming.committed));
+            if let Checked::Rejected(rejected) = &incoming.checked {
                 // The copy of a bad event is the events session's business:
                 // it is refused (and kept in quarantine) once, from there.
                 if incoming.delivery == Delivery::Copy {
@@ -251,7 +271,7 @@ impl Writer {
                     tracing::warn!(topic = %rejected.topic, reason = rejected.reason, suppressed, "rejected: {}", rejected.detail);
                 }
             }
-            checked.push((message, incoming.received_at));
+            checked.push((incoming.checked, incoming.received_at));
             deliveries.push(incoming.delivery);
         }
         let mut retry_delay = Duration::from_millis(100);
@@ -266,7 +286,7 @@ impl Writer {
                     // Design: never acknowledge what is not stored. The
                     // senders wait (and the broker keeps the messages) until
                     // the database is back.
-                    tracing::error!(%error, batch = batch.len(), "commit failed; retrying in {retry_delay:?}");
+                    tracing::error!(%error, batch = promises.len(), "commit failed; retrying in {retry_delay:?}");
                     metrics::counter!(m::COMMIT_FAILURES).increment(1);
                     tokio::time::sleep(retry_delay).await;
                     retry_delay = (retry_delay * 2).min(Duration::from_secs(5));
@@ -274,14 +294,14 @@ impl Writer {
             }
         };
         let duplicates = outcome.duplicates.iter().filter(|&&index| deliveries[index] == Delivery::Single).count();
-        metrics::histogram!(m::BATCH_SIZE).record(batch.len() as f64);
+        metrics::histogram!(m::BATCH_SIZE).record(promises.len() as f64);
         metrics::counter!(m::STORED).increment(outcome.stored);
         metrics::counter!(m::DUPLICATES).increment(duplicates as u64);
         metrics::counter!(m::STATUSES).increment(outcome.statuses);
-        self.progress.committed(batch.len() as u64);
-        for incoming in batch.drain(..) {
-            metrics::histogram!(m::ACK_LAG_SECONDS).record(incoming.received.elapsed().as_secs_f64());
-            let _ = incoming.committed.send(());
+        self.progress.committed(promises.len() as u64, outcome.stored);
+        for (received, committed) in promises {
+            metrics::histogram!(m::ACK_LAG_SECONDS).record(received.elapsed().as_secs_f64());
+            let _ = committed.send(());
         }
     }
 }

@@ -29,6 +29,7 @@ struct Counters {
     received: AtomicU64,
     settled: AtomicU64,
     committed: AtomicU64,
+    stored: AtomicU64,
     batches: AtomicU64,
 }
 
@@ -41,6 +42,8 @@ pub struct Snapshot {
     pub settled: u64,
     /// Messages committed by the batch writer (new, duplicate or rejected).
     pub committed: u64,
+    /// Of those, events and summaries stored for the first time.
+    pub stored: u64,
     /// Transactions that committed them.
     pub batches: u64,
 }
@@ -61,8 +64,9 @@ impl Progress {
         self.0.settled.fetch_add(count, Ordering::Relaxed);
     }
 
-    pub(crate) fn committed(&self, messages: u64) {
+    pub(crate) fn committed(&self, messages: u64, stored: u64) {
         self.0.committed.fetch_add(messages, Ordering::Relaxed);
+        self.0.stored.fetch_add(stored, Ordering::Relaxed);
         self.0.batches.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -71,6 +75,7 @@ impl Progress {
             received: self.0.received.load(Ordering::Relaxed),
             settled: self.0.settled.load(Ordering::Relaxed),
             committed: self.0.committed.load(Ordering::Relaxed),
+            stored: self.0.stored.load(Ordering::Relaxed),
             batches: self.0.batches.load(Ordering::Relaxed),
         }
     }
@@ -168,7 +173,7 @@ mod tests {
     use super::*;
 
     fn at(received: u64, settled: u64, committed: u64) -> Snapshot {
-        Snapshot { received, settled, committed, batches: 0 }
+        Snapshot { received, settled, committed, ..Snapshot::default() }
     }
 
     #[test]

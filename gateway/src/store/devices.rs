@@ -235,7 +235,7 @@ impl Store {
             query.execute(&mut **transaction).await?;
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO home_watch (elder_id, state, next_due_at, updated_at) VALUES {}",
-                super::values_list(chunk.len(), 4)
+                super::Params::new(self.backend()).rows(chunk.len(), 4)
             )));
             for (index, id) in chunk.iter().zip(&ids) {
                 let (state, due) = home(*index, &format!("{prefix}-{index:06}"));

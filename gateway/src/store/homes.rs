@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use super::{Backend, Store, StoreError, Write, chunk_sizes, placeholders, values_list};
+use super::{Backend, Params, Store, StoreError, Write, chunk_sizes};
 use crate::access;
 use crate::alerts::Category;
 use crate::alerts::engine::{Home, HomePlace};
@@ -34,21 +34,25 @@ impl Write {
         for size in chunk_sizes(elder_ids.len(), HOMES_PER_STATEMENT) {
             let (chunk, tail) = rest.split_at(size);
             rest = tail;
-            let list = placeholders(1, size);
+            let backend = self.backend();
+            let mut params = Params::new(backend);
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO home_watch (elder_id, state, next_due_at, updated_at)
-                 SELECT id, '', NULL, ${} FROM elders WHERE id IN ({list}) ORDER BY id
+                 SELECT id, '', NULL, {} FROM elders WHERE id IN ({}) ORDER BY id
                  ON CONFLICT (elder_id) DO NOTHING",
-                size + 1
-            )));
+                params.one(),
+                params.list(size)
+            )))
+            .bind(now);
             for id in chunk {
                 query = query.bind(*id);
             }
-            query.bind(now).execute(&mut *self.transaction).await?;
+            query.execute(&mut *self.transaction).await?;
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT e.id, e.categories, e.inactivity_hours, e.county, e.township, e.village, h.state, h.updated_at
                  FROM home_watch h JOIN elders e ON e.id = h.elder_id
-                 WHERE h.elder_id IN ({list}) ORDER BY h.elder_id{lock}"
+                 WHERE h.elder_id IN ({}) ORDER BY h.elder_id{lock}",
+                Params::new(backend).list(size)
             )));
             for id in chunk {
                 query = query.bind(*id);
@@ -74,7 +78,8 @@ impl Write {
             }
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT device_id, elder_id, online, offline_reason FROM devices
-                 WHERE elder_id IN ({list}) ORDER BY device_id"
+                 WHERE elder_id IN ({}) ORDER BY device_id",
+                Params::new(backend).list(size)
             )));
             for id in chunk {
                 query = query.bind(*id);
@@ -88,15 +93,20 @@ impl Write {
                     });
                 }
             }
+            let mut params = Params::new(backend);
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT elder_id, ends_at FROM absences
-                 WHERE elder_id IN ({list}) AND cancelled_at IS NULL AND starts_at <= ${n} AND ends_at > ${n}",
-                n = size + 1
-            )));
+                 WHERE cancelled_at IS NULL AND starts_at <= {} AND ends_at > {} AND elder_id IN ({})",
+                params.one(),
+                params.one(),
+                params.list(size)
+            )))
+            .bind(now)
+            .bind(now);
             for id in chunk {
                 query = query.bind(*id);
             }
-            for row in query.bind(now).fetch_all(&mut *self.transaction).await? {
+            for row in query.fetch_all(&mut *self.transaction).await? {
                 let ends_at: i64 = row.try_get("ends_at")?;
                 if let Some(home) = homes.get_mut(&row.try_get::<i64, _>("elder_id")?) {
                     home.away_until = Some(home.away_until.map_or(ends_at, |until| until.max(ends_at)));
@@ -136,7 +146,7 @@ impl Write {
                 "INSERT INTO home_watch (elder_id, state, next_due_at, updated_at) VALUES {}
                  ON CONFLICT (elder_id) DO UPDATE SET
                      state = excluded.state, next_due_at = excluded.next_due_at, updated_at = excluded.updated_at",
-                values_list(size, 4)
+                Params::new(self.backend()).rows(size, 4)
             )));
             for (elder_id, state, due) in chunk {
                 query = query.bind(*elder_id).bind(state.as_str()).bind(*due).bind(now);

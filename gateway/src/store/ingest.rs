@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use anxin_protocol::{Status, StatusState};
 use sqlx::Row;
 
-use super::{StoreError, Write, chunk_sizes, placeholders, values_list};
+use super::{Params, StoreError, Write, chunk_sizes};
 use crate::ingest::check::Rejected;
 
 /// How many quarantined messages are kept; older ones make room.
@@ -80,7 +80,7 @@ impl Write {
             rest = tail;
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT device_id, elder_id FROM devices WHERE device_id IN ({}) AND elder_id IS NOT NULL",
-                placeholders(1, size)
+                Params::new(self.backend()).list(size)
             )));
             for device in chunk {
                 query = query.bind(*device);
@@ -109,7 +109,7 @@ impl Write {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO messages (device_id, boot, seq, channel, kind, state, up, received_at, elder_id, payload)
                  VALUES {} ON CONFLICT (device_id, boot, seq) DO NOTHING RETURNING device_id, boot, seq",
-                values_list(size, 10)
+                Params::new(self.backend()).rows(size, 10)
             )));
             for row in chunk {
                 query = query
@@ -160,7 +160,7 @@ impl Write {
                      battery = COALESCE(excluded.battery, devices.battery),
                      rssi = COALESCE(excluded.rssi, devices.rssi),
                      temp_dc = COALESCE(excluded.temp_dc, devices.temp_dc)",
-                values_list(size, 12)
+                Params::new(self.backend()).rows(size, 12)
             )));
             for note in chunk {
                 query = query
@@ -227,7 +227,7 @@ impl Write {
                      temp_max = CASE WHEN excluded.temp_max IS NULL THEN activity_hourly.temp_max
                                      WHEN activity_hourly.temp_max IS NULL OR excluded.temp_max > activity_hourly.temp_max THEN excluded.temp_max
                                      ELSE activity_hourly.temp_max END",
-                values_list(size, 7)
+                Params::new(self.backend()).rows(size, 7)
             )));
             for rollup in chunk {
                 query = query
@@ -256,7 +256,7 @@ impl Write {
             rest = tail;
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO quarantine (received_at, topic, reason, detail, payload, payload_len) VALUES {}",
-                values_list(size, 6)
+                Params::new(self.backend()).rows(size, 6)
             )));
             for (rejected, received_at) in chunk {
                 let payload = (rejected.payload.len() <= QUARANTINE_PAYLOAD_MAX).then(|| rejected.payload.clone());

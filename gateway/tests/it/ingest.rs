@@ -17,6 +17,7 @@ use anxin_gateway::ingest::{Ingest, IngestConfig};
 use anxin_gateway::store::{AlertFilter, NewElder, Store, now_ms};
 use anxin_testkit::Broker;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use sqlx::Connection;
 use tokio::sync::watch;
 
 use crate::{Backend, fresh_store, reopen};
@@ -541,10 +542,10 @@ async fn a_smoke_alarm_commits_ahead_of_the_summaries_queued_before_it() {
     let mut summaries = Vec::new();
     for seq in 1..=5_000u32 {
         let topic = format!("anxin/v1/dev/queue-{}/summary", seq % 100);
-        summaries.push(ingest.submit(topic, summary(seq), 1_000).await.unwrap());
+        summaries.push(ingest.submit(&topic, &summary(seq), 1_000).await.unwrap());
     }
     let smoke = br#"{"v":1,"boot":3,"seq":9999,"up":1,"kind":"smoke","state":"alarm"}"#.to_vec();
-    let committed = ingest.submit("anxin/v1/dev/queue-smoke/event".into(), smoke, 1_001).await.unwrap();
+    let committed = ingest.submit("anxin/v1/dev/queue-smoke/event", &smoke, 1_001).await.unwrap();
     committed.await.expect("the smoke alarm is committed");
     let last = summaries.last_mut().unwrap();
     assert!(
@@ -557,4 +558,82 @@ async fn a_smoke_alarm_commits_ahead_of_the_summaries_queued_before_it() {
     drop(ingest);
     writer.await.unwrap();
     assert_eq!(store.message_count().await.unwrap(), 5_001);
+}
+
+/// While ingest cannot commit (the database is locked), the gateway takes no
+/// more from the broker than its receive maximum per session: the rest waits
+/// in the broker, not in the gateway's memory. Once the lock goes, all of it
+/// is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_ingest_cannot_commit_the_gateway_holds_no_more_than_its_window() {
+    let broker = Broker::start_private();
+    let (store, guard) = fresh_store(Backend::Sqlite).await;
+    let mut gateway = RunningGateway::start(&store, &broker, "gw-it-window", None);
+    gateway.subscribed().await;
+    // Another process holds SQLite's write lock: nothing commits.
+    let crate::DatabaseGuard::Folder(folder) = &guard else { unreachable!() };
+    let mut blocker =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", folder.join("anxin.sqlite3").display())).await.unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut blocker).await.unwrap();
+    let messages: Vec<(String, Vec<u8>)> =
+        (0..10_000u32).map(|i| (format!("anxin/v1/dev/window-{:03}/summary", i % 100), summary(i / 100))).collect();
+    let acked = publish_all(broker.address, "window-publisher", messages, 100).await;
+    assert_eq!(acked.len(), 10_000, "the broker took them all");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let waiting = gateway.ingest.progress().snapshot().waiting();
+    // Summaries only: the main session's window is the bound.
+    assert!(
+        waiting <= u64::from(external::RECEIVE_MAXIMUM),
+        "the gateway holds {waiting} messages, more than its window"
+    );
+    sqlx::raw_sql("ROLLBACK").execute(&mut blocker).await.unwrap();
+    let expected: BTreeSet<_> =
+        (0..10_000u32).map(|i| (format!("window-{:03}", i % 100), 1, i64::from(i / 100))).collect();
+    stored_without_a_stall(&store, &expected).await;
+    gateway.stop().await;
+}
+
+/// Publishers faster than the database: Mosquitto 2.0.11 goes on sending a
+/// session more than its receive maximum once acknowledgements flow, so the
+/// gateway keeps its own window (it held 17,588 before it did).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_publishers_faster_than_the_database_the_gateway_holds_no_more_than_its_window() {
+    let broker = Broker::start_private();
+    let (store, _guard) = fresh_store(Backend::Sqlite).await;
+    let mut gateway = RunningGateway::start(&store, &broker, "gw-it-faster", None);
+    gateway.subscribed().await;
+    let progress = gateway.ingest.progress().clone();
+    let (stop, stopped) = watch::channel(false);
+    let watcher = tokio::spawn(async move {
+        let mut most = 0;
+        while !*stopped.borrow() {
+            most = most.max(progress.snapshot().waiting());
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        most
+    });
+    let mut publishers = tokio::task::JoinSet::new();
+    for publisher in 0..10u32 {
+        let messages: Vec<(String, Vec<u8>)> = (0..2_000u32)
+            .map(|i| (format!("anxin/v1/dev/faster-{:04}/summary", (i % 100) + publisher * 100), summary(i / 100)))
+            .collect();
+        let address = broker.address;
+        publishers
+            .spawn(async move { publish_all(address, &format!("faster-{publisher}"), messages, 100).await.len() });
+    }
+    while publishers.join_next().await.is_some() {}
+    let expected: BTreeSet<_> = (0..10u32)
+        .flat_map(|publisher| {
+            (0..2_000u32).map(move |i| (format!("faster-{:04}", (i % 100) + publisher * 100), 1, i64::from(i / 100)))
+        })
+        .collect();
+    stored_without_a_stall(&store, &expected).await;
+    let _ = stop.send(true);
+    let most = watcher.await.unwrap();
+    assert!(
+        most <= u64::from(external::RECEIVE_MAXIMUM),
+        "the gateway held {most} messages at once, more than its window"
+    );
+    assert_eq!(store.message_count().await.unwrap(), 20_000, "and stored each once");
+    gateway.stop().await;
 }

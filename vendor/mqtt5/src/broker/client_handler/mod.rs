@@ -184,6 +184,8 @@ pub struct ClientHandler {
     /// Anxin patch: publishes whose hook deferred its decision, in arrival order; their
     /// acknowledgements leave in this order.
     pub(super) deferred_publishes: DeferredPublishes,
+    /// Anxin patch: while set, packets for the client are gathered here and written at once.
+    pub(super) corked: Option<BytesMut>,
     pub(super) session: Option<ClientSession>,
     pub(super) connect_session_expiry: Option<u32>,
     pub(super) advertised_session_expiry: Option<u32>,
@@ -305,6 +307,7 @@ impl ClientHandler {
             inflight_order: VecDeque::new(),
             inflight_publishes: HashMap::new(),
             deferred_publishes: DeferredPublishes::default(),
+            corked: None,
             session: None,
             connect_session_expiry: None,
             advertised_session_expiry: None,
@@ -823,6 +826,9 @@ impl ClientHandler {
                 }
             }
         }
+        if let Some(corked) = self.corked.as_mut() {
+            return encode_packet_to_buffer(&packet, corked);
+        }
         let write_timeout = self.write_timeout();
         let packet_name = packet.packet_type_name();
         timeout(write_timeout, self.transport.write_packet(packet))
@@ -1116,8 +1122,9 @@ impl ClientHandler {
                 }
 
                 // Anxin patch: the oldest deferred publish is decided; acknowledge it (in order).
+                // Those decided with it (a batch commits together) go out in the same write.
                 (publish, action) = self.deferred_publishes.next_decided() => {
-                    self.resolve_deferred(publish, action).await?;
+                    self.resolve_decided(publish, action).await?;
                 }
 
                 external_packet = async {

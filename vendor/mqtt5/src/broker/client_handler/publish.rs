@@ -16,7 +16,7 @@ use crate::transport::packet_io::encode_packet_to_buffer;
 use crate::QoS;
 use crate::Transport;
 use std::sync::Arc;
-use tokio::time::Instant;
+use tokio::time::{timeout, Instant};
 use tracing::{debug, warn};
 
 #[cfg(feature = "opentelemetry")]
@@ -128,6 +128,39 @@ impl ClientHandler {
                 Ok(())
             }
         }
+    }
+
+    /// Anxin patch: the oldest deferred publish was decided; so may be the ones after it (a
+    /// batch commits together). Every one decided by now is carried out, and what they send
+    /// the client goes out in one write rather than one write per acknowledgement.
+    pub(super) async fn resolve_decided(
+        &mut self,
+        publish: PublishPacket,
+        action: PublishAction,
+    ) -> Result<()> {
+        self.corked = Some(bytes::BytesMut::with_capacity(1024));
+        let mut result = self.resolve_deferred(publish, action).await;
+        while result.is_ok() {
+            let Some((publish, action)) =
+                futures::FutureExt::now_or_never(self.deferred_publishes.next_decided())
+            else {
+                break;
+            };
+            result = self.resolve_deferred(publish, action).await;
+        }
+        let corked = self.corked.take().unwrap_or_default();
+        // What was decided before a failure is still sent (a refusal closing the connection
+        // comes after the acknowledgements of the publishes before it).
+        if !corked.is_empty() {
+            let write_timeout = self.write_timeout();
+            timeout(write_timeout, self.transport.write(&corked))
+                .await
+                .map_err(|_| {
+                    warn!(timeout = ?write_timeout, "Transport write stalled; treating the client as gone");
+                    MqttError::Timeout
+                })??;
+        }
+        result
     }
 
     /// Anxin patch: a deferred publish was decided (the oldest one: they resolve in order).

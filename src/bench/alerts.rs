@@ -12,24 +12,19 @@
 //! to its `opened` change on the feed.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anxin_gateway::alerts::delivery::start_feed;
 use anxin_gateway::alerts::policy::{AlertPolicy, HOUR_MS};
-use anxin_gateway::alerts::rules::{self, HomeState, next_due};
 use anxin_gateway::alerts::timers::{TimerConfig, run_timers};
 use anxin_gateway::broker::embedded::EmbeddedBroker;
 use anxin_gateway::ingest::{Ingest, IngestConfig};
-use anxin_gateway::store::{AlertChange, Database, Store, now_ms};
-use anxin_protocol::{Event, EventKind, SmokeState, Summary};
-use anyhow::Context;
-use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
+use anxin_gateway::store::{Database, Store, now_ms};
 use tokio::sync::broadcast;
 
-use crate::bench::{peak_rss_mib, percentile};
+use super::{latency_line, paced_summaries, peak_rss_mib, percentile, smoke_probes, watched_home};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchAlertsArgs {
@@ -45,151 +40,6 @@ pub struct BenchAlertsArgs {
     /// Publisher connections carrying the load
     #[arg(long, default_value_t = 50)]
     pub publishers: usize,
-}
-
-async fn connect(broker: SocketAddr, client_id: String) -> anyhow::Result<(AsyncClient, rumqttc::EventLoop)> {
-    let mut options = MqttOptions::new(client_id, broker.ip().to_string(), broker.port());
-    options.set_keep_alive(Duration::from_secs(60));
-    options.set_inflight(200);
-    let (client, mut eventloop) = AsyncClient::new(options, 1_024);
-    loop {
-        if let MqttEvent::Incoming(Packet::ConnAck(_)) = eventloop.poll().await.context("bench connection")? {
-            break;
-        }
-    }
-    Ok((client, eventloop))
-}
-
-fn smoke(seq: u32) -> Vec<u8> {
-    let mut buffer = [0u8; 256];
-    let event = Event { boot: 1, seq, up: u64::from(seq), kind: EventKind::Smoke(SmokeState::Alarm) };
-    let len = event.encode(&mut buffer).unwrap_or(0);
-    buffer[..len].to_vec()
-}
-
-/// Publishes a smoke alarm for each of `homes`, `every` apart, and returns
-/// publish → `opened`-on-the-feed latencies.
-async fn probe(
-    broker: SocketAddr,
-    name: &str,
-    homes: &[(usize, i64)],
-    every: Duration,
-    feed: &mut broadcast::Receiver<Arc<AlertChange>>,
-) -> anyhow::Result<Vec<Duration>> {
-    let (client, mut eventloop) = connect(broker, format!("bench-probe-{name}")).await?;
-    tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
-    let mut sent: HashMap<i64, Instant> = HashMap::new();
-    let mut latencies = Vec::new();
-    let mut ticker = tokio::time::interval(every);
-    let mut next = 0;
-    let deadline = Instant::now() + every * u32::try_from(homes.len()).unwrap_or(u32::MAX) + Duration::from_secs(30);
-    while latencies.len() < homes.len() && Instant::now() < deadline {
-        tokio::select! {
-            _ = ticker.tick(), if next < homes.len() => {
-                let (index, elder) = homes[next];
-                next += 1;
-                sent.insert(elder, Instant::now());
-                client.publish(format!("anxin/v1/dev/bench-{index:06}/event"), QoS::AtLeastOnce, false, smoke(1_000_000)).await?;
-            }
-            change = feed.recv() => match change {
-                Ok(change) if change.kind == "smoke" && change.action == "opened" => {
-                    if let Some(at) = sent.remove(&change.elder_id) {
-                        latencies.push(at.elapsed());
-                    }
-                }
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(n)) => anyhow::bail!("the feed dropped {n} changes"),
-                Err(broadcast::error::RecvError::Closed) => anyhow::bail!("the feed closed"),
-            },
-        }
-    }
-    let _ = client.disconnect().await;
-    anyhow::ensure!(sent.is_empty(), "{} smoke alarms never reached the feed", sent.len());
-    latencies.sort_unstable();
-    Ok(latencies)
-}
-
-/// Summaries with motion from `homes`, at `rate` per second in total, until
-/// `stop`; counts PUBACKs (each one a committed message) into `sent`.
-async fn load(
-    broker: SocketAddr,
-    index: usize,
-    homes: Vec<usize>,
-    rate: f64,
-    stop: Instant,
-    sent: Arc<AtomicU64>,
-) -> anyhow::Result<()> {
-    let (client, mut eventloop) = connect(broker, format!("bench-load-{index}")).await?;
-    let acked = sent.clone();
-    tokio::spawn(async move {
-        while let Ok(event) = eventloop.poll().await {
-            if let MqttEvent::Incoming(Packet::PubAck(_)) = event {
-                acked.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    });
-    let mut seqs = vec![0u32; homes.len()];
-    let mut buffer = [0u8; 512];
-    let started = Instant::now();
-    let mut published = 0u64;
-    let mut next = 0;
-    while Instant::now() < stop && !homes.is_empty() {
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "a count of messages, never negative"
-        )]
-        let due = (started.elapsed().as_secs_f64() * rate) as u64;
-        while published < due {
-            let home = next % homes.len();
-            next += 1;
-            seqs[home] += 1;
-            let summary = Summary {
-                boot: 1,
-                seq: seqs[home],
-                up: u64::from(seqs[home]) * 60_000,
-                interval_s: 60,
-                motion: 2,
-                door_opens: 0,
-                temp_dc: Some(205),
-                battery: Some(90),
-                rssi: Some(-60),
-            };
-            let len = summary.encode(&mut buffer).unwrap_or(0);
-            client
-                .publish(
-                    format!("anxin/v1/dev/bench-{:06}/summary", homes[home]),
-                    QoS::AtLeastOnce,
-                    false,
-                    buffer[..len].to_vec(),
-                )
-                .await?;
-            published += 1;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let _ = client.disconnect().await;
-    Ok(())
-}
-
-fn line(name: &str, latencies: &[Duration]) -> String {
-    format!(
-        "{name}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n={})",
-        percentile(latencies, 50),
-        percentile(latencies, 99),
-        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1_000.0),
-        latencies.len()
-    )
-}
-
-/// A home watched since `silence_from`, its device known, and its deadline.
-fn watched_home(policy: &AlertPolicy, silence_from: i64, device: &str, now: i64) -> (String, i64) {
-    let mut state = HomeState::new(silence_from, policy);
-    state.boots.insert(device.to_string(), 1);
-    let home = policy.for_home(&Default::default(), false, None);
-    let context = rules::Context { now, policy, home: &home, day_close_delay_ms: 5 * 60_000 };
-    let due = next_due(&state, &context);
-    (serde_json::to_string(&state).unwrap_or_default(), due)
 }
 
 pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
@@ -234,10 +84,12 @@ pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
     let mut feed = feed_sender.subscribe();
 
     // Probe homes come after the overdue ones; load homes are the rest.
-    let probe_homes: Vec<(usize, i64)> =
-        (overdue..overdue + probes_idle + probes_loaded).map(|index| (index, elders[index])).collect();
+    let probe_homes: Vec<(String, i64)> = (overdue..overdue + probes_idle + probes_loaded)
+        .map(|index| (format!("bench-{index:06}"), elders[index]))
+        .collect();
     let idle =
-        probe(broker.local_addr, "idle", &probe_homes[..probes_idle], Duration::from_millis(50), &mut feed).await?;
+        smoke_probes(broker.local_addr, "idle", &probe_homes[..probes_idle], Duration::from_millis(50), &mut feed)
+            .await?;
 
     // Wait for the loaded phase to begin, then load and probe together.
     tokio::time::sleep(Duration::from_millis(u64::try_from((loaded_from - now_ms()).max(0))?)).await;
@@ -248,7 +100,9 @@ pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
     let per = load_homes.len().div_ceil(args.publishers.max(1)).max(1);
     for (index, chunk) in load_homes.chunks(per).enumerate() {
         let share = rate * chunk.len() as f64 / load_homes.len().max(1) as f64;
-        publishers.spawn(load(broker.local_addr, index, chunk.to_vec(), share, stop, sent.clone()));
+        let devices = chunk.iter().map(|home| format!("bench-{home:06}")).collect();
+        let client_id = format!("bench-load-{index}");
+        publishers.spawn(paced_summaries(broker.local_addr, client_id, devices, 0, share, stop, sent.clone()));
     }
     let mut overdue_feed = feed_sender.subscribe();
     let overdue_elders: HashMap<i64, i64> =
@@ -281,7 +135,8 @@ pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
     });
     let loaded_started = Instant::now();
     let loaded =
-        probe(broker.local_addr, "loaded", &probe_homes[probes_idle..], Duration::from_millis(100), &mut feed).await?;
+        smoke_probes(broker.local_addr, "loaded", &probe_homes[probes_idle..], Duration::from_millis(100), &mut feed)
+            .await?;
     while let Some(result) = publishers.join_next().await {
         result??;
     }
@@ -305,8 +160,8 @@ pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
         rate,
         published as f64 / load_seconds,
     );
-    println!("{}", line("smoke → alert on the console feed, gateway idle  ", &idle));
-    println!("{}", line("smoke → alert on the console feed, gateway loaded", &loaded));
+    println!("{}", latency_line("smoke → alert on the console feed, gateway idle  ", &idle));
+    println!("{}", latency_line("smoke → alert on the console feed, gateway loaded", &loaded));
     println!(
         "loaded / idle: p50 {:.2}×, p99 {:.2}×",
         percentile(&loaded, 50) / percentile(&idle, 50).max(0.001),
@@ -314,7 +169,7 @@ pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
     );
     println!(
         "{}; {} of {overdue} fired, {twice} twice",
-        line("overdue inactivity: deadline → alert on the feed", &lateness),
+        latency_line("overdue inactivity: deadline → alert on the feed", &lateness),
         lateness.len()
     );
     println!("peak memory of this process (broker, gateway, publishers): {:.0} MiB", peak_rss_mib());

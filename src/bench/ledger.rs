@@ -13,7 +13,7 @@ use anxin_gateway::access::{Region, Role};
 use anxin_gateway::ledger::{self, sheet};
 use anxin_gateway::store::{Database, SessionLimits, Store, now_ms};
 
-use crate::bench_console::{measure, ms};
+use super::console::{measure, ms};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchLedgerArgs {
