@@ -22,10 +22,66 @@ fn assert_prints(report: &str, lines: &[&str]) {
 
 #[test]
 fn bench_ingest_prints_the_ceiling_the_durable_rate_and_their_ratio() {
-    let report = bench(&["ingest", "--homes", "20", "--rounds", "2", "--publishers", "4"]);
+    let report = bench(&["ingest", "--homes", "20", "--rounds", "2", "--publishers", "4", "--latency-seconds", "1"]);
     assert_prints(
         &report,
-        &["20 homes × 2 rounds = 44 messages", "% of the ceiling", "all 44 stored once", "batch commit: p50 "],
+        &[
+            "20 homes × 2 rounds = 44 messages",
+            "% of the ceiling",
+            "all 44 stored once",
+            "batch commit: p50 ",
+            "smoke p99 / bare p99: ",
+        ],
+    );
+}
+
+/// The rules on every message, and a backlog flushed by every connection at
+/// once while smoke alarms come in.
+#[test]
+fn bench_ingest_with_the_rules_drains_a_backlog_and_times_smoke_alarms_meanwhile() {
+    let report =
+        bench(&["ingest", "--homes", "20", "--rounds", "2", "--rules", "--backlog", "400", "--latency-seconds", "0"]);
+    assert_prints(
+        &report,
+        &[
+            "every home paired, the rules on every message",
+            "all 44 stored once",
+            "flushed by 20 connections at once: drained at",
+            "smoke → console feed while the backlog drains: p50 ",
+        ],
+    );
+}
+
+/// Through a Mosquitto of its own into `anxin gateway`'s path, on
+/// PostgreSQL: the backlog queued in Mosquitto while the gateway is away.
+#[test]
+fn bench_ingest_through_mosquitto_on_postgresql_drains_the_queued_backlog() {
+    let server = std::env::var("ANXIN_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let report = bench(&[
+        "ingest",
+        "--homes",
+        "20",
+        "--rounds",
+        "2",
+        "--broker",
+        "mosquitto",
+        "--database",
+        &server,
+        "--backlog",
+        "400",
+        "--latency-seconds",
+        "0",
+    ]);
+    assert_prints(
+        &report,
+        &[
+            "bare subscriber on Mosquitto",
+            "stored in PostgreSQL",
+            "all 44 stored once",
+            "queued in Mosquitto for the gateway's session: drained at",
+            "smoke → console feed while the backlog drains: p50 ",
+        ],
     );
 }
 
