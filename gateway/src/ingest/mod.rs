@@ -21,7 +21,8 @@
 //!   (at most `batch_max`); nothing waits for a batch to fill.
 //! - Hazards (a smoke alarm, the help button) have a lane of their own and
 //!   commit ahead of everything queued: a batch with a hazard in it commits
-//!   at once.
+//!   at once. On PostgreSQL the lane has a writer of its own, committing
+//!   beside the summaries' writer.
 //! - Messages are checked on the broker path's task, not the writer's, so
 //!   decoding runs beside the commit and the one writer only writes.
 //! - [`progress`] counts what arrived, what committed and what was
@@ -40,7 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::alerts::policy::AlertPolicy;
 use crate::metrics as m;
-use crate::store::Store;
+use crate::store::{Backend, Store};
 pub use check::{Accepted, Checked, Rejected, check};
 use log_limit::LogLimiter;
 pub use pipeline::{BatchOutcome, commit_batch};
@@ -149,16 +150,31 @@ impl Ingest {
         let (summaries, summary_receiver) = mpsc::channel(config.queue);
         let (hazards, hazard_receiver) = mpsc::channel(config.queue);
         let progress = Progress::default();
-        let writer = Writer {
-            store,
-            policy,
-            config,
-            summaries: summary_receiver,
-            hazards: hazard_receiver,
+        let writer = |summaries, hazards| Writer {
+            store: store.clone(),
+            policy: policy.clone(),
+            config: config.clone(),
+            summaries,
+            hazards,
             progress: progress.clone(),
             log: LogLimiter::new(Duration::from_secs(60)),
         };
-        (Ingest { summaries, hazards, progress }, tokio::spawn(writer.run()))
+        // Design: SQLite has one writer, so hazards go first on the one
+        // writer task and wait at most for the commit in progress.
+        // PostgreSQL takes concurrent transactions, so hazards get a writer
+        // of their own and commit beside a batch of summaries instead of
+        // after it (both lock devices, then homes, each in key order).
+        let task = match store.backend() {
+            Backend::Sqlite => tokio::spawn(writer(summary_receiver, hazard_receiver).run()),
+            Backend::Postgres => {
+                let summaries_only = tokio::spawn(writer(summary_receiver, closed()).run());
+                let hazards_only = tokio::spawn(writer(closed(), hazard_receiver).run());
+                tokio::spawn(async move {
+                    let _ = tokio::join!(summaries_only, hazards_only);
+                })
+            }
+        };
+        (Ingest { summaries, hazards, progress }, task)
     }
 
     /// Takes room for a message in its lane (`urgent`: see [`is_urgent`]),
@@ -183,6 +199,11 @@ impl Ingest {
     pub fn progress(&self) -> &Progress {
         &self.progress
     }
+}
+
+/// A lane that never delivers: the other writer's.
+fn closed() -> mpsc::Receiver<Incoming> {
+    mpsc::channel(1).1
 }
 
 struct Writer {

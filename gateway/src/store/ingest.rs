@@ -138,6 +138,11 @@ impl Write {
     /// The devices were heard from: creates each (unclaimed) or updates what
     /// is known of it — online, last seen, counts, the latest readings.
     pub async fn note_devices(&mut self, notes: &[DeviceNote<'_>]) -> Result<(), StoreError> {
+        // In key order, like every lock a write takes: two writers on
+        // PostgreSQL then wait for each other, never on each other.
+        let mut sorted: Vec<&DeviceNote<'_>> = notes.iter().collect();
+        sorted.sort_by_key(|note| note.device_id);
+        let notes = sorted.as_slice();
         let mut rest = notes;
         for size in chunk_sizes(notes.len(), ROWS_PER_STATEMENT) {
             let (chunk, tail) = rest.split_at(size);

@@ -560,6 +560,52 @@ async fn a_smoke_alarm_commits_ahead_of_the_summaries_queued_before_it() {
     assert_eq!(store.message_count().await.unwrap(), 5_001);
 }
 
+/// PostgreSQL: a smoke alarm commits while a batch of summaries is stuck in
+/// its commit (here behind another session's lock on one of its devices),
+/// because hazards have a writer of their own there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_a_smoke_alarm_commits_beside_a_batch_that_cannot() {
+    let (store, guard) = fresh_store(Backend::Postgres).await;
+    let crate::DatabaseGuard::Postgres(database) = &guard else { unreachable!() };
+    let (ingest, writer) = start_ingest(&store);
+    let first = ingest.submit("anxin/v1/dev/pg-busy/summary", &summary(1), now_ms()).await.unwrap();
+    first.await.expect("the first summary is committed");
+    // Another session holds the device's row: the next batch touching it waits.
+    let mut blocker = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    sqlx::raw_sql("BEGIN; SELECT device_id FROM devices WHERE device_id = 'pg-busy' FOR UPDATE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let mut stuck = ingest.submit("anxin/v1/dev/pg-busy/summary", &summary(2), now_ms()).await.unwrap();
+    let mut observer = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let mut waiting = 0i64;
+    for _ in 0..600 {
+        waiting = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            .fetch_one(&mut observer)
+            .await
+            .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(waiting > 0, "the batch of summaries never reached the locked row");
+    let smoke = ingest.submit("anxin/v1/dev/pg-smoke/event", SMOKE.as_bytes(), now_ms()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), smoke)
+        .await
+        .expect("the smoke alarm committed while the summaries' commit waited")
+        .expect("committed");
+    assert!(
+        matches!(stuck.try_recv(), Err(tokio::sync::oneshot::error::TryRecvError::Empty)),
+        "the summary was committed though its row was locked"
+    );
+    sqlx::raw_sql("ROLLBACK").execute(&mut blocker).await.unwrap();
+    stuck.await.expect("the summary is committed once the lock goes");
+    drop(ingest);
+    writer.await.unwrap();
+    assert_eq!(store.message_count().await.unwrap(), 3);
+}
+
 /// While ingest cannot commit (the database is locked), the gateway takes no
 /// more from the broker than its receive maximum per session: the rest waits
 /// in the broker, not in the gateway's memory. Once the lock goes, all of it
