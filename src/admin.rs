@@ -1,6 +1,7 @@
 //! Scriptable administration: devices, elders, events. Each works against
 //! the same `--data-dir` / `--database` as `serve`, while it runs.
 
+use crate::output::out;
 use std::time::Duration;
 
 use anxin_gateway::access::{Region, Role};
@@ -46,18 +47,25 @@ pub async fn devices(storage: &StorageArgs, file: FileSettings, command: Devices
         DevicesCommand::List { unclaimed, json } => {
             let devices = store.devices(unclaimed).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&devices)?);
+                out!("{}", serde_json::to_string_pretty(&devices)?);
             } else if devices.is_empty() {
-                println!("{}", if unclaimed { "no unclaimed devices" } else { "no devices" });
+                out!("{}", if unclaimed { "no unclaimed devices" } else { "no devices" });
             } else {
-                println!(
+                out!(
                     "{:<24} {:>6} {:<8} {:<24} {:>8} {:>7} {:>5} {:>8}",
-                    "DEVICE", "ELDER", "STATE", "LAST SEEN", "MESSAGES", "BATTERY", "RSSI", "TEMP °C"
+                    "DEVICE",
+                    "ELDER",
+                    "STATE",
+                    "LAST SEEN",
+                    "MESSAGES",
+                    "BATTERY",
+                    "RSSI",
+                    "TEMP °C"
                 );
                 for d in devices {
                     let state = if d.online { "online" } else { "offline" };
                     let temp = d.temp_dc.map(|t| format!("{:.1}", t as f64 / 10.0));
-                    println!(
+                    out!(
                         "{:<24} {:>6} {:<8} {:<24} {:>8} {:>7} {:>5} {:>8}",
                         d.device_id,
                         or_dash(d.elder_id),
@@ -75,7 +83,7 @@ pub async fn devices(storage: &StorageArgs, file: FileSettings, command: Devices
             anxin_gateway::protocol::DeviceId::parse(&device_id)
                 .with_context(|| format!("{device_id:?} is not a device id"))?;
             store.pair_device(&device_id, elder, now_ms()).await?;
-            println!("paired {device_id} with elder {elder}");
+            out!("paired {device_id} with elder {elder}");
         }
     }
     store.close().await;
@@ -102,17 +110,17 @@ pub async fn elders(storage: &StorageArgs, file: FileSettings, command: EldersCo
                 lives_at_registered: Some(!args.not_at_registered_address),
             };
             let elder = store.add_elder(&form.check_on(policy.today())?, now_ms()).await?;
-            println!("added elder {}: {}", elder.id, elder.name);
+            out!("added elder {}: {}", elder.id, elder.name);
         }
         EldersCommand::List { json } => {
             let elders = store.elders().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&elders)?);
+                out!("{}", serde_json::to_string_pretty(&elders)?);
             } else if elders.is_empty() {
-                println!("no elders");
+                out!("no elders");
             } else {
                 for e in elders {
-                    println!(
+                    out!(
                         "{:>5}  {}  {}/{}/{}  {}  phone {}  emergency {} {}",
                         e.id,
                         e.name,
@@ -135,7 +143,7 @@ pub async fn elders(storage: &StorageArgs, file: FileSettings, command: EldersCo
             }
             let ends_at = day_start(last_day + 1, &policy);
             let absence = store.mark_away(elder_id, ends_at, &reason, &by, now).await?;
-            println!(
+            out!(
                 "elder {elder_id} away until {} ({}): alerts other than smoke and help are paused",
                 local_time(absence.ends_at, &policy),
                 absence.reason
@@ -143,25 +151,25 @@ pub async fn elders(storage: &StorageArgs, file: FileSettings, command: EldersCo
         }
         EldersCommand::Assign { elder_id, visitor, by } => {
             store.assign_visitor(elder_id, &visitor, &by, now_ms()).await?;
-            println!("{visitor} is the visitor responsible for elder {elder_id}");
+            out!("{visitor} is the visitor responsible for elder {elder_id}");
         }
         EldersCommand::Unassigned => {
             let ids = store.elders_without_visitor().await?;
             if ids.is_empty() {
-                println!("every elder has a visitor");
+                out!("every elder has a visitor");
             }
             for id in ids {
                 if let Some(e) = store.elder(id).await? {
-                    println!("{:>5}  {}  {}/{}/{}", e.id, e.name, e.county, e.township, e.village);
+                    out!("{:>5}  {}  {}/{}/{}", e.id, e.name, e.county, e.township, e.village);
                 }
             }
         }
         EldersCommand::Back { elder_id } => {
             let ended = store.end_absence(elder_id, now_ms()).await?;
             if ended == 0 {
-                println!("elder {elder_id} was not marked away");
+                out!("elder {elder_id} was not marked away");
             } else {
-                println!("elder {elder_id} is back: watched as usual from now");
+                out!("elder {elder_id} is back: watched as usual from now");
             }
         }
     }
@@ -171,7 +179,7 @@ pub async fn elders(storage: &StorageArgs, file: FileSettings, command: EldersCo
 
 fn print_alert_line(alert: &AlertRecord, policy: &AlertPolicy) {
     let level = if alert.level > 0 { format!(" escalated×{}", alert.reminders) } else { String::new() };
-    println!(
+    out!(
         "{:>6}  {:<12} {:<8} {:<14} {}  elder {} {}  {}{}",
         alert.id,
         alert.status,
@@ -191,9 +199,9 @@ pub async fn alerts(storage: &StorageArgs, file: FileSettings, command: AlertsCo
         AlertsCommand::List { open, elder, json } => {
             let alerts = store.alerts(&AlertFilter { unresolved_only: open, elder_id: elder, limit: 1_000 }).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&alerts)?);
+                out!("{}", serde_json::to_string_pretty(&alerts)?);
             } else if alerts.is_empty() {
-                println!("{}", if open { "no open alerts" } else { "no alerts" });
+                out!("{}", if open { "no open alerts" } else { "no alerts" });
             } else {
                 for alert in &alerts {
                     print_alert_line(alert, &policy);
@@ -204,11 +212,11 @@ pub async fn alerts(storage: &StorageArgs, file: FileSettings, command: AlertsCo
             let alert = store.alert(id).await?.ok_or_else(|| anyhow!("there is no alert {id}"))?;
             let history = store.alert_history(id).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({"alert": alert, "history": history}))?);
+                out!("{}", serde_json::to_string_pretty(&serde_json::json!({"alert": alert, "history": history}))?);
             } else {
                 print_alert_line(&alert, &policy);
                 for event in history {
-                    println!(
+                    out!(
                         "        {}  {:<12} {:<10} {}",
                         local_time(event.at, &policy),
                         event.action,
@@ -220,7 +228,7 @@ pub async fn alerts(storage: &StorageArgs, file: FileSettings, command: AlertsCo
         }
         AlertsCommand::Ack { id, by } => {
             let alert = store.acknowledge_alert(id, &by, now_ms()).await?;
-            println!(
+            out!(
                 "alert {id} acknowledged by {} after {} s",
                 alert.acknowledged_by.unwrap_or_default(),
                 alert.ack_ms.unwrap_or_default() / 1_000
@@ -231,7 +239,7 @@ pub async fn alerts(storage: &StorageArgs, file: FileSettings, command: AlertsCo
             let outcome = Outcome::parse_for_staff(&outcome)
                 .ok_or_else(|| anyhow!("--outcome {outcome:?} is not one of: {choices}"))?;
             let alert = store.resolve_alert(id, &by, outcome, &note, now_ms()).await?;
-            println!("alert {id} resolved by {}: {}", alert.resolved_by.unwrap_or_default(), outcome.as_str());
+            out!("alert {id} resolved by {}: {}", alert.resolved_by.unwrap_or_default(), outcome.as_str());
         }
         AlertsCommand::Stats { county, township, village, severity, from, to, json } => {
             if let Some(severity) = &severity
@@ -251,10 +259,10 @@ pub async fn alerts(storage: &StorageArgs, file: FileSettings, command: AlertsCo
                 .ack_stats(&region, severity.as_deref(), day_start(first, &policy), day_start(last + 1, &policy))
                 .await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&stats)?);
+                out!("{}", serde_json::to_string_pretty(&stats)?);
             } else {
                 let share = |s: Option<f64>| s.map_or_else(|| "-".into(), |s| format!("{:.1}%", s * 100.0));
-                println!(
+                out!(
                     "{} alerts, {} acknowledged; within 60 s: {} (target 97.5%), within 180 s: {} (target 99%)",
                     stats.alerts,
                     stats.acknowledged,
@@ -280,12 +288,12 @@ pub async fn visits(storage: &StorageArgs, file: FileSettings, command: VisitsCo
     if days {
         let days = store.days(elder).await?;
         if json {
-            println!("{}", serde_json::to_string_pretty(&days)?);
+            out!("{}", serde_json::to_string_pretty(&days)?);
         } else if days.is_empty() {
-            println!("no closed days yet for elder {elder}");
+            out!("no closed days yet for elder {elder}");
         } else {
             for day in days {
-                println!(
+                out!(
                     "{}  {:<7} active {:>2} h, sensors {:>2} h  {}",
                     day.day,
                     if day.counted { "counts" } else { "-" },
@@ -298,12 +306,12 @@ pub async fn visits(storage: &StorageArgs, file: FileSettings, command: VisitsCo
     } else {
         let visits = store.visits(elder).await?;
         if json {
-            println!("{}", serde_json::to_string_pretty(&visits)?);
+            out!("{}", serde_json::to_string_pretty(&visits)?);
         } else if visits.is_empty() {
-            println!("no visits recorded for elder {elder}");
+            out!("no visits recorded for elder {elder}");
         } else {
             for visit in visits {
-                println!(
+                out!(
                     "{}  {:<7} {}  {}  {}",
                     visit.day,
                     visit.mode,
@@ -327,7 +335,7 @@ pub async fn watch(storage: &StorageArgs, file: FileSettings, command: WatchComm
             let region = RegionFilter { county: Some(county), township, village };
             let watch =
                 store.start_heightened_watch(&region, day_start(last_day + 1, &policy), &reason, &by, now).await?;
-            println!(
+            out!(
                 "heightened watch {} over {}{}{} until {}: {}",
                 watch.id,
                 watch.county,
@@ -340,10 +348,10 @@ pub async fn watch(storage: &StorageArgs, file: FileSettings, command: WatchComm
         WatchCommand::List => {
             let watches = store.heightened_watches(now_ms()).await?;
             if watches.is_empty() {
-                println!("no heightened watch");
+                out!("no heightened watch");
             }
             for watch in watches {
-                println!(
+                out!(
                     "{:>4}  {}{}{}  {} – {}  {}  (by {})",
                     watch.id,
                     watch.county,
@@ -362,7 +370,7 @@ pub async fn watch(storage: &StorageArgs, file: FileSettings, command: WatchComm
 }
 
 fn print_message(message: &MessageRecord) {
-    println!("{}  {:<24} {}", time(message.received_at), message.device_id, message.payload);
+    out!("{}  {:<24} {}", time(message.received_at), message.device_id, message.payload);
 }
 
 pub async fn events(storage: &StorageArgs, file: FileSettings, command: EventsCommand) -> anyhow::Result<()> {
@@ -417,18 +425,18 @@ pub async fn users(storage: &StorageArgs, file: FileSettings, command: UsersComm
             let regions = regions.iter().map(|r| Region::parse(r)).collect::<Result<Vec<_>, _>>()?;
             let password = anxin_gateway::access::one_time_password();
             let user = store.add_user(&name, role, &regions, &password, now_ms()).await?;
-            println!("added {} ({}); one-time password: {password}", user.name, user.role);
-            println!("it is shown once; the user must change it at first sign-in");
+            out!("added {} ({}); one-time password: {password}", user.name, user.role);
+            out!("it is shown once; the user must change it at first sign-in");
         }
         UsersCommand::List { json } => {
             let users = store.users().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&users)?);
+                out!("{}", serde_json::to_string_pretty(&users)?);
             } else if users.is_empty() {
-                println!("no users");
+                out!("no users");
             } else {
                 for user in users {
-                    println!(
+                    out!(
                         "{:>4}  {:<20} {:<9} {}{}",
                         user.id,
                         user.name,
@@ -448,7 +456,7 @@ pub async fn tokens(storage: &StorageArgs, file: FileSettings, command: TokensCo
     let (store, _) = open_store(storage, &file).await?;
     let TokensCommand::Issue { user } = command;
     let token = store.issue_token(&user, now_ms()).await?;
-    println!("{token}");
+    out!("{token}");
     eprintln!("a bearer token for {user}: shown once; send it as `Authorization: Bearer …` to /api/v1");
     store.close().await;
     Ok(())
@@ -489,10 +497,10 @@ async fn visit_rate(
             })).collect::<Vec<_>>(),
             "unvisited": unvisited,
         });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        out!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
-    println!(
+    out!(
         "{month}: {} of {} elders visited ({}), {} days left",
         total.visited,
         total.registered,
@@ -500,12 +508,12 @@ async fn visit_rate(
         month.days_left(today)
     );
     for (region, figures) in &by_township {
-        println!("  {region:<24} {:>5} / {:<5} {}", figures.visited, figures.registered, figures.percent());
+        out!("  {region:<24} {:>5} / {:<5} {}", figures.visited, figures.registered, figures.percent());
     }
     if !unvisited.is_empty() {
-        println!("not yet visited ({}):", unvisited.len());
+        out!("not yet visited ({}):", unvisited.len());
         for elder in unvisited {
-            println!("  {:>6}  {}  {} {} {}", elder.elder_id, elder.name, elder.county, elder.township, elder.village);
+            out!("  {:>6}  {}  {} {} {}", elder.elder_id, elder.name, elder.county, elder.township, elder.village);
         }
     }
     Ok(())
@@ -528,7 +536,7 @@ pub async fn ledger(storage: &StorageArgs, file: FileSettings, command: LedgerCo
             let problems = match ledger::read(&rows, today, &visitors) {
                 Ok(checked) => match store.import_ledger(&checked, &by, now_ms()).await {
                     Ok(outcome) => {
-                        println!(
+                        out!(
                             "imported {}: {} new, {} changed, {} unchanged",
                             file.display(),
                             outcome.created,
@@ -536,7 +544,7 @@ pub async fn ledger(storage: &StorageArgs, file: FileSettings, command: LedgerCo
                             outcome.unchanged
                         );
                         if !checked.ignored_columns.is_empty() {
-                            println!("columns left alone: {}", checked.ignored_columns.join(", "));
+                            out!("columns left alone: {}", checked.ignored_columns.join(", "));
                         }
                         return Ok(());
                     }
@@ -555,7 +563,7 @@ pub async fn ledger(storage: &StorageArgs, file: FileSettings, command: LedgerCo
             let rows = anxin_simulator::ledger::township_ledger(elders, "");
             std::fs::write(&file, sheet::write(&rows, format, "台账")?)
                 .with_context(|| format!("cannot write {}", file.display()))?;
-            println!("wrote a sample ledger of {elders} made-up elders to {}", file.display());
+            out!("wrote a sample ledger of {elders} made-up elders to {}", file.display());
             Ok(())
         }
         LedgerCommand::Export { file, by } => {
@@ -565,7 +573,7 @@ pub async fn ledger(storage: &StorageArgs, file: FileSettings, command: LedgerCo
             std::fs::write(&file, sheet::write(&rows, format, "台账")?)
                 .with_context(|| format!("cannot write {}", file.display()))?;
             store.audit(now_ms(), &by, "ledger exported", None, Some(format.extension())).await?;
-            println!("exported {count} elders to {}", file.display());
+            out!("exported {count} elders to {}", file.display());
             Ok(())
         }
     }

@@ -4,6 +4,7 @@
 mod admin;
 mod bench;
 mod cli;
+mod output;
 mod run;
 mod settings;
 mod simulate;

@@ -3,6 +3,7 @@
 //! order (stop taking messages → commit and acknowledge what is in flight →
 //! close the store).
 
+use crate::output::out;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -276,9 +277,9 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
     let api = anxin_console::api::ApiState::new(store.clone(), policy.clone(), feed);
     let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch.clone());
     let first_start = first_admin(&store).await?;
-    println!("anxin serve: {mqtt_description}, console on http://{http_addr}, database {database}");
+    out!("anxin serve: {mqtt_description}, console on http://{http_addr}, database {database}");
     if let Some(note) = first_start {
-        println!("{note}");
+        out!("{note}");
     }
 
     stop_signal().await;
@@ -297,7 +298,7 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
         let _ = task.await;
     }
     store.close().await;
-    println!("anxin serve: stopped");
+    out!("anxin serve: stopped");
     Ok(())
 }
 
@@ -327,7 +328,7 @@ pub async fn gateway(storage_args: &StorageArgs, file: FileSettings, args: Gatew
     let (alerting, _feed) =
         start_alerting(&store, &policy, mqtt_target_of(&broker), &args.broker_args.alerting, &file, &shutdown_watch)
             .await?;
-    println!(
+    out!(
         "anxin gateway: MQTT from {url} as {}, metrics on http://{http_addr}/metrics, database {database}",
         broker.client_id
     );
@@ -347,7 +348,7 @@ pub async fn gateway(storage_args: &StorageArgs, file: FileSettings, args: Gatew
         let _ = task.await;
     }
     store.close().await;
-    println!("anxin gateway: stopped");
+    out!("anxin gateway: stopped");
     Ok(())
 }
 
@@ -361,9 +362,9 @@ pub async fn console(storage_args: &StorageArgs, file: FileSettings, args: Conso
     let http = bind_http(http_listen, "--http-listen").await?;
     let (shutdown, shutdown_watch) = watch::channel(false);
     let first_start = first_admin(&store).await?;
-    println!("anxin console: on http://{}", http.local_addr()?);
+    out!("anxin console: on http://{}", http.local_addr()?);
     if let Some(note) = first_start {
-        println!("{note}");
+        out!("{note}");
     }
     // Alert changes written by the gateways, read from the database.
     let (feed, feed_task) = delivery::start_feed(store.clone(), shutdown_watch.clone());

@@ -1,5 +1,6 @@
 //! `anxin simulate`: hands the flags to the simulator crate.
 
+use crate::output::out;
 use anxin_simulator::{SimulateOptions, parse_broker_url};
 
 use crate::cli::SimulateArgs;
@@ -23,6 +24,6 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     options.validate()?;
     tracing::info!(homes = options.homes, broker = %args.broker, "simulating");
     let report = anxin_simulator::run(options).await?;
-    println!("{report}");
+    out!("{report}");
     Ok(())
 }

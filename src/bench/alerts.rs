@@ -11,6 +11,7 @@
 //! inside the loaded phase; each one's lateness is the time from its deadline
 //! to its `opened` change on the feed.
 
+use crate::output::out;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,7 +71,7 @@ pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
             watched_home(&policy, silence_from, device, now)
         })
         .await?;
-    println!(
+    out!(
         "{homes} homes registered, paired and watched in {:.1} s; {overdue} of them fall due during the loaded phase",
         set_up.elapsed().as_secs_f64()
     );
@@ -153,25 +154,25 @@ pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&folder);
 
     let published = sent.load(Ordering::Relaxed);
-    println!(
+    out!(
         "background load: summaries from {} homes over {} connections, {:.0} msg/s asked, {:.0} msg/s stored and acknowledged; {stored} messages stored in all",
         load_homes.len(),
         args.publishers,
         rate,
         published as f64 / load_seconds,
     );
-    println!("{}", latency_line("smoke → alert on the console feed, gateway idle  ", &idle));
-    println!("{}", latency_line("smoke → alert on the console feed, gateway loaded", &loaded));
-    println!(
+    out!("{}", latency_line("smoke → alert on the console feed, gateway idle  ", &idle));
+    out!("{}", latency_line("smoke → alert on the console feed, gateway loaded", &loaded));
+    out!(
         "loaded / idle: p50 {:.2}×, p99 {:.2}×",
         percentile(&loaded, 50) / percentile(&idle, 50).max(0.001),
         percentile(&loaded, 99) / percentile(&idle, 99).max(0.001)
     );
-    println!(
+    out!(
         "{}; {} of {overdue} fired, {twice} twice",
         latency_line("overdue inactivity: deadline → alert on the feed", &lateness),
         lateness.len()
     );
-    println!("peak memory of this process (broker, gateway, publishers): {:.0} MiB", peak_rss_mib());
+    out!("peak memory of this process (broker, gateway, publishers): {:.0} MiB", peak_rss_mib());
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! data) through the same router in the same run, so the figures read as
 //! ratios on any machine.
 
+use crate::output::out;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -136,7 +137,7 @@ pub async fn console(args: BenchConsoleArgs) -> anyhow::Result<()> {
     let store = Store::open(&Database::in_data_dir(&folder)).await?;
     let now = now_ms();
 
-    println!("filling a SQLite store: {} open alerts, an elder with {} days of history", args.alerts, args.days);
+    out!("filling a SQLite store: {} open alerts, an elder with {} days of history", args.alerts, args.days);
     let policy = Arc::new(AlertPolicy::default());
     let history = elder_with_history(&store, &policy, args.days, now).await?;
     for index in 0..args.alerts {
@@ -159,9 +160,9 @@ pub async fn console(args: BenchConsoleArgs) -> anyhow::Result<()> {
         .await?;
     let visits = store.visits(history).await?.len();
     if let Some(day) = store.days(history).await?.first() {
-        println!("the history elder's last closed day: {} ({})", day.day, day.reason);
+        out!("the history elder's last closed day: {} ({})", day.day, day.reason);
     }
-    println!("stored: {} open alerts; the history elder has {visits} remote check-ins\n", open.len());
+    out!("stored: {} open alerts; the history elder has {visits} remote check-ins\n", open.len());
 
     // The cheapest signed-in page: session, template, no data.
     let baseline = measure(&router, &cookie, "/password", args.requests).await?;
@@ -176,8 +177,8 @@ pub async fn console(args: BenchConsoleArgs) -> anyhow::Result<()> {
             format!("/api/v1/elders/{history}/activity?days={}", args.days),
         ),
     ];
-    println!("{:<40} {:>10} {:>10} {:>10} {:>10} {:>12}", "page", "HTML", "gzipped", "p50", "p95", "p50/baseline");
-    println!(
+    out!("{:<40} {:>10} {:>10} {:>10} {:>10} {:>12}", "page", "HTML", "gzipped", "p50", "p95", "p50/baseline");
+    out!(
         "{:<40} {:>8} B {:>8} B {:>10} {:>10} {:>12}",
         "/password (baseline)",
         baseline.bytes,
@@ -189,7 +190,7 @@ pub async fn console(args: BenchConsoleArgs) -> anyhow::Result<()> {
     for (name, path) in pages {
         let measured = measure(&router, &cookie, &path, args.requests).await?;
         let p50 = measured.percentile(50);
-        println!(
+        out!(
             "{:<40} {:>8} B {:>8} B {:>10} {:>10} {:>11.1}×",
             name,
             measured.bytes,
@@ -205,7 +206,7 @@ pub async fn console(args: BenchConsoleArgs) -> anyhow::Result<()> {
         assets += measured.bytes;
         assets_gzipped += measured.gzipped;
     }
-    println!(
+    out!(
         "\nstatic assets, fetched once and cached for a day: {assets} B, {assets_gzipped} B gzipped (htmx, app.js, app.css)"
     );
     store.close().await;

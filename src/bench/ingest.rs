@@ -21,6 +21,7 @@
 //!    rate; a probe's publish → bare subscriber latency beside a smoke
 //!    alarm's publish → console feed latency at the same load.
 
+use crate::output::out;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -432,7 +433,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         BrokerKind::Embedded => "the embedded broker",
         BrokerKind::Mosquitto => "Mosquitto",
     };
-    println!(
+    out!(
         "workload: {} homes × {} rounds = {total} messages (summaries, and a door event for every tenth home) over {} connections, {} in flight each; {broker_name}; {}{}",
         args.homes,
         args.rounds,
@@ -456,7 +457,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
     if let Some(bare) = bare {
         bare.stop().await;
     }
-    println!("ceiling  bare subscriber on {broker_name:<20}: {ceiling_rate:>9.0} msg/s");
+    out!("ceiling  bare subscriber on {broker_name:<20}: {ceiling_rate:>9.0} msg/s");
 
     // 2. Durable: the gateway.
     let store = Store::open(&scratch.database).await?;
@@ -487,25 +488,25 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
     if usize::try_from(stored)? != total {
         bail!("stored {stored} of {total} messages");
     }
-    println!(
+    out!(
         "durable  stored in {:<29}: {durable_rate:>9.0} msg/s  = {:.0}% of the ceiling",
         scratch.describe(),
         100.0 * durable_rate / ceiling_rate
     );
     latencies.sort_unstable();
     match args.broker {
-        BrokerKind::Embedded => println!(
+        BrokerKind::Embedded => out!(
             "publish → PUBACK (= committed): p50 {:.2} ms, p99 {:.2} ms; all {stored} stored once",
             percentile(&latencies, 50),
             percentile(&latencies, 99)
         ),
-        BrokerKind::Mosquitto => println!(
+        BrokerKind::Mosquitto => out!(
             "publish → Mosquitto's PUBACK: p50 {:.2} ms, p99 {:.2} ms; all {stored} stored once",
             percentile(&latencies, 50),
             percentile(&latencies, 99)
         ),
     }
-    println!("{}", commit_figures(&histograms));
+    out!("{}", commit_figures(&histograms));
 
     // 3. Backlog.
     let mut next_probe = 0;
@@ -553,7 +554,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         };
         next_probe = 50;
         let rate = per_second(count, drain_started, drain_done);
-        println!(
+        out!(
             "backlog  {count} messages {}: drained at {rate:>9.0} msg/s = {:.0}% of the ceiling; memory {memory_before:.0} → peak {peak:.0} MiB",
             match args.broker {
                 BrokerKind::Embedded => format!("flushed by {} connections at once", messages.len()),
@@ -561,8 +562,8 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
             },
             100.0 * rate / ceiling_rate
         );
-        println!("{}", latency_line("smoke → console feed while the backlog drains", &smokes));
-        println!("{}", commit_figures(&histograms));
+        out!("{}", latency_line("smoke → console feed while the backlog drains", &smokes));
+        out!("{}", commit_figures(&histograms));
     }
 
     // 4. Latency at half the durable rate.
@@ -601,20 +602,17 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
             load?;
             probing?
         };
-        println!("at half the durable rate ({rate:.0} msg/s over {connections} connections):");
-        println!("{}", latency_line("  probe → bare subscriber              ", &bare_latencies));
-        println!("{}", latency_line("  smoke → alert on the console feed    ", &smokes));
-        println!(
-            "  smoke p99 / bare p99: {:.1}×",
-            percentile(&smokes, 99) / percentile(&bare_latencies, 99).max(0.001)
-        );
-        println!("  {}", commit_figures(&histograms));
+        out!("at half the durable rate ({rate:.0} msg/s over {connections} connections):");
+        out!("{}", latency_line("  probe → bare subscriber              ", &bare_latencies));
+        out!("{}", latency_line("  smoke → alert on the console feed    ", &smokes));
+        out!("  smoke p99 / bare p99: {:.1}×", percentile(&smokes, 99) / percentile(&bare_latencies, 99).max(0.001));
+        out!("  {}", commit_figures(&histograms));
     }
 
     gateway.stop().await;
     store.close().await;
     scratch.drop_all().await;
-    println!("peak memory of this process (broker, gateway, publishers): {:.0} MiB", peak_rss_mib());
+    out!("peak memory of this process (broker, gateway, publishers): {:.0} MiB", peak_rss_mib());
     Ok(())
 }
 

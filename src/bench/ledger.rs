@@ -6,6 +6,7 @@
 //! page beside `/password` through the same router, so the figures read as
 //! ratios on any machine.
 
+use crate::output::out;
 use std::time::{Duration, Instant};
 
 use anxin_console::api::ApiState;
@@ -41,7 +42,7 @@ pub async fn ledger(args: BenchLedgerArgs) -> anyhow::Result<()> {
     let today = policy.today();
     let rows = anxin_simulator::ledger::township_ledger(args.elders, "");
     let xlsx = sheet::write(&rows, sheet::Format::Xlsx, "台账")?;
-    println!("a ledger of {} elders: {} kB as .xlsx", args.elders, xlsx.len() / 1_000);
+    out!("a ledger of {} elders: {} kB as .xlsx", args.elders, xlsx.len() / 1_000);
 
     let visitors = store.visitor_names().await?;
     let started = Instant::now();
@@ -63,19 +64,10 @@ pub async fn ledger(args: BenchLedgerArgs) -> anyhow::Result<()> {
     let exported = sheet::write(&out, sheet::Format::Xlsx, "台账")?;
     let export = started.elapsed();
 
-    println!("reading and checking the file (baseline, no database): {}", ms(baseline));
-    println!("importing into an empty registry:   {:>10}  {} of the baseline", ms(import), ratio(import, baseline));
-    println!(
-        "importing the same file again:      {:>10}  {} (nothing written)",
-        ms(reimport),
-        ratio(reimport, baseline)
-    );
-    println!(
-        "exporting as .xlsx ({} kB):        {:>10}  {}",
-        exported.len() / 1_000,
-        ms(export),
-        ratio(export, baseline)
-    );
+    out!("reading and checking the file (baseline, no database): {}", ms(baseline));
+    out!("importing into an empty registry:   {:>10}  {} of the baseline", ms(import), ratio(import, baseline));
+    out!("importing the same file again:      {:>10}  {} (nothing written)", ms(reimport), ratio(reimport, baseline));
+    out!("exporting as .xlsx ({} kB):        {:>10}  {}", exported.len() / 1_000, ms(export), ratio(export, baseline));
 
     let user = store.add_user("bench-official", Role::Official, &[Region::parse("振兴区")?], PASSWORD, now).await?;
     let session = store.start_session(user.id, SessionLimits::default(), now).await?;
@@ -86,7 +78,7 @@ pub async fn ledger(args: BenchLedgerArgs) -> anyhow::Result<()> {
     let router = anxin_console::router(metrics, ApiState::new(store.clone(), policy.clone(), feed));
     let base = measure(&router, &cookie, "/password", args.requests).await?;
     let rate = measure(&router, &cookie, "/rate", args.requests).await?;
-    println!(
+    out!(
         "visit-rate page over {} elders (six months of figures, the unvisited listed): {} kB, {} kB gzipped, \
          p50 {}, p95 {} ({} of /password's p50 {})",
         args.elders,

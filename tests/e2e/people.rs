@@ -89,3 +89,25 @@ async fn the_first_start_creates_an_admin_whose_one_time_password_is_printed_onc
         text(&short.stderr)
     );
 }
+
+/// `anxin elders list | head -1`: when the reader goes away, the command ends
+/// quietly and successfully, as Unix tools do, instead of panicking.
+#[test]
+fn a_listing_into_a_closed_pipe_ends_quietly() {
+    let folder = private_folder("e2e-pipe");
+    let data = folder.to_str().unwrap();
+    assert!(anxin_at(data, &ADD_WANG_XIUYING).status.success());
+    let (reader, writer) = std::io::pipe().unwrap();
+    // The reader is gone before anything is written: every write fails with EPIPE.
+    drop(reader);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_anxin"))
+        .args(["--data-dir", data, "elders", "list"])
+        .env("ANXIN_LOG", "error")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+}
