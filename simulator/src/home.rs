@@ -42,7 +42,10 @@ pub async fn run_home(index: usize, options: &SimulateOptions, counters: &Counte
         firmware_version: "sim-0.1.0",
         backoff: Backoff::new(1_000, 60_000),
     };
-    let boot = rng.u32(..);
+    // A fresh boot on every run, whatever the seed: a run is a power-up, and
+    // a node that came back with the same boot would send (boot, seq) pairs
+    // already stored — duplicates, dropped as redeliveries.
+    let boot = fastrand::u32(..);
     let mut node: Node = Node::new(parsed_id, boot, 0, config);
     let routine = Routine::generate(&mut rng);
     let mut door = DoorPlan::default();

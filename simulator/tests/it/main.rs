@@ -144,3 +144,34 @@ async fn homes_keep_their_messages_while_the_broker_is_away_and_deliver_them_aft
         assert!(seqs.len() >= 5, "{device}: {seqs:?}");
     }
 }
+
+/// Each run is a power-up: the same homes (same seed) come back with a new
+/// `boot`, so what they send is new to the gateway, not a redelivery of the
+/// last run's `(boot, seq)`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_run_boots_the_homes_afresh() {
+    let broker = Broker::start();
+    let options = SimulateOptions {
+        broker_host: broker.host(),
+        broker_port: broker.port(),
+        homes: 2,
+        duration: Duration::from_secs(1),
+        speed: 600.0,
+        id_prefix: "reboot".into(),
+        ..SimulateOptions::default()
+    };
+    let mut boots = Vec::new();
+    for _ in 0..2 {
+        let mut received = record(&broker, "reboot", 2).await;
+        run(options.clone()).await.unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        while let Ok(Some((_, payload))) = tokio::time::timeout(Duration::from_secs(1), received.recv()).await {
+            if let Payload::Summary(summary) = payload {
+                seen.insert(summary.boot);
+            }
+        }
+        assert_eq!(seen.len(), 2, "each home boots once per run");
+        boots.push(seen);
+    }
+    assert!(boots[0].is_disjoint(&boots[1]), "the second run reused a boot: {boots:?}");
+}
