@@ -1,7 +1,6 @@
 //! Scriptable administration: devices, elders, events. Each works against
 //! the same `--data-dir` / `--database` as `serve`, while it runs.
 
-use crate::output::out;
 use std::time::Duration;
 
 use anxin_gateway::access::{Region, Role};
@@ -16,6 +15,7 @@ use crate::cli::{
     AlertsCommand, DevicesCommand, EldersCommand, EventsCommand, LedgerCommand, StorageArgs, TokensCommand,
     UsersCommand, VisitsCommand, WatchCommand,
 };
+use crate::output::out;
 use crate::run::open_store;
 use crate::settings::FileSettings;
 

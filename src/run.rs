@@ -3,7 +3,6 @@
 //! order (stop taking messages → commit and acknowledge what is in flight →
 //! close the store).
 
-use crate::output::out;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,6 +23,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 
 use crate::cli::{AlertArgs, BrokerArgs, ConsoleArgs, GatewayArgs, ServeArgs, StorageArgs};
+use crate::output::out;
 use crate::settings::{self, FileSettings};
 
 /// Resolved storage settings.

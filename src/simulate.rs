@@ -1,9 +1,9 @@
 //! `anxin simulate`: hands the flags to the simulator crate.
 
-use crate::output::out;
 use anxin_simulator::{SimulateOptions, parse_broker_url};
 
 use crate::cli::SimulateArgs;
+use crate::output::out;
 
 pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let (broker_host, broker_port) = parse_broker_url(&args.broker)?;

@@ -11,7 +11,6 @@
 //! inside the loaded phase; each one's lateness is the time from its deadline
 //! to its `opened` change on the feed.
 
-use crate::output::out;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +25,7 @@ use anxin_gateway::store::{Database, Store, now_ms};
 use tokio::sync::broadcast;
 
 use super::{latency_line, paced_summaries, peak_rss_mib, percentile, smoke_probes, watched_home};
+use crate::output::out;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchAlertsArgs {

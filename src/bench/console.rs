@@ -6,7 +6,6 @@
 //! data) through the same router in the same run, so the figures read as
 //! ratios on any machine.
 
-use crate::output::out;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +18,8 @@ use anxin_gateway::store::{Database, NewElder, SessionLimits, Store, now_ms};
 use axum::body::Body;
 use axum::http::Request;
 use tower::ServiceExt;
+
+use crate::output::out;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchConsoleArgs {
@@ -101,6 +102,24 @@ impl Measured {
     }
 }
 
+/// The console's whole router, and the session cookie of a user `name` of
+/// `role` over 振兴区 who has set their own password.
+pub(crate) async fn signed_in_console(
+    store: &Store,
+    policy: &Arc<AlertPolicy>,
+    name: &str,
+    role: Role,
+    now: i64,
+) -> anyhow::Result<(axum::Router, String)> {
+    let user = store.add_user(name, role, &[Region::parse("振兴区")?], PASSWORD, now).await?;
+    let session = store.start_session(user.id, SessionLimits::default(), now).await?;
+    store.change_password(user.id, PASSWORD, "bench password, changed", &session, now).await?;
+    let (feed, _) = tokio::sync::broadcast::channel(16);
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
+    let router = anxin_console::router(metrics, ApiState::new(store.clone(), policy.clone(), feed));
+    Ok((router, format!("anxin_session={session}")))
+}
+
 pub(crate) async fn measure(
     router: &axum::Router,
     cookie: &str,
@@ -147,14 +166,7 @@ pub async fn console(args: BenchConsoleArgs) -> anyhow::Result<()> {
         let smoke = br#"{"v":1,"boot":1,"seq":1,"up":1,"kind":"smoke","state":"alarm"}"#;
         commit_batch(&store, &policy, &[(check(&format!("anxin/v1/dev/{device}/event"), smoke), now - 60_000)]).await?;
     }
-    let user = store.add_user("bench-oncall", Role::Oncall, &[Region::parse("振兴区")?], PASSWORD, now).await?;
-    let session = store.start_session(user.id, SessionLimits::default(), now).await?;
-    store.change_password(user.id, PASSWORD, "bench password, changed", &session, now).await?;
-    let cookie = format!("anxin_session={session}");
-
-    let (feed, _) = tokio::sync::broadcast::channel(16);
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
-    let router = anxin_console::router(metrics, ApiState::new(store.clone(), policy.clone(), feed));
+    let (router, cookie) = signed_in_console(&store, &policy, "bench-oncall", Role::Oncall, now).await?;
     let open = store
         .alerts(&anxin_gateway::store::AlertFilter { unresolved_only: true, elder_id: None, limit: 100_000 })
         .await?;

@@ -21,7 +21,6 @@
 //!    rate; a probe's publish → bare subscriber latency beside a smoke
 //!    alarm's publish → console feed latency at the same load.
 
-use crate::output::out;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,7 +34,7 @@ use anxin_gateway::broker::external::{self, ExternalBroker, Subscribed};
 use anxin_gateway::ingest::{Ingest, IngestConfig};
 use anxin_gateway::metrics;
 use anxin_gateway::store::{AlertChange, Database, Store, now_ms};
-use anxin_protocol::{DoorState, Event, EventKind, Summary};
+use anxin_protocol::{DoorState, Event, EventKind};
 use anyhow::{Context, bail};
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::{broadcast, watch};
@@ -44,6 +43,7 @@ use super::{
     Histograms, Mosquitto, connect, latency_line, paced_summaries, peak_rss_mib, percentile, percentile_of, rss_mib,
     smoke_probes, watched_home,
 };
+use crate::output::out;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BrokerKind {
@@ -121,19 +121,8 @@ fn make_workload(homes: usize, rounds: u32, publishers: usize, boot: u32) -> (Wo
         for home in 0..homes {
             let publisher = home % per_publisher.len();
             let seq = round * 2;
-            let summary = Summary {
-                boot,
-                seq,
-                up: u64::from(round) * 300_000,
-                interval_s: 300,
-                motion: 4,
-                door_opens: 1,
-                temp_dc: Some(205),
-                battery: Some(90),
-                rssi: Some(-60),
-            };
-            let len = summary.encode(&mut buffer).unwrap_or(0);
-            per_publisher[publisher].push((format!("anxin/v1/dev/{}/summary", device(home)), buffer[..len].to_vec()));
+            let summary = super::summary(boot, seq, u64::from(round) * 300_000, 300, 4, 1);
+            per_publisher[publisher].push((format!("anxin/v1/dev/{}/summary", device(home)), summary));
             total += 1;
             if home % 10 == 0 {
                 let event = Event {

@@ -6,15 +6,14 @@
 //! page beside `/password` through the same router, so the figures read as
 //! ratios on any machine.
 
-use crate::output::out;
 use std::time::{Duration, Instant};
 
-use anxin_console::api::ApiState;
-use anxin_gateway::access::{Region, Role};
+use anxin_gateway::access::Role;
 use anxin_gateway::ledger::{self, sheet};
-use anxin_gateway::store::{Database, SessionLimits, Store, now_ms};
+use anxin_gateway::store::{Database, Store, now_ms};
 
-use super::console::{measure, ms};
+use super::console::{measure, ms, signed_in_console};
+use crate::output::out;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchLedgerArgs {
@@ -25,8 +24,6 @@ pub struct BenchLedgerArgs {
     #[arg(long, default_value_t = 20)]
     pub requests: usize,
 }
-
-const PASSWORD: &str = "bench password, long enough";
 
 fn ratio(step: Duration, baseline: Duration) -> String {
     format!("{:.1}×", step.as_secs_f64() / baseline.as_secs_f64().max(1e-9))
@@ -69,13 +66,7 @@ pub async fn ledger(args: BenchLedgerArgs) -> anyhow::Result<()> {
     out!("importing the same file again:      {:>10}  {} (nothing written)", ms(reimport), ratio(reimport, baseline));
     out!("exporting as .xlsx ({} kB):        {:>10}  {}", exported.len() / 1_000, ms(export), ratio(export, baseline));
 
-    let user = store.add_user("bench-official", Role::Official, &[Region::parse("振兴区")?], PASSWORD, now).await?;
-    let session = store.start_session(user.id, SessionLimits::default(), now).await?;
-    store.change_password(user.id, PASSWORD, "bench password, changed", &session, now).await?;
-    let cookie = format!("anxin_session={session}");
-    let (feed, _) = tokio::sync::broadcast::channel(16);
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
-    let router = anxin_console::router(metrics, ApiState::new(store.clone(), policy.clone(), feed));
+    let (router, cookie) = signed_in_console(&store, &policy, "bench-official", Role::Official, now).await?;
     let base = measure(&router, &cookie, "/password", args.requests).await?;
     let rate = measure(&router, &cookie, "/rate", args.requests).await?;
     out!(

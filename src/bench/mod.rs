@@ -211,6 +211,24 @@ pub(crate) async fn connect(
     Ok((client, eventloop))
 }
 
+/// A summary of a lived-in, healthy home (fixed readings) as encoded on the wire.
+pub(crate) fn summary(boot: u32, seq: u32, up: u64, interval_s: u32, motion: u16, door_opens: u16) -> Vec<u8> {
+    let mut buffer = [0u8; 512];
+    let summary = anxin_protocol::Summary {
+        boot,
+        seq,
+        up,
+        interval_s,
+        motion,
+        door_opens,
+        temp_dc: Some(205),
+        battery: Some(90),
+        rssi: Some(-60),
+    };
+    let len = summary.encode(&mut buffer).unwrap_or(0);
+    buffer[..len].to_vec()
+}
+
 /// A smoke alarm event.
 pub(crate) fn smoke(seq: u32) -> Vec<u8> {
     let mut buffer = [0u8; 256];
@@ -305,7 +323,6 @@ pub(crate) async fn paced_summaries(
         }
     });
     let mut seqs = vec![first_seq; devices.len()];
-    let mut buffer = [0u8; 512];
     let started = Instant::now();
     let mut published = 0u64;
     let mut next = 0;
@@ -320,20 +337,9 @@ pub(crate) async fn paced_summaries(
             let home = next % devices.len();
             next += 1;
             seqs[home] += 1;
-            let summary = anxin_protocol::Summary {
-                boot: 1,
-                seq: seqs[home],
-                up: u64::from(seqs[home]) * 60_000,
-                interval_s: 60,
-                motion: 2,
-                door_opens: 0,
-                temp_dc: Some(205),
-                battery: Some(90),
-                rssi: Some(-60),
-            };
-            let len = summary.encode(&mut buffer).unwrap_or(0);
+            let payload = summary(1, seqs[home], u64::from(seqs[home]) * 60_000, 60, 2, 0);
             let topic = format!("anxin/v1/dev/{}/summary", devices[home]);
-            client.publish(topic, QoS::AtLeastOnce, false, buffer[..len].to_vec()).await?;
+            client.publish(topic, QoS::AtLeastOnce, false, payload).await?;
             published += 1;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

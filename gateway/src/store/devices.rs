@@ -146,10 +146,12 @@ impl Store {
         // Their homes are due now: the timer loop raises device_offline and
         // stops judging their silence.
         for chunk in silent.chunks(500) {
+            let mut params = super::Params::new(self.backend());
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE home_watch SET next_due_at = $1
+                "UPDATE home_watch SET next_due_at = {}
                  WHERE elder_id IN (SELECT elder_id FROM devices WHERE device_id IN ({}))",
-                super::placeholders(2, chunk.len())
+                params.one(),
+                params.list(chunk.len())
             )));
             query = query.bind(now);
             for device in chunk {

@@ -300,11 +300,6 @@ impl Params {
     }
 }
 
-/// `$first, $first+1, …` for `count` values: an `IN (…)` list.
-pub(crate) fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
-}
-
 /// Now, in the store's time unit.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
