@@ -85,6 +85,14 @@ pub async fn devices(storage: &StorageArgs, file: FileSettings, command: Devices
             store.pair_device(&device_id, elder, now_ms()).await?;
             out!("paired {device_id} with elder {elder}");
         }
+        DevicesCommand::Provision { device_ids, out } => {
+            crate::identities::provision(&store, &device_ids, out.as_deref()).await?;
+        }
+        DevicesCommand::Import { file } => crate::identities::import(&store, &file).await?,
+        DevicesCommand::Revoke { device_id } => {
+            crate::identities::revoke(&store, &device_id, anxin_gateway::identity::IdentityKind::Device).await?;
+        }
+        DevicesCommand::Export { mosquitto } => crate::identities::export_mosquitto(&store, &mosquitto).await?,
     }
     store.close().await;
     Ok(())

@@ -63,9 +63,18 @@ pub enum Command {
         write. On the first start with an empty database it creates the user admin with a one-time password \
         printed once, or with ANXIN_ADMIN_PASSWORD; it must be changed at the first sign-in.")]
     Console(ConsoleArgs),
-    /// Registered and unclaimed devices
+    /// Devices: provision them on the broker (a secret each), pair them to elders, revoke, export
     #[command(subcommand)]
     Devices(DevicesCommand),
+    /// Bridges: a vendor's cloud or LoRaWAN server publishing for the devices assigned to it
+    #[command(subcommand)]
+    Bridges(BridgesCommand),
+    /// Alert consumers: MQTT clients that may only subscribe to anxin/v1/alerts/#
+    #[command(subcommand)]
+    Consumers(ConsumersCommand),
+    /// Gateways: the identity `anxin gateway` uses on an external broker
+    #[command(subcommand)]
+    Gateways(GatewaysCommand),
     /// The elders watched over
     #[command(subcommand)]
     Elders(EldersCommand),
@@ -208,6 +217,114 @@ pub enum DevicesCommand {
         #[arg(long)]
         elder: i64,
     },
+    /// Create devices on the broker, each with a new random secret, shown once
+    #[command(
+        long_about = "Creates each device on the broker with a new 128-bit random secret, shown once: printed, or with \
+            --out written to FILE as JSON {\"device_id\": \"secret\", …} (what a factory puts on the label \
+            or QR code). The device connects with username = client id = its id and that secret, and may \
+            publish only on anxin/v1/dev/{its id}/…. A revoked device can be provisioned again (a new \
+            secret)."
+    )]
+    Provision {
+        /// Device ids (a-z, 0-9, '-', '_', '.')
+        #[arg(required = true, value_name = "ID")]
+        device_ids: Vec<String>,
+        /// Write the secrets to this new file (JSON, readable by you only) instead of printing them
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Take a vendor's list of devices and their secrets (.csv with device_id,secret, or provision's JSON)
+    Import {
+        /// A .csv (device_id,secret per line, header optional) or .json ({"device_id": "secret", …})
+        file: PathBuf,
+    },
+    /// Revoke a device: it can no longer connect, and a connected one's next publish is refused
+    Revoke { device_id: String },
+    /// Write the broker identities for an external Mosquitto (password file, ACL, settings)
+    #[command(
+        long_about = "Writes DIR/passwd (mosquitto_passwd format: the same $7$ hashes), DIR/acl (each device publishes \
+            only on its own topics, bridges for their devices, consumers read alerts, gateways read devices \
+            and publish alerts) and DIR/anxin-auth.conf (password_file, acl_file, allow_anonymous false) to \
+            include from mosquitto.conf, whose listeners set use_username_as_clientid true (see \
+            deploy/mosquitto.conf). Export again after every change and send Mosquitto SIGHUP to reload."
+    )]
+    Export {
+        /// Folder to write Mosquitto's files into
+        #[arg(long, value_name = "DIR")]
+        mosquitto: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BridgesCommand {
+    /// Create a bridge allowed to publish for these devices, with a new secret shown once
+    Add {
+        /// The bridge's name, also its username and client id
+        name: String,
+        /// The devices it publishes for
+        #[arg(long, required = true, num_args = 1.., value_name = "ID")]
+        devices: Vec<String>,
+        /// Publishes a second it may make on average [default: 2 per device]
+        #[arg(long, value_name = "PER_SECOND")]
+        rate: Option<u32>,
+        /// Write the secret to this new file (JSON) instead of printing it
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// List bridges and their devices
+    List {
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a bridge
+    Revoke { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsumersCommand {
+    /// Create an alert consumer (subscribes to anxin/v1/alerts/# only), with a new secret shown once
+    Add {
+        /// The consumer's name, also its username and client id
+        name: String,
+        /// Write the secret to this new file (JSON) instead of printing it
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// List alert consumers
+    List {
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an alert consumer
+    Revoke { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GatewaysCommand {
+    /// Create a gateway identity for an external broker, with a new secret shown once
+    #[command(
+        long_about = "Creates the identity `anxin gateway --broker-username NAME --broker-password SECRET` uses on an \
+            external broker: it reads device topics and publishes alerts. It connects as NAME, NAME-events \
+            and NAME-alerts (one name per connection, since Anxin's Mosquitto settings make the client id \
+            the username); `anxin devices export --mosquitto` writes all three."
+    )]
+    Add {
+        /// The gateway's name (use it as --gateway-id too)
+        name: String,
+        /// Write the secret to this new file (JSON) instead of printing it
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// List gateway identities
+    List {
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a gateway identity
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -528,6 +645,10 @@ pub struct SimulateArgs {
     /// Allow a broker that is not on this machine (refused by default)
     #[arg(long)]
     pub allow_remote: bool,
+    /// The simulated devices' secrets (provision's JSON, {"device_id": "secret", …}). Without it the
+    /// simulator provisions its own devices, with new secrets, in --data-dir / --database
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -4,6 +4,7 @@
 mod admin;
 mod bench;
 mod cli;
+mod identities;
 mod output;
 mod run;
 mod settings;
@@ -43,6 +44,9 @@ async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Gateway(args) => run::gateway(&cli.storage, file, args).await,
         Command::Console(args) => run::console(&cli.storage, file, args).await,
         Command::Devices(command) => admin::devices(&cli.storage, file, command).await,
+        Command::Bridges(command) => identities::bridges(&cli.storage, file, command).await,
+        Command::Consumers(command) => identities::consumers(&cli.storage, file, command).await,
+        Command::Gateways(command) => identities::gateways(&cli.storage, file, command).await,
         Command::Elders(command) => admin::elders(&cli.storage, file, command).await,
         Command::Events(command) => admin::events(&cli.storage, file, command).await,
         Command::Alerts(command) => admin::alerts(&cli.storage, file, command).await,
@@ -55,6 +59,6 @@ async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Bench(cli::BenchCommand::Alerts(args)) => bench::alerts::alerts(args).await,
         Command::Bench(cli::BenchCommand::Console(args)) => bench::console::console(args).await,
         Command::Bench(cli::BenchCommand::Ledger(args)) => bench::ledger::ledger(args).await,
-        Command::Simulate(args) => simulate::simulate(args).await,
+        Command::Simulate(args) => simulate::simulate(&cli.storage, file, args).await,
     }
 }

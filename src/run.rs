@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anxin_gateway::alerts::delivery::{self, MqttTarget, Sink};
 use anxin_gateway::alerts::policy::AlertPolicy;
 use anxin_gateway::alerts::timers::{TimerConfig, run_timers};
+use anxin_gateway::broker::auth::{BrokerAuth, RateLimits};
 use anxin_gateway::broker::embedded::EmbeddedBroker;
 use anxin_gateway::broker::external::{self, ExternalBroker};
 use anxin_gateway::ingest::progress::run_watchdog;
@@ -86,10 +87,14 @@ fn upkeep_config(broker_args: &BrokerArgs, file: &FileSettings) -> UpkeepConfig 
 }
 
 fn external_broker(url: &str, broker_args: &BrokerArgs, file: &FileSettings) -> anyhow::Result<ExternalBroker> {
+    let username = broker_args.broker_username.clone().or(file.broker_username.clone());
+    // The gateway's name on the broker: its username when it has one (Anxin's
+    // Mosquitto settings make the client id the username).
     let client_id = broker_args
         .gateway_id
         .clone()
         .or(file.gateway_id.clone())
+        .or(username)
         .unwrap_or_else(|| settings::DEFAULT_GATEWAY_ID.into());
     let mut broker = ExternalBroker::from_url(url, client_id)?;
     let ca_file = broker_args.broker_ca.clone().or(file.broker_ca.clone());
@@ -158,7 +163,8 @@ fn mqtt_target_of(broker: &ExternalBroker) -> MqttTarget {
         host: broker.host.clone(),
         port: broker.port,
         tls: broker.tls.as_ref().map(|tls| tls.ca_file.clone()),
-        username: broker.username.clone(),
+        // Its own name for its own connection (see `anxin gateways add`).
+        username: broker.username.as_ref().map(|username| format!("{username}-alerts")),
         password: broker.password.clone(),
         client_id: format!("{}-alerts", broker.client_id),
     }
@@ -244,7 +250,9 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
             let listen = args.mqtt_listen.or(file.mqtt_listen).unwrap_or_else(|| {
                 settings::DEFAULT_MQTT_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1883)))
             });
-            let broker = EmbeddedBroker { listen }
+            let auth = BrokerAuth::new(store.clone(), RateLimits::default());
+            tokio::spawn(auth.clone().run_refresh(shutdown_watch.clone()));
+            let broker = EmbeddedBroker { listen, auth: auth.clone() }
                 .start(ingest.clone())
                 .await
                 .map_err(|error| anyhow!("{error}; choose another with --mqtt-listen"))?;
@@ -252,13 +260,15 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
             if local.ip().is_unspecified() {
                 local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
+            // The alert publisher: one client, with an identity only this process knows.
+            let (name, secret) = auth.internal_credentials();
             let target = MqttTarget {
                 host: local.ip().to_string(),
                 port: local.port(),
                 tls: None,
-                username: None,
-                password: None,
-                client_id: "anxin-alerts".into(),
+                username: Some(name.clone()),
+                password: Some(secret),
+                client_id: name,
             };
             (format!("MQTT broker on {}", broker.local_addr), BrokerPath::Embedded(broker), target)
         }

@@ -2,12 +2,13 @@
 
 use anxin_simulator::{SimulateOptions, parse_broker_url};
 
-use crate::cli::SimulateArgs;
+use crate::cli::{SimulateArgs, StorageArgs};
 use crate::output::out;
+use crate::settings::FileSettings;
 
-pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+pub async fn simulate(storage: &StorageArgs, file: FileSettings, args: SimulateArgs) -> anyhow::Result<()> {
     let (broker_host, broker_port) = parse_broker_url(&args.broker)?;
-    let options = SimulateOptions {
+    let mut options = SimulateOptions {
         broker_host,
         broker_port,
         homes: args.homes,
@@ -20,8 +21,31 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         seed: args.seed,
         allow_remote: args.allow_remote,
         record_acks: false,
+        credentials: Default::default(),
     };
     options.validate()?;
+    let device_ids: Vec<String> = (1..=options.homes).map(|index| options.device_id(index)).collect();
+    options.credentials = match &args.credentials {
+        Some(path) => {
+            let credentials = crate::identities::read_credentials(path)?;
+            let missing: Vec<&String> = device_ids.iter().filter(|id| !credentials.contains_key(*id)).collect();
+            if let Some(first) = missing.first() {
+                anyhow::bail!(
+                    "{} has no secret for {first} ({} of the simulated devices missing)",
+                    path.display(),
+                    missing.len()
+                );
+            }
+            credentials.into_iter().collect()
+        }
+        None => {
+            // The simulator's own devices, provisioned afresh for this run.
+            let (store, _) = crate::run::open_store(storage, &file).await?;
+            let credentials = crate::identities::provision_simulated(&store, &device_ids).await?;
+            store.close().await;
+            credentials.into_iter().collect()
+        }
+    };
     tracing::info!(homes = options.homes, broker = %args.broker, "simulating");
     let report = anxin_simulator::run(options).await?;
     out!("{report}");

@@ -7,6 +7,8 @@
 //!   broker (mqtt5) whose publish hook waits for the commit.
 //! - [`store`]: SQLite or PostgreSQL, one schema, the same queries.
 //! - [`status`]: device liveness from missed summaries, and retention.
+//! - [`identity`]: who may speak on the broker: device, bridge, consumer and
+//!   gateway identities, their `$7$` secrets and what each may do.
 //! - [`access`]: roles, the regions they cover, passwords: who may see what.
 //! - [`alerts`]: the rules, alerts and their handling, escalation, delivery,
 //!   and remote check-ins.
@@ -20,6 +22,7 @@
 pub mod access;
 pub mod alerts;
 pub mod broker;
+pub mod identity;
 pub mod ingest;
 pub mod ledger;
 pub mod metrics;

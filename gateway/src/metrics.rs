@@ -14,6 +14,7 @@ pub const INGEST_WAITING: &str = "anxin_ingest_waiting";
 pub const DEVICES_ONLINE: &str = "anxin_devices_online";
 pub const DEVICES_OFFLINE: &str = "anxin_devices_offline";
 pub const BROKER_CONNECTED: &str = "anxin_broker_connected";
+pub const BROKER_REFUSED: &str = "anxin_broker_refused_total";
 pub const ALERTS_OPEN: &str = "anxin_alerts_open";
 pub const TIMER_LATENESS_SECONDS: &str = "anxin_alert_timer_lateness_seconds";
 pub const ALERTS_DELIVERED: &str = "anxin_alert_changes_delivered_total";
@@ -38,6 +39,10 @@ pub fn describe() {
     describe_gauge!(INGEST_WAITING, "Messages received and not yet acknowledged");
     describe_gauge!(DEVICES_ONLINE, "Devices currently online");
     describe_gauge!(DEVICES_OFFLINE, "Devices currently offline");
+    describe_counter!(
+        BROKER_REFUSED,
+        "What the embedded broker refused, by reason (anonymous, bad_credentials, publish_not_allowed, rate_limited, …)"
+    );
     describe_gauge!(BROKER_CONNECTED, "1 while the gateway is connected to an external broker");
     describe_gauge!(ALERTS_OPEN, "Alerts not yet resolved, by severity");
     describe_histogram!(TIMER_LATENESS_SECONDS, "How long after its deadline a home was looked at by the timer loop");

@@ -171,6 +171,9 @@ fn connect(options: &SimulateOptions, device_id: &str, will: &Publish) -> (Async
     let mut mqtt = MqttOptions::new(device_id, options.broker_host.clone(), options.broker_port);
     mqtt.set_keep_alive(Duration::from_secs(60));
     mqtt.set_clean_session(true);
+    if let Some(secret) = options.credentials.get(device_id) {
+        mqtt.set_credentials(device_id, secret.as_str());
+    }
     mqtt.set_last_will(LastWill::new(will.topic.as_str(), will.payload.to_vec(), QoS::AtLeastOnce, will.retain));
     let (client, mut eventloop) = AsyncClient::new(mqtt, 4);
     let mut network = rumqttc::NetworkOptions::new();

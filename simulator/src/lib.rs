@@ -51,6 +51,9 @@ pub struct SimulateOptions {
     /// Keep every `(device, boot, seq)` the broker acknowledged, in the
     /// report (for tests that check nothing acknowledged was lost).
     pub record_acks: bool,
+    /// Each device's secret on the broker (username = client id = device
+    /// id); a device without one connects without credentials.
+    pub credentials: std::collections::HashMap<String, String>,
 }
 
 impl Default for SimulateOptions {
@@ -68,6 +71,7 @@ impl Default for SimulateOptions {
             seed: 1,
             allow_remote: false,
             record_acks: false,
+            credentials: std::collections::HashMap::new(),
         }
     }
 }

@@ -24,7 +24,7 @@ use anxin_gateway::ingest::{Ingest, IngestConfig};
 use anxin_gateway::store::{Database, Store, now_ms};
 use tokio::sync::broadcast;
 
-use super::{latency_line, paced_summaries, peak_rss_mib, percentile, smoke_probes, watched_home};
+use super::{BenchClients, Pace, latency_line, paced_summaries, peak_rss_mib, percentile, smoke_probes, watched_home};
 use crate::output::out;
 
 #[derive(Debug, clap::Args)]
@@ -78,7 +78,8 @@ pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
 
     let (shutdown, shutdown_watch) = tokio::sync::watch::channel(false);
     let (ingest, writer) = Ingest::start(store.clone(), policy.clone(), IngestConfig::default());
-    let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse()? }.start(ingest.clone()).await?;
+    let clients = BenchClients::new(&store);
+    let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse()?, auth: clients.auth() }.start(ingest.clone()).await?;
     let timers =
         tokio::spawn(run_timers(store.clone(), policy.clone(), TimerConfig::default(), shutdown_watch.clone()));
     let (feed_sender, feed_task) = start_feed(store.clone(), shutdown_watch.clone());
@@ -88,9 +89,15 @@ pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
     let probe_homes: Vec<(String, i64)> = (overdue..overdue + probes_idle + probes_loaded)
         .map(|index| (format!("bench-{index:06}"), elders[index]))
         .collect();
-    let idle =
-        smoke_probes(broker.local_addr, "idle", &probe_homes[..probes_idle], Duration::from_millis(50), &mut feed)
-            .await?;
+    let idle = smoke_probes(
+        &clients,
+        broker.local_addr,
+        "idle",
+        &probe_homes[..probes_idle],
+        Duration::from_millis(50),
+        &mut feed,
+    )
+    .await?;
 
     // Wait for the loaded phase to begin, then load and probe together.
     tokio::time::sleep(Duration::from_millis(u64::try_from((loaded_from - now_ms()).max(0))?)).await;
@@ -99,11 +106,29 @@ pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
     let sent = Arc::new(AtomicU64::new(0));
     let mut publishers = tokio::task::JoinSet::new();
     let per = load_homes.len().div_ceil(args.publishers.max(1)).max(1);
+    let devices_of = |chunk: &[usize]| -> Vec<String> { chunk.iter().map(|home| format!("bench-{home:06}")).collect() };
+    clients
+        .enrol_publishers(
+            load_homes
+                .chunks(per)
+                .enumerate()
+                .map(|(index, chunk)| (format!("bench-load-{index}"), devices_of(chunk)))
+                .collect(),
+        )
+        .await?;
     for (index, chunk) in load_homes.chunks(per).enumerate() {
         let share = rate * chunk.len() as f64 / load_homes.len().max(1) as f64;
-        let devices = chunk.iter().map(|home| format!("bench-{home:06}")).collect();
+        let devices = devices_of(chunk);
         let client_id = format!("bench-load-{index}");
-        publishers.spawn(paced_summaries(broker.local_addr, client_id, devices, 0, share, stop, sent.clone()));
+        publishers.spawn(paced_summaries(
+            clients.clone(),
+            broker.local_addr,
+            client_id,
+            devices,
+            0,
+            Pace { rate: share, stop },
+            sent.clone(),
+        ));
     }
     let mut overdue_feed = feed_sender.subscribe();
     let overdue_elders: HashMap<i64, i64> =
@@ -135,9 +160,15 @@ pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
         Ok((lateness, twice))
     });
     let loaded_started = Instant::now();
-    let loaded =
-        smoke_probes(broker.local_addr, "loaded", &probe_homes[probes_idle..], Duration::from_millis(100), &mut feed)
-            .await?;
+    let loaded = smoke_probes(
+        &clients,
+        broker.local_addr,
+        "loaded",
+        &probe_homes[probes_idle..],
+        Duration::from_millis(100),
+        &mut feed,
+    )
+    .await?;
     while let Some(result) = publishers.join_next().await {
         result??;
     }

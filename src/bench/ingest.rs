@@ -36,12 +36,12 @@ use anxin_gateway::metrics;
 use anxin_gateway::store::{AlertChange, Database, Store, now_ms};
 use anxin_protocol::{DoorState, Event, EventKind};
 use anyhow::{Context, bail};
-use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, Event as MqttEvent, Outgoing, Packet, QoS};
 use tokio::sync::{broadcast, watch};
 
 use super::{
-    Histograms, Mosquitto, connect, latency_line, paced_summaries, peak_rss_mib, percentile, percentile_of, rss_mib,
-    smoke_probes, watched_home,
+    BenchClients, Histograms, Mosquitto, Pace, latency_line, paced_summaries, peak_rss_mib, percentile, percentile_of,
+    rss_mib, smoke_probes, watched_home,
 };
 use crate::output::out;
 
@@ -144,13 +144,14 @@ fn make_workload(homes: usize, rounds: u32, publishers: usize, boot: u32) -> (Wo
 /// is not timed), then publishes `messages` at QoS 1 and returns each one's
 /// publish → PUBACK time.
 async fn publish_all(
+    clients: BenchClients,
     broker: SocketAddr,
     client_id: String,
     messages: Vec<(String, Vec<u8>)>,
     inflight: u16,
     start: Arc<tokio::sync::Barrier>,
 ) -> anyhow::Result<Vec<Duration>> {
-    let (client, mut eventloop) = connect(broker, client_id, inflight).await?;
+    let (client, mut eventloop) = clients.connect(broker, client_id, inflight).await?;
     start.wait().await;
     let count = messages.len();
     let sender = tokio::spawn(async move {
@@ -184,16 +185,24 @@ async fn publish_all(
 /// Publishes the workload from all its connections at once; returns the
 /// PUBACK latencies and the moment every publisher was connected.
 async fn publish_workload(
+    clients: &BenchClients,
     broker: SocketAddr,
     workload: &Workload,
     inflight: u16,
     phase: &str,
 ) -> anyhow::Result<(Vec<Duration>, Instant)> {
+    let name = |index: usize| format!("bench-{phase}-publisher-{index}");
+    let publishers = workload.iter().enumerate().map(|(index, messages)| {
+        let devices: std::collections::BTreeSet<String> =
+            messages.iter().filter_map(|(topic, _)| topic.split('/').nth(3).map(str::to_string)).collect();
+        (name(index), devices.into_iter().collect())
+    });
+    clients.enrol_publishers(publishers.collect()).await?;
     let start = Arc::new(tokio::sync::Barrier::new(workload.len() + 1));
     let mut tasks = tokio::task::JoinSet::new();
     for (index, messages) in workload.iter().enumerate() {
-        let client_id = format!("bench-{phase}-publisher-{index}");
-        tasks.spawn(publish_all(broker, client_id, messages.clone(), inflight, start.clone()));
+        let client_id = name(index);
+        tasks.spawn(publish_all(clients.clone(), broker, client_id, messages.clone(), inflight, start.clone()));
     }
     // Released once every publisher is connected.
     start.wait().await;
@@ -214,8 +223,8 @@ struct BareSubscriber {
 
 impl BareSubscriber {
     /// Subscribes, and counts `expected` messages from the subscription on.
-    async fn start(broker: SocketAddr, expected: usize) -> anyhow::Result<BareSubscriber> {
-        let mut options = MqttOptions::new("bench-bare-subscriber", broker.ip().to_string(), broker.port());
+    async fn start(clients: &BenchClients, broker: SocketAddr, expected: usize) -> anyhow::Result<BareSubscriber> {
+        let mut options = clients.subscriber("bench-bare-subscriber", broker).await?;
         options.set_keep_alive(Duration::from_secs(60));
         options.set_inflight(1_000);
         let (subscriber, mut eventloop) = AsyncClient::new(options, 1_000);
@@ -314,6 +323,7 @@ impl Gateway {
         policy: &Arc<AlertPolicy>,
         config: IngestConfig,
         mosquitto: Option<&Mosquitto>,
+        clients: &BenchClients,
     ) -> anyhow::Result<Gateway> {
         let (shutdown, shutdown_watch) = watch::channel(false);
         let (ingest, writer) = Ingest::start(store.clone(), policy.clone(), config);
@@ -321,7 +331,9 @@ impl Gateway {
         let mut tasks = vec![feed_task];
         let (embedded, broker) = match mosquitto {
             None => {
-                let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse()? }.start(ingest.clone()).await?;
+                let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse()?, auth: clients.auth() }
+                    .start(ingest.clone())
+                    .await?;
                 let address = broker.local_addr;
                 (Some(broker), address)
             }
@@ -432,24 +444,10 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         if args.rules { "; every home paired, the rules on every message" } else { "" }
     );
 
-    // 1. Ceiling: the same broker, a bare subscriber.
-    let bare = match &mosquitto {
-        None => Some(EmbeddedBroker { listen: "127.0.0.1:0".parse()? }.start_bare().await?),
-        Some(_) => None,
-    };
-    let bare_address = bare.as_ref().map_or_else(|| mosquitto.as_ref().map(|m| m.address), |b| Some(b.local_addr));
-    let bare_address = bare_address.context("a broker")?;
-    let subscriber = BareSubscriber::start(bare_address, total).await?;
-    let (_, ceiling_started) = publish_workload(bare_address, &workload, args.inflight, "ceiling").await?;
-    let ceiling_done = subscriber.done().await?;
-    let ceiling_rate = per_second(total, ceiling_started, ceiling_done);
-    if let Some(bare) = bare {
-        bare.stop().await;
-    }
-    out!("ceiling  bare subscriber on {broker_name:<20}: {ceiling_rate:>9.0} msg/s");
-
-    // 2. Durable: the gateway.
+    // The run's database, and its clients' identities (the bare broker checks them too).
     let store = Store::open(&scratch.database).await?;
+    let clients = BenchClients::new(&store);
+    // Homes and probes first: enrolling a publisher registers its devices too.
     let policy = Arc::new(AlertPolicy::default());
     let now = now_ms();
     let probe_count = 200;
@@ -463,11 +461,29 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         .await?;
     let probes: Vec<(String, i64)> =
         probe_elders.iter().enumerate().map(|(index, elder)| (format!("probe-{index:06}"), *elder)).collect();
-    let gateway = Gateway::start(&store, &policy, args.ingest_config(), mosquitto.as_ref()).await?;
+
+    // 1. Ceiling: the same broker, a bare subscriber.
+    let bare = match &mosquitto {
+        None => Some(EmbeddedBroker { listen: "127.0.0.1:0".parse()?, auth: clients.auth() }.start_bare().await?),
+        Some(_) => None,
+    };
+    let bare_address = bare.as_ref().map_or_else(|| mosquitto.as_ref().map(|m| m.address), |b| Some(b.local_addr));
+    let bare_address = bare_address.context("a broker")?;
+    let subscriber = BareSubscriber::start(&clients, bare_address, total).await?;
+    let (_, ceiling_started) = publish_workload(&clients, bare_address, &workload, args.inflight, "ceiling").await?;
+    let ceiling_done = subscriber.done().await?;
+    let ceiling_rate = per_second(total, ceiling_started, ceiling_done);
+    if let Some(bare) = bare {
+        bare.stop().await;
+    }
+    out!("ceiling  bare subscriber on {broker_name:<20}: {ceiling_rate:>9.0} msg/s");
+
+    // 2. Durable: the gateway.
+    let gateway = Gateway::start(&store, &policy, args.ingest_config(), mosquitto.as_ref(), &clients).await?;
     let before = gateway.ingest.progress().snapshot().stored;
     let _ = commit_figures(&histograms);
     let (mut latencies, durable_started) =
-        publish_workload(gateway.broker, &workload, args.inflight, "durable").await?;
+        publish_workload(&clients, gateway.broker, &workload, args.inflight, "durable").await?;
     let durable_done = match args.broker {
         BrokerKind::Embedded => Instant::now(),
         BrokerKind::Mosquitto => gateway.stored(before, total).await?,
@@ -510,14 +526,14 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
             Some(mosquitto) => {
                 // The gateway goes away; its sessions stay, and the broker queues for them.
                 gateway.stop().await;
-                let (_, _) = publish_workload(mosquitto.address, &messages, args.inflight, "backlog").await?;
+                let (_, _) = publish_workload(&clients, mosquitto.address, &messages, args.inflight, "backlog").await?;
                 let (stop_sampling, peak) = sample_memory();
                 let started = Instant::now();
-                gateway = Gateway::start(&store, &policy, args.ingest_config(), Some(mosquitto)).await?;
+                gateway = Gateway::start(&store, &policy, args.ingest_config(), Some(mosquitto), &clients).await?;
                 // A new gateway counts from nothing (its drain may have begun already).
                 let before = 0;
                 let mut feed = gateway.feed.subscribe();
-                let smokes = smoke_probes(gateway.broker, "backlog", smokes_during, every, &mut feed);
+                let smokes = smoke_probes(&clients, gateway.broker, "backlog", smokes_during, every, &mut feed);
                 // The smoke alarms are stored too: done when both are.
                 let (smokes, done) = tokio::join!(smokes, gateway.stored(before, count + smokes_during.len()));
                 let _ = stop_sampling.send(true);
@@ -527,13 +543,13 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
                 let (stop_sampling, peak) = sample_memory();
                 let mut feed = gateway.feed.subscribe();
                 let flush = async {
-                    let flushed = publish_workload(gateway.broker, &messages, args.inflight, "backlog").await;
+                    let flushed = publish_workload(&clients, gateway.broker, &messages, args.inflight, "backlog").await;
                     (flushed, Instant::now())
                 };
                 let smokes = async {
                     // Once the flood is on.
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    smoke_probes(gateway.broker, "backlog", smokes_during, every, &mut feed).await
+                    smoke_probes(&clients, gateway.broker, "backlog", smokes_during, every, &mut feed).await
                 };
                 let ((flushed, done), smokes) = tokio::join!(flush, smokes);
                 let (_, started) = flushed?;
@@ -563,17 +579,18 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         let seconds = Duration::from_secs(args.latency_seconds);
         let probes_wanted = probes.len() - next_probe;
         let every = (seconds / u32::try_from(probes_wanted)?).max(Duration::from_millis(5));
+        let pace = || Pace { rate, stop: Instant::now() + seconds };
 
         // Bare broker at that load: a probe's publish → subscriber latency.
         let bare = match &mosquitto {
-            None => Some(EmbeddedBroker { listen: "127.0.0.1:0".parse()? }.start_bare().await?),
+            None => Some(EmbeddedBroker { listen: "127.0.0.1:0".parse()?, auth: clients.auth() }.start_bare().await?),
             Some(_) => None,
         };
         let bare_address = bare.as_ref().map_or_else(|| mosquitto.as_ref().map(|m| m.address), |b| Some(b.local_addr));
         let bare_address = bare_address.context("a broker")?;
         let bare_latencies = {
-            let load = steady_load(bare_address, &load_devices, connections, rate, seconds, 1_000_000, "bare");
-            let probing = bare_probes(bare_address, probes_wanted, every);
+            let load = steady_load(&clients, bare_address, &load_devices, connections, pace(), 1_000_000, "bare");
+            let probing = bare_probes(&clients, bare_address, probes_wanted, every);
             let (load, probing) = tokio::join!(load, probing);
             load?;
             probing?
@@ -585,8 +602,8 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         let mut feed = gateway.feed.subscribe();
         let _ = commit_figures(&histograms);
         let smokes = {
-            let load = steady_load(gateway.broker, &load_devices, connections, rate, seconds, 2_000_000, "durable");
-            let probing = smoke_probes(gateway.broker, "steady", &probes[next_probe..], every, &mut feed);
+            let load = steady_load(&clients, gateway.broker, &load_devices, connections, pace(), 2_000_000, "durable");
+            let probing = smoke_probes(&clients, gateway.broker, "steady", &probes[next_probe..], every, &mut feed);
             let (load, probing) = tokio::join!(load, probing);
             load?;
             probing?
@@ -607,22 +624,34 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
 
 /// Summaries at `rate` per second in total over `connections`, for `seconds`.
 async fn steady_load(
+    clients: &BenchClients,
     broker: SocketAddr,
     devices: &[String],
     connections: usize,
-    rate: f64,
-    seconds: Duration,
+    pace: Pace,
     first_seq: u32,
     phase: &str,
 ) -> anyhow::Result<()> {
-    let stop = Instant::now() + seconds;
+    let Pace { rate, stop } = pace;
     let acked = Arc::new(AtomicU64::new(0));
     let per = devices.len().div_ceil(connections.max(1)).max(1);
+    let name = |index: usize| format!("bench-{phase}-load-{index}");
+    clients
+        .enrol_publishers(devices.chunks(per).enumerate().map(|(index, chunk)| (name(index), chunk.to_vec())).collect())
+        .await?;
     let mut tasks = tokio::task::JoinSet::new();
     for (index, chunk) in devices.chunks(per).enumerate() {
         let share = rate * chunk.len() as f64 / devices.len().max(1) as f64;
-        let client_id = format!("bench-{phase}-load-{index}");
-        tasks.spawn(paced_summaries(broker, client_id, chunk.to_vec(), first_seq, share, stop, acked.clone()));
+        let client_id = name(index);
+        tasks.spawn(paced_summaries(
+            clients.clone(),
+            broker,
+            client_id,
+            chunk.to_vec(),
+            first_seq,
+            Pace { rate: share, stop },
+            acked.clone(),
+        ));
     }
     while let Some(result) = tasks.join_next().await {
         result??;
@@ -632,8 +661,13 @@ async fn steady_load(
 
 /// `count` probe events, `every` apart, from one connection to a bare
 /// subscriber of their topic; publish → receive latencies, sorted.
-async fn bare_probes(broker: SocketAddr, count: usize, every: Duration) -> anyhow::Result<Vec<Duration>> {
-    let mut options = MqttOptions::new("bench-probe-subscriber", broker.ip().to_string(), broker.port());
+async fn bare_probes(
+    clients: &BenchClients,
+    broker: SocketAddr,
+    count: usize,
+    every: Duration,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut options = clients.subscriber("bench-probe-subscriber", broker).await?;
     options.set_keep_alive(Duration::from_secs(60));
     let (subscriber, mut subscriber_loop) = AsyncClient::new(options, 100);
     subscriber.subscribe("anxin/v1/dev/bare-probe/event", QoS::AtLeastOnce).await?;
@@ -642,7 +676,8 @@ async fn bare_probes(broker: SocketAddr, count: usize, every: Duration) -> anyho
             break;
         }
     }
-    let (client, mut eventloop) = connect(broker, "bench-bare-probe".into(), 100).await?;
+    clients.enrol_publishers(vec![("bench-bare-probe".into(), vec!["bare-probe".into()])]).await?;
+    let (client, mut eventloop) = clients.connect(broker, "bench-bare-probe".into(), 100).await?;
     tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
     let mut sent: HashMap<u32, Instant> = HashMap::new();
     let mut latencies = Vec::with_capacity(count);

@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use anxin_gateway::alerts::policy::AlertPolicy;
 use anxin_gateway::alerts::rules::{self, HomeState, next_due};
-use anxin_gateway::store::AlertChange;
+use anxin_gateway::broker::auth::{BrokerAuth, RateLimits};
+use anxin_gateway::identity::IdentityKind;
+use anxin_gateway::store::{AlertChange, NewIdentity, Store};
 use anxin_protocol::{Event, EventKind, SmokeState};
 use anyhow::Context;
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
@@ -192,23 +194,76 @@ impl Drop for Mosquitto {
     }
 }
 
-/// An MQTT 3.1.1 connection (as a sensor node or bridge would open), once
-/// the broker has accepted it; `inflight` publishes may wait for their PUBACK.
-pub(crate) async fn connect(
-    broker: SocketAddr,
-    client_id: String,
-    inflight: u16,
-) -> anyhow::Result<(AsyncClient, rumqttc::EventLoop)> {
-    let mut options = MqttOptions::new(client_id, broker.ip().to_string(), broker.port());
-    options.set_keep_alive(Duration::from_secs(60));
-    options.set_inflight(inflight);
-    let (client, mut eventloop) = AsyncClient::new(options, 1_024);
-    loop {
-        if let MqttEvent::Incoming(Packet::ConnAck(_)) = eventloop.poll().await.context("bench connection")? {
-            break;
-        }
+/// The benchmark's MQTT clients, each with an identity of its own on the
+/// broker: enrolled in the run's database before it connects (a bridge for
+/// the devices it publishes for, a gateway for a subscriber), all with one
+/// secret hashed once, and a rate the limiter never reaches (the figures
+/// measure ingest, not the limit).
+#[derive(Clone)]
+pub(crate) struct BenchClients {
+    store: Store,
+    secret: Arc<str>,
+    hash: Arc<str>,
+}
+
+impl BenchClients {
+    pub(crate) fn new(store: &Store) -> BenchClients {
+        let secret = anxin_gateway::identity::new_secret();
+        let hash = anxin_gateway::identity::hash_secret(&secret);
+        BenchClients { store: store.clone(), secret: secret.into(), hash: hash.into() }
     }
-    Ok((client, eventloop))
+
+    /// The embedded broker's access for this run.
+    pub(crate) fn auth(&self) -> Arc<BrokerAuth> {
+        BrokerAuth::new(self.store.clone(), RateLimits::default())
+    }
+
+    /// Enrols clients that publish for devices (bridges), all in one commit.
+    pub(crate) async fn enrol_publishers(&self, publishers: Vec<(String, Vec<String>)>) -> anyhow::Result<()> {
+        let identities: Vec<NewIdentity> =
+            publishers.into_iter().map(|(name, devices)| self.identity(name, IdentityKind::Bridge, devices)).collect();
+        self.store.reissue_identities(&identities, "bench", anxin_gateway::store::now_ms()).await?;
+        Ok(())
+    }
+
+    fn identity(&self, name: String, kind: IdentityKind, devices: Vec<String>) -> NewIdentity {
+        NewIdentity { name, kind, secret_hash: self.hash.to_string(), rate_per_s: Some(100_000_000), devices }
+    }
+
+    /// Options for a subscriber of device topics (a gateway's identity).
+    pub(crate) async fn subscriber(&self, name: &str, broker: SocketAddr) -> anyhow::Result<MqttOptions> {
+        let identity = self.identity(name.to_string(), IdentityKind::Gateway, Vec::new());
+        self.store.reissue_identities(&[identity], "bench", anxin_gateway::store::now_ms()).await?;
+        let mut options = MqttOptions::new(name, broker.ip().to_string(), broker.port());
+        options.set_credentials(name, self.secret.as_ref());
+        Ok(options)
+    }
+
+    /// An MQTT 3.1.1 connection (as a sensor node or bridge would open) of an
+    /// enrolled publisher, once the broker has accepted it; `inflight`
+    /// publishes may wait for their PUBACK.
+    pub(crate) async fn connect(
+        &self,
+        broker: SocketAddr,
+        name: String,
+        inflight: u16,
+    ) -> anyhow::Result<(AsyncClient, rumqttc::EventLoop)> {
+        let mut options = MqttOptions::new(name.clone(), broker.ip().to_string(), broker.port());
+        options.set_credentials(name, self.secret.as_ref());
+        options.set_keep_alive(Duration::from_secs(60));
+        options.set_inflight(inflight);
+        let (client, mut eventloop) = AsyncClient::new(options, 1_024);
+        loop {
+            match eventloop.poll().await.context("bench connection")? {
+                MqttEvent::Incoming(Packet::ConnAck(ack)) if ack.code == rumqttc::ConnectReturnCode::Success => break,
+                MqttEvent::Incoming(Packet::ConnAck(ack)) => {
+                    anyhow::bail!("the broker refused a bench client: {:?}", ack.code)
+                }
+                _ => {}
+            }
+        }
+        Ok((client, eventloop))
+    }
 }
 
 /// A summary of a lived-in, healthy home (fixed readings) as encoded on the wire.
@@ -252,13 +307,17 @@ pub(crate) fn watched_home(policy: &AlertPolicy, silence_from: i64, device: &str
 /// `every` apart, and returns the publish → `opened`-on-the-feed latencies,
 /// sorted.
 pub(crate) async fn smoke_probes(
+    clients: &BenchClients,
     broker: SocketAddr,
     name: &str,
     homes: &[(String, i64)],
     every: Duration,
     feed: &mut broadcast::Receiver<Arc<AlertChange>>,
 ) -> anyhow::Result<Vec<Duration>> {
-    let (client, mut eventloop) = connect(broker, format!("bench-probe-{name}"), 100).await?;
+    let devices = homes.iter().map(|(device, _)| device.clone()).collect();
+    let client_id = format!("bench-probe-{name}");
+    clients.enrol_publishers(vec![(client_id.clone(), devices)]).await?;
+    let (client, mut eventloop) = clients.connect(broker, client_id, 100).await?;
     tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
     let mut sent: HashMap<i64, Instant> = HashMap::new();
     let mut latencies = Vec::new();
@@ -302,19 +361,27 @@ pub(crate) fn latency_line(name: &str, latencies: &[Duration]) -> String {
     )
 }
 
-/// Summaries with motion from `devices`, at `rate` per second in total,
-/// until `stop`, from one connection; counts PUBACKs into `acked`. A device's
-/// sequence numbers start above `first_seq`.
+/// A steady load: so many messages a second in total, until a moment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pace {
+    pub rate: f64,
+    pub stop: Instant,
+}
+
+/// Summaries with motion from `devices` at `pace`, from one connection
+/// (enrolled for them); counts PUBACKs into `acked`. A device's sequence
+/// numbers start above `first_seq`.
 pub(crate) async fn paced_summaries(
+    clients: BenchClients,
     broker: SocketAddr,
     client_id: String,
     devices: Vec<String>,
     first_seq: u32,
-    rate: f64,
-    stop: Instant,
+    pace: Pace,
     acked: Arc<std::sync::atomic::AtomicU64>,
 ) -> anyhow::Result<()> {
-    let (client, mut eventloop) = connect(broker, client_id, 200).await?;
+    let Pace { rate, stop } = pace;
+    let (client, mut eventloop) = clients.connect(broker, client_id, 200).await?;
     tokio::spawn(async move {
         while let Ok(event) = eventloop.poll().await {
             if let MqttEvent::Incoming(Packet::PubAck(_)) = event {

@@ -57,6 +57,65 @@ impl Broker {
         Self::launch(None, true)
     }
 
+    /// A private Mosquitto whose settings also include every `.conf` file in
+    /// `folder` (e.g. what `anxin devices export --mosquitto` writes).
+    pub fn start_including(folder: &Path) -> Broker {
+        Self::launch_with(None, false, &format!("use_username_as_clientid true\ninclude_dir {}\n", folder.display()))
+    }
+
+    /// A private Mosquitto run from a deployment's own settings file
+    /// (`deploy/mosquitto.conf`): its listeners moved to free loopback ports
+    /// (the plain one is `address`, the TLS one `tls`, with a fresh test CA),
+    /// its persistence into a private folder, its `include_dir` to `include`.
+    /// Panics if the file no longer has what is replaced, so the test follows
+    /// the deployment file.
+    pub fn start_deployment(settings: &str, include: &Path) -> Broker {
+        let folder = private_folder("mosquitto-deploy");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777));
+        }
+        make_test_certificates(&folder);
+        let (port, tls_port) = (free_port(), free_port());
+        let dir = folder.display().to_string();
+        let mut config = settings.to_string();
+        for (from, to) in [
+            ("listener 8883\n".to_string(), format!("listener {tls_port} 127.0.0.1\n")),
+            ("listener 1883 127.0.0.1\n".to_string(), format!("listener {port} 127.0.0.1\n")),
+            ("/etc/mosquitto/certs/server.crt".to_string(), format!("{dir}/server.crt")),
+            ("/etc/mosquitto/certs/server.key".to_string(), format!("{dir}/server.key")),
+            ("/var/lib/mosquitto/".to_string(), format!("{dir}/")),
+            ("include_dir /etc/mosquitto/anxin".to_string(), format!("include_dir {}", include.display())),
+        ] {
+            assert!(config.contains(&from), "the deployment settings no longer have {from:?}");
+            config = config.replace(&from, &to);
+        }
+        config = format!("log_dest file {dir}/mosquitto.log\nlog_type all\n{config}");
+        std::fs::write(folder.join("mosquitto.conf"), config).expect("write mosquitto.conf");
+        let process = spawn_mosquitto(&folder.join("mosquitto.conf"));
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let tls_address = SocketAddr::from(([127, 0, 0, 1], tls_port));
+        let broker = Broker {
+            address,
+            tls: Some((tls_address, folder.join("ca.crt"))),
+            process: Some(process),
+            folder: Some(folder.clone()),
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), || TcpStream::connect(address).is_ok()
+                && TcpStream::connect(tls_address).is_ok()),
+            "mosquitto started from the deployment settings: {}",
+            std::fs::read_to_string(folder.join("mosquitto.log")).unwrap_or_default()
+        );
+        broker
+    }
+
+    /// Asks Mosquitto to read its password and ACL files again (SIGHUP).
+    pub fn reload(&self) {
+        let process = self.process.as_ref().expect("only a private broker can be reloaded");
+        let _ = Command::new("kill").arg("-HUP").arg(process.id().to_string()).status();
+    }
+
     /// A private Mosquitto with a plain listener and a TLS listener whose
     /// certificate (for IP 127.0.0.1) is signed by a fresh test CA.
     pub fn start_tls() -> Broker {
@@ -65,64 +124,7 @@ impl Broker {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777));
         }
-        let run = |args: &[&str]| {
-            let status = Command::new("openssl")
-                .args(args)
-                .current_dir(&folder)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            assert!(status.is_ok_and(|s| s.success()), "openssl {args:?}");
-        };
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=Anxin test CA",
-        ]);
-        run(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ]);
-        std::fs::write(folder.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("write ext.cnf");
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ]);
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(folder.join("server.key"), std::fs::Permissions::from_mode(0o644));
-        }
+        make_test_certificates(&folder);
         let (port, tls_port) = (free_port(), free_port());
         let config = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
@@ -162,6 +164,10 @@ impl Broker {
     }
 
     fn launch(port: Option<u16>, persistent: bool) -> Broker {
+        Self::launch_with(port, persistent, "")
+    }
+
+    fn launch_with(port: Option<u16>, persistent: bool, extra: &str) -> Broker {
         let folder = private_folder("mosquitto");
         // Mosquitto started as root drops to its own user: let it write here.
         {
@@ -171,7 +177,7 @@ impl Broker {
         for _attempt in 0..5 {
             let port = port.unwrap_or_else(free_port);
             let config = folder.join("mosquitto.conf");
-            std::fs::write(&config, mosquitto_config(port, &folder, persistent)).expect("write mosquitto.conf");
+            std::fs::write(&config, mosquitto_config(port, &folder, persistent) + extra).expect("write mosquitto.conf");
             let process = spawn_mosquitto(&config);
             let address = SocketAddr::from(([127, 0, 0, 1], port));
             let mut broker = Broker { address, tls: None, process: Some(process), folder: Some(folder.clone()) };
@@ -228,6 +234,66 @@ fn mosquitto_config(port: u16, folder: &Path, persistent: bool) -> String {
          max_queued_messages 1000000\nmax_inflight_messages 1000\nlog_dest file {}\n",
         folder.join("mosquitto.log").display()
     )
+}
+
+/// A fresh test CA in `folder` (`ca.crt`, `ca.key`) and a server certificate
+/// it signed for IP 127.0.0.1 (`server.crt`, `server.key`, readable by all so
+/// a broker that drops to its own user can load it).
+pub fn make_test_certificates(folder: &Path) {
+    let run = |args: &[&str]| {
+        let status =
+            Command::new("openssl").args(args).current_dir(folder).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        assert!(status.is_ok_and(|s| s.success()), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Anxin test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(folder.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("write ext.cnf");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(folder.join("server.key"), std::fs::Permissions::from_mode(0o644));
+    }
 }
 
 /// Polls `condition` until it holds or `timeout` passes.

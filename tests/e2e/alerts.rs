@@ -28,10 +28,14 @@ fn http_get(address: &str, path: &str, token: Option<&str>) -> String {
 }
 
 /// Every alert change published on the broker, as JSON.
-fn watch_alerts(port: u16, client_id: &str, filter: &str) -> mpsc::Receiver<serde_json::Value> {
+/// `secret`: the consumer's, on `serve`'s own broker.
+fn watch_alerts(port: u16, client_id: &str, filter: &str, secret: Option<&str>) -> mpsc::Receiver<serde_json::Value> {
     let (sender, received) = mpsc::channel();
     let mut options = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(30));
+    if let Some(secret) = secret {
+        options.set_credentials(client_id, secret);
+    }
     let (client, mut connection) = rumqttc::Client::new(options, 100);
     client.subscribe(filter, rumqttc::QoS::AtLeastOnce).unwrap();
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -66,9 +70,13 @@ fn a_simulated_smoke_alarm_becomes_one_critical_alert_handled_from_the_command_l
     let mqtt = format!("127.0.0.1:{mqtt_port}");
     let http = format!("127.0.0.1:{}", free_port());
     let serve = Process::start(&["--data-dir", data, "serve", "--mqtt-listen", &mqtt, "--http-listen", &http]);
-    let changes = watch_alerts(mqtt_port, "e2e-alert-watcher", "anxin/v1/alerts/#");
+    let consumer = crate::issue(data, "consumers", &["e2e-alert-watcher".to_string()]);
+    let changes =
+        watch_alerts(mqtt_port, "e2e-alert-watcher", "anxin/v1/alerts/#", Some(&consumer["e2e-alert-watcher"]));
 
     let output = anxin(&[
+        "--data-dir",
+        data,
         "simulate",
         "--broker",
         &format!("mqtt://{mqtt}"),
@@ -163,7 +171,7 @@ async fn the_gateway_publishes_alert_changes_on_an_external_broker() {
         ],
     );
     anxin_in(data, &["devices", "pair", "e2e-gw-node", "--elder", "1"]);
-    let changes = watch_alerts(broker.port(), "e2e-gateway-alert-watcher", "anxin/v1/alerts/网关测试县/#");
+    let changes = watch_alerts(broker.port(), "e2e-gateway-alert-watcher", "anxin/v1/alerts/网关测试县/#", None);
     let gateway = start_connected(&gateway_args(data, &broker.url(), "e2e-gateway-alerts")).await;
 
     let mut options = rumqttc::MqttOptions::new("e2e-gw-node", broker.host(), broker.port());

@@ -177,6 +177,8 @@ async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calenda
 
     // A smoke alarm through the broker, from the simulator.
     let simulated = anxin(&[
+        "--data-dir",
+        data,
         "simulate",
         "--broker",
         &format!("mqtt://{mqtt}"),

@@ -4,6 +4,7 @@
 mod alerts;
 mod bench;
 mod browser;
+mod identity;
 mod ledger;
 mod people;
 mod serve;
@@ -41,4 +42,35 @@ pub const ADD_WANG_XIUYING: [&str; 12] = [
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Creates broker identities of `kind` (`devices` → `devices provision`,
+/// `consumers` → `consumers add`) in DATA as an operator would, with the
+/// secrets written to a file; returns each name's secret.
+pub fn issue(data: &str, kind: &str, names: &[String]) -> std::collections::HashMap<String, String> {
+    static FILES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let file = std::env::temp_dir().join(format!(
+        "anxin-e2e-secrets-{}-{}.json",
+        std::process::id(),
+        FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let file_arg = file.to_str().unwrap();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let output = match kind {
+        "devices" => anxin_at(data, &[&["devices", "provision"], &names[..], &["--out", file_arg]].concat()),
+        _ => {
+            assert_eq!(names.len(), 1, "one {kind} at a time");
+            anxin_at(data, &[kind, "add", names[0], "--out", file_arg])
+        }
+    };
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let secrets = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let _ = std::fs::remove_file(file);
+    secrets
+}
+
+/// `issue` for the simulator's devices `{prefix}-00001` … `{prefix}-{homes}`.
+pub fn provision_homes(data: &str, prefix: &str, homes: usize) -> std::collections::HashMap<String, String> {
+    let ids: Vec<String> = (1..=homes).map(|home| format!("{prefix}-{home:05}")).collect();
+    issue(data, "devices", &ids)
 }

@@ -101,6 +101,7 @@ async fn serve_stores_what_devices_publish_and_stops_cleanly_on_sigterm() {
         id_prefix: "serve-e2e".into(),
         record_acks: true,
         scenarios: vec!["help:2@1m".parse().unwrap()],
+        credentials: crate::provision_homes(data_arg, "serve-e2e", 5),
         ..SimulateOptions::default()
     };
     let report = run(options).await.unwrap();
@@ -130,7 +131,7 @@ async fn serve_stores_what_devices_publish_and_stops_cleanly_on_sigterm() {
     let _ = std::fs::remove_dir_all(data);
 }
 
-async fn http_get(address: SocketAddr, path: &str) -> String {
+pub async fn http_get(address: SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
@@ -238,8 +239,10 @@ async fn drained(data: &Path, expected: usize) {
     panic!("the backlog did not drain: {} of {expected} stored", store.message_keys().await.unwrap().len());
 }
 
-fn load(port: u16, prefix: &str, duration: Duration) -> SimulateOptions {
+/// `credentials`: the homes' secrets when the broker is `serve`'s own.
+fn load(port: u16, prefix: &str, duration: Duration, credentials: Option<&str>) -> SimulateOptions {
     SimulateOptions {
+        credentials: credentials.map(|data| crate::provision_homes(data, prefix, 100)).unwrap_or_default(),
         broker_host: "127.0.0.1".into(),
         broker_port: port,
         homes: 100,
@@ -260,7 +263,7 @@ async fn killing_serve_under_load_loses_nothing_it_acknowledged() {
     let listen = format!("127.0.0.1:{port}");
     let serve_args = ["--data-dir", &data_arg, "serve", "--mqtt-listen", &listen, "--http-listen", "127.0.0.1:0"];
     let serve = Process::start(&serve_args);
-    let simulation = tokio::spawn(run(load(port, "kill-serve", Duration::from_secs(7))));
+    let simulation = tokio::spawn(run(load(port, "kill-serve", Duration::from_secs(7), Some(&data_arg))));
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     serve.kill();
@@ -288,7 +291,7 @@ async fn killing_the_gateway_under_load_loses_nothing_the_broker_acknowledged() 
     let gateway_args = gateway_args(&data_arg, &url, "e2e-kill-gw");
     // The session must exist before the load starts, or the broker has no queue to keep.
     let gateway = start_connected(&gateway_args).await;
-    let simulation = tokio::spawn(run(load(broker.port(), "kill-gw", Duration::from_secs(6))));
+    let simulation = tokio::spawn(run(load(broker.port(), "kill-gw", Duration::from_secs(6), None)));
     tokio::time::sleep(Duration::from_secs(2)).await;
     gateway.kill();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -307,7 +310,7 @@ async fn restarting_the_broker_under_load_loses_nothing() {
     let gateway_args = gateway_args(&data_arg, &url, "e2e-restart-gw");
     // The session must exist before the load starts, or the broker has no queue to keep.
     let gateway = start_connected(&gateway_args).await;
-    let simulation = tokio::spawn(run(load(broker.port(), "restart", Duration::from_secs(6))));
+    let simulation = tokio::spawn(run(load(broker.port(), "restart", Duration::from_secs(6), None)));
     tokio::time::sleep(Duration::from_secs(2)).await;
     tokio::task::block_in_place(|| broker.restart());
     let report = simulation.await.unwrap().unwrap();
@@ -392,8 +395,10 @@ async fn the_admin_commands_register_pair_and_tail_while_serve_runs() {
         }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let secret = crate::issue(&data_arg, "devices", &["node-7".to_string()]).remove("node-7").unwrap();
     let mut options = rumqttc::MqttOptions::new("node-7", mqtt.ip().to_string(), mqtt.port());
     options.set_keep_alive(Duration::from_secs(30));
+    options.set_credentials("node-7", secret);
     let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 10);
     client
         .publish(

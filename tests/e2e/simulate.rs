@@ -33,7 +33,11 @@ fn simulate_drives_homes_into_a_real_broker_and_reports_what_was_acknowledged() 
     });
     ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
 
+    // The simulator provisions its own devices in the database it is given.
+    let data = anxin_testkit::private_folder("e2e-simulate");
     let output = anxin(&[
+        "--data-dir",
+        data.to_str().unwrap(),
         "simulate",
         "--broker",
         &broker.url(),

@@ -185,10 +185,14 @@ impl MqttSink {
     async fn connect(&self) -> Result<mqtt5::MqttClient, String> {
         let target = &self.target;
         let client = mqtt5::MqttClient::new(target.client_id.clone());
+        // Design: no automatic reconnect. `publish` replaces a lost client
+        // with a new one; a client reconnecting by itself beside that new
+        // one would share its client id, and each would take over the
+        // other's session in turn.
         let mut options = mqtt5::ConnectOptions::new(target.client_id.clone())
             .with_clean_start(true)
             .with_keep_alive(Duration::from_secs(30))
-            .with_automatic_reconnect(true);
+            .with_automatic_reconnect(false);
         if let Some(username) = &target.username {
             options = options.with_credentials(username.clone(), target.password.clone().unwrap_or_default());
         }
@@ -220,9 +224,17 @@ impl MqttSink {
     async fn publish(&self, topic: &str, body: Vec<u8>) -> Result<(), String> {
         let client = {
             let mut slot = self.client.lock().await;
+            let connected = match slot.as_ref() {
+                Some(client) => client.is_connected().await,
+                None => false,
+            };
             match slot.as_ref() {
-                Some(client) if client.is_connected().await => client.clone(),
+                Some(client) if connected => client.clone(),
                 _ => {
+                    // The one long-lived client is gone: close it for good first.
+                    if let Some(previous) = slot.take() {
+                        let _ = previous.disconnect().await;
+                    }
                     let client = self.connect().await.map_err(|error| format!("MQTT connect: {error}"))?;
                     *slot = Some(client.clone());
                     client

@@ -14,9 +14,13 @@
 //! gateway live and die together: if the process dies first, the node never
 //! got its PUBACK and sends the message again.
 //!
+//! Nobody connects without an identity ([`super::auth`]): a device speaks
+//! only for itself, a bridge for its devices, within its rate; a device
+//! leaves a retained message only on its own status topic.
+//!
 //! The broker publishes a Last Will itself, without the publish hook; the
-//! hook therefore remembers each client's will at connect and ingests it when
-//! the client disconnects unexpectedly.
+//! hook therefore remembers each client's will at connect (when it may
+//! publish there) and ingests it when the client disconnects unexpectedly.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,6 +36,7 @@ use mqtt5::broker::events::{
 };
 use mqtt5::protocol::v5::reason_codes::ReasonCode;
 
+use super::auth::{BrokerAuth, Refusal};
 use crate::ingest::Ingest;
 use crate::store::now_ms;
 
@@ -45,6 +50,8 @@ pub const RECEIVE_MAXIMUM: u16 = 512;
 pub struct EmbeddedBroker {
     /// Where to listen; loopback unless the operator says otherwise.
     pub listen: SocketAddr,
+    /// Who may connect, publish and subscribe.
+    pub auth: Arc<BrokerAuth>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,11 +114,16 @@ impl EmbeddedBroker {
             .with_server_receive_maximum(RECEIVE_MAXIMUM)
             .with_sys_topics_enabled(false);
         if let Some(ingest) = ingest {
-            config = config.with_event_handler(Arc::new(IngestHook { ingest, wills: Mutex::new(HashMap::new()) }));
+            config = config.with_event_handler(Arc::new(IngestHook {
+                ingest,
+                auth: self.auth.clone(),
+                wills: Mutex::new(HashMap::new()),
+            }));
         }
         let mut broker = MqttBroker::with_config(config)
             .await
-            .map_err(|error| EmbeddedBrokerError::Bind { listen: self.listen, reason: error.to_string() })?;
+            .map_err(|error| EmbeddedBrokerError::Bind { listen: self.listen, reason: error.to_string() })?
+            .with_auth_provider(self.auth.clone());
         let local_addr = broker.local_addr().unwrap_or(self.listen);
         let shutdown = broker.shutdown_handle();
         let task = tokio::spawn(async move {
@@ -134,6 +146,7 @@ type Will = (Arc<str>, Vec<u8>);
 
 struct IngestHook {
     ingest: Ingest,
+    auth: Arc<BrokerAuth>,
     /// Each connected device's Last Will, by client id.
     wills: Mutex<HashMap<Arc<str>, Will>>,
 }
@@ -147,8 +160,11 @@ impl IngestHook {
 impl BrokerEventHandler for IngestHook {
     fn on_client_connect<'a>(&'a self, event: ClientConnectEvent) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
+            let user = event.user_id.as_deref();
             match (event.will_topic, event.will_payload) {
-                (Some(topic), Some(payload)) if topic.starts_with("anxin/v1/dev/") => {
+                (Some(topic), Some(payload))
+                    if topic.starts_with("anxin/v1/dev/") && self.auth.may_publish(user, &topic).await.is_ok() =>
+                {
                     self.wills().insert(event.client_id, (topic, payload.to_vec()));
                 }
                 _ => {
@@ -167,6 +183,15 @@ impl BrokerEventHandler for IngestHook {
                 // Not a device topic: the gateway's own alert topics, or other
                 // traffic. Routed as usual, not ingested.
                 return PublishAction::Continue;
+            }
+            let user = event.user_id.as_deref();
+            if event.retain && !self.auth.is_own_status(user, &event.topic) {
+                Refusal::RetainedNotAllowed.count();
+                return PublishAction::Refuse(ReasonCode::NotAuthorized);
+            }
+            if !self.auth.take_publish(user) {
+                Refusal::RateLimited.count();
+                return PublishAction::Refuse(ReasonCode::QuotaExceeded);
             }
             let progress = self.ingest.progress().clone();
             progress.received();

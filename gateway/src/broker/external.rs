@@ -176,9 +176,17 @@ impl Lane {
     }
 
     fn client_id(self, broker: &ExternalBroker) -> String {
+        self.name(&broker.client_id)
+    }
+
+    /// The lane's name from the gateway's: its own for the main lane,
+    /// `-events` after it for the events lane. Client ids and usernames
+    /// both: with `use_username_as_clientid` (Anxin's Mosquitto settings)
+    /// each connection needs a username of its own.
+    fn name(self, gateway: &str) -> String {
         match self {
-            Lane::Main => broker.client_id.clone(),
-            Lane::Events => format!("{}-events", broker.client_id),
+            Lane::Main => gateway.to_string(),
+            Lane::Events => format!("{gateway}-events"),
         }
     }
 
@@ -278,7 +286,7 @@ async fn session(
         // would acknowledge whatever message the broker gave that id since
         // (rumqttc #849) — a message never stored. With its own client, an old
         // ack dies with its connection.
-        let (client, mut eventloop) = connect(&broker, &client_id, lane.persistent());
+        let (client, mut eventloop) = connect(&broker, lane);
         // Until the broker accepts the session nothing is owed: waiting for it
         // may be cut short by the shutdown.
         let connected = loop {
@@ -458,7 +466,9 @@ async fn acknowledge(
 /// Waits for the commit of one taken message; `true` once it is committed.
 type AckWhenCommitted = std::pin::Pin<Box<dyn Future<Output = (Taken, bool)> + Send>>;
 
-fn connect(broker: &ExternalBroker, client_id: &str, persistent: bool) -> (AsyncClient, rumqttc::v5::EventLoop) {
+fn connect(broker: &ExternalBroker, lane: Lane) -> (AsyncClient, rumqttc::v5::EventLoop) {
+    let client_id = lane.client_id(broker);
+    let persistent = lane.persistent();
     let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
     options.set_keep_alive(Duration::from_secs(30));
     if persistent {
@@ -474,7 +484,7 @@ fn connect(broker: &ExternalBroker, client_id: &str, persistent: bool) -> (Async
     // gateway and are counted as `too_large` rather than dropped unseen.
     options.set_max_packet_size(Some(64 * 1024));
     if let (Some(username), Some(password)) = (&broker.username, &broker.password) {
-        options.set_credentials(username.clone(), password.clone());
+        options.set_credentials(lane.name(username), password.clone());
     }
     if let Some(tls) = &broker.tls {
         match ExternalBroker::tls_config(tls) {

@@ -12,7 +12,10 @@
 //!   a hazard never queues behind a backlog.
 //!
 //! Both feed [`crate::ingest::Ingest`], so the rules are written once.
+//! [`auth`] decides who may connect, publish and subscribe on the embedded
+//! broker; an external one gets the same rules from `anxin devices export`.
 
+pub mod auth;
 pub mod embedded;
 pub mod external;
 

@@ -18,6 +18,7 @@ mod delivery;
 mod devices;
 mod elders;
 mod homes;
+mod identities;
 mod ingest;
 mod ledger;
 mod maintenance;
@@ -43,6 +44,7 @@ pub use alerts::{
 pub use care::{CareService, Referral};
 pub use devices::{DeviceRecord, DeviceStatusCounts};
 pub use elders::{Elder, NewElder};
+pub use identities::{IdentityRecord, NewIdentity, StoredIdentity};
 pub use ingest::{DeviceNote, HourRollup, MessageRow, QUARANTINE_CAP, QUARANTINE_PAYLOAD_MAX};
 pub use ledger::{ImportError, ImportOutcome};
 pub use messages::{HourActivity, MessageCursor, MessageRecord};

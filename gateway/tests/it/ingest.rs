@@ -11,10 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anxin_gateway::alerts::policy::AlertPolicy;
-use anxin_gateway::broker::embedded::EmbeddedBroker;
+use anxin_gateway::broker::auth::{BrokerAuth, RateLimits};
+use anxin_gateway::broker::embedded::{EmbeddedBroker, RunningBroker};
 use anxin_gateway::broker::external::{self, ExternalBroker, Subscribed};
+use anxin_gateway::identity::{IdentityKind, hash_secret};
 use anxin_gateway::ingest::{Ingest, IngestConfig};
-use anxin_gateway::store::{AlertFilter, NewElder, Store, now_ms};
+use anxin_gateway::store::{AlertFilter, NewElder, NewIdentity, Store, now_ms};
 use anxin_testkit::Broker;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use sqlx::Connection;
@@ -33,6 +35,32 @@ fn summary(seq: u32) -> Vec<u8> {
 
 const SMOKE: &str = r#"{"v":1,"boot":5,"seq":1,"up":1,"kind":"smoke","state":"alarm"}"#;
 
+/// Every test client's secret (a Mosquitto without a password file ignores it).
+const SECRET: &str = "it-secret-0123456789abcdef";
+
+/// Gives each `(name, kind, devices)` an identity with [`SECRET`]; `rate`:
+/// its own publish rate (a node flushing a large outbox at full speed).
+async fn enrol(store: &Store, identities: &[(&str, IdentityKind, &[&str])], rate: Option<i64>) {
+    let hash = hash_secret(SECRET);
+    let identities: Vec<NewIdentity> = identities
+        .iter()
+        .map(|(name, kind, devices)| NewIdentity {
+            name: (*name).to_string(),
+            kind: *kind,
+            secret_hash: hash.clone(),
+            rate_per_s: rate,
+            devices: devices.iter().map(|d| (*d).to_string()).collect(),
+        })
+        .collect();
+    store.create_identities(&identities, "test", now_ms()).await.unwrap();
+}
+
+/// The embedded broker on a free port, checking identities in `store`.
+async fn embedded(store: &Store, ingest: Ingest) -> RunningBroker {
+    let auth = BrokerAuth::new(store.clone(), RateLimits::default());
+    EmbeddedBroker { listen: "127.0.0.1:0".parse().unwrap(), auth }.start(ingest).await.unwrap()
+}
+
 fn start_ingest(store: &Store) -> (Ingest, tokio::task::JoinHandle<()>) {
     Ingest::start(store.clone(), Arc::new(AlertPolicy::default()), IngestConfig::default())
 }
@@ -46,6 +74,7 @@ async fn publisher(
 ) -> (AsyncClient, rumqttc::EventLoop) {
     let mut options = MqttOptions::new(client_id, host, port);
     options.set_keep_alive(Duration::from_secs(30));
+    options.set_credentials(client_id, SECRET);
     if let Some(will) = will {
         options.set_last_will(will);
     }
@@ -76,6 +105,7 @@ async fn publish_all(
 ) -> Vec<usize> {
     let mut options = MqttOptions::new(client_id, broker.ip().to_string(), broker.port());
     options.set_keep_alive(Duration::from_secs(30));
+    options.set_credentials(client_id, SECRET);
     options.set_inflight(inflight);
     let (client, mut eventloop) = AsyncClient::new(options, 1_000);
     let count = messages.len();
@@ -306,8 +336,9 @@ fn elder() -> NewElder {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_acknowledges_a_message_only_once_it_is_stored() {
     let (store, _guard) = fresh_store(Backend::Sqlite).await;
+    enrol(&store, &[("emb-it-node", IdentityKind::Device, &[])], None).await;
     let (ingest, _writer) = start_ingest(&store);
-    let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse().unwrap() }.start(ingest).await.unwrap();
+    let broker = embedded(&store, ingest).await;
     let port = broker.local_addr.port();
     let (client, mut eventloop) = publisher("127.0.0.1", port, "emb-it-node", None).await;
     for seq in 0..50 {
@@ -324,8 +355,11 @@ async fn the_embedded_broker_acknowledges_a_message_only_once_it_is_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_connection_keeps_100_publishes_in_flight_acknowledged_in_order_after_batched_commits() {
     let (store, _guard) = fresh_store(Backend::Sqlite).await;
+    let devices: Vec<String> = (0..50).map(|i| format!("bridge-{i:02}")).collect();
+    let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
+    enrol(&store, &[("bridge", IdentityKind::Bridge, &devices)], None).await;
     let (ingest, _writer) = start_ingest(&store);
-    let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse().unwrap() }.start(ingest.clone()).await.unwrap();
+    let broker = embedded(&store, ingest.clone()).await;
     let messages: Vec<(String, Vec<u8>)> =
         (0..2_000u32).map(|i| (format!("anxin/v1/dev/bridge-{:02}/summary", i % 50), summary(i / 50))).collect();
     let before = ingest.progress().snapshot();
@@ -342,6 +376,7 @@ async fn one_connection_keeps_100_publishes_in_flight_acknowledged_in_order_afte
 async fn v5_publisher(port: u16, client_id: &str) -> (rumqttc::v5::AsyncClient, rumqttc::v5::EventLoop) {
     let mut options = rumqttc::v5::MqttOptions::new(client_id, "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(30));
+    options.set_credentials(client_id, SECRET);
     let (client, mut eventloop) = rumqttc::v5::AsyncClient::new(options, 100);
     loop {
         let polled = tokio::time::timeout(Duration::from_secs(10), eventloop.poll()).await.expect("connected");
@@ -357,8 +392,9 @@ async fn v5_publisher(port: u16, client_id: &str) -> (rumqttc::v5::AsyncClient, 
 async fn a_publish_that_cannot_be_stored_is_refused_and_its_resend_after_a_restart_is_stored() {
     use rumqttc::v5::mqttbytes::v5::{Packet as V5Packet, PubAckReason};
     let (store, guard) = fresh_store(Backend::Sqlite).await;
+    enrol(&store, &[("refused-v5", IdentityKind::Device, &[]), ("refused-v3", IdentityKind::Device, &[])], None).await;
     let (ingest, writer) = start_ingest(&store);
-    let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse().unwrap() }.start(ingest).await.unwrap();
+    let broker = embedded(&store, ingest).await;
     let port = broker.local_addr.port();
     // The writer dies (as when the process is stopping): nothing can be stored.
     writer.abort();
@@ -395,7 +431,7 @@ async fn a_publish_that_cannot_be_stored_is_refused_and_its_resend_after_a_resta
     // After a restart the node sends it again: stored, and acknowledged.
     let store = reopen(&guard).await;
     let (ingest, _writer) = start_ingest(&store);
-    let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse().unwrap() }.start(ingest).await.unwrap();
+    let broker = embedded(&store, ingest).await;
     let (v3, mut v3_loop) = publisher("127.0.0.1", broker.local_addr.port(), "refused-v3", None).await;
     v3.publish("anxin/v1/dev/refused-v3/event", QoS::AtLeastOnce, false, event(1)).await.unwrap();
     await_pubacks(&mut v3_loop, 1).await;
@@ -410,9 +446,15 @@ async fn on_the_embedded_broker_a_smoke_alarm_overtakes_nodes_flushing_their_out
     let (store, _guard) = fresh_store(Backend::Sqlite).await;
     let elder = store.add_elder(&elder(), now_ms()).await.unwrap();
     store.pair_device("flush-smoke", elder.id, now_ms()).await.unwrap();
-    let (ingest, _writer) = start_ingest(&store);
-    let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse().unwrap() }.start(ingest).await.unwrap();
     let (nodes, each) = (40u32, 400u32);
+    let names: Vec<String> = (0..nodes).map(|node| format!("flush-{node:02}")).collect();
+    let mut identities: Vec<(&str, IdentityKind, &[&str])> =
+        names.iter().map(|name| (name.as_str(), IdentityKind::Device, &[][..])).collect();
+    identities.push(("flush-smoke", IdentityKind::Device, &[]));
+    // Outboxes of 400 at full speed: above a device's default burst.
+    enrol(&store, &identities, Some(10_000)).await;
+    let (ingest, _writer) = start_ingest(&store);
+    let broker = embedded(&store, ingest).await;
     let mut flushing = tokio::task::JoinSet::new();
     for node in 0..nodes {
         let messages: Vec<(String, Vec<u8>)> =
@@ -442,8 +484,9 @@ async fn on_the_embedded_broker_a_smoke_alarm_overtakes_nodes_flushing_their_out
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_broker_records_a_vanished_nodes_last_will() {
     let (store, _guard) = fresh_store(Backend::Sqlite).await;
+    enrol(&store, &[("emb-will", IdentityKind::Device, &[])], None).await;
     let (ingest, _writer) = start_ingest(&store);
-    let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse().unwrap() }.start(ingest).await.unwrap();
+    let broker = embedded(&store, ingest).await;
     let will = LastWill::new("anxin/v1/dev/emb-will/status", r#"{"v":1,"state":"offline"}"#, QoS::AtLeastOnce, true);
     let (client, mut eventloop) = publisher("127.0.0.1", broker.local_addr.port(), "emb-will", Some(will)).await;
     client
@@ -682,4 +725,75 @@ async fn under_publishers_faster_than_the_database_the_gateway_holds_no_more_tha
     );
     assert_eq!(store.message_count().await.unwrap(), 20_000, "and stored each once");
     gateway.stop().await;
+}
+
+/// Publishes `payload` on `topic` at QoS 1 from an MQTT 5 client and returns
+/// the PUBACK's reason.
+async fn v5_publish(
+    client: &rumqttc::v5::AsyncClient,
+    eventloop: &mut rumqttc::v5::EventLoop,
+    topic: &str,
+    payload: Vec<u8>,
+    retain: bool,
+) -> rumqttc::v5::mqttbytes::v5::PubAckReason {
+    client.publish(topic, rumqttc::v5::mqttbytes::QoS::AtLeastOnce, retain, payload).await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), eventloop.poll()).await.expect("a PUBACK") {
+            Ok(rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::PubAck(ack))) => return ack.reason,
+            Ok(_) => {}
+            Err(error) => panic!("the MQTT 5 connection failed: {error}"),
+        }
+    }
+}
+
+/// A device over its rate is refused (its node keeps the messages), and
+/// another device's ingest goes on meanwhile, acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_over_its_rate_is_refused_and_others_go_on() {
+    use rumqttc::v5::mqttbytes::v5::PubAckReason;
+    let (store, _guard) = fresh_store(Backend::Sqlite).await;
+    enrol(&store, &[("rate-flood", IdentityKind::Device, &[]), ("rate-calm", IdentityKind::Device, &[])], None).await;
+    let (ingest, _writer) = start_ingest(&store);
+    let broker = embedded(&store, ingest).await;
+    let port = broker.local_addr.port();
+    let (flood, mut flood_loop) = v5_publisher(port, "rate-flood").await;
+    let (calm, mut calm_loop) = v5_publisher(port, "rate-calm").await;
+    let burst = 256u32;
+    assert_eq!(RateLimits::default().device.burst, f64::from(burst), "a device's default burst");
+    let (mut accepted, mut refused) = (0u32, 0u32);
+    for seq in 0..burst + 50 {
+        match v5_publish(&flood, &mut flood_loop, "anxin/v1/dev/rate-flood/summary", summary(seq), false).await {
+            PubAckReason::Success => accepted += 1,
+            PubAckReason::QuotaExceeded => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+        if seq % 50 == 0 {
+            let answer = v5_publish(&calm, &mut calm_loop, "anxin/v1/dev/rate-calm/summary", summary(seq), false).await;
+            assert_eq!(answer, PubAckReason::Success, "the calm device goes on");
+        }
+    }
+    assert!(accepted >= burst && refused > 0, "the burst is taken, then refused: {accepted} taken, {refused} refused");
+    let stored = store.message_keys().await.unwrap();
+    let flooded = stored.iter().filter(|(d, _, _)| d == "rate-flood").count();
+    assert_eq!(u32::try_from(flooded).unwrap(), accepted, "only what was taken");
+    broker.stop().await;
+}
+
+/// A device leaves a retained message only on its own status topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_retains_only_its_status() {
+    use rumqttc::v5::mqttbytes::v5::PubAckReason;
+    let (store, _guard) = fresh_store(Backend::Sqlite).await;
+    enrol(&store, &[("retainer", IdentityKind::Device, &[])], None).await;
+    let (ingest, _writer) = start_ingest(&store);
+    let broker = embedded(&store, ingest).await;
+    let (client, mut eventloop) = v5_publisher(broker.local_addr.port(), "retainer").await;
+    let big = vec![b'x'; 60 * 1024];
+    let answer = v5_publish(&client, &mut eventloop, "anxin/v1/dev/retainer/summary", big, true).await;
+    assert_eq!(answer, PubAckReason::NotAuthorized, "no retained summaries");
+    let status = br#"{"v":1,"boot":1,"state":"online","fw":"t"}"#.to_vec();
+    let answer = v5_publish(&client, &mut eventloop, "anxin/v1/dev/retainer/status", status, true).await;
+    assert_eq!(answer, PubAckReason::Success, "its own status, retained");
+    assert!(store.device("retainer").await.unwrap().unwrap().online);
+    broker.stop().await;
 }

@@ -131,6 +131,10 @@ impl DeferredPublishes {
         self.queue().len()
     }
 
+    pub(super) fn is_empty(&mut self) -> bool {
+        self.queue().is_empty()
+    }
+
     pub(super) fn push(&mut self, publish: DeferredPublish) {
         self.queue().push_back(publish);
     }

@@ -73,7 +73,11 @@ impl ClientHandler {
                 "Client {client_id} (user: {:?}) not authorized to publish to topic: {}",
                 self.user_id, publish.topic_name
             );
-            return self.send_not_authorized_response(&publish).await;
+            // Anxin patch: a refusal, in order, and an MQTT 3.1.1 client (whose PUBACK cannot
+            // say no) is disconnected rather than told "accepted".
+            return self
+                .carry_out_in_order(publish, PublishAction::Refuse(ReasonCode::NotAuthorized), &client_id)
+                .await;
         }
 
         if (publish.qos as u8) > self.config.maximum_qos {
@@ -84,10 +88,11 @@ impl ClientHandler {
             return self.send_qos_not_supported_response(&publish).await;
         }
 
-        if publish.retain && !publish.payload.is_empty() {
-            if let Some(err) = self.check_retained_limits(&publish, &client_id).await? {
-                return err;
-            }
+        if publish.retain && !publish.payload.is_empty() && self.retained_limit_reached(&publish, &client_id).await {
+            // Anxin patch: refused in order, as above.
+            return self
+                .carry_out_in_order(publish, PublishAction::Refuse(ReasonCode::QuotaExceeded), &client_id)
+                .await;
         }
 
         publish.properties.inject_sender(self.user_id.as_deref());
@@ -99,11 +104,28 @@ impl ClientHandler {
             .await
         {
             warn!("Message from {client_id} dropped due to rate limit");
-            return self.send_rate_limit_response(&publish).await;
+            return self
+                .carry_out_in_order(publish, PublishAction::Refuse(ReasonCode::QuotaExceeded), &client_id)
+                .await;
         }
 
         let action = self.fire_publish_event(&publish, &client_id).await;
-        self.carry_out(publish, action, &client_id).await
+        self.carry_out_in_order(publish, action, &client_id).await
+    }
+
+    /// Anxin patch: a decision taken at once waits behind the connection's deferred publishes
+    /// (as a decision already made), so acknowledgements and refusals leave in arrival order.
+    async fn carry_out_in_order(
+        &mut self,
+        publish: PublishPacket,
+        action: PublishAction,
+        client_id: &str,
+    ) -> Result<()> {
+        if self.deferred_publishes.is_empty() || matches!(action, PublishAction::Defer(_)) {
+            return self.carry_out(publish, action, client_id).await;
+        }
+        self.deferred_publishes.push(Box::pin(async move { (publish, action) }));
+        Ok(())
     }
 
     async fn carry_out(
@@ -349,38 +371,6 @@ impl ClientHandler {
         Ok(())
     }
 
-    async fn send_not_authorized_response(&mut self, publish: &PublishPacket) -> Result<()> {
-        if publish.qos == QoS::AtMostOnce {
-            return Ok(());
-        }
-        match publish.qos {
-            QoS::AtLeastOnce => {
-                let mut puback = PubAckPacket::new(publish.packet_id.unwrap());
-                puback.reason_code = ReasonCode::NotAuthorized;
-                if self.request_problem_information {
-                    puback
-                        .properties
-                        .set_reason_string("Not authorized to publish".to_string());
-                }
-                debug!("Sending PUBACK with NotAuthorized");
-                self.write_to_client(Packet::PubAck(puback)).await?;
-            }
-            QoS::ExactlyOnce => {
-                let mut pubrec = PubRecPacket::new(publish.packet_id.unwrap());
-                pubrec.reason_code = ReasonCode::NotAuthorized;
-                if self.request_problem_information {
-                    pubrec
-                        .properties
-                        .set_reason_string("Not authorized to publish".to_string());
-                }
-                debug!("Sending PUBREC with NotAuthorized");
-                self.write_to_client(Packet::PubRec(pubrec)).await?;
-            }
-            QoS::AtMostOnce => {}
-        }
-        Ok(())
-    }
-
     async fn send_qos_not_supported_response(&mut self, publish: &PublishPacket) -> Result<()> {
         if let Some(packet_id) = publish.packet_id {
             match publish.qos {
@@ -412,91 +402,23 @@ impl ClientHandler {
         Ok(())
     }
 
-    async fn check_retained_limits(
-        &mut self,
-        publish: &PublishPacket,
-        client_id: &str,
-    ) -> Result<Option<Result<()>>> {
+    /// Anxin patch: whether a retained publish is over the retained limits (then refused
+    /// through `carry_out_in_order`, not answered here out of order).
+    async fn retained_limit_reached(&mut self, publish: &PublishPacket, client_id: &str) -> bool {
         let max_size = self.router.max_retained_message_size();
         if max_size > 0 && publish.payload.len() > max_size {
             let len = publish.payload.len();
             debug!("Client {client_id} retained message too large ({len} > {max_size})");
-            return Ok(Some(
-                self.send_quota_exceeded_response(publish, "Retained message too large")
-                    .await,
-            ));
+            return true;
         }
 
         if self.router.retained_store_full(&publish.topic_name).await {
             let max = self.router.max_retained_messages();
             let count = self.router.retained_count().await;
             debug!("Client {client_id} retained message limit exceeded ({count}/{max})");
-            return Ok(Some(
-                self.send_quota_exceeded_response(publish, "Retained message limit exceeded")
-                    .await,
-            ));
+            return true;
         }
-        Ok(None)
-    }
-
-    async fn send_quota_exceeded_response(
-        &mut self,
-        publish: &PublishPacket,
-        reason: &str,
-    ) -> Result<()> {
-        if publish.qos == QoS::AtMostOnce {
-            return Ok(());
-        }
-        match publish.qos {
-            QoS::AtLeastOnce => {
-                let mut puback = PubAckPacket::new(publish.packet_id.unwrap());
-                puback.reason_code = ReasonCode::QuotaExceeded;
-                if self.request_problem_information {
-                    puback.properties.set_reason_string(reason.to_string());
-                }
-                self.write_to_client(Packet::PubAck(puback)).await?;
-            }
-            QoS::ExactlyOnce => {
-                let mut pubrec = PubRecPacket::new(publish.packet_id.unwrap());
-                pubrec.reason_code = ReasonCode::QuotaExceeded;
-                if self.request_problem_information {
-                    pubrec.properties.set_reason_string(reason.to_string());
-                }
-                self.write_to_client(Packet::PubRec(pubrec)).await?;
-            }
-            QoS::AtMostOnce => {}
-        }
-        Ok(())
-    }
-
-    async fn send_rate_limit_response(&mut self, publish: &PublishPacket) -> Result<()> {
-        if publish.qos == QoS::AtMostOnce {
-            return Ok(());
-        }
-        match publish.qos {
-            QoS::AtLeastOnce => {
-                let mut puback = PubAckPacket::new(publish.packet_id.unwrap());
-                puback.reason_code = ReasonCode::QuotaExceeded;
-                if self.request_problem_information {
-                    puback
-                        .properties
-                        .set_reason_string("Rate limit exceeded".to_string());
-                }
-                self.write_to_client(Packet::PubAck(puback)).await?;
-            }
-            QoS::ExactlyOnce => {
-                let mut pubrec = PubRecPacket::new(publish.packet_id.unwrap());
-                pubrec.reason_code = ReasonCode::QuotaExceeded;
-                if self.request_problem_information {
-                    pubrec
-                        .properties
-                        .set_reason_string("Rate limit exceeded".to_string());
-                }
-                self.write_to_client(Packet::PubRec(pubrec)).await?;
-            }
-            QoS::AtMostOnce => {}
-        }
-        Ok(())
+        false
     }
 
     async fn fire_publish_event(&self, publish: &PublishPacket, client_id: &str) -> PublishAction {

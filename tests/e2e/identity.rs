@@ -1,0 +1,303 @@
+//! Who may speak on the broker, tried as an attacker would, on both broker
+//! paths: `anxin serve`'s embedded broker, and a real Mosquitto run from
+//! `deploy/mosquitto.conf` with what `anxin devices export --mosquitto`
+//! wrote, read by `anxin gateway`. The identities are made with the
+//! operator's commands; the devices, the bridge and the consumer are plain
+//! MQTT 5 clients.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anxin_gateway::store::{AlertFilter, Database, Store};
+use anxin_testkit::{Broker, private_folder};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet, PubAckReason, SubscribeReasonCode};
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
+
+use crate::serve::Process;
+use crate::{ADD_WANG_XIUYING, anxin_at, issue, text};
+
+const SMOKE: &str = r#"{"v":1,"boot":3,"seq":1,"up":10,"kind":"smoke","state":"alarm"}"#;
+
+fn summary(seq: u32) -> String {
+    format!(
+        r#"{{"v":1,"boot":3,"seq":{seq},"up":{seq},"interval_s":300,"motion":999,"door_opens":0,"temp_dc":-400,"battery":1}}"#
+    )
+}
+
+/// An MQTT 5 client of the test, as a node, a bridge or a consumer.
+struct Client {
+    client: AsyncClient,
+    eventloop: EventLoop,
+}
+
+/// Connects as `client_id` with `username` and `secret`; the broker's
+/// refusal, if it refuses.
+async fn connect(
+    mqtt: SocketAddr,
+    client_id: &str,
+    credentials: Option<(&str, &str)>,
+) -> Result<Client, ConnectReturnCode> {
+    let mut options = MqttOptions::new(client_id, mqtt.ip().to_string(), mqtt.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    if let Some((username, secret)) = credentials {
+        options.set_credentials(username, secret);
+    }
+    let (client, mut eventloop) = AsyncClient::new(options, 100);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), eventloop.poll()).await.expect("an answer to CONNECT") {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(Client { client, eventloop }),
+            Ok(_) => {}
+            Err(ConnectionError::ConnectionRefused(code)) => return Err(code),
+            Err(error) => panic!("connecting as {client_id}: {error}"),
+        }
+    }
+}
+
+impl Client {
+    /// Publishes at QoS 1 and returns the PUBACK's reason (`None`: the
+    /// connection closed instead).
+    async fn publish(&mut self, topic: &str, payload: &str) -> Option<PubAckReason> {
+        self.client.publish(topic, QoS::AtLeastOnce, false, payload.to_string()).await.unwrap();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), self.eventloop.poll()).await.expect("a PUBACK") {
+                Ok(Event::Incoming(Packet::PubAck(ack))) => return Some(ack.reason),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, filter: &str) -> SubscribeReasonCode {
+        self.client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), self.eventloop.poll()).await.expect("a SUBACK") {
+                Ok(Event::Incoming(Packet::SubAck(ack))) => return ack.return_codes[0],
+                Ok(_) => {}
+                Err(error) => panic!("subscribing to {filter}: {error}"),
+            }
+        }
+    }
+
+    /// The next message delivered within `within`, as (topic, payload).
+    async fn next_message(&mut self, within: Duration) -> Option<(String, String)> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.eventloop.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::Publish(publish)))) => {
+                    return Some((
+                        String::from_utf8_lossy(&publish.topic).into_owned(),
+                        String::from_utf8_lossy(&publish.payload).into_owned(),
+                    ));
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// The identities both paths use, made with the operator's commands; the
+/// elder whose home dev-b watches. Returns every name's secret.
+fn set_up_identities(data: &str) -> HashMap<String, String> {
+    let added = anxin_at(data, &[&ADD_WANG_XIUYING[..], &["--categories", "living_alone"]].concat());
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let mut secrets = issue(data, "devices", &["dev-a".into(), "dev-b".into()]);
+    secrets.extend(issue(data, "consumers", &["watcher".into()]));
+    let bridge =
+        anxin_at(data, &["bridges", "add", "br-1", "--devices", "dev-c", "--out", &format!("{data}/br-1.json")]);
+    assert!(bridge.status.success(), "{}", text(&bridge.stderr));
+    let bridge: HashMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(format!("{data}/br-1.json")).unwrap()).unwrap();
+    secrets.extend(bridge);
+    let paired = anxin_at(data, &["devices", "pair", "dev-b", "--elder", "1"]);
+    assert!(paired.status.success(), "{}", text(&paired.stderr));
+    secrets
+}
+
+/// What both broker paths must do. `embedded`: the broker is Anxin's own
+/// (it also refuses a client id that is not the username, and a device's
+/// subscriptions; Mosquitto makes the client id the username and grants a
+/// subscription but delivers nothing the ACL does not allow).
+async fn attacks(mqtt: SocketAddr, data: &str, secrets: &HashMap<String, String>, embedded: bool) {
+    let secret = |name: &str| secrets[name].as_str();
+
+    // Nobody gets in without an identity.
+    assert!(connect(mqtt, "anon", None).await.is_err(), "anonymous refused");
+    assert!(connect(mqtt, "dev-z", Some(("dev-z", secret("dev-a")))).await.is_err(), "unprovisioned id refused");
+    assert!(connect(mqtt, "dev-a", Some(("dev-a", "0123456789abcdef0123456789abcdef"))).await.is_err(), "wrong secret");
+    if embedded {
+        let taken = connect(mqtt, "dev-b", Some(("dev-a", secret("dev-a")))).await.err();
+        assert_eq!(taken, Some(ConnectReturnCode::ClientIdentifierNotValid), "no one takes over dev-b's client id");
+    }
+
+    // Each attempt on a connection of its own: Mosquitto 2.0.11 closes an
+    // MQTT 5 connection right after refusing a publish (PUBACK 0x87), and a
+    // client may see the close before the PUBACK.
+    let publish = |name: &'static str, topic: &'static str, payload: String| async move {
+        let mut client = connect(mqtt, name, Some((name, secret(name)))).await.expect("a provisioned client connects");
+        client.publish(topic, &payload).await
+    };
+    let refused = |answer: Option<PubAckReason>| matches!(answer, None | Some(PubAckReason::NotAuthorized));
+    let taken = |answer: Option<PubAckReason>| {
+        matches!(answer, Some(PubAckReason::Success | PubAckReason::NoMatchingSubscribers))
+    };
+
+    // A speaks for B: refused, nothing stored for B; no fake alerts either.
+    assert!(refused(publish("dev-a", "anxin/v1/dev/dev-b/event", SMOKE.into()).await), "A's smoke alarm for B");
+    assert!(refused(publish("dev-a", "anxin/v1/dev/dev-b/summary", summary(1)).await), "A's summary for B");
+    assert!(refused(publish("dev-a", "anxin/v1/alerts/振兴区/999", "{}".into()).await), "A's fake alert");
+    assert!(taken(publish("dev-a", "anxin/v1/dev/dev-a/summary", summary(1)).await), "A's own summary");
+    // A device reads nothing.
+    let mut a = connect(mqtt, "dev-a", Some(("dev-a", secret("dev-a")))).await.expect("dev-a connects");
+    let everything = a.subscribe("#").await;
+    let alerts = a.subscribe("anxin/v1/alerts/#").await;
+    if embedded {
+        assert_eq!((everything, alerts), (SubscribeReasonCode::NotAuthorized, SubscribeReasonCode::NotAuthorized));
+    }
+
+    // The consumer cannot publish for a device, and reads alerts (one
+    // connection per client id: a second one would take over the first).
+    assert!(refused(publish("watcher", "anxin/v1/dev/dev-b/event", SMOKE.into()).await), "the consumer's smoke alarm");
+    let mut watcher = connect(mqtt, "watcher", Some(("watcher", secret("watcher")))).await.expect("watcher connects");
+    assert_eq!(watcher.subscribe("anxin/v1/alerts/#").await, SubscribeReasonCode::Success(QoS::AtLeastOnce));
+
+    // The bridge publishes for its device and for no other.
+    assert!(taken(publish("br-1", "anxin/v1/dev/dev-c/summary", summary(1)).await), "the bridge for its device");
+    assert!(refused(publish("br-1", "anxin/v1/dev/dev-b/event", SMOKE.into()).await), "the bridge for another");
+
+    // B's own smoke alarm: one alert, which reaches the consumer and not A.
+    assert!(taken(publish("dev-b", "anxin/v1/dev/dev-b/event", SMOKE.into()).await), "B's own smoke alarm");
+    let (topic, change) = watcher.next_message(Duration::from_secs(20)).await.expect("the consumer gets the alert");
+    assert!(topic.starts_with("anxin/v1/alerts/振兴区/"), "{topic}");
+    assert!(change.contains(r#""kind":"smoke""#), "{change}");
+    assert_eq!(a.next_message(Duration::from_millis(500)).await, None, "a device reads no alerts");
+
+    // What was acknowledged is stored (through Mosquitto, once the gateway has it).
+    let store = Store::open(&Database::in_data_dir(std::path::Path::new(data))).await.unwrap();
+    let mut keys = Vec::new();
+    for _ in 0..100 {
+        keys = store.message_keys().await.unwrap();
+        if keys.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let of = |device: &str| keys.iter().filter(|(d, _, _)| d == device).count();
+    assert_eq!((of("dev-a"), of("dev-b"), of("dev-c")), (1, 1, 1), "only what each may send is stored: {keys:?}");
+    let alerts = store.alerts(&AlertFilter::default()).await.unwrap();
+    assert_eq!(alerts.len(), 1, "one alert, B's own: {alerts:?}");
+    assert!(store.device("dev-z").await.unwrap().is_none(), "no unclaimed device from an invented id");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_serve_s_broker_only_a_home_s_own_sensors_speak_for_it() {
+    let folder = private_folder("e2e-identity-serve");
+    let data = folder.to_str().unwrap();
+    let secrets = set_up_identities(data);
+    let serve =
+        Process::start(&["--data-dir", data, "serve", "--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"]);
+    let mqtt = serve.address_after("MQTT broker on ");
+    attacks(mqtt, data, &secrets, true).await;
+
+    // An MQTT 3.1.1 node cannot be told "refused": it is disconnected, never acknowledged.
+    let mut options = rumqttc::MqttOptions::new("dev-a", mqtt.ip().to_string(), mqtt.port());
+    options.set_credentials("dev-a", secrets["dev-a"].as_str());
+    let (v3, mut v3_loop) = rumqttc::AsyncClient::new(options, 10);
+    v3.publish("anxin/v1/dev/dev-b/event", rumqttc::QoS::AtLeastOnce, false, SMOKE).await.unwrap();
+    let acknowledged = loop {
+        match tokio::time::timeout(Duration::from_secs(10), v3_loop.poll()).await.expect("an answer") {
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => break true,
+            Ok(_) => {}
+            Err(_) => break false,
+        }
+    };
+    assert!(!acknowledged, "the MQTT 3.1.1 connection is closed before any PUBACK");
+
+    // Revoked while connected: its next publish is refused, and it cannot come back.
+    let mut a = connect(mqtt, "dev-a", Some(("dev-a", &secrets["dev-a"]))).await.expect("dev-a connects");
+    let revoked = anxin_at(data, &["devices", "revoke", "dev-a"]);
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    let mut refused = false;
+    for seq in 10..40 {
+        if a.publish("anxin/v1/dev/dev-a/summary", &summary(seq)).await == Some(PubAckReason::NotAuthorized) {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(refused, "the revoked device's publish is refused once the broker notices (within seconds)");
+    assert_eq!(
+        connect(mqtt, "dev-a", Some(("dev-a", &secrets["dev-a"]))).await.err(),
+        Some(ConnectReturnCode::BadUserNamePassword)
+    );
+
+    // Every refusal is counted by reason.
+    let http = serve.address_after("console on http://");
+    let metrics = crate::serve::http_get(http, "/metrics").await;
+    for reason in ["anonymous", "bad_credentials", "client_id_mismatch", "publish_not_allowed", "subscribe_not_allowed"]
+    {
+        assert!(metrics.contains(&format!("anxin_broker_refused_total{{reason=\"{reason}\"}}")), "{reason}: {metrics}");
+    }
+    let _ = serve.terminate();
+    let _ = std::fs::remove_dir_all(folder);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_mosquitto_configured_from_the_export_only_a_home_s_own_sensors_speak_for_it() {
+    let folder = private_folder("e2e-identity-mosquitto");
+    let data = folder.to_str().unwrap();
+    let mut secrets = set_up_identities(data);
+    secrets.extend(issue(data, "gateways", &["gw-1".into()]));
+    let export = folder.join("mosquitto");
+    let exported = anxin_at(data, &["devices", "export", "--mosquitto", export.to_str().unwrap()]);
+    assert!(exported.status.success(), "{}", text(&exported.stderr));
+    let settings = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/mosquitto.conf")).unwrap();
+    let broker = Broker::start_deployment(&settings, &export);
+
+    // The gateway with its own identity (its other connections are gw-1-events and gw-1-alerts).
+    let gateway = Process::start(&[
+        "--data-dir",
+        data,
+        "gateway",
+        "--broker",
+        &broker.url(),
+        "--broker-username",
+        "gw-1",
+        "--broker-password",
+        &secrets["gw-1"],
+        "--http-listen",
+        "127.0.0.1:0",
+    ]);
+    let metrics = gateway.address_after("metrics on http://");
+    let mut connected = false;
+    for _ in 0..250 {
+        if crate::serve::http_get(metrics, "/metrics").await.contains("anxin_broker_connected 1") {
+            connected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(connected, "the gateway connected with its identity");
+    attacks(broker.address, data, &secrets, false).await;
+
+    // Revoked: exported again and reloaded, the device cannot come back.
+    let revoked = anxin_at(data, &["devices", "revoke", "dev-a"]);
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    let exported = anxin_at(data, &["devices", "export", "--mosquitto", export.to_str().unwrap()]);
+    assert!(exported.status.success(), "{}", text(&exported.stderr));
+    broker.reload();
+    let mut refused = false;
+    for _ in 0..50 {
+        if connect(broker.address, "dev-a", Some(("dev-a", &secrets["dev-a"]))).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(refused, "a revoked device is refused once Mosquitto has reloaded the export");
+    let _ = gateway.terminate();
+    let _ = std::fs::remove_dir_all(folder);
+}
