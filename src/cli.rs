@@ -31,7 +31,8 @@ pub struct Cli {
 /// Where the data is; shared by every command that touches it.
 #[derive(Debug, Args)]
 pub struct StorageArgs {
-    /// Configuration file (TOML): data_dir, database, mqtt_listen, http_listen, broker, broker_username,
+    /// Configuration file (TOML): data_dir, database, mqtt_listen, mqtt_tls_listen, mqtt_tls_cert,
+    /// mqtt_tls_key, allow_plaintext_mqtt, http_listen, broker, broker_username,
     /// broker_password, broker_ca, gateway_id, share_group, retention_days, webhook, utc_offset,
     /// escalate_after_s
     #[arg(long, env = "ANXIN_CONFIG", global = true, value_name = "FILE")]
@@ -155,9 +156,24 @@ pub struct AlertArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Where the embedded MQTT broker listens [default: 127.0.0.1:1883]
+    /// Where the embedded MQTT broker listens for plain MQTT [default: 127.0.0.1:1883]. Off this
+    /// machine only with --allow-plaintext-mqtt: use the TLS listener for devices
     #[arg(long, env = "ANXIN_MQTT_LISTEN", value_name = "ADDR")]
     pub mqtt_listen: Option<SocketAddr>,
+    /// Where the embedded broker listens for MQTT over TLS, e.g. 0.0.0.0:8883 [default: 0.0.0.0:8883
+    /// when --mqtt-tls-cert is given]
+    #[arg(long, env = "ANXIN_MQTT_TLS_LISTEN", value_name = "ADDR")]
+    pub mqtt_tls_listen: Option<SocketAddr>,
+    /// The TLS listener's certificate chain (PEM)
+    #[arg(long, env = "ANXIN_MQTT_TLS_CERT", value_name = "FILE")]
+    pub mqtt_tls_cert: Option<PathBuf>,
+    /// The TLS listener's private key (PEM)
+    #[arg(long, env = "ANXIN_MQTT_TLS_KEY", value_name = "FILE")]
+    pub mqtt_tls_key: Option<PathBuf>,
+    /// Accept a plain-MQTT --mqtt-listen that is not loopback (secrets and data would cross the
+    /// network unencrypted)
+    #[arg(long, env = "ANXIN_ALLOW_PLAINTEXT_MQTT")]
+    pub allow_plaintext_mqtt: bool,
     /// Where the console listens [default: 127.0.0.1:8080]
     #[arg(long, env = "ANXIN_HTTP_LISTEN", value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
@@ -613,9 +629,12 @@ pub enum EventsCommand {
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// MQTT broker to publish to
-    #[arg(long, env = "ANXIN_BROKER", default_value = "mqtt://127.0.0.1:1883", value_name = "mqtt://HOST:PORT")]
+    /// MQTT broker to publish to (mqtts:// for TLS)
+    #[arg(long, env = "ANXIN_BROKER", default_value = "mqtt://127.0.0.1:1883", value_name = "mqtt[s]://HOST:PORT")]
     pub broker: String,
+    /// PEM file of the CA that signed an mqtts:// broker's certificate [default: the system's roots]
+    #[arg(long, env = "ANXIN_BROKER_CA", value_name = "FILE")]
+    pub broker_ca: Option<PathBuf>,
     /// Number of homes
     #[arg(long, default_value_t = 10)]
     pub homes: usize,

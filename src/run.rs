@@ -13,7 +13,7 @@ use anxin_gateway::alerts::delivery::{self, MqttTarget, Sink};
 use anxin_gateway::alerts::policy::AlertPolicy;
 use anxin_gateway::alerts::timers::{TimerConfig, run_timers};
 use anxin_gateway::broker::auth::{BrokerAuth, RateLimits};
-use anxin_gateway::broker::embedded::EmbeddedBroker;
+use anxin_gateway::broker::embedded::{BrokerTls, EmbeddedBroker, EmbeddedBrokerError};
 use anxin_gateway::broker::external::{self, ExternalBroker};
 use anxin_gateway::ingest::progress::run_watchdog;
 use anxin_gateway::ingest::{Ingest, IngestConfig};
@@ -84,6 +84,23 @@ async fn bind_http(listen: SocketAddr, flag: &str) -> anyhow::Result<tokio::net:
 fn upkeep_config(broker_args: &BrokerArgs, file: &FileSettings) -> UpkeepConfig {
     let days = broker_args.retention_days.or(file.retention_days).unwrap_or(settings::DEFAULT_RETENTION_DAYS);
     UpkeepConfig { retention: Duration::from_secs(u64::from(days) * 24 * 3_600), ..UpkeepConfig::default() }
+}
+
+/// The embedded broker's TLS listener, when a certificate is given.
+fn embedded_tls(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Option<BrokerTls>> {
+    let listen = args.mqtt_tls_listen.or(file.mqtt_tls_listen);
+    let cert = args.mqtt_tls_cert.clone().or(file.mqtt_tls_cert.clone());
+    let key = args.mqtt_tls_key.clone().or(file.mqtt_tls_key.clone());
+    match (cert, key) {
+        (Some(cert), Some(key)) => {
+            let listen = listen.unwrap_or_else(|| {
+                settings::DEFAULT_MQTT_TLS_LISTEN.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8883)))
+            });
+            Ok(Some(BrokerTls { listen, cert, key }))
+        }
+        (None, None) if listen.is_none() => Ok(None),
+        _ => anyhow::bail!("MQTT over TLS needs both --mqtt-tls-cert and --mqtt-tls-key"),
+    }
 }
 
 fn external_broker(url: &str, broker_args: &BrokerArgs, file: &FileSettings) -> anyhow::Result<ExternalBroker> {
@@ -250,12 +267,27 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
             let listen = args.mqtt_listen.or(file.mqtt_listen).unwrap_or_else(|| {
                 settings::DEFAULT_MQTT_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1883)))
             });
+            let tls = embedded_tls(&args, &file)?;
+            let allow_plaintext = args.allow_plaintext_mqtt || file.allow_plaintext_mqtt.unwrap_or(false);
+            if !listen.ip().is_loopback() && !allow_plaintext {
+                anyhow::bail!(
+                    "refusing plain MQTT on {listen}: device secrets and data would cross the network \
+                     unencrypted; keep --mqtt-listen on 127.0.0.1 and give devices --mqtt-tls-listen with \
+                     --mqtt-tls-cert and --mqtt-tls-key, or pass --allow-plaintext-mqtt on a network you trust"
+                );
+            }
             let auth = BrokerAuth::new(store.clone(), RateLimits::default());
             tokio::spawn(auth.clone().run_refresh(shutdown_watch.clone()));
-            let broker = EmbeddedBroker { listen, auth: auth.clone() }
-                .start(ingest.clone())
-                .await
-                .map_err(|error| anyhow!("{error}; choose another with --mqtt-listen"))?;
+            let broker =
+                EmbeddedBroker { listen, auth: auth.clone(), tls }.start(ingest.clone()).await.map_err(|error| {
+                    match &error {
+                        EmbeddedBrokerError::Bind { listen: at, .. } if *at == listen => {
+                            anyhow!("{error}; choose another with --mqtt-listen")
+                        }
+                        EmbeddedBrokerError::Bind { .. } => anyhow!("{error}; choose another with --mqtt-tls-listen"),
+                        EmbeddedBrokerError::Tls { .. } => anyhow!("{error}; check --mqtt-tls-cert and --mqtt-tls-key"),
+                    }
+                })?;
             let mut local = broker.local_addr;
             if local.ip().is_unspecified() {
                 local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
@@ -270,7 +302,8 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
                 password: Some(secret),
                 client_id: name,
             };
-            (format!("MQTT broker on {}", broker.local_addr), BrokerPath::Embedded(broker), target)
+            let tls = broker.tls_addr.map(|tls| format!(" (TLS on {tls})")).unwrap_or_default();
+            (format!("MQTT broker on {}{tls}", broker.local_addr), BrokerPath::Embedded(broker), target)
         }
         Some(url) => {
             let broker = external_broker(url, &args.broker_args, &file)?;

@@ -18,6 +18,10 @@ pub struct FileSettings {
     pub data_dir: Option<PathBuf>,
     pub database: Option<String>,
     pub mqtt_listen: Option<SocketAddr>,
+    pub mqtt_tls_listen: Option<SocketAddr>,
+    pub mqtt_tls_cert: Option<PathBuf>,
+    pub mqtt_tls_key: Option<PathBuf>,
+    pub allow_plaintext_mqtt: Option<bool>,
     pub http_listen: Option<SocketAddr>,
     pub broker: Option<String>,
     pub broker_username: Option<String>,
@@ -50,6 +54,7 @@ pub fn database(data_dir: &Path, database: Option<&str>) -> Database {
 
 pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_MQTT_LISTEN: &str = "127.0.0.1:1883";
+pub const DEFAULT_MQTT_TLS_LISTEN: &str = "0.0.0.0:8883";
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_GATEWAY_HTTP_LISTEN: &str = "127.0.0.1:9464";
 pub const DEFAULT_GATEWAY_ID: &str = "anxin-gateway";

@@ -7,7 +7,15 @@ use crate::output::out;
 use crate::settings::FileSettings;
 
 pub async fn simulate(storage: &StorageArgs, file: FileSettings, args: SimulateArgs) -> anyhow::Result<()> {
-    let (broker_host, broker_port) = parse_broker_url(&args.broker)?;
+    let (broker_host, broker_port, tls) = parse_broker_url(&args.broker)?;
+    let tls = match (tls, &args.broker_ca) {
+        (true, ca_file) => {
+            let tls = anxin_gateway::broker::external::Tls { ca_file: ca_file.clone() };
+            Some(std::sync::Arc::new(anxin_gateway::broker::external::ExternalBroker::tls_config(&tls)?))
+        }
+        (false, Some(_)) => anyhow::bail!("--broker-ca is for an mqtts:// broker; {} is plain MQTT", args.broker),
+        (false, None) => None,
+    };
     let mut options = SimulateOptions {
         broker_host,
         broker_port,
@@ -22,6 +30,7 @@ pub async fn simulate(storage: &StorageArgs, file: FileSettings, args: SimulateA
         allow_remote: args.allow_remote,
         record_acks: false,
         credentials: Default::default(),
+        tls,
     };
     options.validate()?;
     let device_ids: Vec<String> = (1..=options.homes).map(|index| options.device_id(index)).collect();

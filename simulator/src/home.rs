@@ -174,6 +174,9 @@ fn connect(options: &SimulateOptions, device_id: &str, will: &Publish) -> (Async
     if let Some(secret) = options.credentials.get(device_id) {
         mqtt.set_credentials(device_id, secret.as_str());
     }
+    if let Some(tls) = &options.tls {
+        mqtt.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls.clone())));
+    }
     mqtt.set_last_will(LastWill::new(will.topic.as_str(), will.payload.to_vec(), QoS::AtLeastOnce, will.retain));
     let (client, mut eventloop) = AsyncClient::new(mqtt, 4);
     let mut network = rumqttc::NetworkOptions::new();

@@ -54,6 +54,8 @@ pub struct SimulateOptions {
     /// Each device's secret on the broker (username = client id = device
     /// id); a device without one connects without credentials.
     pub credentials: std::collections::HashMap<String, String>,
+    /// MQTT over TLS with this client configuration (which CA to trust).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for SimulateOptions {
@@ -72,6 +74,7 @@ impl Default for SimulateOptions {
             allow_remote: false,
             record_acks: false,
             credentials: std::collections::HashMap::new(),
+            tls: None,
         }
     }
 }
@@ -179,20 +182,26 @@ impl SimulateOptions {
 }
 
 /// Splits `mqtt://HOST:PORT` (port 1883 when left out) into host and port.
-pub fn parse_broker_url(url: &str) -> Result<(String, u16), BrokerUrlError> {
-    let rest = url.strip_prefix("mqtt://").ok_or_else(|| BrokerUrlError(url.into()))?;
+/// `mqtt://HOST[:PORT]` (port 1883) or `mqtts://HOST[:PORT]` (TLS, port
+/// 8883): the host, the port, and whether it is TLS.
+pub fn parse_broker_url(url: &str) -> Result<(String, u16, bool), BrokerUrlError> {
+    let (rest, tls, default_port) = match (url.strip_prefix("mqtt://"), url.strip_prefix("mqtts://")) {
+        (Some(rest), _) => (rest, false, 1883),
+        (_, Some(rest)) => (rest, true, 8883),
+        _ => return Err(BrokerUrlError(url.into())),
+    };
     let (host, port) = match rest.rsplit_once(':') {
         Some((host, port)) => (host, port.parse().map_err(|_| BrokerUrlError(url.into()))?),
-        None => (rest, 1883),
+        None => (rest, default_port),
     };
     if host.is_empty() || host.contains('/') {
         return Err(BrokerUrlError(url.into()));
     }
-    Ok((host.to_string(), port))
+    Ok((host.to_string(), port, tls))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("broker {0:?} is not of the form mqtt://HOST:PORT")]
+#[error("broker {0:?} is not of the form mqtt://HOST:PORT or mqtts://HOST:PORT")]
 pub struct BrokerUrlError(pub String);
 
 /// Runs every home until the duration is over, then reports.
@@ -243,8 +252,10 @@ mod tests {
 
     #[test]
     fn broker_urls_parse_with_and_without_a_port() {
-        assert_eq!(parse_broker_url("mqtt://127.0.0.1:1884"), Ok(("127.0.0.1".into(), 1884)));
-        assert_eq!(parse_broker_url("mqtt://localhost"), Ok(("localhost".into(), 1883)));
+        assert_eq!(parse_broker_url("mqtt://127.0.0.1:1884"), Ok(("127.0.0.1".into(), 1884, false)));
+        assert_eq!(parse_broker_url("mqtt://localhost"), Ok(("localhost".into(), 1883, false)));
+        assert_eq!(parse_broker_url("mqtts://localhost"), Ok(("localhost".into(), 8883, true)));
+        assert_eq!(parse_broker_url("mqtts://10.0.0.2:18883"), Ok(("10.0.0.2".into(), 18883, true)));
         assert!(parse_broker_url("http://x:1").is_err());
         assert!(parse_broker_url("mqtt://:1").is_err());
         assert!(parse_broker_url("mqtt://h:99999").is_err());

@@ -331,7 +331,7 @@ impl Gateway {
         let mut tasks = vec![feed_task];
         let (embedded, broker) = match mosquitto {
             None => {
-                let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse()?, auth: clients.auth() }
+                let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse()?, auth: clients.auth(), tls: None }
                     .start(ingest.clone())
                     .await?;
                 let address = broker.local_addr;
@@ -464,7 +464,9 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
 
     // 1. Ceiling: the same broker, a bare subscriber.
     let bare = match &mosquitto {
-        None => Some(EmbeddedBroker { listen: "127.0.0.1:0".parse()?, auth: clients.auth() }.start_bare().await?),
+        None => {
+            Some(EmbeddedBroker { listen: "127.0.0.1:0".parse()?, auth: clients.auth(), tls: None }.start_bare().await?)
+        }
         Some(_) => None,
     };
     let bare_address = bare.as_ref().map_or_else(|| mosquitto.as_ref().map(|m| m.address), |b| Some(b.local_addr));
@@ -583,7 +585,9 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
 
         // Bare broker at that load: a probe's publish → subscriber latency.
         let bare = match &mosquitto {
-            None => Some(EmbeddedBroker { listen: "127.0.0.1:0".parse()?, auth: clients.auth() }.start_bare().await?),
+            None => Some(
+                EmbeddedBroker { listen: "127.0.0.1:0".parse()?, auth: clients.auth(), tls: None }.start_bare().await?,
+            ),
             Some(_) => None,
         };
         let bare_address = bare.as_ref().map_or_else(|| mosquitto.as_ref().map(|m| m.address), |b| Some(b.local_addr));

@@ -301,3 +301,104 @@ async fn on_mosquitto_configured_from_the_export_only_a_home_s_own_sensors_speak
     let _ = gateway.terminate();
     let _ = std::fs::remove_dir_all(folder);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_reach_serve_over_tls_and_a_plain_listener_off_this_machine_is_refused() {
+    let folder = private_folder("e2e-identity-tls");
+    let data = folder.to_str().unwrap();
+    anxin_testkit::make_test_certificates(&folder);
+    let file = |name: &str| folder.join(name).to_str().unwrap().to_string();
+
+    // Plain MQTT off loopback: refused at start, with the way out.
+    let refused = anxin_at(data, &["serve", "--mqtt-listen", "0.0.0.0:0", "--http-listen", "127.0.0.1:0"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let message = text(&refused.stderr);
+    assert!(
+        message.contains("refusing plain MQTT on 0.0.0.0:0") && message.contains("--allow-plaintext-mqtt"),
+        "{message}"
+    );
+    let half = anxin_at(
+        data,
+        &[
+            "serve",
+            "--mqtt-listen",
+            "127.0.0.1:0",
+            "--mqtt-tls-cert",
+            &file("server.crt"),
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert!(text(&half.stderr).contains("needs both --mqtt-tls-cert and --mqtt-tls-key"), "{}", text(&half.stderr));
+    let not_pem = anxin_at(
+        data,
+        &[
+            "serve",
+            "--mqtt-listen",
+            "127.0.0.1:0",
+            "--mqtt-tls-listen",
+            "127.0.0.1:0",
+            "--mqtt-tls-cert",
+            &file("ext.cnf"),
+            "--mqtt-tls-key",
+            &file("server.key"),
+        ],
+    );
+    assert!(text(&not_pem.stderr).contains("ext.cnf for MQTT over TLS"), "{}", text(&not_pem.stderr));
+
+    let serve = Process::start(&[
+        "--data-dir",
+        data,
+        "serve",
+        "--mqtt-listen",
+        "127.0.0.1:0",
+        "--mqtt-tls-listen",
+        "127.0.0.1:0",
+        "--mqtt-tls-cert",
+        &file("server.crt"),
+        "--mqtt-tls-key",
+        &file("server.key"),
+        "--http-listen",
+        "127.0.0.1:0",
+    ]);
+    let tls = serve.address_after("(TLS on ");
+    // The simulator's nodes, over TLS, trusting the test CA.
+    let simulated = anxin_at(
+        data,
+        &[
+            "simulate",
+            "--broker",
+            &format!("mqtts://{tls}"),
+            "--broker-ca",
+            &file("ca.crt"),
+            "--homes",
+            "3",
+            "--speed",
+            "600",
+            "--duration",
+            "2s",
+            "--id-prefix",
+            "tls",
+        ],
+    );
+    assert!(simulated.status.success(), "{}", text(&simulated.stderr));
+    let report = text(&simulated.stdout);
+    assert!(report.starts_with("3 homes: ") && report.contains("0 failed connection attempts"), "{report}");
+    let store = Store::open(&Database::in_data_dir(&folder)).await.unwrap();
+    let keys = store.message_keys().await.unwrap();
+    assert!(["tls-00001", "tls-00002", "tls-00003"].iter().all(|d| keys.iter().any(|(k, _, _)| k == d)), "{keys:?}");
+    store.close().await;
+    // Plain MQTT on the TLS port gets nowhere, nor does a client that does not trust the CA.
+    let mut options = MqttOptions::new("tls-00001", tls.ip().to_string(), tls.port());
+    options.set_credentials("tls-00001", "plain on the TLS port");
+    let (_plain, mut plain_loop) = AsyncClient::new(options, 10);
+    let answer = tokio::time::timeout(Duration::from_secs(10), plain_loop.poll()).await.expect("an answer");
+    assert!(!matches!(answer, Ok(Event::Incoming(Packet::ConnAck(_)))), "plain MQTT on the TLS port: {answer:?}");
+    let untrusted = anxin_at(
+        data,
+        &["simulate", "--broker", &format!("mqtts://{tls}"), "--homes", "1", "--duration", "1s", "--id-prefix", "tls"],
+    );
+    assert!(text(&untrusted.stdout).contains("0 messages acknowledged"), "{}", text(&untrusted.stdout));
+    let _ = serve.terminate();
+    let _ = std::fs::remove_dir_all(folder);
+}

@@ -94,7 +94,9 @@ fn help_describes_the_simulator() {
     let output = anxin(&["simulate", "--help"]);
     assert!(output.status.success());
     let help = text(&output.stdout);
-    for flag in ["--broker", "--homes", "--speed", "--duration", "--scenario", "--allow-remote"] {
+    for flag in
+        ["--broker", "--broker-ca", "--credentials", "--homes", "--speed", "--duration", "--scenario", "--allow-remote"]
+    {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
 }

@@ -48,21 +48,36 @@ pub const RECEIVE_MAXIMUM: u16 = 512;
 /// Settings of the embedded broker.
 #[derive(Debug, Clone)]
 pub struct EmbeddedBroker {
-    /// Where to listen; loopback unless the operator says otherwise.
+    /// Where to listen for plain MQTT; loopback unless the operator says otherwise.
     pub listen: SocketAddr,
     /// Who may connect, publish and subscribe.
     pub auth: Arc<BrokerAuth>,
+    /// A TLS listener too (MQTT over TLS, e.g. on 8883).
+    pub tls: Option<BrokerTls>,
+}
+
+/// The embedded broker's TLS listener: where, and its certificate chain and
+/// private key (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerTls {
+    pub listen: SocketAddr,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedBrokerError {
     #[error("cannot listen for MQTT on {listen}: {reason}")]
     Bind { listen: SocketAddr, reason: String },
+    #[error("cannot use {path} for MQTT over TLS: {reason}")]
+    Tls { path: std::path::PathBuf, reason: String },
 }
 
 /// A running embedded broker.
 pub struct RunningBroker {
     pub local_addr: SocketAddr,
+    /// Where the TLS listener is, when there is one.
+    pub tls_addr: Option<SocketAddr>,
     shutdown: mqtt5::broker::server::BrokerShutdownHandle,
     task: tokio::task::JoinHandle<()>,
 }
@@ -107,12 +122,24 @@ impl EmbeddedBroker {
             std::net::TcpListener::bind(self.listen)
                 .map_err(|error| EmbeddedBrokerError::Bind { listen: self.listen, reason: error.to_string() })?;
         }
+        if let Some(tls) = &self.tls {
+            check_tls_files(tls)?;
+            if tls.listen.port() != 0 {
+                std::net::TcpListener::bind(tls.listen)
+                    .map_err(|error| EmbeddedBrokerError::Bind { listen: tls.listen, reason: error.to_string() })?;
+            }
+        }
         let mut config = BrokerConfig::default()
             .with_bind_address(self.listen)
             .with_storage(storage)
             .with_max_packet_size(64 * 1024)
             .with_server_receive_maximum(RECEIVE_MAXIMUM)
             .with_sys_topics_enabled(false);
+        if let Some(tls) = &self.tls {
+            config = config.with_tls(
+                mqtt5::broker::config::TlsConfig::new(tls.cert.clone(), tls.key.clone()).with_bind_address(tls.listen),
+            );
+        }
         if let Some(ingest) = ingest {
             config = config.with_event_handler(Arc::new(IngestHook {
                 ingest,
@@ -125,14 +152,38 @@ impl EmbeddedBroker {
             .map_err(|error| EmbeddedBrokerError::Bind { listen: self.listen, reason: error.to_string() })?
             .with_auth_provider(self.auth.clone());
         let local_addr = broker.local_addr().unwrap_or(self.listen);
+        let tls_addr = broker.tls_local_addr();
+        if let (Some(tls), None) = (&self.tls, tls_addr) {
+            // mqtt5 only warns and goes on without TLS; a node would then find nothing there.
+            return Err(EmbeddedBrokerError::Bind {
+                listen: tls.listen,
+                reason: "the TLS listener did not start".into(),
+            });
+        }
         let shutdown = broker.shutdown_handle();
         let task = tokio::spawn(async move {
             if let Err(error) = broker.run().await {
                 tracing::error!(%error, "embedded broker stopped");
             }
         });
-        Ok(RunningBroker { local_addr, shutdown, task })
+        Ok(RunningBroker { local_addr, tls_addr, shutdown, task })
     }
+}
+
+/// Reads the certificate chain and key once, so a wrong path or a file that
+/// is not PEM is named at start-up.
+fn check_tls_files(tls: &BrokerTls) -> Result<(), EmbeddedBrokerError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |path: &std::path::Path, reason: String| EmbeddedBrokerError::Tls { path: path.to_path_buf(), reason };
+    let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
+        .and_then(|certificates| certificates.collect())
+        .map_err(|error| bad(&tls.cert, error.to_string()))?;
+    if certificates.is_empty() {
+        return Err(bad(&tls.cert, "it holds no PEM certificate".into()));
+    }
+    PrivateKeyDer::from_pem_file(&tls.key).map_err(|error| bad(&tls.key, format!("no PEM private key ({error})")))?;
+    Ok(())
 }
 
 /// Ingest stopped before the message was committed: refuse it, so the node

@@ -58,7 +58,7 @@ async fn enrol(store: &Store, identities: &[(&str, IdentityKind, &[&str])], rate
 /// The embedded broker on a free port, checking identities in `store`.
 async fn embedded(store: &Store, ingest: Ingest) -> RunningBroker {
     let auth = BrokerAuth::new(store.clone(), RateLimits::default());
-    EmbeddedBroker { listen: "127.0.0.1:0".parse().unwrap(), auth }.start(ingest).await.unwrap()
+    EmbeddedBroker { listen: "127.0.0.1:0".parse().unwrap(), auth, tls: None }.start(ingest).await.unwrap()
 }
 
 fn start_ingest(store: &Store) -> (Ingest, tokio::task::JoinHandle<()>) {
