@@ -32,7 +32,8 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct StorageArgs {
     /// Configuration file (TOML): data_dir, database, mqtt_listen, mqtt_tls_listen, mqtt_tls_cert,
-    /// mqtt_tls_key, allow_plaintext_mqtt, http_listen, broker, broker_username,
+    /// mqtt_tls_key, allow_plaintext_mqtt, mqtt_max_connections, mqtt_max_retained, device_rate,
+    /// device_burst, http_listen, broker, broker_username,
     /// broker_password, broker_ca, gateway_id, share_group, retention_days, webhook, utc_offset,
     /// escalate_after_s
     #[arg(long, env = "ANXIN_CONFIG", global = true, value_name = "FILE")]
@@ -174,6 +175,8 @@ pub struct ServeArgs {
     /// network unencrypted)
     #[arg(long, env = "ANXIN_ALLOW_PLAINTEXT_MQTT")]
     pub allow_plaintext_mqtt: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Where the console listens [default: 127.0.0.1:8080]
     #[arg(long, env = "ANXIN_HTTP_LISTEN", value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
@@ -182,6 +185,26 @@ pub struct ServeArgs {
     pub broker: Option<String>,
     #[command(flatten)]
     pub broker_args: BrokerArgs,
+}
+
+/// What the embedded broker lets clients take.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Clients connected at once; past it a new connection is closed at once [default: 20000, at
+    /// most the open-file limit less 1024]
+    #[arg(long, env = "ANXIN_MQTT_MAX_CONNECTIONS", value_name = "N")]
+    pub mqtt_max_connections: Option<usize>,
+    /// Retained messages held (one status per device) [default: 100000]
+    #[arg(long, env = "ANXIN_MQTT_MAX_RETAINED", value_name = "N")]
+    pub mqtt_max_retained: Option<usize>,
+    /// A device's publishes a second on average; bridges get as much per device they carry
+    /// [default: 2]
+    #[arg(long, env = "ANXIN_DEVICE_RATE", value_name = "PER_SECOND")]
+    pub device_rate: Option<f64>,
+    /// A device's publishes at once before its rate applies, e.g. its outbox after an outage
+    /// [default: 256]
+    #[arg(long, env = "ANXIN_DEVICE_BURST", value_name = "N")]
+    pub device_burst: Option<u32>,
 }
 
 #[derive(Debug, Args)]

@@ -13,7 +13,7 @@ use anxin_gateway::alerts::delivery::{self, MqttTarget, Sink};
 use anxin_gateway::alerts::policy::AlertPolicy;
 use anxin_gateway::alerts::timers::{TimerConfig, run_timers};
 use anxin_gateway::broker::auth::{BrokerAuth, RateLimits};
-use anxin_gateway::broker::embedded::{BrokerTls, EmbeddedBroker, EmbeddedBrokerError};
+use anxin_gateway::broker::embedded::{BrokerLimits, BrokerTls, EmbeddedBroker, EmbeddedBrokerError};
 use anxin_gateway::broker::external::{self, ExternalBroker};
 use anxin_gateway::ingest::progress::run_watchdog;
 use anxin_gateway::ingest::{Ingest, IngestConfig};
@@ -23,7 +23,7 @@ use anyhow::{Context, anyhow};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 
-use crate::cli::{AlertArgs, BrokerArgs, ConsoleArgs, GatewayArgs, ServeArgs, StorageArgs};
+use crate::cli::{AlertArgs, BrokerArgs, ConsoleArgs, GatewayArgs, LimitArgs, ServeArgs, StorageArgs};
 use crate::output::out;
 use crate::settings::{self, FileSettings};
 
@@ -84,6 +84,61 @@ async fn bind_http(listen: SocketAddr, flag: &str) -> anyhow::Result<tokio::net:
 fn upkeep_config(broker_args: &BrokerArgs, file: &FileSettings) -> UpkeepConfig {
     let days = broker_args.retention_days.or(file.retention_days).unwrap_or(settings::DEFAULT_RETENTION_DAYS);
     UpkeepConfig { retention: Duration::from_secs(u64::from(days) * 24 * 3_600), ..UpkeepConfig::default() }
+}
+
+/// Raises this process's open-file limit to what the system allows (a
+/// broker holds a file per connection; 1,024 is a common default) and
+/// returns it.
+fn raise_open_files_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            metrics::gauge!(anxin_gateway::metrics::OPEN_FILES_LIMIT).set(limit as f64);
+            limit
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot raise the open-file limit");
+            rlimit::Resource::NOFILE.get().map_or(1_024, |(soft, _)| soft)
+        }
+    }
+}
+
+/// The embedded broker's limits and rates: defaults, the file, then flags;
+/// connections at most the open-file limit less what the database, the
+/// console and the process need.
+fn broker_limits(args: &LimitArgs, file: &FileSettings) -> anyhow::Result<(BrokerLimits, RateLimits)> {
+    let open_files = raise_open_files_limit();
+    let room = usize::try_from(open_files.saturating_sub(1_024)).unwrap_or(usize::MAX).max(64);
+    let defaults = BrokerLimits::default();
+    let asked = args.mqtt_max_connections.or(file.mqtt_max_connections);
+    if let Some(asked) = asked
+        && asked > room
+    {
+        anyhow::bail!(
+            "--mqtt-max-connections {asked} is more than this process can hold open ({room}, with the \
+             open-file limit at {open_files}); raise LimitNOFILE or ask for fewer"
+        );
+    }
+    let limits = BrokerLimits {
+        max_connections: asked.unwrap_or(defaults.max_connections.min(room)),
+        max_retained: args.mqtt_max_retained.or(file.mqtt_max_retained).unwrap_or(defaults.max_retained),
+        ..defaults
+    };
+    let mut rates = RateLimits::default();
+    if let Some(rate) = args.device_rate.or(file.device_rate) {
+        anyhow::ensure!(
+            rate.is_finite() && rate > 0.0,
+            "--device-rate must be a positive number of publishes a second"
+        );
+        rates.device.per_second = rate;
+        rates.bridge_per_device.per_second = rate;
+    }
+    if let Some(burst) = args.device_burst.or(file.device_burst) {
+        anyhow::ensure!(burst > 0, "--device-burst must be at least 1");
+        rates.device.burst = f64::from(burst);
+        rates.bridge_per_device.burst = f64::from(burst);
+    }
+    tracing::info!(open_files, max_connections = limits.max_connections, "broker limits");
+    Ok((limits, rates))
 }
 
 /// The embedded broker's TLS listener, when a certificate is given.
@@ -276,17 +331,18 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
                      --mqtt-tls-cert and --mqtt-tls-key, or pass --allow-plaintext-mqtt on a network you trust"
                 );
             }
-            let auth = BrokerAuth::new(store.clone(), RateLimits::default());
+            let (limits, rates) = broker_limits(&args.limits, &file)?;
+            let auth = BrokerAuth::new(store.clone(), rates);
             tokio::spawn(auth.clone().run_refresh(shutdown_watch.clone()));
-            let broker =
-                EmbeddedBroker { listen, auth: auth.clone(), tls }.start(ingest.clone()).await.map_err(|error| {
-                    match &error {
-                        EmbeddedBrokerError::Bind { listen: at, .. } if *at == listen => {
-                            anyhow!("{error}; choose another with --mqtt-listen")
-                        }
-                        EmbeddedBrokerError::Bind { .. } => anyhow!("{error}; choose another with --mqtt-tls-listen"),
-                        EmbeddedBrokerError::Tls { .. } => anyhow!("{error}; check --mqtt-tls-cert and --mqtt-tls-key"),
+            let broker = EmbeddedBroker { listen, auth: auth.clone(), tls, limits }
+                .start(ingest.clone())
+                .await
+                .map_err(|error| match &error {
+                    EmbeddedBrokerError::Bind { listen: at, .. } if *at == listen => {
+                        anyhow!("{error}; choose another with --mqtt-listen")
                     }
+                    EmbeddedBrokerError::Bind { .. } => anyhow!("{error}; choose another with --mqtt-tls-listen"),
+                    EmbeddedBrokerError::Tls { .. } => anyhow!("{error}; check --mqtt-tls-cert and --mqtt-tls-key"),
                 })?;
             let mut local = broker.local_addr;
             if local.ip().is_unspecified() {
@@ -357,6 +413,7 @@ pub async fn gateway(storage_args: &StorageArgs, file: FileSettings, args: Gatew
         .or(file.broker.clone())
         .context("`anxin gateway` needs --broker mqtt://HOST:PORT (or ANXIN_BROKER)")?;
     let metrics = metrics_recorder()?;
+    raise_open_files_limit();
     let policy = Arc::new(settings::alert_policy(Some(&args.broker_args.alerting), &file)?);
     let store = open_store_with(storage_args, &file).await?;
     let database = storage(storage_args, &file).database.describe();

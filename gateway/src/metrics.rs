@@ -15,6 +15,10 @@ pub const DEVICES_ONLINE: &str = "anxin_devices_online";
 pub const DEVICES_OFFLINE: &str = "anxin_devices_offline";
 pub const BROKER_CONNECTED: &str = "anxin_broker_connected";
 pub const BROKER_REFUSED: &str = "anxin_broker_refused_total";
+pub const BROKER_CONNECTIONS: &str = "anxin_broker_connections";
+pub const BROKER_CONNECTIONS_REFUSED: &str = "anxin_broker_connections_refused_total";
+pub const BROKER_RETAINED: &str = "anxin_broker_retained_messages";
+pub const OPEN_FILES_LIMIT: &str = "anxin_open_files_limit";
 pub const ALERTS_OPEN: &str = "anxin_alerts_open";
 pub const TIMER_LATENESS_SECONDS: &str = "anxin_alert_timer_lateness_seconds";
 pub const ALERTS_DELIVERED: &str = "anxin_alert_changes_delivered_total";
@@ -43,6 +47,13 @@ pub fn describe() {
         BROKER_REFUSED,
         "What the embedded broker refused, by reason (anonymous, bad_credentials, publish_not_allowed, rate_limited, …)"
     );
+    describe_gauge!(BROKER_CONNECTIONS, "Clients connected to the embedded broker");
+    describe_counter!(
+        BROKER_CONNECTIONS_REFUSED,
+        "Connections the embedded broker closed at once: over --mqtt-max-connections"
+    );
+    describe_gauge!(BROKER_RETAINED, "Retained messages the embedded broker holds (devices' status)");
+    describe_gauge!(OPEN_FILES_LIMIT, "The open-file limit this process raised itself to at start");
     describe_gauge!(BROKER_CONNECTED, "1 while the gateway is connected to an external broker");
     describe_gauge!(ALERTS_OPEN, "Alerts not yet resolved, by severity");
     describe_histogram!(TIMER_LATENESS_SECONDS, "How long after its deadline a home was looked at by the timer loop");

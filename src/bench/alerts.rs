@@ -79,9 +79,10 @@ pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
     let (shutdown, shutdown_watch) = tokio::sync::watch::channel(false);
     let (ingest, writer) = Ingest::start(store.clone(), policy.clone(), IngestConfig::default());
     let clients = BenchClients::new(&store);
-    let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse()?, auth: clients.auth(), tls: None }
-        .start(ingest.clone())
-        .await?;
+    let broker =
+        EmbeddedBroker { listen: "127.0.0.1:0".parse()?, auth: clients.auth(), tls: None, limits: Default::default() }
+            .start(ingest.clone())
+            .await?;
     let timers =
         tokio::spawn(run_timers(store.clone(), policy.clone(), TimerConfig::default(), shutdown_watch.clone()));
     let (feed_sender, feed_task) = start_feed(store.clone(), shutdown_watch.clone());

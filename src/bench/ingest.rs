@@ -331,9 +331,14 @@ impl Gateway {
         let mut tasks = vec![feed_task];
         let (embedded, broker) = match mosquitto {
             None => {
-                let broker = EmbeddedBroker { listen: "127.0.0.1:0".parse()?, auth: clients.auth(), tls: None }
-                    .start(ingest.clone())
-                    .await?;
+                let broker = EmbeddedBroker {
+                    listen: "127.0.0.1:0".parse()?,
+                    auth: clients.auth(),
+                    tls: None,
+                    limits: Default::default(),
+                }
+                .start(ingest.clone())
+                .await?;
                 let address = broker.local_addr;
                 (Some(broker), address)
             }
@@ -464,9 +469,16 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
 
     // 1. Ceiling: the same broker, a bare subscriber.
     let bare = match &mosquitto {
-        None => {
-            Some(EmbeddedBroker { listen: "127.0.0.1:0".parse()?, auth: clients.auth(), tls: None }.start_bare().await?)
-        }
+        None => Some(
+            EmbeddedBroker {
+                listen: "127.0.0.1:0".parse()?,
+                auth: clients.auth(),
+                tls: None,
+                limits: Default::default(),
+            }
+            .start_bare()
+            .await?,
+        ),
         Some(_) => None,
     };
     let bare_address = bare.as_ref().map_or_else(|| mosquitto.as_ref().map(|m| m.address), |b| Some(b.local_addr));
@@ -586,7 +598,14 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         // Bare broker at that load: a probe's publish → subscriber latency.
         let bare = match &mosquitto {
             None => Some(
-                EmbeddedBroker { listen: "127.0.0.1:0".parse()?, auth: clients.auth(), tls: None }.start_bare().await?,
+                EmbeddedBroker {
+                    listen: "127.0.0.1:0".parse()?,
+                    auth: clients.auth(),
+                    tls: None,
+                    limits: Default::default(),
+                }
+                .start_bare()
+                .await?,
             ),
             Some(_) => None,
         };

@@ -402,3 +402,72 @@ async fn devices_reach_serve_over_tls_and_a_plain_listener_off_this_machine_is_r
     let _ = serve.terminate();
     let _ = std::fs::remove_dir_all(folder);
 }
+
+/// `serve` started under an open-file limit of 256 (soft) raises it itself:
+/// 600 idle TCP connections then starve nothing, and a device's publish is
+/// acknowledged. Past --mqtt-max-connections a connection is closed at once,
+/// counted, and the clients already in go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_starves_no_device() {
+    let folder = private_folder("e2e-identity-flood");
+    let data = folder.to_str().unwrap();
+    let names: Vec<String> = (0..6).map(|i| format!("flood-{i}")).collect();
+    let secrets = issue(data, "devices", &names);
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", r#"ulimit -Sn 256 && exec "$0" "$@""#, env!("CARGO_BIN_EXE_anxin")])
+        .args(["--data-dir", data, "serve", "--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .args(["--mqtt-max-connections", "5"])
+        .env("ANXIN_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut ready).unwrap();
+    let find = |marker: &str| -> SocketAddr {
+        let rest = &ready[ready.find(marker).unwrap_or_else(|| panic!("{marker} in {ready}")) + marker.len()..];
+        rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect::<String>().parse().unwrap()
+    };
+    let (mqtt, http) = (find("MQTT broker on "), find("console on http://"));
+
+    // It raised its own limit to the hard one.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let open_files: Vec<&str> =
+        limits.lines().find(|l| l.starts_with("Max open files")).unwrap().split_whitespace().collect();
+    assert_eq!(open_files[3], open_files[4], "soft open-file limit raised to the hard one: {limits}");
+    assert_ne!(open_files[3], "256", "{limits}");
+
+    let idle: Vec<std::net::TcpStream> = (0..600).map(|_| std::net::TcpStream::connect(mqtt).unwrap()).collect();
+    let mut clients = Vec::new();
+    for name in &names[..5] {
+        let mut client = connect(mqtt, name, Some((name, &secrets[name]))).await.expect("a device connects");
+        let answer = client.publish(&format!("anxin/v1/dev/{name}/summary"), &summary(1)).await;
+        assert_eq!(answer, Some(PubAckReason::Success), "{name} acknowledged beside 600 idle connections");
+        clients.push(client);
+    }
+    drop(idle);
+    // The sixth is over the maximum: closed at once; the five go on.
+    let mut options = MqttOptions::new("flood-5", mqtt.ip().to_string(), mqtt.port());
+    options.set_credentials("flood-5", secrets["flood-5"].as_str());
+    let (_sixth, mut sixth_loop) = AsyncClient::new(options, 10);
+    let answer = tokio::time::timeout(Duration::from_secs(10), sixth_loop.poll()).await.expect("an answer");
+    assert!(!matches!(answer, Ok(Event::Incoming(Packet::ConnAck(_)))), "past --mqtt-max-connections: {answer:?}");
+    let answer = clients[0].publish("anxin/v1/dev/flood-0/summary", &summary(2)).await;
+    assert_eq!(answer, Some(PubAckReason::Success), "the ones in go on");
+    let mut counted = false;
+    for _ in 0..50 {
+        let metrics = crate::serve::http_get(http, "/metrics").await;
+        if metrics
+            .lines()
+            .any(|line| line.starts_with("anxin_broker_connections_refused_total") && !line.ends_with(" 0"))
+        {
+            assert!(metrics.contains("anxin_open_files_limit"), "{metrics}");
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(counted, "the refused connection is counted");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(folder);
+}

@@ -22,7 +22,7 @@
 //! hook therefore remembers each client's will at connect (when it may
 //! publish there) and ingests it when the client disconnects unexpectedly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -38,6 +38,7 @@ use mqtt5::protocol::v5::reason_codes::ReasonCode;
 
 use super::auth::{BrokerAuth, Refusal};
 use crate::ingest::Ingest;
+use crate::metrics::{BROKER_CONNECTIONS, BROKER_CONNECTIONS_REFUSED, BROKER_RETAINED};
 use crate::store::now_ms;
 
 /// Publishes one connection may have waiting for their commit (the broker's
@@ -54,6 +55,28 @@ pub struct EmbeddedBroker {
     pub auth: Arc<BrokerAuth>,
     /// A TLS listener too (MQTT over TLS, e.g. on 8883).
     pub tls: Option<BrokerTls>,
+    /// How much any client may take.
+    pub limits: BrokerLimits,
+}
+
+/// What the broker lets clients take; each a setting (`anxin serve --help`)
+/// with a counter on /metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerLimits {
+    /// Clients connected at once; past it a new connection is closed at once
+    /// (`anxin_broker_connections_refused_total`) rather than starving the
+    /// ones already in.
+    pub max_connections: usize,
+    /// Retained messages held (a device's status each).
+    pub max_retained: usize,
+    /// Largest retained message; the contract's status is at most 512 bytes.
+    pub max_retained_bytes: usize,
+}
+
+impl Default for BrokerLimits {
+    fn default() -> Self {
+        BrokerLimits { max_connections: 20_000, max_retained: 100_000, max_retained_bytes: 1_024 }
+    }
 }
 
 /// The embedded broker's TLS listener: where, and its certificate chain and
@@ -134,6 +157,7 @@ impl EmbeddedBroker {
             .with_storage(storage)
             .with_max_packet_size(64 * 1024)
             .with_server_receive_maximum(RECEIVE_MAXIMUM)
+            .with_max_clients(self.limits.max_connections)
             .with_sys_topics_enabled(false);
         if let Some(tls) = &self.tls {
             config = config.with_tls(
@@ -145,6 +169,8 @@ impl EmbeddedBroker {
                 ingest,
                 auth: self.auth.clone(),
                 wills: Mutex::new(HashMap::new()),
+                retained: Mutex::new(HashSet::new()),
+                limits: self.limits,
             }));
         }
         let mut broker = MqttBroker::with_config(config)
@@ -161,12 +187,31 @@ impl EmbeddedBroker {
             });
         }
         let shutdown = broker.shutdown_handle();
+        let monitor = broker.resource_monitor();
+        let gauges = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                metrics::gauge!(BROKER_CONNECTIONS).set(monitor.connection_count() as f64);
+                metrics::counter!(BROKER_CONNECTIONS_REFUSED).absolute(monitor.refused_connections());
+            }
+        });
         let task = tokio::spawn(async move {
+            let _gauges = AbortOnDrop(gauges);
             if let Err(error) = broker.run().await {
                 tracing::error!(%error, "embedded broker stopped");
             }
         });
         Ok(RunningBroker { local_addr, tls_addr, shutdown, task })
+    }
+}
+
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -198,6 +243,9 @@ type Will = (Arc<str>, Vec<u8>);
 struct IngestHook {
     ingest: Ingest,
     auth: Arc<BrokerAuth>,
+    /// The topics holding a retained message (devices' status topics).
+    retained: Mutex<HashSet<Arc<str>>>,
+    limits: BrokerLimits,
     /// Each connected device's Last Will, by client id.
     wills: Mutex<HashMap<Arc<str>, Will>>,
 }
@@ -205,6 +253,31 @@ struct IngestHook {
 impl IngestHook {
     fn wills(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Will>> {
         self.wills.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl IngestHook {
+    /// Whether `user` may leave a retained message of `size` bytes on `topic`:
+    /// only a device on its own status topic, within the limits. An empty
+    /// one clears the topic's.
+    fn retain(&self, user: Option<&str>, topic: &str, size: usize) -> Result<(), Refusal> {
+        if !self.auth.is_own_status(user, topic) {
+            return Err(Refusal::RetainedNotAllowed);
+        }
+        if size > self.limits.max_retained_bytes {
+            return Err(Refusal::RetainedLimit);
+        }
+        let mut retained = self.retained.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if size == 0 {
+            retained.remove(topic);
+        } else if !retained.contains(topic) {
+            if retained.len() >= self.limits.max_retained {
+                return Err(Refusal::RetainedLimit);
+            }
+            retained.insert(Arc::from(topic));
+        }
+        metrics::gauge!(BROKER_RETAINED).set(retained.len() as f64);
+        Ok(())
     }
 }
 
@@ -230,15 +303,20 @@ impl BrokerEventHandler for IngestHook {
         event: ClientPublishEvent,
     ) -> Pin<Box<dyn Future<Output = PublishAction> + Send + 'a>> {
         Box::pin(async move {
-            if !event.topic.starts_with("anxin/v1/dev/") {
-                // Not a device topic: the gateway's own alert topics, or other
-                // traffic. Routed as usual, not ingested.
-                return PublishAction::Continue;
-            }
             let user = event.user_id.as_deref();
-            if event.retain && !self.auth.is_own_status(user, &event.topic) {
-                Refusal::RetainedNotAllowed.count();
-                return PublishAction::Refuse(ReasonCode::NotAuthorized);
+            if event.retain
+                && let Err(refusal) = self.retain(user, &event.topic, event.payload.len())
+            {
+                refusal.count();
+                return PublishAction::Refuse(match refusal {
+                    Refusal::RetainedNotAllowed => ReasonCode::NotAuthorized,
+                    _ => ReasonCode::QuotaExceeded,
+                });
+            }
+            if !event.topic.starts_with("anxin/v1/dev/") {
+                // Not a device topic: the process's own alert topics (the
+                // auth provider let nothing else through). Routed, not ingested.
+                return PublishAction::Continue;
             }
             if !self.auth.take_publish(user) {
                 Refusal::RateLimited.count();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anxin_gateway::alerts::policy::AlertPolicy;
 use anxin_gateway::broker::auth::{BrokerAuth, RateLimits};
-use anxin_gateway::broker::embedded::{EmbeddedBroker, RunningBroker};
+use anxin_gateway::broker::embedded::{BrokerLimits, EmbeddedBroker, RunningBroker};
 use anxin_gateway::broker::external::{self, ExternalBroker, Subscribed};
 use anxin_gateway::identity::{IdentityKind, hash_secret};
 use anxin_gateway::ingest::{Ingest, IngestConfig};
@@ -57,8 +57,12 @@ async fn enrol(store: &Store, identities: &[(&str, IdentityKind, &[&str])], rate
 
 /// The embedded broker on a free port, checking identities in `store`.
 async fn embedded(store: &Store, ingest: Ingest) -> RunningBroker {
+    embedded_with(store, ingest, BrokerLimits::default()).await
+}
+
+async fn embedded_with(store: &Store, ingest: Ingest, limits: BrokerLimits) -> RunningBroker {
     let auth = BrokerAuth::new(store.clone(), RateLimits::default());
-    EmbeddedBroker { listen: "127.0.0.1:0".parse().unwrap(), auth, tls: None }.start(ingest).await.unwrap()
+    EmbeddedBroker { listen: "127.0.0.1:0".parse().unwrap(), auth, tls: None, limits }.start(ingest).await.unwrap()
 }
 
 fn start_ingest(store: &Store) -> (Ingest, tokio::task::JoinHandle<()>) {
@@ -795,5 +799,45 @@ async fn a_device_retains_only_its_status() {
     let answer = v5_publish(&client, &mut eventloop, "anxin/v1/dev/retainer/status", status, true).await;
     assert_eq!(answer, PubAckReason::Success, "its own status, retained");
     assert!(store.device("retainer").await.unwrap().unwrap().online);
+    broker.stop().await;
+}
+
+/// Retained messages are bounded in number and size; past the bound a
+/// status is refused (the node keeps it) and other devices' ingest goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_messages_are_bounded_and_ingest_goes_on() {
+    use rumqttc::v5::mqttbytes::v5::PubAckReason;
+    let (store, _guard) = fresh_store(Backend::Sqlite).await;
+    let names: Vec<String> = (0..4).map(|i| format!("retain-{i}")).collect();
+    let identities: Vec<(&str, IdentityKind, &[&str])> =
+        names.iter().map(|name| (name.as_str(), IdentityKind::Device, &[][..])).collect();
+    enrol(&store, &identities, None).await;
+    let (ingest, _writer) = start_ingest(&store);
+    let limits = BrokerLimits { max_retained: 3, ..BrokerLimits::default() };
+    let broker = embedded_with(&store, ingest, limits).await;
+    let port = broker.local_addr.port();
+    let status = || br#"{"v":1,"boot":1,"state":"online","fw":"t"}"#.to_vec();
+    let mut answers = Vec::new();
+    for name in &names {
+        let (client, mut eventloop) = v5_publisher(port, name).await;
+        let topic = format!("anxin/v1/dev/{name}/status");
+        answers.push(v5_publish(&client, &mut eventloop, &topic, status(), true).await);
+        // Its status again replaces its own: no new one.
+        if name == "retain-0" {
+            let again = v5_publish(&client, &mut eventloop, &topic, status(), true).await;
+            assert_eq!(again, PubAckReason::Success, "a device's own status, replaced");
+            let huge = v5_publish(&client, &mut eventloop, &topic, vec![b' '; 60 * 1024], true).await;
+            assert_eq!(huge, PubAckReason::QuotaExceeded, "a 60 KiB status is over the size");
+        }
+        // The same device's summaries go on, whatever became of its status.
+        let topic = format!("anxin/v1/dev/{name}/summary");
+        assert_eq!(v5_publish(&client, &mut eventloop, &topic, summary(1), false).await, PubAckReason::Success);
+    }
+    assert_eq!(
+        answers,
+        [PubAckReason::Success, PubAckReason::Success, PubAckReason::Success, PubAckReason::QuotaExceeded],
+        "three retained statuses, then full"
+    );
+    assert_eq!(store.message_keys().await.unwrap().len(), 4, "every summary stored");
     broker.stop().await;
 }

@@ -129,6 +129,9 @@ pub struct ResourceMonitor {
 
     /// Total messages processed
     total_messages: AtomicU64,
+
+    /// Anxin patch: connections refused at accept (over a limit), for the operator's metrics.
+    refused_connections: AtomicU64,
 }
 
 impl ResourceMonitor {
@@ -143,7 +146,18 @@ impl ResourceMonitor {
             connection_rate: Arc::new(RwLock::new(ConnectionRateTracker::new())),
             total_bytes: AtomicU64::new(0),
             total_messages: AtomicU64::new(0),
+            refused_connections: AtomicU64::new(0),
         }
+    }
+
+    /// Anxin patch: connections refused at accept so far (over a connection limit).
+    pub fn refused_connections(&self) -> u64 {
+        self.refused_connections.load(Ordering::Relaxed)
+    }
+
+    /// Anxin patch: clients connected now.
+    pub fn connection_count(&self) -> usize {
+        self.connection_count.load(Ordering::Relaxed)
     }
 
     pub fn update_limits(&self, new_limits: ResourceLimits) {
@@ -167,6 +181,7 @@ impl ResourceMonitor {
             warn!(
                 "Connection rejected: global limit reached ({current_connections}/{max_connections})"
             );
+            self.refused_connections.fetch_add(1, Ordering::Relaxed);
             return false;
         }
 
@@ -176,6 +191,7 @@ impl ResourceMonitor {
             warn!(
                 "Connection rejected: per-IP limit reached for {ip_addr} ({ip_count}/{max_connections_per_ip})"
             );
+            self.refused_connections.fetch_add(1, Ordering::Relaxed);
             return false;
         }
         drop(ip_connections);
@@ -186,6 +202,7 @@ impl ResourceMonitor {
                 "Connection rejected: rate limit exceeded ({max_connection_rate} conn/{}s)",
                 rate_limit_window.as_secs()
             );
+            self.refused_connections.fetch_add(1, Ordering::Relaxed);
             return false;
         }
 
