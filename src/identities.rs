@@ -31,23 +31,9 @@ async fn issue(
     rate: Option<u32>,
     out_file: Option<&Path>,
 ) -> anyhow::Result<()> {
-    for name in names.iter().chain(devices) {
-        identity::check_name(name)?;
-    }
-    let secrets: BTreeMap<String, String> = names.iter().map(|name| (name.clone(), identity::new_secret())).collect();
-    anyhow::ensure!(secrets.len() == names.len(), "a name is given twice");
+    let (identities, secrets) = NewIdentity::issue(kind, names, devices, rate.map(i64::from))?;
     // The file is created before anything is stored, so a secret is never stored unseen.
     let mut file = out_file.map(create_private).transpose()?;
-    let identities: Vec<NewIdentity> = secrets
-        .iter()
-        .map(|(name, secret)| NewIdentity {
-            name: name.clone(),
-            kind,
-            secret_hash: identity::hash_secret(secret),
-            rate_per_s: rate.map(i64::from),
-            devices: devices.to_vec(),
-        })
-        .collect();
     if let Err(error) = store.create_identities(&identities, ACTOR, now_ms()).await {
         if let Some(path) = out_file {
             let _ = std::fs::remove_file(path);
@@ -291,21 +277,7 @@ pub async fn gateways(storage: &StorageArgs, file: FileSettings, command: Gatewa
 /// The simulator's own devices, provisioned afresh (new secrets for this run):
 /// what `anxin simulate` connects with when no credentials file is given.
 pub async fn provision_simulated(store: &Store, device_ids: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    let now = now_ms();
-    let mut credentials = BTreeMap::new();
-    let mut identities = Vec::with_capacity(device_ids.len());
-    for id in device_ids {
-        identity::check_name(id)?;
-        let secret = identity::new_secret();
-        identities.push(NewIdentity {
-            name: id.clone(),
-            kind: IdentityKind::Device,
-            secret_hash: identity::hash_secret(&secret),
-            rate_per_s: None,
-            devices: Vec::new(),
-        });
-        credentials.insert(id.clone(), secret);
-    }
-    store.reissue_identities(&identities, "simulator", now).await?;
-    Ok(credentials)
+    let (identities, secrets) = NewIdentity::issue(IdentityKind::Device, device_ids, &[], None)?;
+    store.reissue_identities(&identities, "simulator", now_ms()).await?;
+    Ok(secrets)
 }

@@ -256,6 +256,8 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ("POST", format!("/elders/{here}/visitor"), "visitor=visitor-2", [0, 403, 403, 403]),
         ("GET", "/devices".into(), "", [200, 403, 403, 403]),
         ("POST", "/devices/node-new/pair".into(), &*format!("elder_id={here}").leak(), [0, 403, 403, 403]),
+        ("POST", "/devices/provision".into(), "device_ids=", [422, 403, 403, 403]),
+        ("POST", "/devices/node-none/revoke".into(), "", [404, 403, 403, 403]),
         ("GET", "/my".into(), "", [200, 200, 200, 200]),
         ("GET", "/audit".into(), "", [200, 403, 403, 403]),
         ("GET", "/api/v1/alerts".into(), "", [200, 200, 200, 200]),
@@ -819,4 +821,45 @@ async fn under_heightened_watch_the_rate_page_lists_who_is_due_a_visit_by_a_pers
     assert_eq!(called.status, StatusCode::SEE_OTHER, "{}", called.body);
     let rate = official.get("/rate").await.body;
     assert!(!rate.contains("id=\"due\""), "nobody due once called");
+}
+
+/// The admin provisions devices on the devices page: each secret is shown
+/// once, only its hash is stored, and a revoked device shows as revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_provisions_and_revokes_devices_on_the_devices_page() {
+    let world = world().await;
+    let mut admin = signed_in(&world, "admin").await;
+    admin.get("/devices").await;
+    let shown = admin.post("/devices/provision", &[("device_ids", "node-p1, node-p2\nnode-p3")]).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    let secrets: Vec<(String, String)> = ["node-p1", "node-p2", "node-p3"]
+        .iter()
+        .map(|id| {
+            let row = &shown.body[shown.body.find(&format!("<td>{id}</td>")).unwrap_or_else(|| panic!("{id}"))..];
+            let secret = &row[row.find("<code>").unwrap() + 6..row.find("</code>").unwrap()];
+            ((*id).to_string(), secret.to_string())
+        })
+        .collect();
+    for (id, secret) in &secrets {
+        assert_eq!(secret.len(), 32, "128 bits in hex");
+        let stored = world.store.broker_identity(id).await.unwrap().unwrap();
+        assert!(
+            anxin_gateway::identity::verify_secret(secret, &stored.secret_hash),
+            "{id}: the hash of what was shown"
+        );
+        assert!(!stored.secret_hash.contains(secret.as_str()));
+    }
+    let page = admin.get("/devices").await.body;
+    assert!(page.contains(r#"data-device="node-p2""#), "listed");
+    assert!(!page.contains(&secrets[1].1), "a secret is never shown again");
+    // Provisioned twice: refused, and nothing changes.
+    let again = admin.post("/devices/provision", &[("device_ids", "node-p9 node-p1")]).await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", again.body);
+    assert!(world.store.broker_identity("node-p9").await.unwrap().is_none(), "all or nothing");
+    let bad = admin.post("/devices/provision", &[("device_ids", "Node/1")]).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(admin.post("/devices/node-p2/revoke", &[]).await.status, StatusCode::SEE_OTHER);
+    assert!(world.store.broker_identity("node-p2").await.unwrap().unwrap().revoked_at.is_some());
+    let audit = world.store.audit_entries(None, 10).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "device revoked on the broker" && e.actor == "admin"), "{audit:?}");
 }

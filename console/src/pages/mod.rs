@@ -59,6 +59,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/elders/{id}/household", get(household::form).post(household::save))
         .route("/devices", get(registry::devices))
         .route("/devices/{id}/pair", post(registry::pair))
+        .route("/devices/provision", post(registry::provision))
+        .route("/devices/{id}/revoke", post(registry::revoke))
         .route("/my", get(visitor::my_elders))
         .route("/ledger", get(ledger::page))
         .route(

@@ -1,5 +1,6 @@
 //! Registry basics (admin): create and edit elders with the fields of the
-//! record form's part 1, pair an unclaimed device, assign a visitor.
+//! record form's part 1, provision and revoke devices on the broker, pair
+//! an unclaimed device, assign a visitor.
 
 use askama::Template;
 use axum::Form;
@@ -9,8 +10,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use anxin_gateway::alerts::Category;
+use anxin_gateway::identity::IdentityKind;
 use anxin_gateway::registry::{ElderForm, RegistryError};
-use anxin_gateway::store::{Elder, Store, StoreError, now_ms};
+use anxin_gateway::store::{Elder, NewIdentity, Store, StoreError, now_ms};
 
 use crate::api::ApiState;
 use crate::auth::Viewer;
@@ -303,12 +305,28 @@ struct UnclaimedDevice {
     state: &'static str,
 }
 
+/// A device on the broker, as the admin sees it (never its secret).
+struct BrokerDevice {
+    device_id: String,
+    created: String,
+    revoked: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "devices.html")]
 struct DevicesPage {
     c: Chrome,
     devices: Vec<UnclaimedDevice>,
     elders: Vec<(i64, String)>,
+    provisioned: Vec<BrokerDevice>,
+}
+
+#[derive(Template)]
+#[template(path = "devices_provisioned.html")]
+struct ProvisionedPage {
+    c: Chrome,
+    /// (device id, secret): shown on this page only.
+    secrets: Vec<(String, String)>,
 }
 
 /// Devices heard from and not yet paired, with the pairing form.
@@ -335,7 +353,66 @@ pub(super) async fn devices(State(state): State<ApiState>, viewer: Viewer) -> Re
         .into_iter()
         .map(|e| (e.id, format!("{} — {} {}", e.name, e.township, e.village)))
         .collect();
-    Ok(html(&DevicesPage { c: viewer.chrome("devices.title"), devices, elders }))
+    let provisioned = state
+        .store
+        .broker_identities(Some(IdentityKind::Device))
+        .await?
+        .into_iter()
+        .map(|identity| BrokerDevice {
+            created: local_time(identity.created_at, offset),
+            revoked: identity.revoked_at.map(|at| local_time(at, offset)),
+            device_id: identity.name,
+        })
+        .collect();
+    Ok(html(&DevicesPage { c: viewer.chrome("devices.title"), devices, elders, provisioned }))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ProvisionForm {
+    /// Device ids, separated by spaces, commas or lines.
+    device_ids: String,
+}
+
+/// Creates devices on the broker with new secrets, shown once on the page
+/// that answers (never stored, never logged).
+pub(super) async fn provision(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Form(form): Form<ProvisionForm>,
+) -> Result<Response, PageError> {
+    may_edit(&viewer)?;
+    let names: Vec<String> = form
+        .device_ids
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .collect();
+    if names.is_empty() || names.len() > MAX_PROVISIONED_AT_ONCE {
+        return Err(PageError::Invalid(
+            viewer.lang.t("devices.provision_count").replace("{max}", &MAX_PROVISIONED_AT_ONCE.to_string()),
+        ));
+    }
+    // Hashing is CPU work: off the runtime that serves everyone else.
+    let issued = tokio::task::spawn_blocking(move || NewIdentity::issue(IdentityKind::Device, &names, &[], None))
+        .await
+        .map_err(|_| PageError::Unavailable)?;
+    let (identities, secrets) = issued.map_err(|error| PageError::Invalid(error.to_string()))?;
+    state.store.create_identities(&identities, &viewer.principal.name, now_ms()).await?;
+    Ok(html(&ProvisionedPage { c: viewer.chrome("devices.provisioned"), secrets: secrets.into_iter().collect() }))
+}
+
+/// At most this many devices provisioned from one form (a carton's labels).
+const MAX_PROVISIONED_AT_ONCE: usize = 500;
+
+/// Revokes a device on the broker.
+pub(super) async fn revoke(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Path(device_id): Path<String>,
+) -> Result<Response, PageError> {
+    may_edit(&viewer)?;
+    state.store.revoke_identity(&device_id, IdentityKind::Device, &viewer.principal.name, now_ms()).await?;
+    Ok(Redirect::to("/devices").into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -21,6 +21,39 @@ pub struct NewIdentity {
     pub devices: Vec<String>,
 }
 
+impl NewIdentity {
+    /// New identities of `kind` named `names`, each with a new secret:
+    /// the identities to store (hashes only) and the secrets to show once.
+    /// Names are checked first (the device id alphabet); hashing runs on the
+    /// calling thread, so an async caller hands this to a blocking thread.
+    pub fn issue(
+        kind: IdentityKind,
+        names: &[String],
+        devices: &[String],
+        rate_per_s: Option<i64>,
+    ) -> Result<(Vec<NewIdentity>, std::collections::BTreeMap<String, String>), StoreError> {
+        for name in names.iter().chain(devices) {
+            crate::identity::check_name(name).map_err(|error| StoreError::Invalid(error.to_string()))?;
+        }
+        let secrets: std::collections::BTreeMap<String, String> =
+            names.iter().map(|name| (name.clone(), crate::identity::new_secret())).collect();
+        if secrets.len() != names.len() {
+            return Err(StoreError::Invalid("a name is given twice".into()));
+        }
+        let identities = secrets
+            .iter()
+            .map(|(name, secret)| NewIdentity {
+                name: name.clone(),
+                kind,
+                secret_hash: crate::identity::hash_secret(secret),
+                rate_per_s,
+                devices: devices.to_vec(),
+            })
+            .collect();
+        Ok((identities, secrets))
+    }
+}
+
 /// An identity as the broker checks it.
 #[derive(Debug, Clone)]
 pub struct StoredIdentity {
