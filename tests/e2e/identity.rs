@@ -234,6 +234,21 @@ async fn on_serve_s_broker_only_a_home_s_own_sensors_speak_for_it() {
         Some(ConnectReturnCode::BadUserNamePassword)
     );
 
+    // Issued anew (a replacement node): the old connection stays refused, the new secret gets in.
+    let renewed = issue(data, "devices", &["dev-a".to_string()]);
+    for seq in 40..50 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let answer = a.publish("anxin/v1/dev/dev-a/summary", &summary(seq)).await;
+        assert_eq!(
+            answer,
+            Some(PubAckReason::NotAuthorized),
+            "the old secret's connection, after the new one is issued"
+        );
+    }
+    let mut renewed_a = connect(mqtt, "dev-a", Some(("dev-a", &renewed["dev-a"]))).await.expect("the new secret");
+    let answer = renewed_a.publish("anxin/v1/dev/dev-a/summary", &summary(60)).await;
+    assert_eq!(answer, Some(PubAckReason::Success));
+
     // Every refusal is counted by reason.
     let http = serve.address_after("console on http://");
     let metrics = crate::serve::http_get(http, "/metrics").await;
@@ -421,8 +436,11 @@ async fn a_connection_flood_starves_no_device() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut ready = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut ready).unwrap();
+    std::io::BufRead::read_line(&mut stdout, &mut ready).unwrap();
+    // Read on: serve ends quietly when its output is closed.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let find = |marker: &str| -> SocketAddr {
         let rest = &ready[ready.find(marker).unwrap_or_else(|| panic!("{marker} in {ready}")) + marker.len()..];
         rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':').collect::<String>().parse().unwrap()

@@ -167,6 +167,10 @@ pub struct BrokerAuth {
     limits: RateLimits,
     internal_secret: String,
     known: RwLock<HashMap<String, Arc<Known>>>,
+    /// For each name, the issue time of the secret its connected client
+    /// proved: a client that authenticated before its identity was revoked
+    /// and issued anew is not let back in by the new secret's existence.
+    proven: Mutex<HashMap<String, i64>>,
     checks: Arc<Semaphore>,
 }
 
@@ -183,6 +187,7 @@ impl BrokerAuth {
             limits,
             internal_secret: crate::identity::new_secret(),
             known: RwLock::new(HashMap::new()),
+            proven: Mutex::new(HashMap::new()),
             checks: Arc::new(Semaphore::new(CONCURRENT_CHECKS)),
         })
     }
@@ -216,8 +221,9 @@ impl BrokerAuth {
         if name == INTERNAL_ALERTS {
             return Some(self.internal());
         }
+        let proven = self.proven.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).copied();
         match self.store.broker_identity(name).await {
-            Ok(Some(identity)) if identity.revoked_at.is_none() => {
+            Ok(Some(identity)) if identity.revoked_at.is_none() && proven == Some(identity.created_at) => {
                 let known = self.known_of(identity.grant, identity.rate_per_s);
                 self.remember(name, known.clone());
                 Some(known)
@@ -315,6 +321,10 @@ impl BrokerAuth {
         let matches = tokio::task::spawn_blocking(move || verify_secret(&secret, &hash)).await.unwrap_or(false);
         if matches {
             // Fresh from the database: what it may do from now on.
+            self.proven
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(name.to_string(), identity.created_at);
             self.remember(name, self.known_of(identity.grant, identity.rate_per_s));
         }
         matches

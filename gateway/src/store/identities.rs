@@ -60,6 +60,8 @@ pub struct StoredIdentity {
     pub grant: Grant,
     pub secret_hash: String,
     pub rate_per_s: Option<i64>,
+    /// When its current secret was issued.
+    pub created_at: i64,
     pub revoked_at: Option<i64>,
 }
 
@@ -213,7 +215,7 @@ impl Store {
     /// One identity, revoked or not, with what it may do.
     pub async fn broker_identity(&self, name: &str) -> Result<Option<StoredIdentity>, StoreError> {
         let Some(row) = sqlx::query(
-            "SELECT name, kind, secret_hash, rate_per_s, revoked_at FROM broker_identities WHERE name = $1",
+            "SELECT name, kind, secret_hash, rate_per_s, created_at, revoked_at FROM broker_identities WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -227,6 +229,7 @@ impl Store {
             grant: Grant { name: row.try_get("name")?, kind, devices },
             secret_hash: row.try_get("secret_hash")?,
             rate_per_s: row.try_get("rate_per_s")?,
+            created_at: row.try_get("created_at")?,
             revoked_at: row.try_get("revoked_at")?,
         }))
     }
