@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anxin_gateway::identity::{self, IdentityKind};
 use anxin_gateway::store::{IdentityRecord, NewIdentity, Store, now_ms};
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 
 use crate::cli::{BridgesCommand, ConsumersCommand, GatewaysCommand, StorageArgs};
 use crate::output::out;
@@ -18,9 +18,6 @@ use crate::settings::FileSettings;
 
 /// Who the command line acts as, in the audit log.
 const ACTOR: &str = "cli";
-
-/// The shortest secret a vendor may bring (`anxin devices import`).
-const MIN_IMPORTED_SECRET: usize = 16;
 
 /// Creates identities with new secrets and shows the secrets once.
 async fn issue(
@@ -81,54 +78,10 @@ pub async fn provision(store: &Store, device_ids: &[String], out_file: Option<&P
     issue(store, IdentityKind::Device, device_ids, &[], None, out_file).await
 }
 
-/// Reads a vendor's list: CSV `device_id,secret` (header optional) or JSON
-/// `{"device_id": "secret", …}`. Every problem is reported with its line.
+/// Reads a vendor's list from a file (see [`identity::parse_credentials`]).
 pub fn read_credentials(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let is_json =
-        path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) || text.trim_start().starts_with('{');
-    let pairs: Vec<(String, String, String)> = if is_json {
-        let map: BTreeMap<String, String> = serde_json::from_str(&text)
-            .map_err(|error| anyhow!("{} is not a JSON object of device id → secret: {error}", path.display()))?;
-        map.into_iter().map(|(id, secret)| (format!("\"{id}\""), id, secret)).collect()
-    } else {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .trim(csv::Trim::All)
-            .flexible(true)
-            .from_reader(text.as_bytes());
-        let mut pairs = Vec::new();
-        for (index, record) in reader.records().enumerate() {
-            let line = index + 1;
-            let record = record.map_err(|error| anyhow!("{} line {line}: {error}", path.display()))?;
-            let (Some(id), Some(secret)) = (record.get(0), record.get(1)) else {
-                bail!("{} line {line}: expected device_id,secret", path.display());
-            };
-            if line == 1 && id.eq_ignore_ascii_case("device_id") {
-                continue;
-            }
-            if record.len() > 2 {
-                bail!("{} line {line}: expected two columns, device_id,secret", path.display());
-            }
-            pairs.push((format!("line {line}"), id.to_string(), secret.to_string()));
-        }
-        pairs
-    };
-    let mut credentials = BTreeMap::new();
-    for (place, id, secret) in pairs {
-        identity::check_name(&id).map_err(|error| anyhow!("{} {place}: {error}", path.display()))?;
-        if secret.chars().count() < MIN_IMPORTED_SECRET || !secret.chars().all(|c| c.is_ascii_graphic()) {
-            bail!(
-                "{} {place}: the secret of {id} must be at least {MIN_IMPORTED_SECRET} printable ASCII characters without spaces",
-                path.display()
-            );
-        }
-        if credentials.insert(id.clone(), secret).is_some() {
-            bail!("{} {place}: {id} is listed twice", path.display());
-        }
-    }
-    anyhow::ensure!(!credentials.is_empty(), "{} lists no devices", path.display());
-    Ok(credentials)
+    identity::parse_credentials(&text).map_err(|error| anyhow!("{}: {error}", path.display()))
 }
 
 pub async fn import(store: &Store, path: &Path) -> anyhow::Result<()> {

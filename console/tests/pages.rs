@@ -257,6 +257,7 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ("GET", "/devices".into(), "", [200, 403, 403, 403]),
         ("POST", "/devices/node-new/pair".into(), &*format!("elder_id={here}").leak(), [0, 403, 403, 403]),
         ("POST", "/devices/provision".into(), "device_ids=", [422, 403, 403, 403]),
+        ("POST", "/devices/import".into(), "list=node-x,short", [422, 403, 403, 403]),
         ("POST", "/devices/node-none/revoke".into(), "", [404, 403, 403, 403]),
         ("GET", "/my".into(), "", [200, 200, 200, 200]),
         ("GET", "/audit".into(), "", [200, 403, 403, 403]),
@@ -858,6 +859,16 @@ async fn an_admin_provisions_and_revokes_devices_on_the_devices_page() {
     assert!(world.store.broker_identity("node-p9").await.unwrap().is_none(), "all or nothing");
     let bad = admin.post("/devices/provision", &[("device_ids", "Node/1")]).await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // A vendor's list: whole, or nothing with the line at fault.
+    let list = "device_id,secret\nnode-v1,vendor-secret-000001\nnode-v2,short";
+    let refused = admin.post("/devices/import", &[("list", list)]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("line 3"), "{}", refused.body);
+    assert!(world.store.broker_identity("node-v1").await.unwrap().is_none(), "nothing from a list with a problem");
+    let list = "device_id,secret\nnode-v1,vendor-secret-000001\nnode-v2,vendor-secret-000002";
+    assert_eq!(admin.post("/devices/import", &[("list", list)]).await.status, StatusCode::SEE_OTHER);
+    let v2 = world.store.broker_identity("node-v2").await.unwrap().unwrap();
+    assert!(anxin_gateway::identity::verify_secret("vendor-secret-000002", &v2.secret_hash));
     assert_eq!(admin.post("/devices/node-p2/revoke", &[]).await.status, StatusCode::SEE_OTHER);
     assert!(world.store.broker_identity("node-p2").await.unwrap().unwrap().revoked_at.is_some());
     let audit = world.store.audit_entries(None, 10).await.unwrap();

@@ -141,6 +141,59 @@ pub fn verify_secret(secret: &str, stored: &str) -> bool {
     bool::from(actual.ct_eq(expected.as_slice()))
 }
 
+/// The shortest secret a vendor may bring (`anxin devices import`).
+pub const MIN_IMPORTED_SECRET: usize = 16;
+
+/// A vendor's list of devices and their secrets: CSV `device_id,secret`
+/// lines (a `device_id` header optional) or the JSON object `anxin devices
+/// provision --out` writes. Every problem is named with its line (CSV) or
+/// device (JSON); nothing is taken from a list with a problem.
+pub fn parse_credentials(text: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let pairs: Vec<(String, String, String)> = if text.trim_start().starts_with('{') {
+        let map: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(text).map_err(|error| format!("not a JSON object of device id → secret: {error}"))?;
+        map.into_iter().map(|(id, secret)| (format!("{id:?}"), id, secret)).collect()
+    } else {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .trim(csv::Trim::All)
+            .flexible(true)
+            .from_reader(text.as_bytes());
+        let mut pairs = Vec::new();
+        for record in reader.records() {
+            let record = record.map_err(|error| format!("not CSV: {error}"))?;
+            let line_number = record.position().map_or(0, csv::Position::line);
+            let (2, Some(id), Some(secret)) = (record.len(), record.get(0), record.get(1)) else {
+                if record.iter().all(str::is_empty) {
+                    continue;
+                }
+                return Err(format!("line {line_number}: expected two columns, device_id,secret"));
+            };
+            if pairs.is_empty() && id.eq_ignore_ascii_case("device_id") {
+                continue;
+            }
+            pairs.push((format!("line {line_number}"), id.to_string(), secret.to_string()));
+        }
+        pairs
+    };
+    let mut credentials = std::collections::BTreeMap::new();
+    for (place, id, secret) in pairs {
+        check_name(&id).map_err(|error| format!("{place}: {error}"))?;
+        if secret.chars().count() < MIN_IMPORTED_SECRET || !secret.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(format!(
+                "{place}: the secret of {id} must be at least {MIN_IMPORTED_SECRET} printable ASCII characters without spaces"
+            ));
+        }
+        if credentials.insert(id.clone(), secret).is_some() {
+            return Err(format!("{place}: {id} is listed twice"));
+        }
+    }
+    if credentials.is_empty() {
+        return Err("the list names no device".into());
+    }
+    Ok(credentials)
+}
+
 /// What a connected identity may do: its kind, and for a bridge the devices
 /// it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,6 +403,27 @@ mod tests {
         assert!(!gateway.may_subscribe("#"));
         assert!(gateway.may_publish("anxin/v1/alerts/振安区/1"));
         assert!(!gateway.may_publish("anxin/v1/dev/dev-a/event"));
+    }
+
+    #[test]
+    fn a_vendor_list_is_read_whole_or_refused_with_its_line() {
+        let csv = "device_id,secret\nnode-1, 0123456789abcdef\n\n\"node-2\",fedcba9876543210fedc\n";
+        let read = parse_credentials(csv).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(read["node-1"], "0123456789abcdef");
+        let json = r#"{"node-3": "0123456789abcdef0123"}"#;
+        assert_eq!(parse_credentials(json).unwrap()["node-3"], "0123456789abcdef0123");
+        for (bad, why) in [
+            ("node-1,short\n", "line 1: the secret of node-1"),
+            ("node-1,0123456789abcdef\nNode/2,0123456789abcdef\n", "line 2:"),
+            ("node-1,0123456789abcdef\nnode-1,0123456789abcdeg\n", "line 2: node-1 is listed twice"),
+            ("node-1,0123456789abcdef,x\n", "line 1: expected two columns"),
+            ("", "names no device"),
+            ("{\"a\": 1}", "not a JSON object"),
+        ] {
+            let error = parse_credentials(bad).unwrap_err();
+            assert!(error.contains(why), "{bad:?}: {error}");
+        }
     }
 
     #[test]

@@ -103,7 +103,18 @@ impl Client {
 fn set_up_identities(data: &str) -> HashMap<String, String> {
     let added = anxin_at(data, &[&ADD_WANG_XIUYING[..], &["--categories", "living_alone"]].concat());
     assert!(added.status.success(), "{}", text(&added.stderr));
-    let mut secrets = issue(data, "devices", &["dev-a".into(), "dev-b".into()]);
+    let mut secrets = issue(data, "devices", &["dev-a".into()]);
+    // dev-b comes on a vendor's list, with the secret the vendor gave it.
+    let list = format!("{data}/vendor.csv");
+    std::fs::write(&list, "device_id,secret\ndev-b,vendor-secret-dev-b-0001\n").unwrap();
+    let bad = format!("{data}/vendor-bad.csv");
+    std::fs::write(&bad, "device_id,secret\ndev-b,vendor-secret-dev-b-0001\ndev-x,short\n").unwrap();
+    let refused = anxin_at(data, &["devices", "import", &bad]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("vendor-bad.csv: line 3: the secret of dev-x"), "{}", text(&refused.stderr));
+    let imported = anxin_at(data, &["devices", "import", &list]);
+    assert_eq!(text(&imported.stdout).trim(), format!("imported 1 device from {list}"), "{}", text(&imported.stderr));
+    secrets.insert("dev-b".into(), "vendor-secret-dev-b-0001".into());
     secrets.extend(issue(data, "consumers", &["watcher".into()]));
     let bridge =
         anxin_at(data, &["bridges", "add", "br-1", "--devices", "dev-c", "--out", &format!("{data}/br-1.json")]);

@@ -60,6 +60,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/devices", get(registry::devices))
         .route("/devices/{id}/pair", post(registry::pair))
         .route("/devices/provision", post(registry::provision))
+        .route("/devices/import", post(registry::import))
         .route("/devices/{id}/revoke", post(registry::revoke))
         .route("/my", get(visitor::my_elders))
         .route("/ledger", get(ledger::page))

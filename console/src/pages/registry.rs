@@ -401,6 +401,39 @@ pub(super) async fn provision(
     Ok(html(&ProvisionedPage { c: viewer.chrome("devices.provisioned"), secrets: secrets.into_iter().collect() }))
 }
 
+#[derive(Debug, Deserialize)]
+pub(super) struct ImportForm {
+    /// A vendor's list as pasted: CSV `device_id,secret` lines or provision's JSON.
+    list: String,
+}
+
+/// Takes a vendor's devices and secrets (whole, or nothing with the line at
+/// fault), stores only the hashes, and goes back to the devices page.
+pub(super) async fn import(
+    State(state): State<ApiState>,
+    viewer: Viewer,
+    Form(form): Form<ImportForm>,
+) -> Result<Response, PageError> {
+    may_edit(&viewer)?;
+    let credentials = anxin_gateway::identity::parse_credentials(&form.list).map_err(PageError::Invalid)?;
+    let identities = tokio::task::spawn_blocking(move || {
+        credentials
+            .into_iter()
+            .map(|(name, secret)| NewIdentity {
+                secret_hash: anxin_gateway::identity::hash_secret(&secret),
+                name,
+                kind: IdentityKind::Device,
+                rate_per_s: None,
+                devices: Vec::new(),
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|_| PageError::Unavailable)?;
+    state.store.create_identities(&identities, &viewer.principal.name, now_ms()).await?;
+    Ok(Redirect::to("/devices").into_response())
+}
+
 /// At most this many devices provisioned from one form (a carton's labels).
 const MAX_PROVISIONED_AT_ONCE: usize = 500;
 
