@@ -141,6 +141,16 @@ async fn attacks(mqtt: SocketAddr, data: &str, secrets: &HashMap<String, String>
     if embedded {
         let taken = connect(mqtt, "dev-b", Some(("dev-a", secret("dev-a")))).await.err();
         assert_eq!(taken, Some(ConnectReturnCode::ClientIdentifierNotValid), "no one takes over dev-b's client id");
+        // Nor the alert publisher's: its secret exists only in serve's memory.
+        let publisher = "ANXIN-ALERTS";
+        assert!(
+            connect(mqtt, publisher, Some((publisher, secret("dev-a")))).await.is_err(),
+            "the alert publisher's id"
+        );
+        assert!(
+            connect(mqtt, "anxin-alerts", Some(("anxin-alerts", secret("dev-a")))).await.is_err(),
+            "the old fixed id"
+        );
     }
 
     // Each attempt on a connection of its own: Mosquitto 2.0.11 closes an
