@@ -51,9 +51,16 @@ pub async fn devices(storage: &StorageArgs, file: FileSettings, command: Devices
             } else if devices.is_empty() {
                 out!("{}", if unclaimed { "no unclaimed devices" } else { "no devices" });
             } else {
+                let on_broker: std::collections::HashMap<String, bool> = store
+                    .broker_identities(Some(anxin_gateway::identity::IdentityKind::Device))
+                    .await?
+                    .into_iter()
+                    .map(|identity| (identity.name, identity.revoked_at.is_none()))
+                    .collect();
                 out!(
-                    "{:<24} {:>6} {:<8} {:<24} {:>8} {:>7} {:>5} {:>8}",
+                    "{:<24} {:<11} {:>6} {:<8} {:<24} {:>8} {:>7} {:>5} {:>8}",
                     "DEVICE",
+                    "BROKER",
                     "ELDER",
                     "STATE",
                     "LAST SEEN",
@@ -63,11 +70,17 @@ pub async fn devices(storage: &StorageArgs, file: FileSettings, command: Devices
                     "TEMP °C"
                 );
                 for d in devices {
+                    let broker = match on_broker.get(&d.device_id) {
+                        Some(true) => "provisioned",
+                        Some(false) => "revoked",
+                        None => "-",
+                    };
                     let state = if d.online { "online" } else { "offline" };
                     let temp = d.temp_dc.map(|t| format!("{:.1}", t as f64 / 10.0));
                     out!(
-                        "{:<24} {:>6} {:<8} {:<24} {:>8} {:>7} {:>5} {:>8}",
+                        "{:<24} {:<11} {:>6} {:<8} {:<24} {:>8} {:>7} {:>5} {:>8}",
                         d.device_id,
+                        broker,
                         or_dash(d.elder_id),
                         state,
                         time(d.last_seen),

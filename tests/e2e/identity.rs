@@ -255,6 +255,19 @@ async fn on_serve_s_broker_only_a_home_s_own_sensors_speak_for_it() {
         Some(ConnectReturnCode::BadUserNamePassword)
     );
 
+    let listed = text(&anxin_at(data, &["devices", "list"]).stdout);
+    let state_of = |device: &str| {
+        listed
+            .lines()
+            .find(|line| line.starts_with(&format!("{device} ")))
+            .map(|line| line.split_whitespace().nth(1).unwrap_or("").to_string())
+    };
+    assert_eq!(
+        (state_of("dev-a").as_deref(), state_of("dev-b").as_deref()),
+        (Some("revoked"), Some("provisioned")),
+        "{listed}"
+    );
+
     // Issued anew (a replacement node): the old connection stays refused, the new secret gets in.
     let renewed = issue(data, "devices", &["dev-a".to_string()]);
     for seq in 40..50 {
