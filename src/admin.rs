@@ -97,6 +97,13 @@ pub async fn devices(storage: &StorageArgs, file: FileSettings, command: Devices
                 .with_context(|| format!("{device_id:?} is not a device id"))?;
             store.pair_device(&device_id, elder, now_ms()).await?;
             out!("paired {device_id} with elder {elder}");
+            let provisioned = store.broker_identity(&device_id).await?.is_some_and(|known| known.revoked_at.is_none());
+            if !provisioned {
+                out!(
+                    "note: {device_id} has no secret on the broker yet; it cannot connect until \
+                     `anxin devices provision {device_id}` (or `devices import`) gives it one"
+                );
+            }
         }
         DevicesCommand::Provision { device_ids, out } => {
             crate::identities::provision(&store, &device_ids, out.as_deref()).await?;

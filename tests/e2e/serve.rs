@@ -379,7 +379,9 @@ async fn the_admin_commands_register_pair_and_tail_while_serve_runs() {
     let unknown = admin(&["devices", "pair", "node-7", "--elder", "42"]);
     assert_eq!(text(&unknown.stderr).trim(), "error: there is no elder with id 42");
     let paired = admin(&["devices", "pair", "node-7", "--elder", "1"]);
-    assert_eq!(text(&paired.stdout).trim(), "paired node-7 with elder 1");
+    let said = text(&paired.stdout);
+    assert_eq!(said.lines().next(), Some("paired node-7 with elder 1"));
+    assert!(said.contains("node-7 has no secret on the broker yet"), "not provisioned yet: {said}");
 
     // `events tail` shows a message published after it started.
     let mut tail = Command::new(env!("CARGO_BIN_EXE_anxin"))
