@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use anxin_gateway::alerts::delivery::start_feed;
 use anxin_gateway::alerts::policy::{AlertPolicy, HOUR_MS};
 use anxin_gateway::alerts::timers::{TimerConfig, run_timers};
-use anxin_gateway::broker::embedded::EmbeddedBroker;
 use anxin_gateway::ingest::{Ingest, IngestConfig};
 use anxin_gateway::store::{Database, Store, now_ms};
 use tokio::sync::broadcast;
@@ -79,10 +78,7 @@ pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
     let (shutdown, shutdown_watch) = tokio::sync::watch::channel(false);
     let (ingest, writer) = Ingest::start(store.clone(), policy.clone(), IngestConfig::default());
     let clients = BenchClients::new(&store);
-    let broker =
-        EmbeddedBroker { listen: "127.0.0.1:0".parse()?, auth: clients.auth(), tls: None, limits: Default::default() }
-            .start(ingest.clone())
-            .await?;
+    let broker = clients.embedded_broker().start(ingest.clone()).await?;
     let timers =
         tokio::spawn(run_timers(store.clone(), policy.clone(), TimerConfig::default(), shutdown_watch.clone()));
     let (feed_sender, feed_task) = start_feed(store.clone(), shutdown_watch.clone());

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use anxin_gateway::alerts::delivery::start_feed;
 use anxin_gateway::alerts::policy::AlertPolicy;
-use anxin_gateway::broker::embedded::{EmbeddedBroker, RunningBroker};
+use anxin_gateway::broker::embedded::RunningBroker;
 use anxin_gateway::broker::external::{self, ExternalBroker, Subscribed};
 use anxin_gateway::ingest::{Ingest, IngestConfig};
 use anxin_gateway::metrics;
@@ -331,14 +331,7 @@ impl Gateway {
         let mut tasks = vec![feed_task];
         let (embedded, broker) = match mosquitto {
             None => {
-                let broker = EmbeddedBroker {
-                    listen: "127.0.0.1:0".parse()?,
-                    auth: clients.auth(),
-                    tls: None,
-                    limits: Default::default(),
-                }
-                .start(ingest.clone())
-                .await?;
+                let broker = clients.embedded_broker().start(ingest.clone()).await?;
                 let address = broker.local_addr;
                 (Some(broker), address)
             }
@@ -468,21 +461,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         probe_elders.iter().enumerate().map(|(index, elder)| (format!("probe-{index:06}"), *elder)).collect();
 
     // 1. Ceiling: the same broker, a bare subscriber.
-    let bare = match &mosquitto {
-        None => Some(
-            EmbeddedBroker {
-                listen: "127.0.0.1:0".parse()?,
-                auth: clients.auth(),
-                tls: None,
-                limits: Default::default(),
-            }
-            .start_bare()
-            .await?,
-        ),
-        Some(_) => None,
-    };
-    let bare_address = bare.as_ref().map_or_else(|| mosquitto.as_ref().map(|m| m.address), |b| Some(b.local_addr));
-    let bare_address = bare_address.context("a broker")?;
+    let (bare, bare_address) = bare_broker(&clients, mosquitto.as_ref()).await?;
     let subscriber = BareSubscriber::start(&clients, bare_address, total).await?;
     let (_, ceiling_started) = publish_workload(&clients, bare_address, &workload, args.inflight, "ceiling").await?;
     let ceiling_done = subscriber.done().await?;
@@ -596,21 +575,7 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         let pace = || Pace { rate, stop: Instant::now() + seconds };
 
         // Bare broker at that load: a probe's publish → subscriber latency.
-        let bare = match &mosquitto {
-            None => Some(
-                EmbeddedBroker {
-                    listen: "127.0.0.1:0".parse()?,
-                    auth: clients.auth(),
-                    tls: None,
-                    limits: Default::default(),
-                }
-                .start_bare()
-                .await?,
-            ),
-            Some(_) => None,
-        };
-        let bare_address = bare.as_ref().map_or_else(|| mosquitto.as_ref().map(|m| m.address), |b| Some(b.local_addr));
-        let bare_address = bare_address.context("a broker")?;
+        let (bare, bare_address) = bare_broker(&clients, mosquitto.as_ref()).await?;
         let bare_latencies = {
             let load = steady_load(&clients, bare_address, &load_devices, connections, pace(), 1_000_000, "bare");
             let probing = bare_probes(&clients, bare_address, probes_wanted, every);
@@ -643,6 +608,23 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
     scratch.drop_all().await;
     out!("peak memory of this process (broker, gateway, publishers): {:.0} MiB", peak_rss_mib());
     Ok(())
+}
+
+/// The bare broker the ceiling is measured on: Mosquitto as it is, or a
+/// fresh embedded broker with no ingest (stopped by the caller); and where
+/// publishers reach it.
+async fn bare_broker(
+    clients: &BenchClients,
+    mosquitto: Option<&Mosquitto>,
+) -> anyhow::Result<(Option<RunningBroker>, SocketAddr)> {
+    Ok(match mosquitto {
+        Some(mosquitto) => (None, mosquitto.address),
+        None => {
+            let bare = clients.embedded_broker().start_bare().await?;
+            let address = bare.local_addr;
+            (Some(bare), address)
+        }
+    })
 }
 
 /// Summaries at `rate` per second in total over `connections`, for `seconds`.

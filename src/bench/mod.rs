@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use anxin_gateway::alerts::policy::AlertPolicy;
 use anxin_gateway::alerts::rules::{self, HomeState, next_due};
 use anxin_gateway::broker::auth::{BrokerAuth, RateLimits};
+use anxin_gateway::broker::embedded::{BrokerLimits, EmbeddedBroker};
 use anxin_gateway::identity::IdentityKind;
 use anxin_gateway::store::{AlertChange, NewIdentity, Store};
 use anxin_protocol::{Event, EventKind, SmokeState};
@@ -213,9 +214,14 @@ impl BenchClients {
         BenchClients { store: store.clone(), secret: secret.into(), hash: hash.into() }
     }
 
-    /// The embedded broker's access for this run.
-    pub(crate) fn auth(&self) -> Arc<BrokerAuth> {
-        BrokerAuth::new(self.store.clone(), RateLimits::default())
+    /// The embedded broker on a free loopback port, checking this run's identities.
+    pub(crate) fn embedded_broker(&self) -> EmbeddedBroker {
+        EmbeddedBroker {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            auth: BrokerAuth::new(self.store.clone(), RateLimits::default()),
+            tls: None,
+            limits: BrokerLimits::default(),
+        }
     }
 
     /// Enrols clients that publish for devices (bridges), all in one commit.

@@ -70,11 +70,7 @@ impl Broker {
     /// Panics if the file no longer has what is replaced, so the test follows
     /// the deployment file.
     pub fn start_deployment(settings: &str, include: &Path) -> Broker {
-        let folder = private_folder("mosquitto-deploy");
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777));
-        }
+        let folder = broker_folder("mosquitto-deploy");
         make_test_certificates(&folder);
         let (port, tls_port) = (free_port(), free_port());
         let dir = folder.display().to_string();
@@ -119,11 +115,7 @@ impl Broker {
     /// A private Mosquitto with a plain listener and a TLS listener whose
     /// certificate (for IP 127.0.0.1) is signed by a fresh test CA.
     pub fn start_tls() -> Broker {
-        let folder = private_folder("mosquitto-tls");
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777));
-        }
+        let folder = broker_folder("mosquitto-tls");
         make_test_certificates(&folder);
         let (port, tls_port) = (free_port(), free_port());
         let config = format!(
@@ -168,12 +160,7 @@ impl Broker {
     }
 
     fn launch_with(port: Option<u16>, persistent: bool, extra: &str) -> Broker {
-        let folder = private_folder("mosquitto");
-        // Mosquitto started as root drops to its own user: let it write here.
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777));
-        }
+        let folder = broker_folder("mosquitto");
         for _attempt in 0..5 {
             let port = port.unwrap_or_else(free_port);
             let config = folder.join("mosquitto.conf");
@@ -294,6 +281,15 @@ pub fn make_test_certificates(folder: &Path) {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(folder.join("server.key"), std::fs::Permissions::from_mode(0o644));
     }
+}
+
+/// A private folder a Mosquitto started as root can write in after it drops
+/// to its own user.
+fn broker_folder(what: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let folder = private_folder(what);
+    let _ = std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777));
+    folder
 }
 
 /// Polls `condition` until it holds or `timeout` passes.

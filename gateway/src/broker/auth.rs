@@ -138,7 +138,6 @@ pub enum Refusal {
     RateLimited,
     RetainedNotAllowed,
     RetainedLimit,
-    TooManyConnections,
 }
 
 impl Refusal {
@@ -152,7 +151,6 @@ impl Refusal {
             Refusal::RateLimited => "rate_limited",
             Refusal::RetainedNotAllowed => "retained_not_allowed",
             Refusal::RetainedLimit => "retained_limit",
-            Refusal::TooManyConnections => "too_many_connections",
         }
     }
 
