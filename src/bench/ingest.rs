@@ -17,9 +17,10 @@
 //!    memory it takes; embedded — every publisher flushing its share of N at
 //!    once (nodes back after an outage). Smoke alarms from live homes are
 //!    timed to the console feed meanwhile.
-//! 4. **Latency** (`--latency-seconds`): steady load at half the durable
-//!    rate; a probe's publish → bare subscriber latency beside a smoke
-//!    alarm's publish → console feed latency at the same load.
+//! 4. **Latency** (`--latency-seconds`): a probe's publish → bare subscriber
+//!    latency beside a smoke alarm's publish → console feed latency, first
+//!    with no load (the floor: a durable alert costs at least one commit),
+//!    then under a steady load at half the durable rate.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -448,7 +449,8 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
     // Homes and probes first: enrolling a publisher registers its devices too.
     let policy = Arc::new(AlertPolicy::default());
     let now = now_ms();
-    let probe_count = 200;
+    // 50 for the backlog, 50 with no load, 150 at half the durable rate.
+    let probe_count = 250;
     if args.rules {
         store
             .populate_for_benchmark(args.homes, "bench", now, |_, device| watched_home(&policy, now, device, now))
@@ -570,15 +572,24 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
         let load_devices: Vec<String> = (0..args.homes).map(device).collect();
         let connections = publishers.min(50);
         let seconds = Duration::from_secs(args.latency_seconds);
-        let probes_wanted = probes.len() - next_probe;
+        let probes_wanted = probes.len() - next_probe - 50;
         let every = (seconds / u32::try_from(probes_wanted)?).max(Duration::from_millis(5));
         let pace = || Pace { rate, stop: Instant::now() + seconds };
 
-        // Bare broker at that load: a probe's publish → subscriber latency.
+        // The floor, with no load: a probe through the bare broker, and a
+        // smoke alarm through the gateway — whose least cost is one commit
+        // (an fsync on SQLite), as the feed shows only what is durable.
+        let (idle_probes, steady_probes) = probes[next_probe..].split_at(50);
+        let idle_every = Duration::from_millis(10);
         let (bare, bare_address) = bare_broker(&clients, mosquitto.as_ref()).await?;
+        let idle_bare = bare_probes(&clients, bare_address, "idle", idle_probes.len(), idle_every).await?;
+        let mut feed = gateway.feed.subscribe();
+        let idle_smokes = smoke_probes(&clients, gateway.broker, "idle", idle_probes, idle_every, &mut feed).await?;
+
+        // Bare broker at that load: a probe's publish → subscriber latency.
         let bare_latencies = {
             let load = steady_load(&clients, bare_address, &load_devices, connections, pace(), 1_000_000, "bare");
-            let probing = bare_probes(&clients, bare_address, probes_wanted, every);
+            let probing = bare_probes(&clients, bare_address, "steady", probes_wanted, every);
             let (load, probing) = tokio::join!(load, probing);
             load?;
             probing?
@@ -587,19 +598,30 @@ pub async fn ingest(args: BenchIngestArgs) -> anyhow::Result<()> {
             bare.stop().await;
         }
         // The gateway at that load: a smoke alarm's publish → console feed latency.
-        let mut feed = gateway.feed.subscribe();
         let _ = commit_figures(&histograms);
         let smokes = {
             let load = steady_load(&clients, gateway.broker, &load_devices, connections, pace(), 2_000_000, "durable");
-            let probing = smoke_probes(&clients, gateway.broker, "steady", &probes[next_probe..], every, &mut feed);
+            let probing = smoke_probes(&clients, gateway.broker, "steady", steady_probes, every, &mut feed);
             let (load, probing) = tokio::join!(load, probing);
             load?;
             probing?
         };
+        let ratio = |of: &[Duration], to: &[Duration]| percentile(of, 99) / percentile(to, 99).max(0.001);
+        out!("with no load:");
+        out!("{}", latency_line("  probe → bare subscriber              ", &idle_bare));
+        out!("{}", latency_line("  smoke → alert on the console feed    ", &idle_smokes));
+        out!(
+            "  smoke p99 / bare p99: {:.1}× (the floor: a durable alert costs a commit)",
+            ratio(&idle_smokes, &idle_bare)
+        );
         out!("at half the durable rate ({rate:.0} msg/s over {connections} connections):");
         out!("{}", latency_line("  probe → bare subscriber              ", &bare_latencies));
         out!("{}", latency_line("  smoke → alert on the console feed    ", &smokes));
-        out!("  smoke p99 / bare p99: {:.1}×", percentile(&smokes, 99) / percentile(&bare_latencies, 99).max(0.001));
+        out!(
+            "  smoke p99 / bare p99: {:.1}×; smoke p99 / smoke p99 with no load: {:.1}×",
+            ratio(&smokes, &bare_latencies),
+            ratio(&smokes, &idle_smokes)
+        );
         out!("  {}", commit_figures(&histograms));
     }
 
@@ -669,10 +691,11 @@ async fn steady_load(
 async fn bare_probes(
     clients: &BenchClients,
     broker: SocketAddr,
+    name: &str,
     count: usize,
     every: Duration,
 ) -> anyhow::Result<Vec<Duration>> {
-    let mut options = clients.subscriber("bench-probe-subscriber", broker).await?;
+    let mut options = clients.subscriber(&format!("bench-probe-subscriber-{name}"), broker).await?;
     options.set_keep_alive(Duration::from_secs(60));
     let (subscriber, mut subscriber_loop) = AsyncClient::new(options, 100);
     subscriber.subscribe("anxin/v1/dev/bare-probe/event", QoS::AtLeastOnce).await?;
@@ -681,8 +704,9 @@ async fn bare_probes(
             break;
         }
     }
-    clients.enrol_publishers(vec![("bench-bare-probe".into(), vec!["bare-probe".into()])]).await?;
-    let (client, mut eventloop) = clients.connect(broker, "bench-bare-probe".into(), 100).await?;
+    let client_id = format!("bench-bare-probe-{name}");
+    clients.enrol_publishers(vec![(client_id.clone(), vec!["bare-probe".into()])]).await?;
+    let (client, mut eventloop) = clients.connect(broker, client_id, 100).await?;
     tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
     let mut sent: HashMap<u32, Instant> = HashMap::new();
     let mut latencies = Vec::with_capacity(count);
