@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use anxin_gateway::access::{Region, Role};
-use anxin_gateway::alerts::Outcome;
-use anxin_gateway::alerts::policy::AlertPolicy;
-use anxin_gateway::alerts::rules::{day_start, local_day};
-use anxin_gateway::registry::ElderForm;
+use anxin_domain::access::{Region, Role};
+use anxin_domain::alerts::Outcome;
+use anxin_domain::alerts::policy::AlertPolicy;
+use anxin_domain::alerts::rules::{day_start, local_day};
+use anxin_domain::registry::ElderForm;
 use anxin_gateway::store::{AlertFilter, AlertRecord, MessageCursor, MessageRecord, RegionFilter, now_ms};
 use anyhow::{Context, anyhow};
 
@@ -52,7 +52,7 @@ pub async fn devices(storage: &StorageArgs, file: FileSettings, command: Devices
                 out!("{}", if unclaimed { "no unclaimed devices" } else { "no devices" });
             } else {
                 let on_broker: std::collections::HashMap<String, bool> = store
-                    .broker_identities(Some(anxin_gateway::identity::IdentityKind::Device))
+                    .broker_identities(Some(anxin_domain::identity::IdentityKind::Device))
                     .await?
                     .into_iter()
                     .map(|identity| (identity.name, identity.revoked_at.is_none()))
@@ -110,7 +110,7 @@ pub async fn devices(storage: &StorageArgs, file: FileSettings, command: Devices
         }
         DevicesCommand::Import { file } => crate::identities::import(&store, &file).await?,
         DevicesCommand::Revoke { device_id } => {
-            crate::identities::revoke(&store, &device_id, anxin_gateway::identity::IdentityKind::Device).await?;
+            crate::identities::revoke(&store, &device_id, anxin_domain::identity::IdentityKind::Device).await?;
         }
         DevicesCommand::Export { mosquitto } => crate::identities::export_mosquitto(&store, &mosquitto).await?,
     }
@@ -271,7 +271,7 @@ pub async fn alerts(storage: &StorageArgs, file: FileSettings, command: AlertsCo
         }
         AlertsCommand::Stats { county, township, village, severity, from, to, json } => {
             if let Some(severity) = &severity
-                && anxin_gateway::alerts::Severity::parse(severity).is_none()
+                && anxin_domain::alerts::Severity::parse(severity).is_none()
             {
                 anyhow::bail!("--severity {severity:?} is not one of: critical, warning, notice");
             }
@@ -451,7 +451,7 @@ pub async fn users(storage: &StorageArgs, file: FileSettings, command: UsersComm
             let role = Role::parse(&role)
                 .ok_or_else(|| anyhow!("--role {role:?} is not one of: admin, oncall, visitor, official"))?;
             let regions = regions.iter().map(|r| Region::parse(r)).collect::<Result<Vec<_>, _>>()?;
-            let password = anxin_gateway::access::one_time_password();
+            let password = anxin_domain::access::one_time_password();
             let user = store.add_user(&name, role, &regions, &password, now_ms()).await?;
             out!("added {} ({}); one-time password: {password}", user.name, user.role);
             out!("it is shown once; the user must change it at first sign-in");
@@ -497,7 +497,7 @@ async fn visit_rate(
     region: Option<String>,
     json: bool,
 ) -> anyhow::Result<()> {
-    use anxin_gateway::visits::{Month, RegionLevel, rate_by, rate_of};
+    use anxin_domain::visits::{Month, RegionLevel, rate_by, rate_of};
     let today = policy.today();
     let month = match month.as_deref() {
         None => Month::of(today),
@@ -548,7 +548,7 @@ async fn visit_rate(
 }
 
 pub async fn ledger(storage: &StorageArgs, file: FileSettings, command: LedgerCommand) -> anyhow::Result<()> {
-    use anxin_gateway::ledger::{self, sheet};
+    use anxin_domain::ledger::{self, sheet};
     let (store, policy) = open_store(storage, &file).await?;
     let format_of = |path: &std::path::Path| {
         sheet::Format::of_file(&path.to_string_lossy())

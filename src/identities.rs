@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
 
-use anxin_gateway::identity::{self, IdentityKind};
+use anxin_domain::identity::{self, IdentityKind};
 use anxin_gateway::store::{IdentityRecord, NewIdentity, Store, now_ms};
 use anyhow::{Context, anyhow};
 

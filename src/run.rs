@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_gateway::alerts::delivery::{self, MqttTarget, Sink};
-use anxin_gateway::alerts::policy::AlertPolicy;
 use anxin_gateway::alerts::timers::{TimerConfig, run_timers};
 use anxin_gateway::broker::auth::{BrokerAuth, RateLimits};
 use anxin_gateway::broker::embedded::{BrokerLimits, BrokerTls, EmbeddedBroker, EmbeddedBrokerError};

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anxin_gateway::alerts::policy::AlertPolicy;
+use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_gateway::store::Database;
 use anyhow::{Context, anyhow};
 

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Router, routing::get};
 use serde::Deserialize;
 
-use anxin_gateway::access::{Principal, Role};
+use anxin_domain::access::{Principal, Role};
 use anxin_gateway::store::{Session, now_ms};
 
 use crate::api::ApiState;
@@ -280,7 +280,7 @@ fn signed_out_chrome(lang: Lang, title: &'static str, csrf: String) -> Chrome {
 
 fn login_form(headers: &HeaderMap, next: &str, name: &str, error: Option<String>, status: StatusCode) -> Response {
     let lang = Lang::of_request(headers);
-    let nonce = anxin_gateway::access::new_token();
+    let nonce = anxin_domain::access::new_token();
     let page = LoginPage {
         c: signed_out_chrome(lang, "login.title", nonce.clone()),
         next: local_target(next),

@@ -12,7 +12,7 @@ use regex::Regex;
 
 use crate::i18n::Lang;
 
-/// The engine's sentences (see `anxin_gateway::alerts::rules`), most
+/// The engine's sentences (see `anxin_domain::alerts::rules`), most
 /// specific first, each with its translation key. `{n}`, `{time}` and
 /// `{date}` match numbers, `HH:MM` and `MM-DD`; other placeholders any text.
 const SENTENCES: &[(&str, &str)] = &[

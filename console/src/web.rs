@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
-use anxin_gateway::access::Role;
+use anxin_domain::access::Role;
 use anxin_gateway::store::StoreError;
 
 use crate::i18n::Lang;

@@ -2,10 +2,11 @@
 //! inside and outside its scope, tokens, and the handling of an alert.
 
 use anxin_console::api;
-use anxin_gateway::access::{Region, Role};
-use anxin_gateway::alerts::policy::AlertPolicy;
+use anxin_domain::access::{Region, Role};
+use anxin_domain::alerts::policy::AlertPolicy;
+use anxin_domain::registry::NewElder;
 use anxin_gateway::ingest::check;
-use anxin_gateway::store::{Database, NewElder, Store};
+use anxin_gateway::store::{Database, Store};
 use anxin_testkit::private_folder;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

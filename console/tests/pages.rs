@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use anxin_console::api::ApiState;
 use anxin_console::auth::Throttle;
-use anxin_gateway::access::{Region, Role};
-use anxin_gateway::alerts::policy::AlertPolicy;
+use anxin_domain::access::{Region, Role};
+use anxin_domain::alerts::policy::AlertPolicy;
+use anxin_domain::registry::NewElder;
 use anxin_gateway::ingest::check;
-use anxin_gateway::store::{AlertFilter, Database, NewElder, SessionLimits, Store};
+use anxin_gateway::store::{AlertFilter, Database, SessionLimits, Store};
 use anxin_testkit::private_folder;
 use axum::Router;
 use axum::body::Body;
@@ -768,10 +769,10 @@ async fn the_admin_imports_a_ledger_file_and_a_bad_one_changes_nothing() {
         send(admin.router, request).await
     };
     let rows = anxin_testkit::ledger::township_ledger(150, "visitor-2");
-    let csv = anxin_gateway::ledger::sheet::write(&rows, anxin_gateway::ledger::sheet::Format::Csv, "x").unwrap();
+    let csv = anxin_domain::ledger::sheet::write(&rows, anxin_domain::ledger::sheet::Format::Csv, "x").unwrap();
     let mut bad = rows.clone();
     bad[2][7] = "12345".into();
-    let bad = anxin_gateway::ledger::sheet::write(&bad, anxin_gateway::ledger::sheet::Format::Csv, "x").unwrap();
+    let bad = anxin_domain::ledger::sheet::write(&bad, anxin_domain::ledger::sheet::Format::Csv, "x").unwrap();
     let refused = upload(&mut admin, "ledger.csv", bad).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.body.contains("第 3 行，公民身份号码「12345」：为 5 位，应为 18 位"), "{}", refused.body);
@@ -844,10 +845,7 @@ async fn an_admin_provisions_and_revokes_devices_on_the_devices_page() {
     for (id, secret) in &secrets {
         assert_eq!(secret.len(), 32, "128 bits in hex");
         let stored = world.store.broker_identity(id).await.unwrap().unwrap();
-        assert!(
-            anxin_gateway::identity::verify_secret(secret, &stored.secret_hash),
-            "{id}: the hash of what was shown"
-        );
+        assert!(anxin_domain::identity::verify_secret(secret, &stored.secret_hash), "{id}: the hash of what was shown");
         assert!(!stored.secret_hash.contains(secret.as_str()));
     }
     let page = admin.get("/devices").await.body;
@@ -868,7 +866,7 @@ async fn an_admin_provisions_and_revokes_devices_on_the_devices_page() {
     let list = "device_id,secret\nnode-v1,vendor-secret-000001\nnode-v2,vendor-secret-000002";
     assert_eq!(admin.post("/devices/import", &[("list", list)]).await.status, StatusCode::SEE_OTHER);
     let v2 = world.store.broker_identity("node-v2").await.unwrap().unwrap();
-    assert!(anxin_gateway::identity::verify_secret("vendor-secret-000002", &v2.secret_hash));
+    assert!(anxin_domain::identity::verify_secret("vendor-secret-000002", &v2.secret_hash));
     assert_eq!(admin.post("/devices/node-p2/revoke", &[]).await.status, StatusCode::SEE_OTHER);
     assert!(world.store.broker_identity("node-p2").await.unwrap().unwrap().revoked_at.is_some());
     let audit = world.store.audit_entries(None, 10).await.unwrap();

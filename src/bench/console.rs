@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anxin_console::api::ApiState;
-use anxin_gateway::access::{Region, Role};
-use anxin_gateway::alerts::policy::AlertPolicy;
+use anxin_domain::access::{Region, Role};
+use anxin_domain::alerts::policy::AlertPolicy;
+use anxin_domain::registry::NewElder;
 use anxin_gateway::alerts::timers::tick_due_homes;
 use anxin_gateway::ingest::{check, commit_batch};
-use anxin_gateway::store::{Database, NewElder, SessionLimits, Store, now_ms};
+use anxin_gateway::store::{Database, SessionLimits, Store, now_ms};
 use axum::body::Body;
 use axum::http::Request;
 use tower::ServiceExt;

@@ -28,8 +28,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
+use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_gateway::alerts::delivery::start_feed;
-use anxin_gateway::alerts::policy::AlertPolicy;
 use anxin_gateway::broker::embedded::RunningBroker;
 use anxin_gateway::broker::external::{self, ExternalBroker, Subscribed};
 use anxin_gateway::ingest::{Ingest, IngestConfig};

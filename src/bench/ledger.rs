@@ -8,8 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use anxin_gateway::access::Role;
-use anxin_gateway::ledger::{self, sheet};
+use anxin_domain::access::Role;
+use anxin_domain::ledger::{self, sheet};
 use anxin_gateway::store::{Database, Store, now_ms};
 
 use super::console::{measure, ms, signed_in_console};
@@ -35,7 +35,7 @@ pub async fn ledger(args: BenchLedgerArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&folder)?;
     let store = Store::open(&Database::in_data_dir(&folder)).await?;
     let now = now_ms();
-    let policy = std::sync::Arc::new(anxin_gateway::alerts::policy::AlertPolicy::default());
+    let policy = std::sync::Arc::new(anxin_domain::alerts::policy::AlertPolicy::default());
     let today = policy.today();
     let rows = anxin_simulator::ledger::township_ledger(args.elders, "");
     let xlsx = sheet::write(&rows, sheet::Format::Xlsx, "台账")?;

@@ -23,11 +23,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anxin_gateway::alerts::policy::AlertPolicy;
-use anxin_gateway::alerts::rules::{self, HomeState, next_due};
+use anxin_domain::alerts::policy::AlertPolicy;
+use anxin_domain::alerts::rules::{self, HomeState, next_due};
+use anxin_domain::identity::IdentityKind;
 use anxin_gateway::broker::auth::{BrokerAuth, RateLimits};
 use anxin_gateway::broker::embedded::{BrokerLimits, EmbeddedBroker};
-use anxin_gateway::identity::IdentityKind;
 use anxin_gateway::store::{AlertChange, NewIdentity, Store};
 use anxin_protocol::{Event, EventKind, SmokeState};
 use anyhow::Context;
@@ -209,8 +209,8 @@ pub(crate) struct BenchClients {
 
 impl BenchClients {
     pub(crate) fn new(store: &Store) -> BenchClients {
-        let secret = anxin_gateway::identity::new_secret();
-        let hash = anxin_gateway::identity::hash_secret(&secret);
+        let secret = anxin_domain::identity::new_secret();
+        let hash = anxin_domain::identity::hash_secret(&secret);
         BenchClients { store: store.clone(), secret: secret.into(), hash: hash.into() }
     }
 

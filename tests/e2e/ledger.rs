@@ -1,6 +1,6 @@
 //! `anxin ledger import|export` and `anxin visits rate` from the command line.
 
-use anxin_gateway::ledger::sheet::{Format, write};
+use anxin_domain::ledger::sheet::{Format, write};
 use anxin_testkit::ledger::township_ledger;
 use anxin_testkit::private_folder;
 

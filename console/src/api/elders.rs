@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use anxin_gateway::registry::{ElderForm, mask};
+use anxin_domain::registry::{ElderForm, mask};
 use anxin_gateway::store::{
     Absence, AuditEntry, DeviceRecord, Elder, HourActivity, Store, StoreError, VisitRecord, now_ms,
 };
@@ -94,7 +94,7 @@ pub struct ElderInput {
 }
 
 impl ElderInput {
-    fn check(&self, today: chrono::NaiveDate) -> Result<anxin_gateway::store::NewElder, ApiError> {
+    fn check(&self, today: chrono::NaiveDate) -> Result<anxin_domain::registry::NewElder, ApiError> {
         ElderForm {
             name: &self.name,
             county: &self.county,
@@ -165,7 +165,7 @@ pub(super) async fn show_elder(
 ))]
 pub(super) async fn create_elder(
     State(store): State<Store>,
-    State(policy): State<std::sync::Arc<anxin_gateway::alerts::policy::AlertPolicy>>,
+    State(policy): State<std::sync::Arc<anxin_domain::alerts::policy::AlertPolicy>>,
     caller: Caller,
     Json(input): Json<ElderInput>,
 ) -> Result<(StatusCode, Json<ElderView>), ApiError> {
@@ -186,7 +186,7 @@ pub(super) async fn create_elder(
 ))]
 pub(super) async fn update_elder(
     State(store): State<Store>,
-    State(policy): State<std::sync::Arc<anxin_gateway::alerts::policy::AlertPolicy>>,
+    State(policy): State<std::sync::Arc<anxin_domain::alerts::policy::AlertPolicy>>,
     caller: Caller,
     Path(id): Path<i64>,
     Json(input): Json<ElderInput>,

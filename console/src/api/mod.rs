@@ -10,7 +10,7 @@ mod records;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use anxin_gateway::alerts::policy::AlertPolicy;
+use anxin_domain::alerts::policy::AlertPolicy;
 use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -22,8 +22,8 @@ use futures_util::Stream;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
-use anxin_gateway::access::{ElderPlace, Principal};
-use anxin_gateway::alerts::Outcome;
+use anxin_domain::access::{ElderPlace, Principal};
+use anxin_domain::alerts::Outcome;
 use anxin_gateway::store::{
     AlertActionError, AlertChange, AlertEventRecord, AlertFilter, AlertRecord, SessionLimits, Store, StoreError, now_ms,
 };

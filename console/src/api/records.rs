@@ -10,13 +10,14 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use anxin_gateway::alerts::policy::AlertPolicy;
-use anxin_gateway::ledger::ElderDetails;
-use anxin_gateway::registry::mask;
-use anxin_gateway::store::{CareService, ElderMonth, Referral, Store, StoreError, VisitRecord, now_ms};
-use anxin_gateway::visits::{
+use anxin_domain::alerts::policy::AlertPolicy;
+use anxin_domain::ledger::ElderDetails;
+use anxin_domain::registry::mask;
+use anxin_domain::visits::ElderMonth;
+use anxin_domain::visits::{
     Assessment, Month, NewVisit, RateFigures, RegionLevel, Satisfaction, Service, VisitMode, rate_by, rate_of,
 };
+use anxin_gateway::store::{CareService, Referral, Store, StoreError, VisitRecord, now_ms};
 
 use super::{ApiError, Caller};
 use crate::pages::{month_elders, visible_elder_for};
@@ -270,7 +271,7 @@ pub(super) async fn rate(
         .region
         .as_deref()
         .filter(|r| !r.trim().is_empty())
-        .map(anxin_gateway::access::Region::parse)
+        .map(anxin_domain::access::Region::parse)
         .transpose()
         .map_err(invalid)?;
     let elders = month_elders(&store, policy.utc_offset, &caller.0, month, region.as_ref()).await?;

@@ -9,8 +9,8 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use anxin_gateway::access::{ElderPlace, Principal, Role};
-use anxin_gateway::alerts::Outcome;
+use anxin_domain::access::{ElderPlace, Principal, Role};
+use anxin_domain::alerts::Outcome;
 use anxin_gateway::store::{AlertActionError, AlertFilter, AlertRecord, RegionFilter, now_ms};
 
 use super::{from_htmx, visible_elder};

@@ -10,11 +10,11 @@ use axum::response::{Html, IntoResponse, Response};
 use plotters::prelude::*;
 use serde::Deserialize;
 
-use anxin_gateway::access::Role;
-use anxin_gateway::alerts::Category;
-use anxin_gateway::registry::mask;
+use anxin_domain::access::Role;
+use anxin_domain::alerts::Category;
+use anxin_domain::registry::mask;
+use anxin_domain::visits::{Satisfaction, Service};
 use anxin_gateway::store::{AlertFilter, DeviceRecord, Elder, HourActivity, now_ms};
-use anxin_gateway::visits::{Satisfaction, Service};
 
 use super::{place, visible_elder};
 use crate::api::ApiState;

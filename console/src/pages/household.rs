@@ -11,11 +11,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use anxin_gateway::ledger::{
+use anxin_domain::ledger::{
     ElderDetails, HelpOrg, HelpReceived, HouseholdMember, LivingConditions, MEMBERS, Problem, Sex, Support,
     format_yuan, parse_yuan,
 };
-use anxin_gateway::registry::{CitizenId, mask};
+use anxin_domain::registry::{CitizenId, mask};
 use anxin_gateway::store::now_ms;
 
 use super::records::choice;

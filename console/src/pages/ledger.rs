@@ -7,7 +7,7 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use anxin_gateway::ledger::{self, RowProblem, sheet};
+use anxin_domain::ledger::{self, RowProblem, sheet};
 use anxin_gateway::store::{ImportError, ImportOutcome, now_ms};
 
 use crate::api::ApiState;

@@ -1,5 +1,5 @@
 //! The console's pages, server-rendered from compile-time-checked templates
-//! (`templates/`). Every handler asks [`anxin_gateway::access`] whether the
+//! (`templates/`). Every handler asks [`anxin_domain::access`] whether the
 //! reader may see or do what they ask: an elder outside their scope is 404,
 //! a thing their role may not do is 403.
 
@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use anxin_gateway::access::{ElderPlace, Principal};
+use anxin_domain::access::{ElderPlace, Principal};
 use anxin_gateway::store::{Elder, Store, StoreError};
 
 use crate::api::ApiState;

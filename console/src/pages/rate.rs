@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Response};
 use plotters::prelude::*;
 use serde::Deserialize;
 
-use anxin_gateway::ledger::sheet;
-use anxin_gateway::store::{ElderMonth, now_ms};
-use anxin_gateway::visits::{Month, RateFigures, RegionLevel, rate_by, rate_of};
+use anxin_domain::ledger::sheet;
+use anxin_domain::visits::ElderMonth;
+use anxin_domain::visits::{Month, RateFigures, RegionLevel, rate_by, rate_of};
+use anxin_gateway::store::now_ms;
 
 use crate::api::ApiState;
 use crate::auth::Viewer;
@@ -32,7 +33,7 @@ pub(super) struct RateQuery {
 
 struct Selection {
     month: Month,
-    region: Option<anxin_gateway::access::Region>,
+    region: Option<anxin_domain::access::Region>,
     today: chrono::NaiveDate,
 }
 
@@ -48,7 +49,7 @@ fn select(state: &ApiState, viewer: &Viewer, query: &RateQuery) -> Result<Select
     let region = match query.region.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
         None => None,
         Some(text) => Some(
-            anxin_gateway::access::Region::parse(text)
+            anxin_domain::access::Region::parse(text)
                 .map_err(|_| PageError::Invalid(viewer.lang.t("rate.bad_region").into()))?,
         ),
     };
@@ -60,7 +61,7 @@ async fn elders_of(
     state: &ApiState,
     viewer: &Viewer,
     month: Month,
-    region: Option<&anxin_gateway::access::Region>,
+    region: Option<&anxin_domain::access::Region>,
 ) -> Result<Vec<ElderMonth>, PageError> {
     Ok(month_elders(&state.store, state.policy.utc_offset, &viewer.principal, month, region).await?)
 }
@@ -70,16 +71,16 @@ async fn elders_of(
 pub(crate) async fn month_elders(
     store: &anxin_gateway::store::Store,
     utc_offset: chrono::FixedOffset,
-    who: &anxin_gateway::access::Principal,
+    who: &anxin_domain::access::Principal,
     month: Month,
-    region: Option<&anxin_gateway::access::Region>,
+    region: Option<&anxin_domain::access::Region>,
 ) -> Result<Vec<ElderMonth>, anxin_gateway::store::StoreError> {
     Ok(store
         .month_elders(month, utc_offset)
         .await?
         .into_iter()
         .filter(|e| {
-            who.can_see_elder(&anxin_gateway::access::ElderPlace {
+            who.can_see_elder(&anxin_domain::access::ElderPlace {
                 elder_id: e.elder_id,
                 county: &e.county,
                 township: &e.township,

@@ -9,12 +9,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use anxin_gateway::access::Principal;
-use anxin_gateway::ledger::{ElderDetails, HelpOrg, format_yuan};
-use anxin_gateway::store::{Elder, Store, StoreError, VisitRecord, now_ms};
-use anxin_gateway::visits::{
+use anxin_domain::access::Principal;
+use anxin_domain::ledger::{ElderDetails, HelpOrg, format_yuan};
+use anxin_domain::visits::{
     Assessment, Change, HouseholdChange, Illness, NewVisit, Safety, Satisfaction, Service, VisitError, VisitMode,
 };
+use anxin_gateway::store::{Elder, Store, StoreError, VisitRecord, now_ms};
 
 use super::{place, visible_elder};
 use crate::api::ApiState;
@@ -514,7 +514,7 @@ pub(super) async fn record_form(
     let shown = |value: &Option<String>| {
         value
             .as_deref()
-            .map(|v| if whole { v.to_string() } else { anxin_gateway::registry::mask(v) })
+            .map(|v| if whole { v.to_string() } else { anxin_domain::registry::mask(v) })
             .unwrap_or_default()
     };
     state
@@ -527,8 +527,8 @@ pub(super) async fn record_form(
             None,
         )
         .await?;
-    let categories = anxin_gateway::alerts::Category::parse_list(&elder.categories);
-    let members = (0..anxin_gateway::ledger::MEMBERS)
+    let categories = anxin_domain::alerts::Category::parse_list(&elder.categories);
+    let members = (0..anxin_domain::ledger::MEMBERS)
         .map(|i| {
             let label = if i == 0 { "户主".to_string() } else { (i + 1).to_string() };
             let cells = details.members.get(i).map_or_else(
@@ -564,7 +564,7 @@ pub(super) async fn record_form(
     let page = RecordForm {
         citizen_id: shown(&elder.citizen_id),
         disability_cert: shown(&elder.disability_cert),
-        categories: anxin_gateway::alerts::Category::ALL.iter().map(|c| (c.as_str(), categories.contains(c))).collect(),
+        categories: anxin_domain::alerts::Category::ALL.iter().map(|c| (c.as_str(), categories.contains(c))).collect(),
         income: details.living.monthly_income_fen.map(format_yuan).unwrap_or_default(),
         orgs: HelpOrg::ALL.iter().map(|o| (o.label(), details.help.orgs.contains(o))).collect(),
         members,

@@ -9,9 +9,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use anxin_gateway::alerts::Category;
-use anxin_gateway::identity::IdentityKind;
-use anxin_gateway::registry::{ElderForm, RegistryError};
+use anxin_domain::alerts::Category;
+use anxin_domain::identity::IdentityKind;
+use anxin_domain::registry::{ElderForm, RegistryError};
 use anxin_gateway::store::{Elder, NewIdentity, Store, StoreError, now_ms};
 
 use crate::api::ApiState;
@@ -76,7 +76,7 @@ impl ElderFields {
         }
     }
 
-    fn check(&self, lang: Lang, today: chrono::NaiveDate) -> Result<anxin_gateway::store::NewElder, String> {
+    fn check(&self, lang: Lang, today: chrono::NaiveDate) -> Result<anxin_domain::registry::NewElder, String> {
         let inactivity_hours = match self.inactivity_hours.trim() {
             "" => None,
             text => Some(text.parse::<i64>().map_err(|_| lang.t("registry.bad_hours").to_string())?),
@@ -110,7 +110,7 @@ impl ElderFields {
 /// citizen ID, in the reader's language.
 async fn taken(
     store: &Store,
-    new: &anxin_gateway::store::NewElder,
+    new: &anxin_domain::registry::NewElder,
     this_one: Option<i64>,
     lang: Lang,
 ) -> Result<Option<String>, StoreError> {
@@ -167,7 +167,7 @@ fn form_page_with(
     on_record: Option<&Elder>,
     error: Option<String>,
 ) -> Response {
-    let masked = |value: Option<&String>| value.map(|v| anxin_gateway::registry::mask(v)).unwrap_or_default();
+    let masked = |value: Option<&String>| value.map(|v| anxin_domain::registry::mask(v)).unwrap_or_default();
     let lang = viewer.lang;
     let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let page = ElderFormPage {
@@ -415,12 +415,12 @@ pub(super) async fn import(
     Form(form): Form<ImportForm>,
 ) -> Result<Response, PageError> {
     may_edit(&viewer)?;
-    let credentials = anxin_gateway::identity::parse_credentials(&form.list).map_err(PageError::Invalid)?;
+    let credentials = anxin_domain::identity::parse_credentials(&form.list).map_err(PageError::Invalid)?;
     let identities = tokio::task::spawn_blocking(move || {
         credentials
             .into_iter()
             .map(|(name, secret)| NewIdentity {
-                secret_hash: anxin_gateway::identity::hash_secret(&secret),
+                secret_hash: anxin_domain::identity::hash_secret(&secret),
                 name,
                 kind: IdentityKind::Device,
                 rate_per_s: None,

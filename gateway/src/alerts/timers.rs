@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::engine::{HomeInput, SYSTEM};
-use super::policy::AlertPolicy;
 use crate::ingest::pipeline::judge_homes;
 use crate::store::{Store, StoreError, now_ms};
+use anxin_domain::alerts::engine::{HomeInput, SYSTEM};
+use anxin_domain::alerts::policy::AlertPolicy;
 
 /// Homes looked at per timer transaction.
 pub const TICK_BATCH: i64 = 500;

@@ -1,5 +1,5 @@
 //! Authentication and authorisation on the embedded broker: mqtt5's
-//! `AuthProvider` over the registry's broker identities ([`crate::identity`]).
+//! `AuthProvider` over the registry's broker identities ([`anxin_domain::identity`]).
 //!
 //! - At connect: a username is required, and must equal the client id (so no
 //!   one can take over another's session); the secret is checked against the
@@ -34,9 +34,9 @@ use subtle::ConstantTimeEq as _;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
-use crate::identity::{Grant, IdentityKind, verify_secret};
 use crate::metrics::BROKER_REFUSED;
 use crate::store::Store;
+use anxin_domain::identity::{Grant, IdentityKind, verify_secret};
 
 /// How often the broker looks for changed identities (revocations).
 pub const REFRESH: Duration = Duration::from_secs(2);
@@ -183,7 +183,7 @@ impl BrokerAuth {
         Arc::new(BrokerAuth {
             store,
             limits,
-            internal_secret: crate::identity::new_secret(),
+            internal_secret: anxin_domain::identity::new_secret(),
             known: RwLock::new(HashMap::new()),
             proven: Mutex::new(HashMap::new()),
             checks: Arc::new(Semaphore::new(CONCURRENT_CHECKS)),

@@ -39,9 +39,9 @@ use std::time::{Duration, Instant};
 use anxin_protocol::{EventKind, Payload, SmokeState};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::alerts::policy::AlertPolicy;
 use crate::metrics as m;
 use crate::store::{Backend, Store};
+use anxin_domain::alerts::policy::AlertPolicy;
 pub use check::{Accepted, Checked, Rejected, check};
 use log_limit::LogLimiter;
 pub use pipeline::{BatchOutcome, commit_batch};

@@ -3,7 +3,7 @@
 //! 1. write the messages — events and summaries (new ones only past here),
 //!    what they say about their devices, the Last Wills and statuses, the
 //!    hourly rollups, the quarantine;
-//! 2. run the pure rules ([`crate::alerts::engine`]) on every home the new
+//! 2. run the pure rules ([`anxin_domain::alerts::engine`]) on every home the new
 //!    messages belong to, each home read under its lock;
 //! 3. write their effects — the homes' new states and deadlines, alerts and
 //!    their history, closed days and remote check-ins;
@@ -26,12 +26,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use anxin_protocol::Payload;
 
 use super::check::{Accepted, Checked, Rejected};
-use crate::alerts::Severity;
-use crate::alerts::checkin::{self, Verdict};
-use crate::alerts::engine::{self, HomeInput, HomePlace, REMOTE_VISITOR, SYSTEM};
-use crate::alerts::policy::{AlertPolicy, DAY_MS, HOUR_MS};
-use crate::alerts::rules::{self, Day, Effect};
 use crate::store::{DeviceNote, HourRollup, MessageRow, Store, StoreError, Write};
+use anxin_domain::alerts::Severity;
+use anxin_domain::alerts::checkin::{self, Verdict};
+use anxin_domain::alerts::engine::{self, HomeInput, HomePlace, REMOTE_VISITOR, SYSTEM};
+use anxin_domain::alerts::policy::{AlertPolicy, DAY_MS, HOUR_MS};
+use anxin_domain::alerts::rules::{self, Day, Effect};
 
 /// What a committed batch did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

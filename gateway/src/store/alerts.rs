@@ -7,10 +7,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, Write};
-use crate::alerts::checkin::DayFacts;
-use crate::alerts::engine::HomePlace;
-use crate::alerts::rules::Day;
-use crate::alerts::{AlertKind, Outcome, Severity};
+use anxin_domain::alerts::checkin::DayFacts;
+use anxin_domain::alerts::engine::HomePlace;
+use anxin_domain::alerts::rules::Day;
+use anxin_domain::alerts::{AlertKind, Outcome, Severity};
 
 /// An alert with its handling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, StoreError};
-use crate::visits::{Satisfaction, Service, VisitError, required};
+use anxin_domain::visits::{Satisfaction, Service, VisitError, required};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Referral {

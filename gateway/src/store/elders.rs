@@ -5,54 +5,13 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use anxin_domain::registry::NewElder;
+
 use super::{Store, StoreError};
-
-/// An elder's registration, as entered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewElder {
-    /// 公民身份号码, checked (GB 11643).
-    pub citizen_id: Option<String>,
-    /// 残疾证号.
-    pub disability_cert: Option<String>,
-    /// 是否在户籍地居住.
-    pub lives_at_registered: bool,
-    pub name: String,
-    pub county: String,
-    pub township: String,
-    pub village: String,
-    pub address: String,
-    pub phone: Option<String>,
-    pub emergency_contact: Option<String>,
-    pub emergency_phone: Option<String>,
-    /// Annex 2 categories, e.g. `living_alone,dependent`.
-    pub categories: String,
-    /// Overrides the inactivity threshold of the categories, in hours.
-    pub inactivity_hours: Option<i64>,
-}
-
-impl Default for NewElder {
-    fn default() -> Self {
-        NewElder {
-            citizen_id: None,
-            disability_cert: None,
-            lives_at_registered: true,
-            name: String::new(),
-            county: String::new(),
-            township: String::new(),
-            village: String::new(),
-            address: String::new(),
-            phone: None,
-            emergency_contact: None,
-            emergency_phone: None,
-            categories: String::new(),
-            inactivity_hours: None,
-        }
-    }
-}
 
 /// An elder as registered. `citizen_id` and `disability_cert` are whole
 /// here; what leaves the store for a screen or the API is masked
-/// ([`crate::registry::mask`]) unless someone deliberately revealed it.
+/// ([`anxin_domain::registry::mask`]) unless someone deliberately revealed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Elder {
     pub id: i64,

@@ -12,11 +12,11 @@ use std::collections::HashMap;
 use sqlx::Row;
 
 use super::{Backend, Params, Store, StoreError, Write, chunk_sizes};
-use crate::access;
-use crate::alerts::Category;
-use crate::alerts::engine::{Home, HomePlace};
-use crate::alerts::policy::ElderFacts;
-use crate::alerts::rules::DeviceLink;
+use anxin_domain::access;
+use anxin_domain::alerts::Category;
+use anxin_domain::alerts::engine::{Home, HomePlace};
+use anxin_domain::alerts::policy::ElderFacts;
+use anxin_domain::alerts::rules::DeviceLink;
 
 /// Homes per statement when reading or writing many.
 const HOMES_PER_STATEMENT: usize = 256;

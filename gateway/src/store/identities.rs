@@ -1,5 +1,5 @@
 //! Broker identities: devices, bridges, alert consumers and gateways with
-//! their `$7$` secret hashes (see [`crate::identity`]).
+//! their `$7$` secret hashes (see [`anxin_domain::identity`]).
 
 use std::collections::BTreeSet;
 
@@ -8,7 +8,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, StoreError};
-use crate::identity::{ExportedIdentity, Grant, IdentityKind};
+use anxin_domain::identity::{ExportedIdentity, Grant, IdentityKind};
 
 /// An identity to create: its name and kind, its secret's hash, and for a
 /// bridge the devices it carries.
@@ -33,10 +33,10 @@ impl NewIdentity {
         rate_per_s: Option<i64>,
     ) -> Result<(Vec<NewIdentity>, std::collections::BTreeMap<String, String>), StoreError> {
         for name in names.iter().chain(devices) {
-            crate::identity::check_name(name).map_err(|error| StoreError::Invalid(error.to_string()))?;
+            anxin_domain::identity::check_name(name).map_err(|error| StoreError::Invalid(error.to_string()))?;
         }
         let secrets: std::collections::BTreeMap<String, String> =
-            names.iter().map(|name| (name.clone(), crate::identity::new_secret())).collect();
+            names.iter().map(|name| (name.clone(), anxin_domain::identity::new_secret())).collect();
         if secrets.len() != names.len() {
             return Err(StoreError::Invalid("a name is given twice".into()));
         }
@@ -45,7 +45,7 @@ impl NewIdentity {
             .map(|(name, secret)| NewIdentity {
                 name: name.clone(),
                 kind,
-                secret_hash: crate::identity::hash_secret(secret),
+                secret_hash: anxin_domain::identity::hash_secret(secret),
                 rate_per_s,
                 devices: devices.to_vec(),
             })

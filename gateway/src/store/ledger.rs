@@ -6,10 +6,12 @@ use std::collections::{HashMap, HashSet};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{NewElder, Store, StoreError};
-use crate::access::Role;
-use crate::alerts::Category;
-use crate::ledger::{
+use anxin_domain::registry::NewElder;
+
+use super::{Store, StoreError};
+use anxin_domain::access::Role;
+use anxin_domain::alerts::Category;
+use anxin_domain::ledger::{
     ElderDetails, HelpOrg, HelpReceived, HouseholdMember, Ledger, LedgerRow, LivingConditions, Problem, RowProblem,
     Sex, Support,
 };
@@ -254,7 +256,7 @@ impl Store {
                 Some(id) if !current.contains_key(&id) => {
                     problems.push(RowProblem {
                         line: *line,
-                        column: Some(crate::ledger::Column::Id.header()),
+                        column: Some(anxin_domain::ledger::Column::Id.header()),
                         value: Some(id.to_string()),
                         problem: Problem::UnknownId,
                     });
@@ -270,7 +272,7 @@ impl Store {
                 {
                     problems.push(RowProblem {
                         line: *line,
-                        column: Some(crate::ledger::Column::CitizenId.header()),
+                        column: Some(anxin_domain::ledger::Column::CitizenId.header()),
                         value: row.elder.citizen_id.clone(),
                         problem: Problem::CitizenIdTaken { elder_id: *holder },
                     });
@@ -279,7 +281,7 @@ impl Store {
                 if let Some(first) = claimed.insert(id, *line) {
                     problems.push(RowProblem {
                         line: *line,
-                        column: Some(crate::ledger::Column::Id.header()),
+                        column: Some(anxin_domain::ledger::Column::Id.header()),
                         value: Some(id.to_string()),
                         problem: Problem::DuplicateCitizenId { line: first },
                     });

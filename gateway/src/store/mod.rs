@@ -43,12 +43,11 @@ pub use alerts::{
 };
 pub use care::{CareService, Referral};
 pub use devices::{DeviceRecord, DeviceStatusCounts};
-pub use elders::{Elder, NewElder};
+pub use elders::Elder;
 pub use identities::{IdentityRecord, NewIdentity, StoredIdentity};
 pub use ingest::{DeviceNote, HourRollup, MessageRow, QUARANTINE_CAP, QUARANTINE_PAYLOAD_MAX};
 pub use ledger::{ImportError, ImportOutcome};
 pub use messages::{HourActivity, MessageCursor, MessageRecord};
-pub use rate::ElderMonth;
 pub use sessions::{Session, SessionLimits};
 pub use users::{AuditEntry, UserRecord};
 pub use visits::{Absence, DayRecord, HeightenedWatch, VisitRecord};

@@ -1,31 +1,19 @@
 //! What the monthly visit rate (月探访率) is computed from: each registered
 //! elder with their visits of a month.
 
-use serde::Serialize;
 use sqlx::Row;
 use std::collections::HashMap;
 
-use super::{Store, StoreError};
+use anxin_domain::visits::ElderMonth;
 
-/// One elder's visits (of any mode) in one month.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct ElderMonth {
-    pub elder_id: i64,
-    pub name: String,
-    pub county: String,
-    pub township: String,
-    pub village: String,
-    pub visits: i64,
-    /// The last day visited that month, `YYYY-MM-DD`.
-    pub last_visit: Option<String>,
-}
+use super::{Store, StoreError};
 
 impl Store {
     /// Every elder registered before `month` ended (in the deployment's time
     /// zone, `utc_offset`), with their visits of that month.
     pub async fn month_elders(
         &self,
-        month: crate::visits::Month,
+        month: anxin_domain::visits::Month,
         utc_offset: chrono::FixedOffset,
     ) -> Result<Vec<ElderMonth>, StoreError> {
         let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();

@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::access::{self, Principal};
+use anxin_domain::access::{self, Principal};
 
 /// How long a session lives: `idle_ms` without a request, `absolute_ms` in all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

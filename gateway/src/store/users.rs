@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::access::{self, Principal, Region, Role};
+use anxin_domain::access::{self, Principal, Region, Role};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserRecord {

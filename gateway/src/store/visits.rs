@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{RegionFilter, Store, StoreError};
-use crate::visits::{Assessment, NewVisit};
+use anxin_domain::visits::{Assessment, NewVisit};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VisitRecord {

@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anxin_gateway::alerts::Outcome;
+use anxin_domain::alerts::Outcome;
+use anxin_domain::alerts::rules::day_start;
+use anxin_domain::registry::NewElder;
 use anxin_gateway::alerts::delivery::{Sink, run_sink};
-use anxin_gateway::alerts::rules::day_start;
 use anxin_gateway::ingest::{Checked, check};
-use anxin_gateway::store::{AlertFilter, NewElder, RegionFilter, Store};
+use anxin_gateway::store::{AlertFilter, RegionFilter, Store};
 
 use crate::{Backend, fresh_store, on_both_backends, reopen};
 

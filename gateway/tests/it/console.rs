@@ -3,9 +3,10 @@
 //! citizen ID and certificate kept whole, hourly activity summed over the
 //! devices, the devices and visitors of an elder, the current absence.
 
-use anxin_gateway::access::Role;
+use anxin_domain::access::Role;
+use anxin_domain::registry::NewElder;
 use anxin_gateway::ingest::check;
-use anxin_gateway::store::{NewElder, SessionLimits};
+use anxin_gateway::store::SessionLimits;
 
 use crate::{Backend, fresh_store, on_both_backends};
 

@@ -10,13 +10,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anxin_gateway::alerts::policy::AlertPolicy;
+use anxin_domain::alerts::policy::AlertPolicy;
+use anxin_domain::identity::{IdentityKind, hash_secret};
+use anxin_domain::registry::NewElder;
 use anxin_gateway::broker::auth::{BrokerAuth, RateLimits};
 use anxin_gateway::broker::embedded::{BrokerLimits, EmbeddedBroker, RunningBroker};
 use anxin_gateway::broker::external::{self, ExternalBroker, Subscribed};
-use anxin_gateway::identity::{IdentityKind, hash_secret};
 use anxin_gateway::ingest::{Ingest, IngestConfig};
-use anxin_gateway::store::{AlertFilter, NewElder, NewIdentity, Store, now_ms};
+use anxin_gateway::store::{AlertFilter, NewIdentity, Store, now_ms};
 use anxin_testkit::Broker;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use sqlx::Connection;

@@ -2,8 +2,8 @@
 //! not at all, re-imported without change, exported and read back the same,
 //! visitors assigned from it.
 
-use anxin_gateway::access::Role;
-use anxin_gateway::ledger::{self, Problem, sheet};
+use anxin_domain::access::Role;
+use anxin_domain::ledger::{self, Problem, sheet};
 use anxin_gateway::store::{ImportError, ImportOutcome, Store};
 use anxin_testkit::ledger::{citizen_id, township_ledger};
 

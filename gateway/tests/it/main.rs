@@ -9,7 +9,7 @@ mod store;
 mod users;
 mod visits;
 
-use anxin_gateway::alerts::policy::AlertPolicy;
+use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_gateway::ingest::{BatchOutcome, Checked};
 use anxin_gateway::store::{Database, Store, StoreError};
 use anxin_testkit::{PostgresDatabase, private_folder};

@@ -1,7 +1,8 @@
 //! The store's queries, on SQLite and on PostgreSQL alike.
 
+use anxin_domain::registry::NewElder;
 use anxin_gateway::ingest::{Checked, check};
-use anxin_gateway::store::{MessageCursor, NewElder};
+use anxin_gateway::store::MessageCursor;
 
 use crate::{Backend, fresh_store, on_both_backends};
 

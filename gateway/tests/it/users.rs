@@ -1,7 +1,7 @@
 //! Users, roles, regions, visitor assignments and the audit log, on both databases.
 
-use anxin_gateway::access::{ElderPlace, Region, Role};
-use anxin_gateway::store::NewElder;
+use anxin_domain::access::{ElderPlace, Region, Role};
+use anxin_domain::registry::NewElder;
 
 use crate::{Backend, fresh_store, on_both_backends};
 

@@ -1,12 +1,13 @@
 //! Visits with the record form's part 5, referrals, care services and the
 //! monthly visit rate, on both databases.
 
-use anxin_gateway::alerts::rules::day_start;
-use anxin_gateway::ingest::check;
-use anxin_gateway::store::{NewElder, Store};
-use anxin_gateway::visits::{
+use anxin_domain::alerts::rules::day_start;
+use anxin_domain::registry::NewElder;
+use anxin_domain::visits::{
     Assessment, Change, NewVisit, RateFigures, RegionLevel, Safety, Satisfaction, Service, VisitMode, rate_by, rate_of,
 };
+use anxin_gateway::ingest::check;
+use anxin_gateway::store::Store;
 
 use crate::{Backend, fresh_store, on_both_backends};
 

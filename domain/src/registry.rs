@@ -1,7 +1,6 @@
 //! Checking what staff type in about an elder, once, at the boundary.
 
 use crate::alerts::Category;
-use crate::store::NewElder;
 
 /// Why an elder's registration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -308,5 +307,48 @@ mod tests {
                 .to_string()
                 .starts_with("emergency phone \"tomorrow\" is not a phone number")
         );
+    }
+}
+
+/// An elder's registration, as entered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewElder {
+    /// 公民身份号码, checked (GB 11643).
+    pub citizen_id: Option<String>,
+    /// 残疾证号.
+    pub disability_cert: Option<String>,
+    /// 是否在户籍地居住.
+    pub lives_at_registered: bool,
+    pub name: String,
+    pub county: String,
+    pub township: String,
+    pub village: String,
+    pub address: String,
+    pub phone: Option<String>,
+    pub emergency_contact: Option<String>,
+    pub emergency_phone: Option<String>,
+    /// Annex 2 categories, e.g. `living_alone,dependent`.
+    pub categories: String,
+    /// Overrides the inactivity threshold of the categories, in hours.
+    pub inactivity_hours: Option<i64>,
+}
+
+impl Default for NewElder {
+    fn default() -> Self {
+        NewElder {
+            citizen_id: None,
+            disability_cert: None,
+            lives_at_registered: true,
+            name: String::new(),
+            county: String::new(),
+            township: String::new(),
+            village: String::new(),
+            address: String::new(),
+            phone: None,
+            emergency_contact: None,
+            emergency_phone: None,
+            categories: String::new(),
+            inactivity_hours: None,
+        }
     }
 }

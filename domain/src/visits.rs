@@ -278,7 +278,7 @@ pub enum RegionLevel {
 
 /// The figures of each region at `level`, in region order
 /// (`振兴区`, `振兴区/站前街道`, `振兴区/站前街道/锦山社区`).
-pub fn rate_by(elders: &[crate::store::ElderMonth], level: RegionLevel) -> Vec<(String, RateFigures)> {
+pub fn rate_by(elders: &[ElderMonth], level: RegionLevel) -> Vec<(String, RateFigures)> {
     let mut regions: std::collections::BTreeMap<String, RateFigures> = std::collections::BTreeMap::new();
     for elder in elders {
         let key = match level {
@@ -292,7 +292,7 @@ pub fn rate_by(elders: &[crate::store::ElderMonth], level: RegionLevel) -> Vec<(
 }
 
 /// The figures over all of `elders`.
-pub fn rate_of(elders: &[crate::store::ElderMonth]) -> RateFigures {
+pub fn rate_of(elders: &[ElderMonth]) -> RateFigures {
     let mut figures = RateFigures::default();
     for elder in elders {
         figures.add(elder.visits > 0);
@@ -384,4 +384,17 @@ mod tests {
         assert_eq!(Safety::parse("较安全"), Some(Safety::FairlySafe));
         assert_eq!(VisitMode::parse("phone"), Some(VisitMode::Phone));
     }
+}
+
+/// One elder's visits (of any mode) in one month.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ElderMonth {
+    pub elder_id: i64,
+    pub name: String,
+    pub county: String,
+    pub township: String,
+    pub village: String,
+    pub visits: i64,
+    /// The last day visited that month, `YYYY-MM-DD`.
+    pub last_visit: Option<String>,
 }

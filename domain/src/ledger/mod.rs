@@ -14,8 +14,8 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::Category;
+use crate::registry::NewElder;
 use crate::registry::{self, CitizenId, CitizenIdError, RegistryError};
-use crate::store::NewElder;
 use sheet::Cell;
 
 /// A closed set of answers, each with a stable code (stored, API) and the

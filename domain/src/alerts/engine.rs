@@ -3,7 +3,7 @@
 //! [`judge_home`] takes a home as read under its lock ([`Home`]), the inputs
 //! that arrived for it (in order) and `now`, runs [`rules::step`] over them and
 //! returns the new state, its next deadline and the effects to write. No
-//! clock and no database: the pipeline (`crate::ingest::pipeline`) reads the
+//! clock and no database: the pipeline (`anxin_gateway::ingest::pipeline`) reads the
 //! home, calls this, and writes what it says in the same transaction.
 
 use anxin_protocol::EventKind;

@@ -20,7 +20,7 @@
 //! reconnecting nodes cheap to check.
 //!
 //! This module is pure: no database, no runtime. The embedded broker's
-//! [`crate::broker::auth`] applies it; [`mosquitto_acl`] writes it for
+//! `anxin_gateway::broker::auth` applies it; [`mosquitto_acl`] writes it for
 //! Mosquitto.
 
 use std::collections::BTreeSet;
@@ -31,7 +31,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use password_hash::rand_core::{OsRng, RngCore};
 use subtle::ConstantTimeEq as _;
 
-use crate::protocol::{DeviceId, TOPIC_PREFIX};
+use anxin_protocol::{DeviceId, TOPIC_PREFIX};
 
 /// Where alerts are published (`anxin/v1/alerts/{county}/{alert id}`).
 pub const ALERTS_TOPIC_PREFIX: &str = "anxin/v1/alerts/";

@@ -1,0 +1,23 @@
+//! Anxin's domain: what the programme's words mean, as plain data and pure
+//! functions. No database, no network, no async runtime — every rule here
+//! takes the moment it judges as an argument, so a test runs a month in
+//! milliseconds.
+//!
+//! - [`access`]: roles, the regions they cover, passwords and tokens: who may
+//!   see what.
+//! - [`registry`]: an elder's registration, checked once at the boundary
+//!   (GB 11643 citizen ID, phones, categories of annex 2).
+//! - [`ledger`]: the programme's ledger (台账): its columns, its choices, and
+//!   reading and writing it as `.xlsx` or `.csv` (UTF-8 or GBK).
+//! - [`visits`]: the visit record form (annex 1), months, and the monthly
+//!   visit rate (月探访率).
+//! - [`alerts`]: alert kinds and outcomes, the policy, the rules, the usual
+//!   routine and the remote check-in rule.
+//! - [`identity`]: who may speak on the broker, and what each may do.
+
+pub mod access;
+pub mod alerts;
+pub mod identity;
+pub mod ledger;
+pub mod registry;
+pub mod visits;
