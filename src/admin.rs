@@ -8,7 +8,7 @@ use anxin_domain::alerts::Outcome;
 use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_domain::alerts::rules::{day_start, local_day};
 use anxin_domain::registry::ElderForm;
-use anxin_gateway::store::{AlertFilter, AlertRecord, MessageCursor, MessageRecord, RegionFilter, now_ms};
+use anxin_store::{AlertFilter, AlertRecord, MessageCursor, MessageRecord, RegionFilter, now_ms};
 use anyhow::{Context, anyhow};
 
 use crate::cli::{
@@ -491,7 +491,7 @@ pub async fn tokens(storage: &StorageArgs, file: FileSettings, command: TokensCo
 }
 
 async fn visit_rate(
-    store: &anxin_gateway::store::Store,
+    store: &anxin_store::Store,
     policy: &AlertPolicy,
     month: Option<String>,
     region: Option<String>,
@@ -576,8 +576,8 @@ pub async fn ledger(storage: &StorageArgs, file: FileSettings, command: LedgerCo
                         }
                         return Ok(());
                     }
-                    Err(anxin_gateway::store::ImportError::Rows(problems)) => problems,
-                    Err(anxin_gateway::store::ImportError::Store(error)) => return Err(error.into()),
+                    Err(anxin_store::ImportError::Rows(problems)) => problems,
+                    Err(anxin_store::ImportError::Store(error)) => return Err(error.into()),
                 },
                 Err(problems) => problems,
             };

@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anxin_domain::identity::{self, IdentityKind};
-use anxin_gateway::store::{IdentityRecord, NewIdentity, Store, now_ms};
+use anxin_store::{IdentityRecord, NewIdentity, Store, now_ms};
 use anyhow::{Context, anyhow};
 
 use crate::cli::{BridgesCommand, ConsumersCommand, GatewaysCommand, StorageArgs};

@@ -18,7 +18,7 @@ use anxin_gateway::broker::external::{self, ExternalBroker};
 use anxin_gateway::ingest::progress::run_watchdog;
 use anxin_gateway::ingest::{Ingest, IngestConfig};
 use anxin_gateway::status::{UpkeepConfig, run_upkeep};
-use anxin_gateway::store::{Database, Store, StoreError};
+use anxin_store::{Database, Store, StoreError};
 use anyhow::{Context, anyhow};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
@@ -201,7 +201,7 @@ fn start_ingest(
 }
 
 /// The live feed of alert changes, for the console's stream.
-type Feed = tokio::sync::broadcast::Sender<Arc<anxin_gateway::store::AlertChange>>;
+type Feed = tokio::sync::broadcast::Sender<Arc<anxin_store::AlertChange>>;
 
 /// The alert engine's tasks: the database timers, the in-process feed (returned
 /// for the console), and the MQTT (and webhook) sinks.
@@ -269,7 +269,7 @@ async fn first_admin(store: &Store) -> anyhow::Result<Option<String>> {
     {
         anyhow::bail!("ANXIN_ADMIN_PASSWORD needs at least 12 characters");
     }
-    Ok(match store.ensure_first_admin(given.as_deref(), anxin_gateway::store::now_ms()).await? {
+    Ok(match store.ensure_first_admin(given.as_deref(), anxin_store::now_ms()).await? {
         Some(_) if given.is_some() => Some(
             "anxin: first start: created user admin with the password from ANXIN_ADMIN_PASSWORD; \
              change it at the first sign-in"

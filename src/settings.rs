@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anxin_domain::alerts::policy::AlertPolicy;
-use anxin_gateway::store::Database;
+use anxin_store::Database;
 use anyhow::{Context, anyhow};
 
 use crate::cli::AlertArgs;

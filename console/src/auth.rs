@@ -17,7 +17,7 @@ use axum::{Form, Router, routing::get};
 use serde::Deserialize;
 
 use anxin_domain::access::{Principal, Role};
-use anxin_gateway::store::{Session, now_ms};
+use anxin_store::{Session, now_ms};
 
 use crate::api::ApiState;
 use crate::i18n::{Lang, cookie};
@@ -400,7 +400,7 @@ async fn change_password(
     match state.store.change_password(viewer.principal.user_id, &form.current, &form.new, &keep, now_ms()).await {
         Ok(true) => Ok(Redirect::to(home_of(viewer.principal.role)).into_response()),
         Ok(false) => refuse("password.wrong_current", first),
-        Err(anxin_gateway::store::StoreError::Invalid(_)) => refuse("password.same", first),
+        Err(anxin_store::StoreError::Invalid(_)) => refuse("password.same", first),
         Err(error) => Err(error.into()),
     }
 }

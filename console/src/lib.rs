@@ -1,8 +1,9 @@
 //! The caregiver console: the web pages, JSON API and live alert board that
 //! on-call staff, visitors and civil-affairs officials use.
 //!
-//! It depends on the gateway's domain and store and never the other way
-//! round. Pages are rendered on the server from templates checked when the
+//! It depends on the domain (`anxin_domain`) and the store (`anxin_store`)
+//! and on nothing of the MQTT side: the alert feed it shows is handed to it
+//! by whoever runs it. Pages are rendered on the server from templates checked when the
 //! console is compiled ([`pages`]); the JSON API under `/api/v1` ([`api`])
 //! serves the same resources to scripts. Sign-in, sessions and CSRF are in
 //! [`auth`]; every word shown comes from a translation file ([`i18n`]).
@@ -18,8 +19,6 @@ use axum::Router;
 use axum::http::header;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
-
-pub use anxin_gateway as gateway;
 
 /// The whole console: pages, `/api/v1`, `/static`, `/healthz` and `/metrics`.
 pub fn router(metrics: PrometheusHandle, state: api::ApiState) -> Router {

@@ -8,7 +8,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
 use anxin_domain::access::Role;
-use anxin_gateway::store::StoreError;
+use anxin_store::StoreError;
 
 use crate::i18n::Lang;
 

@@ -6,7 +6,7 @@ use anxin_domain::access::{Region, Role};
 use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_domain::registry::NewElder;
 use anxin_gateway::ingest::check;
-use anxin_gateway::store::{Database, Store};
+use anxin_store::{Database, Store};
 use anxin_testkit::private_folder;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -63,11 +63,7 @@ async fn world() -> World {
     let alert_of = |elder: i64| {
         let store = store.clone();
         async move {
-            store
-                .alerts(&anxin_gateway::store::AlertFilter { elder_id: Some(elder), ..Default::default() })
-                .await
-                .unwrap()[0]
-                .id
+            store.alerts(&anxin_store::AlertFilter { elder_id: Some(elder), ..Default::default() }).await.unwrap()[0].id
         }
     };
     let (here, there) = (alert_of(here.id).await, alert_of(there.id).await);

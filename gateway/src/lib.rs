@@ -7,7 +7,7 @@
 //! - [`broker`]: the two paths — an external broker (Mosquitto, EMQX) through
 //!   rumqttc with manual acks on a shared subscription, or the embedded
 //!   broker (mqtt5) whose publish hook waits for the commit.
-//! - [`store`]: SQLite or PostgreSQL, one schema, the same queries.
+//! - the store (`anxin_store`, a crate of its own): SQLite or PostgreSQL.
 //! - [`status`]: device liveness from missed summaries, and retention.
 //! - [`alerts`]: the alert timers (escalation, overdue homes) and delivery.
 //!
@@ -22,6 +22,5 @@ pub mod broker;
 pub mod ingest;
 pub mod metrics;
 pub mod status;
-pub mod store;
 
 pub use anxin_protocol as protocol;

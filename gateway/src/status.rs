@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::metrics as m;
-use crate::store::{Store, now_ms};
+use anxin_store::{Store, now_ms};
 
 #[derive(Debug, Clone)]
 pub struct UpkeepConfig {

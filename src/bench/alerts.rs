@@ -20,7 +20,7 @@ use anxin_domain::alerts::policy::{AlertPolicy, HOUR_MS};
 use anxin_gateway::alerts::delivery::start_feed;
 use anxin_gateway::alerts::timers::{TimerConfig, run_timers};
 use anxin_gateway::ingest::{Ingest, IngestConfig};
-use anxin_gateway::store::{Database, Store, now_ms};
+use anxin_store::{Database, Store, now_ms};
 use tokio::sync::broadcast;
 
 use super::{BenchClients, Pace, latency_line, paced_summaries, peak_rss_mib, percentile, smoke_probes, watched_home};

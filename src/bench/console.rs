@@ -15,7 +15,7 @@ use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_domain::registry::NewElder;
 use anxin_gateway::alerts::timers::tick_due_homes;
 use anxin_gateway::ingest::{check, commit_batch};
-use anxin_gateway::store::{Database, SessionLimits, Store, now_ms};
+use anxin_store::{Database, SessionLimits, Store, now_ms};
 use axum::body::Body;
 use axum::http::Request;
 use tower::ServiceExt;
@@ -168,9 +168,8 @@ pub async fn console(args: BenchConsoleArgs) -> anyhow::Result<()> {
         commit_batch(&store, &policy, &[(check(&format!("anxin/v1/dev/{device}/event"), smoke), now - 60_000)]).await?;
     }
     let (router, cookie) = signed_in_console(&store, &policy, "bench-oncall", Role::Oncall, now).await?;
-    let open = store
-        .alerts(&anxin_gateway::store::AlertFilter { unresolved_only: true, elder_id: None, limit: 100_000 })
-        .await?;
+    let open =
+        store.alerts(&anxin_store::AlertFilter { unresolved_only: true, elder_id: None, limit: 100_000 }).await?;
     let visits = store.visits(history).await?.len();
     if let Some(day) = store.days(history).await?.first() {
         out!("the history elder's last closed day: {} ({})", day.day, day.reason);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anxin_domain::access::Role;
 use anxin_domain::ledger::{self, sheet};
-use anxin_gateway::store::{Database, Store, now_ms};
+use anxin_store::{Database, Store, now_ms};
 
 use super::console::{measure, ms, signed_in_console};
 use crate::output::out;

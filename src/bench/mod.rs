@@ -28,8 +28,8 @@ use anxin_domain::alerts::rules::{self, HomeState, next_due};
 use anxin_domain::identity::IdentityKind;
 use anxin_gateway::broker::auth::{BrokerAuth, RateLimits};
 use anxin_gateway::broker::embedded::{BrokerLimits, EmbeddedBroker};
-use anxin_gateway::store::{AlertChange, NewIdentity, Store};
 use anxin_protocol::{Event, EventKind, SmokeState};
+use anxin_store::{AlertChange, NewIdentity, Store};
 use anyhow::Context;
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
 use tokio::sync::broadcast;
@@ -228,7 +228,7 @@ impl BenchClients {
     pub(crate) async fn enrol_publishers(&self, publishers: Vec<(String, Vec<String>)>) -> anyhow::Result<()> {
         let identities: Vec<NewIdentity> =
             publishers.into_iter().map(|(name, devices)| self.identity(name, IdentityKind::Bridge, devices)).collect();
-        self.store.reissue_identities(&identities, "bench", anxin_gateway::store::now_ms()).await?;
+        self.store.reissue_identities(&identities, "bench", anxin_store::now_ms()).await?;
         Ok(())
     }
 
@@ -239,7 +239,7 @@ impl BenchClients {
     /// Options for a subscriber of device topics (a gateway's identity).
     pub(crate) async fn subscriber(&self, name: &str, broker: SocketAddr) -> anyhow::Result<MqttOptions> {
         let identity = self.identity(name.to_string(), IdentityKind::Gateway, Vec::new());
-        self.store.reissue_identities(&[identity], "bench", anxin_gateway::store::now_ms()).await?;
+        self.store.reissue_identities(&[identity], "bench", anxin_store::now_ms()).await?;
         let mut options = MqttOptions::new(name, broker.ip().to_string(), broker.port());
         options.set_credentials(name, self.secret.as_ref());
         Ok(options)

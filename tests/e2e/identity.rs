@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anxin_gateway::store::{AlertFilter, Database, Store};
+use anxin_store::{AlertFilter, Database, Store};
 use anxin_testkit::{Broker, private_folder};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet, PubAckReason, SubscribeReasonCode};

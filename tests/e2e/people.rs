@@ -41,7 +41,7 @@ fn users_are_added_with_a_one_time_password_and_visitors_assigned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_start_creates_an_admin_whose_one_time_password_is_printed_once() {
-    use anxin_gateway::store::{Database, Store};
+    use anxin_store::{Database, Store};
     use anxin_testkit::free_port;
 
     use crate::serve::Process;

@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use anxin_gateway::store::{Database, Store};
 use anxin_simulator::{SimulateOptions, run};
+use anxin_store::{Database, Store};
 use anxin_testkit::{Broker, free_port, private_folder};
 
 use crate::{anxin, anxin_at, text};

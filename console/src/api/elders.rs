@@ -10,9 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use anxin_domain::registry::{ElderForm, mask};
-use anxin_gateway::store::{
-    Absence, AuditEntry, DeviceRecord, Elder, HourActivity, Store, StoreError, VisitRecord, now_ms,
-};
+use anxin_store::{Absence, AuditEntry, DeviceRecord, Elder, HourActivity, Store, StoreError, VisitRecord, now_ms};
 
 use super::{ApiError, Caller};
 use crate::pages::{PairRefusal, identifying_number, may_reveal, pair_unclaimed, visible_elder_for};

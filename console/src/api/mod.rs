@@ -24,7 +24,7 @@ use tokio::sync::broadcast;
 
 use anxin_domain::access::{ElderPlace, Principal};
 use anxin_domain::alerts::Outcome;
-use anxin_gateway::store::{
+use anxin_store::{
     AlertActionError, AlertChange, AlertEventRecord, AlertFilter, AlertRecord, SessionLimits, Store, StoreError, now_ms,
 };
 
@@ -32,7 +32,7 @@ use crate::auth::{CurrentSession, Throttle};
 use utoipa::{OpenApi, ToSchema};
 
 /// What the console's handlers share: the store, the live feed of alert
-/// changes (`anxin_gateway::alerts::delivery::start_feed`), how long
+/// changes (the gateway's `alerts::delivery::start_feed`), how long
 /// sessions last and the sign-in throttle.
 #[derive(Debug, Clone)]
 pub struct ApiState {

@@ -17,7 +17,7 @@ use anxin_domain::visits::ElderMonth;
 use anxin_domain::visits::{
     Assessment, Month, NewVisit, RateFigures, RegionLevel, Satisfaction, Service, VisitMode, rate_by, rate_of,
 };
-use anxin_gateway::store::{CareService, Referral, Store, StoreError, VisitRecord, now_ms};
+use anxin_store::{CareService, Referral, Store, StoreError, VisitRecord, now_ms};
 
 use super::{ApiError, Caller};
 use crate::pages::{month_elders, visible_elder_for};

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use anxin_domain::access::{ElderPlace, Principal, Role};
 use anxin_domain::alerts::Outcome;
-use anxin_gateway::store::{AlertActionError, AlertFilter, AlertRecord, RegionFilter, now_ms};
+use anxin_store::{AlertActionError, AlertFilter, AlertRecord, RegionFilter, now_ms};
 
 use super::{from_htmx, visible_elder};
 use crate::api::ApiState;

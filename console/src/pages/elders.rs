@@ -14,7 +14,7 @@ use anxin_domain::access::Role;
 use anxin_domain::alerts::Category;
 use anxin_domain::registry::mask;
 use anxin_domain::visits::{Satisfaction, Service};
-use anxin_gateway::store::{AlertFilter, DeviceRecord, Elder, HourActivity, now_ms};
+use anxin_store::{AlertFilter, DeviceRecord, Elder, HourActivity, now_ms};
 
 use super::{place, visible_elder};
 use crate::api::ApiState;
@@ -312,7 +312,7 @@ struct ElderPage {
     household: super::household::HouseholdView,
 }
 
-pub(crate) fn visit_lines(visits: &[anxin_gateway::store::VisitRecord], lang: Lang) -> Vec<VisitLine> {
+pub(crate) fn visit_lines(visits: &[anxin_store::VisitRecord], lang: Lang) -> Vec<VisitLine> {
     visits
         .iter()
         .map(|v| VisitLine {

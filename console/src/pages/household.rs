@@ -16,7 +16,7 @@ use anxin_domain::ledger::{
     format_yuan, parse_yuan,
 };
 use anxin_domain::registry::{CitizenId, mask};
-use anxin_gateway::store::now_ms;
+use anxin_store::now_ms;
 
 use super::records::choice;
 use crate::api::ApiState;

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use anxin_domain::ledger::{self, RowProblem, sheet};
-use anxin_gateway::store::{ImportError, ImportOutcome, now_ms};
+use anxin_store::{ImportError, ImportOutcome, now_ms};
 
 use crate::api::ApiState;
 use crate::auth::Viewer;

@@ -21,7 +21,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use anxin_domain::access::{ElderPlace, Principal};
-use anxin_gateway::store::{Elder, Store, StoreError};
+use anxin_store::{Elder, Store, StoreError};
 
 use crate::api::ApiState;
 use crate::auth::{Viewer, home_of};

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use anxin_domain::ledger::sheet;
 use anxin_domain::visits::ElderMonth;
 use anxin_domain::visits::{Month, RateFigures, RegionLevel, rate_by, rate_of};
-use anxin_gateway::store::now_ms;
+use anxin_store::now_ms;
 
 use crate::api::ApiState;
 use crate::auth::Viewer;
@@ -69,12 +69,12 @@ async fn elders_of(
 /// Each elder `who` may see in `region`, registered before the month ended,
 /// with their visits of that month.
 pub(crate) async fn month_elders(
-    store: &anxin_gateway::store::Store,
+    store: &anxin_store::Store,
     utc_offset: chrono::FixedOffset,
     who: &anxin_domain::access::Principal,
     month: Month,
     region: Option<&anxin_domain::access::Region>,
-) -> Result<Vec<ElderMonth>, anxin_gateway::store::StoreError> {
+) -> Result<Vec<ElderMonth>, anxin_store::StoreError> {
     Ok(store
         .month_elders(month, utc_offset)
         .await?

@@ -14,7 +14,7 @@ use anxin_domain::ledger::{ElderDetails, HelpOrg, format_yuan};
 use anxin_domain::visits::{
     Assessment, Change, HouseholdChange, Illness, NewVisit, Safety, Satisfaction, Service, VisitError, VisitMode,
 };
-use anxin_gateway::store::{Elder, Store, StoreError, VisitRecord, now_ms};
+use anxin_store::{Elder, Store, StoreError, VisitRecord, now_ms};
 
 use super::{place, visible_elder};
 use crate::api::ApiState;
@@ -478,7 +478,7 @@ struct RecordForm {
     visits: Vec<PrintedVisit>,
     /// Remote check-ins per month, `("2026-11", 27)`.
     remote_months: Vec<(String, usize)>,
-    services: Vec<(usize, anxin_gateway::store::CareService, &'static str)>,
+    services: Vec<(usize, anxin_store::CareService, &'static str)>,
     printed_on: String,
 }
 

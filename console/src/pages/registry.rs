@@ -12,7 +12,7 @@ use serde::Deserialize;
 use anxin_domain::alerts::Category;
 use anxin_domain::identity::IdentityKind;
 use anxin_domain::registry::{ElderForm, RegistryError};
-use anxin_gateway::store::{Elder, NewIdentity, Store, StoreError, now_ms};
+use anxin_store::{Elder, NewIdentity, Store, StoreError, now_ms};
 
 use crate::api::ApiState;
 use crate::auth::Viewer;

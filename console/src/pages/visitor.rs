@@ -7,7 +7,7 @@ use axum::response::Response;
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 
-use anxin_gateway::store::now_ms;
+use anxin_store::now_ms;
 
 use crate::api::ApiState;
 use crate::auth::Viewer;

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast, watch};
 
 use crate::metrics as m;
-use crate::store::{AlertChange, Store, StoreError, now_ms};
+use anxin_store::{AlertChange, Store, StoreError, now_ms};
 
 /// How long a gateway holds a sink without renewing.
 const LEASE_MS: i64 = 15_000;

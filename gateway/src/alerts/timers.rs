@@ -16,9 +16,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::ingest::pipeline::judge_homes;
-use crate::store::{Store, StoreError, now_ms};
 use anxin_domain::alerts::engine::{HomeInput, SYSTEM};
 use anxin_domain::alerts::policy::AlertPolicy;
+use anxin_store::{Store, StoreError, now_ms};
 
 /// Homes looked at per timer transaction.
 pub const TICK_BATCH: i64 = 500;

@@ -35,8 +35,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
 use crate::metrics::BROKER_REFUSED;
-use crate::store::Store;
 use anxin_domain::identity::{Grant, IdentityKind, verify_secret};
+use anxin_store::Store;
 
 /// How often the broker looks for changed identities (revocations).
 pub const REFRESH: Duration = Duration::from_secs(2);
@@ -283,7 +283,7 @@ impl BrokerAuth {
     /// Until `shutdown`: forgets identities changed in the database, so their
     /// next publish reads them again (a revoked one is refused).
     pub async fn run_refresh(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut since = crate::store::now_ms();
+        let mut since = anxin_store::now_ms();
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,

@@ -39,7 +39,7 @@ use mqtt5::protocol::v5::reason_codes::ReasonCode;
 use super::auth::{BrokerAuth, Refusal};
 use crate::ingest::Ingest;
 use crate::metrics::{BROKER_CONNECTIONS, BROKER_CONNECTIONS_REFUSED, BROKER_RETAINED};
-use crate::store::now_ms;
+use anxin_store::now_ms;
 
 /// Publishes one connection may have waiting for their commit (the broker's
 /// Receive Maximum): enough to cover a commit's latency at a bridge's rate,

@@ -22,7 +22,7 @@ use super::{DEVICE_EVENTS, DEVICE_TOPICS};
 use crate::ingest::progress::SettleOnDrop;
 use crate::ingest::{Checked, Delivery, Ingest, check, is_urgent};
 use crate::metrics as m;
-use crate::store::now_ms;
+use anxin_store::now_ms;
 
 /// How to reach the external broker.
 #[derive(Debug, Clone)]

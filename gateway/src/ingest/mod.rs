@@ -40,8 +40,8 @@ use anxin_protocol::{EventKind, Payload, SmokeState};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics as m;
-use crate::store::{Backend, Store};
 use anxin_domain::alerts::policy::AlertPolicy;
+use anxin_store::{Backend, Store};
 pub use check::{Accepted, Checked, Rejected, check};
 use log_limit::LogLimiter;
 pub use pipeline::{BatchOutcome, commit_batch};

@@ -25,13 +25,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anxin_protocol::Payload;
 
-use super::check::{Accepted, Checked, Rejected};
-use crate::store::{DeviceNote, HourRollup, MessageRow, Store, StoreError, Write};
+use super::check::{Accepted, Checked};
 use anxin_domain::alerts::Severity;
 use anxin_domain::alerts::checkin::{self, Verdict};
 use anxin_domain::alerts::engine::{self, HomeInput, HomePlace, REMOTE_VISITOR, SYSTEM};
 use anxin_domain::alerts::policy::{AlertPolicy, DAY_MS, HOUR_MS};
 use anxin_domain::alerts::rules::{self, Day, Effect};
+use anxin_store::{DeviceNote, HourRollup, MessageRow, QuarantineRow, Store, StoreError, Write};
 
 /// What a committed batch did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -180,10 +180,16 @@ async fn write_messages(
     write.note_devices(&notes).await?;
     write.add_to_rollups(&rollups.into_values().collect::<Vec<_>>()).await?;
 
-    let rejected: Vec<(&Rejected, i64)> = batch
+    let rejected: Vec<QuarantineRow<'_>> = batch
         .iter()
         .filter_map(|(checked, at)| match checked {
-            Checked::Rejected(rejected) => Some((rejected, *at)),
+            Checked::Rejected(rejected) => Some(QuarantineRow {
+                topic: &rejected.topic,
+                reason: rejected.reason,
+                detail: &rejected.detail,
+                payload: &rejected.payload,
+                received_at: *at,
+            }),
             Checked::Accepted(_) => None,
         })
         .collect();

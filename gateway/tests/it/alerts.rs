@@ -11,7 +11,7 @@ use anxin_domain::alerts::rules::day_start;
 use anxin_domain::registry::NewElder;
 use anxin_gateway::alerts::delivery::{Sink, run_sink};
 use anxin_gateway::ingest::{Checked, check};
-use anxin_gateway::store::{AlertFilter, RegionFilter, Store};
+use anxin_store::{AlertFilter, RegionFilter, Store};
 
 use crate::{Backend, fresh_store, on_both_backends, reopen};
 
@@ -74,7 +74,7 @@ async fn home(store: &Store, device: &str, at: i64) -> i64 {
     elder
 }
 
-async fn alerts_of(store: &Store, elder: i64) -> Vec<anxin_gateway::store::AlertRecord> {
+async fn alerts_of(store: &Store, elder: i64) -> Vec<anxin_store::AlertRecord> {
     store.alerts(&AlertFilter { elder_id: Some(elder), ..AlertFilter::default() }).await.unwrap()
 }
 

@@ -6,7 +6,7 @@
 use anxin_domain::access::Role;
 use anxin_domain::registry::NewElder;
 use anxin_gateway::ingest::check;
-use anxin_gateway::store::SessionLimits;
+use anxin_store::SessionLimits;
 
 use crate::{Backend, fresh_store, on_both_backends};
 

@@ -17,7 +17,7 @@ use anxin_gateway::broker::auth::{BrokerAuth, RateLimits};
 use anxin_gateway::broker::embedded::{BrokerLimits, EmbeddedBroker, RunningBroker};
 use anxin_gateway::broker::external::{self, ExternalBroker, Subscribed};
 use anxin_gateway::ingest::{Ingest, IngestConfig};
-use anxin_gateway::store::{AlertFilter, NewIdentity, Store, now_ms};
+use anxin_store::{AlertFilter, NewIdentity, Store, now_ms};
 use anxin_testkit::Broker;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use sqlx::Connection;

@@ -4,7 +4,7 @@
 
 use anxin_domain::access::Role;
 use anxin_domain::ledger::{self, Problem, sheet};
-use anxin_gateway::store::{ImportError, ImportOutcome, Store};
+use anxin_store::{ImportError, ImportOutcome, Store};
 use anxin_testkit::ledger::{citizen_id, township_ledger};
 
 use crate::{Backend, fresh_store, on_both_backends};

@@ -11,7 +11,7 @@ mod visits;
 
 use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_gateway::ingest::{BatchOutcome, Checked};
-use anxin_gateway::store::{Database, Store, StoreError};
+use anxin_store::{Database, Store, StoreError};
 use anxin_testkit::{PostgresDatabase, private_folder};
 
 /// One batch through the ingest pipeline, with the default thresholds.

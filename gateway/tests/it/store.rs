@@ -2,7 +2,7 @@
 
 use anxin_domain::registry::NewElder;
 use anxin_gateway::ingest::{Checked, check};
-use anxin_gateway::store::MessageCursor;
+use anxin_store::MessageCursor;
 
 use crate::{Backend, fresh_store, on_both_backends};
 

@@ -76,7 +76,7 @@ async fn visitors_see_only_their_elders_and_the_unassigned_are_listed(backend: B
 
     let visitor = store.authenticate("志愿者 赵", "a long enough password").await.unwrap().unwrap();
     assert_eq!(visitor.assigned_elders, [mine.id]);
-    fn place(e: &anxin_gateway::store::Elder) -> ElderPlace<'_> {
+    fn place(e: &anxin_store::Elder) -> ElderPlace<'_> {
         ElderPlace { elder_id: e.id, county: &e.county, township: &e.township, village: &e.village }
     }
     assert!(visitor.can_see_elder(&place(&mine)));

@@ -7,7 +7,7 @@ use anxin_domain::visits::{
     Assessment, Change, NewVisit, RateFigures, RegionLevel, Safety, Satisfaction, Service, VisitMode, rate_by, rate_of,
 };
 use anxin_gateway::ingest::check;
-use anxin_gateway::store::Store;
+use anxin_store::Store;
 
 use crate::{Backend, fresh_store, on_both_backends};
 

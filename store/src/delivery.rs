@@ -1,6 +1,6 @@
 //! Delivery bookkeeping of the alert sinks: each sink's lease and cursor
 //! (`alert_sinks`) and the deliveries claimed or waiting for a retry
-//! (`alert_retries`). The delivery itself is `crate::alerts::delivery`'s.
+//! (`alert_retries`). The delivery itself is `anxin_gateway::alerts::delivery`'s.
 
 use sqlx::Row;
 

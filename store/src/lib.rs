@@ -6,7 +6,7 @@
 //!   The Any driver decodes only integers, reals, text and blobs on SQLite.
 //! - Every query here is plain SQL understood by both SQLite and PostgreSQL
 //!   (`ON CONFLICT … DO UPDATE/NOTHING`, `excluded`); multi-row statements
-//!   take their placeholders from [`Params`] (`$N` on PostgreSQL, `?` on
+//!   take their placeholders from `Params` (`$N` on PostgreSQL, `?` on
 //!   SQLite, where numbered ones cost a scan per bind).
 //! - SQLite runs in WAL mode with `synchronous=FULL`: a commit survives power
 //!   loss, not only a crash. Ingest batches its commits, so FULL costs little
@@ -45,7 +45,7 @@ pub use care::{CareService, Referral};
 pub use devices::{DeviceRecord, DeviceStatusCounts};
 pub use elders::Elder;
 pub use identities::{IdentityRecord, NewIdentity, StoredIdentity};
-pub use ingest::{DeviceNote, HourRollup, MessageRow, QUARANTINE_CAP, QUARANTINE_PAYLOAD_MAX};
+pub use ingest::{DeviceNote, HourRollup, MessageRow, QUARANTINE_CAP, QUARANTINE_PAYLOAD_MAX, QuarantineRow};
 pub use ledger::{ImportError, ImportOutcome};
 pub use messages::{HourActivity, MessageCursor, MessageRecord};
 pub use sessions::{Session, SessionLimits};
@@ -114,7 +114,7 @@ pub enum StoreError {
 }
 
 /// A handle to the database; cheap to clone. Plain persistence: it knows
-/// tables and rows, not rules; [`crate::ingest::pipeline`] decides what is
+/// tables and rows, not rules; `anxin_gateway::ingest::pipeline` decides what is
 /// written when.
 #[derive(Debug, Clone)]
 pub struct Store {

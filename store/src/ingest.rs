@@ -12,7 +12,6 @@ use anxin_protocol::{Status, StatusState};
 use sqlx::Row;
 
 use super::{Params, StoreError, Write, chunk_sizes};
-use crate::ingest::check::Rejected;
 
 /// How many quarantined messages are kept; older ones make room.
 pub const QUARANTINE_CAP: i64 = 10_000;
@@ -56,6 +55,18 @@ pub struct DeviceNote<'a> {
     pub battery: Option<u8>,
     pub rssi: Option<i16>,
     pub temp_dc: Option<i16>,
+}
+
+/// A message refused at the boundary, kept for inspection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantineRow<'a> {
+    pub topic: &'a str,
+    /// A stable reason name, e.g. `not_json`.
+    pub reason: &'a str,
+    /// What exactly was wrong.
+    pub detail: &'a str,
+    pub payload: &'a [u8],
+    pub received_at: i64,
 }
 
 /// One device's summaries in one hour (by receive time), added up.
@@ -251,7 +262,7 @@ impl Write {
 
     /// Keeps refused messages (each with its receive time) for inspection, in
     /// a bounded table: a device spewing garbage cannot fill the disk.
-    pub async fn quarantine(&mut self, rejected: &[(&Rejected, i64)]) -> Result<(), StoreError> {
+    pub async fn quarantine(&mut self, rejected: &[QuarantineRow<'_>]) -> Result<(), StoreError> {
         if rejected.is_empty() {
             return Ok(());
         }
@@ -263,13 +274,13 @@ impl Write {
                 "INSERT INTO quarantine (received_at, topic, reason, detail, payload, payload_len) VALUES {}",
                 Params::new(self.backend()).rows(size, 6)
             )));
-            for (rejected, received_at) in chunk {
-                let payload = (rejected.payload.len() <= QUARANTINE_PAYLOAD_MAX).then(|| rejected.payload.clone());
+            for rejected in chunk {
+                let payload = (rejected.payload.len() <= QUARANTINE_PAYLOAD_MAX).then(|| rejected.payload.to_vec());
                 query = query
-                    .bind(*received_at)
-                    .bind(rejected.topic.as_str())
+                    .bind(rejected.received_at)
+                    .bind(rejected.topic)
                     .bind(rejected.reason)
-                    .bind(rejected.detail.as_str())
+                    .bind(rejected.detail)
                     .bind(payload)
                     .bind(i64::try_from(rejected.payload.len()).unwrap_or(i64::MAX));
             }
