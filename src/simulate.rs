@@ -52,6 +52,12 @@ pub async fn simulate(storage: &StorageArgs, file: FileSettings, args: SimulateA
             let (store, _) = crate::run::open_store(storage, &file).await?;
             let credentials = crate::identities::provision_simulated(&store, &device_ids).await?;
             store.close().await;
+            out!(
+                "provisioned {} devices for this run, {} … {}, each with a fresh secret",
+                device_ids.len(),
+                device_ids.first().map_or("", String::as_str),
+                device_ids.last().map_or("", String::as_str)
+            );
             credentials.into_iter().collect()
         }
     };

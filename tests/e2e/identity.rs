@@ -432,7 +432,8 @@ async fn devices_reach_serve_over_tls_and_a_plain_listener_off_this_machine_is_r
     );
     assert!(simulated.status.success(), "{}", text(&simulated.stderr));
     let report = text(&simulated.stdout);
-    assert!(report.starts_with("3 homes: ") && report.contains("0 failed connection attempts"), "{report}");
+    assert!(report.starts_with("provisioned 3 devices for this run"), "{report}");
+    assert!(report.contains("\n3 homes: ") && report.contains("0 failed connection attempts"), "{report}");
     let store = Store::open(&Database::in_data_dir(&folder)).await.unwrap();
     let keys = store.message_keys().await.unwrap();
     assert!(["tls-00001", "tls-00002", "tls-00003"].iter().all(|d| keys.iter().any(|(k, _, _)| k == d)), "{keys:?}");

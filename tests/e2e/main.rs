@@ -9,6 +9,7 @@ mod ledger;
 mod people;
 mod serve;
 mod simulate;
+mod walkthrough;
 
 use std::process::{Command, Output};
 

@@ -54,6 +54,8 @@ fn simulate_drives_homes_into_a_real_broker_and_reports_what_was_acknowledged() 
     ]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let report = text(&output.stdout);
+    let (provisioned, report) = report.split_once('\n').unwrap();
+    assert_eq!(provisioned, "provisioned 5 devices for this run, e2e-00001 … e2e-00005, each with a fresh secret");
     assert!(report.starts_with("5 homes: "), "{report}");
     assert!(report.contains("0 dropped by full outboxes"), "{report}");
 
