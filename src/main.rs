@@ -4,6 +4,7 @@
 mod admin;
 mod bench;
 mod cli;
+mod demo;
 mod identities;
 mod output;
 mod run;
@@ -41,6 +42,7 @@ async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
     let file = settings::FileSettings::load(cli.storage.config.as_deref())?;
     match cli.command {
         Command::Serve(args) => run::serve(&cli.storage, file, args).await,
+        Command::Demo(args) => demo::demo(args).await,
         Command::Gateway(args) => run::gateway(&cli.storage, file, args).await,
         Command::Console(args) => run::console(&cli.storage, file, args).await,
         Command::Devices(command) => admin::devices(&cli.storage, file, command).await,

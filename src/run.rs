@@ -243,7 +243,7 @@ fn mqtt_target_of(broker: &ExternalBroker) -> MqttTarget {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn stop_signal() {
+pub async fn stop_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -303,6 +303,66 @@ fn spawn_http(
 }
 
 pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeArgs) -> anyhow::Result<()> {
+    let served = start_serve(storage_args, file, args).await?;
+    out!("{}", served.ready_line());
+    if let Some(note) = &served.first_start {
+        out!("{note}");
+    }
+    served.run_until(stop_signal()).await;
+    out!("anxin serve: stopped");
+    Ok(())
+}
+
+/// `anxin serve` started: broker, ingest, alerting, upkeep and console all
+/// running, their addresses bound.
+pub struct Served {
+    /// Where the embedded broker listens (plain MQTT); `None` on an external broker.
+    pub mqtt: Option<SocketAddr>,
+    pub http: SocketAddr,
+    /// The first start's note on the `admin` account, if this was it.
+    pub first_start: Option<String>,
+    pub store: Store,
+    mqtt_description: String,
+    database: String,
+    shutdown: watch::Sender<bool>,
+    broker_path: BrokerPath,
+    ingest: Ingest,
+    writer: tokio::task::JoinHandle<()>,
+    upkeep: tokio::task::JoinHandle<()>,
+    http_task: tokio::task::JoinHandle<()>,
+    alerting: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Served {
+    /// The one line saying where everything listens.
+    pub fn ready_line(&self) -> String {
+        format!("anxin serve: {}, console on http://{}, database {}", self.mqtt_description, self.http, self.database)
+    }
+
+    /// Runs until `stop` completes, then stops in order: no new messages →
+    /// commit and acknowledge what is in flight → close the store.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) {
+        stop.await;
+        tracing::info!("stopping: no new messages; committing and acknowledging what is in flight");
+        let _ = self.shutdown.send(true);
+        match self.broker_path {
+            BrokerPath::Embedded(broker) => broker.stop().await,
+            BrokerPath::External(task) => {
+                let _ = task.await;
+            }
+        }
+        drop(self.ingest);
+        let _ = self.writer.await;
+        let _ = tokio::join!(self.upkeep, self.http_task);
+        for task in self.alerting {
+            let _ = task.await;
+        }
+        self.store.close().await;
+    }
+}
+
+/// Starts everything `anxin serve` runs, printing nothing.
+pub async fn start_serve(storage_args: &StorageArgs, file: FileSettings, args: ServeArgs) -> anyhow::Result<Served> {
     let metrics = metrics_recorder()?;
     let policy = Arc::new(settings::alert_policy(Some(&args.broker_args.alerting), &file)?);
     let store = open_store_with(storage_args, &file).await?;
@@ -317,7 +377,7 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
     let (ingest, writer) = start_ingest(&store, &policy, &shutdown_watch);
 
     let external_url = args.broker.clone().or(file.broker.clone());
-    let (mqtt_description, broker_path, alerts_target) = match &external_url {
+    let (mqtt_description, broker_path, alerts_target, mqtt) = match &external_url {
         None => {
             let listen = args.mqtt_listen.or(file.mqtt_listen).unwrap_or_else(|| {
                 settings::DEFAULT_MQTT_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1883)))
@@ -359,14 +419,14 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
                 client_id: name,
             };
             let tls = broker.tls_addr.map(|tls| format!(" (TLS on {tls})")).unwrap_or_default();
-            (format!("MQTT broker on {}{tls}", broker.local_addr), BrokerPath::Embedded(broker), target)
+            (format!("MQTT broker on {}{tls}", broker.local_addr), BrokerPath::Embedded(broker), target, Some(local))
         }
         Some(url) => {
             let broker = external_broker(url, &args.broker_args, &file)?;
             let description = format!("MQTT from {url} as {}", broker.client_id);
             let target = mqtt_target_of(&broker);
             let task = tokio::spawn(external::run(broker, ingest.clone(), shutdown_watch.clone()));
-            (description, BrokerPath::External(task), target)
+            (description, BrokerPath::External(task), target, None)
         }
     };
     let (alerting, feed) =
@@ -376,29 +436,21 @@ pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeAr
     let api = anxin_console::api::ApiState::new(store.clone(), policy.clone(), feed);
     let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch.clone());
     let first_start = first_admin(&store).await?;
-    out!("anxin serve: {mqtt_description}, console on http://{http_addr}, database {database}");
-    if let Some(note) = first_start {
-        out!("{note}");
-    }
-
-    stop_signal().await;
-    tracing::info!("stopping: no new messages; committing and acknowledging what is in flight");
-    let _ = shutdown.send(true);
-    match broker_path {
-        BrokerPath::Embedded(broker) => broker.stop().await,
-        BrokerPath::External(task) => {
-            let _ = task.await;
-        }
-    }
-    drop(ingest);
-    let _ = writer.await;
-    let _ = tokio::join!(upkeep, http_task);
-    for task in alerting {
-        let _ = task.await;
-    }
-    store.close().await;
-    out!("anxin serve: stopped");
-    Ok(())
+    Ok(Served {
+        mqtt,
+        http: http_addr,
+        first_start,
+        store,
+        mqtt_description,
+        database,
+        shutdown,
+        broker_path,
+        ingest,
+        writer,
+        upkeep,
+        http_task,
+        alerting,
+    })
 }
 
 enum BrokerPath {

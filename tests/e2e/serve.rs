@@ -50,6 +50,11 @@ impl Process {
         address.parse().unwrap()
     }
 
+    /// The next line it prints after those already read.
+    pub fn next_line(&self) -> String {
+        self.lines.recv_timeout(Duration::from_secs(30)).expect("anxin printed another line")
+    }
+
     /// SIGTERM, then waits: returns the lines printed after the ready line and the exit status.
     pub fn terminate(mut self) -> (Vec<String>, std::process::ExitStatus) {
         // Drop would kill it; terminate waits for the orderly exit instead.

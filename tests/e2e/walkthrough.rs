@@ -163,3 +163,90 @@ fn the_readme_walkthrough_does_what_it_says() {
     drop(running);
     let _ = std::fs::remove_dir_all(folder);
 }
+
+/// `anxin demo`: one command, and within two minutes a smoke alarm, an
+/// inactive elder and a dead sensor are open; the printed sign-ins work.
+#[test]
+fn the_demo_shows_a_smoke_alarm_an_inactive_elder_and_a_dead_sensor() {
+    let demo = crate::serve::Process::start(&["demo", "--http-listen", "127.0.0.1:0"]);
+    let console = demo.address_after("the console is on http://");
+    let mut printed = vec![demo.ready.clone()];
+    while !printed.last().unwrap().contains("Ctrl-C stops it") {
+        printed.push(demo.next_line());
+    }
+    let all = printed.join("\n");
+    let folder =
+        all.split(" on ").find_map(|part| part.split_whitespace().next().filter(|p| p.contains("anxin-demo-")));
+    let folder = folder.unwrap_or_else(|| panic!("the demo says where its data is:\n{all}")).to_string();
+    let password = |name: &str| -> String {
+        let line = printed.iter().find(|line| line.trim_start().starts_with(&format!("{name} "))).unwrap();
+        line.split_whitespace().last().unwrap().to_string()
+    };
+    for role in ["admin", "oncall", "visitor", "official"] {
+        assert_eq!(password(role).len(), 20, "{role}'s one-time password in:\n{all}");
+    }
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let kinds = ["smoke", "inactivity", "device_offline"];
+    let open = loop {
+        let open = crate::text(&crate::anxin_at(&folder, &["alerts", "list", "--open"]).stdout);
+        if kinds.iter().all(|kind| open.contains(&format!(" {kind} "))) || std::time::Instant::now() > deadline {
+            break open;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    for (kind, home) in [("smoke", "elder 1 "), ("inactivity", "elder 2 "), ("device_offline", "elder 3 ")] {
+        assert!(
+            open.lines().any(|line| line.contains(&format!(" {kind} ")) && line.contains(home)),
+            "{kind} at {home}on the board within two minutes:\n{open}"
+        );
+    }
+
+    // The printed password signs oncall in, and the console asks for a new one, as always.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (signed_in, first_page) = runtime.block_on(async {
+        let login = http(console, "GET /login", "", "").await;
+        let cookie = set_cookie(&login);
+        let csrf = cookie.split_once('=').unwrap().1.to_string();
+        let body = format!("name=oncall&password={}&csrf={csrf}&next=%2F", password("oncall"));
+        let signed_in = http(
+            console,
+            "POST /login",
+            &format!("Cookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\n"),
+            &body,
+        )
+        .await;
+        let session = set_cookie(&signed_in);
+        let first_page = http(console, "GET /", &format!("Cookie: {session}\r\n"), "").await;
+        (signed_in, first_page)
+    });
+    assert!(signed_in.starts_with("HTTP/1.1 303"), "oncall signs in with the printed password:\n{signed_in}");
+    assert!(first_page.starts_with("HTTP/1.1 303"), "{first_page}");
+    assert!(
+        first_page.contains("\r\nlocation: /password\r\n"),
+        "and is asked for a password of their own:\n{first_page}"
+    );
+
+    let (_, status) = demo.terminate();
+    assert!(status.success());
+    assert!(!std::path::Path::new(&folder).exists(), "the demo deletes its folder");
+}
+
+/// One HTTP/1.1 exchange: `request` is "METHOD PATH"; the whole answer.
+async fn http(address: std::net::SocketAddr, request: &str, headers: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let length = body.len();
+    let head =
+        format!("{request} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}Content-Length: {length}\r\n\r\n");
+    stream.write_all(format!("{head}{body}").as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+/// `name=value` of the answer's first `set-cookie`.
+fn set_cookie(response: &str) -> String {
+    let line = response.lines().find(|line| line.to_ascii_lowercase().starts_with("set-cookie: ")).unwrap();
+    line["set-cookie: ".len()..].split(';').next().unwrap().to_string()
+}
