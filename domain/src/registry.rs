@@ -46,10 +46,17 @@ pub struct CitizenId {
     birth_date: chrono::NaiveDate,
 }
 
+/// The check digit of a citizen ID's first 17 digits (GB 11643-1999, ISO
+/// 7064 MOD 11-2); a non-digit counts as 0.
+pub fn check_digit(first17: &str) -> char {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const CHECK: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
+    let sum: u32 = first17.chars().zip(WEIGHTS).map(|(c, w)| c.to_digit(10).unwrap_or(0) * w).sum();
+    CHECK[(sum % 11) as usize]
+}
+
 impl CitizenId {
     pub fn parse(text: &str) -> Result<CitizenId, CitizenIdError> {
-        const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-        const CHECK: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
         let number = text.trim().to_ascii_uppercase();
         let chars: Vec<char> = number.chars().collect();
         if chars.len() != 18 {
@@ -63,8 +70,7 @@ impl CitizenId {
             .ok()
             .filter(|date| date.format("%Y").to_string().as_str() >= "1880")
             .ok_or_else(|| CitizenIdError::BirthDate(birth.to_string()))?;
-        let sum: u32 = chars[..17].iter().zip(WEIGHTS).map(|(c, w)| c.to_digit(10).unwrap_or(0) * w).sum();
-        let expected = CHECK[(sum % 11) as usize];
+        let expected = check_digit(&number[..17]);
         if chars[17] != expected {
             return Err(CitizenIdError::CheckDigit { found: chars[17], expected });
         }

@@ -4,13 +4,7 @@
 //! made-up elders spread over three townships of one county. The citizen IDs
 //! are valid by their check digit but belong to nobody.
 
-/// The check digit of a citizen ID's first 17 digits (GB 11643).
-pub fn check_digit(first17: &str) -> char {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
-    let sum: u32 = first17.chars().zip(WEIGHTS).map(|(c, w)| c.to_digit(10).unwrap_or(0) * w).sum();
-    CHECK[(sum % 11) as usize]
-}
+pub use anxin_domain::registry::check_digit;
 
 /// A valid citizen ID born on `birth` (`YYYYMMDD`) with sequence `seq` (0–999).
 pub fn citizen_id(birth: &str, seq: u32) -> String {
