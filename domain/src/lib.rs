@@ -14,10 +14,12 @@
 //! - [`alerts`]: alert kinds and outcomes, the policy, the rules, the usual
 //!   routine and the remote check-in rule.
 //! - [`identity`]: who may speak on the broker, and what each may do.
+//! - [`time`]: epoch milliseconds and their units.
 
 pub mod access;
 pub mod alerts;
 pub mod identity;
 pub mod ledger;
 pub mod registry;
+pub mod time;
 pub mod visits;

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anxin_domain::alerts::policy::{AlertPolicy, HOUR_MS};
+use anxin_domain::alerts::policy::AlertPolicy;
+use anxin_domain::time::HOUR_MS;
 use anxin_gateway::alerts::delivery::start_feed;
 use anxin_gateway::alerts::timers::{TimerConfig, run_timers};
 use anxin_gateway::ingest::{Ingest, IngestConfig};

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use anxin_domain::access::Role;
 use anxin_domain::alerts::Category;
 use anxin_domain::registry::mask;
+use anxin_domain::time::{DAY_MS, HOUR_MS};
 use anxin_domain::visits::{Satisfaction, Service};
 use anxin_store::{AlertFilter, DeviceRecord, Elder, HourActivity, now_ms};
 
@@ -22,9 +23,6 @@ use crate::auth::Viewer;
 use crate::i18n::Lang;
 use crate::pages::board::{AlertRow, row};
 use crate::web::{Chrome, PageError, html, local_time};
-
-const HOUR_MS: i64 = 3_600_000;
-const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// An elder's profile, ready to show: identifying numbers masked.
 #[derive(Debug)]

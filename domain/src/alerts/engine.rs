@@ -8,8 +8,9 @@
 
 use anxin_protocol::EventKind;
 
-use super::policy::{AlertPolicy, ElderFacts, MINUTE_MS};
+use super::policy::{AlertPolicy, ElderFacts};
 use super::rules::{self, Context, DeviceLink, Effect, HomeState, Input};
+use crate::time::MINUTE_MS;
 /// An input for one elder's home, owned (the batch outlives the decoded payloads).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HomeInput {

@@ -9,9 +9,7 @@ use chrono::FixedOffset;
 
 use super::Category;
 
-pub const MINUTE_MS: i64 = 60_000;
-pub const HOUR_MS: i64 = 60 * MINUTE_MS;
-pub const DAY_MS: i64 = 24 * HOUR_MS;
+use crate::time::{HOUR_MS, MINUTE_MS};
 
 /// Every knob of the rules, for all homes.
 #[derive(Debug, Clone, PartialEq)]

@@ -19,9 +19,10 @@ use std::collections::BTreeMap;
 use anxin_protocol::{DoorState, EventKind, SmokeState, TamperState};
 use serde::{Deserialize, Serialize};
 
-use super::policy::{AlertPolicy, DAY_MS, HOUR_MS, HomePolicy, MINUTE_MS};
+use super::policy::{AlertPolicy, HomePolicy};
 use super::routine::{self, Routine, WAKE_AFTER_QUIET_MS, WAKE_WINDOW_MIN};
 use super::{AlertKind, Severity};
+use crate::time::{DAY_MS, HOUR_MS, MINUTE_MS};
 
 /// Inactivity: armed, warned, or critical (then waiting for activity).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,8 +29,9 @@ use super::check::{Accepted, Checked};
 use anxin_domain::alerts::Severity;
 use anxin_domain::alerts::checkin::{self, Verdict};
 use anxin_domain::alerts::engine::{self, HomeInput, HomePlace, REMOTE_VISITOR, SYSTEM};
-use anxin_domain::alerts::policy::{AlertPolicy, DAY_MS, HOUR_MS};
+use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_domain::alerts::rules::{self, Day, Effect};
+use anxin_domain::time::{DAY_MS, HOUR_MS};
 use anxin_store::{DeviceNote, HourRollup, MessageRow, QuarantineRow, Store, StoreError, Write};
 
 /// What a committed batch did.
