@@ -24,13 +24,16 @@ pub struct Process {
 
 impl Process {
     pub fn start(args: &[&str]) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_anxin"))
-            .args(args)
-            .env("ANXIN_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start anxin");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_anxin"));
+        command.args(args).env("ANXIN_LOG", "error");
+        let mut process = Process::spawn(command);
+        process.ready = process.lines.recv_timeout(Duration::from_secs(30)).expect("anxin printed its ready line");
+        process
+    }
+
+    /// Starts `command` with its output read line by line; `ready` stays empty.
+    pub fn spawn(mut command: Command) -> Process {
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start the process");
         let stdout = child.stdout.take().unwrap();
         let (sender, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -38,8 +41,12 @@ impl Process {
                 let _ = sender.send(line);
             }
         });
-        let ready = lines.recv_timeout(Duration::from_secs(30)).expect("anxin printed its ready line");
-        Process { child, lines, ready }
+        Process { child, lines, ready: String::new() }
+    }
+
+    /// What it printed since the last look.
+    pub fn printed_so_far(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
     }
 
     /// The address after `marker` in the ready line, e.g. "MQTT broker on ".

@@ -7,12 +7,12 @@
 //! Each step's promise — its comment, or what the README says after the
 //! block — is checked on what it printed.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use anxin_testkit::{free_port, private_folder};
+
+use crate::serve::Process;
 
 /// The lines of the first `sh` block after `## Trying it`, with `\`
 /// continuations joined.
@@ -33,29 +33,6 @@ fn trying_it() -> Vec<String> {
         }
     }
     lines
-}
-
-/// A step left running ("terminal N"): its output line by line.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn next_line(&self, what: &str) -> String {
-        self.lines.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("{what} printed nothing"))
-    }
-
-    fn printed_so_far(&self) -> Vec<String> {
-        self.lines.try_iter().collect()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
@@ -83,23 +60,15 @@ fn the_readme_walkthrough_does_what_it_says() {
         command
     };
 
-    let mut running: Vec<(String, Running)> = Vec::new();
+    let mut running: Vec<(String, Process)> = Vec::new();
     let mut printed: Vec<(String, String)> = Vec::new();
     let mut tail_before_second_run = None;
     for line in trying_it() {
         let command_part = line.split(" #").next().unwrap_or_default().trim().to_string();
         if line.contains("# terminal") {
-            let mut child = shell(&line, true).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
-            let stdout = child.stdout.take().unwrap();
-            let (sender, lines) = mpsc::channel();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    let _ = sender.send(line);
-                }
-            });
-            let step = Running { child, lines };
+            let step = Process::spawn(shell(&line, true));
             if command_part.ends_with(" serve") {
-                let ready = step.next_line("serve");
+                let ready = step.next_line();
                 assert!(ready.contains(&format!("MQTT broker on {mqtt}")), "the ready line: {ready}");
                 assert!(ready.contains(&format!("console on http://{http}")), "the ready line: {ready}");
             } else {
@@ -168,7 +137,7 @@ fn the_readme_walkthrough_does_what_it_says() {
 /// inactive elder and a dead sensor are open; the printed sign-ins work.
 #[test]
 fn the_demo_shows_a_smoke_alarm_an_inactive_elder_and_a_dead_sensor() {
-    let demo = crate::serve::Process::start(&["demo", "--http-listen", "127.0.0.1:0"]);
+    let demo = Process::start(&["demo", "--http-listen", "127.0.0.1:0"]);
     let console = demo.address_after("the console is on http://");
     let mut printed = vec![demo.ready.clone()];
     while !printed.last().unwrap().contains("Ctrl-C stops it") {
