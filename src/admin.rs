@@ -497,29 +497,24 @@ async fn visit_rate(
     region: Option<String>,
     json: bool,
 ) -> anyhow::Result<()> {
-    use anxin_domain::visits::{Month, RegionLevel, rate_by, rate_of};
+    use anxin_domain::visits::{Month, RegionLevel, VisitRate};
     let today = policy.today();
     let month = match month.as_deref() {
         None => Month::of(today),
         Some(text) => Month::parse(text).ok_or_else(|| anyhow::anyhow!("{text:?} is not a month: use YYYY-MM"))?,
     };
     let region = region.as_deref().map(Region::parse).transpose()?;
-    let elders: Vec<_> = store
-        .month_elders(month, policy.utc_offset)
-        .await?
-        .into_iter()
-        .filter(|e| region.as_ref().is_none_or(|r| r.covers(&e.county, &e.township, &e.village)))
-        .collect();
-    let total = rate_of(&elders);
-    let by_township = rate_by(&elders, RegionLevel::Township);
-    let unvisited: Vec<_> = elders.iter().filter(|e| e.visits == 0).collect();
+    let rate = VisitRate::of(month, today, store.month_elders(month, policy.utc_offset).await?, region.as_ref());
+    let total = &rate.total;
+    let by_township = rate.by(RegionLevel::Township);
+    let unvisited: Vec<_> = rate.unvisited().collect();
     if json {
         let value = serde_json::json!({
             "month": month.to_string(),
             "registered": total.registered,
             "visited": total.visited,
             "rate": total.percent(),
-            "days_left": month.days_left(today),
+            "days_left": rate.days_left,
             "by_township": by_township.iter().map(|(r, f)| serde_json::json!({
                 "region": r, "registered": f.registered, "visited": f.visited, "rate": f.percent()
             })).collect::<Vec<_>>(),
@@ -533,7 +528,7 @@ async fn visit_rate(
         total.visited,
         total.registered,
         total.percent(),
-        month.days_left(today)
+        rate.days_left
     );
     for (region, figures) in &by_township {
         out!("  {region:<24} {:>5} / {:<5} {}", figures.visited, figures.registered, figures.percent());

@@ -433,7 +433,7 @@ pub async fn start_serve(storage_args: &StorageArgs, file: FileSettings, args: S
         start_alerting(&store, &policy, alerts_target, &args.broker_args.alerting, &file, &shutdown_watch).await?;
     let upkeep =
         tokio::spawn(run_upkeep(store.clone(), upkeep_config(&args.broker_args, &file), shutdown_watch.clone()));
-    let api = anxin_console::api::ApiState::new(store.clone(), policy.clone(), feed);
+    let api = anxin_console::AppState::new(store.clone(), policy.clone(), feed);
     let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch.clone());
     let first_start = first_admin(&store).await?;
     Ok(Served {
@@ -520,7 +520,7 @@ pub async fn console(storage_args: &StorageArgs, file: FileSettings, args: Conso
     }
     // Alert changes written by the gateways, read from the database.
     let (feed, feed_task) = delivery::start_feed(store.clone(), shutdown_watch.clone());
-    let api = anxin_console::api::ApiState::new(store.clone(), Arc::new(policy), feed);
+    let api = anxin_console::AppState::new(store.clone(), Arc::new(policy), feed);
     let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch);
     stop_signal().await;
     let _ = shutdown.send(true);

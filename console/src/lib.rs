@@ -3,16 +3,28 @@
 //!
 //! It depends on the domain (`anxin_domain`) and the store (`anxin_store`)
 //! and on nothing of the MQTT side: the alert feed it shows is handed to it
-//! by whoever runs it. Pages are rendered on the server from templates checked when the
-//! console is compiled ([`pages`]); the JSON API under `/api/v1` ([`api`])
-//! serves the same resources to scripts. Sign-in, sessions and CSRF are in
-//! [`auth`]; every word shown comes from a translation file ([`i18n`]).
+//! by whoever runs it. Its rooms, each depending only on those above it:
+//!
+//! - [`i18n`], [`web`]: words from the translation files, the page chrome,
+//!   rendering, security headers, assets;
+//! - [`state`]: the one [`AppState`] every handler shares;
+//! - [`error`]: the one [`AppError`], rendered as JSON, htmx text or a page;
+//! - [`auth`]: sessions, CSRF, the sign-in throttle, sign-in itself, and
+//!   the extractors `Viewer` (pages) and `Caller` (API);
+//! - [`scope`]: who may see what, asked the same way by pages and the API;
+//! - [`views`], [`explain`]: rows, cards and charts in the reader's words;
+//! - [`pages`] (server-rendered from templates checked at compile time)
+//!   and [`api`] (`/api/v1`, JSON), which never import each other.
 
 pub mod api;
 pub mod auth;
+pub mod error;
 pub mod explain;
 pub mod i18n;
 pub mod pages;
+pub mod scope;
+pub mod state;
+pub mod views;
 pub mod web;
 
 use axum::Router;
@@ -20,14 +32,19 @@ use axum::http::header;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+pub use error::AppError;
+pub use state::AppState;
+
 /// The whole console: pages, `/api/v1`, `/static`, `/healthz` and `/metrics`.
-pub fn router(metrics: PrometheusHandle, state: api::ApiState) -> Router {
+/// Each room's routes share one [`AppState`], given here once.
+pub fn router(metrics: PrometheusHandle, state: AppState) -> Router {
     Router::new()
-        .merge(pages::router(state.clone()))
-        .merge(auth::router(state.clone()))
-        .merge(api::router(state.clone()))
-        .layer(axum::middleware::from_fn_with_state(state, auth::session_layer))
-        .layer(axum::middleware::from_fn(web::localize_errors))
+        .merge(pages::router())
+        .merge(auth::login::router())
+        .merge(api::router())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::session_layer))
+        .with_state(state)
+        .layer(axum::middleware::from_fn(error::render_errors))
         .route("/static/{name}", get(web::asset))
         .merge(operations_router(metrics))
         .layer(axum::middleware::from_fn(web::security_headers))

@@ -1,14 +1,13 @@
 //! What every page shares: the page chrome (language, user, CSRF token),
-//! rendering, errors as pages, security headers and the embedded assets.
+//! rendering, security headers, the embedded assets and local times.
 
 use askama::Template;
 use axum::extract::{Path, Request};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
 use anxin_domain::access::Role;
-use anxin_store::StoreError;
 
 use crate::i18n::Lang;
 
@@ -61,6 +60,11 @@ impl Chrome {
     }
 }
 
+/// Whether the request came from htmx (it wants a fragment, not a page).
+pub fn from_htmx(headers: &HeaderMap) -> bool {
+    headers.contains_key("hx-request")
+}
+
 /// Renders a template, or a plain 500 if it cannot (it always can: the
 /// templates are checked when the console is compiled).
 pub fn html<T: Template>(page: &T) -> Response {
@@ -71,91 +75,6 @@ pub fn html<T: Template>(page: &T) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered\n").into_response()
         }
     }
-}
-
-/// Why a page is not shown.
-#[derive(Debug)]
-pub enum PageError {
-    /// Not there, or not the reader's to see: the same answer.
-    NotFound,
-    /// The reader may see it but their role may not do this.
-    Forbidden,
-    /// What was sent is wrong, and why (already translated).
-    Invalid(String),
-    /// A state change without the session's CSRF token.
-    Refused,
-    Unavailable,
-}
-
-impl From<StoreError> for PageError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound(_) => PageError::NotFound,
-            StoreError::Invalid(reason) => PageError::Invalid(reason),
-            error => {
-                tracing::error!(%error, "console: store error");
-                PageError::Unavailable
-            }
-        }
-    }
-}
-
-/// A refusal, as [`localize_errors`] finds it on the response to put it in
-/// the reader's language.
-#[derive(Debug, Clone)]
-pub struct Refusal {
-    /// The translation key of the message.
-    key: &'static str,
-    /// A reason already in the reader's words (a form's error), if any.
-    reason: Option<String>,
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        let (status, key, reason) = match self {
-            PageError::NotFound => (StatusCode::NOT_FOUND, "error.not_found", None),
-            PageError::Forbidden => (StatusCode::FORBIDDEN, "error.forbidden", None),
-            PageError::Invalid(reason) => (StatusCode::UNPROCESSABLE_ENTITY, "error.invalid", Some(reason)),
-            PageError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "error.unavailable", None),
-            PageError::Refused => (StatusCode::FORBIDDEN, "error.csrf", None),
-        };
-        let text = reason.clone().unwrap_or_else(|| Lang::ZhCn.t(key).to_string());
-        let mut response = (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text + "\n").into_response();
-        response.extensions_mut().insert(Refusal { key, reason });
-        response
-    }
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage {
-    lang: Lang,
-    status: u16,
-    message: String,
-}
-
-impl ErrorPage {
-    fn t(&self, key: &str) -> &'static str {
-        self.lang.t(key)
-    }
-}
-
-/// Puts a page's refusal (404, 403, 422, 503) in the reader's language, as
-/// a small page; htmx requests get the message alone.
-pub async fn localize_errors(request: Request, next: Next) -> Response {
-    let lang = Lang::of_request(request.headers());
-    let htmx = request.headers().contains_key("hx-request");
-    let response = next.run(request).await;
-    let Some(refusal) = response.extensions().get::<Refusal>().cloned() else {
-        return response;
-    };
-    let status = response.status();
-    let message = refusal.reason.unwrap_or_else(|| lang.t(refusal.key).to_string());
-    if htmx {
-        return (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response();
-    }
-    let page = ErrorPage { lang, status: status.as_u16(), message };
-    (status, html(&page)).into_response()
 }
 
 /// The content security policy: scripts and styles only from the console

@@ -1,7 +1,6 @@
 //! The JSON API against a real SQLite store: every role against an alert
 //! inside and outside its scope, tokens, and the handling of an alert.
 
-use anxin_console::api;
 use anxin_domain::access::{Region, Role};
 use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_domain::registry::NewElder;
@@ -12,6 +11,11 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use std::sync::Arc;
 use tower::ServiceExt;
+
+/// A metrics handle no test reads: the console's router wants one.
+fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
+    metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle()
+}
 
 const T: i64 = 1_780_000_000_000;
 const PASSWORD: &str = "a long enough password";
@@ -92,10 +96,13 @@ async fn call(
     }
     let request = request.body(body.map_or_else(Body::empty, |b| Body::from(b.to_string()))).unwrap();
     let (feed, _) = tokio::sync::broadcast::channel(16);
-    let response = api::router(api::ApiState::new(store.clone(), Arc::new(AlertPolicy::default()), feed))
-        .oneshot(request)
-        .await
-        .unwrap();
+    let response = anxin_console::router(
+        metrics(),
+        anxin_console::AppState::new(store.clone(), Arc::new(AlertPolicy::default()), feed),
+    )
+    .oneshot(request)
+    .await
+    .unwrap();
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
     (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
@@ -226,10 +233,13 @@ async fn the_event_stream_replays_after_a_reconnect_and_carries_only_what_the_ca
         .header("last-event-id", "0")
         .body(Body::empty())
         .unwrap();
-    let response = api::router(api::ApiState::new(world.store.clone(), Arc::new(AlertPolicy::default()), feed))
-        .oneshot(request)
-        .await
-        .unwrap();
+    let response = anxin_console::router(
+        metrics(),
+        anxin_console::AppState::new(world.store.clone(), Arc::new(AlertPolicy::default()), feed),
+    )
+    .oneshot(request)
+    .await
+    .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut body = response.into_body().into_data_stream();

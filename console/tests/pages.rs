@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use anxin_console::api::ApiState;
+use anxin_console::AppState;
 use anxin_console::auth::Throttle;
 use anxin_domain::access::{Region, Role};
 use anxin_domain::alerts::policy::AlertPolicy;
@@ -57,10 +57,10 @@ fn elder(name: &str, county: &str, citizen_id: &str) -> NewElder {
 
 fn router_for(store: &Store, policy: &Arc<AlertPolicy>, limits: SessionLimits) -> Router {
     let (feed, _) = tokio::sync::broadcast::channel(16);
-    let state = ApiState {
+    let state = AppState {
         limits,
         throttle: Arc::new(Throttle::default()),
-        ..ApiState::new(store.clone(), policy.clone(), feed)
+        ..AppState::new(store.clone(), policy.clone(), feed)
     };
     anxin_console::router(PrometheusBuilder::new().build_recorder().handle(), state)
 }

@@ -108,6 +108,13 @@ pub struct ElderPlace<'a> {
     pub village: &'a str,
 }
 
+/// Whatever belongs to one elder's home (the elder, an alert, a month's
+/// visits) says where that is, in one way: the one place builder the access
+/// rules are asked with (`principal.can_see_elder(&alert.place())`).
+pub trait Placed {
+    fn place(&self) -> ElderPlace<'_>;
+}
+
 impl Principal {
     fn covers(&self, place: &ElderPlace<'_>) -> bool {
         self.regions.iter().any(|region| region.covers(place.county, place.township, place.village))

@@ -276,28 +276,60 @@ pub enum RegionLevel {
     Village,
 }
 
-/// The figures of each region at `level`, in region order
-/// (`振兴区`, `振兴区/站前街道`, `振兴区/站前街道/锦山社区`).
-pub fn rate_by(elders: &[ElderMonth], level: RegionLevel) -> Vec<(String, RateFigures)> {
-    let mut regions: std::collections::BTreeMap<String, RateFigures> = std::collections::BTreeMap::new();
-    for elder in elders {
-        let key = match level {
-            RegionLevel::County => elder.county.clone(),
-            RegionLevel::Township => format!("{}/{}", elder.county, elder.township),
-            RegionLevel::Village => format!("{}/{}/{}", elder.county, elder.township, elder.village),
-        };
-        regions.entry(key).or_default().add(elder.visits > 0);
-    }
-    regions.into_iter().collect()
+/// The monthly visit rate (月探访率) of a month: who was registered, who was
+/// visited (by any mode, the remote check-in included) and the breakdown by
+/// region. The one computation behind `anxin visits rate`, the rate page,
+/// its `.xlsx` export and `/api/v1/rate`; each caller only chooses whose
+/// elders it hands in (the store's `month_elders`, narrowed to what the
+/// reader may see).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisitRate {
+    pub month: Month,
+    /// Days of the month still to come, counting today.
+    pub days_left: i64,
+    pub total: RateFigures,
+    elders: Vec<ElderMonth>,
 }
 
-/// The figures over all of `elders`.
-pub fn rate_of(elders: &[ElderMonth]) -> RateFigures {
-    let mut figures = RateFigures::default();
-    for elder in elders {
-        figures.add(elder.visits > 0);
+impl VisitRate {
+    /// The rate of `elders` (each with their visits of `month`) that lie in
+    /// `region` (all of them without one), on `today` (the deployment's date).
+    pub fn of(
+        month: Month,
+        today: chrono::NaiveDate,
+        elders: impl IntoIterator<Item = ElderMonth>,
+        region: Option<&crate::access::Region>,
+    ) -> VisitRate {
+        let elders: Vec<ElderMonth> = elders
+            .into_iter()
+            .filter(|e| region.is_none_or(|r| r.covers(&e.county, &e.township, &e.village)))
+            .collect();
+        let mut total = RateFigures::default();
+        for elder in &elders {
+            total.add(elder.visits > 0);
+        }
+        VisitRate { month, days_left: month.days_left(today), total, elders }
     }
-    figures
+
+    /// The figures of each region at `level`, in region order
+    /// (`振兴区`, `振兴区/站前街道`, `振兴区/站前街道/锦山社区`).
+    pub fn by(&self, level: RegionLevel) -> Vec<(String, RateFigures)> {
+        let mut regions: std::collections::BTreeMap<String, RateFigures> = std::collections::BTreeMap::new();
+        for elder in &self.elders {
+            let key = match level {
+                RegionLevel::County => elder.county.clone(),
+                RegionLevel::Township => format!("{}/{}", elder.county, elder.township),
+                RegionLevel::Village => format!("{}/{}/{}", elder.county, elder.township, elder.village),
+            };
+            regions.entry(key).or_default().add(elder.visits > 0);
+        }
+        regions.into_iter().collect()
+    }
+
+    /// Registered elders with no visit of any mode yet this month.
+    pub fn unvisited(&self) -> impl Iterator<Item = &ElderMonth> {
+        self.elders.iter().filter(|e| e.visits == 0)
+    }
 }
 
 #[cfg(test)]
@@ -397,4 +429,15 @@ pub struct ElderMonth {
     pub visits: i64,
     /// The last day visited that month, `YYYY-MM-DD`.
     pub last_visit: Option<String>,
+}
+
+impl crate::access::Placed for ElderMonth {
+    fn place(&self) -> crate::access::ElderPlace<'_> {
+        crate::access::ElderPlace {
+            elder_id: self.elder_id,
+            county: &self.county,
+            township: &self.township,
+            village: &self.village,
+        }
+    }
 }

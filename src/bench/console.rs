@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anxin_console::api::ApiState;
+use anxin_console::AppState;
 use anxin_domain::access::{Region, Role};
 use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_domain::registry::NewElder;
@@ -117,7 +117,7 @@ pub(crate) async fn signed_in_console(
     store.change_password(user.id, PASSWORD, "bench password, changed", &session, now).await?;
     let (feed, _) = tokio::sync::broadcast::channel(16);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
-    let router = anxin_console::router(metrics, ApiState::new(store.clone(), policy.clone(), feed));
+    let router = anxin_console::router(metrics, AppState::new(store.clone(), policy.clone(), feed));
     Ok((router, format!("anxin_session={session}")))
 }
 

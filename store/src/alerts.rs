@@ -42,6 +42,17 @@ pub struct AlertRecord {
     pub note: Option<String>,
 }
 
+impl anxin_domain::access::Placed for AlertRecord {
+    fn place(&self) -> anxin_domain::access::ElderPlace<'_> {
+        anxin_domain::access::ElderPlace {
+            elder_id: self.elder_id,
+            county: &self.county,
+            township: &self.township,
+            village: &self.village,
+        }
+    }
+}
+
 const ALERT_COLUMNS: &str =
     "a.id, a.elder_id, e.name AS elder_name, a.kind, a.severity, a.status, a.county, a.township,
     a.village, a.device_id, a.detail, a.repeats, a.level, a.reminders, a.opened_at, a.updated_at, a.acknowledged_at,
@@ -109,6 +120,17 @@ pub struct AlertChange {
     pub opened_at: i64,
     pub acknowledged_by: Option<String>,
     pub outcome: Option<String>,
+}
+
+impl anxin_domain::access::Placed for AlertChange {
+    fn place(&self) -> anxin_domain::access::ElderPlace<'_> {
+        anxin_domain::access::ElderPlace {
+            elder_id: self.elder_id,
+            county: &self.county,
+            township: &self.township,
+            village: &self.village,
+        }
+    }
 }
 
 /// Which alerts to list.

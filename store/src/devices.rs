@@ -7,6 +7,19 @@ use sqlx::any::AnyRow;
 
 use super::{Store, StoreError};
 
+/// Why [`Store::pair_unclaimed`] did not pair a device.
+#[derive(Debug, thiserror::Error)]
+pub enum PairRefusal {
+    #[error("no device {0} has been heard from")]
+    NoDevice(String),
+    #[error("device {0} is paired already")]
+    AlreadyPaired(String),
+    #[error("there is no elder {0}")]
+    NoElder(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// A device as staff see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DeviceRecord {
@@ -94,6 +107,20 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(row.as_ref().map(device).transpose()?)
+    }
+
+    /// Pairs a device heard from and not yet paired to an existing elder,
+    /// and audits it: what the console's page and its API both do (the
+    /// CLI's `devices pair` may also pair ahead of the first message).
+    pub async fn pair_unclaimed(&self, device_id: &str, elder_id: i64, by: &str, now: i64) -> Result<(), PairRefusal> {
+        let device = self.device(device_id).await?.ok_or_else(|| PairRefusal::NoDevice(device_id.to_string()))?;
+        if device.elder_id.is_some() {
+            return Err(PairRefusal::AlreadyPaired(device_id.to_string()));
+        }
+        self.elder(elder_id).await?.ok_or(PairRefusal::NoElder(elder_id))?;
+        self.pair_device(device_id, elder_id, now).await?;
+        self.audit(now, by, "device paired", Some(elder_id), Some(device_id)).await?;
+        Ok(())
     }
 
     /// Binds a device to an elder's home. A device not heard from yet is

@@ -31,6 +31,17 @@ pub struct Elder {
     pub created_at: i64,
 }
 
+impl anxin_domain::access::Placed for Elder {
+    fn place(&self) -> anxin_domain::access::ElderPlace<'_> {
+        anxin_domain::access::ElderPlace {
+            elder_id: self.id,
+            county: &self.county,
+            township: &self.township,
+            village: &self.village,
+        }
+    }
+}
+
 fn elder(row: &AnyRow) -> Result<Elder, sqlx::Error> {
     Ok(Elder {
         id: row.try_get("id")?,

@@ -42,7 +42,7 @@ pub use alerts::{
     RegionFilter,
 };
 pub use care::{CareService, Referral};
-pub use devices::{DeviceRecord, DeviceStatusCounts};
+pub use devices::{DeviceRecord, DeviceStatusCounts, PairRefusal};
 pub use elders::Elder;
 pub use identities::{IdentityRecord, NewIdentity, StoredIdentity};
 pub use ingest::{DeviceNote, HourRollup, MessageRow, QUARANTINE_CAP, QUARANTINE_PAYLOAD_MAX, QuarantineRow};

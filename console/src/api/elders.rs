@@ -10,10 +10,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use anxin_domain::registry::{ElderForm, mask};
-use anxin_store::{Absence, AuditEntry, DeviceRecord, Elder, HourActivity, Store, StoreError, VisitRecord, now_ms};
+use anxin_store::{
+    Absence, AuditEntry, DeviceRecord, Elder, HourActivity, PairRefusal, Store, StoreError, VisitRecord, now_ms,
+};
 
-use super::{ApiError, Caller};
-use crate::pages::{PairRefusal, identifying_number, may_reveal, pair_unclaimed, visible_elder_for};
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::scope::{identifying_number, may_reveal, visible_elder, visible_elders};
 
 /// An elder as the API shows them: ID and certificate numbers masked.
 #[derive(Debug, Serialize, ToSchema)]
@@ -92,7 +95,7 @@ pub struct ElderInput {
 }
 
 impl ElderInput {
-    fn check(&self, today: chrono::NaiveDate) -> Result<anxin_domain::registry::NewElder, ApiError> {
+    fn check(&self, today: chrono::NaiveDate) -> Result<anxin_domain::registry::NewElder, AppError> {
         ElderForm {
             name: &self.name,
             county: &self.county,
@@ -109,41 +112,38 @@ impl ElderInput {
             lives_at_registered: self.lives_at_registered,
         }
         .check_on(today)
-        .map_err(|error| ApiError(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()))
+        .map_err(|error| AppError::invalid(error.to_string()))
     }
 }
 
-fn registry_editor(caller: &Caller) -> Result<(), ApiError> {
+fn registry_editor(caller: &Caller) -> Result<(), AppError> {
     if caller.0.can_edit_registry() {
         Ok(())
     } else {
-        Err(ApiError(StatusCode::FORBIDDEN, format!("the {} role cannot change the registry", caller.0.role.as_str())))
+        Err(AppError::forbidden(format!("the {} role cannot change the registry", caller.0.role.as_str())))
     }
 }
 
-async fn elder_in_scope(store: &Store, caller: &Caller, id: i64) -> Result<Elder, ApiError> {
-    visible_elder_for(store, &caller.0, id)
-        .await?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("there is no elder {id}")))
+async fn elder_in_scope(store: &Store, caller: &Caller, id: i64) -> Result<Elder, AppError> {
+    visible_elder(store, &caller.0, id).await
 }
 
 /// The elders the caller may see.
 #[utoipa::path(get, path = "/api/v1/elders", responses((status = 200, body = [ElderView])))]
-pub(super) async fn list_elders(State(store): State<Store>, caller: Caller) -> Result<Json<Vec<ElderView>>, ApiError> {
-    let elders = store.elders().await?;
-    Ok(Json(elders.iter().filter(|e| caller.0.can_see_elder(&crate::pages::place(e))).map(ElderView::from).collect()))
+pub(super) async fn list_elders(State(store): State<Store>, caller: Caller) -> Result<Json<Vec<ElderView>>, AppError> {
+    Ok(Json(visible_elders(&store, &caller.0).await?.iter().map(ElderView::from).collect()))
 }
 
 /// One elder: profile (masked), visitors, devices, absence. The read is audited.
 #[utoipa::path(get, path = "/api/v1/elders/{id}", params(("id" = i64, Path)), responses(
     (status = 200, body = ElderDetail),
-    (status = 404, body = super::ErrorBody, description = "no such elder, or not the caller's to see"),
+    (status = 404, body = crate::error::ErrorBody, description = "no such elder, or not the caller's to see"),
 ))]
 pub(super) async fn show_elder(
     State(store): State<Store>,
     caller: Caller,
     Path(id): Path<i64>,
-) -> Result<Json<ElderDetail>, ApiError> {
+) -> Result<Json<ElderDetail>, AppError> {
     let elder = elder_in_scope(&store, &caller, id).await?;
     let now = now_ms();
     store.audit(now, &caller.0.name, "elder read (API)", Some(id), None).await?;
@@ -158,15 +158,15 @@ pub(super) async fn show_elder(
 /// Registers an elder (admin).
 #[utoipa::path(post, path = "/api/v1/elders", request_body = ElderInput, responses(
     (status = 201, body = ElderView),
-    (status = 403, body = super::ErrorBody),
-    (status = 422, body = super::ErrorBody, description = "a field is wrong; the reason names it"),
+    (status = 403, body = crate::error::ErrorBody),
+    (status = 422, body = crate::error::ErrorBody, description = "a field is wrong; the reason names it"),
 ))]
 pub(super) async fn create_elder(
     State(store): State<Store>,
     State(policy): State<std::sync::Arc<anxin_domain::alerts::policy::AlertPolicy>>,
     caller: Caller,
     Json(input): Json<ElderInput>,
-) -> Result<(StatusCode, Json<ElderView>), ApiError> {
+) -> Result<(StatusCode, Json<ElderView>), AppError> {
     registry_editor(&caller)?;
     let new = input.check(policy.today())?;
     let now = now_ms();
@@ -178,9 +178,9 @@ pub(super) async fn create_elder(
 /// Replaces an elder's registration (admin).
 #[utoipa::path(put, path = "/api/v1/elders/{id}", params(("id" = i64, Path)), request_body = ElderInput, responses(
     (status = 200, body = ElderView),
-    (status = 403, body = super::ErrorBody),
-    (status = 404, body = super::ErrorBody),
-    (status = 422, body = super::ErrorBody),
+    (status = 403, body = crate::error::ErrorBody),
+    (status = 404, body = crate::error::ErrorBody),
+    (status = 422, body = crate::error::ErrorBody),
 ))]
 pub(super) async fn update_elder(
     State(store): State<Store>,
@@ -188,7 +188,7 @@ pub(super) async fn update_elder(
     caller: Caller,
     Path(id): Path<i64>,
     Json(input): Json<ElderInput>,
-) -> Result<Json<ElderView>, ApiError> {
+) -> Result<Json<ElderView>, AppError> {
     registry_editor(&caller)?;
     let new = input.check(policy.today())?;
     let elder = store.update_elder(id, &new, &caller.0.name, now_ms()).await?;
@@ -203,14 +203,14 @@ pub(super) struct DaysQuery {
 /// Hourly activity (summed over the elder's devices) of the last `days` days (default 14, at most 90).
 #[utoipa::path(get, path = "/api/v1/elders/{id}/activity", params(("id" = i64, Path), ("days" = Option<i64>, Query)), responses(
     (status = 200, body = [HourActivity]),
-    (status = 404, body = super::ErrorBody),
+    (status = 404, body = crate::error::ErrorBody),
 ))]
 pub(super) async fn activity(
     State(store): State<Store>,
     caller: Caller,
     Path(id): Path<i64>,
     Query(query): Query<DaysQuery>,
-) -> Result<Json<Vec<HourActivity>>, ApiError> {
+) -> Result<Json<Vec<HourActivity>>, AppError> {
     elder_in_scope(&store, &caller, id).await?;
     let days = query.days.unwrap_or(14).clamp(1, 90);
     Ok(Json(store.elder_activity(id, now_ms() - days * 24 * 3_600_000).await?))
@@ -219,13 +219,13 @@ pub(super) async fn activity(
 /// Visits, remote check-ins included, newest first.
 #[utoipa::path(get, path = "/api/v1/elders/{id}/visits", params(("id" = i64, Path)), responses(
     (status = 200, body = [VisitRecord]),
-    (status = 404, body = super::ErrorBody),
+    (status = 404, body = crate::error::ErrorBody),
 ))]
 pub(super) async fn visits(
     State(store): State<Store>,
     caller: Caller,
     Path(id): Path<i64>,
-) -> Result<Json<Vec<VisitRecord>>, ApiError> {
+) -> Result<Json<Vec<VisitRecord>>, AppError> {
     elder_in_scope(&store, &caller, id).await?;
     Ok(Json(store.visits(id).await?))
 }
@@ -245,30 +245,24 @@ pub struct Revealed {
 /// Reveals one identifying number whole — a deliberate act, written to the audit log.
 #[utoipa::path(post, path = "/api/v1/elders/{id}/reveal", params(("id" = i64, Path)), request_body = RevealRequest, responses(
     (status = 200, body = Revealed),
-    (status = 403, body = super::ErrorBody, description = "visitors and officials may not reveal numbers"),
-    (status = 404, body = super::ErrorBody),
+    (status = 403, body = crate::error::ErrorBody, description = "visitors and officials may not reveal numbers"),
+    (status = 404, body = crate::error::ErrorBody),
 ))]
 pub(super) async fn reveal(
     State(store): State<Store>,
     caller: Caller,
     Path(id): Path<i64>,
     Json(request): Json<RevealRequest>,
-) -> Result<Json<Revealed>, ApiError> {
+) -> Result<Json<Revealed>, AppError> {
     let elder = elder_in_scope(&store, &caller, id).await?;
     if !may_reveal(caller.0.role) {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("the {} role may not reveal ID numbers", caller.0.role.as_str()),
-        ));
+        return Err(AppError::forbidden(format!("the {} role may not reveal ID numbers", caller.0.role.as_str())));
     }
     let Some((value, action)) = identifying_number(elder, &request.field) else {
         let field = &request.field;
-        return Err(ApiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("field {field:?} is not citizen_id or disability_cert"),
-        ));
+        return Err(AppError::invalid(format!("field {field:?} is not citizen_id or disability_cert")));
     };
-    let value = value.ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("elder {id} has no {}", request.field)))?;
+    let value = value.ok_or_else(|| AppError::not_found(format!("elder {id} has no {}", request.field)))?;
     store.audit(now_ms(), &caller.0.name, action, Some(id), Some("API")).await?;
     Ok(Json(Revealed { value }))
 }
@@ -282,23 +276,21 @@ pub struct Assignment {
 /// Names a visitor responsible for the elder (admin).
 #[utoipa::path(post, path = "/api/v1/elders/{id}/visitor", params(("id" = i64, Path)), request_body = Assignment, responses(
     (status = 204),
-    (status = 403, body = super::ErrorBody),
-    (status = 404, body = super::ErrorBody),
-    (status = 422, body = super::ErrorBody, description = "no such user, or not a visitor"),
+    (status = 403, body = crate::error::ErrorBody),
+    (status = 404, body = crate::error::ErrorBody),
+    (status = 422, body = crate::error::ErrorBody, description = "no such user, or not a visitor"),
 ))]
 pub(super) async fn assign_visitor(
     State(store): State<Store>,
     caller: Caller,
     Path(id): Path<i64>,
     Json(assignment): Json<Assignment>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, AppError> {
     registry_editor(&caller)?;
     elder_in_scope(&store, &caller, id).await?;
     match store.assign_visitor(id, &assignment.visitor, &caller.0.name, now_ms()).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(StoreError::NotFound(reason) | StoreError::Invalid(reason)) => {
-            Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, reason))
-        }
+        Err(StoreError::NotFound(reason) | StoreError::Invalid(reason)) => Err(AppError::invalid(reason)),
         Err(error) => Err(error.into()),
     }
 }
@@ -312,13 +304,13 @@ pub(super) struct DevicesQuery {
 /// Devices, or only those heard from and not yet paired (admin).
 #[utoipa::path(get, path = "/api/v1/devices", params(("unclaimed" = Option<bool>, Query)), responses(
     (status = 200, body = [DeviceRecord]),
-    (status = 403, body = super::ErrorBody),
+    (status = 403, body = crate::error::ErrorBody),
 ))]
 pub(super) async fn devices(
     State(store): State<Store>,
     caller: Caller,
     Query(query): Query<DevicesQuery>,
-) -> Result<Json<Vec<DeviceRecord>>, ApiError> {
+) -> Result<Json<Vec<DeviceRecord>>, AppError> {
     registry_editor(&caller)?;
     Ok(Json(store.devices(query.unclaimed).await?))
 }
@@ -332,27 +324,24 @@ pub struct Pairing {
 /// Pairs an unclaimed device to an elder (admin).
 #[utoipa::path(post, path = "/api/v1/devices/{device_id}/pair", params(("device_id" = String, Path)), request_body = Pairing, responses(
     (status = 204),
-    (status = 403, body = super::ErrorBody),
-    (status = 404, body = super::ErrorBody),
-    (status = 409, body = super::ErrorBody, description = "the device is paired already"),
+    (status = 403, body = crate::error::ErrorBody),
+    (status = 404, body = crate::error::ErrorBody),
+    (status = 409, body = crate::error::ErrorBody, description = "the device is paired already"),
 ))]
 pub(super) async fn pair_device(
     State(store): State<Store>,
     caller: Caller,
     Path(device_id): Path<String>,
     Json(pairing): Json<Pairing>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, AppError> {
     registry_editor(&caller)?;
     let elder_id = pairing.elder_id;
-    match pair_unclaimed(&store, &device_id, elder_id, &caller.0.name).await {
+    match store.pair_unclaimed(&device_id, elder_id, &caller.0.name, now_ms()).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(PairRefusal::NoDevice) => {
-            Err(ApiError(StatusCode::NOT_FOUND, format!("no device {device_id} has been heard from")))
+        Err(refusal @ (PairRefusal::NoDevice(_) | PairRefusal::NoElder(_))) => {
+            Err(AppError::not_found(refusal.to_string()))
         }
-        Err(PairRefusal::AlreadyPaired) => {
-            Err(ApiError(StatusCode::CONFLICT, format!("device {device_id} is paired already")))
-        }
-        Err(PairRefusal::NoElder) => Err(ApiError(StatusCode::NOT_FOUND, format!("there is no elder {elder_id}"))),
+        Err(refusal @ PairRefusal::AlreadyPaired(_)) => Err(AppError::Conflict(refusal.to_string())),
         Err(PairRefusal::Store(error)) => Err(error.into()),
     }
 }
@@ -365,15 +354,15 @@ pub(super) struct AuditQuery {
 /// The audit log, newest first (admin).
 #[utoipa::path(get, path = "/api/v1/audit", params(("elder" = Option<i64>, Query)), responses(
     (status = 200, body = [AuditEntry]),
-    (status = 403, body = super::ErrorBody),
+    (status = 403, body = crate::error::ErrorBody),
 ))]
 pub(super) async fn audit(
     State(store): State<Store>,
     caller: Caller,
     Query(query): Query<AuditQuery>,
-) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+) -> Result<Json<Vec<AuditEntry>>, AppError> {
     if !caller.0.can_read_audit() {
-        return Err(ApiError(StatusCode::FORBIDDEN, "only administrators read the audit log".into()));
+        return Err(AppError::forbidden("only administrators read the audit log"));
     }
     Ok(Json(store.audit_entries(query.elder, 1_000).await?))
 }

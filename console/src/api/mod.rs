@@ -10,60 +10,27 @@ mod records;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use anxin_domain::alerts::policy::AlertPolicy;
-use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::Stream;
 use serde::Deserialize;
 use tokio::sync::broadcast;
-
-use anxin_domain::access::{ElderPlace, Principal};
-use anxin_domain::alerts::Outcome;
-use anxin_store::{
-    AlertActionError, AlertChange, AlertEventRecord, AlertFilter, AlertRecord, SessionLimits, Store, StoreError, now_ms,
-};
-
-use crate::auth::{CurrentSession, Throttle};
 use utoipa::{OpenApi, ToSchema};
 
-/// What the console's handlers share: the store, the live feed of alert
-/// changes (the gateway's `alerts::delivery::start_feed`), how long
-/// sessions last and the sign-in throttle.
-#[derive(Debug, Clone)]
-pub struct ApiState {
-    pub store: Store,
-    /// The deployment's thresholds and time zone (the console's "today").
-    pub policy: Arc<AlertPolicy>,
-    pub feed: broadcast::Sender<Arc<AlertChange>>,
-    pub limits: SessionLimits,
-    pub throttle: Arc<Throttle>,
-}
+use anxin_domain::access::{Placed, Principal};
+use anxin_domain::alerts::Outcome;
+use anxin_store::{AlertChange, AlertEventRecord, AlertFilter, AlertRecord, Store, now_ms};
 
-impl ApiState {
-    pub fn new(store: Store, policy: Arc<AlertPolicy>, feed: broadcast::Sender<Arc<AlertChange>>) -> ApiState {
-        ApiState { store, policy, feed, limits: SessionLimits::default(), throttle: Arc::new(Throttle::default()) }
-    }
-}
-
-impl FromRef<ApiState> for Store {
-    fn from_ref(state: &ApiState) -> Store {
-        state.store.clone()
-    }
-}
-
-impl FromRef<ApiState> for Arc<AlertPolicy> {
-    fn from_ref(state: &ApiState) -> Arc<AlertPolicy> {
-        state.policy.clone()
-    }
-}
+use crate::auth::Caller;
+use crate::error::{AppError, ErrorBody};
+use crate::scope::{handleable_alert, visible_alert};
+use crate::state::AppState;
 
 /// `/api/v1/…`.
-pub fn router(state: ApiState) -> Router {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/alerts", get(list_alerts))
         .route("/api/v1/alerts/events", get(alert_events))
@@ -85,7 +52,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/elders/{id}/household", get(records::household))
         .route("/api/v1/rate", get(records::rate))
         .route("/api/v1/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
-        .with_state(state)
 }
 
 /// The OpenAPI document of `/api/v1`, generated from the handlers and types.
@@ -118,126 +84,11 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// `{"error": "…"}`: why a call was refused.
-#[derive(Debug, serde::Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: String,
-}
-
 /// An alert and its whole history.
 #[derive(Debug, serde::Serialize, ToSchema)]
 pub struct AlertWithHistory {
     pub alert: AlertRecord,
     pub history: Vec<AlertEventRecord>,
-}
-
-/// An API error: a status and a one-line reason, as `{"error": "…"}`.
-#[derive(Debug)]
-pub struct ApiError(pub StatusCode, pub String);
-
-impl From<crate::web::PageError> for ApiError {
-    fn from(error: crate::web::PageError) -> Self {
-        use crate::web::PageError;
-        match error {
-            PageError::NotFound => ApiError(StatusCode::NOT_FOUND, "not found, or not the caller's to see".into()),
-            PageError::Forbidden => ApiError(StatusCode::FORBIDDEN, "the caller's role may not do this".into()),
-            PageError::Refused => ApiError(StatusCode::FORBIDDEN, "CSRF token missing or wrong".into()),
-            PageError::Invalid(reason) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, reason),
-            PageError::Unavailable => {
-                ApiError(StatusCode::SERVICE_UNAVAILABLE, "the database is not available; try again".into())
-            }
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.0, Json(ErrorBody { error: self.1 })).into_response();
-        if self.0 == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
-        }
-        response
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound(reason) => ApiError(StatusCode::NOT_FOUND, reason),
-            StoreError::Invalid(reason) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, reason),
-            error => {
-                tracing::error!(%error, "API: store error");
-                ApiError(StatusCode::INTERNAL_SERVER_ERROR, "the database is not available; try again".into())
-            }
-        }
-    }
-}
-
-impl From<AlertActionError> for ApiError {
-    fn from(error: AlertActionError) -> Self {
-        match error {
-            AlertActionError::NotFound(_) => ApiError(StatusCode::NOT_FOUND, error.to_string()),
-            AlertActionError::AlreadyAcknowledged { .. } | AlertActionError::AlreadyResolved { .. } => {
-                ApiError(StatusCode::CONFLICT, error.to_string())
-            }
-            AlertActionError::Invalid(reason) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, reason),
-            AlertActionError::Store(error) => error.into(),
-        }
-    }
-}
-
-/// The caller, from `Authorization: Bearer …` — or, for the console's own
-/// pages, the signed-in session (whose state changes carry the CSRF token;
-/// see [`crate::auth::session_layer`]).
-#[derive(Debug)]
-pub struct Caller(pub Principal);
-
-impl FromRequestParts<ApiState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
-        let store = &state.store;
-        let unauthorized = || ApiError(StatusCode::UNAUTHORIZED, "a valid bearer token is required".into());
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        let Some(token) = token else {
-            let session = parts.extensions.get::<CurrentSession>().and_then(|current| current.session.clone());
-            return match session {
-                Some(session) if !session.must_change_password => Ok(Caller(session.principal)),
-                Some(_) => Err(ApiError(StatusCode::FORBIDDEN, "change the one-time password first".into())),
-                None => Err(unauthorized()),
-            };
-        };
-        store.principal_for_token(token.trim(), now_ms()).await?.map(Caller).ok_or_else(unauthorized)
-    }
-}
-
-fn place(alert: &AlertRecord) -> ElderPlace<'_> {
-    ElderPlace { elder_id: alert.elder_id, county: &alert.county, township: &alert.township, village: &alert.village }
-}
-
-fn not_found(id: i64) -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, format!("there is no alert {id}"))
-}
-
-/// The alert, if the caller may see it; 404 otherwise (whether or not it exists).
-async fn visible(store: &Store, caller: &Principal, id: i64) -> Result<AlertRecord, ApiError> {
-    match store.alert(id).await? {
-        Some(alert) if caller.can_see_elder(&place(&alert)) => Ok(alert),
-        _ => Err(not_found(id)),
-    }
-}
-
-/// …and 403 when they may see but not handle it.
-async fn handleable(store: &Store, caller: &Principal, id: i64) -> Result<AlertRecord, ApiError> {
-    let alert = visible(store, caller, id).await?;
-    if !caller.can_handle_alerts(&place(&alert)) {
-        return Err(ApiError(StatusCode::FORBIDDEN, format!("the {} role cannot handle alerts", caller.role.as_str())));
-    }
-    Ok(alert)
 }
 
 #[derive(Debug, Deserialize)]
@@ -258,9 +109,9 @@ async fn list_alerts(
     State(store): State<Store>,
     Caller(caller): Caller,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Vec<AlertRecord>>, ApiError> {
+) -> Result<Json<Vec<AlertRecord>>, AppError> {
     let alerts = store.alerts(&AlertFilter { unresolved_only: query.open, elder_id: None, limit: 1_000 }).await?;
-    Ok(Json(alerts.into_iter().filter(|alert| caller.can_see_elder(&place(alert))).collect()))
+    Ok(Json(alerts.into_iter().filter(|alert| caller.can_see_elder(&alert.place())).collect()))
 }
 
 /// One alert with its history: opened, repeated, escalated, acknowledged, resolved.
@@ -272,8 +123,8 @@ async fn show_alert(
     State(store): State<Store>,
     Caller(caller): Caller,
     Path(id): Path<i64>,
-) -> Result<Json<AlertWithHistory>, ApiError> {
-    let alert = visible(&store, &caller, id).await?;
+) -> Result<Json<AlertWithHistory>, AppError> {
+    let alert = visible_alert(&store, &caller, id).await?;
     let history = store.alert_history(id).await?;
     Ok(Json(AlertWithHistory { alert, history }))
 }
@@ -289,8 +140,8 @@ async fn acknowledge(
     State(store): State<Store>,
     Caller(caller): Caller,
     Path(id): Path<i64>,
-) -> Result<Json<AlertRecord>, ApiError> {
-    handleable(&store, &caller, id).await?;
+) -> Result<Json<AlertRecord>, AppError> {
+    handleable_alert(&store, &caller, id).await?;
     let alert = store.acknowledge_alert(id, &caller.name, now_ms()).await?;
     store.audit(now_ms(), &caller.name, "alert acknowledged", Some(alert.elder_id), Some(&id.to_string())).await?;
     Ok(Json(alert))
@@ -319,24 +170,15 @@ async fn resolve(
     Caller(caller): Caller,
     Path(id): Path<i64>,
     Json(resolution): Json<Resolution>,
-) -> Result<Json<AlertRecord>, ApiError> {
-    handleable(&store, &caller, id).await?;
+) -> Result<Json<AlertRecord>, AppError> {
+    handleable_alert(&store, &caller, id).await?;
     let outcome = Outcome::parse_for_staff(&resolution.outcome).ok_or_else(|| {
         let choices = Outcome::FOR_STAFF.map(Outcome::as_str).join(", ");
-        ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("outcome {:?} is not one of: {choices}", resolution.outcome))
+        AppError::invalid(format!("outcome {:?} is not one of: {choices}", resolution.outcome))
     })?;
     let alert = store.resolve_alert(id, &caller.name, outcome, &resolution.note, now_ms()).await?;
     store.audit(now_ms(), &caller.name, "alert resolved", Some(alert.elder_id), Some(outcome.as_str())).await?;
     Ok(Json(alert))
-}
-
-fn change_place(change: &AlertChange) -> ElderPlace<'_> {
-    ElderPlace {
-        elder_id: change.elder_id,
-        county: &change.county,
-        township: &change.township,
-        village: &change.village,
-    }
 }
 
 fn sse_event(change: &AlertChange) -> Event {
@@ -370,10 +212,10 @@ struct Resume {
 /// since are replayed from the database first; without it the stream starts
 /// now.
 async fn alert_events(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     Caller(caller): Caller,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
     // Subscribe before reading the newest id, so nothing falls in between.
     let live = state.feed.subscribe();
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
@@ -393,7 +235,7 @@ async fn alert_events(
         loop {
             if let Some(change) = resume.backlog.pop_front() {
                 resume.sent = change.event_id;
-                if resume.caller.can_see_elder(&change_place(&change)) {
+                if resume.caller.can_see_elder(&change.place()) {
                     return Some((Ok(sse_event(&change)), resume));
                 }
                 continue;

@@ -10,34 +10,35 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use anxin_domain::access::{Placed, Region};
 use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_domain::ledger::ElderDetails;
 use anxin_domain::registry::mask;
-use anxin_domain::visits::ElderMonth;
 use anxin_domain::visits::{
-    Assessment, Month, NewVisit, RateFigures, RegionLevel, Satisfaction, Service, VisitMode, rate_by, rate_of,
+    Assessment, ElderMonth, Month, NewVisit, RateFigures, RegionLevel, Satisfaction, Service, VisitMode,
 };
 use anxin_store::{CareService, Referral, Store, StoreError, VisitRecord, now_ms};
 
-use super::{ApiError, Caller};
-use crate::pages::{month_elders, visible_elder_for};
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::scope::{visible_elder_for, visit_rate};
+use crate::state::AppState;
 
-async fn elder_for_records(store: &Store, caller: &Caller, id: i64) -> Result<(), ApiError> {
+async fn elder_for_records(store: &Store, caller: &Caller, id: i64) -> Result<(), AppError> {
     let elder = visible_elder_for(store, &caller.0, id).await?.ok_or_else(not_found)?;
-    let place = crate::pages::place(&elder);
-    if caller.0.can_record_visits(&place) { Ok(()) } else { Err(forbidden()) }
+    if caller.0.can_record_visits(&elder.place()) { Ok(()) } else { Err(forbidden()) }
 }
 
-fn not_found() -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, "not found, or not the caller's to see".into())
+fn not_found() -> AppError {
+    AppError::not_found("not found, or not the caller's to see")
 }
 
-fn forbidden() -> ApiError {
-    ApiError(StatusCode::FORBIDDEN, "the caller's role may not do this".into())
+fn forbidden() -> AppError {
+    AppError::forbidden("the caller's role may not do this")
 }
 
-fn invalid(reason: impl ToString) -> ApiError {
-    ApiError(StatusCode::UNPROCESSABLE_ENTITY, reason.to_string())
+fn invalid(reason: impl ToString) -> AppError {
+    AppError::invalid(reason)
 }
 
 /// A visit as staff record it (part 5 of the record form).
@@ -57,15 +58,15 @@ pub struct VisitRequest {
 
 /// Records a visit; `201` with the visit.
 #[utoipa::path(post, path = "/api/v1/elders/{id}/visits", params(("id" = i64, Path)), request_body = VisitRequest,
-    responses((status = 201, body = VisitRecord), (status = 403, body = super::ErrorBody),
-              (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+    responses((status = 201, body = VisitRecord), (status = 403, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub(super) async fn record_visit(
     State(store): State<Store>,
     State(policy): State<Arc<AlertPolicy>>,
     caller: Caller,
     Path(id): Path<i64>,
     Json(request): Json<VisitRequest>,
-) -> Result<(StatusCode, Json<VisitRecord>), ApiError> {
+) -> Result<(StatusCode, Json<VisitRecord>), AppError> {
     elder_for_records(&store, &caller, id).await?;
     let day = chrono::NaiveDate::parse_from_str(&request.day, "%Y-%m-%d")
         .map_err(|_| invalid("day must be a date, YYYY-MM-DD"))?;
@@ -94,17 +95,17 @@ pub struct ReferralRequest {
 
 /// An elder's referrals, open ones first.
 #[utoipa::path(get, path = "/api/v1/elders/{id}/referrals", params(("id" = i64, Path)),
-    responses((status = 200, body = [Referral]), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = [Referral]), (status = 404, body = crate::error::ErrorBody)))]
 pub(super) async fn referrals(
     State(store): State<Store>,
     caller: Caller,
     Path(id): Path<i64>,
-) -> Result<Json<Vec<Referral>>, ApiError> {
+) -> Result<Json<Vec<Referral>>, AppError> {
     visible_elder_for(&store, &caller.0, id).await?.ok_or_else(not_found)?;
     Ok(Json(store.referrals(id).await?))
 }
 
-fn refusal(error: StoreError) -> ApiError {
+fn refusal(error: StoreError) -> AppError {
     match error {
         StoreError::Invalid(reason) | StoreError::NotFound(reason) => invalid(reason),
         other => other.into(),
@@ -113,14 +114,14 @@ fn refusal(error: StoreError) -> ApiError {
 
 /// Refers a need to a service; `201` with the referral.
 #[utoipa::path(post, path = "/api/v1/elders/{id}/referrals", params(("id" = i64, Path)), request_body = ReferralRequest,
-    responses((status = 201, body = Referral), (status = 403, body = super::ErrorBody),
-              (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+    responses((status = 201, body = Referral), (status = 403, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub(super) async fn raise_referral(
     State(store): State<Store>,
     caller: Caller,
     Path(id): Path<i64>,
     Json(request): Json<ReferralRequest>,
-) -> Result<(StatusCode, Json<Referral>), ApiError> {
+) -> Result<(StatusCode, Json<Referral>), AppError> {
     elder_for_records(&store, &caller, id).await?;
     let referral = store
         .raise_referral(id, request.visit_id, request.service, &request.need, &caller.0.name, now_ms())
@@ -137,14 +138,14 @@ pub struct ReferralDone {
 
 /// Marks a referral done.
 #[utoipa::path(post, path = "/api/v1/referrals/{id}/done", params(("id" = i64, Path)), request_body = ReferralDone,
-    responses((status = 200, body = Referral), (status = 403, body = super::ErrorBody),
-              (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+    responses((status = 200, body = Referral), (status = 403, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub(super) async fn complete_referral(
     State(store): State<Store>,
     caller: Caller,
     Path(id): Path<i64>,
     Json(request): Json<ReferralDone>,
-) -> Result<Json<Referral>, ApiError> {
+) -> Result<Json<Referral>, AppError> {
     let referral = store.referral(id).await?.ok_or_else(not_found)?;
     elder_for_records(&store, &caller, referral.elder_id).await?;
     Ok(Json(store.complete_referral(id, &request.outcome, &caller.0.name, now_ms()).await.map_err(refusal)?))
@@ -162,27 +163,27 @@ pub struct ServiceRequest {
 
 /// An elder's care services, newest first.
 #[utoipa::path(get, path = "/api/v1/elders/{id}/services", params(("id" = i64, Path)),
-    responses((status = 200, body = [CareService]), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = [CareService]), (status = 404, body = crate::error::ErrorBody)))]
 pub(super) async fn services(
     State(store): State<Store>,
     caller: Caller,
     Path(id): Path<i64>,
-) -> Result<Json<Vec<CareService>>, ApiError> {
+) -> Result<Json<Vec<CareService>>, AppError> {
     visible_elder_for(&store, &caller.0, id).await?.ok_or_else(not_found)?;
     Ok(Json(store.care_services(id).await?))
 }
 
 /// Records a care service; `201` with it.
 #[utoipa::path(post, path = "/api/v1/elders/{id}/services", params(("id" = i64, Path)), request_body = ServiceRequest,
-    responses((status = 201, body = CareService), (status = 403, body = super::ErrorBody),
-              (status = 404, body = super::ErrorBody), (status = 422, body = super::ErrorBody)))]
+    responses((status = 201, body = CareService), (status = 403, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub(super) async fn record_service(
     State(store): State<Store>,
     State(policy): State<Arc<AlertPolicy>>,
     caller: Caller,
     Path(id): Path<i64>,
     Json(request): Json<ServiceRequest>,
-) -> Result<(StatusCode, Json<CareService>), ApiError> {
+) -> Result<(StatusCode, Json<CareService>), AppError> {
     elder_for_records(&store, &caller, id).await?;
     let day = chrono::NaiveDate::parse_from_str(&request.day, "%Y-%m-%d")
         .map_err(|_| invalid("day must be a date, YYYY-MM-DD"))?;
@@ -204,12 +205,12 @@ pub(super) async fn record_service(
 
 /// Parts 2–4 of an elder's record form; household members' ID numbers masked.
 #[utoipa::path(get, path = "/api/v1/elders/{id}/household", params(("id" = i64, Path)),
-    responses((status = 200, body = ElderDetails), (status = 404, body = super::ErrorBody)))]
+    responses((status = 200, body = ElderDetails), (status = 404, body = crate::error::ErrorBody)))]
 pub(super) async fn household(
     State(store): State<Store>,
     caller: Caller,
     Path(id): Path<i64>,
-) -> Result<Json<ElderDetails>, ApiError> {
+) -> Result<Json<ElderDetails>, AppError> {
     visible_elder_for(&store, &caller.0, id).await?.ok_or_else(not_found)?;
     let mut details = store.elder_details(id).await?.unwrap_or_default();
     for member in &mut details.members {
@@ -237,7 +238,8 @@ pub struct RegionRate {
 
 /// The monthly visit rate of the caller's regions.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct VisitRate {
+#[schema(as = VisitRate)]
+pub struct VisitRateBody {
     /// `YYYY-MM`.
     pub month: String,
     #[serde(flatten)]
@@ -251,40 +253,33 @@ pub struct VisitRate {
 
 /// The monthly visit rate (月探访率) of the regions the caller may see.
 #[utoipa::path(get, path = "/api/v1/rate", params(("month" = Option<String>, Query), ("region" = Option<String>, Query)),
-    responses((status = 200, body = VisitRate), (status = 403, body = super::ErrorBody),
-              (status = 422, body = super::ErrorBody)))]
+    responses((status = 200, body = VisitRateBody), (status = 403, body = crate::error::ErrorBody),
+              (status = 422, body = crate::error::ErrorBody)))]
 pub(super) async fn rate(
-    State(store): State<Store>,
-    State(policy): State<Arc<AlertPolicy>>,
+    State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<RateQuery>,
-) -> Result<Json<VisitRate>, ApiError> {
+) -> Result<Json<VisitRateBody>, AppError> {
     if !caller.0.can_read_figures() {
         return Err(forbidden());
     }
-    let today = policy.today();
     let month = match query.month.as_deref() {
-        None => Month::of(today),
+        None => Month::of(state.today()),
         Some(text) => Month::parse(text).ok_or_else(|| invalid("month must be YYYY-MM"))?,
     };
-    let region = query
-        .region
-        .as_deref()
-        .filter(|r| !r.trim().is_empty())
-        .map(anxin_domain::access::Region::parse)
-        .transpose()
-        .map_err(invalid)?;
-    let elders = month_elders(&store, policy.utc_offset, &caller.0, month, region.as_ref()).await?;
-    let figures = rate_of(&elders);
-    Ok(Json(VisitRate {
+    let region =
+        query.region.as_deref().filter(|r| !r.trim().is_empty()).map(Region::parse).transpose().map_err(invalid)?;
+    let rate = visit_rate(&state, &caller.0, month, region.as_ref()).await?;
+    Ok(Json(VisitRateBody {
         month: month.to_string(),
-        rate_per_mille: figures.per_mille(),
-        figures,
-        days_left: month.days_left(today),
-        by_township: rate_by(&elders, RegionLevel::Township)
+        rate_per_mille: rate.total.per_mille(),
+        figures: rate.total.clone(),
+        days_left: rate.days_left,
+        by_township: rate
+            .by(RegionLevel::Township)
             .into_iter()
             .map(|(region, figures)| RegionRate { region, rate_per_mille: figures.per_mille(), figures })
             .collect(),
-        unvisited: elders.into_iter().filter(|e| e.visits == 0).collect(),
+        unvisited: rate.unvisited().cloned().collect(),
     }))
 }

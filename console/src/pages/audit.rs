@@ -6,9 +6,10 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 
-use crate::api::ApiState;
 use crate::auth::Viewer;
-use crate::web::{Chrome, PageError, html, local_time};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::web::{Chrome, html, local_time};
 
 #[derive(Debug)]
 struct Line {
@@ -35,12 +36,12 @@ pub(super) struct AuditQuery {
 }
 
 pub(super) async fn page(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Query(query): Query<AuditQuery>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     if !viewer.principal.can_read_audit() {
-        return Err(PageError::Forbidden);
+        return Err(AppError::Forbidden(None));
     }
     let offset = state.policy.utc_offset;
     let lines = state

@@ -9,82 +9,31 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use anxin_domain::access::{ElderPlace, Principal, Role};
+use anxin_domain::access::{Placed, Principal, Role};
 use anxin_domain::alerts::Outcome;
 use anxin_store::{AlertActionError, AlertFilter, AlertRecord, RegionFilter, now_ms};
 
-use super::{from_htmx, visible_elder};
-use crate::api::ApiState;
 use crate::auth::Viewer;
+use crate::error::AppError;
 use crate::i18n::Lang;
-use crate::pages::elders::{DeviceView, activity_chart, devices_view};
-use crate::web::{Chrome, PageError, html, local_time};
+use crate::scope::{handleable_alert, visible_elder};
+use crate::state::AppState;
+use crate::views::alerts::{AlertRow, most_urgent_first, row};
+use crate::views::charts::activity_chart;
+use crate::views::elders::{DeviceView, ElderCard, devices_view};
+use crate::web::{Chrome, from_htmx, html};
 
 /// How long a shift is, for the acknowledgement figure.
 const SHIFT_MS: i64 = 12 * 3_600_000;
 
-/// One open alert as the board shows it.
-#[derive(Debug)]
-pub(crate) struct AlertRow {
-    pub id: i64,
-    pub kind: &'static str,
-    pub severity: String,
-    pub severity_label: &'static str,
-    pub acknowledged: bool,
-    pub acknowledged_by: String,
-    pub escalated: bool,
-    pub elder_name: String,
-    pub place: String,
-    pub opened_at: i64,
-    pub opened_local: String,
-    pub detail: String,
-    pub repeats: i64,
-}
-
-fn alert_place(alert: &AlertRecord) -> ElderPlace<'_> {
-    ElderPlace { elder_id: alert.elder_id, county: &alert.county, township: &alert.township, village: &alert.village }
-}
-
-fn severity_rank(severity: &str) -> u8 {
-    match severity {
-        "critical" => 0,
-        "warning" => 1,
-        _ => 2,
-    }
-}
-
-/// Not yet acknowledged first, then critical before warning before notice,
-/// escalated first, then the oldest.
-pub(crate) fn most_urgent_first(alerts: &mut [AlertRecord]) {
-    alerts.sort_by_key(|a| (a.acknowledged_at.is_some(), severity_rank(&a.severity), -a.level, a.opened_at, a.id));
-}
-
-pub(crate) fn row(alert: &AlertRecord, lang: Lang, offset: chrono::FixedOffset) -> AlertRow {
-    AlertRow {
-        id: alert.id,
-        kind: lang.t(&format!("kind.{}", alert.kind)),
-        severity: alert.severity.clone(),
-        severity_label: lang.t(&format!("severity.{}", alert.severity)),
-        acknowledged: alert.acknowledged_at.is_some(),
-        acknowledged_by: alert.acknowledged_by.clone().unwrap_or_default(),
-        escalated: alert.level > 0,
-        elder_name: alert.elder_name.clone(),
-        place: format!("{} {} {}", alert.county, alert.township, alert.village),
-        opened_at: alert.opened_at,
-        opened_local: local_time(alert.opened_at, offset),
-        detail: crate::explain::explain(&alert.detail, lang),
-        repeats: alert.repeats,
-    }
-}
-
 /// The open alerts the reader may handle, most urgent first.
-async fn open_alerts(state: &ApiState, who: &Principal) -> Result<Vec<AlertRecord>, PageError> {
+async fn open_alerts(state: &AppState, who: &Principal) -> Result<Vec<AlertRecord>, AppError> {
     let mut alerts = state
         .store
         .alerts(&AlertFilter { unresolved_only: true, elder_id: None, limit: 5_000 })
         .await?
         .into_iter()
-        .filter(|alert| who.can_handle_alerts(&alert_place(alert)))
+        .filter(|alert| who.can_handle_alerts(&alert.place()))
         .collect::<Vec<_>>();
     most_urgent_first(&mut alerts);
     Ok(alerts)
@@ -92,7 +41,7 @@ async fn open_alerts(state: &ApiState, who: &Principal) -> Result<Vec<AlertRecor
 
 /// Share of this shift's alerts acknowledged within 60 s, over the reader's
 /// regions: `(within, alerts)`.
-async fn shift_figure(state: &ApiState, who: &Principal, now: i64) -> Result<(i64, i64), PageError> {
+async fn shift_figure(state: &AppState, who: &Principal, now: i64) -> Result<(i64, i64), AppError> {
     let regions: Vec<RegionFilter> = match who.role {
         Role::Admin => vec![RegionFilter::default()],
         _ => who
@@ -137,14 +86,14 @@ pub(crate) struct BoardRows {
     server_now: i64,
 }
 
-fn may_handle(viewer: &Viewer) -> Result<(), PageError> {
+fn may_handle(viewer: &Viewer) -> Result<(), AppError> {
     match viewer.principal.role {
         Role::Admin | Role::Oncall => Ok(()),
-        Role::Visitor | Role::Official => Err(PageError::Forbidden),
+        Role::Visitor | Role::Official => Err(AppError::Forbidden(None)),
     }
 }
 
-async fn board_rows(state: &ApiState, viewer: &Viewer) -> Result<BoardRows, PageError> {
+async fn board_rows(state: &AppState, viewer: &Viewer) -> Result<BoardRows, AppError> {
     let offset = state.policy.utc_offset;
     let alerts = open_alerts(state, &viewer.principal).await?;
     let now = now_ms();
@@ -159,14 +108,14 @@ async fn board_rows(state: &ApiState, viewer: &Viewer) -> Result<BoardRows, Page
     })
 }
 
-pub(super) async fn page(State(state): State<ApiState>, viewer: Viewer) -> Result<Response, PageError> {
+pub(super) async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Response, AppError> {
     may_handle(&viewer)?;
     let rows = board_rows(&state, &viewer).await?;
     Ok(html(&BoardPage { c: viewer.chrome("board.title"), rows, refresh_ms: BOARD_REFRESH_MS }))
 }
 
 /// The rows alone, for the live refresh.
-pub(super) async fn rows(State(state): State<ApiState>, viewer: Viewer) -> Result<Response, PageError> {
+pub(super) async fn rows(State(state): State<AppState>, viewer: Viewer) -> Result<Response, AppError> {
     may_handle(&viewer)?;
     Ok(html(&board_rows(&state, &viewer).await?))
 }
@@ -178,7 +127,7 @@ struct AlertDetail {
     alert: AlertRow,
     resolved: bool,
     outcome: String,
-    elder: crate::pages::elders::ElderCard,
+    elder: ElderCard,
     visitors: String,
     devices: Vec<DeviceView>,
     /// Yesterday and today, hour by hour (SVG).
@@ -188,18 +137,12 @@ struct AlertDetail {
 }
 
 async fn alert_detail(
-    state: &ApiState,
+    state: &AppState,
     viewer: &Viewer,
     id: i64,
     error: Option<String>,
-) -> Result<AlertDetail, PageError> {
-    let alert = state.store.alert(id).await?.ok_or(PageError::NotFound)?;
-    if !viewer.principal.can_see_elder(&alert_place(&alert)) {
-        return Err(PageError::NotFound);
-    }
-    if !viewer.principal.can_handle_alerts(&alert_place(&alert)) {
-        return Err(PageError::Forbidden);
-    }
+) -> Result<AlertDetail, AppError> {
+    let alert = handleable_alert(&state.store, &viewer.principal, id).await?;
     let elder = visible_elder(&state.store, &viewer.principal, alert.elder_id).await?;
     let offset = state.policy.utc_offset;
     let now = now_ms();
@@ -222,17 +165,17 @@ async fn alert_detail(
             now,
             lang.t("board.last_24h"),
         ),
-        elder: crate::pages::elders::ElderCard::of(&elder, lang),
+        elder: ElderCard::of(&elder, lang),
         outcomes: Outcome::FOR_STAFF.iter().map(|o| (o.as_str(), lang.t(&format!("outcome.{}", o.as_str())))).collect(),
         error,
     })
 }
 
 pub(super) async fn detail(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<i64>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     may_handle(&viewer)?;
     Ok(html(&alert_detail(&state, &viewer, id, None).await?))
 }
@@ -250,34 +193,23 @@ fn after_action(headers: &HeaderMap, id: i64) -> Response {
     Redirect::to(&format!("/board?alert={id}")).into_response()
 }
 
-fn action_error(error: AlertActionError, lang: Lang) -> PageError {
+fn action_error(error: AlertActionError, lang: Lang) -> AppError {
     match error {
-        AlertActionError::NotFound(_) => PageError::NotFound,
-        AlertActionError::AlreadyAcknowledged { .. } => PageError::Invalid(lang.t("board.already_acknowledged").into()),
-        AlertActionError::AlreadyResolved { .. } => PageError::Invalid(lang.t("board.already_resolved").into()),
-        AlertActionError::Invalid(reason) => PageError::Invalid(reason),
+        AlertActionError::NotFound(_) => AppError::NotFound(None),
+        AlertActionError::AlreadyAcknowledged { .. } => AppError::Invalid(lang.t("board.already_acknowledged").into()),
+        AlertActionError::AlreadyResolved { .. } => AppError::Invalid(lang.t("board.already_resolved").into()),
+        AlertActionError::Invalid(reason) => AppError::Invalid(reason),
         AlertActionError::Store(error) => error.into(),
     }
 }
 
-async fn handleable(state: &ApiState, viewer: &Viewer, id: i64) -> Result<AlertRecord, PageError> {
-    let alert = state.store.alert(id).await?.ok_or(PageError::NotFound)?;
-    if !viewer.principal.can_see_elder(&alert_place(&alert)) {
-        return Err(PageError::NotFound);
-    }
-    if !viewer.principal.can_handle_alerts(&alert_place(&alert)) {
-        return Err(PageError::Forbidden);
-    }
-    Ok(alert)
-}
-
 pub(super) async fn acknowledge(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     headers: HeaderMap,
     Path(id): Path<i64>,
-) -> Result<Response, PageError> {
-    handleable(&state, &viewer, id).await?;
+) -> Result<Response, AppError> {
+    handleable_alert(&state.store, &viewer.principal, id).await?;
     let now = now_ms();
     let alert = state
         .store
@@ -299,15 +231,15 @@ pub(super) struct ResolveForm {
 }
 
 pub(super) async fn resolve(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     headers: HeaderMap,
     Path(id): Path<i64>,
     Form(form): Form<ResolveForm>,
-) -> Result<Response, PageError> {
-    handleable(&state, &viewer, id).await?;
+) -> Result<Response, AppError> {
+    handleable_alert(&state.store, &viewer.principal, id).await?;
     let lang = viewer.lang;
-    let refuse = async |key: &'static str| -> Result<Response, PageError> {
+    let refuse = async |key: &'static str| -> Result<Response, AppError> {
         let page = alert_detail(&state, &viewer, id, Some(lang.t(key).to_string())).await?;
         Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, html(&page)).into_response())
     };

@@ -18,11 +18,12 @@ use anxin_domain::ledger::{
 use anxin_domain::registry::{CitizenId, mask};
 use anxin_store::now_ms;
 
-use super::records::choice;
-use crate::api::ApiState;
 use crate::auth::Viewer;
+use crate::error::AppError;
 use crate::i18n::Lang;
-use crate::web::{Chrome, PageError, html};
+use crate::state::AppState;
+use crate::views::records::choice;
+use crate::web::{Chrome, html};
 
 #[derive(Debug)]
 struct MemberRow {
@@ -135,14 +136,14 @@ fn page(
 }
 
 pub(super) async fn form(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<i64>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     if !viewer.principal.can_edit_registry() {
-        return Err(PageError::Forbidden);
+        return Err(AppError::Forbidden(None));
     }
-    let elder = state.store.elder(id).await?.ok_or(PageError::NotFound)?;
+    let elder = state.store.elder(id).await?.ok_or(AppError::NotFound(None))?;
     let details = state.store.elder_details(id).await?.unwrap_or_default();
     Ok(page(&viewer, id, elder.name, &details, fields_of(&details), None))
 }
@@ -226,15 +227,15 @@ fn read(f: &HashMap<String, String>, on_record: &ElderDetails, lang: Lang) -> Re
 }
 
 pub(super) async fn save(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<i64>,
     Form(pairs): Form<Vec<(String, String)>>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     if !viewer.principal.can_edit_registry() {
-        return Err(PageError::Forbidden);
+        return Err(AppError::Forbidden(None));
     }
-    let elder = state.store.elder(id).await?.ok_or(PageError::NotFound)?;
+    let elder = state.store.elder(id).await?.ok_or(AppError::NotFound(None))?;
     let on_record = state.store.elder_details(id).await?.unwrap_or_default();
     // Ticked help organisations come once each under one name.
     let mut f: HashMap<String, String> = HashMap::new();
@@ -255,55 +256,5 @@ pub(super) async fn save(
             Ok(Redirect::to(&format!("/elders/{id}#household")).into_response())
         }
         Err(reason) => Ok(page(&viewer, id, elder.name, &on_record, f, Some(reason))),
-    }
-}
-
-/// Parts 2 to 4 as the elder page shows them: member ID numbers masked.
-#[derive(Debug)]
-pub(crate) struct HouseholdView {
-    pub disabled: &'static str,
-    pub members: Vec<[String; 6]>,
-    pub water_safe: &'static str,
-    pub power_safe: &'static str,
-    pub housing_safe: &'static str,
-    pub income: String,
-    pub benefits: String,
-    pub orgs: String,
-    pub help_person: String,
-    pub help_measures: String,
-}
-
-impl HouseholdView {
-    pub fn of(details: &ElderDetails, lang: Lang) -> HouseholdView {
-        let yes_no = |v: Option<bool>| match v {
-            Some(true) => lang.t("common.yes"),
-            Some(false) => lang.t("common.no"),
-            None => "",
-        };
-        HouseholdView {
-            disabled: yes_no(Some(details.disabled)),
-            members: details
-                .members
-                .iter()
-                .map(|m| {
-                    [
-                        m.name.clone(),
-                        m.sex.map(|s| choice(lang, s.code(), s.label()).to_string()).unwrap_or_default(),
-                        m.citizen_id.as_deref().map(mask).unwrap_or_default(),
-                        m.relation.clone().unwrap_or_default(),
-                        m.health.clone().unwrap_or_default(),
-                        choice(lang, &format!("support_{}", m.support.code()), m.support.label()).to_string(),
-                    ]
-                })
-                .collect(),
-            water_safe: yes_no(details.living.water_safe),
-            power_safe: yes_no(details.living.power_safe),
-            housing_safe: yes_no(details.living.housing_safe),
-            income: details.living.monthly_income_fen.map(format_yuan).unwrap_or_default(),
-            benefits: details.living.benefits.clone().unwrap_or_default(),
-            orgs: details.help.orgs.iter().map(|o| choice(lang, o.code(), o.label())).collect::<Vec<_>>().join("、"),
-            help_person: details.help.person.clone().unwrap_or_default(),
-            help_measures: details.help.measures.clone().unwrap_or_default(),
-        }
     }
 }

@@ -10,10 +10,11 @@ use axum::response::{IntoResponse, Response};
 use anxin_domain::ledger::{self, RowProblem, sheet};
 use anxin_store::{ImportError, ImportOutcome, now_ms};
 
-use crate::api::ApiState;
 use crate::auth::Viewer;
+use crate::error::AppError;
 use crate::i18n::Lang;
-use crate::web::{Chrome, PageError, html};
+use crate::state::AppState;
+use crate::web::{Chrome, html};
 
 /// The largest ledger file taken: 5,000 elders are about 1 MB of `.xlsx`.
 pub const LEDGER_FILE_LIMIT: usize = 20 * 1024 * 1024;
@@ -36,17 +37,17 @@ struct LedgerPage {
     problems: Vec<String>,
 }
 
-fn may_keep_ledger(viewer: &Viewer) -> Result<(), PageError> {
-    if viewer.principal.can_edit_registry() { Ok(()) } else { Err(PageError::Forbidden) }
+fn may_keep_ledger(viewer: &Viewer) -> Result<(), AppError> {
+    if viewer.principal.can_edit_registry() { Ok(()) } else { Err(AppError::Forbidden(None)) }
 }
 
 async fn render(
-    state: &ApiState,
+    state: &AppState,
     viewer: &Viewer,
     outcome: Option<ImportOutcome>,
     ignored: Vec<String>,
     problems: Vec<String>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     let elders = state.store.elders().await?;
     let lacking: std::collections::HashSet<i64> = state.store.elders_without_visitor().await?.into_iter().collect();
     let without_visitor = elders
@@ -70,7 +71,7 @@ async fn render(
     Ok((status, html(&page)).into_response())
 }
 
-pub(super) async fn page(State(state): State<ApiState>, viewer: Viewer) -> Result<Response, PageError> {
+pub(super) async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Response, AppError> {
     may_keep_ledger(&viewer)?;
     render(&state, &viewer, None, Vec::new(), Vec::new()).await
 }
@@ -100,13 +101,13 @@ fn described(problem: &RowProblem, lang: Lang) -> String {
 }
 
 pub(super) async fn import(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     may_keep_ledger(&viewer)?;
     let lang = viewer.lang;
-    let refuse = |key: &str| PageError::Invalid(lang.t(key).to_string());
+    let refuse = |key: &str| AppError::Invalid(lang.t(key).to_string());
     let mut multipart = multipart.map_err(|_| refuse("ledger.bad_upload"))?;
     let mut file = None;
     while let Some(field) = multipart.next_field().await.map_err(|_| refuse("ledger.bad_upload"))? {
@@ -151,14 +152,14 @@ pub(super) async fn import(
 /// `/ledger/export.xlsx` or `.csv`: the whole ledger with whole ID numbers,
 /// for the township's own records; audited.
 pub(super) async fn export(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Path(file): Path<String>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     may_keep_ledger(&viewer)?;
-    let format = sheet::Format::of_file(&file).ok_or(PageError::NotFound)?;
+    let format = sheet::Format::of_file(&file).ok_or(AppError::NotFound(None))?;
     let rows = ledger::sheet_rows(&state.store.ledger().await?);
-    let bytes = sheet::write(&rows, format, "台账").map_err(|error| PageError::Invalid(error.to_string()))?;
+    let bytes = sheet::write(&rows, format, "台账").map_err(|error| AppError::Invalid(error.to_string()))?;
     state.store.audit(now_ms(), &viewer.principal.name, "ledger exported", None, Some(format.extension())).await?;
     let disposition = format!("attachment; filename=\"ledger.{}\"", format.extension());
     Ok(([(header::CONTENT_TYPE, format.content_type().to_string()), (header::CONTENT_DISPOSITION, disposition)], bytes)

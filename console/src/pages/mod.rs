@@ -1,7 +1,8 @@
 //! The console's pages, server-rendered from compile-time-checked templates
-//! (`templates/`). Every handler asks [`anxin_domain::access`] whether the
-//! reader may see or do what they ask: an elder outside their scope is 404,
-//! a thing their role may not do is 403.
+//! (`templates/`), one file a page family. Every handler asks [`crate::scope`]
+//! whether the reader may see or do what they ask: an elder outside their
+//! scope is 404, a thing their role may not do is 403. Pages share what they
+//! show through [`crate::views`], never by importing one another.
 
 mod audit;
 mod board;
@@ -15,26 +16,17 @@ mod visitor;
 
 use axum::Router;
 use axum::extract::Query;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use anxin_domain::access::{ElderPlace, Principal};
-use anxin_store::{Elder, Store, StoreError};
-
-use crate::api::ApiState;
 use crate::auth::{Viewer, home_of};
 use crate::i18n::LANG_COOKIE;
-use crate::web::PageError;
-
-pub use elders::activity_chart;
-pub(crate) use elders::{identifying_number, may_reveal};
-pub(crate) use rate::month_elders;
-pub(crate) use registry::{PairRefusal, pair_unclaimed};
+use crate::state::AppState;
 
 /// Every page but sign-in.
-pub fn router(state: ApiState) -> Router {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/lang", get(switch_language))
@@ -72,7 +64,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/rate", get(rate::page))
         .route("/rate/export.xlsx", get(rate::export))
         .route("/audit", get(audit::page))
-        .with_state(state)
 }
 
 async fn home(viewer: Viewer) -> Redirect {
@@ -96,24 +87,4 @@ async fn switch_language(Query(choice): Query<LanguageChoice>) -> Response {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
-}
-
-pub(crate) fn place(elder: &Elder) -> ElderPlace<'_> {
-    ElderPlace { elder_id: elder.id, county: &elder.county, township: &elder.township, village: &elder.village }
-}
-
-/// The elder, if the reader may see them; 404 otherwise, whether or not
-/// they exist.
-pub(crate) async fn visible_elder(store: &Store, who: &Principal, id: i64) -> Result<Elder, PageError> {
-    visible_elder_for(store, who, id).await?.ok_or(PageError::NotFound)
-}
-
-/// The elder, if they exist and `who` may see them.
-pub(crate) async fn visible_elder_for(store: &Store, who: &Principal, id: i64) -> Result<Option<Elder>, StoreError> {
-    Ok(store.elder(id).await?.filter(|elder| who.can_see_elder(&place(elder))))
-}
-
-/// Whether the request came from htmx (it wants a fragment, not a page).
-pub(crate) fn from_htmx(headers: &HeaderMap) -> bool {
-    headers.contains_key("hx-request")
 }

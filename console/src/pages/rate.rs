@@ -8,17 +8,19 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use plotters::prelude::*;
 use serde::Deserialize;
 
+use anxin_domain::access::Region;
 use anxin_domain::ledger::sheet;
-use anxin_domain::visits::ElderMonth;
-use anxin_domain::visits::{Month, RateFigures, RegionLevel, rate_by, rate_of};
+use anxin_domain::visits::{ElderMonth, Month, RateFigures, RegionLevel, VisitRate};
 use anxin_store::now_ms;
 
-use crate::api::ApiState;
 use crate::auth::Viewer;
-use crate::web::{Chrome, PageError, html};
+use crate::error::AppError;
+use crate::scope::{visible_elders, visit_rate};
+use crate::state::AppState;
+use crate::views::charts::visit_rate_chart;
+use crate::web::{Chrome, html};
 
 /// During a heightened watch each elder of the region is due a visit by a
 /// person (home, phone, video or other) every this many days.
@@ -33,62 +35,26 @@ pub(super) struct RateQuery {
 
 struct Selection {
     month: Month,
-    region: Option<anxin_domain::access::Region>,
+    region: Option<Region>,
     today: chrono::NaiveDate,
 }
 
-fn select(state: &ApiState, viewer: &Viewer, query: &RateQuery) -> Result<Selection, PageError> {
+fn select(state: &AppState, viewer: &Viewer, query: &RateQuery) -> Result<Selection, AppError> {
     if !viewer.principal.can_read_figures() {
-        return Err(PageError::Forbidden);
+        return Err(AppError::Forbidden(None));
     }
     let today = state.policy.today();
     let month = match query.month.as_deref().filter(|m| !m.trim().is_empty()) {
         None => Month::of(today),
-        Some(text) => Month::parse(text).ok_or_else(|| PageError::Invalid(viewer.lang.t("my.bad_month").into()))?,
+        Some(text) => Month::parse(text).ok_or_else(|| AppError::Invalid(viewer.lang.t("my.bad_month").into()))?,
     };
     let region = match query.region.as_deref().map(str::trim).filter(|r| !r.is_empty()) {
         None => None,
-        Some(text) => Some(
-            anxin_domain::access::Region::parse(text)
-                .map_err(|_| PageError::Invalid(viewer.lang.t("rate.bad_region").into()))?,
-        ),
+        Some(text) => {
+            Some(Region::parse(text).map_err(|_| AppError::Invalid(viewer.lang.t("rate.bad_region").into()))?)
+        }
     };
     Ok(Selection { month, region, today })
-}
-
-/// The month's elders the reader may see, inside the chosen region.
-async fn elders_of(
-    state: &ApiState,
-    viewer: &Viewer,
-    month: Month,
-    region: Option<&anxin_domain::access::Region>,
-) -> Result<Vec<ElderMonth>, PageError> {
-    Ok(month_elders(&state.store, state.policy.utc_offset, &viewer.principal, month, region).await?)
-}
-
-/// Each elder `who` may see in `region`, registered before the month ended,
-/// with their visits of that month.
-pub(crate) async fn month_elders(
-    store: &anxin_store::Store,
-    utc_offset: chrono::FixedOffset,
-    who: &anxin_domain::access::Principal,
-    month: Month,
-    region: Option<&anxin_domain::access::Region>,
-) -> Result<Vec<ElderMonth>, anxin_store::StoreError> {
-    Ok(store
-        .month_elders(month, utc_offset)
-        .await?
-        .into_iter()
-        .filter(|e| {
-            who.can_see_elder(&anxin_domain::access::ElderPlace {
-                elder_id: e.elder_id,
-                county: &e.county,
-                township: &e.township,
-                village: &e.village,
-            })
-        })
-        .filter(|e| region.is_none_or(|r| r.covers(&e.county, &e.township, &e.village)))
-        .collect())
 }
 
 #[derive(Debug)]
@@ -99,8 +65,8 @@ struct RegionLine {
     unvisited: i64,
 }
 
-fn lines(elders: &[ElderMonth], level: RegionLevel) -> Vec<RegionLine> {
-    rate_by(elders, level)
+fn lines(rate: &VisitRate, level: RegionLevel) -> Vec<RegionLine> {
+    rate.by(level)
         .into_iter()
         .map(|(region, figures)| RegionLine {
             percent: figures.percent(),
@@ -139,13 +105,12 @@ struct RatePage {
 }
 
 pub(super) async fn page(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Query(query): Query<RateQuery>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     let Selection { month, region, today } = select(&state, &viewer, &query)?;
-    let elders = elders_of(&state, &viewer, month, region.as_ref()).await?;
-    let total = rate_of(&elders);
+    let rate = visit_rate(&state, &viewer.principal, month, region.as_ref()).await?;
     let level = match &region {
         Some(r) if r.township.is_some() => RegionLevel::Village,
         _ => RegionLevel::Township,
@@ -153,29 +118,28 @@ pub(super) async fn page(
     let mut history = Vec::new();
     let mut m = month;
     for _ in 0..6 {
-        history.push((m, rate_by(&elders_of(&state, &viewer, m, region.as_ref()).await?, RegionLevel::Township)));
+        history.push((m, visit_rate(&state, &viewer.principal, m, region.as_ref()).await?.by(RegionLevel::Township)));
         m = m.previous();
     }
     history.reverse();
-    let unvisited: Vec<ElderMonth> = elders.iter().filter(|e| e.visits == 0).cloned().collect();
     let region_text = region.as_ref().map(ToString::to_string).unwrap_or_default();
     let page = RatePage {
         c: viewer.chrome("rate.title"),
         month: month.to_string(),
         previous: month.previous().to_string(),
         next: month.next().to_string(),
-        percent: total.percent(),
-        days_left: month.days_left(today),
-        by_region: lines(&elders, level),
-        chart: chart(&history, viewer.lang.t("rate.chart_title")),
+        percent: rate.total.percent(),
+        days_left: rate.days_left,
+        by_region: lines(&rate, level),
+        unvisited: rate.unvisited().cloned().collect(),
+        chart: visit_rate_chart(&history, viewer.lang.t("rate.chart_title")),
         due: due(&state, &viewer, today).await?,
         query: form_urlencoded::Serializer::new(String::new())
             .append_pair("month", &month.to_string())
             .append_pair("region", &region_text)
             .finish(),
         region: region_text,
-        total,
-        unvisited,
+        total: rate.total,
     };
     state
         .store
@@ -186,7 +150,7 @@ pub(super) async fn page(
 
 /// Elders of regions under heightened watch now who have had no visit by a
 /// person since the watch began, or in the last few days.
-async fn due(state: &ApiState, viewer: &Viewer, today: chrono::NaiveDate) -> Result<Vec<DueLine>, PageError> {
+async fn due(state: &AppState, viewer: &Viewer, today: chrono::NaiveDate) -> Result<Vec<DueLine>, AppError> {
     let now = now_ms();
     let watches: Vec<_> =
         state.store.heightened_watches(now).await?.into_iter().filter(|w| w.starts_at <= now).collect();
@@ -196,10 +160,7 @@ async fn due(state: &ApiState, viewer: &Viewer, today: chrono::NaiveDate) -> Res
     let offset = state.policy.utc_offset;
     let contacts = state.store.last_contacts(&today.format("%Y-%m-%d").to_string()).await?;
     let mut due = Vec::new();
-    for elder in state.store.elders().await? {
-        if !viewer.principal.can_see_elder(&super::place(&elder)) {
-            continue;
-        }
+    for elder in visible_elders(&state.store, &viewer.principal).await? {
         let Some(watch) = watches.iter().find(|w| {
             w.county == elder.county
                 && w.township.as_deref().is_none_or(|t| t == elder.township)
@@ -227,81 +188,22 @@ async fn due(state: &ApiState, viewer: &Viewer, today: chrono::NaiveDate) -> Res
     Ok(due)
 }
 
-/// The rate of each township by month, as an SVG line chart.
-fn chart(history: &[(Month, Vec<(String, RateFigures)>)], title: &str) -> String {
-    let mut townships: Vec<String> =
-        history.iter().flat_map(|(_, regions)| regions.iter().map(|(r, _)| r.clone())).collect();
-    townships.sort();
-    townships.dedup();
-    let months = i64::try_from(history.len()).unwrap_or(6);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (760, 300)).into_drawing_area();
-        let drawn = (|| -> Result<(), Box<dyn std::error::Error + '_>> {
-            root.fill(&WHITE)?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(title, ("sans-serif", 14))
-                .margin(8)
-                .x_label_area_size(24)
-                .y_label_area_size(44)
-                .build_cartesian_2d(0i64..(months - 1).max(1), 0i64..100i64)?;
-            chart
-                .configure_mesh()
-                .x_labels(history.len())
-                .x_label_formatter(&|i| {
-                    usize::try_from(*i)
-                        .ok()
-                        .and_then(|i| history.get(i))
-                        .map(|(m, _)| m.to_string())
-                        .unwrap_or_default()
-                })
-                .y_label_formatter(&|p| format!("{p}%"))
-                .label_style(("sans-serif", 11))
-                .draw()?;
-            for (index, township) in townships.iter().enumerate() {
-                let color = Palette99::pick(index).to_rgba();
-                let points: Vec<(i64, i64)> = history
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, (_, regions))| {
-                        let figures = regions.iter().find(|(r, _)| r == township)?.1.clone();
-                        Some((i64::try_from(i).ok()?, figures.per_mille()? / 10))
-                    })
-                    .collect();
-                let name = township.rsplit('/').next().unwrap_or(township).to_string();
-                chart
-                    .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
-                    .label(name)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
-                chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
-            }
-            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
-            root.present()?;
-            Ok(())
-        })();
-        if let Err(error) = drawn {
-            tracing::warn!(%error, "cannot draw the visit-rate chart");
-        }
-    }
-    svg
-}
-
 /// `/rate/export.xlsx`: the month's figures for every county, township and
 /// village the reader may see, for supervision.
 pub(super) async fn export(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Query(query): Query<RateQuery>,
-) -> Result<Response, PageError> {
-    let Selection { month, region, today } = select(&state, &viewer, &query)?;
-    let elders = elders_of(&state, &viewer, month, region.as_ref()).await?;
+) -> Result<Response, AppError> {
+    let Selection { month, region, today: _ } = select(&state, &viewer, &query)?;
+    let rate = visit_rate(&state, &viewer.principal, month, region.as_ref()).await?;
     let mut rows = vec![
         ["月份", "地区", "登记人数", "已探访人数", "未探访人数", "月探访率", "本月剩余天数"]
             .map(str::to_string)
             .to_vec(),
     ];
     for level in [RegionLevel::County, RegionLevel::Township, RegionLevel::Village] {
-        for line in lines(&elders, level) {
+        for line in lines(&rate, level) {
             rows.push(vec![
                 month.to_string(),
                 line.region,
@@ -309,12 +211,12 @@ pub(super) async fn export(
                 line.figures.visited.to_string(),
                 line.unvisited.to_string(),
                 line.percent,
-                month.days_left(today).to_string(),
+                rate.days_left.to_string(),
             ]);
         }
     }
     let bytes =
-        sheet::write(&rows, sheet::Format::Xlsx, "月探访率").map_err(|error| PageError::Invalid(error.to_string()))?;
+        sheet::write(&rows, sheet::Format::Xlsx, "月探访率").map_err(|error| AppError::Invalid(error.to_string()))?;
     state.store.audit(now_ms(), &viewer.principal.name, "visit rate exported", None, Some(&month.to_string())).await?;
     let disposition = format!("attachment; filename=\"visit-rate-{month}.xlsx\"");
     Ok((

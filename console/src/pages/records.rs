@@ -9,32 +9,25 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use anxin_domain::access::Principal;
+use anxin_domain::access::{Placed, Principal};
 use anxin_domain::ledger::{ElderDetails, HelpOrg, format_yuan};
 use anxin_domain::visits::{
     Assessment, Change, HouseholdChange, Illness, NewVisit, Safety, Satisfaction, Service, VisitError, VisitMode,
 };
 use anxin_store::{Elder, Store, StoreError, VisitRecord, now_ms};
 
-use super::{place, visible_elder};
-use crate::api::ApiState;
 use crate::auth::Viewer;
+use crate::error::AppError;
 use crate::i18n::Lang;
-use crate::web::{Chrome, PageError, html};
-
-/// The word for a choice: the record form's own in Chinese, the
-/// translation file's otherwise.
-pub(crate) fn choice(lang: Lang, code: &str, form_word: &'static str) -> &'static str {
-    match lang {
-        Lang::ZhCn => form_word,
-        Lang::En => lang.t(&format!("choice.{code}")),
-    }
-}
+use crate::scope::{may_reveal, visible_elder, visible_elder_for};
+use crate::state::AppState;
+use crate::views::records::choice;
+use crate::web::{Chrome, html};
 
 /// The elder, if the reader may see them and record visits for them.
-async fn recordable_elder(store: &Store, who: &Principal, id: i64) -> Result<Elder, PageError> {
+async fn recordable_elder(store: &Store, who: &Principal, id: i64) -> Result<Elder, AppError> {
     let elder = visible_elder(store, who, id).await?;
-    if who.can_record_visits(&place(&elder)) { Ok(elder) } else { Err(PageError::Forbidden) }
+    if who.can_record_visits(&elder.place()) { Ok(elder) } else { Err(AppError::Forbidden(None)) }
 }
 
 /// One judgement of part 5 as radio buttons.
@@ -149,10 +142,10 @@ fn visit_form(
 }
 
 pub(super) async fn new_visit(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<i64>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     let elder = recordable_elder(&state.store, &viewer.principal, id).await?;
     let fields = [
         ("day".to_string(), state.policy.today().format("%Y-%m-%d").to_string()),
@@ -229,11 +222,11 @@ fn visit_error(error: &VisitError, lang: Lang) -> String {
 }
 
 pub(super) async fn record_visit(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<i64>,
     Form(pairs): Form<Vec<(String, String)>>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     let elder = recordable_elder(&state.store, &viewer.principal, id).await?;
     let fields: std::collections::HashMap<String, String> = pairs.into_iter().collect();
     let visit = match read_visit(id, &fields, viewer.lang, state.policy.today()) {
@@ -250,36 +243,36 @@ pub(super) async fn record_visit(
     Ok(Redirect::to(&target).into_response())
 }
 
-fn store_refusal(error: StoreError, lang: Lang) -> PageError {
+fn store_refusal(error: StoreError, lang: Lang) -> AppError {
     match error {
-        StoreError::Invalid(reason) => PageError::Invalid(reason),
-        StoreError::NotFound(_) => PageError::Invalid(lang.t("referral.bad_visit").to_string()),
+        StoreError::Invalid(reason) => AppError::Invalid(reason),
+        StoreError::NotFound(_) => AppError::Invalid(lang.t("referral.bad_visit").to_string()),
         other => other.into(),
     }
 }
 
 pub(super) async fn raise_referral(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<i64>,
     Form(pairs): Form<Vec<(String, String)>>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     recordable_elder(&state.store, &viewer.principal, id).await?;
     let fields: std::collections::HashMap<String, String> = pairs.into_iter().collect();
     let lang = viewer.lang;
     let service = fields
         .get("service")
         .and_then(|s| Service::parse(s))
-        .ok_or_else(|| PageError::Invalid(lang.t("referral.bad_service").to_string()))?;
+        .ok_or_else(|| AppError::Invalid(lang.t("referral.bad_service").to_string()))?;
     let visit_id = match fields.get("visit_id").map(|v| v.trim()).filter(|v| !v.is_empty()) {
         None => None,
         Some(text) => {
-            Some(text.parse::<i64>().map_err(|_| PageError::Invalid(lang.t("referral.bad_visit").to_string()))?)
+            Some(text.parse::<i64>().map_err(|_| AppError::Invalid(lang.t("referral.bad_visit").to_string()))?)
         }
     };
     let need = fields.get("need").map_or("", String::as_str);
     if need.trim().is_empty() {
-        return Err(PageError::Invalid(lang.t("referral.need_required").to_string()));
+        return Err(AppError::Invalid(lang.t("referral.need_required").to_string()));
     }
     state
         .store
@@ -290,17 +283,17 @@ pub(super) async fn raise_referral(
 }
 
 pub(super) async fn complete_referral(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Path(referral_id): Path<i64>,
     Form(pairs): Form<Vec<(String, String)>>,
-) -> Result<Response, PageError> {
-    let referral = state.store.referral(referral_id).await?.ok_or(PageError::NotFound)?;
+) -> Result<Response, AppError> {
+    let referral = state.store.referral(referral_id).await?.ok_or(AppError::NotFound(None))?;
     recordable_elder(&state.store, &viewer.principal, referral.elder_id).await?;
     let fields: std::collections::HashMap<String, String> = pairs.into_iter().collect();
     let outcome = fields.get("outcome").map_or("", String::as_str);
     if outcome.trim().is_empty() {
-        return Err(PageError::Invalid(viewer.lang.t("referral.outcome_required").to_string()));
+        return Err(AppError::Invalid(viewer.lang.t("referral.outcome_required").to_string()));
     }
     state
         .store
@@ -311,25 +304,25 @@ pub(super) async fn complete_referral(
 }
 
 pub(super) async fn record_service(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<i64>,
     Form(pairs): Form<Vec<(String, String)>>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     recordable_elder(&state.store, &viewer.principal, id).await?;
     let lang = viewer.lang;
     let fields: std::collections::HashMap<String, String> = pairs.into_iter().collect();
     let get = |key: &str| fields.get(key).map_or("", |v| v.trim());
     let day = chrono::NaiveDate::parse_from_str(get("day"), "%Y-%m-%d")
-        .map_err(|_| PageError::Invalid(lang.t("visit.bad_day").to_string()))?;
+        .map_err(|_| AppError::Invalid(lang.t("visit.bad_day").to_string()))?;
     let satisfaction = match get("satisfaction") {
         "" => None,
         code => Some(
-            Satisfaction::parse(code).ok_or_else(|| PageError::Invalid(lang.t("service.bad_satisfaction").into()))?,
+            Satisfaction::parse(code).ok_or_else(|| AppError::Invalid(lang.t("service.bad_satisfaction").into()))?,
         ),
     };
     if get("description").is_empty() || get("served_by").is_empty() {
-        return Err(PageError::Invalid(lang.t("service.required").to_string()));
+        return Err(AppError::Invalid(lang.t("service.required").to_string()));
     }
     state
         .store
@@ -346,49 +339,6 @@ pub(super) async fn record_service(
         .await
         .map_err(|e| store_refusal(e, lang))?;
     Ok(Redirect::to(&format!("/elders/{id}#services")).into_response())
-}
-
-/// A staff visit's judgements as the form's words, only those ticked.
-pub(crate) fn findings(assessment: &Assessment, lang: Lang) -> Vec<(String, bool)> {
-    let mut found = Vec::new();
-    let mut add = |field: &str, code: &str, word: &'static str, bad: bool, extra: Option<String>| {
-        let text = format!("{} {}", lang.t(&format!("visit.{field}")), choice(lang, code, word));
-        found.push((extra.map_or_else(|| text.clone(), |extra| format!("{text} {extra}")), bad));
-    };
-    if let Some(h) = assessment.household {
-        add("household", h.code(), h.label(), false, assessment.household_delta.map(|n| n.to_string()));
-    }
-    for (field, value) in [("speech", assessment.speech), ("mobility", assessment.mobility)] {
-        if let Some(v) = value {
-            add(field, v.code(), v.label(), v == Change::Worse, None);
-        }
-    }
-    if let Some(i) = assessment.illness {
-        add("illness", i.code(), i.label(), i == Illness::Serious, assessment.illness_name.clone());
-    }
-    if let Some(v) = assessment.mood {
-        add("mood", v.code(), v.label(), v == Change::Worse, None);
-    }
-    for (field, value) in [
-        ("gas", assessment.gas),
-        ("water_heating", assessment.water_heating),
-        ("electricity", assessment.electricity),
-        ("fire", assessment.fire),
-    ] {
-        if let Some(v) = value {
-            add(field, v.code(), v.label(), v == Safety::Unsafe, None);
-        }
-    }
-    for (field, value) in [
-        ("personal_hygiene", assessment.personal_hygiene),
-        ("home_hygiene", assessment.home_hygiene),
-        ("indoor", assessment.indoor),
-    ] {
-        if let Some(v) = value {
-            add(field, v.code(), v.label(), v == Change::Worse, None);
-        }
-    }
-    found
 }
 
 /// A row of part 5: its group's heading and the rows it spans (on the
@@ -504,13 +454,13 @@ impl RecordForm {
 /// numbers are masked unless the reader may reveal them, and the print is
 /// audited either way.
 pub(super) async fn record_form(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<i64>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     let elder = visible_elder(&state.store, &viewer.principal, id).await?;
     let details = state.store.elder_details(id).await?.unwrap_or_default();
-    let whole = super::may_reveal(viewer.principal.role);
+    let whole = may_reveal(viewer.principal.role);
     let shown = |value: &Option<String>| {
         value
             .as_deref()
@@ -605,13 +555,13 @@ struct ReferralsPage {
 
 /// `/referrals`: every referral not yet done, of the elders the reader may
 /// see, oldest first — what services still owe.
-pub(super) async fn open_referrals(State(state): State<ApiState>, viewer: Viewer) -> Result<Response, PageError> {
+pub(super) async fn open_referrals(State(state): State<AppState>, viewer: Viewer) -> Result<Response, AppError> {
     let lang = viewer.lang;
     let offset = state.policy.utc_offset;
     let now = now_ms();
     let mut open = Vec::new();
     for referral in state.store.open_referrals().await? {
-        let Some(elder) = super::visible_elder_for(&state.store, &viewer.principal, referral.elder_id).await? else {
+        let Some(elder) = visible_elder_for(&state.store, &viewer.principal, referral.elder_id).await? else {
             continue;
         };
         open.push(OpenReferral {

@@ -12,15 +12,16 @@ use serde::Deserialize;
 use anxin_domain::alerts::Category;
 use anxin_domain::identity::IdentityKind;
 use anxin_domain::registry::{ElderForm, RegistryError};
-use anxin_store::{Elder, NewIdentity, Store, StoreError, now_ms};
+use anxin_store::{Elder, NewIdentity, PairRefusal, Store, StoreError, now_ms};
 
-use crate::api::ApiState;
 use crate::auth::Viewer;
+use crate::error::AppError;
 use crate::i18n::Lang;
-use crate::web::{Chrome, PageError, html, local_time};
+use crate::state::AppState;
+use crate::web::{Chrome, html, local_time};
 
-fn may_edit(viewer: &Viewer) -> Result<(), PageError> {
-    if viewer.principal.can_edit_registry() { Ok(()) } else { Err(PageError::Forbidden) }
+fn may_edit(viewer: &Viewer) -> Result<(), AppError> {
+    if viewer.principal.can_edit_registry() { Ok(()) } else { Err(AppError::Forbidden(None)) }
 }
 
 /// The form as typed (a browser sends every field as text).
@@ -182,17 +183,17 @@ fn form_page_with(
     (status, html(&page)).into_response()
 }
 
-pub(super) async fn new_form(viewer: Viewer) -> Result<Response, PageError> {
+pub(super) async fn new_form(viewer: Viewer) -> Result<Response, AppError> {
     may_edit(&viewer)?;
     let fields = ElderFields { lives_at_registered: "yes".into(), ..Default::default() };
     Ok(form_page(&viewer, None, fields, None))
 }
 
 pub(super) async fn create(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Form(fields): Form<Vec<(String, String)>>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     may_edit(&viewer)?;
     let fields = collect(fields);
     let new = match fields.check(viewer.lang, state.policy.today()) {
@@ -233,24 +234,24 @@ fn collect(pairs: Vec<(String, String)>) -> ElderFields {
 }
 
 pub(super) async fn edit_form(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<i64>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     may_edit(&viewer)?;
-    let elder = state.store.elder(id).await?.ok_or(PageError::NotFound)?;
+    let elder = state.store.elder(id).await?.ok_or(AppError::NotFound(None))?;
     state.store.audit(now_ms(), &viewer.principal.name, "elder record opened for editing", Some(id), None).await?;
     Ok(form_page_with(&viewer, Some(id), ElderFields::of(&elder), Some(&elder), None))
 }
 
 pub(super) async fn update(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<i64>,
     Form(fields): Form<Vec<(String, String)>>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     may_edit(&viewer)?;
-    let on_record = state.store.elder(id).await?.ok_or(PageError::NotFound)?;
+    let on_record = state.store.elder(id).await?.ok_or(AppError::NotFound(None))?;
     let mut fields = collect(fields);
     let typed = (fields.citizen_id.clone(), fields.disability_cert.clone());
     // Left empty: the numbers on record stay.
@@ -281,17 +282,17 @@ pub(super) struct AssignForm {
 }
 
 pub(super) async fn assign(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<i64>,
     Form(form): Form<AssignForm>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     may_edit(&viewer)?;
-    state.store.elder(id).await?.ok_or(PageError::NotFound)?;
+    state.store.elder(id).await?.ok_or(AppError::NotFound(None))?;
     match state.store.assign_visitor(id, &form.visitor, &viewer.principal.name, now_ms()).await {
         Ok(()) => Ok(Redirect::to(&format!("/elders/{id}")).into_response()),
         Err(StoreError::NotFound(_) | StoreError::Invalid(_)) => {
-            Err(PageError::Invalid(viewer.lang.t("registry.not_a_visitor").replace("{name}", form.visitor.trim())))
+            Err(AppError::Invalid(viewer.lang.t("registry.not_a_visitor").replace("{name}", form.visitor.trim())))
         }
         Err(error) => Err(error.into()),
     }
@@ -330,7 +331,7 @@ struct ProvisionedPage {
 }
 
 /// Devices heard from and not yet paired, with the pairing form.
-pub(super) async fn devices(State(state): State<ApiState>, viewer: Viewer) -> Result<Response, PageError> {
+pub(super) async fn devices(State(state): State<AppState>, viewer: Viewer) -> Result<Response, AppError> {
     may_edit(&viewer)?;
     let offset = state.policy.utc_offset;
     let lang = viewer.lang;
@@ -376,10 +377,10 @@ pub(super) struct ProvisionForm {
 /// Creates devices on the broker with new secrets, shown once on the page
 /// that answers (never stored, never logged).
 pub(super) async fn provision(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Form(form): Form<ProvisionForm>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     may_edit(&viewer)?;
     let names: Vec<String> = form
         .device_ids
@@ -388,15 +389,15 @@ pub(super) async fn provision(
         .map(str::to_string)
         .collect();
     if names.is_empty() || names.len() > MAX_PROVISIONED_AT_ONCE {
-        return Err(PageError::Invalid(
+        return Err(AppError::Invalid(
             viewer.lang.t("devices.provision_count").replace("{max}", &MAX_PROVISIONED_AT_ONCE.to_string()),
         ));
     }
     // Hashing is CPU work: off the runtime that serves everyone else.
     let issued = tokio::task::spawn_blocking(move || NewIdentity::issue(IdentityKind::Device, &names, &[], None))
         .await
-        .map_err(|_| PageError::Unavailable)?;
-    let (identities, secrets) = issued.map_err(|error| PageError::Invalid(error.to_string()))?;
+        .map_err(|_| AppError::Unavailable)?;
+    let (identities, secrets) = issued.map_err(|error| AppError::Invalid(error.to_string()))?;
     state.store.create_identities(&identities, &viewer.principal.name, now_ms()).await?;
     Ok(html(&ProvisionedPage { c: viewer.chrome("devices.provisioned"), secrets: secrets.into_iter().collect() }))
 }
@@ -410,12 +411,12 @@ pub(super) struct ImportForm {
 /// Takes a vendor's devices and secrets (whole, or nothing with the line at
 /// fault), stores only the hashes, and goes back to the devices page.
 pub(super) async fn import(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Form(form): Form<ImportForm>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     may_edit(&viewer)?;
-    let credentials = anxin_domain::identity::parse_credentials(&form.list).map_err(PageError::Invalid)?;
+    let credentials = anxin_domain::identity::parse_credentials(&form.list).map_err(AppError::Invalid)?;
     let identities = tokio::task::spawn_blocking(move || {
         credentials
             .into_iter()
@@ -429,7 +430,7 @@ pub(super) async fn import(
             .collect::<Vec<_>>()
     })
     .await
-    .map_err(|_| PageError::Unavailable)?;
+    .map_err(|_| AppError::Unavailable)?;
     state.store.create_identities(&identities, &viewer.principal.name, now_ms()).await?;
     Ok(Redirect::to("/devices").into_response())
 }
@@ -439,10 +440,10 @@ const MAX_PROVISIONED_AT_ONCE: usize = 500;
 
 /// Revokes a device on the broker.
 pub(super) async fn revoke(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Path(device_id): Path<String>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     may_edit(&viewer)?;
     state.store.revoke_identity(&device_id, IdentityKind::Device, &viewer.principal.name, now_ms()).await?;
     Ok(Redirect::to("/devices").into_response())
@@ -454,47 +455,18 @@ pub(super) struct PairForm {
 }
 
 pub(super) async fn pair(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Path(device_id): Path<String>,
     Form(form): Form<PairForm>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     may_edit(&viewer)?;
-    match pair_unclaimed(&state.store, &device_id, form.elder_id, &viewer.principal.name).await {
+    match state.store.pair_unclaimed(&device_id, form.elder_id, &viewer.principal.name, now_ms()).await {
         Ok(()) => Ok(Redirect::to(&format!("/elders/{}", form.elder_id)).into_response()),
-        Err(PairRefusal::NoDevice | PairRefusal::NoElder) => Err(PageError::NotFound),
-        Err(PairRefusal::AlreadyPaired) => {
-            Err(PageError::Invalid(viewer.lang.t("devices.already_paired").replace("{device}", &device_id)))
+        Err(PairRefusal::NoDevice(_) | PairRefusal::NoElder(_)) => Err(AppError::NotFound(None)),
+        Err(PairRefusal::AlreadyPaired(_)) => {
+            Err(AppError::Invalid(viewer.lang.t("devices.already_paired").replace("{device}", &device_id)))
         }
         Err(PairRefusal::Store(error)) => Err(error.into()),
     }
-}
-
-/// Why a device could not be paired.
-#[derive(Debug)]
-pub(crate) enum PairRefusal {
-    NoDevice,
-    AlreadyPaired,
-    NoElder,
-    Store(StoreError),
-}
-
-impl From<StoreError> for PairRefusal {
-    fn from(error: StoreError) -> Self {
-        PairRefusal::Store(error)
-    }
-}
-
-/// Pairs a device heard from and not yet paired to an existing elder, and
-/// audits it: what the page and the API both do.
-pub(crate) async fn pair_unclaimed(store: &Store, device_id: &str, elder_id: i64, by: &str) -> Result<(), PairRefusal> {
-    let device = store.device(device_id).await?.ok_or(PairRefusal::NoDevice)?;
-    if device.elder_id.is_some() {
-        return Err(PairRefusal::AlreadyPaired);
-    }
-    store.elder(elder_id).await?.ok_or(PairRefusal::NoElder)?;
-    let now = now_ms();
-    store.pair_device(device_id, elder_id, now).await?;
-    store.audit(now, by, "device paired", Some(elder_id), Some(device_id)).await?;
-    Ok(())
 }

@@ -9,10 +9,11 @@ use serde::Deserialize;
 
 use anxin_store::now_ms;
 
-use crate::api::ApiState;
 use crate::auth::Viewer;
+use crate::error::AppError;
 use crate::i18n::Lang;
-use crate::web::{Chrome, PageError, html, local_time};
+use crate::state::AppState;
+use crate::web::{Chrome, html, local_time};
 
 /// One day of the calendar.
 #[derive(Debug)]
@@ -106,10 +107,10 @@ pub(crate) fn calendar(
 }
 
 pub(super) async fn my_elders(
-    State(state): State<ApiState>,
+    State(state): State<AppState>,
     viewer: Viewer,
     Query(query): Query<MonthQuery>,
-) -> Result<Response, PageError> {
+) -> Result<Response, AppError> {
     let offset = state.policy.utc_offset;
     let now = now_ms();
     let today = chrono::DateTime::from_timestamp_millis(now)
@@ -117,7 +118,7 @@ pub(super) async fn my_elders(
     let first = query
         .month
         .as_deref()
-        .map(|m| month_start(m).ok_or_else(|| PageError::Invalid(viewer.lang.t("my.bad_month").to_string())))
+        .map(|m| month_start(m).ok_or_else(|| AppError::Invalid(viewer.lang.t("my.bad_month").to_string())))
         .transpose()?
         .unwrap_or_else(|| today.with_day(1).unwrap_or(today));
     let prefix = first.format("%Y-%m").to_string();

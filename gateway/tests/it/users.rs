@@ -1,6 +1,6 @@
 //! Users, roles, regions, visitor assignments and the audit log, on both databases.
 
-use anxin_domain::access::{ElderPlace, Region, Role};
+use anxin_domain::access::{Placed, Region, Role};
 use anxin_domain::registry::NewElder;
 
 use crate::{Backend, fresh_store, on_both_backends};
@@ -76,11 +76,8 @@ async fn visitors_see_only_their_elders_and_the_unassigned_are_listed(backend: B
 
     let visitor = store.authenticate("志愿者 赵", "a long enough password").await.unwrap().unwrap();
     assert_eq!(visitor.assigned_elders, [mine.id]);
-    fn place(e: &anxin_store::Elder) -> ElderPlace<'_> {
-        ElderPlace { elder_id: e.id, county: &e.county, township: &e.township, village: &e.village }
-    }
-    assert!(visitor.can_see_elder(&place(&mine)));
-    assert!(!visitor.can_see_elder(&place(&other)));
+    assert!(visitor.can_see_elder(&mine.place()));
+    assert!(!visitor.can_see_elder(&other.place()));
     let audit = store.audit_entries(Some(mine.id), 10).await.unwrap();
     assert_eq!(audit.len(), 2, "both assignments are in the log: {audit:?}");
     assert_eq!((audit[0].actor.as_str(), audit[0].action.as_str()), ("admin", "visitor assigned"));

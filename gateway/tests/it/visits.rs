@@ -4,7 +4,7 @@
 use anxin_domain::alerts::rules::day_start;
 use anxin_domain::registry::NewElder;
 use anxin_domain::visits::{
-    Assessment, Change, NewVisit, RateFigures, RegionLevel, Safety, Satisfaction, Service, VisitMode, rate_by, rate_of,
+    Assessment, Change, Month, NewVisit, RateFigures, RegionLevel, Safety, Satisfaction, Service, VisitMode, VisitRate,
 };
 use anxin_gateway::ingest::check;
 use anxin_store::Store;
@@ -97,17 +97,20 @@ async fn the_visit_rate_of_a_month_mixes_home_phone_and_remote_visits(backend: B
     assert_eq!(may.len(), 6);
     // By hand: 站前街道 甲 (home, phone), 乙 (phone), 丙 (remote) = 3 of 3;
     // 汤池镇 丁 (April only), 戊 (video on the 31st), 己 (none) = 1 of 3.
+    let may_day = chrono::NaiveDate::from_ymd_opt(2026, 5, 31).unwrap();
+    let may_rate = VisitRate::of(Month::parse("2026-05").unwrap(), may_day, may.clone(), None);
     assert_eq!(
-        rate_by(&may, RegionLevel::Township),
+        may_rate.by(RegionLevel::Township),
         vec![
             ("振兴区/汤池镇".to_string(), RateFigures { registered: 3, visited: 1 }),
             ("振兴区/站前街道".to_string(), RateFigures { registered: 3, visited: 3 }),
         ]
     );
-    let county = rate_of(&may);
+    let county = may_rate.total.clone();
     assert_eq!(county, RateFigures { registered: 6, visited: 4 });
+    assert_eq!(may_rate.days_left, 1, "the 31st is the last day");
     assert_eq!(county.percent(), "66.6%");
-    let unvisited: Vec<&str> = may.iter().filter(|e| e.visits == 0).map(|e| e.name.as_str()).collect();
+    let unvisited: Vec<&str> = may_rate.unvisited().map(|e| e.name.as_str()).collect();
     assert_eq!(unvisited, vec!["丁", "己"]);
     let bing = may.iter().find(|e| e.name == "丙").unwrap();
     assert_eq!((bing.visits, bing.last_visit.as_deref()), (1, Some("2026-05-27")));
@@ -116,7 +119,12 @@ async fn the_visit_rate_of_a_month_mixes_home_phone_and_remote_visits(backend: B
     // June counts the elder registered in June, and nobody is visited yet.
     let july_first = day_start(20_600 + 35, &policy);
     let june = store.elder_months("2026-06-01", "2026-06-30", july_first).await.unwrap();
-    assert_eq!(rate_of(&june), RateFigures { registered: 7, visited: 0 });
+    let june_rate = VisitRate::of(Month::parse("2026-06").unwrap(), may_day, june, None);
+    assert_eq!(june_rate.total, RateFigures { registered: 7, visited: 0 });
+    assert_eq!(june_rate.days_left, 30, "the whole month before it begins");
+    let one_township = anxin_domain::access::Region::parse("振兴区/汤池镇").unwrap();
+    let may_there = VisitRate::of(Month::parse("2026-05").unwrap(), may_day, may.clone(), Some(&one_township));
+    assert_eq!(may_there.total, RateFigures { registered: 3, visited: 1 }, "a region narrows the rate");
     // The last person-to-person contact ignores remote check-ins.
     let contacts = store.last_contacts("2026-05-31").await.unwrap();
     assert_eq!(contacts.get(&ids[0]).map(String::as_str), Some("2026-05-11"));

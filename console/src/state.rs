@@ -1,0 +1,54 @@
+//! What every handler of the console shares, in one `AppState`: the store,
+//! the deployment's policy (thresholds and time zone), the live feed of
+//! alert changes, how long sessions last and the sign-in throttle.
+//!
+//! Architecture invariant: this is the bottom room of the console. It
+//! imports nothing of the console but the throttle's type; every other room
+//! takes `State<AppState>` (or a part of it by `FromRef`).
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use tokio::sync::broadcast;
+
+use anxin_domain::alerts::policy::AlertPolicy;
+use anxin_store::{AlertChange, SessionLimits, Store};
+
+use crate::auth::throttle::Throttle;
+
+/// The console's state: cheap to clone (every part is shared).
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// The deployment's thresholds and time zone (the console's "today").
+    pub policy: Arc<AlertPolicy>,
+    /// Alert changes as they are committed (the gateway's
+    /// `alerts::delivery::start_feed`); the board and `/api/v1/alerts/events`
+    /// subscribe.
+    pub feed: broadcast::Sender<Arc<AlertChange>>,
+    pub limits: SessionLimits,
+    pub throttle: Arc<Throttle>,
+}
+
+impl AppState {
+    pub fn new(store: Store, policy: Arc<AlertPolicy>, feed: broadcast::Sender<Arc<AlertChange>>) -> AppState {
+        AppState { store, policy, feed, limits: SessionLimits::default(), throttle: Arc::new(Throttle::default()) }
+    }
+
+    /// The deployment's local date now (Anxin's day, not the machine's).
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.policy.today()
+    }
+}
+
+impl FromRef<AppState> for Store {
+    fn from_ref(state: &AppState) -> Store {
+        state.store.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<AlertPolicy> {
+    fn from_ref(state: &AppState) -> Arc<AlertPolicy> {
+        state.policy.clone()
+    }
+}

@@ -1,0 +1,117 @@
+//! An elder as pages show them: the profile card (numbers masked), their
+//! devices, their visits.
+
+use anxin_domain::alerts::Category;
+use anxin_domain::registry::mask;
+use anxin_store::{DeviceRecord, Elder};
+
+use super::records::findings;
+use crate::i18n::Lang;
+use crate::web::local_time;
+
+/// An elder's profile, ready to show: identifying numbers masked.
+#[derive(Debug)]
+pub struct ElderCard {
+    pub id: i64,
+    pub name: String,
+    pub place: String,
+    pub address: String,
+    pub phone: String,
+    pub emergency_contact: String,
+    pub emergency_phone: String,
+    pub categories: Vec<&'static str>,
+    pub citizen_id: Option<String>,
+    pub disability_cert: Option<String>,
+    pub lives_at_registered: &'static str,
+}
+
+impl ElderCard {
+    pub fn of(elder: &Elder, lang: Lang) -> ElderCard {
+        ElderCard {
+            id: elder.id,
+            name: elder.name.clone(),
+            place: format!("{} {} {}", elder.county, elder.township, elder.village),
+            address: elder.address.clone(),
+            phone: elder.phone.clone().unwrap_or_default(),
+            emergency_contact: elder.emergency_contact.clone().unwrap_or_default(),
+            emergency_phone: elder.emergency_phone.clone().unwrap_or_default(),
+            categories: elder
+                .categories
+                .split(',')
+                .filter_map(Category::parse)
+                .map(|c| lang.t(&format!("category.{}", c.as_str())))
+                .collect(),
+            citizen_id: elder.citizen_id.as_deref().map(mask),
+            disability_cert: elder.disability_cert.as_deref().map(mask),
+            lives_at_registered: lang.t(if elder.lives_at_registered { "common.yes" } else { "common.no" }),
+        }
+    }
+}
+
+/// A device as the console shows it.
+#[derive(Debug)]
+pub struct DeviceView {
+    pub device_id: String,
+    pub online: bool,
+    pub state: &'static str,
+    pub since: String,
+    pub battery: String,
+    pub low_battery: bool,
+    pub last_seen: String,
+    pub firmware: String,
+}
+
+pub fn devices_view(devices: &[DeviceRecord], lang: Lang, offset: chrono::FixedOffset, _now: i64) -> Vec<DeviceView> {
+    devices
+        .iter()
+        .map(|d| DeviceView {
+            device_id: d.device_id.clone(),
+            online: d.online,
+            state: lang.t(if d.online { "device.online" } else { "device.offline" }),
+            since: local_time(d.status_changed_at, offset),
+            battery: d.battery.map(|b| format!("{b}%")).unwrap_or_else(|| "—".into()),
+            low_battery: d.battery.is_some_and(|b| b < 20),
+            last_seen: local_time(d.last_seen, offset),
+            firmware: d.firmware.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+#[derive(Debug)]
+pub struct VisitLine {
+    pub day: String,
+    pub mode: &'static str,
+    pub visitor: String,
+    pub remote: bool,
+    pub summary: String,
+    /// The form's judgements ticked, each with whether it is a problem.
+    pub findings: Vec<(String, bool)>,
+    pub needs: String,
+}
+
+pub fn visit_lines(visits: &[anxin_store::VisitRecord], lang: Lang) -> Vec<VisitLine> {
+    visits
+        .iter()
+        .map(|v| VisitLine {
+            day: v.day.clone(),
+            mode: lang.t(&format!("visit_mode.{}", v.mode)),
+            visitor: v.visitor.clone(),
+            remote: v.mode == "remote",
+            summary: v.summary.as_deref().map(summary_text).unwrap_or_default(),
+            findings: v.assessment.as_ref().map(|a| findings(a, lang)).unwrap_or_default(),
+            needs: v.needs.clone().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// A remote check-in's summary (JSON) in a few words: first and last
+/// activity and the active hours.
+fn summary_text(json: &str) -> String {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else {
+        return String::new();
+    };
+    match value.as_object() {
+        Some(fields) => fields.iter().map(|(key, value)| format!("{key}: {value}")).collect::<Vec<_>>().join(", "),
+        None => value.to_string(),
+    }
+}
