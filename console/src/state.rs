@@ -12,6 +12,7 @@ use axum::extract::FromRef;
 use tokio::sync::broadcast;
 
 use anxin_domain::alerts::policy::AlertPolicy;
+use anxin_domain::time::Clock;
 use anxin_store::{AlertChange, SessionLimits, Store};
 
 use crate::auth::throttle::Throttle;
@@ -28,16 +29,30 @@ pub struct AppState {
     pub feed: broadcast::Sender<Arc<AlertChange>>,
     pub limits: SessionLimits,
     pub throttle: Arc<Throttle>,
+    /// Where handlers read the time: the system's, or a test's set clock.
+    pub clock: Clock,
 }
 
 impl AppState {
     pub fn new(store: Store, policy: Arc<AlertPolicy>, feed: broadcast::Sender<Arc<AlertChange>>) -> AppState {
-        AppState { store, policy, feed, limits: SessionLimits::default(), throttle: Arc::new(Throttle::default()) }
+        AppState {
+            store,
+            policy,
+            feed,
+            limits: SessionLimits::default(),
+            throttle: Arc::new(Throttle::default()),
+            clock: Clock::system(),
+        }
+    }
+
+    /// Now, UTC epoch milliseconds, from the state's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// The deployment's local date now (Anxin's day, not the machine's).
     pub fn today(&self) -> chrono::NaiveDate {
-        self.policy.today()
+        self.clock.today(self.policy.utc_offset)
     }
 }
 
@@ -50,5 +65,11 @@ impl FromRef<AppState> for Store {
 impl FromRef<AppState> for Arc<AlertPolicy> {
     fn from_ref(state: &AppState) -> Arc<AlertPolicy> {
         state.policy.clone()
+    }
+}
+
+impl FromRef<AppState> for Clock {
+    fn from_ref(state: &AppState) -> Clock {
+        state.clock.clone()
     }
 }

@@ -10,6 +10,7 @@ use anxin_console::auth::Throttle;
 use anxin_domain::access::{Region, Role};
 use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_domain::registry::NewElder;
+use anxin_domain::time::Clock;
 use anxin_gateway::ingest::check;
 use anxin_store::{AlertFilter, Database, SessionLimits, Store};
 use anxin_testkit::private_folder;
@@ -55,17 +56,19 @@ fn elder(name: &str, county: &str, citizen_id: &str) -> NewElder {
     }
 }
 
-fn router_for(store: &Store, policy: &Arc<AlertPolicy>, limits: SessionLimits) -> Router {
+fn router_for(store: &Store, policy: &Arc<AlertPolicy>, limits: SessionLimits, clock: Clock) -> Router {
     let (feed, _) = tokio::sync::broadcast::channel(16);
     let state = AppState {
         limits,
         throttle: Arc::new(Throttle::default()),
+        clock,
         ..AppState::new(store.clone(), policy.clone(), feed)
     };
     anxin_console::router(PrometheusBuilder::new().build_recorder().handle(), state)
 }
 
-async fn world_with(limits: SessionLimits) -> World {
+/// A world whose console reads the time from `clock`.
+async fn world_with(limits: SessionLimits, clock: Clock) -> World {
     let folder = private_folder("console-pages");
     let store = Store::open(&Database::in_data_dir(&folder)).await.unwrap();
     let here = store.add_elder(&elder("王秀英", "振兴区", "210602194503121238"), T).await.unwrap().id;
@@ -91,11 +94,12 @@ async fn world_with(limits: SessionLimits) -> World {
     };
     let (alert_here, alert_there) = (alert_of(here).await, alert_of(there).await);
     let policy = Arc::new(AlertPolicy::default());
-    World { router: router_for(&store, &policy, limits), policy, store, folder, here, there, alert_here, alert_there }
+    let router = router_for(&store, &policy, limits, clock);
+    World { router, policy, store, folder, here, there, alert_here, alert_there }
 }
 
 async fn world() -> World {
-    world_with(SessionLimits::default()).await
+    world_with(SessionLimits::default(), Clock::system()).await
 }
 
 /// What came back.
@@ -446,7 +450,10 @@ async fn sign_in_answers_alike_for_unknown_users_and_wrong_passwords_and_is_thro
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_get_a_new_id_at_sign_in_and_end_when_idle() {
-    let world = world_with(SessionLimits { idle_ms: 1_500, absolute_ms: 60_000 }).await;
+    // The console's clock stands still from now on, until the test moves it.
+    let clock = Clock::set_at(chrono::Utc::now().timestamp_millis());
+    let limits = SessionLimits { idle_ms: 15 * 60_000, absolute_ms: 12 * 3_600_000 };
+    let world = world_with(limits, clock.clone()).await;
     let mut browser = Browser::new(&world.router);
     browser.get("/login").await;
     let first = browser.post("/login", &[("name", "official"), ("password", FIRST)]).await;
@@ -462,7 +469,9 @@ async fn sessions_get_a_new_id_at_sign_in_and_end_when_idle() {
     replay.cookies.push(("anxin_session".into(), first_id));
     assert_eq!(replay.get("/elders").await.status, StatusCode::SEE_OTHER, "the old session ended");
     assert_eq!(browser.get("/elders").await.location(), "/password", "the one-time password must be changed first");
-    tokio::time::sleep(std::time::Duration::from_millis(1_700)).await;
+    clock.advance(limits.idle_ms - 1);
+    assert_eq!(browser.get("/elders").await.location(), "/password", "not yet idle too long");
+    clock.advance(limits.idle_ms + 1);
     assert!(browser.get("/elders").await.location().starts_with("/login"), "idle too long");
 }
 

@@ -11,8 +11,10 @@ use utoipa::ToSchema;
 
 use anxin_domain::registry::{ElderForm, mask};
 use anxin_store::{
-    Absence, AuditEntry, DeviceRecord, Elder, HourActivity, PairRefusal, Store, StoreError, VisitRecord, now_ms,
+    Absence, AuditEntry, DeviceRecord, Elder, HourActivity, PairRefusal, Store, StoreError, VisitRecord,
 };
+
+use anxin_domain::time::Clock;
 
 use crate::auth::Caller;
 use crate::error::AppError;
@@ -141,11 +143,12 @@ pub(super) async fn list_elders(State(store): State<Store>, caller: Caller) -> R
 ))]
 pub(super) async fn show_elder(
     State(store): State<Store>,
+    State(clock): State<Clock>,
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<ElderDetail>, AppError> {
     let elder = elder_in_scope(&store, &caller, id).await?;
-    let now = now_ms();
+    let now = clock.now_ms();
     store.audit(now, &caller.0.name, "elder read (API)", Some(id), None).await?;
     Ok(Json(ElderDetail {
         elder: ElderView::from(&elder),
@@ -163,13 +166,14 @@ pub(super) async fn show_elder(
 ))]
 pub(super) async fn create_elder(
     State(store): State<Store>,
+    State(clock): State<Clock>,
     State(policy): State<std::sync::Arc<anxin_domain::alerts::policy::AlertPolicy>>,
     caller: Caller,
     Json(input): Json<ElderInput>,
 ) -> Result<(StatusCode, Json<ElderView>), AppError> {
     registry_editor(&caller)?;
-    let new = input.check(policy.today())?;
-    let now = now_ms();
+    let new = input.check(clock.today(policy.utc_offset))?;
+    let now = clock.now_ms();
     let elder = store.add_elder(&new, now).await?;
     store.audit(now, &caller.0.name, "elder registered", Some(elder.id), None).await?;
     Ok((StatusCode::CREATED, Json(ElderView::from(&elder))))
@@ -184,14 +188,15 @@ pub(super) async fn create_elder(
 ))]
 pub(super) async fn update_elder(
     State(store): State<Store>,
+    State(clock): State<Clock>,
     State(policy): State<std::sync::Arc<anxin_domain::alerts::policy::AlertPolicy>>,
     caller: Caller,
     Path(id): Path<i64>,
     Json(input): Json<ElderInput>,
 ) -> Result<Json<ElderView>, AppError> {
     registry_editor(&caller)?;
-    let new = input.check(policy.today())?;
-    let elder = store.update_elder(id, &new, &caller.0.name, now_ms()).await?;
+    let new = input.check(clock.today(policy.utc_offset))?;
+    let elder = store.update_elder(id, &new, &caller.0.name, clock.now_ms()).await?;
     Ok(Json(ElderView::from(&elder)))
 }
 
@@ -207,13 +212,14 @@ pub(super) struct DaysQuery {
 ))]
 pub(super) async fn activity(
     State(store): State<Store>,
+    State(clock): State<Clock>,
     caller: Caller,
     Path(id): Path<i64>,
     Query(query): Query<DaysQuery>,
 ) -> Result<Json<Vec<HourActivity>>, AppError> {
     elder_in_scope(&store, &caller, id).await?;
     let days = query.days.unwrap_or(14).clamp(1, 90);
-    Ok(Json(store.elder_activity(id, now_ms() - days * 24 * 3_600_000).await?))
+    Ok(Json(store.elder_activity(id, clock.now_ms() - days * 24 * 3_600_000).await?))
 }
 
 /// Visits, remote check-ins included, newest first.
@@ -250,6 +256,7 @@ pub struct Revealed {
 ))]
 pub(super) async fn reveal(
     State(store): State<Store>,
+    State(clock): State<Clock>,
     caller: Caller,
     Path(id): Path<i64>,
     Json(request): Json<RevealRequest>,
@@ -263,7 +270,7 @@ pub(super) async fn reveal(
         return Err(AppError::invalid(format!("field {field:?} is not citizen_id or disability_cert")));
     };
     let value = value.ok_or_else(|| AppError::not_found(format!("elder {id} has no {}", request.field)))?;
-    store.audit(now_ms(), &caller.0.name, action, Some(id), Some("API")).await?;
+    store.audit(clock.now_ms(), &caller.0.name, action, Some(id), Some("API")).await?;
     Ok(Json(Revealed { value }))
 }
 
@@ -282,13 +289,14 @@ pub struct Assignment {
 ))]
 pub(super) async fn assign_visitor(
     State(store): State<Store>,
+    State(clock): State<Clock>,
     caller: Caller,
     Path(id): Path<i64>,
     Json(assignment): Json<Assignment>,
 ) -> Result<StatusCode, AppError> {
     registry_editor(&caller)?;
     elder_in_scope(&store, &caller, id).await?;
-    match store.assign_visitor(id, &assignment.visitor, &caller.0.name, now_ms()).await {
+    match store.assign_visitor(id, &assignment.visitor, &caller.0.name, clock.now_ms()).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(StoreError::NotFound(reason) | StoreError::Invalid(reason)) => Err(AppError::invalid(reason)),
         Err(error) => Err(error.into()),
@@ -330,13 +338,14 @@ pub struct Pairing {
 ))]
 pub(super) async fn pair_device(
     State(store): State<Store>,
+    State(clock): State<Clock>,
     caller: Caller,
     Path(device_id): Path<String>,
     Json(pairing): Json<Pairing>,
 ) -> Result<StatusCode, AppError> {
     registry_editor(&caller)?;
     let elder_id = pairing.elder_id;
-    match store.pair_unclaimed(&device_id, elder_id, &caller.0.name, now_ms()).await {
+    match store.pair_unclaimed(&device_id, elder_id, &caller.0.name, clock.now_ms()).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(refusal @ (PairRefusal::NoDevice(_) | PairRefusal::NoElder(_))) => {
             Err(AppError::not_found(refusal.to_string()))

@@ -22,7 +22,9 @@ use utoipa::{OpenApi, ToSchema};
 
 use anxin_domain::access::{Placed, Principal};
 use anxin_domain::alerts::Outcome;
-use anxin_store::{AlertChange, AlertEventRecord, AlertFilter, AlertRecord, Store, now_ms};
+use anxin_store::{AlertChange, AlertEventRecord, AlertFilter, AlertRecord, Store};
+
+use anxin_domain::time::Clock;
 
 use crate::auth::Caller;
 use crate::error::{AppError, ErrorBody};
@@ -138,12 +140,15 @@ async fn show_alert(
 ))]
 async fn acknowledge(
     State(store): State<Store>,
+    State(clock): State<Clock>,
     Caller(caller): Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<AlertRecord>, AppError> {
     handleable_alert(&store, &caller, id).await?;
-    let alert = store.acknowledge_alert(id, &caller.name, now_ms()).await?;
-    store.audit(now_ms(), &caller.name, "alert acknowledged", Some(alert.elder_id), Some(&id.to_string())).await?;
+    let alert = store.acknowledge_alert(id, &caller.name, clock.now_ms()).await?;
+    store
+        .audit(clock.now_ms(), &caller.name, "alert acknowledged", Some(alert.elder_id), Some(&id.to_string()))
+        .await?;
     Ok(Json(alert))
 }
 
@@ -167,6 +172,7 @@ pub struct Resolution {
 ))]
 async fn resolve(
     State(store): State<Store>,
+    State(clock): State<Clock>,
     Caller(caller): Caller,
     Path(id): Path<i64>,
     Json(resolution): Json<Resolution>,
@@ -176,8 +182,8 @@ async fn resolve(
         let choices = Outcome::FOR_STAFF.map(Outcome::as_str).join(", ");
         AppError::invalid(format!("outcome {:?} is not one of: {choices}", resolution.outcome))
     })?;
-    let alert = store.resolve_alert(id, &caller.name, outcome, &resolution.note, now_ms()).await?;
-    store.audit(now_ms(), &caller.name, "alert resolved", Some(alert.elder_id), Some(outcome.as_str())).await?;
+    let alert = store.resolve_alert(id, &caller.name, outcome, &resolution.note, clock.now_ms()).await?;
+    store.audit(clock.now_ms(), &caller.name, "alert resolved", Some(alert.elder_id), Some(outcome.as_str())).await?;
     Ok(Json(alert))
 }
 

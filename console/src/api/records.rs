@@ -17,7 +17,9 @@ use anxin_domain::registry::mask;
 use anxin_domain::visits::{
     Assessment, ElderMonth, Month, NewVisit, RateFigures, RegionLevel, Satisfaction, Service, VisitMode,
 };
-use anxin_store::{CareService, Referral, Store, StoreError, VisitRecord, now_ms};
+use anxin_store::{CareService, Referral, Store, StoreError, VisitRecord};
+
+use anxin_domain::time::Clock;
 
 use crate::auth::Caller;
 use crate::error::AppError;
@@ -62,6 +64,7 @@ pub struct VisitRequest {
               (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub(super) async fn record_visit(
     State(store): State<Store>,
+    State(clock): State<Clock>,
     State(policy): State<Arc<AlertPolicy>>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -79,9 +82,9 @@ pub(super) async fn record_visit(
         needs: request.needs,
         suggestions: request.suggestions,
     }
-    .check(policy.today())
+    .check(clock.today(policy.utc_offset))
     .map_err(invalid)?;
-    Ok((StatusCode::CREATED, Json(store.record_visit(&visit, &caller.0.name, now_ms()).await?)))
+    Ok((StatusCode::CREATED, Json(store.record_visit(&visit, &caller.0.name, clock.now_ms()).await?)))
 }
 
 /// A need referred to a service.
@@ -118,13 +121,14 @@ fn refusal(error: StoreError) -> AppError {
               (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub(super) async fn raise_referral(
     State(store): State<Store>,
+    State(clock): State<Clock>,
     caller: Caller,
     Path(id): Path<i64>,
     Json(request): Json<ReferralRequest>,
 ) -> Result<(StatusCode, Json<Referral>), AppError> {
     elder_for_records(&store, &caller, id).await?;
     let referral = store
-        .raise_referral(id, request.visit_id, request.service, &request.need, &caller.0.name, now_ms())
+        .raise_referral(id, request.visit_id, request.service, &request.need, &caller.0.name, clock.now_ms())
         .await
         .map_err(refusal)?;
     Ok((StatusCode::CREATED, Json(referral)))
@@ -142,13 +146,14 @@ pub struct ReferralDone {
               (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub(super) async fn complete_referral(
     State(store): State<Store>,
+    State(clock): State<Clock>,
     caller: Caller,
     Path(id): Path<i64>,
     Json(request): Json<ReferralDone>,
 ) -> Result<Json<Referral>, AppError> {
     let referral = store.referral(id).await?.ok_or_else(not_found)?;
     elder_for_records(&store, &caller, referral.elder_id).await?;
-    Ok(Json(store.complete_referral(id, &request.outcome, &caller.0.name, now_ms()).await.map_err(refusal)?))
+    Ok(Json(store.complete_referral(id, &request.outcome, &caller.0.name, clock.now_ms()).await.map_err(refusal)?))
 }
 
 /// A care service given (part 6).
@@ -179,6 +184,7 @@ pub(super) async fn services(
               (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub(super) async fn record_service(
     State(store): State<Store>,
+    State(clock): State<Clock>,
     State(policy): State<Arc<AlertPolicy>>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -191,12 +197,12 @@ pub(super) async fn record_service(
         .record_care_service(
             id,
             day,
-            policy.today(),
+            clock.today(policy.utc_offset),
             &request.description,
             &request.served_by,
             request.satisfaction,
             &caller.0.name,
-            now_ms(),
+            clock.now_ms(),
         )
         .await
         .map_err(refusal)?;

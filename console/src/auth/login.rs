@@ -8,8 +8,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Router, routing::get};
 use serde::Deserialize;
 
-use anxin_store::now_ms;
-
 use super::csrf::LOGIN_COOKIE;
 use super::session::{CurrentSession, ended_session_cookie, session_cookie, set_cookie};
 use super::{ClientAddress, Viewer, home_of};
@@ -83,7 +81,7 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
     let lang = Lang::of_request(&headers);
-    let now = now_ms();
+    let now = state.now();
     if let Some(minutes) = state.throttle.wait_minutes(&form.name, &address, now) {
         let message = lang.t("login.throttled").replace("{minutes}", &minutes.to_string());
         return Ok(login_form(&headers, &form.next, &form.name, Some(message), StatusCode::TOO_MANY_REQUESTS));
@@ -158,7 +156,7 @@ async fn change_password(
         return refuse("password.too_short", first);
     }
     let keep = request_session.id.clone().unwrap_or_default();
-    match state.store.change_password(viewer.principal.user_id, &form.current, &form.new, &keep, now_ms()).await {
+    match state.store.change_password(viewer.principal.user_id, &form.current, &form.new, &keep, state.now()).await {
         Ok(true) => Ok(Redirect::to(home_of(viewer.principal.role)).into_response()),
         Ok(false) => refuse("password.wrong_current", first),
         Err(anxin_store::StoreError::Invalid(_)) => refuse("password.same", first),

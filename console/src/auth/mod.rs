@@ -24,7 +24,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use anxin_domain::access::{Principal, Role};
-use anxin_store::now_ms;
 
 pub use csrf::CSRF_HEADER;
 pub use session::{CurrentSession, SESSION_COOKIE, session_layer};
@@ -123,7 +122,7 @@ impl FromRequestParts<AppState> for Caller {
                 None => Err(unauthorized()),
             };
         };
-        state.store.principal_for_token(token.trim(), now_ms()).await?.map(Caller).ok_or_else(unauthorized)
+        state.store.principal_for_token(token.trim(), state.now()).await?.map(Caller).ok_or_else(unauthorized)
     }
 }
 

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use anxin_store::{Session, now_ms};
+use anxin_store::Session;
 
 use super::csrf::{self, LOGIN_COOKIE};
 use crate::error::AppError;
@@ -28,7 +28,7 @@ pub struct CurrentSession {
 pub async fn session_layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let id = cookie(request.headers(), SESSION_COOKIE).map(str::to_string);
     let session = match &id {
-        Some(id) => match state.store.session(id, state.limits, now_ms()).await {
+        Some(id) => match state.store.session(id, state.limits, state.now()).await {
             Ok(session) => session,
             Err(error) => {
                 tracing::error!(%error, "cannot read the session");

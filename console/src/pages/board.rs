@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use anxin_domain::access::{Placed, Principal, Role};
 use anxin_domain::alerts::Outcome;
-use anxin_store::{AlertActionError, AlertFilter, AlertRecord, RegionFilter, now_ms};
+use anxin_store::{AlertActionError, AlertFilter, AlertRecord, RegionFilter};
 
 use crate::auth::Viewer;
 use crate::error::AppError;
@@ -96,7 +96,7 @@ fn may_handle(viewer: &Viewer) -> Result<(), AppError> {
 async fn board_rows(state: &AppState, viewer: &Viewer) -> Result<BoardRows, AppError> {
     let offset = state.policy.utc_offset;
     let alerts = open_alerts(state, &viewer.principal).await?;
-    let now = now_ms();
+    let now = state.now();
     let (within, total) = shift_figure(state, &viewer.principal, now).await?;
     Ok(BoardRows {
         c: viewer.chrome("board.title"),
@@ -145,7 +145,7 @@ async fn alert_detail(
     let alert = handleable_alert(&state.store, &viewer.principal, id).await?;
     let elder = visible_elder(&state.store, &viewer.principal, alert.elder_id).await?;
     let offset = state.policy.utc_offset;
-    let now = now_ms();
+    let now = state.now();
     let lang = viewer.lang;
     state
         .store
@@ -210,7 +210,7 @@ pub(super) async fn acknowledge(
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
     handleable_alert(&state.store, &viewer.principal, id).await?;
-    let now = now_ms();
+    let now = state.now();
     let alert = state
         .store
         .acknowledge_alert(id, &viewer.principal.name, now)
@@ -249,7 +249,7 @@ pub(super) async fn resolve(
     if outcome == Outcome::Other && form.note.trim().is_empty() {
         return refuse("board.note_needed").await;
     }
-    let now = now_ms();
+    let now = state.now();
     let alert = state
         .store
         .resolve_alert(id, &viewer.principal.name, outcome, &form.note, now)

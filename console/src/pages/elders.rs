@@ -12,7 +12,7 @@ use serde::Deserialize;
 use anxin_domain::access::{Placed, Role};
 use anxin_domain::time::DAY_MS;
 use anxin_domain::visits::{Satisfaction, Service};
-use anxin_store::{AlertFilter, now_ms};
+use anxin_store::AlertFilter;
 
 use crate::auth::Viewer;
 use crate::error::AppError;
@@ -154,7 +154,7 @@ pub(super) async fn page(
     Query(query): Query<ElderPageQuery>,
 ) -> Result<Response, AppError> {
     let elder = visible_elder(&state.store, &viewer.principal, id).await?;
-    let now = now_ms();
+    let now = state.now();
     let lang = viewer.lang;
     let offset = state.policy.utc_offset;
     state.store.audit(now, &viewer.principal.name, "elder page read", Some(id), None).await?;
@@ -250,7 +250,7 @@ pub(super) async fn page(
         satisfactions: Satisfaction::ALL.iter().map(|s| (s.code(), choice(lang, s.code(), s.label()))).collect(),
         found: query.found,
         household: HouseholdView::of(&state.store.elder_details(id).await?.unwrap_or_default(), lang),
-        today: state.policy.today().format("%Y-%m-%d").to_string(),
+        today: state.today().format("%Y-%m-%d").to_string(),
         c: viewer.chrome("elder.title"),
         visitors: state.store.visitors_of(id).await?.join("、"),
         devices: devices_view(&state.store.devices_of(id).await?, lang, offset, now),
@@ -286,6 +286,6 @@ pub(super) async fn reveal(
         return Err(AppError::Invalid("field must be citizen_id or disability_cert".into()));
     };
     let value = value.ok_or(AppError::NotFound(None))?;
-    state.store.audit(now_ms(), &viewer.principal.name, action, Some(id), None).await?;
+    state.store.audit(state.now(), &viewer.principal.name, action, Some(id), None).await?;
     Ok(Html(format!("<span class=\"revealed\">{}</span>", escape(&value))).into_response())
 }

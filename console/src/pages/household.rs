@@ -16,7 +16,6 @@ use anxin_domain::ledger::{
     format_yuan, parse_yuan,
 };
 use anxin_domain::registry::{CitizenId, mask};
-use anxin_store::now_ms;
 
 use crate::auth::Viewer;
 use crate::error::AppError;
@@ -252,7 +251,7 @@ pub(super) async fn save(
     }
     match read(&f, &on_record, viewer.lang) {
         Ok(details) => {
-            state.store.set_elder_details(id, &details, &viewer.principal.name, now_ms()).await?;
+            state.store.set_elder_details(id, &details, &viewer.principal.name, state.now()).await?;
             Ok(Redirect::to(&format!("/elders/{id}#household")).into_response())
         }
         Err(reason) => Ok(page(&viewer, id, elder.name, &on_record, f, Some(reason))),

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use anxin_domain::ledger::{self, RowProblem, sheet};
-use anxin_store::{ImportError, ImportOutcome, now_ms};
+use anxin_store::{ImportError, ImportOutcome};
 
 use crate::auth::Viewer;
 use crate::error::AppError;
@@ -132,14 +132,14 @@ pub(super) async fn import(
         }
     };
     let visitors = state.store.visitor_names().await?;
-    let checked = match ledger::read(&rows, state.policy.today(), &visitors) {
+    let checked = match ledger::read(&rows, state.today(), &visitors) {
         Ok(checked) => checked,
         Err(problems) => {
             let problems = problems.iter().map(|p| described(p, lang)).collect();
             return render(&state, &viewer, None, Vec::new(), problems).await;
         }
     };
-    match state.store.import_ledger(&checked, &viewer.principal.name, now_ms()).await {
+    match state.store.import_ledger(&checked, &viewer.principal.name, state.now()).await {
         Ok(outcome) => render(&state, &viewer, Some(outcome), checked.ignored_columns, Vec::new()).await,
         Err(ImportError::Rows(problems)) => {
             let problems = problems.iter().map(|p| described(p, lang)).collect();
@@ -160,7 +160,7 @@ pub(super) async fn export(
     let format = sheet::Format::of_file(&file).ok_or(AppError::NotFound(None))?;
     let rows = ledger::sheet_rows(&state.store.ledger().await?);
     let bytes = sheet::write(&rows, format, "台账").map_err(|error| AppError::Invalid(error.to_string()))?;
-    state.store.audit(now_ms(), &viewer.principal.name, "ledger exported", None, Some(format.extension())).await?;
+    state.store.audit(state.now(), &viewer.principal.name, "ledger exported", None, Some(format.extension())).await?;
     let disposition = format!("attachment; filename=\"ledger.{}\"", format.extension());
     Ok(([(header::CONTENT_TYPE, format.content_type().to_string()), (header::CONTENT_DISPOSITION, disposition)], bytes)
         .into_response())

@@ -13,7 +13,6 @@ use serde::Deserialize;
 use anxin_domain::access::Region;
 use anxin_domain::ledger::sheet;
 use anxin_domain::visits::{ElderMonth, Month, RateFigures, RegionLevel, VisitRate};
-use anxin_store::now_ms;
 
 use crate::auth::Viewer;
 use crate::error::AppError;
@@ -43,7 +42,7 @@ fn select(state: &AppState, viewer: &Viewer, query: &RateQuery) -> Result<Select
     if !viewer.principal.can_read_figures() {
         return Err(AppError::Forbidden(None));
     }
-    let today = state.policy.today();
+    let today = state.today();
     let month = match query.month.as_deref().filter(|m| !m.trim().is_empty()) {
         None => Month::of(today),
         Some(text) => Month::parse(text).ok_or_else(|| AppError::Invalid(viewer.lang.t("my.bad_month").into()))?,
@@ -143,7 +142,7 @@ pub(super) async fn page(
     };
     state
         .store
-        .audit(now_ms(), &viewer.principal.name, "visit rate read", None, Some(&format!("{month} {}", page.region)))
+        .audit(state.now(), &viewer.principal.name, "visit rate read", None, Some(&format!("{month} {}", page.region)))
         .await?;
     Ok(html(&page))
 }
@@ -151,7 +150,7 @@ pub(super) async fn page(
 /// Elders of regions under heightened watch now who have had no visit by a
 /// person since the watch began, or in the last few days.
 async fn due(state: &AppState, viewer: &Viewer, today: chrono::NaiveDate) -> Result<Vec<DueLine>, AppError> {
-    let now = now_ms();
+    let now = state.now();
     let watches: Vec<_> =
         state.store.heightened_watches(now).await?.into_iter().filter(|w| w.starts_at <= now).collect();
     if watches.is_empty() {
@@ -217,7 +216,10 @@ pub(super) async fn export(
     }
     let bytes =
         sheet::write(&rows, sheet::Format::Xlsx, "月探访率").map_err(|error| AppError::Invalid(error.to_string()))?;
-    state.store.audit(now_ms(), &viewer.principal.name, "visit rate exported", None, Some(&month.to_string())).await?;
+    state
+        .store
+        .audit(state.now(), &viewer.principal.name, "visit rate exported", None, Some(&month.to_string()))
+        .await?;
     let disposition = format!("attachment; filename=\"visit-rate-{month}.xlsx\"");
     Ok((
         [

@@ -14,7 +14,7 @@ use anxin_domain::ledger::{ElderDetails, HelpOrg, format_yuan};
 use anxin_domain::visits::{
     Assessment, Change, HouseholdChange, Illness, NewVisit, Safety, Satisfaction, Service, VisitError, VisitMode,
 };
-use anxin_store::{Elder, Store, StoreError, VisitRecord, now_ms};
+use anxin_store::{Elder, Store, StoreError, VisitRecord};
 
 use crate::auth::Viewer;
 use crate::error::AppError;
@@ -148,7 +148,7 @@ pub(super) async fn new_visit(
 ) -> Result<Response, AppError> {
     let elder = recordable_elder(&state.store, &viewer.principal, id).await?;
     let fields = [
-        ("day".to_string(), state.policy.today().format("%Y-%m-%d").to_string()),
+        ("day".to_string(), state.today().format("%Y-%m-%d").to_string()),
         ("mode".to_string(), "home".to_string()),
         ("visitor".to_string(), viewer.principal.name.clone()),
     ]
@@ -229,11 +229,11 @@ pub(super) async fn record_visit(
 ) -> Result<Response, AppError> {
     let elder = recordable_elder(&state.store, &viewer.principal, id).await?;
     let fields: std::collections::HashMap<String, String> = pairs.into_iter().collect();
-    let visit = match read_visit(id, &fields, viewer.lang, state.policy.today()) {
+    let visit = match read_visit(id, &fields, viewer.lang, state.today()) {
         Ok(visit) => visit,
         Err(reason) => return Ok(visit_form(&viewer, &elder, fields, Some(reason))),
     };
-    let recorded = state.store.record_visit(&visit, &viewer.principal.name, now_ms()).await?;
+    let recorded = state.store.record_visit(&visit, &viewer.principal.name, state.now()).await?;
     // A visit that found a problem opens the referral form for it.
     let target = if visit.assessment.finds_a_problem() {
         format!("/elders/{id}?found={}#referrals", recorded.id)
@@ -276,7 +276,7 @@ pub(super) async fn raise_referral(
     }
     state
         .store
-        .raise_referral(id, visit_id, service, need, &viewer.principal.name, now_ms())
+        .raise_referral(id, visit_id, service, need, &viewer.principal.name, state.now())
         .await
         .map_err(|e| store_refusal(e, lang))?;
     Ok(Redirect::to(&format!("/elders/{id}#referrals")).into_response())
@@ -297,7 +297,7 @@ pub(super) async fn complete_referral(
     }
     state
         .store
-        .complete_referral(referral_id, outcome, &viewer.principal.name, now_ms())
+        .complete_referral(referral_id, outcome, &viewer.principal.name, state.now())
         .await
         .map_err(|e| store_refusal(e, viewer.lang))?;
     Ok(Redirect::to(&format!("/elders/{}#referrals", referral.elder_id)).into_response())
@@ -329,12 +329,12 @@ pub(super) async fn record_service(
         .record_care_service(
             id,
             day,
-            state.policy.today(),
+            state.today(),
             get("description"),
             get("served_by"),
             satisfaction,
             &viewer.principal.name,
-            now_ms(),
+            state.now(),
         )
         .await
         .map_err(|e| store_refusal(e, lang))?;
@@ -470,7 +470,7 @@ pub(super) async fn record_form(
     state
         .store
         .audit(
-            now_ms(),
+            state.now(),
             &viewer.principal.name,
             if whole { "record form printed with whole ID numbers" } else { "record form printed" },
             Some(id),
@@ -529,7 +529,7 @@ pub(super) async fn record_form(
                 (i + 1, s, satisfaction)
             })
             .collect(),
-        printed_on: state.policy.today().format("%Y 年 %m 月 %d 日").to_string(),
+        printed_on: state.today().format("%Y 年 %m 月 %d 日").to_string(),
         elder,
     };
     Ok(html(&page))
@@ -558,7 +558,7 @@ struct ReferralsPage {
 pub(super) async fn open_referrals(State(state): State<AppState>, viewer: Viewer) -> Result<Response, AppError> {
     let lang = viewer.lang;
     let offset = state.policy.utc_offset;
-    let now = now_ms();
+    let now = state.now();
     let mut open = Vec::new();
     for referral in state.store.open_referrals().await? {
         let Some(elder) = visible_elder_for(&state.store, &viewer.principal, referral.elder_id).await? else {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use anxin_domain::alerts::Category;
 use anxin_domain::identity::IdentityKind;
 use anxin_domain::registry::{ElderForm, RegistryError};
-use anxin_store::{Elder, NewIdentity, PairRefusal, Store, StoreError, now_ms};
+use anxin_store::{Elder, NewIdentity, PairRefusal, Store, StoreError};
 
 use crate::auth::Viewer;
 use crate::error::AppError;
@@ -196,11 +196,11 @@ pub(super) async fn create(
 ) -> Result<Response, AppError> {
     may_edit(&viewer)?;
     let fields = collect(fields);
-    let new = match fields.check(viewer.lang, state.policy.today()) {
+    let new = match fields.check(viewer.lang, state.today()) {
         Ok(new) => new,
         Err(reason) => return Ok(form_page(&viewer, None, fields, Some(reason))),
     };
-    let now = now_ms();
+    let now = state.now();
     if let Some(reason) = taken(&state.store, &new, None, viewer.lang).await? {
         return Ok(form_page(&viewer, None, fields, Some(reason)));
     }
@@ -240,7 +240,7 @@ pub(super) async fn edit_form(
 ) -> Result<Response, AppError> {
     may_edit(&viewer)?;
     let elder = state.store.elder(id).await?.ok_or(AppError::NotFound(None))?;
-    state.store.audit(now_ms(), &viewer.principal.name, "elder record opened for editing", Some(id), None).await?;
+    state.store.audit(state.now(), &viewer.principal.name, "elder record opened for editing", Some(id), None).await?;
     Ok(form_page_with(&viewer, Some(id), ElderFields::of(&elder), Some(&elder), None))
 }
 
@@ -261,7 +261,7 @@ pub(super) async fn update(
     if fields.disability_cert.trim().is_empty() {
         fields.disability_cert = on_record.disability_cert.clone().unwrap_or_default();
     }
-    let new = match fields.check(viewer.lang, state.policy.today()) {
+    let new = match fields.check(viewer.lang, state.today()) {
         Ok(new) => new,
         Err(reason) => {
             (fields.citizen_id, fields.disability_cert) = typed;
@@ -272,7 +272,7 @@ pub(super) async fn update(
         (fields.citizen_id, fields.disability_cert) = typed;
         return Ok(form_page_with(&viewer, Some(id), fields, Some(&on_record), Some(reason)));
     }
-    state.store.update_elder(id, &new, &viewer.principal.name, now_ms()).await?;
+    state.store.update_elder(id, &new, &viewer.principal.name, state.now()).await?;
     Ok(Redirect::to(&format!("/elders/{id}")).into_response())
 }
 
@@ -289,7 +289,7 @@ pub(super) async fn assign(
 ) -> Result<Response, AppError> {
     may_edit(&viewer)?;
     state.store.elder(id).await?.ok_or(AppError::NotFound(None))?;
-    match state.store.assign_visitor(id, &form.visitor, &viewer.principal.name, now_ms()).await {
+    match state.store.assign_visitor(id, &form.visitor, &viewer.principal.name, state.now()).await {
         Ok(()) => Ok(Redirect::to(&format!("/elders/{id}")).into_response()),
         Err(StoreError::NotFound(_) | StoreError::Invalid(_)) => {
             Err(AppError::Invalid(viewer.lang.t("registry.not_a_visitor").replace("{name}", form.visitor.trim())))
@@ -398,7 +398,7 @@ pub(super) async fn provision(
         .await
         .map_err(|_| AppError::Unavailable)?;
     let (identities, secrets) = issued.map_err(|error| AppError::Invalid(error.to_string()))?;
-    state.store.create_identities(&identities, &viewer.principal.name, now_ms()).await?;
+    state.store.create_identities(&identities, &viewer.principal.name, state.now()).await?;
     Ok(html(&ProvisionedPage { c: viewer.chrome("devices.provisioned"), secrets: secrets.into_iter().collect() }))
 }
 
@@ -431,7 +431,7 @@ pub(super) async fn import(
     })
     .await
     .map_err(|_| AppError::Unavailable)?;
-    state.store.create_identities(&identities, &viewer.principal.name, now_ms()).await?;
+    state.store.create_identities(&identities, &viewer.principal.name, state.now()).await?;
     Ok(Redirect::to("/devices").into_response())
 }
 
@@ -445,7 +445,7 @@ pub(super) async fn revoke(
     Path(device_id): Path<String>,
 ) -> Result<Response, AppError> {
     may_edit(&viewer)?;
-    state.store.revoke_identity(&device_id, IdentityKind::Device, &viewer.principal.name, now_ms()).await?;
+    state.store.revoke_identity(&device_id, IdentityKind::Device, &viewer.principal.name, state.now()).await?;
     Ok(Redirect::to("/devices").into_response())
 }
 
@@ -461,7 +461,7 @@ pub(super) async fn pair(
     Form(form): Form<PairForm>,
 ) -> Result<Response, AppError> {
     may_edit(&viewer)?;
-    match state.store.pair_unclaimed(&device_id, form.elder_id, &viewer.principal.name, now_ms()).await {
+    match state.store.pair_unclaimed(&device_id, form.elder_id, &viewer.principal.name, state.now()).await {
         Ok(()) => Ok(Redirect::to(&format!("/elders/{}", form.elder_id)).into_response()),
         Err(PairRefusal::NoDevice(_) | PairRefusal::NoElder(_)) => Err(AppError::NotFound(None)),
         Err(PairRefusal::AlreadyPaired(_)) => {

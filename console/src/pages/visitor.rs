@@ -7,8 +7,6 @@ use axum::response::Response;
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 
-use anxin_store::now_ms;
-
 use crate::auth::Viewer;
 use crate::error::AppError;
 use crate::i18n::Lang;
@@ -112,9 +110,9 @@ pub(super) async fn my_elders(
     Query(query): Query<MonthQuery>,
 ) -> Result<Response, AppError> {
     let offset = state.policy.utc_offset;
-    let now = now_ms();
+    let now = state.now();
     let today = chrono::DateTime::from_timestamp_millis(now)
-        .map_or_else(|| state.policy.today(), |t| t.with_timezone(&offset).date_naive());
+        .map_or_else(|| state.today(), |t| t.with_timezone(&offset).date_naive());
     let first = query
         .month
         .as_deref()
