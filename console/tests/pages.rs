@@ -609,6 +609,8 @@ async fn oncall_acknowledges_and_resolves_from_the_board_and_the_shift_figure_co
     let refresh: i64 = board.split("data-refresh-ms=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
     assert!(refresh < SessionLimits::default().idle_ms, "an open board refreshes before its session would go idle");
     let detail = oncall.get(&format!("/board/alerts/{}", world.alert_here)).await.body;
+    assert!(detail.contains("传感器 node-here 烟雾报警（"), "the engine's explanation in Chinese: {detail}");
+    assert!(!detail.contains("smoke alarm on sensor"), "not its English");
     assert!(
         detail.contains("锦山大街 12 号") && detail.contains("13904150001") && detail.contains("visitor"),
         "{detail}"

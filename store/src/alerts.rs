@@ -9,6 +9,7 @@ use sqlx::any::AnyRow;
 use super::{Store, StoreError, Write};
 use anxin_domain::alerts::checkin::DayFacts;
 use anxin_domain::alerts::engine::HomePlace;
+use anxin_domain::alerts::explanation::Explanation;
 use anxin_domain::alerts::rules::Day;
 use anxin_domain::alerts::{AlertKind, Outcome, Severity};
 
@@ -25,7 +26,13 @@ pub struct AlertRecord {
     pub township: String,
     pub village: String,
     pub device_id: Option<String>,
+    /// The engine's explanation in English.
     pub detail: String,
+    /// The same explanation as data, for the console to render in the
+    /// reader's language; `None` for alerts raised before it was stored.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub explanation: Option<Explanation>,
     pub repeats: i64,
     /// 0: as raised; 1: escalated to every on-call worker of the county.
     pub level: i64,
@@ -55,7 +62,7 @@ impl anxin_domain::access::Placed for AlertRecord {
 
 const ALERT_COLUMNS: &str =
     "a.id, a.elder_id, e.name AS elder_name, a.kind, a.severity, a.status, a.county, a.township,
-    a.village, a.device_id, a.detail, a.repeats, a.level, a.reminders, a.opened_at, a.updated_at, a.acknowledged_at,
+    a.village, a.device_id, a.detail, a.explanation, a.repeats, a.level, a.reminders, a.opened_at, a.updated_at, a.acknowledged_at,
     a.acknowledged_by, a.ack_ms, a.resolved_at, a.resolved_by, a.outcome, a.note";
 
 fn alert(row: &AnyRow) -> Result<AlertRecord, sqlx::Error> {
@@ -71,6 +78,7 @@ fn alert(row: &AnyRow) -> Result<AlertRecord, sqlx::Error> {
         village: row.try_get("village")?,
         device_id: row.try_get("device_id")?,
         detail: row.try_get("detail")?,
+        explanation: row.try_get::<Option<String>, _>("explanation")?.as_deref().and_then(Explanation::from_json),
         repeats: row.try_get("repeats")?,
         level: row.try_get("level")?,
         reminders: row.try_get("reminders")?,
@@ -511,14 +519,14 @@ impl Write {
         kind: AlertKind,
         severity: Severity,
         device: Option<&str>,
-        detail: &str,
+        detail: &Explanation,
         at: i64,
         remind_at: Option<i64>,
     ) -> Result<i64, StoreError> {
         let row = sqlx::query(
             "INSERT INTO alerts (elder_id, kind, severity, status, county, township, village, device_id,
-                                 detail, opened_at, updated_at, next_reminder_at)
-             VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $9, $10) RETURNING id",
+                                 detail, opened_at, updated_at, next_reminder_at, explanation)
+             VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $9, $10, $11) RETURNING id",
         )
         .bind(elder_id)
         .bind(kind.as_str())
@@ -527,9 +535,10 @@ impl Write {
         .bind(place.township.as_str())
         .bind(place.village.as_str())
         .bind(device)
-        .bind(detail)
+        .bind(detail.to_string())
         .bind(at)
         .bind(remind_at)
+        .bind(detail.to_json())
         .fetch_one(&mut *self.transaction)
         .await?;
         Ok(row.try_get("id")?)
@@ -540,20 +549,21 @@ impl Write {
         &mut self,
         id: i64,
         severity: Severity,
-        detail: &str,
+        detail: &Explanation,
         at: i64,
         remind_at: Option<i64>,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE alerts SET severity = $1, detail = $2, updated_at = $3, repeats = repeats + 1,
-                 next_reminder_at = COALESCE($4, next_reminder_at)
+                 next_reminder_at = COALESCE($4, next_reminder_at), explanation = $6
              WHERE id = $5",
         )
         .bind(severity.as_str())
-        .bind(detail)
+        .bind(detail.to_string())
         .bind(at)
         .bind(remind_at)
         .bind(id)
+        .bind(detail.to_json())
         .execute(&mut *self.transaction)
         .await?;
         Ok(())

@@ -3,6 +3,7 @@
 
 use anxin_store::AlertRecord;
 
+use crate::explain::alert_detail;
 use crate::i18n::Lang;
 use crate::web::local_time;
 
@@ -51,7 +52,7 @@ pub fn row(alert: &AlertRecord, lang: Lang, offset: chrono::FixedOffset) -> Aler
         place: format!("{} {} {}", alert.county, alert.township, alert.village),
         opened_at: alert.opened_at,
         opened_local: local_time(alert.opened_at, offset),
-        detail: crate::explain::explain(&alert.detail, lang),
+        detail: alert_detail(alert.explanation.as_ref(), &alert.detail, lang),
         repeats: alert.repeats,
     }
 }

@@ -7,6 +7,8 @@
 //!   heightened watch — resolved for one home at one moment.
 //! - [`routine`]: the usual getting-up time, learned from the closed days.
 //! - [`checkin`]: whether a closed day counts as a remote check-in (远程监测探访).
+//! - [`explanation`]: why an alert was raised, as a sentence and its
+//!   parameters (English for the CLI and MQTT; the console translates).
 //! - [`engine`]: runs the rules over one home's inputs; the ingest pipeline
 //!   reads the home and writes what it concludes.
 //!
@@ -21,6 +23,7 @@
 
 pub mod checkin;
 pub mod engine;
+pub mod explanation;
 pub mod policy;
 pub mod routine;
 pub mod rules;

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use anxin_protocol::{DoorState, EventKind, SmokeState, TamperState};
 use serde::{Deserialize, Serialize};
 
+use super::explanation::{Explanation, Sentence};
 use super::policy::{AlertPolicy, HomePolicy};
 use super::routine::{self, Routine, WAKE_AFTER_QUIET_MS, WAKE_WINDOW_MIN};
 use super::{AlertKind, Severity};
@@ -149,11 +150,11 @@ pub enum Input<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// Open an alert, or add to the open one of this kind (raising its severity).
-    Raise { kind: AlertKind, severity: Severity, device: Option<String>, detail: String },
+    Raise { kind: AlertKind, severity: Severity, device: Option<String>, detail: Explanation },
     /// Add a line to the open alert of this kind, if there is one.
-    Note { kind: AlertKind, detail: String },
+    Note { kind: AlertKind, detail: Explanation },
     /// The condition cleared by itself: resolve the open alert of this kind.
-    Clear { kind: AlertKind, detail: String },
+    Clear { kind: AlertKind, detail: Explanation },
     /// A local day ended; judge it for a remote check-in.
     DayClosed(Day),
 }
@@ -198,26 +199,27 @@ fn hour_bit(at: i64, policy: &AlertPolicy) -> u32 {
 }
 
 /// `22:10 yesterday`, `07:05 today`, `06:30 on 11-27`.
-pub fn when(at: i64, now: i64, policy: &AlertPolicy) -> String {
+pub fn when(at: i64, now: i64, policy: &AlertPolicy) -> Explanation {
     let time = routine::clock(local_minute(at, policy));
     match local_day(now, policy) - local_day(at, policy) {
-        0 => format!("{time} today"),
-        1 => format!("{time} yesterday"),
+        0 => Explanation::new(Sentence::Today).with("time", time),
+        1 => Explanation::new(Sentence::Yesterday).with("time", time),
         _ => {
             let date = chrono::DateTime::from_timestamp_millis(at + offset_ms(policy))
                 .map(|d| d.format("%m-%d").to_string())
                 .unwrap_or_default();
-            format!("{time} on {date}")
+            Explanation::new(Sentence::OnDate).with("time", time).with("date", date)
         }
     }
 }
 
-fn hours(ms: i64) -> String {
-    if ms % HOUR_MS == 0 { format!("{} h", ms / HOUR_MS) } else { format!("{:.1} h", ms as f64 / HOUR_MS as f64) }
+fn hours(ms: i64) -> Explanation {
+    let n = if ms % HOUR_MS == 0 { format!("{}", ms / HOUR_MS) } else { format!("{:.1}", ms as f64 / HOUR_MS as f64) };
+    Explanation::new(Sentence::Hours).with("n", n)
 }
 
-fn celsius(dc: i32) -> String {
-    format!("{:.1} °C", f64::from(dc) / 10.0)
+fn celsius(dc: i32) -> Explanation {
+    Explanation::new(Sentence::Celsius).with("n", format!("{:.1}", f64::from(dc) / 10.0))
 }
 
 /// Applies one input at `context.now`.
@@ -345,10 +347,9 @@ fn absence(state: &mut HomeState, context: &Context<'_>, out: &mut Vec<Effect>) 
                 kind: AlertKind::DeviceOffline,
                 severity: Severity::Notice,
                 device: Some(device.clone()),
-                detail: format!(
-                    "sensor {device} offline since {}; inactivity cannot be judged while it is silent",
-                    when(*since, context.now, context.policy)
-                ),
+                detail: Explanation::new(Sentence::OfflineSince)
+                    .with("device", device.as_str())
+                    .with("at", when(*since, context.now, context.policy)),
             });
         }
     }
@@ -379,7 +380,7 @@ fn activity(state: &mut HomeState, context: &Context<'_>, out: &mut Vec<Effect>)
     if state.inactivity != Phase::Armed {
         out.push(Effect::Note {
             kind: AlertKind::Inactivity,
-            detail: format!("activity again at {}", when(now, now, policy)),
+            detail: Explanation::new(Sentence::ActivityAgain).with("at", when(now, now, policy)),
         });
     }
     state.inactivity = Phase::Armed;
@@ -404,7 +405,8 @@ fn event(state: &mut HomeState, device: &str, kind: EventKind, context: &Context
         }
         EventKind::Door(DoorState::Closed) => {
             if state.door_night_fired {
-                out.push(Effect::Note { kind: AlertKind::DoorNight, detail: format!("door closed at {at}") });
+                let detail = Explanation::new(Sentence::DoorClosed).with("at", at);
+                out.push(Effect::Note { kind: AlertKind::DoorNight, detail });
             }
             state.door_open_since = None;
             state.door_night_fired = false;
@@ -414,11 +416,11 @@ fn event(state: &mut HomeState, device: &str, kind: EventKind, context: &Context
             kind: AlertKind::Smoke,
             severity: Severity::Critical,
             device: Some(device.to_string()),
-            detail: format!("smoke alarm on sensor {device} at {at}"),
+            detail: Explanation::new(Sentence::Smoke).with("device", device).with("at", at),
         }),
         EventKind::Smoke(SmokeState::Clear) => out.push(Effect::Note {
             kind: AlertKind::Smoke,
-            detail: format!("smoke alarm on sensor {device} stopped at {at}"),
+            detail: Explanation::new(Sentence::SmokeStopped).with("device", device).with("at", at),
         }),
         EventKind::Help => {
             activity(state, context, out);
@@ -426,17 +428,18 @@ fn event(state: &mut HomeState, device: &str, kind: EventKind, context: &Context
                 kind: AlertKind::Help,
                 severity: Severity::Critical,
                 device: Some(device.to_string()),
-                detail: format!("help button pressed at {at}"),
+                detail: Explanation::new(Sentence::Help).with("at", at),
             });
         }
         EventKind::Tamper(TamperState::Opened) => out.push(Effect::Raise {
             kind: AlertKind::Tamper,
             severity: Severity::Notice,
             device: Some(device.to_string()),
-            detail: format!("sensor {device} was opened or removed at {at}"),
+            detail: Explanation::new(Sentence::Tamper).with("device", device).with("at", at),
         }),
         EventKind::Tamper(TamperState::Closed) => {
-            out.push(Effect::Note { kind: AlertKind::Tamper, detail: format!("sensor {device} closed again at {at}") })
+            let detail = Explanation::new(Sentence::TamperClosed).with("device", device).with("at", at);
+            out.push(Effect::Note { kind: AlertKind::Tamper, detail })
         }
     }
 }
@@ -449,13 +452,13 @@ fn battery_level(state: &mut HomeState, device: &str, percent: i64, context: &Co
             kind: AlertKind::LowBattery,
             severity: Severity::Notice,
             device: Some(device.to_string()),
-            detail: format!("battery of sensor {device} at {percent}%"),
+            detail: Explanation::new(Sentence::Battery).with("device", device).with("n", percent.to_string()),
         });
     } else if percent >= policy.battery_ok_percent && state.battery_low {
         state.battery_low = false;
         out.push(Effect::Clear {
             kind: AlertKind::LowBattery,
-            detail: format!("battery of sensor {device} at {percent}% again"),
+            detail: Explanation::new(Sentence::BatteryAgain).with("device", device).with("n", percent.to_string()),
         });
     }
 }
@@ -468,19 +471,18 @@ fn devices(state: &mut HomeState, links: &[DeviceLink], context: &Context<'_>, o
         if !link.online && !state.offline.contains_key(&link.device_id) {
             state.offline.insert(link.device_id.clone(), now);
             let why = match link.offline_reason.as_deref() {
-                Some("last_will") => "its connection dropped",
-                Some("missed_summaries") => "3 summaries missed",
-                _ => "reported offline",
+                Some("last_will") => Explanation::new(Sentence::ConnectionDropped),
+                Some("missed_summaries") => Explanation::new(Sentence::SummariesMissed).with("n", "3"),
+                _ => Explanation::new(Sentence::ReportedOffline),
             };
             out.push(Effect::Raise {
                 kind: AlertKind::DeviceOffline,
                 severity: Severity::Notice,
                 device: Some(link.device_id.clone()),
-                detail: format!(
-                    "sensor {} offline at {} ({why}); inactivity cannot be judged while it is silent",
-                    link.device_id,
-                    when(now, now, context.policy)
-                ),
+                detail: Explanation::new(Sentence::OfflineAt)
+                    .with("device", link.device_id.as_str())
+                    .with("at", when(now, now, context.policy))
+                    .with("why", why),
             });
         } else if link.online {
             state.offline.remove(&link.device_id);
@@ -494,7 +496,7 @@ fn devices(state: &mut HomeState, links: &[DeviceLink], context: &Context<'_>, o
         if was_offline {
             out.push(Effect::Clear {
                 kind: AlertKind::DeviceOffline,
-                detail: format!("all sensors online again at {}", when(now, now, context.policy)),
+                detail: Explanation::new(Sentence::OnlineAgain).with("at", when(now, now, context.policy)),
             });
         }
     }
@@ -551,14 +553,17 @@ fn check_temperature(state: &mut HomeState, context: &Context<'_>, out: &mut Vec
         side.disarmed = true;
         side.fired_day = Some(today);
         let limit = match kind {
-            AlertKind::Cold => format!("below {}", celsius(home.cold_below_dc)),
-            _ => format!("above {}", celsius(home.heat_above_dc)),
+            AlertKind::Cold => Explanation::new(Sentence::Below).with("temp", celsius(home.cold_below_dc)),
+            _ => Explanation::new(Sentence::Above).with("temp", celsius(home.heat_above_dc)),
         };
         out.push(Effect::Raise {
             kind,
             severity: Severity::Warning,
             device: None,
-            detail: format!("indoor {}, {limit} since {}", celsius(temp), when(since, now, policy)),
+            detail: Explanation::new(Sentence::Temperature)
+                .with("temp", celsius(temp))
+                .with("limit", limit)
+                .with("at", when(since, now, policy)),
         });
     }
 }
@@ -598,11 +603,9 @@ fn check_door(state: &mut HomeState, context: &Context<'_>, out: &mut Vec<Effect
         kind: AlertKind::DoorNight,
         severity: Severity::Warning,
         device: None,
-        detail: format!(
-            "door open since {}, at night for over {} min",
-            when(open, context.now, context.policy),
-            context.policy.door_night_ms / MINUTE_MS
-        ),
+        detail: Explanation::new(Sentence::DoorNight)
+            .with("at", when(open, context.now, context.policy))
+            .with("n", (context.policy.door_night_ms / MINUTE_MS).to_string()),
     });
 }
 
@@ -620,10 +623,10 @@ fn routine_due(state: &HomeState, context: &Context<'_>) -> Option<i64> {
     (state.last_activity.is_none_or(|last| last < quiet_from)).then_some(at)
 }
 
-fn since_text(state: &HomeState, now: i64, policy: &AlertPolicy) -> String {
+fn since_text(state: &HomeState, now: i64, policy: &AlertPolicy) -> Explanation {
     match state.last_activity {
-        Some(last) => format!("nothing since {}", when(last, now, policy)),
-        None => format!("nothing since watching began at {}", when(state.silence_from, now, policy)),
+        Some(last) => Explanation::new(Sentence::NothingSince).with("at", when(last, now, policy)),
+        None => Explanation::new(Sentence::NothingSinceWatching).with("at", when(state.silence_from, now, policy)),
     }
 }
 
@@ -635,7 +638,7 @@ fn check_inactivity(state: &mut HomeState, context: &Context<'_>, out: &mut Vec<
     let policy = context.policy;
     let home = context.home;
     let silent_ms = now - state.silence_from - state.unwatched_ms;
-    let watch = if home.heightened { " (heightened watch)" } else { "" };
+
     if state.inactivity == Phase::Armed {
         if silent_ms >= home.inactivity_ms {
             state.inactivity = Phase::Warned;
@@ -643,11 +646,13 @@ fn check_inactivity(state: &mut HomeState, context: &Context<'_>, out: &mut Vec<
                 kind: AlertKind::Inactivity,
                 severity: Severity::Warning,
                 device: None,
-                detail: format!(
-                    "no activity for {}{watch}: {}",
-                    hours(home.inactivity_ms),
-                    since_text(state, now, policy)
-                ),
+                detail: Explanation::new(if home.heightened {
+                    Sentence::NoActivityHeightened
+                } else {
+                    Sentence::NoActivity
+                })
+                .with("hours", hours(home.inactivity_ms))
+                .with("since", since_text(state, now, policy)),
             });
         } else if let Some(at) = routine_due(state, context)
             && now >= at
@@ -659,11 +664,9 @@ fn check_inactivity(state: &mut HomeState, context: &Context<'_>, out: &mut Vec<
                 kind: AlertKind::Inactivity,
                 severity: Severity::Warning,
                 device: None,
-                detail: format!(
-                    "usually active by {}; {}",
-                    routine::clock(routine.usual_by_min),
-                    since_text(state, now, policy)
-                ),
+                detail: Explanation::new(Sentence::UsuallyActiveBy)
+                    .with("time", routine::clock(routine.usual_by_min))
+                    .with("since", since_text(state, now, policy)),
             });
         }
     }
@@ -673,11 +676,13 @@ fn check_inactivity(state: &mut HomeState, context: &Context<'_>, out: &mut Vec<
             kind: AlertKind::Inactivity,
             severity: Severity::Critical,
             device: None,
-            detail: format!(
-                "still no activity after {}{watch}: {}",
-                hours(home.critical_ms),
-                since_text(state, now, policy)
-            ),
+            detail: Explanation::new(if home.heightened {
+                Sentence::StillNoActivityHeightened
+            } else {
+                Sentence::StillNoActivity
+            })
+            .with("hours", hours(home.critical_ms))
+            .with("since", since_text(state, now, policy)),
         });
     }
 }

@@ -98,7 +98,9 @@ impl Home {
         self.effects
             .iter()
             .filter_map(|(at, effect)| match effect {
-                Effect::Raise { kind: k, severity, detail, .. } if *k == kind => Some((*at, *severity, detail.clone())),
+                Effect::Raise { kind: k, severity, detail, .. } if *k == kind => {
+                    Some((*at, *severity, detail.to_string()))
+                }
                 _ => None,
             })
             .collect()
@@ -165,7 +167,7 @@ fn a_dead_sensor_is_not_silence() {
     let effects = home.input(start + HOUR, Input::Devices(&offline));
     assert!(
         matches!(&effects[..], [Effect::Raise { kind: AlertKind::DeviceOffline, severity: Severity::Notice, detail, .. }]
-        if detail.contains("inactivity cannot be judged"))
+        if detail.to_string().contains("inactivity cannot be judged"))
     );
     home.tick(start + 20 * HOUR);
     assert!(home.raised(AlertKind::Inactivity).is_empty(), "no inactivity judged on a dead sensor");

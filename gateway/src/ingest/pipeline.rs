@@ -311,29 +311,30 @@ async fn write_effect(
                 let remind_at =
                     (severity == Severity::Critical && open.status == "open").then_some(at + policy.escalate_after_ms);
                 write.raise_alert(open.id, severity, &detail, at, remind_at).await?;
-                events.push(write.alert_event(open.id, at, "raised", Some(SYSTEM), Some(&detail)).await?);
+                events.push(write.alert_event(open.id, at, "raised", Some(SYSTEM), Some(&detail.to_string())).await?);
             }
             Some(open) => {
                 write.repeat_alert(open.id, at).await?;
-                events.push(write.alert_event(open.id, at, "repeated", Some(SYSTEM), Some(&detail)).await?);
+                events.push(write.alert_event(open.id, at, "repeated", Some(SYSTEM), Some(&detail.to_string())).await?);
             }
             None => {
                 let remind_at = (severity == Severity::Critical).then_some(at + policy.escalate_after_ms);
                 let id = write
                     .insert_alert(elder_id, place, kind, severity, device.as_deref(), &detail, at, remind_at)
                     .await?;
-                events.push(write.alert_event(id, at, "opened", Some(SYSTEM), Some(&detail)).await?);
+                events.push(write.alert_event(id, at, "opened", Some(SYSTEM), Some(&detail.to_string())).await?);
                 tracing::info!(elder_id, alert = id, kind = kind.as_str(), severity = severity.as_str(), "{detail}");
             }
         },
         Effect::Note { kind, detail } => {
             if let Some(open) = write.open_alert(elder_id, kind).await? {
                 write.touch_alert(open.id, at).await?;
-                events.push(write.alert_event(open.id, at, "note", Some(SYSTEM), Some(&detail)).await?);
+                events.push(write.alert_event(open.id, at, "note", Some(SYSTEM), Some(&detail.to_string())).await?);
             }
         }
         Effect::Clear { kind, detail } => {
             if let Some(open) = write.open_alert(elder_id, kind).await? {
+                let detail = detail.to_string();
                 write.resolve_cleared(open.id, SYSTEM, &detail, at).await?;
                 events.push(write.alert_event(open.id, at, "resolved", Some(SYSTEM), Some(&detail)).await?);
             }
