@@ -270,11 +270,13 @@ pub async fn alerts(storage: &StorageArgs, file: FileSettings, command: AlertsCo
             out!("alert {id} resolved by {}: {}", alert.resolved_by.unwrap_or_default(), outcome.as_str());
         }
         AlertsCommand::Stats { county, township, village, severity, from, to, json } => {
-            if let Some(severity) = &severity
-                && anxin_domain::alerts::Severity::parse(severity).is_none()
-            {
-                anyhow::bail!("--severity {severity:?} is not one of: critical, warning, notice");
-            }
+            let severity = severity
+                .map(|severity| {
+                    anxin_domain::alerts::Severity::parse(&severity).ok_or_else(|| {
+                        anyhow::anyhow!("--severity {severity:?} is not one of: critical, warning, notice")
+                    })
+                })
+                .transpose()?;
             let now = now_ms();
             let today = local_day(now, &policy);
             let first = from.as_deref().map(|d| parse_day(d, "--from")).transpose()?.unwrap_or(today - 29);
@@ -283,9 +285,8 @@ pub async fn alerts(storage: &StorageArgs, file: FileSettings, command: AlertsCo
                 anyhow::bail!("--to is before --from");
             }
             let region = RegionFilter { county, township, village };
-            let stats = store
-                .ack_stats(&region, severity.as_deref(), day_start(first, &policy), day_start(last + 1, &policy))
-                .await?;
+            let stats =
+                store.ack_stats(&region, severity, day_start(first, &policy), day_start(last + 1, &policy)).await?;
             if json {
                 out!("{}", serde_json::to_string_pretty(&stats)?);
             } else {

@@ -408,7 +408,7 @@ async fn a_state_change_without_the_right_csrf_token_is_refused_and_changes_noth
     let json = oncall.request("POST", &format!("/api/v1/alerts/{}/ack", world.alert_here)).body(Body::empty()).unwrap();
     assert_eq!(send(&world.router, json).await.status, StatusCode::FORBIDDEN, "the API by cookie needs the header too");
     let alert = world.store.alert(world.alert_here).await.unwrap().unwrap();
-    assert_eq!(alert.status, "open", "nothing changed");
+    assert_eq!(alert.status, anxin_domain::alerts::AlertStatus::Open, "nothing changed");
     // With the token: acknowledged, audited.
     let answer = oncall.post(&path, &[]).await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
@@ -634,7 +634,10 @@ async fn oncall_acknowledges_and_resolves_from_the_board_and_the_shift_figure_co
         .await;
     assert_eq!(resolved.status, StatusCode::SEE_OTHER);
     let alert = world.store.alert(world.alert_here).await.unwrap().unwrap();
-    assert_eq!((alert.outcome.as_deref(), alert.note.as_deref()), (Some("false_alarm"), Some("做饭油烟")));
+    assert_eq!(
+        (alert.outcome, alert.note.as_deref()),
+        (Some(anxin_domain::alerts::Outcome::FalseAlarm), Some("做饭油烟"))
+    );
     let rows = oncall.get("/board/rows").await.body;
     assert!(rows.contains("board-empty") || rows.contains("没有待处理的告警"), "{rows}");
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::metrics as m;
+use anxin_domain::alerts::Severity;
 use anxin_store::{Store, now_ms};
 
 #[derive(Debug, Clone)]
@@ -44,9 +45,9 @@ pub async fn run_upkeep(store: Store, config: UpkeepConfig, mut shutdown: watch:
             metrics::gauge!(m::DEVICES_OFFLINE).set(counts.offline as f64);
         }
         if let Ok(open) = store.open_alert_counts().await {
-            for severity in ["critical", "warning", "notice"] {
-                let n = open.iter().find(|(s, _)| s == severity).map_or(0, |(_, n)| *n);
-                metrics::gauge!(m::ALERTS_OPEN, "severity" => severity).set(n as f64);
+            for severity in [Severity::Critical, Severity::Warning, Severity::Notice] {
+                let n = open.iter().find(|(s, _)| *s == severity).map_or(0, |(_, n)| *n);
+                metrics::gauge!(m::ALERTS_OPEN, "severity" => severity.as_str()).set(n as f64);
             }
         }
         if last_expiry.is_none_or(|at| at.elapsed() >= Duration::from_secs(3_600)) {

@@ -140,7 +140,9 @@ pub async fn alerts(args: BenchAlertsArgs) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(args.seconds + 60);
         while seen.len() < overdue_elders.len() {
             match tokio::time::timeout_at(deadline, overdue_feed.recv()).await {
-                Ok(Ok(change)) if change.kind == "inactivity" && change.action == "opened" => {
+                Ok(Ok(change))
+                    if change.kind == anxin_domain::alerts::AlertKind::Inactivity && change.action == "opened" =>
+                {
                     if let Some(due) = overdue_elders.get(&change.elder_id) {
                         if seen.insert(change.elder_id) {
                             lateness.push(Duration::from_millis(u64::try_from(now_ms() - due).unwrap_or(0)));

@@ -339,7 +339,7 @@ pub(crate) async fn smoke_probes(
                 client.publish(format!("anxin/v1/dev/{device}/event"), QoS::AtLeastOnce, false, smoke(1_000_000)).await?;
             }
             change = feed.recv() => match change {
-                Ok(change) if change.kind == "smoke" && change.action == "opened" => {
+                Ok(change) if change.kind == anxin_domain::alerts::AlertKind::Smoke && change.action == "opened" => {
                     if let Some(at) = sent.remove(&change.elder_id) {
                         latencies.push(at.elapsed());
                     }

@@ -11,7 +11,7 @@ use anxin_domain::alerts::checkin::DayFacts;
 use anxin_domain::alerts::engine::HomePlace;
 use anxin_domain::alerts::explanation::Explanation;
 use anxin_domain::alerts::rules::Day;
-use anxin_domain::alerts::{AlertKind, Outcome, Severity};
+use anxin_domain::alerts::{AlertKind, AlertStatus, Outcome, Severity};
 
 /// An alert with its handling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -19,9 +19,9 @@ pub struct AlertRecord {
     pub id: i64,
     pub elder_id: i64,
     pub elder_name: String,
-    pub kind: String,
-    pub severity: String,
-    pub status: String,
+    pub kind: AlertKind,
+    pub severity: Severity,
+    pub status: AlertStatus,
     pub county: String,
     pub township: String,
     pub village: String,
@@ -45,7 +45,7 @@ pub struct AlertRecord {
     pub ack_ms: Option<i64>,
     pub resolved_at: Option<i64>,
     pub resolved_by: Option<String>,
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     pub note: Option<String>,
 }
 
@@ -70,9 +70,9 @@ fn alert(row: &AnyRow) -> Result<AlertRecord, sqlx::Error> {
         id: row.try_get("id")?,
         elder_id: row.try_get("elder_id")?,
         elder_name: row.try_get("elder_name")?,
-        kind: row.try_get("kind")?,
-        severity: row.try_get("severity")?,
-        status: row.try_get("status")?,
+        kind: spelled(row, "kind", AlertKind::parse)?,
+        severity: spelled(row, "severity", Severity::parse)?,
+        status: spelled(row, "status", AlertStatus::parse)?,
         county: row.try_get("county")?,
         township: row.try_get("township")?,
         village: row.try_get("village")?,
@@ -89,8 +89,24 @@ fn alert(row: &AnyRow) -> Result<AlertRecord, sqlx::Error> {
         ack_ms: row.try_get("ack_ms")?,
         resolved_at: row.try_get("resolved_at")?,
         resolved_by: row.try_get("resolved_by")?,
-        outcome: row.try_get("outcome")?,
+        outcome: row
+            .try_get::<Option<String>, _>("outcome")?
+            .map(|text| parsed("outcome", &text, Outcome::parse))
+            .transpose()?,
         note: row.try_get("note")?,
+    })
+}
+
+/// A column holding one of a domain enum's spellings; anything else is a
+/// decoding error naming the column, not a silent default.
+fn spelled<T>(row: &AnyRow, column: &str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error> {
+    parsed(column, &row.try_get::<String, _>(column)?, parse)
+}
+
+fn parsed<T>(column: &str, text: &str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error> {
+    parse(text).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: format!("{text:?} is not a known {column}").into(),
     })
 }
 
@@ -118,16 +134,16 @@ pub struct AlertChange {
     pub detail: Option<String>,
     pub alert_id: i64,
     pub elder_id: i64,
-    pub kind: String,
-    pub severity: String,
-    pub status: String,
+    pub kind: AlertKind,
+    pub severity: Severity,
+    pub status: AlertStatus,
     pub level: i64,
     pub county: String,
     pub township: String,
     pub village: String,
     pub opened_at: i64,
     pub acknowledged_by: Option<String>,
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
 }
 
 impl anxin_domain::access::Placed for AlertChange {
@@ -332,7 +348,7 @@ impl Store {
     async fn refusal(&self, id: i64) -> AlertActionError {
         match self.alert(id).await {
             Ok(None) => AlertActionError::NotFound(id),
-            Ok(Some(alert)) if alert.status == "resolved" => AlertActionError::AlreadyResolved { id },
+            Ok(Some(alert)) if alert.status == AlertStatus::Resolved => AlertActionError::AlreadyResolved { id },
             Ok(Some(alert)) => {
                 AlertActionError::AlreadyAcknowledged { id, by: alert.acknowledged_by.unwrap_or_default() }
             }
@@ -346,7 +362,7 @@ impl Store {
     pub async fn ack_stats(
         &self,
         region: &RegionFilter,
-        severity: Option<&str>,
+        severity: Option<Severity>,
         from: i64,
         to: i64,
     ) -> Result<AckStats, StoreError> {
@@ -366,7 +382,7 @@ impl Store {
         .bind(region.county.as_deref())
         .bind(region.township.as_deref())
         .bind(region.village.as_deref())
-        .bind(severity)
+        .bind(severity.map(Severity::as_str))
         .fetch_one(&self.pool)
         .await?;
         Ok(AckStats {
@@ -399,14 +415,14 @@ impl Store {
     }
 
     /// Unresolved alerts per severity (for the gauges).
-    pub async fn open_alert_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    pub async fn open_alert_counts(&self) -> Result<Vec<(Severity, i64)>, StoreError> {
         let rows =
             sqlx::query("SELECT severity, COUNT(*) AS n FROM alerts WHERE status <> 'resolved' GROUP BY severity")
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows
             .iter()
-            .map(|row| Ok((row.try_get("severity")?, row.try_get("n")?)))
+            .map(|row| Ok((spelled(row, "severity", Severity::parse)?, row.try_get("n")?)))
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
@@ -426,16 +442,19 @@ fn change(row: &AnyRow) -> Result<AlertChange, sqlx::Error> {
         detail: row.try_get("event_detail")?,
         alert_id: row.try_get("alert_id")?,
         elder_id: row.try_get("elder_id")?,
-        kind: row.try_get("kind")?,
-        severity: row.try_get("severity")?,
-        status: row.try_get("status")?,
+        kind: spelled(row, "kind", AlertKind::parse)?,
+        severity: spelled(row, "severity", Severity::parse)?,
+        status: spelled(row, "status", AlertStatus::parse)?,
         level: row.try_get("level")?,
         county: row.try_get("county")?,
         township: row.try_get("township")?,
         village: row.try_get("village")?,
         opened_at: row.try_get("opened_at")?,
         acknowledged_by: row.try_get("acknowledged_by")?,
-        outcome: row.try_get("outcome")?,
+        outcome: row
+            .try_get::<Option<String>, _>("outcome")?
+            .map(|text| parsed("outcome", &text, Outcome::parse))
+            .transpose()?,
     })
 }
 
@@ -466,8 +485,8 @@ async fn insert_event(
 pub struct OpenAlert {
     pub id: i64,
     pub severity: Severity,
-    /// `open` or `acknowledged`.
-    pub status: String,
+    /// Open or acknowledged.
+    pub status: AlertStatus,
 }
 
 /// A critical alert whose reminder is due.
@@ -503,8 +522,8 @@ impl Write {
         row.map(|row| {
             Ok(OpenAlert {
                 id: row.try_get("id")?,
-                severity: Severity::parse(&row.try_get::<String, _>("severity")?).unwrap_or(Severity::Notice),
-                status: row.try_get("status")?,
+                severity: spelled(&row, "severity", Severity::parse)?,
+                status: spelled(&row, "status", AlertStatus::parse)?,
             })
         })
         .transpose()

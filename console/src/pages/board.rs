@@ -154,7 +154,7 @@ async fn alert_detail(
     Ok(AlertDetail {
         c: viewer.chrome("board.title"),
         resolved: alert.resolved_at.is_some(),
-        outcome: alert.outcome.as_deref().map(|o| lang.t(&format!("outcome.{o}")).to_string()).unwrap_or_default(),
+        outcome: alert.outcome.map(|o| lang.t(&format!("outcome.{o}")).to_string()).unwrap_or_default(),
         alert: row(&alert, lang, offset),
         visitors: state.store.visitors_of(elder.id).await?.join("、"),
         devices: devices_view(&state.store.devices_of(elder.id).await?, lang, offset, now),

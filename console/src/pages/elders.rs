@@ -173,7 +173,7 @@ pub(super) async fn page(
                 (Some(by), Some(at)) => format!("{by} {}", local_time(at, offset)),
                 _ => String::new(),
             },
-            outcome: a.outcome.as_deref().map(|o| lang.t(&format!("outcome.{o}")).to_string()).unwrap_or_default(),
+            outcome: a.outcome.map(|o| lang.t(&format!("outcome.{o}")).to_string()).unwrap_or_default(),
             note: a.note.clone().unwrap_or_default(),
         })
         .collect();

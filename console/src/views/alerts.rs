@@ -25,25 +25,17 @@ pub struct AlertRow {
     pub repeats: i64,
 }
 
-fn severity_rank(severity: &str) -> u8 {
-    match severity {
-        "critical" => 0,
-        "warning" => 1,
-        _ => 2,
-    }
-}
-
 /// Not yet acknowledged first, then critical before warning before notice,
 /// escalated first, then the oldest.
 pub fn most_urgent_first(alerts: &mut [AlertRecord]) {
-    alerts.sort_by_key(|a| (a.acknowledged_at.is_some(), severity_rank(&a.severity), -a.level, a.opened_at, a.id));
+    alerts.sort_by_key(|a| (a.acknowledged_at.is_some(), std::cmp::Reverse(a.severity), -a.level, a.opened_at, a.id));
 }
 
 pub fn row(alert: &AlertRecord, lang: Lang, offset: chrono::FixedOffset) -> AlertRow {
     AlertRow {
         id: alert.id,
         kind: lang.t(&format!("kind.{}", alert.kind)),
-        severity: alert.severity.clone(),
+        severity: alert.severity.to_string(),
         severity_label: lang.t(&format!("severity.{}", alert.severity)),
         acknowledged: alert.acknowledged_at.is_some(),
         acknowledged_by: alert.acknowledged_by.clone().unwrap_or_default(),

@@ -31,7 +31,7 @@ pub mod rules;
 use serde::{Deserialize, Serialize};
 
 /// What an alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     Smoke,
@@ -79,7 +79,7 @@ impl AlertKind {
 
 /// How urgent: notices are for maintenance, warnings for the day's work,
 /// critical alerts for a person now (and escalate when not acknowledged).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Notice,
@@ -101,8 +101,33 @@ impl Severity {
     }
 }
 
+/// Where an alert stands: open until someone acknowledges it, acknowledged
+/// while it is being handled, resolved with its outcome (or when it cleared
+/// by itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Open,
+    Acknowledged,
+    Resolved,
+}
+
+impl AlertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Open => "open",
+            AlertStatus::Acknowledged => "acknowledged",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AlertStatus> {
+        [AlertStatus::Open, AlertStatus::Acknowledged, AlertStatus::Resolved].into_iter().find(|s| s.as_str() == text)
+    }
+}
+
 /// How an alert was handled (处置情况), from a fixed list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Someone went to the home (上门查看).
@@ -153,7 +178,24 @@ impl Outcome {
     pub fn parse_for_staff(text: &str) -> Option<Outcome> {
         Outcome::FOR_STAFF.into_iter().find(|o| o.as_str() == text)
     }
+
+    /// Any outcome, the gateway's included: for reading what was stored.
+    pub fn parse(text: &str) -> Option<Outcome> {
+        Outcome::parse_for_staff(text).or((text == Outcome::ClearedItself.as_str()).then_some(Outcome::ClearedItself))
+    }
 }
+
+/// The stored and wire spelling (`smoke`, `critical`, `open`, `false_alarm`).
+macro_rules! display_as_str {
+    ($($name:ty),*) => {$(
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+display_as_str!(AlertKind, Severity, AlertStatus, Outcome);
 
 /// The elder categories of annex 2 (特殊困难老年人的类别).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -26,11 +26,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use anxin_protocol::Payload;
 
 use super::check::{Accepted, Checked};
-use anxin_domain::alerts::Severity;
 use anxin_domain::alerts::checkin::{self, Verdict};
 use anxin_domain::alerts::engine::{self, HomeInput, HomePlace, REMOTE_VISITOR, SYSTEM};
 use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_domain::alerts::rules::{self, Day, Effect};
+use anxin_domain::alerts::{AlertStatus, Severity};
 use anxin_domain::time::{DAY_MS, HOUR_MS};
 use anxin_store::{DeviceNote, HourRollup, MessageRow, QuarantineRow, Store, StoreError, Write};
 
@@ -308,8 +308,8 @@ async fn write_effect(
             Some(open) if severity > open.severity => {
                 // A warning turning critical starts the escalation clock
                 // unless someone already has it in hand.
-                let remind_at =
-                    (severity == Severity::Critical && open.status == "open").then_some(at + policy.escalate_after_ms);
+                let remind_at = (severity == Severity::Critical && open.status == AlertStatus::Open)
+                    .then_some(at + policy.escalate_after_ms);
                 write.raise_alert(open.id, severity, &detail, at, remind_at).await?;
                 events.push(write.alert_event(open.id, at, "raised", Some(SYSTEM), Some(&detail.to_string())).await?);
             }

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anxin_domain::alerts::Outcome;
 use anxin_domain::alerts::rules::day_start;
+use anxin_domain::alerts::{AlertKind, AlertStatus, Outcome, Severity};
 use anxin_domain::registry::NewElder;
 use anxin_gateway::alerts::delivery::{Sink, run_sink};
 use anxin_gateway::ingest::{Checked, check};
@@ -146,20 +146,20 @@ async fn handling_is_recorded_and_wrong_actions_are_refused(backend: Backend) {
     let twice = store.acknowledge_alert(id, "王", t + 30_000).await.unwrap_err();
     assert_eq!(twice.to_string(), format!("alert {id} was already acknowledged by 李"));
     let resolved = store.resolve_alert(id, "李", Outcome::ReachedByPhone, "老人按错了", t + 90_000).await.unwrap();
-    assert_eq!(resolved.status, "resolved");
-    assert_eq!(resolved.outcome.as_deref(), Some("reached_by_phone"));
+    assert_eq!(resolved.status, AlertStatus::Resolved);
+    assert_eq!(resolved.outcome, Some(Outcome::ReachedByPhone));
     assert_eq!(resolved.note.as_deref(), Some("老人按错了"));
     assert_eq!(resolved.ack_ms, Some(20_000));
     assert!(store.resolve_alert(id, "李", Outcome::Visited, "", t + 100_000).await.is_err());
     // A new press after the resolution opens a new alert.
     crate::commit_batch(&store, &[(event("node-c", 3, "help", "pressed"), t + HOUR)]).await.unwrap();
-    let second = alerts_of(&store, elder).await.into_iter().find(|a| a.status == "open").unwrap();
+    let second = alerts_of(&store, elder).await.into_iter().find(|a| a.status == AlertStatus::Open).unwrap();
     // Resolved without an acknowledgement: the resolution is the acknowledgement.
     store.resolve_alert(second.id, "王", Outcome::Visited, "", t + HOUR + 200_000).await.unwrap();
     // A third press nobody has answered yet counts against the figures.
     crate::commit_batch(&store, &[(event("node-c", 4, "help", "pressed"), t + 90 * MINUTE)]).await.unwrap();
     let region = RegionFilter { county: Some("振兴区".into()), ..RegionFilter::default() };
-    let stats = store.ack_stats(&region, Some("critical"), t - HOUR, t + 2 * HOUR).await.unwrap();
+    let stats = store.ack_stats(&region, Some(Severity::Critical), t - HOUR, t + 2 * HOUR).await.unwrap();
     assert_eq!((stats.alerts, stats.acknowledged, stats.within_60s, stats.within_180s), (3, 2, 1, 1));
     assert_eq!(stats.share_60s(), Some(1.0 / 3.0));
     let elsewhere = RegionFilter { county: Some("元宝区".into()), ..RegionFilter::default() };
@@ -184,7 +184,7 @@ async fn an_overdue_home_fires_once_across_a_restart(backend: Backend) {
     crate::tick_due_homes(&store, t + 13 * HOUR + 1_000).await.unwrap();
     let alerts = alerts_of(&store, elder).await;
     assert_eq!(alerts.len(), 1, "overdue alert raised once after the restart");
-    assert_eq!(alerts[0].kind, "inactivity");
+    assert_eq!(alerts[0].kind, AlertKind::Inactivity);
     assert!(alerts[0].detail.contains("nothing since 08:00"), "{}", alerts[0].detail);
     store.close().await;
     let store = reopen(&guard).await;
@@ -300,7 +300,7 @@ async fn a_silent_device_opens_a_notice_that_clears_itself(backend: Backend) {
     assert_eq!(alerts_of(&store, elder).await.len(), 1);
     crate::commit_batch(&store, &[(summary("fading", 2, 0), t + 21 * HOUR)]).await.unwrap();
     let alert = store.alert(alerts[0].id).await.unwrap().unwrap();
-    assert_eq!((alert.status.as_str(), alert.outcome.as_deref()), ("resolved", Some("cleared_itself")));
+    assert_eq!((alert.status, alert.outcome), (AlertStatus::Resolved, Some(Outcome::ClearedItself)));
 }
 
 /// How a test webhook receiver misbehaves at first.
@@ -446,5 +446,5 @@ async fn a_device_paired_but_never_heard_from_is_raised_after_the_grace(backend:
     assert_eq!((alerts.len(), alerts[0].kind.as_str()), (1, "device_offline"));
     // Its first message clears it.
     crate::commit_batch(&store, &[(summary("never-on", 1, 0), t + 11 * MINUTE)]).await.unwrap();
-    assert_eq!(store.alert(alerts[0].id).await.unwrap().unwrap().status, "resolved");
+    assert_eq!(store.alert(alerts[0].id).await.unwrap().unwrap().status, AlertStatus::Resolved);
 }
