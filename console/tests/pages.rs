@@ -50,7 +50,7 @@ fn elder(name: &str, county: &str, citizen_id: &str) -> NewElder {
         village: "锦山社区".into(),
         address: "锦山大街 12 号".into(),
         phone: Some("13904150001".into()),
-        citizen_id: Some(citizen_id.into()),
+        citizen_id: Some(anxin_domain::registry::CitizenId::parse(citizen_id).unwrap()),
         disability_cert: Some("21060219450312123842".into()),
         ..NewElder::default()
     }

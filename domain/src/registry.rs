@@ -40,7 +40,7 @@ pub enum CitizenIdError {
 
 /// A citizen ID number whose check digit (GB 11643-1999, ISO 7064 MOD 11-2)
 /// and birth date hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CitizenId {
     number: String,
     birth_date: chrono::NaiveDate,
@@ -166,7 +166,10 @@ fn categories(text: &str) -> Result<String, RegistryError> {
 }
 
 /// An elder's citizen ID, if given: valid, and 60 or older on `today`.
-pub(crate) fn elder_citizen_id(text: Option<&str>, today: chrono::NaiveDate) -> Result<Option<String>, RegistryError> {
+pub(crate) fn elder_citizen_id(
+    text: Option<&str>,
+    today: chrono::NaiveDate,
+) -> Result<Option<CitizenId>, RegistryError> {
     let Some(text) = text.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
@@ -174,7 +177,7 @@ pub(crate) fn elder_citizen_id(text: Option<&str>, today: chrono::NaiveDate) -> 
     if id.age_on(today) < 60 {
         return Err(RegistryError::TooYoung(id.birth_date().to_string()));
     }
-    Ok(Some(id.number))
+    Ok(Some(id))
 }
 
 /// The fields of a registration as typed.
@@ -259,7 +262,10 @@ mod tests {
             ..Default::default()
         };
         let day = |text: &str| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
-        assert_eq!(form.check_on(day("2026-11-29")).unwrap().citizen_id.as_deref(), Some("11010519491231002X"));
+        assert_eq!(
+            form.check_on(day("2026-11-29")).unwrap().citizen_id.as_ref().map(CitizenId::as_str),
+            Some("11010519491231002X")
+        );
         assert_eq!(form.check_on(day("2000-01-01")), Err(RegistryError::TooYoung("1949-12-31".into())));
         let bad = ElderForm { citizen_id: Some("110105194912310021"), ..form };
         assert_eq!(
@@ -320,7 +326,7 @@ mod tests {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewElder {
     /// 公民身份号码, checked (GB 11643).
-    pub citizen_id: Option<String>,
+    pub citizen_id: Option<CitizenId>,
     /// 残疾证号.
     pub disability_cert: Option<String>,
     /// 是否在户籍地居住.

@@ -35,8 +35,7 @@ pub struct BenchConsoleArgs {
     pub requests: usize,
 }
 
-const HOUR: i64 = 3_600_000;
-const DAY: i64 = 24 * HOUR;
+use anxin_domain::time::{DAY_MS as DAY, HOUR_MS as HOUR};
 const PASSWORD: &str = "bench password, long enough";
 
 /// An elder of 振兴区; `number` makes the citizen ID unique (one ID, one elder).
@@ -53,7 +52,8 @@ fn elder(name: String, number: usize) -> NewElder {
         emergency_contact: Some("王志强".into()),
         emergency_phone: Some("13904150002".into()),
         categories: "living_alone".into(),
-        citizen_id: Some(citizen_id),
+        // The generator draws valid IDs (its check digit is the domain's).
+        citizen_id: anxin_domain::registry::CitizenId::parse(&citizen_id).ok(),
         ..NewElder::default()
     }
 }

@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use anxin_domain::registry::NewElder;
+use anxin_domain::registry::{CitizenId, NewElder};
 
 use super::{Store, StoreError};
 
@@ -84,7 +84,7 @@ impl Store {
         .bind(new.categories.as_str())
         .bind(new.inactivity_hours)
         .bind(now)
-        .bind(new.citizen_id.as_deref())
+        .bind(new.citizen_id.as_ref().map(CitizenId::as_str))
         .bind(new.disability_cert.as_deref())
         .bind(i64::from(new.lives_at_registered))
         .fetch_one(&self.pool)
@@ -114,7 +114,7 @@ impl Store {
         .bind(new.emergency_phone.as_deref())
         .bind(new.categories.as_str())
         .bind(new.inactivity_hours)
-        .bind(new.citizen_id.as_deref())
+        .bind(new.citizen_id.as_ref().map(CitizenId::as_str))
         .bind(new.disability_cert.as_deref())
         .bind(i64::from(new.lives_at_registered))
         .bind(now)
@@ -129,7 +129,7 @@ impl Store {
     /// One citizen ID, one elder: refuses `new` if another elder than
     /// `this_one` holds its ID.
     async fn refuse_taken_citizen_id(&self, new: &NewElder, this_one: Option<i64>) -> Result<(), StoreError> {
-        let Some(citizen_id) = new.citizen_id.as_deref() else { return Ok(()) };
+        let Some(citizen_id) = new.citizen_id.as_ref().map(CitizenId::as_str) else { return Ok(()) };
         match self.citizen_id_holder(citizen_id).await? {
             Some(holder) if Some(holder) != this_one => Err(StoreError::Invalid(format!(
                 "this citizen ID is already registered for the elder numbered {holder}"

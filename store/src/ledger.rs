@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use anxin_domain::registry::NewElder;
+use anxin_domain::registry::{CitizenId, NewElder};
 
 use super::{Store, StoreError};
 use anxin_domain::access::Role;
@@ -54,7 +54,7 @@ macro_rules! bind_part1 {
             .bind($elder.emergency_contact.as_deref())
             .bind($elder.emergency_phone.as_deref())
             .bind($elder.categories.as_str())
-            .bind($elder.citizen_id.as_deref())
+            .bind($elder.citizen_id.as_ref().map(CitizenId::as_str))
             .bind($elder.disability_cert.as_deref())
             .bind(i64::from($elder.lives_at_registered))
     };
@@ -99,7 +99,11 @@ fn canonical_categories(text: &str) -> String {
 
 fn details_and_elder(row: &AnyRow) -> Result<(i64, NewElder, ElderDetails), sqlx::Error> {
     let elder = NewElder {
-        citizen_id: row.try_get("citizen_id")?,
+        citizen_id: row
+            .try_get::<Option<String>, _>("citizen_id")?
+            .map(|text| CitizenId::parse(&text))
+            .transpose()
+            .map_err(|error| sqlx::Error::ColumnDecode { index: "citizen_id".into(), source: Box::new(error) })?,
         disability_cert: row.try_get("disability_cert")?,
         lives_at_registered: row.try_get::<i64, _>("lives_at_registered")? == 1,
         name: row.try_get("name")?,
@@ -246,7 +250,7 @@ impl Store {
             self.ledger().await?.into_iter().filter_map(|row| row.id.map(|id| (id, row))).collect();
         let by_citizen_id: HashMap<&str, i64> = current
             .iter()
-            .filter_map(|(id, row)| row.elder.citizen_id.as_deref().map(|citizen| (citizen, *id)))
+            .filter_map(|(id, row)| row.elder.citizen_id.as_ref().map(CitizenId::as_str).map(|citizen| (citizen, *id)))
             .collect();
         let mut problems = Vec::new();
         let mut plan: Vec<(Option<i64>, &LedgerRow)> = Vec::new();
@@ -263,17 +267,23 @@ impl Store {
                     continue;
                 }
                 Some(id) => Some(id),
-                None => row.elder.citizen_id.as_deref().and_then(|citizen| by_citizen_id.get(citizen).copied()),
+                None => row
+                    .elder
+                    .citizen_id
+                    .as_ref()
+                    .map(CitizenId::as_str)
+                    .and_then(|citizen| by_citizen_id.get(citizen).copied()),
             };
             if let Some(id) = target {
                 // Another elder already holds this citizen ID.
-                if let Some(holder) = row.elder.citizen_id.as_deref().and_then(|c| by_citizen_id.get(c))
+                if let Some(holder) =
+                    row.elder.citizen_id.as_ref().map(CitizenId::as_str).and_then(|c| by_citizen_id.get(c))
                     && *holder != id
                 {
                     problems.push(RowProblem {
                         line: *line,
                         column: Some(anxin_domain::ledger::Column::CitizenId.header()),
-                        value: row.elder.citizen_id.clone(),
+                        value: row.elder.citizen_id.as_ref().map(|id| id.as_str().to_string()),
                         problem: Problem::CitizenIdTaken { elder_id: *holder },
                     });
                     continue;
@@ -283,7 +293,7 @@ impl Store {
                         line: *line,
                         column: Some(anxin_domain::ledger::Column::Id.header()),
                         value: Some(id.to_string()),
-                        problem: Problem::DuplicateCitizenId { line: first },
+                        problem: Problem::DuplicateId { line: first },
                     });
                     continue;
                 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use anxin_domain::alerts::Category;
 use anxin_domain::identity::IdentityKind;
-use anxin_domain::registry::{ElderForm, RegistryError};
+use anxin_domain::registry::{CitizenId, ElderForm, RegistryError};
 use anxin_store::{Elder, NewIdentity, PairRefusal, Store, StoreError};
 
 use crate::auth::Viewer;
@@ -115,7 +115,7 @@ async fn taken(
     this_one: Option<i64>,
     lang: Lang,
 ) -> Result<Option<String>, StoreError> {
-    let Some(citizen_id) = new.citizen_id.as_deref() else { return Ok(None) };
+    let Some(citizen_id) = new.citizen_id.as_ref().map(CitizenId::as_str) else { return Ok(None) };
     Ok(store
         .citizen_id_holder(citizen_id)
         .await?

@@ -371,6 +371,10 @@ pub enum Problem {
     DuplicateCitizenId {
         line: usize,
     },
+    /// One elder's number (编号) on two rows.
+    DuplicateId {
+        line: usize,
+    },
     UnknownVisitor,
     UnknownId,
     CitizenIdTaken {
@@ -402,6 +406,7 @@ impl Problem {
                     .into()
             }
             Problem::DuplicateCitizenId { line } => format!("is the same as on line {line}"),
+            Problem::DuplicateId { line } => format!("is the same elder number as on line {line}: each elder once"),
             Problem::UnknownVisitor => "is not a visitor's user name".into(),
             Problem::CitizenIdTaken { elder_id } => format!("is already registered for the elder numbered {elder_id}"),
             Problem::UnknownId => "is not the number of an elder in Anxin: leave it empty for a new elder".into(),
@@ -431,6 +436,7 @@ impl Problem {
             Problem::NotAnAmount => "不是以元为单位的金额".into(),
             Problem::IdAsNumber => "被存为数字，Excel 只保留 15 位：请把该列设为文本格式后重新录入".into(),
             Problem::DuplicateCitizenId { line } => format!("与第 {line} 行重复"),
+            Problem::DuplicateId { line } => format!("与第 {line} 行是同一编号：每位老年人只填一行"),
             Problem::UnknownVisitor => "不是探访人员的用户名".into(),
             Problem::CitizenIdTaken { elder_id } => format!("已登记在编号 {elder_id} 的老年人名下"),
             Problem::UnknownId => "不是安心系统中老年人的编号：新增老年人请留空".into(),
@@ -534,7 +540,7 @@ pub fn read(
 
     let mut problems = Vec::new();
     let mut ledger = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut seen: HashMap<CitizenId, usize> = HashMap::new();
     for (index, row) in rows.iter().enumerate().skip(header_index + 1) {
         if row.iter().all(|cell| cell.text().trim().is_empty()) {
             continue;
@@ -631,7 +637,7 @@ impl RowReader<'_> {
     }
 
     /// A citizen ID; `elder` applies the age rule.
-    fn citizen_id(&mut self, column: Column, today: chrono::NaiveDate, elder: bool) -> Option<String> {
+    fn citizen_id(&mut self, column: Column, today: chrono::NaiveDate, elder: bool) -> Option<CitizenId> {
         if matches!(self.cell(column), Some(Cell::Number(_))) {
             self.problem(column, Problem::IdAsNumber);
             return None;
@@ -655,7 +661,7 @@ impl RowReader<'_> {
             };
         }
         match CitizenId::parse(&text) {
-            Ok(id) => Some(id.as_str().to_string()),
+            Ok(id) => Some(id),
             Err(error) => {
                 self.problem(column, Problem::CitizenId(error));
                 None
@@ -696,7 +702,7 @@ impl RowReader<'_> {
         Some(HouseholdMember {
             name,
             sex,
-            citizen_id: self.citizen_id(column(MemberField::CitizenId), today, false),
+            citizen_id: self.citizen_id(column(MemberField::CitizenId), today, false).map(|id| id.as_str().to_string()),
             relation: self.optional(column(MemberField::Relation), 32),
             health: self.optional(column(MemberField::Health), 100),
             support,
@@ -839,7 +845,7 @@ pub fn cells(row: &LedgerRow) -> Vec<String> {
             Column::Address => elder.address.clone(),
             Column::LivesAtRegistered => yes_no(Some(elder.lives_at_registered)),
             Column::Name => elder.name.clone(),
-            Column::CitizenId => elder.citizen_id.clone().unwrap_or_default(),
+            Column::CitizenId => elder.citizen_id.as_ref().map(|id| id.as_str().to_string()).unwrap_or_default(),
             Column::Phone => elder.phone.clone().unwrap_or_default(),
             Column::EmergencyContact => elder.emergency_contact.clone().unwrap_or_default(),
             Column::EmergencyPhone => elder.emergency_phone.clone().unwrap_or_default(),
@@ -914,7 +920,7 @@ mod tests {
         assert_eq!(ledger.ignored_columns, vec!["序号".to_string()]);
         assert_eq!(ledger.rows[0].0, 3);
         let row = &ledger.rows[0].1;
-        assert_eq!(row.elder.citizen_id.as_deref(), Some("11010519491231002X"));
+        assert_eq!(row.elder.citizen_id.as_ref().map(CitizenId::as_str), Some("11010519491231002X"));
 
         let full = LedgerRow {
             id: Some(7),

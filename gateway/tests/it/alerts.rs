@@ -29,8 +29,7 @@ on_both_backends!(
     a_hanging_webhook_holds_up_only_its_own_change,
 );
 
-const MINUTE: i64 = 60_000;
-const HOUR: i64 = 60 * MINUTE;
+use anxin_domain::time::{HOUR_MS as HOUR, MINUTE_MS as MINUTE};
 
 /// 08:00 local (UTC+8) on some day.
 fn t0() -> i64 {

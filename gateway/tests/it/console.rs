@@ -4,7 +4,7 @@
 //! devices, the devices and visitors of an elder, the current absence.
 
 use anxin_domain::access::Role;
-use anxin_domain::registry::NewElder;
+use anxin_domain::registry::{CitizenId, NewElder};
 use anxin_gateway::ingest::check;
 use anxin_store::SessionLimits;
 
@@ -18,7 +18,7 @@ on_both_backends!(
 );
 
 const T: i64 = 1_780_000_000_000;
-const HOUR: i64 = 3_600_000;
+use anxin_domain::time::HOUR_MS as HOUR;
 const PASSWORD: &str = "a long enough password";
 
 fn elder() -> NewElder {
@@ -28,7 +28,7 @@ fn elder() -> NewElder {
         township: "站前街道".into(),
         village: "锦山社区".into(),
         address: "锦山大街 12 号".into(),
-        citizen_id: Some("210602194503121238".into()),
+        citizen_id: Some(CitizenId::parse("210602194503121238").unwrap()),
         disability_cert: Some("21060219450312123842".into()),
         lives_at_registered: false,
         ..NewElder::default()

@@ -4,6 +4,7 @@
 
 use anxin_domain::access::Role;
 use anxin_domain::ledger::{self, Problem, sheet};
+use anxin_domain::registry::CitizenId;
 use anxin_store::{ImportError, ImportOutcome, Store};
 use anxin_testkit::ledger::{citizen_id, township_ledger};
 
@@ -47,7 +48,7 @@ async fn a_township_ledger_round_trips_through_both_formats_unchanged(backend: B
     // Every column landed: the first elder, field by field.
     let first = &store.ledger().await.unwrap()[0];
     assert_eq!(first.elder.name, file[1][6]);
-    assert_eq!(first.elder.citizen_id.as_deref(), Some(file[1][7].as_str()));
+    assert_eq!(first.elder.citizen_id.as_ref().map(CitizenId::as_str), Some(file[1][7].as_str()));
     assert_eq!(first.elder.categories, "living_alone,left_behind,dependent,severely_disabled,bereaved_family");
     assert!(first.details.disabled);
     assert_eq!(first.elder.disability_cert.as_deref(), Some(file[1][12].as_str()));
@@ -119,6 +120,18 @@ async fn a_ledger_with_bad_rows_writes_nothing_and_names_every_problem(backend: 
     };
     assert_eq!(problems.len(), 1, "{problems:#?}");
     assert_eq!(problems[0].problem, Problem::CitizenIdTaken { elder_id: 1 });
+
+    // One elder's number (编号) on two rows: named as such, on the 编号 column.
+    let number_column = ledger::headers().iter().position(|h| h == "编号").unwrap();
+    let mut twice = vec![exported[0].clone(), exported[1].clone(), exported[2].clone()];
+    twice[2][number_column] = exported[1][number_column].clone();
+    twice[2][id_column] = sheet::Cell::Text(String::new());
+    let Err(ImportError::Rows(problems)) = import(&store, &twice).await else {
+        panic!("a file naming one elder twice was imported");
+    };
+    let found: Vec<_> = problems.iter().map(|p| (p.line, p.column.as_deref(), &p.problem)).collect();
+    assert_eq!(found, vec![(3, Some("编号"), &Problem::DuplicateId { line: 2 })]);
+    assert!(problems[0].problem.english().contains("elder number"), "{}", problems[0].problem.english());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

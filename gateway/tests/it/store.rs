@@ -18,7 +18,7 @@ on_both_backends!(
     the_tail_cursor_returns_each_message_once_in_order,
 );
 
-const HOUR: i64 = 3_600_000;
+use anxin_domain::time::HOUR_MS as HOUR;
 const T0: i64 = 1_780_000_000_000 - 1_780_000_000_000 % HOUR;
 
 fn event(device: &str, boot: u32, seq: u32, kind: &str, state: &str) -> Checked {

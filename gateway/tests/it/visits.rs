@@ -16,7 +16,7 @@ on_both_backends!(
     a_visit_keeps_its_judgements_and_its_referral_is_tracked_to_done,
 );
 
-const HOUR: i64 = 3_600_000;
+use anxin_domain::time::HOUR_MS as HOUR;
 
 fn elder(name: &str, township: &str) -> NewElder {
     NewElder {
