@@ -12,12 +12,12 @@ use anxin_store::{AlertFilter, AlertRecord, MessageCursor, MessageRecord, Region
 use anyhow::{Context, anyhow};
 
 use crate::cli::{
-    AlertsCommand, DevicesCommand, EldersCommand, EventsCommand, LedgerCommand, StorageArgs, TokensCommand,
-    UsersCommand, VisitsCommand, WatchCommand,
+    AlertsCommand, DevicesCommand, EldersCommand, EventsCommand, LedgerCommand, TokensCommand, UsersCommand,
+    VisitsCommand, WatchCommand,
 };
 use crate::output::out;
 use crate::run::open_store;
-use crate::settings::FileSettings;
+use crate::settings::Settings;
 
 fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -41,8 +41,8 @@ fn or_dash<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
-pub async fn devices(storage: &StorageArgs, file: FileSettings, command: DevicesCommand) -> anyhow::Result<()> {
-    let (store, _) = open_store(storage, &file).await?;
+pub async fn devices(settings: &Settings, command: DevicesCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
     match command {
         DevicesCommand::List { unclaimed, json } => {
             let devices = store.devices(unclaimed).await?;
@@ -118,8 +118,9 @@ pub async fn devices(storage: &StorageArgs, file: FileSettings, command: Devices
     Ok(())
 }
 
-pub async fn elders(storage: &StorageArgs, file: FileSettings, command: EldersCommand) -> anyhow::Result<()> {
-    let (store, policy) = open_store(storage, &file).await?;
+pub async fn elders(settings: &Settings, command: EldersCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let policy = settings.policy.clone();
     match command {
         EldersCommand::Add(args) => {
             let form = ElderForm {
@@ -221,8 +222,9 @@ fn print_alert_line(alert: &AlertRecord, policy: &AlertPolicy) {
     );
 }
 
-pub async fn alerts(storage: &StorageArgs, file: FileSettings, command: AlertsCommand) -> anyhow::Result<()> {
-    let (store, policy) = open_store(storage, &file).await?;
+pub async fn alerts(settings: &Settings, command: AlertsCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let policy = settings.policy.clone();
     match command {
         AlertsCommand::List { open, elder, json } => {
             let alerts = store.alerts(&AlertFilter { unresolved_only: open, elder_id: elder, limit: 1_000 }).await?;
@@ -305,8 +307,9 @@ pub async fn alerts(storage: &StorageArgs, file: FileSettings, command: AlertsCo
     Ok(())
 }
 
-pub async fn visits(storage: &StorageArgs, file: FileSettings, command: VisitsCommand) -> anyhow::Result<()> {
-    let (store, policy) = open_store(storage, &file).await?;
+pub async fn visits(settings: &Settings, command: VisitsCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let policy = settings.policy.clone();
     let (elder, days, json) = match command {
         VisitsCommand::List { elder, days, json } => (elder, days, json),
         VisitsCommand::Rate { month, region, json } => return visit_rate(&store, &policy, month, region, json).await,
@@ -355,8 +358,9 @@ pub async fn visits(storage: &StorageArgs, file: FileSettings, command: VisitsCo
     Ok(())
 }
 
-pub async fn watch(storage: &StorageArgs, file: FileSettings, command: WatchCommand) -> anyhow::Result<()> {
-    let (store, policy) = open_store(storage, &file).await?;
+pub async fn watch(settings: &Settings, command: WatchCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let policy = settings.policy.clone();
     match command {
         WatchCommand::Start { county, township, village, until, reason, by } => {
             let now = now_ms();
@@ -402,8 +406,8 @@ fn print_message(message: &MessageRecord) {
     out!("{}  {:<24} {}", time(message.received_at), message.device_id, message.payload);
 }
 
-pub async fn events(storage: &StorageArgs, file: FileSettings, command: EventsCommand) -> anyhow::Result<()> {
-    let (store, _) = open_store(storage, &file).await?;
+pub async fn events(settings: &Settings, command: EventsCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
     let EventsCommand::Tail { device, last } = command;
     let mut cursor = MessageCursor::default();
     for message in store.latest_messages(device.as_deref(), last.max(0)).await? {
@@ -445,8 +449,8 @@ pub async fn events(storage: &StorageArgs, file: FileSettings, command: EventsCo
     Ok(())
 }
 
-pub async fn users(storage: &StorageArgs, file: FileSettings, command: UsersCommand) -> anyhow::Result<()> {
-    let (store, _) = open_store(storage, &file).await?;
+pub async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
     match command {
         UsersCommand::Add { name, role, regions } => {
             let role = Role::parse(&role)
@@ -481,8 +485,8 @@ pub async fn users(storage: &StorageArgs, file: FileSettings, command: UsersComm
     Ok(())
 }
 
-pub async fn tokens(storage: &StorageArgs, file: FileSettings, command: TokensCommand) -> anyhow::Result<()> {
-    let (store, _) = open_store(storage, &file).await?;
+pub async fn tokens(settings: &Settings, command: TokensCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
     let TokensCommand::Issue { user } = command;
     let token = store.issue_token(&user, now_ms()).await?;
     out!("{token}");
@@ -543,9 +547,10 @@ async fn visit_rate(
     Ok(())
 }
 
-pub async fn ledger(storage: &StorageArgs, file: FileSettings, command: LedgerCommand) -> anyhow::Result<()> {
+pub async fn ledger(settings: &Settings, command: LedgerCommand) -> anyhow::Result<()> {
     use anxin_domain::ledger::{self, sheet};
-    let (store, policy) = open_store(storage, &file).await?;
+    let store = open_store(settings).await?;
+    let policy = settings.policy.clone();
     let format_of = |path: &std::path::Path| {
         sheet::Format::of_file(&path.to_string_lossy())
             .ok_or_else(|| anyhow::anyhow!("{} is neither .xlsx nor .csv", path.display()))

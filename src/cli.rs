@@ -44,6 +44,9 @@ pub struct StorageArgs {
     /// Use PostgreSQL instead of SQLite, e.g. postgres://anxin@db.example/anxin
     #[arg(long, env = "ANXIN_DATABASE", global = true, value_name = "URL", hide_env_values = true)]
     pub database: Option<String>,
+    /// The homes' local time: nights, days, routines and the programme's months [default: +08:00]
+    #[arg(long, env = "ANXIN_UTC_OFFSET", global = true, value_name = "+HH:MM")]
+    pub utc_offset: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,9 +156,6 @@ pub struct AlertArgs {
     /// Also POST every alert change as JSON to this URL (an SMS or phone gateway), with retries
     #[arg(long, env = "ANXIN_WEBHOOK", value_name = "URL")]
     pub webhook: Option<String>,
-    /// The homes' local time, for nights, days and routines [default: +08:00]
-    #[arg(long, env = "ANXIN_UTC_OFFSET", value_name = "+HH:MM")]
-    pub utc_offset: Option<String>,
     /// Seconds before an unacknowledged critical alert escalates to every on-call worker of the
     /// county, and between reminders after that [default: 60]
     #[arg(long, env = "ANXIN_ESCALATE_AFTER_S", value_name = "SECONDS")]

@@ -9,7 +9,6 @@
 //! starts, and the rules find the silence as they would; the dead sensor's
 //! node dies and its Last Will says so.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anxin_domain::access::{Region, Role};
@@ -19,11 +18,11 @@ use anxin_gateway::ingest::{check, commit_batch};
 use anxin_simulator::{Scenario, SimulateOptions};
 use anxin_store::{Database, Store, now_ms};
 use anyhow::Context;
-use clap::Parser;
 
-use crate::cli::{Cli, Command, DemoArgs, StorageArgs};
+use crate::cli::DemoArgs;
 use crate::output::out;
-use crate::settings::FileSettings;
+use crate::run::App;
+use crate::settings::Settings;
 
 /// Home 1's node raises a smoke alarm this long after the start.
 const SMOKE_AFTER: Duration = Duration::from_secs(30);
@@ -97,22 +96,11 @@ async fn run(args: &DemoArgs, folder: &std::path::Path) -> anyhow::Result<()> {
     store.close().await;
 
     // Everything `anxin serve` runs, on this folder.
-    let cli = Cli::try_parse_from([
-        "anxin",
-        "--data-dir",
-        folder.to_str().context("the temporary folder's path is not UTF-8")?,
-        "serve",
-        "--mqtt-listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        &args.http_listen.to_string(),
-    ])?;
-    let Command::Serve(serve_args) = cli.command else { unreachable!("parsed a serve command") };
-    let storage = StorageArgs { config: None, data_dir: Some(PathBuf::from(folder)), database: None };
-    let served = crate::run::start_serve(&storage, FileSettings::default(), serve_args).await?;
-    let mqtt = served.mqtt.context("the embedded broker")?;
+    let settings = Settings { http_listen: args.http_listen, ..Settings::for_data_dir(folder) };
+    let app = App::build(&settings).await?;
+    let mqtt = app.mqtt.context("the embedded broker")?;
 
-    out!("anxin demo: the console is on http://{}", served.http);
+    out!("anxin demo: the console is on http://{}", app.http);
     out!("  a district of {} elders in three townships of {county}, on {}", args.elders, folder.display());
     out!(
         "  {} homes simulated live ({} to {}), a simulated minute a second",
@@ -146,7 +134,7 @@ async fn run(args: &DemoArgs, folder: &std::path::Path) -> anyhow::Result<()> {
     };
     simulation.validate()?;
     let simulated = tokio::spawn(anxin_simulator::run(simulation));
-    served.run_until(crate::run::stop_signal()).await;
+    app.run_until_stopped(crate::run::stop_signal()).await;
     simulated.abort();
     out!("anxin demo: stopped");
     Ok(())

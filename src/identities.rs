@@ -11,10 +11,10 @@ use anxin_domain::identity::{self, IdentityKind};
 use anxin_store::{IdentityRecord, NewIdentity, Store, now_ms};
 use anyhow::{Context, anyhow};
 
-use crate::cli::{BridgesCommand, ConsumersCommand, GatewaysCommand, StorageArgs};
+use crate::cli::{BridgesCommand, ConsumersCommand, GatewaysCommand};
 use crate::output::out;
 use crate::run::open_store;
-use crate::settings::FileSettings;
+use crate::settings::Settings;
 
 /// Who the command line acts as, in the audit log.
 const ACTOR: &str = "cli";
@@ -189,8 +189,8 @@ fn list(records: &[IdentityRecord], kind: IdentityKind, json: bool) -> anyhow::R
     Ok(())
 }
 
-pub async fn bridges(storage: &StorageArgs, file: FileSettings, command: BridgesCommand) -> anyhow::Result<()> {
-    let (store, _) = open_store(storage, &file).await?;
+pub async fn bridges(settings: &Settings, command: BridgesCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
     let kind = IdentityKind::Bridge;
     match command {
         BridgesCommand::Add { name, devices, rate, out } => {
@@ -203,8 +203,8 @@ pub async fn bridges(storage: &StorageArgs, file: FileSettings, command: Bridges
     Ok(())
 }
 
-pub async fn consumers(storage: &StorageArgs, file: FileSettings, command: ConsumersCommand) -> anyhow::Result<()> {
-    let (store, _) = open_store(storage, &file).await?;
+pub async fn consumers(settings: &Settings, command: ConsumersCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
     let kind = IdentityKind::Consumer;
     match command {
         ConsumersCommand::Add { name, out } => issue(&store, kind, &[name], &[], None, out.as_deref()).await?,
@@ -215,8 +215,8 @@ pub async fn consumers(storage: &StorageArgs, file: FileSettings, command: Consu
     Ok(())
 }
 
-pub async fn gateways(storage: &StorageArgs, file: FileSettings, command: GatewaysCommand) -> anyhow::Result<()> {
-    let (store, _) = open_store(storage, &file).await?;
+pub async fn gateways(settings: &Settings, command: GatewaysCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
     let kind = IdentityKind::Gateway;
     match command {
         GatewaysCommand::Add { name, out } => issue(&store, kind, &[name], &[], None, out.as_deref()).await?,

@@ -39,28 +39,30 @@ fn main() -> std::process::ExitCode {
 
 async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
     use cli::Command;
-    let file = settings::FileSettings::load(cli.storage.config.as_deref())?;
+    let file = settings::Layer::load(cli.storage.config.as_deref())?;
+    let settings = settings::Settings::of(&cli, file)?;
+    let settings = &settings;
     match cli.command {
-        Command::Serve(args) => run::serve(&cli.storage, file, args).await,
+        Command::Serve(_) => run::serve(settings).await,
         Command::Demo(args) => demo::demo(args).await,
-        Command::Gateway(args) => run::gateway(&cli.storage, file, args).await,
-        Command::Console(args) => run::console(&cli.storage, file, args).await,
-        Command::Devices(command) => admin::devices(&cli.storage, file, command).await,
-        Command::Bridges(command) => identities::bridges(&cli.storage, file, command).await,
-        Command::Consumers(command) => identities::consumers(&cli.storage, file, command).await,
-        Command::Gateways(command) => identities::gateways(&cli.storage, file, command).await,
-        Command::Elders(command) => admin::elders(&cli.storage, file, command).await,
-        Command::Events(command) => admin::events(&cli.storage, file, command).await,
-        Command::Alerts(command) => admin::alerts(&cli.storage, file, command).await,
-        Command::Visits(command) => admin::visits(&cli.storage, file, command).await,
-        Command::Ledger(command) => admin::ledger(&cli.storage, file, command).await,
-        Command::Watch(command) => admin::watch(&cli.storage, file, command).await,
-        Command::Users(command) => admin::users(&cli.storage, file, command).await,
-        Command::Tokens(command) => admin::tokens(&cli.storage, file, command).await,
+        Command::Gateway(_) => run::gateway(settings).await,
+        Command::Console(_) => run::console(settings).await,
+        Command::Devices(command) => admin::devices(settings, command).await,
+        Command::Bridges(command) => identities::bridges(settings, command).await,
+        Command::Consumers(command) => identities::consumers(settings, command).await,
+        Command::Gateways(command) => identities::gateways(settings, command).await,
+        Command::Elders(command) => admin::elders(settings, command).await,
+        Command::Events(command) => admin::events(settings, command).await,
+        Command::Alerts(command) => admin::alerts(settings, command).await,
+        Command::Visits(command) => admin::visits(settings, command).await,
+        Command::Ledger(command) => admin::ledger(settings, command).await,
+        Command::Watch(command) => admin::watch(settings, command).await,
+        Command::Users(command) => admin::users(settings, command).await,
+        Command::Tokens(command) => admin::tokens(settings, command).await,
         Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest::ingest(args).await,
         Command::Bench(cli::BenchCommand::Alerts(args)) => bench::alerts::alerts(args).await,
         Command::Bench(cli::BenchCommand::Console(args)) => bench::console::console(args).await,
         Command::Bench(cli::BenchCommand::Ledger(args)) => bench::ledger::ledger(args).await,
-        Command::Simulate(args) => simulate::simulate(&cli.storage, file, args).await,
+        Command::Simulate(args) => simulate::simulate(settings, args).await,
     }
 }

@@ -4,7 +4,7 @@
 //! close the store).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -12,8 +12,8 @@ use std::sync::Arc;
 use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_gateway::alerts::delivery::{self, MqttTarget, Sink};
 use anxin_gateway::alerts::timers::{TimerConfig, run_timers};
-use anxin_gateway::broker::auth::{BrokerAuth, RateLimits};
-use anxin_gateway::broker::embedded::{BrokerLimits, BrokerTls, EmbeddedBroker, EmbeddedBrokerError};
+use anxin_gateway::broker::auth::BrokerAuth;
+use anxin_gateway::broker::embedded::{BrokerLimits, EmbeddedBroker, EmbeddedBrokerError};
 use anxin_gateway::broker::external::{self, ExternalBroker};
 use anxin_gateway::ingest::progress::run_watchdog;
 use anxin_gateway::ingest::{Ingest, IngestConfig};
@@ -23,35 +23,16 @@ use anyhow::{Context, anyhow};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 
-use crate::cli::{AlertArgs, BrokerArgs, ConsoleArgs, GatewayArgs, LimitArgs, ServeArgs, StorageArgs};
 use crate::output::out;
-use crate::settings::{self, FileSettings};
+use crate::settings::Settings;
 
-/// Resolved storage settings.
-struct Storage {
-    data_dir: PathBuf,
-    database: Database,
-}
-
-fn storage(args: &StorageArgs, file: &FileSettings) -> Storage {
-    let data_dir = args.data_dir.clone().or(file.data_dir.clone()).unwrap_or_else(|| settings::DEFAULT_DATA_DIR.into());
-    let database = settings::database(&data_dir, args.database.as_deref().or(file.database.as_deref()));
-    Storage { data_dir, database }
-}
-
-/// Opens the store with errors that say which flag to change, beside the
-/// alert thresholds (and time zone) of the file and `ANXIN_*` variables.
-pub async fn open_store(args: &StorageArgs, file: &FileSettings) -> anyhow::Result<(Store, AlertPolicy)> {
-    let policy = settings::alert_policy(None, file)?;
-    Ok((open_store_with(args, file).await?, policy))
-}
-
-async fn open_store_with(args: &StorageArgs, file: &FileSettings) -> anyhow::Result<Store> {
-    let Storage { data_dir, database } = storage(args, file);
+/// Opens the store with errors that say which flag to change.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let database = &settings.database;
     if let Database::Sqlite(_) = database {
-        check_writable(&data_dir)?;
+        check_writable(&settings.data_dir)?;
     }
-    Store::open(&database).await.map_err(|error| match error {
+    Store::open(database).await.map_err(|error| match error {
         StoreError::DataFolder { .. } => anyhow!("{error}; choose another with --data-dir"),
         StoreError::Open { .. } if matches!(database, Database::Postgres(_)) => anyhow!("{error}; check --database"),
         other => anyhow!(other),
@@ -70,9 +51,18 @@ fn check_writable(data_dir: &Path) -> anyhow::Result<()> {
         })
 }
 
+/// The process's metrics recorder, installed by the first caller (a test may
+/// build several apps in one process; they share it).
 fn metrics_recorder() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).context("install the metrics recorder")?;
     anxin_gateway::metrics::describe();
-    PrometheusBuilder::new().install_recorder().context("install the metrics recorder")
+    Ok(HANDLE.get_or_init(|| handle).clone())
 }
 
 async fn bind_http(listen: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
@@ -81,9 +71,8 @@ async fn bind_http(listen: SocketAddr, flag: &str) -> anyhow::Result<tokio::net:
         .map_err(|error| anyhow!("cannot listen for HTTP on {listen}: {error}; choose another with {flag}"))
 }
 
-fn upkeep_config(broker_args: &BrokerArgs, file: &FileSettings) -> UpkeepConfig {
-    let days = broker_args.retention_days.or(file.retention_days).unwrap_or(settings::DEFAULT_RETENTION_DAYS);
-    UpkeepConfig { retention: Duration::from_secs(u64::from(days) * 24 * 3_600), ..UpkeepConfig::default() }
+fn upkeep_config(settings: &Settings) -> UpkeepConfig {
+    UpkeepConfig { retention: settings.retention, ..UpkeepConfig::default() }
 }
 
 /// Raises this process's open-file limit to what the system allows (a
@@ -102,15 +91,13 @@ fn raise_open_files_limit() -> u64 {
     }
 }
 
-/// The embedded broker's limits and rates: defaults, the file, then flags;
-/// connections at most the open-file limit less what the database, the
-/// console and the process need.
-fn broker_limits(args: &LimitArgs, file: &FileSettings) -> anyhow::Result<(BrokerLimits, RateLimits)> {
+/// The embedded broker's limits: connections at most the open-file limit
+/// less what the database, the console and the process need.
+fn broker_limits(settings: &Settings) -> anyhow::Result<BrokerLimits> {
     let open_files = raise_open_files_limit();
     let room = usize::try_from(open_files.saturating_sub(1_024)).unwrap_or(usize::MAX).max(64);
     let defaults = BrokerLimits::default();
-    let asked = args.mqtt_max_connections.or(file.mqtt_max_connections);
-    if let Some(asked) = asked
+    if let Some(asked) = settings.mqtt_max_connections
         && asked > room
     {
         anyhow::bail!(
@@ -119,69 +106,24 @@ fn broker_limits(args: &LimitArgs, file: &FileSettings) -> anyhow::Result<(Broke
         );
     }
     let limits = BrokerLimits {
-        max_connections: asked.unwrap_or(defaults.max_connections.min(room)),
-        max_retained: args.mqtt_max_retained.or(file.mqtt_max_retained).unwrap_or(defaults.max_retained),
+        max_connections: settings.mqtt_max_connections.unwrap_or(defaults.max_connections.min(room)),
+        max_retained: settings.mqtt_max_retained.unwrap_or(defaults.max_retained),
         ..defaults
     };
-    let mut rates = RateLimits::default();
-    if let Some(rate) = args.device_rate.or(file.device_rate) {
-        anyhow::ensure!(
-            rate.is_finite() && rate > 0.0,
-            "--device-rate must be a positive number of publishes a second"
-        );
-        rates.device.per_second = rate;
-        rates.bridge_per_device.per_second = rate;
-    }
-    if let Some(burst) = args.device_burst.or(file.device_burst) {
-        anyhow::ensure!(burst > 0, "--device-burst must be at least 1");
-        rates.device.burst = f64::from(burst);
-        rates.bridge_per_device.burst = f64::from(burst);
-    }
     tracing::info!(open_files, max_connections = limits.max_connections, "broker limits");
-    Ok((limits, rates))
+    Ok(limits)
 }
 
-/// The embedded broker's TLS listener, when a certificate is given.
-fn embedded_tls(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<Option<BrokerTls>> {
-    let listen = args.mqtt_tls_listen.or(file.mqtt_tls_listen);
-    let cert = args.mqtt_tls_cert.clone().or(file.mqtt_tls_cert.clone());
-    let key = args.mqtt_tls_key.clone().or(file.mqtt_tls_key.clone());
-    match (cert, key) {
-        (Some(cert), Some(key)) => {
-            let listen = listen.unwrap_or_else(|| {
-                settings::DEFAULT_MQTT_TLS_LISTEN.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8883)))
-            });
-            Ok(Some(BrokerTls { listen, cert, key }))
-        }
-        (None, None) if listen.is_none() => Ok(None),
-        _ => anyhow::bail!("MQTT over TLS needs both --mqtt-tls-cert and --mqtt-tls-key"),
+fn external_broker(url: &str, settings: &Settings) -> anyhow::Result<ExternalBroker> {
+    let mut broker = ExternalBroker::from_url(url, settings.gateway_id.clone())?;
+    if let Some(tls) = &mut broker.tls {
+        tls.ca_file = settings.broker_ca.clone();
+        // Fail at start-up, with the reason, rather than on every reconnect.
+        ExternalBroker::tls_config(tls)?;
     }
-}
-
-fn external_broker(url: &str, broker_args: &BrokerArgs, file: &FileSettings) -> anyhow::Result<ExternalBroker> {
-    let username = broker_args.broker_username.clone().or(file.broker_username.clone());
-    // The gateway's name on the broker: its username when it has one (Anxin's
-    // Mosquitto settings make the client id the username).
-    let client_id = broker_args
-        .gateway_id
-        .clone()
-        .or(file.gateway_id.clone())
-        .or(username)
-        .unwrap_or_else(|| settings::DEFAULT_GATEWAY_ID.into());
-    let mut broker = ExternalBroker::from_url(url, client_id)?;
-    let ca_file = broker_args.broker_ca.clone().or(file.broker_ca.clone());
-    match &mut broker.tls {
-        Some(tls) => {
-            tls.ca_file = ca_file;
-            // Fail at start-up, with the reason, rather than on every reconnect.
-            ExternalBroker::tls_config(tls)?;
-        }
-        None if ca_file.is_some() => anyhow::bail!("--broker-ca is for an mqtts:// broker; {url} is plain MQTT"),
-        None => {}
-    }
-    broker.username = broker_args.broker_username.clone().or(file.broker_username.clone());
-    broker.password = broker_args.broker_password.clone().or(file.broker_password.clone());
-    broker.share_group = broker_args.share_group.clone().or(file.share_group.clone());
+    broker.username = settings.broker_username.clone();
+    broker.password = settings.broker_password.clone();
+    broker.share_group = settings.share_group.clone();
     Ok(broker)
 }
 
@@ -209,8 +151,7 @@ async fn start_alerting(
     store: &Store,
     policy: &Arc<AlertPolicy>,
     mqtt: MqttTarget,
-    alerting: &AlertArgs,
-    file: &FileSettings,
+    settings: &Settings,
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<(Vec<tokio::task::JoinHandle<()>>, Feed)> {
     let holder = format!("{}-{}", mqtt.client_id, std::process::id());
@@ -219,7 +160,7 @@ async fn start_alerting(
     let (feed, feed_task) = delivery::start_feed(store.clone(), shutdown.clone());
     tasks.push(feed_task);
     let mut sinks = vec![Sink::mqtt(mqtt)];
-    if let Some(url) = alerting.webhook.clone().or(file.webhook.clone()) {
+    if let Some(url) = settings.webhook.clone() {
         sinks.push(Sink::webhook(url).map_err(|error| anyhow!("{error}; check --webhook"))?);
     }
     for sink in sinks {
@@ -262,8 +203,8 @@ pub async fn stop_signal() {
 /// password in `ANXIN_ADMIN_PASSWORD`, or a one-time password — returned as
 /// the line to print once, after the ready line. Either must be changed at
 /// the first sign-in.
-async fn first_admin(store: &Store) -> anyhow::Result<Option<String>> {
-    let given = std::env::var("ANXIN_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+async fn first_admin(store: &Store, settings: &Settings) -> anyhow::Result<Option<String>> {
+    let given = settings.admin_password.clone();
     if let Some(password) = &given
         && password.chars().count() < 12
     {
@@ -302,20 +243,21 @@ fn spawn_http(
     })
 }
 
-pub async fn serve(storage_args: &StorageArgs, file: FileSettings, args: ServeArgs) -> anyhow::Result<()> {
-    let served = start_serve(storage_args, file, args).await?;
-    out!("{}", served.ready_line());
-    if let Some(note) = &served.first_start {
+pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
+    let app = App::build(settings).await?;
+    out!("{}", app.ready_line());
+    if let Some(note) = &app.first_start {
         out!("{note}");
     }
-    served.run_until(stop_signal()).await;
+    app.run_until_stopped(stop_signal()).await;
     out!("anxin serve: stopped");
     Ok(())
 }
 
-/// `anxin serve` started: broker, ingest, alerting, upkeep and console all
-/// running, their addresses bound.
-pub struct Served {
+/// `anxin serve` built: broker, ingest, alerting, upkeep and console all
+/// running, their addresses bound (port 0 in the settings: a free port,
+/// read here).
+pub struct App {
     /// Where the embedded broker listens (plain MQTT); `None` on an external broker.
     pub mqtt: Option<SocketAddr>,
     pub http: SocketAddr,
@@ -333,16 +275,99 @@ pub struct Served {
     alerting: Vec<tokio::task::JoinHandle<()>>,
 }
 
-impl Served {
+impl App {
+    /// Starts everything `anxin serve` runs, printing nothing.
+    pub async fn build(settings: &Settings) -> anyhow::Result<App> {
+        let metrics = metrics_recorder()?;
+        let policy = Arc::new(settings.policy.clone());
+        let store = open_store(settings).await?;
+        let http = bind_http(settings.http_listen, "--http-listen").await?;
+        let http_addr = http.local_addr()?;
+        let (shutdown, shutdown_watch) = watch::channel(false);
+        let (ingest, writer) = start_ingest(&store, &policy, &shutdown_watch);
+
+        let (mqtt_description, broker_path, alerts_target, mqtt) = match &settings.broker {
+            None => {
+                let listen = settings.mqtt_listen;
+                if !listen.ip().is_loopback() && !settings.allow_plaintext_mqtt {
+                    anyhow::bail!(
+                        "refusing plain MQTT on {listen}: device secrets and data would cross the network \
+                         unencrypted; keep --mqtt-listen on 127.0.0.1 and give devices --mqtt-tls-listen with \
+                         --mqtt-tls-cert and --mqtt-tls-key, or pass --allow-plaintext-mqtt on a network you trust"
+                    );
+                }
+                let limits = broker_limits(settings)?;
+                let auth = BrokerAuth::new(store.clone(), settings.rates);
+                tokio::spawn(auth.clone().run_refresh(shutdown_watch.clone()));
+                let broker = EmbeddedBroker { listen, auth: auth.clone(), tls: settings.mqtt_tls.clone(), limits }
+                    .start(ingest.clone())
+                    .await
+                    .map_err(|error| match &error {
+                        EmbeddedBrokerError::Bind { listen: at, .. } if *at == listen => {
+                            anyhow!("{error}; choose another with --mqtt-listen")
+                        }
+                        EmbeddedBrokerError::Bind { .. } => anyhow!("{error}; choose another with --mqtt-tls-listen"),
+                        EmbeddedBrokerError::Tls { .. } => {
+                            anyhow!("{error}; check --mqtt-tls-cert and --mqtt-tls-key")
+                        }
+                    })?;
+                let mut local = broker.local_addr;
+                if local.ip().is_unspecified() {
+                    local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                // The alert publisher: one client, with an identity only this process knows.
+                let (name, secret) = auth.internal_credentials();
+                let target = MqttTarget {
+                    host: local.ip().to_string(),
+                    port: local.port(),
+                    tls: None,
+                    username: Some(name.clone()),
+                    password: Some(secret),
+                    client_id: name,
+                };
+                let tls = broker.tls_addr.map(|tls| format!(" (TLS on {tls})")).unwrap_or_default();
+                let description = format!("MQTT broker on {}{tls}", broker.local_addr);
+                (description, BrokerPath::Embedded(broker), target, Some(local))
+            }
+            Some(url) => {
+                let broker = external_broker(url, settings)?;
+                let description = format!("MQTT from {url} as {}", broker.client_id);
+                let target = mqtt_target_of(&broker);
+                let task = tokio::spawn(external::run(broker, ingest.clone(), shutdown_watch.clone()));
+                (description, BrokerPath::External(task), target, None)
+            }
+        };
+        let (alerting, feed) = start_alerting(&store, &policy, alerts_target, settings, &shutdown_watch).await?;
+        let upkeep = tokio::spawn(run_upkeep(store.clone(), upkeep_config(settings), shutdown_watch.clone()));
+        let api = anxin_console::AppState::new(store.clone(), policy.clone(), feed);
+        let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch.clone());
+        let first_start = first_admin(&store, settings).await?;
+        Ok(App {
+            mqtt,
+            http: http_addr,
+            first_start,
+            store,
+            mqtt_description,
+            database: settings.database.describe(),
+            shutdown,
+            broker_path,
+            ingest,
+            writer,
+            upkeep,
+            http_task,
+            alerting,
+        })
+    }
+
     /// The one line saying where everything listens.
     pub fn ready_line(&self) -> String {
         format!("anxin serve: {}, console on http://{}, database {}", self.mqtt_description, self.http, self.database)
     }
 
-    /// Runs until `stop` completes, then stops in order: no new messages →
+    /// Runs until `shutdown` completes, then stops in order: no new messages →
     /// commit and acknowledge what is in flight → close the store.
-    pub async fn run_until(self, stop: impl Future<Output = ()>) {
-        stop.await;
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
+        shutdown.await;
         tracing::info!("stopping: no new messages; committing and acknowledging what is in flight");
         let _ = self.shutdown.send(true);
         match self.broker_path {
@@ -361,132 +386,30 @@ impl Served {
     }
 }
 
-/// Starts everything `anxin serve` runs, printing nothing.
-pub async fn start_serve(storage_args: &StorageArgs, file: FileSettings, args: ServeArgs) -> anyhow::Result<Served> {
-    let metrics = metrics_recorder()?;
-    let policy = Arc::new(settings::alert_policy(Some(&args.broker_args.alerting), &file)?);
-    let store = open_store_with(storage_args, &file).await?;
-    let database = storage(storage_args, &file).database.describe();
-    let http_listen = args
-        .http_listen
-        .or(file.http_listen)
-        .unwrap_or_else(|| settings::DEFAULT_HTTP_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))));
-    let http = bind_http(http_listen, "--http-listen").await?;
-    let http_addr = http.local_addr()?;
-    let (shutdown, shutdown_watch) = watch::channel(false);
-    let (ingest, writer) = start_ingest(&store, &policy, &shutdown_watch);
-
-    let external_url = args.broker.clone().or(file.broker.clone());
-    let (mqtt_description, broker_path, alerts_target, mqtt) = match &external_url {
-        None => {
-            let listen = args.mqtt_listen.or(file.mqtt_listen).unwrap_or_else(|| {
-                settings::DEFAULT_MQTT_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1883)))
-            });
-            let tls = embedded_tls(&args, &file)?;
-            let allow_plaintext = args.allow_plaintext_mqtt || file.allow_plaintext_mqtt.unwrap_or(false);
-            if !listen.ip().is_loopback() && !allow_plaintext {
-                anyhow::bail!(
-                    "refusing plain MQTT on {listen}: device secrets and data would cross the network \
-                     unencrypted; keep --mqtt-listen on 127.0.0.1 and give devices --mqtt-tls-listen with \
-                     --mqtt-tls-cert and --mqtt-tls-key, or pass --allow-plaintext-mqtt on a network you trust"
-                );
-            }
-            let (limits, rates) = broker_limits(&args.limits, &file)?;
-            let auth = BrokerAuth::new(store.clone(), rates);
-            tokio::spawn(auth.clone().run_refresh(shutdown_watch.clone()));
-            let broker = EmbeddedBroker { listen, auth: auth.clone(), tls, limits }
-                .start(ingest.clone())
-                .await
-                .map_err(|error| match &error {
-                    EmbeddedBrokerError::Bind { listen: at, .. } if *at == listen => {
-                        anyhow!("{error}; choose another with --mqtt-listen")
-                    }
-                    EmbeddedBrokerError::Bind { .. } => anyhow!("{error}; choose another with --mqtt-tls-listen"),
-                    EmbeddedBrokerError::Tls { .. } => anyhow!("{error}; check --mqtt-tls-cert and --mqtt-tls-key"),
-                })?;
-            let mut local = broker.local_addr;
-            if local.ip().is_unspecified() {
-                local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
-            // The alert publisher: one client, with an identity only this process knows.
-            let (name, secret) = auth.internal_credentials();
-            let target = MqttTarget {
-                host: local.ip().to_string(),
-                port: local.port(),
-                tls: None,
-                username: Some(name.clone()),
-                password: Some(secret),
-                client_id: name,
-            };
-            let tls = broker.tls_addr.map(|tls| format!(" (TLS on {tls})")).unwrap_or_default();
-            (format!("MQTT broker on {}{tls}", broker.local_addr), BrokerPath::Embedded(broker), target, Some(local))
-        }
-        Some(url) => {
-            let broker = external_broker(url, &args.broker_args, &file)?;
-            let description = format!("MQTT from {url} as {}", broker.client_id);
-            let target = mqtt_target_of(&broker);
-            let task = tokio::spawn(external::run(broker, ingest.clone(), shutdown_watch.clone()));
-            (description, BrokerPath::External(task), target, None)
-        }
-    };
-    let (alerting, feed) =
-        start_alerting(&store, &policy, alerts_target, &args.broker_args.alerting, &file, &shutdown_watch).await?;
-    let upkeep =
-        tokio::spawn(run_upkeep(store.clone(), upkeep_config(&args.broker_args, &file), shutdown_watch.clone()));
-    let api = anxin_console::AppState::new(store.clone(), policy.clone(), feed);
-    let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch.clone());
-    let first_start = first_admin(&store).await?;
-    Ok(Served {
-        mqtt,
-        http: http_addr,
-        first_start,
-        store,
-        mqtt_description,
-        database,
-        shutdown,
-        broker_path,
-        ingest,
-        writer,
-        upkeep,
-        http_task,
-        alerting,
-    })
-}
-
 enum BrokerPath {
     Embedded(anxin_gateway::broker::embedded::RunningBroker),
     External(tokio::task::JoinHandle<()>),
 }
 
-pub async fn gateway(storage_args: &StorageArgs, file: FileSettings, args: GatewayArgs) -> anyhow::Result<()> {
-    let url = args
-        .broker
-        .clone()
-        .or(file.broker.clone())
-        .context("`anxin gateway` needs --broker mqtt://HOST:PORT (or ANXIN_BROKER)")?;
+pub async fn gateway(settings: &Settings) -> anyhow::Result<()> {
+    let url = settings.broker.clone().context("`anxin gateway` needs --broker mqtt://HOST:PORT (or ANXIN_BROKER)")?;
     let metrics = metrics_recorder()?;
     raise_open_files_limit();
-    let policy = Arc::new(settings::alert_policy(Some(&args.broker_args.alerting), &file)?);
-    let store = open_store_with(storage_args, &file).await?;
-    let database = storage(storage_args, &file).database.describe();
-    let http_listen = args.http_listen.unwrap_or_else(|| {
-        settings::DEFAULT_GATEWAY_HTTP_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9464)))
-    });
-    let http = bind_http(http_listen, "--http-listen").await?;
+    let policy = Arc::new(settings.policy.clone());
+    let store = open_store(settings).await?;
+    let database = settings.database.describe();
+    let http = bind_http(settings.http_listen, "--http-listen").await?;
     let http_addr = http.local_addr()?;
-    let broker = external_broker(&url, &args.broker_args, &file)?;
+    let broker = external_broker(&url, settings)?;
     let (shutdown, shutdown_watch) = watch::channel(false);
     let (ingest, writer) = start_ingest(&store, &policy, &shutdown_watch);
-    let (alerting, _feed) =
-        start_alerting(&store, &policy, mqtt_target_of(&broker), &args.broker_args.alerting, &file, &shutdown_watch)
-            .await?;
+    let (alerting, _feed) = start_alerting(&store, &policy, mqtt_target_of(&broker), settings, &shutdown_watch).await?;
     out!(
         "anxin gateway: MQTT from {url} as {}, metrics on http://{http_addr}/metrics, database {database}",
         broker.client_id
     );
     let receiver = tokio::spawn(external::run(broker, ingest.clone(), shutdown_watch.clone()));
-    let upkeep =
-        tokio::spawn(run_upkeep(store.clone(), upkeep_config(&args.broker_args, &file), shutdown_watch.clone()));
+    let upkeep = tokio::spawn(run_upkeep(store.clone(), upkeep_config(settings), shutdown_watch.clone()));
     let http_task = spawn_http(http, anxin_console::operations_router(metrics), shutdown_watch.clone());
 
     stop_signal().await;
@@ -504,23 +427,19 @@ pub async fn gateway(storage_args: &StorageArgs, file: FileSettings, args: Gatew
     Ok(())
 }
 
-pub async fn console(storage_args: &StorageArgs, file: FileSettings, args: ConsoleArgs) -> anyhow::Result<()> {
+pub async fn console(settings: &Settings) -> anyhow::Result<()> {
     let metrics = metrics_recorder()?;
-    let (store, policy) = open_store(storage_args, &file).await?;
-    let http_listen = args
-        .http_listen
-        .or(file.http_listen)
-        .unwrap_or_else(|| settings::DEFAULT_HTTP_LISTEN.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))));
-    let http = bind_http(http_listen, "--http-listen").await?;
+    let store = open_store(settings).await?;
+    let http = bind_http(settings.http_listen, "--http-listen").await?;
     let (shutdown, shutdown_watch) = watch::channel(false);
-    let first_start = first_admin(&store).await?;
+    let first_start = first_admin(&store, settings).await?;
     out!("anxin console: on http://{}", http.local_addr()?);
     if let Some(note) = first_start {
         out!("{note}");
     }
     // Alert changes written by the gateways, read from the database.
     let (feed, feed_task) = delivery::start_feed(store.clone(), shutdown_watch.clone());
-    let api = anxin_console::AppState::new(store.clone(), Arc::new(policy), feed);
+    let api = anxin_console::AppState::new(store.clone(), Arc::new(settings.policy.clone()), feed);
     let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch);
     stop_signal().await;
     let _ = shutdown.send(true);

@@ -1,20 +1,28 @@
-//! One `Settings` for the binary: defaults, then a TOML file (`--config`),
-//! then `ANXIN_*` environment variables, then flags (clap applies those two).
+//! One `Settings` for the binary, merged once, before any command runs:
+//! defaults < a TOML file (`--config`) < `ANXIN_*` variables < flags. Clap
+//! reads each flag's variable; [`Layer::from_cli`] turns what it parsed into a
+//! layer, [`Layer::over`] puts it over the file's, and [`Settings::resolve`]
+//! fills in the defaults and checks every value. Commands read only
+//! `Settings`; nothing else reads the environment.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anxin_domain::alerts::policy::AlertPolicy;
+use anxin_gateway::broker::auth::RateLimits;
+use anxin_gateway::broker::embedded::BrokerTls;
 use anxin_store::Database;
 use anyhow::{Context, anyhow};
-
-use crate::cli::AlertArgs;
 use serde::Deserialize;
 
-/// What a configuration file may set; every key is optional.
-#[derive(Debug, Default, Deserialize)]
+use crate::cli::{AlertArgs, BrokerArgs, Cli, Command, LimitArgs};
+
+/// One layer of settings, every key optional: the file's, or the flags' (with
+/// their `ANXIN_*` variables).
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileSettings {
+pub struct Layer {
     pub data_dir: Option<PathBuf>,
     pub database: Option<String>,
     pub mqtt_listen: Option<SocketAddr>,
@@ -37,32 +45,247 @@ pub struct FileSettings {
     pub webhook: Option<String>,
     pub utc_offset: Option<String>,
     pub escalate_after_s: Option<u32>,
+    /// The first administrator's password: `ANXIN_ADMIN_PASSWORD` only (a
+    /// flag would show it in `ps`, a file would keep it on disk).
+    #[serde(skip)]
+    pub admin_password: Option<String>,
 }
 
-impl FileSettings {
-    pub fn load(path: Option<&Path>) -> anyhow::Result<FileSettings> {
-        let Some(path) = path else { return Ok(FileSettings::default()) };
+/// `upper.over(lower)`: each key from `upper` where it has one.
+macro_rules! layered {
+    ($($key:ident),* $(,)?) => {
+        impl Layer {
+            pub fn over(self, lower: Layer) -> Layer {
+                Layer { $($key: self.$key.or(lower.$key)),* }
+            }
+        }
+    };
+}
+layered!(
+    data_dir,
+    database,
+    mqtt_listen,
+    mqtt_tls_listen,
+    mqtt_tls_cert,
+    mqtt_tls_key,
+    allow_plaintext_mqtt,
+    mqtt_max_connections,
+    mqtt_max_retained,
+    device_rate,
+    device_burst,
+    http_listen,
+    broker,
+    broker_username,
+    broker_password,
+    broker_ca,
+    gateway_id,
+    share_group,
+    retention_days,
+    webhook,
+    utc_offset,
+    escalate_after_s,
+    admin_password,
+);
+
+impl Layer {
+    /// The configuration file's layer (an empty one without `--config`).
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Layer> {
+        let Some(path) = path else { return Ok(Layer::default()) };
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
     }
-}
 
-/// Where the data lives: `--database` if given, else SQLite in `--data-dir`.
-pub fn database(data_dir: &Path, database: Option<&str>) -> Database {
-    match database {
-        Some(url) => Database::parse(url),
-        None => Database::in_data_dir(data_dir),
+    /// What the command line (and, through clap, its `ANXIN_*` variables) says.
+    pub fn from_cli(cli: &Cli) -> Layer {
+        let global = Layer {
+            data_dir: cli.storage.data_dir.clone(),
+            database: cli.storage.database.clone(),
+            utc_offset: cli.storage.utc_offset.clone(),
+            admin_password: std::env::var("ANXIN_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()),
+            ..Layer::default()
+        };
+        let command = match &cli.command {
+            Command::Serve(args) => Layer {
+                mqtt_listen: args.mqtt_listen,
+                mqtt_tls_listen: args.mqtt_tls_listen,
+                mqtt_tls_cert: args.mqtt_tls_cert.clone(),
+                mqtt_tls_key: args.mqtt_tls_key.clone(),
+                allow_plaintext_mqtt: args.allow_plaintext_mqtt.then_some(true),
+                http_listen: args.http_listen,
+                broker: args.broker.clone(),
+                ..Layer::of_limits(&args.limits).over(Layer::of_broker(&args.broker_args))
+            },
+            Command::Gateway(args) => Layer {
+                http_listen: args.http_listen,
+                broker: args.broker.clone(),
+                ..Layer::of_broker(&args.broker_args)
+            },
+            Command::Console(args) => Layer { http_listen: args.http_listen, ..Layer::default() },
+            _ => Layer::default(),
+        };
+        command.over(global)
+    }
+
+    fn of_limits(args: &LimitArgs) -> Layer {
+        Layer {
+            mqtt_max_connections: args.mqtt_max_connections,
+            mqtt_max_retained: args.mqtt_max_retained,
+            device_rate: args.device_rate,
+            device_burst: args.device_burst,
+            ..Layer::default()
+        }
+    }
+
+    fn of_broker(args: &BrokerArgs) -> Layer {
+        let AlertArgs { webhook, escalate_after_s } = &args.alerting;
+        Layer {
+            broker_username: args.broker_username.clone(),
+            broker_password: args.broker_password.clone(),
+            broker_ca: args.broker_ca.clone(),
+            gateway_id: args.gateway_id.clone(),
+            share_group: args.share_group.clone(),
+            retention_days: args.retention_days,
+            webhook: webhook.clone(),
+            escalate_after_s: *escalate_after_s,
+            ..Layer::default()
+        }
     }
 }
 
+/// Where the console (or a gateway's /metrics) listens unless told.
+pub const DEFAULT_HTTP_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+pub const DEFAULT_GATEWAY_HTTP_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9464);
+pub const DEFAULT_MQTT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 1883);
+pub const DEFAULT_MQTT_TLS_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8883);
 pub const DEFAULT_DATA_DIR: &str = "./data";
-pub const DEFAULT_MQTT_LISTEN: &str = "127.0.0.1:1883";
-pub const DEFAULT_MQTT_TLS_LISTEN: &str = "0.0.0.0:8883";
-pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
-pub const DEFAULT_GATEWAY_HTTP_LISTEN: &str = "127.0.0.1:9464";
 pub const DEFAULT_GATEWAY_ID: &str = "anxin-gateway";
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+
+/// Every setting, with its default filled in and checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub database: Database,
+    /// Where HTTP is served: the console, or a gateway's /metrics.
+    pub http_listen: SocketAddr,
+    /// The embedded broker's plain MQTT listener.
+    pub mqtt_listen: SocketAddr,
+    /// Its TLS listener, when a certificate and key are given.
+    pub mqtt_tls: Option<BrokerTls>,
+    pub allow_plaintext_mqtt: bool,
+    /// `None`: as many as the open-file limit allows (found at start).
+    pub mqtt_max_connections: Option<usize>,
+    pub mqtt_max_retained: Option<usize>,
+    pub rates: RateLimits,
+    /// An external broker instead of the embedded one.
+    pub broker: Option<String>,
+    pub broker_username: Option<String>,
+    pub broker_password: Option<String>,
+    pub broker_ca: Option<PathBuf>,
+    /// The gateway's client id: `--gateway-id`, else its username, else `anxin-gateway`.
+    pub gateway_id: String,
+    pub share_group: Option<String>,
+    pub retention: Duration,
+    pub webhook: Option<String>,
+    pub policy: AlertPolicy,
+    pub admin_password: Option<String>,
+}
+
+impl Settings {
+    /// Settings for `cli`, merged once: its flags over `file`, over the defaults.
+    pub fn of(cli: &Cli, file: Layer) -> anyhow::Result<Settings> {
+        let http_default = match cli.command {
+            Command::Gateway(_) => DEFAULT_GATEWAY_HTTP_LISTEN,
+            _ => DEFAULT_HTTP_LISTEN,
+        };
+        Settings::resolve(Layer::from_cli(cli).over(file), http_default)
+    }
+
+    /// Fills in the defaults and checks each value, naming the flag to change.
+    pub fn resolve(layer: Layer, http_default: SocketAddr) -> anyhow::Result<Settings> {
+        let data_dir = layer.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+        let database = match &layer.database {
+            Some(url) => Database::parse(url),
+            None => Database::in_data_dir(&data_dir),
+        };
+        let mqtt_tls = match (layer.mqtt_tls_cert, layer.mqtt_tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(BrokerTls { listen: layer.mqtt_tls_listen.unwrap_or(DEFAULT_MQTT_TLS_LISTEN), cert, key })
+            }
+            (None, None) if layer.mqtt_tls_listen.is_none() => None,
+            _ => anyhow::bail!("MQTT over TLS needs both --mqtt-tls-cert and --mqtt-tls-key"),
+        };
+        let mut rates = RateLimits::default();
+        if let Some(rate) = layer.device_rate {
+            anyhow::ensure!(
+                rate.is_finite() && rate > 0.0,
+                "--device-rate must be a positive number of publishes a second"
+            );
+            rates.device.per_second = rate;
+            rates.bridge_per_device.per_second = rate;
+        }
+        if let Some(burst) = layer.device_burst {
+            anyhow::ensure!(burst > 0, "--device-burst must be at least 1");
+            rates.device.burst = f64::from(burst);
+            rates.bridge_per_device.burst = f64::from(burst);
+        }
+        let mut policy = AlertPolicy::default();
+        if let Some(offset) = &layer.utc_offset {
+            policy.utc_offset = parse_utc_offset(offset).context("--utc-offset")?;
+        }
+        if let Some(seconds) = layer.escalate_after_s {
+            anyhow::ensure!(seconds > 0, "--escalate-after-s must be at least 1 second");
+            policy.escalate_after_ms = i64::from(seconds) * 1_000;
+            policy.remind_every_ms = i64::from(seconds) * 1_000;
+        }
+        if layer.broker_ca.is_some()
+            && let Some(url) = layer.broker.as_deref().filter(|url| !url.starts_with("mqtts://"))
+        {
+            anyhow::bail!("--broker-ca is for an mqtts:// broker; {url} is plain MQTT");
+        }
+        // The gateway's name on the broker: its username when it has one
+        // (Anxin's Mosquitto settings make the client id the username).
+        let gateway_id =
+            layer.gateway_id.or_else(|| layer.broker_username.clone()).unwrap_or_else(|| DEFAULT_GATEWAY_ID.into());
+        let days = layer.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
+        Ok(Settings {
+            data_dir,
+            database,
+            http_listen: layer.http_listen.unwrap_or(http_default),
+            mqtt_listen: layer.mqtt_listen.unwrap_or(DEFAULT_MQTT_LISTEN),
+            mqtt_tls,
+            allow_plaintext_mqtt: layer.allow_plaintext_mqtt.unwrap_or(false),
+            mqtt_max_connections: layer.mqtt_max_connections,
+            mqtt_max_retained: layer.mqtt_max_retained,
+            rates,
+            broker: layer.broker,
+            broker_username: layer.broker_username,
+            broker_password: layer.broker_password,
+            broker_ca: layer.broker_ca,
+            gateway_id,
+            share_group: layer.share_group,
+            retention: Duration::from_secs(u64::from(days) * 24 * 3_600),
+            webhook: layer.webhook,
+            policy,
+            admin_password: layer.admin_password,
+        })
+    }
+
+    /// Settings for a test or the demo: the defaults, on `data_dir`, with
+    /// both listeners on port 0 (the bound ports are the `App`'s).
+    pub fn for_data_dir(data_dir: &Path) -> Settings {
+        let any_port = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0);
+        let layer = Layer {
+            data_dir: Some(data_dir.to_path_buf()),
+            mqtt_listen: Some(any_port),
+            http_listen: Some(any_port),
+            ..Layer::default()
+        };
+        // The defaults and a data folder always resolve.
+        Settings::resolve(layer, any_port).unwrap_or_else(|error| unreachable!("{error}"))
+    }
+}
 
 /// `+08:00`, `-05:30`, `+8`.
 pub fn parse_utc_offset(text: &str) -> anyhow::Result<chrono::FixedOffset> {
@@ -81,41 +304,52 @@ pub fn parse_utc_offset(text: &str) -> anyhow::Result<chrono::FixedOffset> {
     chrono::FixedOffset::east_opt(sign * (hours * 3_600 + minutes * 60)).ok_or_else(bad)
 }
 
-/// The alert thresholds: defaults, then the file, then `ANXIN_*` and flags
-/// (`args`, when the command has them; otherwise the variables are read here).
-pub fn alert_policy(args: Option<&AlertArgs>, file: &FileSettings) -> anyhow::Result<AlertPolicy> {
-    let mut policy = AlertPolicy::default();
-    let env_offset = std::env::var("ANXIN_UTC_OFFSET").ok();
-    let offset = args.and_then(|a| a.utc_offset.clone()).or(env_offset).or(file.utc_offset.clone());
-    if let Some(offset) = offset {
-        policy.utc_offset = parse_utc_offset(&offset).context("--utc-offset")?;
-    }
-    let env_escalate = std::env::var("ANXIN_ESCALATE_AFTER_S").ok().and_then(|s| s.parse().ok());
-    if let Some(seconds) = args.and_then(|a| a.escalate_after_s).or(env_escalate).or(file.escalate_after_s) {
-        if seconds == 0 {
-            anyhow::bail!("--escalate-after-s must be at least 1 second");
-        }
-        policy.escalate_after_ms = i64::from(seconds) * 1_000;
-        policy.remind_every_ms = i64::from(seconds) * 1_000;
-    }
-    Ok(policy)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    fn settings(args: &[&str], file: &str) -> anyhow::Result<Settings> {
+        let cli = Cli::try_parse_from(std::iter::once("anxin").chain(args.iter().copied()))?;
+        Settings::of(&cli, toml::from_str(file)?)
+    }
 
     #[test]
-    fn alert_settings_come_from_the_file_unless_flags_say_otherwise() {
-        let file: FileSettings = toml::from_str("utc_offset = \"+05:00\"\nescalate_after_s = 90").unwrap();
-        let policy = alert_policy(None, &file).unwrap();
-        assert_eq!(policy.utc_offset.local_minus_utc(), 5 * 3_600);
-        assert_eq!((policy.escalate_after_ms, policy.remind_every_ms), (90_000, 90_000));
-        let flags = AlertArgs { webhook: None, utc_offset: Some("+08:00".into()), escalate_after_s: Some(30) };
-        let policy = alert_policy(Some(&flags), &file).unwrap();
-        assert_eq!((policy.utc_offset.local_minus_utc(), policy.escalate_after_ms), (8 * 3_600, 30_000));
-        let zero = AlertArgs { escalate_after_s: Some(0), ..flags };
-        assert!(alert_policy(Some(&zero), &file).is_err());
+    fn the_file_is_over_the_defaults_and_flags_are_over_the_file() {
+        let file =
+            "utc_offset = \"+05:00\"\nescalate_after_s = 90\nhttp_listen = \"127.0.0.1:18080\"\nretention_days = 7";
+        let from_file = settings(&["serve"], file).unwrap();
+        assert_eq!(from_file.policy.utc_offset.local_minus_utc(), 5 * 3_600);
+        assert_eq!((from_file.policy.escalate_after_ms, from_file.policy.remind_every_ms), (90_000, 90_000));
+        assert_eq!(from_file.http_listen, "127.0.0.1:18080".parse().unwrap());
+        assert_eq!(from_file.retention, Duration::from_secs(7 * 24 * 3_600));
+        assert_eq!(from_file.mqtt_listen, DEFAULT_MQTT_LISTEN);
+
+        let flags = settings(&["serve", "--utc-offset", "+08:00", "--escalate-after-s", "30"], file).unwrap();
+        assert_eq!((flags.policy.utc_offset.local_minus_utc(), flags.policy.escalate_after_ms), (8 * 3_600, 30_000));
+        // A global flag after the command, and one an admin command takes.
+        let admin = settings(&["elders", "list", "--utc-offset", "+03:00"], file).unwrap();
+        assert_eq!(admin.policy.utc_offset.local_minus_utc(), 3 * 3_600);
+        // Each command's own default.
+        assert_eq!(settings(&["gateway"], "").unwrap().http_listen, DEFAULT_GATEWAY_HTTP_LISTEN);
+        assert_eq!(settings(&["console"], "").unwrap().http_listen, DEFAULT_HTTP_LISTEN);
+        assert_eq!(settings(&["gateway", "--broker-username", "gw-1"], "").unwrap().gateway_id, "gw-1");
+    }
+
+    #[test]
+    fn nonsense_is_refused_with_the_flag_to_change() {
+        for (args, file, said) in [
+            (&["serve", "--escalate-after-s", "0"][..], "", "--escalate-after-s"),
+            (&["serve", "--device-rate=-1"][..], "", "--device-rate"),
+            (&["serve", "--mqtt-tls-cert", "cert.pem"][..], "", "--mqtt-tls-key"),
+            (&["serve"][..], "utc_offset = \"UTC+8\"", "--utc-offset"),
+            (&["gateway", "--broker", "mqtt://h:1883", "--broker-ca", "ca.pem"][..], "", "--broker-ca"),
+        ] {
+            let error = format!("{:#}", settings(args, file).unwrap_err());
+            assert!(error.contains(said), "{args:?}: {error}");
+        }
+        assert!(toml::from_str::<Layer>("mqtt_lisen = \"127.0.0.1:1\"").is_err(), "a misspelt key is refused");
+        assert!(toml::from_str::<Layer>("admin_password = \"in a file\"").is_err(), "never from a file");
     }
 
     #[test]

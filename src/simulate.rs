@@ -2,11 +2,11 @@
 
 use anxin_simulator::{SimulateOptions, parse_broker_url};
 
-use crate::cli::{SimulateArgs, StorageArgs};
+use crate::cli::SimulateArgs;
 use crate::output::out;
-use crate::settings::FileSettings;
+use crate::settings::Settings;
 
-pub async fn simulate(storage: &StorageArgs, file: FileSettings, args: SimulateArgs) -> anyhow::Result<()> {
+pub async fn simulate(settings: &Settings, args: SimulateArgs) -> anyhow::Result<()> {
     let (broker_host, broker_port, tls) = parse_broker_url(&args.broker)?;
     let tls = match (tls, &args.broker_ca) {
         (true, ca_file) => {
@@ -49,7 +49,7 @@ pub async fn simulate(storage: &StorageArgs, file: FileSettings, args: SimulateA
         }
         None => {
             // The simulator's own devices, provisioned afresh for this run.
-            let (store, _) = crate::run::open_store(storage, &file).await?;
+            let store = crate::run::open_store(settings).await?;
             let credentials = crate::identities::provision_simulated(&store, &device_ids).await?;
             store.close().await;
             out!(
