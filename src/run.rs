@@ -275,6 +275,12 @@ pub struct App {
     alerting: Vec<tokio::task::JoinHandle<()>>,
 }
 
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("mqtt", &self.mqtt).field("http", &self.http).finish_non_exhaustive()
+    }
+}
+
 impl App {
     /// Starts everything `anxin serve` runs, printing nothing.
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {

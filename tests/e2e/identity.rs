@@ -218,9 +218,8 @@ async fn on_serve_s_broker_only_a_home_s_own_sensors_speak_for_it() {
     let folder = private_folder("e2e-identity-serve");
     let data = folder.to_str().unwrap();
     let secrets = set_up_identities(data);
-    let serve =
-        Process::start(&["--data-dir", data, "serve", "--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"]);
-    let mqtt = serve.address_after("MQTT broker on ");
+    let app = crate::spawn_app(&folder).await;
+    let mqtt = app.mqtt;
     attacks(mqtt, data, &secrets, true).await;
 
     // An MQTT 3.1.1 node cannot be told "refused": it is disconnected, never acknowledged.
@@ -284,13 +283,12 @@ async fn on_serve_s_broker_only_a_home_s_own_sensors_speak_for_it() {
     assert_eq!(answer, Some(PubAckReason::Success));
 
     // Every refusal is counted by reason.
-    let http = serve.address_after("console on http://");
-    let metrics = crate::serve::http_get(http, "/metrics").await;
+    let metrics = crate::serve::http_get(app.http, "/metrics").await;
     for reason in ["anonymous", "bad_credentials", "client_id_mismatch", "publish_not_allowed", "subscribe_not_allowed"]
     {
         assert!(metrics.contains(&format!("anxin_broker_refused_total{{reason=\"{reason}\"}}")), "{reason}: {metrics}");
     }
-    let _ = serve.terminate();
+    app.stop().await;
     let _ = std::fs::remove_dir_all(folder);
 }
 

@@ -75,3 +75,33 @@ pub fn provision_homes(data: &str, prefix: &str, homes: usize) -> std::collectio
     let ids: Vec<String> = (1..=homes).map(|home| format!("{prefix}-{home:05}")).collect();
     issue(data, "devices", &ids)
 }
+
+/// `anxin serve` built in this test's process on `data` (both ports free
+/// ones, read from the app, not from its output); stopped in order by
+/// [`SpawnedApp::stop`].
+pub async fn spawn_app(data: &std::path::Path) -> SpawnedApp {
+    let settings = anxin::settings::Settings::for_data_dir(data);
+    let app = anxin::run::App::build(&settings).await.expect("the app starts");
+    let (mqtt, http) = (app.mqtt.expect("the embedded broker"), app.http);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    SpawnedApp { mqtt, http, stop, running }
+}
+
+#[derive(Debug)]
+pub struct SpawnedApp {
+    pub mqtt: std::net::SocketAddr,
+    pub http: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<()>,
+}
+
+impl SpawnedApp {
+    /// Stops taking messages, commits what is in flight, closes the store.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.running.await.expect("the app stops cleanly");
+    }
+}

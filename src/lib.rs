@@ -1,0 +1,45 @@
+//! `anxin`: one binary for the whole system. This package only composes:
+//! each subcommand hands its settings to the crate that owns the work. It is
+//! a library too, so tests can build the app in their own process
+//! ([`run::App::build`]).
+
+pub mod admin;
+pub mod bench;
+pub mod cli;
+pub mod demo;
+pub mod identities;
+pub mod output;
+pub mod run;
+pub mod settings;
+pub mod simulate;
+
+/// Runs one parsed command line.
+pub async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
+    use cli::Command;
+    let file = settings::Layer::load(cli.storage.config.as_deref())?;
+    let settings = settings::Settings::of(&cli, file)?;
+    let settings = &settings;
+    match cli.command {
+        Command::Serve(_) => run::serve(settings).await,
+        Command::Demo(args) => demo::demo(args).await,
+        Command::Gateway(_) => run::gateway(settings).await,
+        Command::Console(_) => run::console(settings).await,
+        Command::Devices(command) => admin::devices(settings, command).await,
+        Command::Bridges(command) => identities::bridges(settings, command).await,
+        Command::Consumers(command) => identities::consumers(settings, command).await,
+        Command::Gateways(command) => identities::gateways(settings, command).await,
+        Command::Elders(command) => admin::elders(settings, command).await,
+        Command::Events(command) => admin::events(settings, command).await,
+        Command::Alerts(command) => admin::alerts(settings, command).await,
+        Command::Visits(command) => admin::visits(settings, command).await,
+        Command::Ledger(command) => admin::ledger(settings, command).await,
+        Command::Watch(command) => admin::watch(settings, command).await,
+        Command::Users(command) => admin::users(settings, command).await,
+        Command::Tokens(command) => admin::tokens(settings, command).await,
+        Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest::ingest(args).await,
+        Command::Bench(cli::BenchCommand::Alerts(args)) => bench::alerts::alerts(args).await,
+        Command::Bench(cli::BenchCommand::Console(args)) => bench::console::console(args).await,
+        Command::Bench(cli::BenchCommand::Ledger(args)) => bench::ledger::ledger(args).await,
+        Command::Simulate(args) => simulate::simulate(settings, args).await,
+    }
+}
