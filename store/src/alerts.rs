@@ -750,3 +750,20 @@ impl Store {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_spelling_no_enum_knows_is_an_error_naming_its_column() {
+        let error = parsed("severity", "urgent", Severity::parse).unwrap_err();
+        assert!(matches!(&error, sqlx::Error::ColumnDecode { index, .. } if index == "severity"), "{error}");
+        assert!(error.to_string().contains("\"urgent\" is not a known severity"), "{error}");
+        assert_eq!(parsed("status", "acknowledged", AlertStatus::parse).unwrap(), AlertStatus::Acknowledged);
+        for outcome in [Outcome::FalseAlarm, Outcome::ClearedItself] {
+            assert_eq!(parsed("outcome", outcome.as_str(), Outcome::parse).unwrap(), outcome);
+        }
+        assert_eq!(Outcome::parse_for_staff(Outcome::ClearedItself.as_str()), None, "the gateway's only");
+    }
+}
