@@ -406,10 +406,16 @@ fn print_message(message: &MessageRecord) {
     out!("{}  {:<24} {}", time(message.received_at), message.device_id, message.payload);
 }
 
+/// How long before it is committed a message may have been stamped received.
+const IN_FLIGHT_MS: i64 = 5_000;
+
 pub async fn events(settings: &Settings, command: EventsCommand) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
     let EventsCommand::Tail { device, last } = command;
     let mut cursor = MessageCursor::default();
+    // Taken before the first look, so that a message received meanwhile is
+    // followed, not lost between the two.
+    let started = now_ms();
     for message in store.latest_messages(device.as_deref(), last.max(0)).await? {
         print_message(&message);
         cursor = MessageCursor {
@@ -420,8 +426,9 @@ pub async fn events(settings: &Settings, command: EventsCommand) -> anyhow::Resu
         };
     }
     if cursor == MessageCursor::default() {
-        // Nothing shown yet: start from now rather than replaying history.
-        cursor.received_at = now_ms() - 1;
+        // Nothing shown yet: follow from the first look rather than replaying
+        // history, with room for a message stamped then and committed after.
+        cursor.received_at = started - IN_FLIGHT_MS;
     }
     loop {
         let page = tokio::select! {

@@ -249,13 +249,13 @@ pub struct ConsoleArgs {
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Durable ingest rate as a ratio to a bare subscriber's, with PUBACK latency and memory
-    Ingest(crate::bench::ingest::BenchIngestArgs),
+    Ingest(anxin_bench::ingest::BenchIngestArgs),
     /// Smoke alarm → alert on the console feed (idle vs loaded), and how late overdue homes fire
-    Alerts(crate::bench::alerts::BenchAlertsArgs),
+    Alerts(anxin_bench::alerts::BenchAlertsArgs),
     /// Page weight and server time of the alert board (500 open alerts) and of an elder page (90 days of history)
-    Console(crate::bench::console::BenchConsoleArgs),
+    Console(anxin_bench::console::BenchConsoleArgs),
     /// Importing, re-importing and exporting a 5,000-elder ledger, and the visit-rate page over it
-    Ledger(crate::bench::ledger::BenchLedgerArgs),
+    Ledger(anxin_bench::ledger::BenchLedgerArgs),
 }
 
 #[derive(Debug, Subcommand)]

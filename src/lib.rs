@@ -4,7 +4,6 @@
 //! ([`run::App::build`]).
 
 pub mod admin;
-pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod identities;
@@ -36,10 +35,15 @@ pub async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Watch(command) => admin::watch(settings, command).await,
         Command::Users(command) => admin::users(settings, command).await,
         Command::Tokens(command) => admin::tokens(settings, command).await,
-        Command::Bench(cli::BenchCommand::Ingest(args)) => bench::ingest::ingest(args).await,
-        Command::Bench(cli::BenchCommand::Alerts(args)) => bench::alerts::alerts(args).await,
-        Command::Bench(cli::BenchCommand::Console(args)) => bench::console::console(args).await,
-        Command::Bench(cli::BenchCommand::Ledger(args)) => bench::ledger::ledger(args).await,
+        Command::Bench(command) => {
+            anxin_bench::print_lines_with(output::line);
+            match command {
+                cli::BenchCommand::Ingest(args) => anxin_bench::ingest::ingest(args).await,
+                cli::BenchCommand::Alerts(args) => anxin_bench::alerts::alerts(args).await,
+                cli::BenchCommand::Console(args) => anxin_bench::console::console(args).await,
+                cli::BenchCommand::Ledger(args) => anxin_bench::ledger::ledger(args).await,
+            }
+        }
         Command::Simulate(args) => simulate::simulate(settings, args).await,
     }
 }

@@ -238,7 +238,7 @@ pub async fn start_connected(args: &[String; 9]) -> Process {
 }
 
 /// Waits (up to 30 s) until at least `expected` messages are stored: the
-/// broker's backlog has reached the gateway.
+/// broker's backlog has reached the gateway, or a load is under way.
 async fn drained(data: &Path, expected: usize) {
     let store = store_in(data).await;
     for _ in 0..150 {
@@ -249,6 +249,20 @@ async fn drained(data: &Path, expected: usize) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!("the backlog did not drain: {} of {expected} stored", store.message_keys().await.unwrap().len());
+}
+
+/// Stored messages that show a load is under way (about a third of a second of it).
+const UNDER_WAY: usize = 300;
+
+/// How long a killed gateway stays away while the load goes on.
+const AWAY: Duration = Duration::from_secs(1);
+
+/// How many messages are stored now.
+async fn stored(data: &Path) -> usize {
+    let store = store_in(data).await;
+    let count = store.message_keys().await.unwrap().len();
+    store.close().await;
+    count
 }
 
 /// `credentials`: the homes' secrets when the broker is `serve`'s own.
@@ -277,13 +291,13 @@ async fn killing_serve_under_load_loses_nothing_it_acknowledged() {
     let serve = Process::start(&serve_args);
     let simulation = tokio::spawn(run(load(port, "kill-serve", Duration::from_secs(7), Some(&data_arg))));
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Killed once the load is under way, and again once it has resumed.
+    drained(&data, UNDER_WAY).await;
     serve.kill();
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let serve = Process::start(&serve_args);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let second_kill_at_load = serve;
-    second_kill_at_load.kill();
+    let resumed = stored(&data).await + UNDER_WAY;
+    drained(&data, resumed).await;
+    serve.kill();
     let serve = Process::start(&serve_args);
 
     let report = simulation.await.unwrap().unwrap();
@@ -304,9 +318,10 @@ async fn killing_the_gateway_under_load_loses_nothing_the_broker_acknowledged() 
     // The session must exist before the load starts, or the broker has no queue to keep.
     let gateway = start_connected(&gateway_args).await;
     let simulation = tokio::spawn(run(load(broker.port(), "kill-gw", Duration::from_secs(6), None)));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    drained(&data, UNDER_WAY).await;
     gateway.kill();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Away while the load goes on: the broker queues for the gateway's session.
+    tokio::time::sleep(AWAY).await;
     let gateway = Process::start(&gateway_args.each_ref().map(String::as_str));
     let report = simulation.await.unwrap().unwrap();
     // The broker delivers what it queued while the gateway was away.
@@ -323,7 +338,7 @@ async fn restarting_the_broker_under_load_loses_nothing() {
     // The session must exist before the load starts, or the broker has no queue to keep.
     let gateway = start_connected(&gateway_args).await;
     let simulation = tokio::spawn(run(load(broker.port(), "restart", Duration::from_secs(6), None)));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    drained(&data, UNDER_WAY).await;
     tokio::task::block_in_place(|| broker.restart());
     let report = simulation.await.unwrap().unwrap();
     // The broker delivers what it queued while the gateway was away.
@@ -395,20 +410,12 @@ async fn the_admin_commands_register_pair_and_tail_while_serve_runs() {
     assert_eq!(said.lines().next(), Some("paired node-7 with elder 1"));
     assert!(said.contains("node-7 has no secret on the broker yet"), "not provisioned yet: {said}");
 
-    // `events tail` shows a message published after it started.
-    let mut tail = Command::new(env!("CARGO_BIN_EXE_anxin"))
-        .args(["--data-dir", &data_arg, "events", "tail", "--device", "node-7"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = tail.stdout.take().unwrap();
-    let (sender, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = sender.send(line);
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // `events tail`, started before the node publishes, prints the event (it
+    // needs no head start: what lands between its first look and its first
+    // poll is followed too).
+    let mut tail_command = Command::new(env!("CARGO_BIN_EXE_anxin"));
+    tail_command.args(["--data-dir", &data_arg, "events", "tail", "--device", "node-7"]);
+    let tail = Process::spawn(tail_command);
     let secret = crate::issue(&data_arg, "devices", &["node-7".to_string()]).remove("node-7").unwrap();
     let mut options = rumqttc::MqttOptions::new("node-7", mqtt.ip().to_string(), mqtt.port());
     options.set_keep_alive(Duration::from_secs(30));
@@ -428,10 +435,9 @@ async fn the_admin_commands_register_pair_and_tail_while_serve_runs() {
             break;
         }
     }
-    let line = lines.recv_timeout(Duration::from_secs(10)).expect("tail printed the event");
+    let line = tail.next_line();
     assert!(line.contains("node-7") && line.contains(r#""kind":"help""#), "{line}");
-    let _ = tail.kill();
-    let _ = tail.wait();
+    tail.kill();
 
     let devices: serde_json::Value = serde_json::from_slice(&admin(&["devices", "list", "--json"]).stdout).unwrap();
     assert_eq!((devices[0]["device_id"].as_str(), devices[0]["elder_id"].as_i64()), (Some("node-7"), Some(1)));

@@ -71,9 +71,6 @@ fn the_readme_walkthrough_does_what_it_says() {
                 let ready = step.next_line();
                 assert!(ready.contains(&format!("MQTT broker on {mqtt}")), "the ready line: {ready}");
                 assert!(ready.contains(&format!("console on http://{http}")), "the ready line: {ready}");
-            } else {
-                // Give it a moment to start following before the next step.
-                std::thread::sleep(Duration::from_secs(1));
             }
             running.push((command_part, step));
             continue;

@@ -1,4 +1,4 @@
-//! `anxin bench …`: benchmarks that print figures, each measured beside a
+//! `anxin-bench`, the `anxin bench …` commands: benchmarks that print figures, each measured beside a
 //! baseline of the same run so they read as ratios on any machine.
 //!
 //! - [`ingest`]: durable ingest against a bare subscriber on the same broker
@@ -15,6 +15,8 @@ pub mod alerts;
 pub mod console;
 pub mod ingest;
 pub mod ledger;
+
+use std::sync::OnceLock;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,6 +35,32 @@ use anxin_store::{AlertChange, NewIdentity, Store};
 use anyhow::Context;
 use rumqttc::{AsyncClient, Event as MqttEvent, MqttOptions, Packet, QoS};
 use tokio::sync::broadcast;
+
+/// How a line of figures is printed: standard output, unless the binary says
+/// otherwise ([`print_lines_with`]).
+static PRINT_LINE: OnceLock<fn(std::fmt::Arguments<'_>)> = OnceLock::new();
+
+/// Prints the benchmarks' lines with `print` (the binary's, which ends
+/// quietly on a closed pipe: `anxin bench ingest | head`). Set once.
+pub fn print_lines_with(print: fn(std::fmt::Arguments<'_>)) {
+    let _ = PRINT_LINE.set(print);
+}
+
+#[doc(hidden)]
+pub fn print_line(line: std::fmt::Arguments<'_>) {
+    match PRINT_LINE.get() {
+        Some(print) => print(line),
+        None => println!("{line}"),
+    }
+}
+
+/// `println!` through [`print_line`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::print_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use out;
 
 /// The `percent`-th percentile of sorted latencies, in milliseconds (nearest rank).
 pub(crate) fn percentile(sorted: &[Duration], percent: usize) -> f64 {

@@ -25,7 +25,7 @@ use anxin_store::{Database, Store, now_ms};
 use tokio::sync::broadcast;
 
 use super::{BenchClients, Pace, latency_line, paced_summaries, peak_rss_mib, percentile, smoke_probes, watched_home};
-use crate::output::out;
+use crate::out;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchAlertsArgs {

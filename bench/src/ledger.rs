@@ -13,7 +13,7 @@ use anxin_domain::ledger::{self, sheet};
 use anxin_store::{Database, Store, now_ms};
 
 use super::console::{measure, ms, signed_in_console};
-use crate::output::out;
+use crate::out;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchLedgerArgs {

@@ -20,7 +20,7 @@ use axum::body::Body;
 use axum::http::Request;
 use tower::ServiceExt;
 
-use crate::output::out;
+use crate::out;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchConsoleArgs {

@@ -44,7 +44,7 @@ use super::{
     BenchClients, Histograms, Mosquitto, Pace, latency_line, paced_summaries, peak_rss_mib, percentile, percentile_of,
     rss_mib, smoke_probes, watched_home,
 };
-use crate::output::out;
+use crate::out;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BrokerKind {
