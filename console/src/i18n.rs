@@ -58,6 +58,11 @@ impl Lang {
         choices.into_iter().find_map(|(_, code)| Lang::parse(code)).unwrap_or(Lang::ZhCn)
     }
 
+    /// A ledger or form problem in this language (`[ledger_problem]`).
+    pub fn problem(self, problem: &anxin_domain::ledger::Problem) -> String {
+        problem.fill(self.t(&format!("ledger_problem.{}", problem.key())))
+    }
+
     /// The translation of `key`; a missing key shows as itself (a test
     /// makes sure none is missing).
     pub fn t(self, key: &str) -> &'static str {
@@ -146,6 +151,28 @@ mod tests {
         for (file, key) in used {
             assert!(zh.contains_key(&key), "{file} uses {key}, which zh-CN.toml lacks");
         }
+    }
+
+    /// Every ledger problem reads in each language with the placeholders its
+    /// English has, and the console's English is the command line's.
+    #[test]
+    fn every_ledger_problem_reads_in_each_language() {
+        use anxin_domain::ledger::Problem;
+        use anxin_domain::registry::CitizenIdError;
+        for problem in Problem::examples() {
+            let key = format!("ledger_problem.{}", problem.key());
+            let mut english: Vec<_> = anxin_domain::alerts::explanation::placeholders_of(problem.english_template());
+            english.sort_unstable();
+            for lang in [Lang::ZhCn, Lang::En] {
+                let mut found = anxin_domain::alerts::explanation::placeholders_of(lang.t(&key));
+                found.sort_unstable();
+                assert_eq!(found, english, "{key} in {lang:?}");
+                assert!(!lang.problem(&problem).contains('{'), "{key} in {lang:?} leaves a placeholder");
+            }
+            assert_eq!(Lang::En.problem(&problem), problem.english());
+        }
+        let check_digit = Problem::CitizenId(CitizenIdError::CheckDigit { found: '1', expected: 'X' });
+        assert_eq!(Lang::ZhCn.problem(&check_digit), "校验码应为 X，实为 1");
     }
 
     #[test]

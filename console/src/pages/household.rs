@@ -149,11 +149,7 @@ pub(super) async fn form(
 
 /// The problem in the reader's language, after the field's name.
 fn refusal(lang: Lang, field: &str, problem: &Problem) -> String {
-    let text = match lang {
-        Lang::ZhCn => problem.chinese(),
-        Lang::En => problem.english(),
-    };
-    format!("{}: {text}", lang.t(field))
+    format!("{}: {}", lang.t(field), lang.problem(problem))
 }
 
 /// Reads the typed form; members' ID numbers left empty keep `on_record`'s.

@@ -94,7 +94,7 @@ fn described(problem: &RowProblem, lang: Lang) -> String {
             if !text.is_empty() {
                 text.push('：');
             }
-            text.push_str(&problem.problem.chinese());
+            text.push_str(&lang.problem(&problem.problem));
             text
         }
     }

@@ -388,64 +388,124 @@ pub enum Problem {
 }
 
 impl Problem {
-    /// The problem in English.
-    pub fn english(&self) -> String {
+    /// Its name in the translation files (`[ledger_problem]`), where each
+    /// language has its words with the placeholders of [`Problem::english_template`].
+    pub fn key(&self) -> &'static str {
         match self {
-            Problem::Required => "is required".into(),
-            Problem::TooLong(max) => format!("is longer than {max} characters"),
-            Problem::CitizenId(error) => error.to_string(),
-            Problem::TooYoung { birth } => {
-                format!("gives a birth date of {birth}: the elder must be 60 or older (annex 2)")
-            }
-            Problem::Phone => "is not a phone number: use 5 to 20 digits".into(),
-            Problem::NotYesNo => "must be 是 or 否".into(),
-            Problem::NotAChoice { allowed } => format!("must be one of {allowed}"),
-            Problem::NotAnAmount => "is not an amount in yuan".into(),
-            Problem::IdAsNumber => {
-                "is stored as a number, which Excel rounds to 15 digits: format the column as text and type the ID again"
-                    .into()
-            }
-            Problem::DuplicateCitizenId { line } => format!("is the same as on line {line}"),
-            Problem::DuplicateId { line } => format!("is the same elder number as on line {line}: each elder once"),
-            Problem::UnknownVisitor => "is not a visitor's user name".into(),
-            Problem::CitizenIdTaken { elder_id } => format!("is already registered for the elder numbered {elder_id}"),
-            Problem::UnknownId => "is not the number of an elder in Anxin: leave it empty for a new elder".into(),
-            Problem::CertificateWithoutDisability => "is given, but 是否残疾 says 否".into(),
-            Problem::MissingColumn => "column is missing".into(),
-            Problem::NoHeader => "no header row: the first ten rows hold no 被探访人姓名 (or name) column".into(),
-            Problem::NoRows => "the file holds no elder".into(),
-            Problem::Unreadable(why) => format!("the file cannot be read: {why}"),
+            Problem::Required => "required",
+            Problem::TooLong(_) => "too_long",
+            Problem::CitizenId(CitizenIdError::Length(_)) => "citizen_id_length",
+            Problem::CitizenId(CitizenIdError::Characters) => "citizen_id_characters",
+            Problem::CitizenId(CitizenIdError::BirthDate(_)) => "citizen_id_birth_date",
+            Problem::CitizenId(CitizenIdError::CheckDigit { .. }) => "citizen_id_check_digit",
+            Problem::TooYoung { .. } => "too_young",
+            Problem::Phone => "phone",
+            Problem::NotYesNo => "not_yes_no",
+            Problem::NotAChoice { .. } => "not_a_choice",
+            Problem::NotAnAmount => "not_an_amount",
+            Problem::IdAsNumber => "id_as_number",
+            Problem::DuplicateCitizenId { .. } => "duplicate_citizen_id",
+            Problem::DuplicateId { .. } => "duplicate_id",
+            Problem::UnknownVisitor => "unknown_visitor",
+            Problem::UnknownId => "unknown_id",
+            Problem::CitizenIdTaken { .. } => "citizen_id_taken",
+            Problem::CertificateWithoutDisability => "certificate_without_disability",
+            Problem::MissingColumn => "missing_column",
+            Problem::NoHeader => "no_header",
+            Problem::NoRows => "no_rows",
+            Problem::Unreadable(_) => "unreadable",
         }
     }
 
-    /// The problem in Chinese.
-    pub fn chinese(&self) -> String {
+    /// Every problem, one of each kind (for the translation files' test).
+    pub fn examples() -> Vec<Problem> {
+        vec![
+            Problem::Required,
+            Problem::TooLong(50),
+            Problem::CitizenId(CitizenIdError::Length(17)),
+            Problem::CitizenId(CitizenIdError::Characters),
+            Problem::CitizenId(CitizenIdError::BirthDate("19451301".into())),
+            Problem::CitizenId(CitizenIdError::CheckDigit { found: '1', expected: 'X' }),
+            Problem::TooYoung { birth: "1990-01-01".into() },
+            Problem::Phone,
+            Problem::NotYesNo,
+            Problem::NotAChoice { allowed: "是、否".into() },
+            Problem::NotAnAmount,
+            Problem::IdAsNumber,
+            Problem::DuplicateCitizenId { line: 3 },
+            Problem::DuplicateId { line: 3 },
+            Problem::UnknownVisitor,
+            Problem::UnknownId,
+            Problem::CitizenIdTaken { elder_id: 1 },
+            Problem::CertificateWithoutDisability,
+            Problem::MissingColumn,
+            Problem::NoHeader,
+            Problem::NoRows,
+            Problem::Unreadable("not a spreadsheet".into()),
+        ]
+    }
+
+    /// Its words in English with `{name}` placeholders (the command line's
+    /// language; the console's words are in its translation files).
+    pub fn english_template(&self) -> &'static str {
         match self {
-            Problem::Required => "必须填写".into(),
-            Problem::TooLong(max) => format!("超过 {max} 个字"),
-            Problem::CitizenId(error) => match error {
-                CitizenIdError::Length(n) => format!("为 {n} 位，应为 18 位"),
-                CitizenIdError::Characters => "应为 17 位数字加 1 位数字或 X".into(),
-                CitizenIdError::BirthDate(date) => format!("第 7 至 14 位（{date}）不是有效的出生日期"),
-                CitizenIdError::CheckDigit { found, expected } => format!("校验码应为 {expected}，实为 {found}"),
-            },
-            Problem::TooYoung { birth } => format!("出生日期为 {birth}，被探访人须年满 60 周岁（附件 2）"),
-            Problem::Phone => "不是电话号码：应为 5 至 20 位数字".into(),
-            Problem::NotYesNo => "应填“是”或“否”".into(),
-            Problem::NotAChoice { allowed } => format!("应为 {allowed} 之一"),
-            Problem::NotAnAmount => "不是以元为单位的金额".into(),
-            Problem::IdAsNumber => "被存为数字，Excel 只保留 15 位：请把该列设为文本格式后重新录入".into(),
-            Problem::DuplicateCitizenId { line } => format!("与第 {line} 行重复"),
-            Problem::DuplicateId { line } => format!("与第 {line} 行是同一编号：每位老年人只填一行"),
-            Problem::UnknownVisitor => "不是探访人员的用户名".into(),
-            Problem::CitizenIdTaken { elder_id } => format!("已登记在编号 {elder_id} 的老年人名下"),
-            Problem::UnknownId => "不是安心系统中老年人的编号：新增老年人请留空".into(),
-            Problem::CertificateWithoutDisability => "已填写，但“是否残疾”为“否”".into(),
-            Problem::MissingColumn => "缺少该列".into(),
-            Problem::NoHeader => "找不到表头：前十行中没有“被探访人姓名”列".into(),
-            Problem::NoRows => "文件中没有老年人记录".into(),
-            Problem::Unreadable(why) => format!("无法读取文件：{why}"),
+            Problem::Required => "is required",
+            Problem::TooLong(_) => "is longer than {max} characters",
+            Problem::CitizenId(CitizenIdError::Length(_)) => "has {n} characters; it needs 18",
+            Problem::CitizenId(CitizenIdError::Characters) => "must be 17 digits followed by a digit or X",
+            Problem::CitizenId(CitizenIdError::BirthDate(_)) => "has no real birth date in characters 7 to 14 ({date})",
+            Problem::CitizenId(CitizenIdError::CheckDigit { .. }) => {
+                "ends in {found}, but its check digit is {expected}"
+            }
+            Problem::TooYoung { .. } => "gives a birth date of {birth}: the elder must be 60 or older (annex 2)",
+            Problem::Phone => "is not a phone number: use 5 to 20 digits",
+            Problem::NotYesNo => "must be 是 or 否",
+            Problem::NotAChoice { .. } => "must be one of {allowed}",
+            Problem::NotAnAmount => "is not an amount in yuan",
+            Problem::IdAsNumber => {
+                "is stored as a number, which Excel rounds to 15 digits: format the column as text and type the ID again"
+            }
+            Problem::DuplicateCitizenId { .. } => "is the same as on line {line}",
+            Problem::DuplicateId { .. } => "is the same elder number as on line {line}: each elder once",
+            Problem::UnknownVisitor => "is not a visitor's user name",
+            Problem::CitizenIdTaken { .. } => "is already registered for the elder numbered {elder_id}",
+            Problem::UnknownId => "is not the number of an elder in Anxin: leave it empty for a new elder",
+            Problem::CertificateWithoutDisability => "is given, but 是否残疾 says 否",
+            Problem::MissingColumn => "column is missing",
+            Problem::NoHeader => "no header row: the first ten rows hold no 被探访人姓名 (or name) column",
+            Problem::NoRows => "the file holds no elder",
+            Problem::Unreadable(_) => "the file cannot be read: {why}",
         }
+    }
+
+    /// The values of its placeholders.
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Problem::TooLong(max) => vec![("max", max.to_string())],
+            Problem::CitizenId(CitizenIdError::Length(n)) => vec![("n", n.to_string())],
+            Problem::CitizenId(CitizenIdError::BirthDate(date)) => vec![("date", date.clone())],
+            Problem::CitizenId(CitizenIdError::CheckDigit { found, expected }) => {
+                vec![("found", found.to_string()), ("expected", expected.to_string())]
+            }
+            Problem::TooYoung { birth } => vec![("birth", birth.clone())],
+            Problem::NotAChoice { allowed } => vec![("allowed", allowed.clone())],
+            Problem::DuplicateCitizenId { line } | Problem::DuplicateId { line } => vec![("line", line.to_string())],
+            Problem::CitizenIdTaken { elder_id } => vec![("elder_id", elder_id.to_string())],
+            Problem::Unreadable(why) => vec![("why", why.clone())],
+            _ => Vec::new(),
+        }
+    }
+
+    /// `template` (its words in some language) with the placeholders filled.
+    pub fn fill(&self, template: &str) -> String {
+        self.params()
+            .iter()
+            .fold(template.to_string(), |text, (name, value)| text.replace(&format!("{{{name}}}"), value))
+    }
+
+    /// The problem in English.
+    pub fn english(&self) -> String {
+        self.fill(self.english_template())
     }
 }
 
@@ -983,7 +1043,20 @@ mod tests {
                 "line 4, citizen_id \"11010519491231002X\": is the same as on line 3",
             ]
         );
-        assert_eq!(problems[0].problem.chinese(), "校验码应为 X，实为 1");
+        assert_eq!(problems[0].problem.key(), "citizen_id_check_digit");
+        assert_eq!(problems[0].problem.params(), vec![("found", "1".to_string()), ("expected", "X".to_string())]);
+    }
+
+    #[test]
+    fn a_problem_with_the_citizen_id_reads_as_the_id_s_own_error() {
+        let mut keys = std::collections::BTreeSet::new();
+        for problem in Problem::examples() {
+            assert!(keys.insert(problem.key()), "{} twice", problem.key());
+            assert!(!problem.english().contains('{'), "{}: {}", problem.key(), problem.english());
+            if let Problem::CitizenId(error) = &problem {
+                assert_eq!(problem.english(), error.to_string());
+            }
+        }
     }
 
     #[test]
