@@ -566,7 +566,7 @@ pub async fn ledger(settings: &Settings, command: LedgerCommand) -> anyhow::Resu
         LedgerCommand::Import { file, by } => {
             let format = format_of(&file)?;
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let rows = sheet::read(&bytes, format)?;
+            let rows = sheet::read(&bytes, format, &sheet::Limits::LEDGER)?;
             let today = policy.today();
             let visitors = store.visitor_names().await?;
             let problems = match ledger::read(&rows, today, &visitors) {

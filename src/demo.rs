@@ -63,7 +63,8 @@ async fn run(args: &DemoArgs, folder: &std::path::Path) -> anyhow::Result<()> {
 
     // The district: three townships of made-up elders, imported as a ledger would be.
     let rows = anxin_simulator::ledger::township_ledger(args.elders, "visitor");
-    let cells = sheet::read(&sheet::write(&rows, sheet::Format::Csv, "台账")?, sheet::Format::Csv)?;
+    let cells =
+        sheet::read(&sheet::write(&rows, sheet::Format::Csv, "台账")?, sheet::Format::Csv, &sheet::Limits::LEDGER)?;
     let visitors = store.visitor_names().await?;
     let district = ledger::read(&cells, policy.today(), &visitors)
         .map_err(|problems| anyhow::anyhow!("the sample ledger does not read back: {problems:?}"))?;

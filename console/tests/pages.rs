@@ -761,43 +761,69 @@ async fn a_visit_recorded_in_the_console_counts_in_the_rate_and_prints_on_the_fo
     assert!(printed.contains("☑ 乡镇(街道)、村(居)民委员会") && printed.contains("1200.5"), "{printed}");
 }
 
+/// Posts `bytes` as the ledger page's file field named `name`.
+async fn upload_ledger(admin: &mut Browser<'_>, name: &str, bytes: Vec<u8>) -> Answer {
+    let boundary = "anxin-test-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let request = admin
+        .request("POST", "/ledger/import")
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .header("x-csrf-token", admin.csrf.clone())
+        .body(Body::from(body))
+        .unwrap();
+    send(admin.router, request).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_file_built_to_exhaust_memory_is_refused_and_the_console_carries_on() {
+    let world = world().await;
+    let mut admin = signed_in(&world, "admin").await;
+    admin.get("/ledger").await;
+    // 1.5 KB holding cells A1 and XFD1048576: read as a dense range it asks
+    // for 2^34 cells and aborts the process (broker and ingest with it).
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.write_string(0, 0, "被探访人姓名").unwrap();
+    sheet.write_string(1_048_575, 16_383, "x").unwrap();
+    let bomb = workbook.save_to_buffer().unwrap();
+    assert!(bomb.len() < 10_000);
+    let refused = upload_ledger(&mut admin, "township.xlsx", bomb).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("工作表超过 50000 行"), "{}", refused.body);
+    // More than the file limit is refused while it arrives, with the limit named.
+    let huge = upload_ledger(&mut admin, "township.csv", vec![b'a'; 21 << 20]).await;
+    assert_eq!(huge.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(huge.body.contains("文件超过 20 MB"), "{}", &huge.body[..huge.body.len().min(2_000)]);
+    assert_eq!(world.store.elders().await.unwrap().len(), 2, "nothing imported");
+    assert_eq!(admin.get("/ledger").await.status, StatusCode::OK, "the console carries on");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_imports_a_ledger_file_and_a_bad_one_changes_nothing() {
     let world = world().await;
     let mut admin = signed_in(&world, "admin").await;
     admin.get("/ledger").await;
-    let upload = async |admin: &mut Browser<'_>, name: &str, bytes: Vec<u8>| {
-        let boundary = "anxin-test-boundary";
-        let mut body = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        )
-        .into_bytes();
-        body.extend_from_slice(&bytes);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let request = admin
-            .request("POST", "/ledger/import")
-            .header("content-type", format!("multipart/form-data; boundary={boundary}"))
-            .header("x-csrf-token", admin.csrf.clone())
-            .body(Body::from(body))
-            .unwrap();
-        send(admin.router, request).await
-    };
     let rows = anxin_testkit::ledger::township_ledger(150, "visitor-2");
     let csv = anxin_domain::ledger::sheet::write(&rows, anxin_domain::ledger::sheet::Format::Csv, "x").unwrap();
     let mut bad = rows.clone();
     bad[2][7] = "12345".into();
     let bad = anxin_domain::ledger::sheet::write(&bad, anxin_domain::ledger::sheet::Format::Csv, "x").unwrap();
-    let refused = upload(&mut admin, "ledger.csv", bad).await;
+    let refused = upload_ledger(&mut admin, "ledger.csv", bad).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.body.contains("第 3 行，公民身份号码「12345」：为 5 位，应为 18 位"), "{}", refused.body);
     assert_eq!(world.store.elders().await.unwrap().len(), 2, "nothing imported");
-    let wrong_kind = upload(&mut admin, "ledger.txt", csv.clone()).await;
+    let wrong_kind = upload_ledger(&mut admin, "ledger.txt", csv.clone()).await;
     assert_eq!(wrong_kind.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let imported = upload(&mut admin, "ledger.csv", csv.clone()).await;
+    let imported = upload_ledger(&mut admin, "ledger.csv", csv.clone()).await;
     assert_eq!(imported.status, StatusCode::OK, "{}", imported.body);
     assert!(imported.body.contains("新增 150"), "{}", imported.body);
     assert!(imported.body.contains("未使用的列: 序号"), "{}", imported.body);
-    let again = upload(&mut admin, "ledger.csv", csv).await;
+    let again = upload_ledger(&mut admin, "ledger.csv", csv).await;
     assert!(again.body.contains("新增 0, 更新 0, 未变 150"), "{}", again.body);
     let export = admin.get("/ledger/export/ledger.csv").await;
     assert!(export.body.starts_with("\u{feff}编号,县(市、区)"), "{}", &export.body[..80]);

@@ -16,8 +16,10 @@ use crate::i18n::Lang;
 use crate::state::AppState;
 use crate::web::{Chrome, html};
 
-/// The largest ledger file taken: 5,000 elders are about 1 MB of `.xlsx`.
-pub const LEDGER_FILE_LIMIT: usize = 20 * 1024 * 1024;
+/// The largest request the import takes: the ledger file's limit and room
+/// for the form around it. A larger body is refused while it arrives.
+#[allow(clippy::cast_possible_truncation)]
+pub const LEDGER_UPLOAD_LIMIT: usize = sheet::Limits::LEDGER.bytes as usize + 64 * 1024;
 
 #[derive(Debug)]
 struct Household {
@@ -109,32 +111,49 @@ pub(super) async fn import(
     let lang = viewer.lang;
     let refuse = |key: &str| AppError::Invalid(lang.t(key).to_string());
     let mut multipart = multipart.map_err(|_| refuse("ledger.bad_upload"))?;
+    let unreadable = |problem: ledger::Problem| vec![described(&RowProblem::file(problem), lang)];
     let mut file = None;
-    while let Some(field) = multipart.next_field().await.map_err(|_| refuse("ledger.bad_upload"))? {
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                let too_large = ledger::Problem::TooLarge(sheet::Limit::Bytes(sheet::Limits::LEDGER.bytes >> 20));
+                return render(&state, &viewer, None, Vec::new(), unreadable(too_large)).await;
+            }
+            Err(_) => return Err(refuse("ledger.bad_upload")),
+        };
         if field.name() == Some("file") {
             let name = field.file_name().unwrap_or_default().to_string();
-            let bytes = field.bytes().await.map_err(|_| refuse("ledger.bad_upload"))?;
+            let bytes = match field.bytes().await {
+                Ok(bytes) => bytes,
+                Err(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    let too_large = ledger::Problem::TooLarge(sheet::Limit::Bytes(sheet::Limits::LEDGER.bytes >> 20));
+                    return render(&state, &viewer, None, Vec::new(), unreadable(too_large)).await;
+                }
+                Err(_) => return Err(refuse("ledger.bad_upload")),
+            };
             file = Some((name, bytes));
         }
     }
     let (name, bytes) = file.ok_or_else(|| refuse("ledger.no_file"))?;
     let format = sheet::Format::of_file(&name).ok_or_else(|| refuse("ledger.bad_format"))?;
-    let rows = match sheet::read(&bytes, format) {
-        Ok(rows) => rows,
-        Err(error) => {
-            let problem = RowProblem {
-                line: 0,
-                column: None,
-                value: None,
-                problem: ledger::Problem::Unreadable(error.to_string()),
-            };
-            return render(&state, &viewer, None, Vec::new(), vec![described(&problem, lang)]).await;
-        }
-    };
     let visitors = state.store.visitor_names().await?;
-    let checked = match ledger::read(&rows, state.today(), &visitors) {
+    let today = state.today();
+    // Reading and checking a file is blocking work: off the async workers,
+    // which carry the broker and ingest too.
+    let read = tokio::task::spawn_blocking(move || {
+        let rows = sheet::read(&bytes, format, &sheet::Limits::LEDGER)
+            .map_err(|error| Err(ledger::Problem::of_sheet(&error)))?;
+        ledger::read(&rows, today, &visitors).map_err(Ok)
+    })
+    .await
+    // A reader that panics on some file takes down that request, not the process.
+    .unwrap_or_else(|_| Err(Err(ledger::Problem::Unreadable("the reader failed on this file".into()))));
+    let checked = match read {
         Ok(checked) => checked,
-        Err(problems) => {
+        Err(Err(problem)) => return render(&state, &viewer, None, Vec::new(), unreadable(problem)).await,
+        Err(Ok(problems)) => {
             let problems = problems.iter().map(|p| described(p, lang)).collect();
             return render(&state, &viewer, None, Vec::new(), problems).await;
         }

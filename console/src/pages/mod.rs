@@ -58,7 +58,7 @@ pub fn router() -> Router<AppState> {
         .route("/ledger", get(ledger::page))
         .route(
             "/ledger/import",
-            post(ledger::import).layer(axum::extract::DefaultBodyLimit::max(ledger::LEDGER_FILE_LIMIT)),
+            post(ledger::import).layer(axum::extract::DefaultBodyLimit::max(ledger::LEDGER_UPLOAD_LIMIT)),
         )
         .route("/ledger/export/{file}", get(ledger::export))
         .route("/rate", get(rate::page))

@@ -384,6 +384,8 @@ pub enum Problem {
     MissingColumn,
     NoHeader,
     NoRows,
+    /// Over one of [`sheet::Limits`].
+    TooLarge(sheet::Limit),
     Unreadable(String),
 }
 
@@ -413,6 +415,10 @@ impl Problem {
             Problem::MissingColumn => "missing_column",
             Problem::NoHeader => "no_header",
             Problem::NoRows => "no_rows",
+            Problem::TooLarge(sheet::Limit::Bytes(_)) => "file_too_large",
+            Problem::TooLarge(sheet::Limit::UnpackedBytes(_)) => "file_unpacks_too_large",
+            Problem::TooLarge(sheet::Limit::Rows(_)) => "too_many_rows",
+            Problem::TooLarge(sheet::Limit::Columns(_)) => "too_many_columns",
             Problem::Unreadable(_) => "unreadable",
         }
     }
@@ -441,6 +447,10 @@ impl Problem {
             Problem::MissingColumn,
             Problem::NoHeader,
             Problem::NoRows,
+            Problem::TooLarge(sheet::Limit::Bytes(20)),
+            Problem::TooLarge(sheet::Limit::UnpackedBytes(200)),
+            Problem::TooLarge(sheet::Limit::Rows(50_000)),
+            Problem::TooLarge(sheet::Limit::Columns(256)),
             Problem::Unreadable("not a spreadsheet".into()),
         ]
     }
@@ -474,6 +484,10 @@ impl Problem {
             Problem::MissingColumn => "column is missing",
             Problem::NoHeader => "no header row: the first ten rows hold no 被探访人姓名 (or name) column",
             Problem::NoRows => "the file holds no elder",
+            Problem::TooLarge(sheet::Limit::Bytes(_)) => "the file is larger than {mb} MB",
+            Problem::TooLarge(sheet::Limit::UnpackedBytes(_)) => "the workbook unpacks to more than {mb} MB",
+            Problem::TooLarge(sheet::Limit::Rows(_)) => "the sheet has more than {max} rows",
+            Problem::TooLarge(sheet::Limit::Columns(_)) => "the sheet has more than {max} columns",
             Problem::Unreadable(_) => "the file cannot be read: {why}",
         }
     }
@@ -491,6 +505,10 @@ impl Problem {
             Problem::NotAChoice { allowed } => vec![("allowed", allowed.clone())],
             Problem::DuplicateCitizenId { line } | Problem::DuplicateId { line } => vec![("line", line.to_string())],
             Problem::CitizenIdTaken { elder_id } => vec![("elder_id", elder_id.to_string())],
+            Problem::TooLarge(sheet::Limit::Bytes(mb) | sheet::Limit::UnpackedBytes(mb)) => {
+                vec![("mb", mb.to_string())]
+            }
+            Problem::TooLarge(sheet::Limit::Rows(max) | sheet::Limit::Columns(max)) => vec![("max", max.to_string())],
             Problem::Unreadable(why) => vec![("why", why.clone())],
             _ => Vec::new(),
         }
@@ -507,6 +525,14 @@ impl Problem {
     pub fn english(&self) -> String {
         self.fill(self.english_template())
     }
+
+    /// Why a file could not be read at all.
+    pub fn of_sheet(error: &sheet::SheetError) -> Problem {
+        match error {
+            sheet::SheetError::TooLarge(limit) => Problem::TooLarge(*limit),
+            other => Problem::Unreadable(other.to_string()),
+        }
+    }
 }
 
 /// A problem at a line (as the spreadsheet numbers them) and column.
@@ -522,7 +548,8 @@ pub struct RowProblem {
 }
 
 impl RowProblem {
-    fn file(problem: Problem) -> RowProblem {
+    /// A problem with the file as a whole.
+    pub fn file(problem: Problem) -> RowProblem {
         RowProblem { line: 0, column: None, value: None, problem }
     }
 }
@@ -1055,6 +1082,9 @@ mod tests {
             assert!(!problem.english().contains('{'), "{}: {}", problem.key(), problem.english());
             if let Problem::CitizenId(error) = &problem {
                 assert_eq!(problem.english(), error.to_string());
+            }
+            if let Problem::TooLarge(limit) = &problem {
+                assert_eq!(problem.english(), sheet::SheetError::TooLarge(*limit).to_string());
             }
         }
     }

@@ -63,7 +63,7 @@ async fn a_township_ledger_round_trips_through_both_formats_unchanged(backend: B
     let before = store.ledger().await.unwrap();
     for format in [sheet::Format::Csv, sheet::Format::Xlsx] {
         let bytes = export(&store, format).await;
-        let rows = sheet::read(&bytes, format).unwrap();
+        let rows = sheet::read(&bytes, format, &sheet::Limits::LEDGER).unwrap();
         assert_eq!(import(&store, &rows).await.unwrap(), ImportOutcome { created: 0, updated: 0, unchanged: 60 });
         assert_eq!(store.ledger().await.unwrap(), before, "{format:?}");
         assert_eq!(export(&store, format).await.len(), bytes.len());
@@ -111,7 +111,8 @@ async fn a_ledger_with_bad_rows_writes_nothing_and_names_every_problem(backend: 
 
     // An ID already registered to another elder is refused at import.
     import(&store, &cells(&township_ledger(3, ""))).await.unwrap();
-    let exported = sheet::read(&export(&store, sheet::Format::Csv).await, sheet::Format::Csv).unwrap();
+    let exported =
+        sheet::read(&export(&store, sheet::Format::Csv).await, sheet::Format::Csv, &sheet::Limits::LEDGER).unwrap();
     let id_column = ledger::headers().iter().position(|h| h == "公民身份号码").unwrap();
     let mut clash = vec![exported[0].clone(), exported[2].clone()];
     clash[1][id_column] = exported[1][id_column].clone();
@@ -145,7 +146,11 @@ async fn five_thousand_elders_in_three_townships_import_at_once_and_again_unchan
     with_bad_rows[2_500][3] = String::new(); // no village
     with_bad_rows[4_999][7] = with_bad_rows[10][7].clone(); // the same ID twice
     with_bad_rows[3_333][33] = "nobody".into(); // not a visitor
-    let bad = sheet::read(&sheet::write(&with_bad_rows, sheet::Format::Xlsx, "台账").unwrap(), sheet::Format::Xlsx);
+    let bad = sheet::read(
+        &sheet::write(&with_bad_rows, sheet::Format::Xlsx, "台账").unwrap(),
+        sheet::Format::Xlsx,
+        &sheet::Limits::LEDGER,
+    );
     let Err(ImportError::Rows(problems)) = import(&store, &bad.unwrap()).await else {
         panic!("a ledger with bad rows was imported");
     };
@@ -154,7 +159,7 @@ async fn five_thousand_elders_in_three_townships_import_at_once_and_again_unchan
     assert!(store.elders().await.unwrap().is_empty(), "nothing of it written");
 
     let xlsx = sheet::write(&file, sheet::Format::Xlsx, "台账").unwrap();
-    let rows = sheet::read(&xlsx, sheet::Format::Xlsx).unwrap();
+    let rows = sheet::read(&xlsx, sheet::Format::Xlsx, &sheet::Limits::LEDGER).unwrap();
     assert_eq!(import(&store, &rows).await.unwrap().created, 5_000);
     assert_eq!(import(&store, &rows).await.unwrap().unchanged, 5_000);
     let elders = store.elders().await.unwrap();
