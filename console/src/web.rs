@@ -61,6 +61,15 @@ impl Chrome {
 }
 
 /// Whether the request came from htmx (it wants a fragment, not a page).
+/// `target` if it is a path of this console, else `/`: never another site.
+/// Browsers read `/\\host` as `//host` and drop tabs and line breaks, so
+/// neither may appear anywhere.
+pub fn local_path(target: &str) -> String {
+    let local =
+        target.starts_with('/') && !target.starts_with("//") && !target.chars().any(|c| c == '\\' || c.is_control());
+    if local { target.to_string() } else { "/".into() }
+}
+
 pub fn from_htmx(headers: &HeaderMap) -> bool {
     headers.contains_key("hx-request")
 }
@@ -122,4 +131,19 @@ pub fn local_time(ms: i64, offset: chrono::FixedOffset) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.with_timezone(&offset).format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed() {
+        assert_eq!(local_path("/elders/7?x=1"), "/elders/7?x=1");
+        for outside in
+            ["//evil.example/", "https://evil.example/", "/\\evil.example", "/\t/evil.example", "\\\\evil", ""]
+        {
+            assert_eq!(local_path(outside), "/", "{outside:?}");
+        }
+    }
 }

@@ -523,6 +523,7 @@ async fn pages_carry_the_security_headers_and_speak_english_when_asked() {
     assert_eq!(switch.location(), "/board");
     assert!(browser.get("/board").await.body.contains("告警台"), "the cookie outranks Accept-Language");
     assert_eq!(browser.get("/lang?to=en&back=//evil.example").await.location(), "/", "only local paths");
+    assert_eq!(browser.get("/lang?to=en&back=/%5Cevil.example/x").await.location(), "/", "a browser reads /\\ as //");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

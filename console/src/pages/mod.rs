@@ -80,8 +80,7 @@ struct LanguageChoice {
 /// `/lang?to=en&back=/board`: keeps the choice in a cookie and goes back.
 async fn switch_language(Query(choice): Query<LanguageChoice>) -> Response {
     let lang = crate::i18n::Lang::parse(&choice.to).unwrap_or(crate::i18n::Lang::ZhCn);
-    let back = if choice.back.starts_with('/') && !choice.back.starts_with("//") { choice.back } else { "/".into() };
-    let mut response = Redirect::to(&back).into_response();
+    let mut response = Redirect::to(&crate::web::local_path(&choice.back)).into_response();
     let cookie = format!("{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax", lang.code());
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
