@@ -34,7 +34,7 @@ pub struct StorageArgs {
     /// Configuration file (TOML): data_dir, database, mqtt_listen, mqtt_tls_listen, mqtt_tls_cert,
     /// mqtt_tls_key, allow_plaintext_mqtt, mqtt_max_connections, mqtt_max_retained, device_rate,
     /// device_burst, http_listen, broker, broker_username,
-    /// broker_password, broker_ca, gateway_id, share_group, retention_days, webhook, utc_offset,
+    /// broker_password, broker_ca, gateway_id, share_group, retention_days, webhook, webhook_secret, utc_offset,
     /// escalate_after_s
     #[arg(long, env = "ANXIN_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -156,6 +156,10 @@ pub struct AlertArgs {
     /// Also POST every alert change as JSON to this URL (an SMS or phone gateway), with retries
     #[arg(long, env = "ANXIN_WEBHOOK", value_name = "URL")]
     pub webhook: Option<String>,
+    /// The secret the webhook's receiver shares: every POST carries an HMAC-SHA256 signature of
+    /// its timestamp and body (X-Anxin-Signature; see the README); at least 16 characters
+    #[arg(long, env = "ANXIN_WEBHOOK_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
     /// Seconds before an unacknowledged critical alert escalates to every on-call worker of the
     /// county, and between reminders after that [default: 60]
     #[arg(long, env = "ANXIN_ESCALATE_AFTER_S", value_name = "SECONDS")]

@@ -160,8 +160,8 @@ async fn start_alerting(
     let (feed, feed_task) = delivery::start_feed(store.clone(), shutdown.clone());
     tasks.push(feed_task);
     let mut sinks = vec![Sink::mqtt(mqtt)];
-    if let Some(url) = settings.webhook.clone() {
-        sinks.push(Sink::webhook(url).map_err(|error| anyhow!("{error}; check --webhook"))?);
+    if let Some((url, secret)) = settings.webhook.clone() {
+        sinks.push(Sink::webhook(url, secret).map_err(|error| anyhow!("{error}; check --webhook"))?);
     }
     for sink in sinks {
         // From the first start on, every change reaches the sink.

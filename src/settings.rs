@@ -43,6 +43,7 @@ pub struct Layer {
     pub share_group: Option<String>,
     pub retention_days: Option<u32>,
     pub webhook: Option<String>,
+    pub webhook_secret: Option<String>,
     pub utc_offset: Option<String>,
     pub escalate_after_s: Option<u32>,
     /// The first administrator's password: `ANXIN_ADMIN_PASSWORD` only (a
@@ -82,6 +83,7 @@ layered!(
     share_group,
     retention_days,
     webhook,
+    webhook_secret,
     utc_offset,
     escalate_after_s,
     admin_password,
@@ -138,7 +140,7 @@ impl Layer {
     }
 
     fn of_broker(args: &BrokerArgs) -> Layer {
-        let AlertArgs { webhook, escalate_after_s } = &args.alerting;
+        let AlertArgs { webhook, webhook_secret, escalate_after_s } = &args.alerting;
         Layer {
             broker_username: args.broker_username.clone(),
             broker_password: args.broker_password.clone(),
@@ -147,6 +149,7 @@ impl Layer {
             share_group: args.share_group.clone(),
             retention_days: args.retention_days,
             webhook: webhook.clone(),
+            webhook_secret: webhook_secret.clone(),
             escalate_after_s: *escalate_after_s,
             ..Layer::default()
         }
@@ -154,6 +157,9 @@ impl Layer {
 }
 
 /// Where the console (or a gateway's /metrics) listens unless told.
+/// The shortest webhook secret taken.
+pub const MIN_WEBHOOK_SECRET: usize = 16;
+
 pub const DEFAULT_HTTP_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 pub const DEFAULT_GATEWAY_HTTP_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9464);
 pub const DEFAULT_MQTT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 1883);
@@ -187,7 +193,8 @@ pub struct Settings {
     pub gateway_id: String,
     pub share_group: Option<String>,
     pub retention: Duration,
-    pub webhook: Option<String>,
+    /// The webhook's URL and the secret its requests are signed with.
+    pub webhook: Option<(String, String)>,
     pub policy: AlertPolicy,
     pub admin_password: Option<String>,
 }
@@ -249,6 +256,16 @@ impl Settings {
         let gateway_id =
             layer.gateway_id.or_else(|| layer.broker_username.clone()).unwrap_or_else(|| DEFAULT_GATEWAY_ID.into());
         let days = layer.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
+        let webhook = match (layer.webhook, layer.webhook_secret) {
+            (None, _) => None,
+            (Some(_), None) => anyhow::bail!(
+                "--webhook needs --webhook-secret (or ANXIN_WEBHOOK_SECRET): the receiver checks each request's signature with it"
+            ),
+            (Some(_), Some(secret)) if secret.chars().count() < MIN_WEBHOOK_SECRET => {
+                anyhow::bail!("--webhook-secret must be at least {MIN_WEBHOOK_SECRET} characters")
+            }
+            (Some(url), Some(secret)) => Some((url, secret)),
+        };
         Ok(Settings {
             data_dir,
             database,
@@ -266,7 +283,7 @@ impl Settings {
             gateway_id,
             share_group: layer.share_group,
             retention: Duration::from_secs(u64::from(days) * 24 * 3_600),
-            webhook: layer.webhook,
+            webhook,
             policy,
             admin_password: layer.admin_password,
         })
@@ -344,6 +361,8 @@ mod tests {
             (&["serve", "--mqtt-tls-cert", "cert.pem"][..], "", "--mqtt-tls-key"),
             (&["serve"][..], "utc_offset = \"UTC+8\"", "--utc-offset"),
             (&["gateway", "--broker", "mqtt://h:1883", "--broker-ca", "ca.pem"][..], "", "--broker-ca"),
+            (&["serve", "--webhook", "https://sms.example/hook"][..], "", "--webhook-secret"),
+            (&["serve", "--webhook-secret", "short"][..], "webhook = \"https://sms.example/hook\"", "16 characters"),
         ] {
             let error = format!("{:#}", settings(args, file).unwrap_err());
             assert!(error.contains(said), "{args:?}: {error}");

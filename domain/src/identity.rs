@@ -114,7 +114,7 @@ pub fn hash_secret(secret: &str) -> String {
 
 fn hash_with(secret: &str, salt: &[u8], iterations: u32) -> String {
     let mut hash = [0u8; HASH_LEN];
-    pbkdf2::pbkdf2_hmac::<pbkdf2::sha2::Sha512>(secret.as_bytes(), salt, iterations, &mut hash);
+    pbkdf2::pbkdf2_hmac::<sha2::Sha512>(secret.as_bytes(), salt, iterations, &mut hash);
     format!("$7${iterations}${}${}", BASE64.encode(salt), BASE64.encode(hash))
 }
 
@@ -137,7 +137,7 @@ pub fn verify_secret(secret: &str, stored: &str) -> bool {
         return false;
     }
     let mut actual = [0u8; HASH_LEN];
-    pbkdf2::pbkdf2_hmac::<pbkdf2::sha2::Sha512>(secret.as_bytes(), &salt, iterations, &mut actual);
+    pbkdf2::pbkdf2_hmac::<sha2::Sha512>(secret.as_bytes(), &salt, iterations, &mut actual);
     bool::from(actual.ct_eq(expected.as_slice()))
 }
 

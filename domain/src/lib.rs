@@ -20,6 +20,7 @@ pub mod access;
 pub mod alerts;
 pub mod identity;
 pub mod ledger;
+pub mod outbound;
 pub mod registry;
 pub mod time;
 pub mod visits;

@@ -187,6 +187,7 @@ async fn the_gateway_publishes_alert_changes_on_an_external_broker() {
         .expect("the help alert on the external broker");
     assert_eq!((opened["action"].as_str(), opened["kind"].as_str()), (Some("opened"), Some("help")));
     assert_eq!(opened["severity"], "critical");
+    assert!(opened.get("detail").is_none(), "codes and ids on the broker, no sentences: {opened}");
     let (_, status) = gateway.terminate();
     assert!(status.success());
     let _ = std::fs::remove_dir_all(folder);

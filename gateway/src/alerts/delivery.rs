@@ -20,7 +20,58 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast, watch};
 
 use crate::metrics as m;
+use anxin_domain::alerts::{AlertKind, AlertStatus, Outcome, Severity};
+use anxin_domain::outbound;
 use anxin_store::{AlertChange, Store, StoreError, now_ms};
+
+/// An alert change as it leaves the process, on MQTT and to the webhook:
+/// ids, codes, times and the region. Never free text: a resolution note or
+/// an explanation may name a person, a phone or an illness, and those stay
+/// in the console.
+#[derive(Debug, serde::Serialize)]
+pub struct Outbound<'a> {
+    pub event_id: i64,
+    /// `opened`, `acknowledged`, `escalated`, `reminded`, `resolved`, …
+    pub action: &'a str,
+    pub at: i64,
+    /// The staff account that acted, by its user name.
+    pub actor: Option<&'a str>,
+    pub alert_id: i64,
+    pub elder_id: i64,
+    pub kind: AlertKind,
+    pub severity: Severity,
+    pub status: AlertStatus,
+    pub level: i64,
+    pub county: &'a str,
+    pub township: &'a str,
+    pub village: &'a str,
+    pub opened_at: i64,
+    pub acknowledged_by: Option<&'a str>,
+    pub outcome: Option<Outcome>,
+}
+
+impl<'a> From<&'a AlertChange> for Outbound<'a> {
+    fn from(change: &'a AlertChange) -> Outbound<'a> {
+        Outbound {
+            event_id: change.event_id,
+            action: &change.action,
+            at: change.at,
+            actor: change.actor.as_deref(),
+            alert_id: change.alert_id,
+            elder_id: change.elder_id,
+            kind: change.kind,
+            severity: change.severity,
+            status: change.status,
+            level: change.level,
+            county: &change.county,
+            township: &change.township,
+            village: &change.village,
+            opened_at: change.opened_at,
+            acknowledged_by: change.acknowledged_by.as_deref(),
+            outcome: change.outcome,
+        }
+    }
+}
 
 /// How long a gateway holds a sink without renewing.
 const LEASE_MS: i64 = 15_000;
@@ -106,7 +157,8 @@ impl Sink {
         Sink::Mqtt(MqttSink { target, client: tokio::sync::Mutex::new(None) })
     }
 
-    pub fn webhook(url: String) -> Result<Sink, String> {
+    /// A webhook whose requests are signed with `secret` ([`outbound::sign`]).
+    pub fn webhook(url: String, secret: String) -> Result<Sink, String> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(format!("webhook {url:?} must be an http:// or https:// URL"));
         }
@@ -123,7 +175,7 @@ impl Sink {
             .timeout(Duration::from_secs(5))
             .build()
             .map_err(|error| format!("cannot build the webhook client: {error}"))?;
-        Ok(Sink::Webhook(WebhookSink { url, client }))
+        Ok(Sink::Webhook(WebhookSink { url, secret, client }))
     }
 
     /// The sink's name in `alert_sinks` and metrics.
@@ -135,7 +187,7 @@ impl Sink {
     }
 
     async fn deliver(&self, change: &AlertChange) -> Result<(), String> {
-        let body = serde_json::to_vec(change).map_err(|error| error.to_string())?;
+        let body = serde_json::to_vec(&Outbound::from(change)).map_err(|error| error.to_string())?;
         match self {
             Sink::Mqtt(sink) => sink.publish(&alert_topic(&change.county, change.alert_id), body).await,
             Sink::Webhook(sink) => sink.post(body).await,
@@ -150,10 +202,16 @@ pub fn alert_topic(county: &str, alert_id: i64) -> String {
     format!("anxin/v1/alerts/{county}/{alert_id}")
 }
 
-#[derive(Debug)]
 pub struct WebhookSink {
     url: String,
+    secret: String,
     client: reqwest::Client,
+}
+
+impl std::fmt::Debug for WebhookSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSink").field("url", &self.url).finish_non_exhaustive()
+    }
 }
 
 impl WebhookSink {
@@ -162,6 +220,7 @@ impl WebhookSink {
             .client
             .post(&self.url)
             .header("content-type", "application/json")
+            .header(outbound::SIGNATURE_HEADER, outbound::sign(&self.secret, now_ms().div_euclid(1_000), &body))
             .body(body)
             .send()
             .await
