@@ -33,7 +33,7 @@ pub struct Cli {
 pub struct StorageArgs {
     /// Configuration file (TOML): data_dir, database, mqtt_listen, mqtt_tls_listen, mqtt_tls_cert,
     /// mqtt_tls_key, allow_plaintext_mqtt, mqtt_max_connections, mqtt_max_retained, device_rate,
-    /// device_burst, http_listen, broker, broker_username,
+    /// device_burst, http_listen, trusted_proxy, broker, broker_username,
     /// broker_password, broker_ca, gateway_id, share_group, retention_days, webhook, webhook_secret, utc_offset,
     /// escalate_after_s
     #[arg(long, env = "ANXIN_CONFIG", global = true, value_name = "FILE")]
@@ -191,6 +191,11 @@ pub struct ServeArgs {
     /// Where the console listens [default: 127.0.0.1:8080]
     #[arg(long, env = "ANXIN_HTTP_LISTEN", value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
+    /// A reverse proxy in front of the console (repeat, or comma-separated): from these
+    /// addresses the client's own address is read from X-Forwarded-For, for sign-in limits and
+    /// the audit log; from any other, the header is ignored
+    #[arg(long, env = "ANXIN_TRUSTED_PROXY", value_name = "IP", value_delimiter = ',')]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
     /// Use this external broker instead of the embedded one (mqtts:// for TLS)
     #[arg(long, env = "ANXIN_BROKER", value_name = "mqtt[s]://HOST:PORT")]
     pub broker: Option<String>,
@@ -248,6 +253,11 @@ pub struct ConsoleArgs {
     /// Where the console listens [default: 127.0.0.1:8080]
     #[arg(long, env = "ANXIN_HTTP_LISTEN", value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
+    /// A reverse proxy in front of the console (repeat, or comma-separated): from these
+    /// addresses the client's own address is read from X-Forwarded-For, for sign-in limits and
+    /// the audit log; from any other, the header is ignored
+    #[arg(long, env = "ANXIN_TRUSTED_PROXY", value_name = "IP", value_delimiter = ',')]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -345,7 +345,7 @@ impl App {
         };
         let (alerting, feed) = start_alerting(&store, &policy, alerts_target, settings, &shutdown_watch).await?;
         let upkeep = tokio::spawn(run_upkeep(store.clone(), upkeep_config(settings), shutdown_watch.clone()));
-        let api = anxin_console::AppState::new(store.clone(), policy.clone(), feed);
+        let api = anxin_console::AppState::new(store.clone(), policy.clone(), feed).behind(&settings.trusted_proxies);
         let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch.clone());
         let first_start = first_admin(&store, settings).await?;
         Ok(App {
@@ -445,7 +445,8 @@ pub async fn console(settings: &Settings) -> anyhow::Result<()> {
     }
     // Alert changes written by the gateways, read from the database.
     let (feed, feed_task) = delivery::start_feed(store.clone(), shutdown_watch.clone());
-    let api = anxin_console::AppState::new(store.clone(), Arc::new(settings.policy.clone()), feed);
+    let api = anxin_console::AppState::new(store.clone(), Arc::new(settings.policy.clone()), feed)
+        .behind(&settings.trusted_proxies);
     let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch);
     stop_signal().await;
     let _ = shutdown.send(true);

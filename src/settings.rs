@@ -35,6 +35,7 @@ pub struct Layer {
     pub device_rate: Option<f64>,
     pub device_burst: Option<u32>,
     pub http_listen: Option<SocketAddr>,
+    pub trusted_proxy: Option<Vec<std::net::IpAddr>>,
     pub broker: Option<String>,
     pub broker_username: Option<String>,
     pub broker_password: Option<String>,
@@ -75,6 +76,7 @@ layered!(
     device_rate,
     device_burst,
     http_listen,
+    trusted_proxy,
     broker,
     broker_username,
     broker_password,
@@ -115,6 +117,7 @@ impl Layer {
                 mqtt_tls_key: args.mqtt_tls_key.clone(),
                 allow_plaintext_mqtt: args.allow_plaintext_mqtt.then_some(true),
                 http_listen: args.http_listen,
+                trusted_proxy: Some(args.trusted_proxy.clone()).filter(|proxies| !proxies.is_empty()),
                 broker: args.broker.clone(),
                 ..Layer::of_limits(&args.limits).over(Layer::of_broker(&args.broker_args))
             },
@@ -123,7 +126,11 @@ impl Layer {
                 broker: args.broker.clone(),
                 ..Layer::of_broker(&args.broker_args)
             },
-            Command::Console(args) => Layer { http_listen: args.http_listen, ..Layer::default() },
+            Command::Console(args) => Layer {
+                http_listen: args.http_listen,
+                trusted_proxy: Some(args.trusted_proxy.clone()).filter(|proxies| !proxies.is_empty()),
+                ..Layer::default()
+            },
             _ => Layer::default(),
         };
         command.over(global)
@@ -175,6 +182,8 @@ pub struct Settings {
     pub database: Database,
     /// Where HTTP is served: the console, or a gateway's /metrics.
     pub http_listen: SocketAddr,
+    /// Reverse proxies whose X-Forwarded-For the console believes.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The embedded broker's plain MQTT listener.
     pub mqtt_listen: SocketAddr,
     /// Its TLS listener, when a certificate and key are given.
@@ -270,6 +279,7 @@ impl Settings {
             data_dir,
             database,
             http_listen: layer.http_listen.unwrap_or(http_default),
+            trusted_proxies: layer.trusted_proxy.unwrap_or_default(),
             mqtt_listen: layer.mqtt_listen.unwrap_or(DEFAULT_MQTT_LISTEN),
             mqtt_tls,
             allow_plaintext_mqtt: layer.allow_plaintext_mqtt.unwrap_or(false),

@@ -31,6 +31,8 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
     /// Where handlers read the time: the system's, or a test's set clock.
     pub clock: Clock,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
 }
 
 impl AppState {
@@ -42,7 +44,15 @@ impl AppState {
             limits: SessionLimits::default(),
             throttle: Arc::new(Throttle::default()),
             clock: Clock::system(),
+            trusted_proxies: Arc::new([]),
         }
+    }
+
+    /// …behind these reverse proxies (`--trusted-proxy`).
+    #[must_use]
+    pub fn behind(mut self, proxies: &[std::net::IpAddr]) -> AppState {
+        self.trusted_proxies = proxies.into();
+        self
     }
 
     /// Now, UTC epoch milliseconds, from the state's clock.

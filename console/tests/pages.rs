@@ -449,6 +449,30 @@ async fn sign_in_answers_alike_for_unknown_users_and_wrong_passwords_and_is_thro
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_parallel_wrong_passwords_get_five_checks_and_hold_no_other_account_back() {
+    let world = world().await;
+    let mut browsers = Vec::new();
+    for _ in 0..40 {
+        let mut browser = Browser::new(&world.router);
+        browser.get("/login").await;
+        browsers.push(browser);
+    }
+    // All at once: each is counted before its password is checked.
+    let answers = futures_util::future::join_all(
+        browsers
+            .iter_mut()
+            .map(|browser| browser.post("/login", &[("name", "oncall"), ("password", "a wrong guess!")])),
+    )
+    .await;
+    let checked = answers.iter().filter(|answer| answer.status == StatusCode::UNAUTHORIZED).count();
+    let held = answers.iter().filter(|answer| answer.status == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((checked, held), (5, 35), "five password checks, the rest held back unchecked");
+    let mut browser = Browser::new(&world.router);
+    assert_eq!(browser.sign_in("oncall", FIRST).await.status, StatusCode::TOO_MANY_REQUESTS, "the right one waits too");
+    assert_eq!(browser.sign_in("admin", FIRST).await.status, StatusCode::SEE_OTHER, "another account is not held");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_get_a_new_id_at_sign_in_and_end_when_idle() {
     // The console's clock stands still from now on, until the test moves it.
     let clock = Clock::set_at(chrono::Utc::now().timestamp_millis());

@@ -123,13 +123,13 @@ impl Store {
             return Ok(false);
         };
         let hash: String = row.try_get("password_hash")?;
-        if !access::verify_password(current, &hash) {
+        if !crate::users::password_matches(current, &hash).await {
             return Ok(false);
         }
         if current == new {
             return Err(StoreError::Invalid("the new password must differ from the current one".into()));
         }
-        let new_hash = access::hash_password(new).map_err(|error| StoreError::Invalid(error.to_string()))?;
+        let new_hash = crate::users::password_hash(new).await?;
         let name: String = row.try_get("name")?;
         let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;

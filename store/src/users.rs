@@ -32,6 +32,34 @@ pub struct AuditEntry {
 static DUMMY_HASH: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| access::hash_password(&access::one_time_password()).unwrap_or_default());
 
+/// Argon2 takes tens of milliseconds of a core by design: it runs on
+/// tokio's blocking pool, at most this many at once, so a flood of sign-ins
+/// slows sign-ins and never the async workers that carry the broker and
+/// ingest.
+const PASSWORD_WORK_AT_ONCE: usize = 2;
+static PASSWORD_WORK: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(PASSWORD_WORK_AT_ONCE);
+
+/// Runs `work` (hashing or checking a password) off the async workers.
+pub(crate) async fn password_work<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let _turn = PASSWORD_WORK.acquire().await.expect("the semaphore is never closed");
+    match tokio::task::spawn_blocking(work).await {
+        Ok(done) => done,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
+
+/// [`access::verify_password`] through [`password_work`].
+pub(crate) async fn password_matches(password: &str, hash: &str) -> bool {
+    let (password, hash) = (password.to_string(), hash.to_string());
+    password_work(move || access::verify_password(&password, &hash)).await
+}
+
+/// [`access::hash_password`] through [`password_work`].
+pub(crate) async fn password_hash(password: &str) -> Result<String, StoreError> {
+    let password = password.to_string();
+    password_work(move || access::hash_password(&password)).await.map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
 impl Store {
     /// Adds a user with a password they must change at first sign-in.
     pub async fn add_user(
@@ -46,7 +74,7 @@ impl Store {
         if role.needs_region() && regions.is_empty() {
             return Err(StoreError::Invalid(access::AccessError::RegionNeeded(role.as_str()).to_string()));
         }
-        let hash = access::hash_password(password).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let hash = password_hash(password).await?;
         let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         let taken = sqlx::query("SELECT id FROM users WHERE name = $1")
@@ -149,11 +177,11 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else {
-            let _ = access::verify_password(password, &DUMMY_HASH);
+            let _ = password_matches(password, &DUMMY_HASH).await;
             return Ok(None);
         };
         let hash: String = row.try_get("password_hash")?;
-        let matches = access::verify_password(password, &hash);
+        let matches = password_matches(password, &hash).await;
         if !matches || row.try_get::<i64, _>("disabled")? == 1 {
             return Ok(None);
         }

@@ -77,17 +77,20 @@ async fn login(
 ) -> Result<Response, AppError> {
     let lang = Lang::of_request(&headers);
     let now = state.now();
-    if let Some(minutes) = state.throttle.wait_minutes(&form.name, &address, now) {
-        let message = lang.t("login.throttled").replace("{minutes}", &minutes.to_string());
-        return Ok(login_form(&headers, &form.next, &form.name, Some(message), StatusCode::TOO_MANY_REQUESTS));
-    }
+    let attempt = match state.throttle.begin(&form.name, &address, now) {
+        Ok(attempt) => attempt,
+        Err(minutes) => {
+            let message = lang.t("login.throttled").replace("{minutes}", &minutes.to_string());
+            return Ok(login_form(&headers, &form.next, &form.name, Some(message), StatusCode::TOO_MANY_REQUESTS));
+        }
+    };
     let Some(principal) = state.store.authenticate(&form.name, &form.password).await? else {
-        state.throttle.failed(&form.name, &address, now);
+        attempt.failed(state.now());
         tracing::info!(%address, "console sign-in refused");
         let message = lang.t("login.refused").to_string();
         return Ok(login_form(&headers, &form.next, &form.name, Some(message), StatusCode::UNAUTHORIZED));
     };
-    state.throttle.succeeded(&form.name);
+    attempt.succeeded();
     // A new id at every sign-in; whatever session the browser had ends.
     if let Some(old) = &request_session.id {
         state.store.end_session(old).await?;

@@ -126,18 +126,47 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The address a request came from (the TCP peer), or `unknown` where the
-/// server was not told (tests that call the router directly).
+/// The address a request came from: the TCP peer, or, when the peer is a
+/// trusted reverse proxy, the client it names in `X-Forwarded-For`;
+/// `unknown` where the server was not told (tests that call the router
+/// directly).
 #[derive(Debug)]
 pub struct ClientAddress(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+impl FromRequestParts<AppState> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
-        Ok(ClientAddress(peer.unwrap_or_else(|| "unknown".into())))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
+        let forwarded = parts.headers.get_all("x-forwarded-for").iter().filter_map(|value| value.to_str().ok());
+        Ok(ClientAddress(client_address(peer, forwarded, &state.trusted_proxies)))
     }
+}
+
+/// The client behind a chain of proxies: walking `X-Forwarded-For` from the
+/// right (each proxy appends the address it saw), the first address that is
+/// not a trusted proxy. A client can write anything into the header, so
+/// nothing left of that is believed, and without a trusted peer none of it.
+pub fn client_address<'a>(
+    peer: Option<std::net::IpAddr>,
+    forwarded: impl Iterator<Item = &'a str>,
+    trusted: &[std::net::IpAddr],
+) -> String {
+    let Some(peer) = peer else { return "unknown".into() };
+    if !trusted.contains(&peer) {
+        return peer.to_string();
+    }
+    let hops: Vec<&str> = forwarded.flat_map(|value| value.split(',')).map(str::trim).collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(address) if trusted.contains(&address) => client = address,
+            Ok(address) => return address.to_string(),
+            // A hop that is not an address: nothing further left is believed.
+            Err(_) => break,
+        }
+    }
+    client.to_string()
 }
 
 /// Where each role starts.
@@ -146,5 +175,33 @@ pub fn home_of(role: Role) -> &'static str {
         Role::Admin | Role::Oncall => "/board",
         Role::Visitor => "/my",
         Role::Official => "/elders",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_is_read_from_x_forwarded_for_only_behind_a_trusted_proxy() {
+        let proxy: std::net::IpAddr = "10.0.0.5".parse().unwrap();
+        let client = |peer: &str, header: &[&str], trusted: &[std::net::IpAddr]| {
+            client_address(Some(peer.parse().unwrap()), header.iter().copied(), trusted)
+        };
+        assert_eq!(client("10.0.0.5", &["203.0.113.7"], &[proxy]), "203.0.113.7");
+        assert_eq!(
+            client("10.0.0.5", &["1.2.3.4, 203.0.113.7"], &[proxy]),
+            "203.0.113.7",
+            "the rightmost untrusted hop"
+        );
+        assert_eq!(
+            client("10.0.0.5", &["203.0.113.7", "10.0.0.5"], &[proxy]),
+            "203.0.113.7",
+            "through the proxy twice"
+        );
+        assert_eq!(client("198.51.100.9", &["203.0.113.7"], &[proxy]), "198.51.100.9", "not a trusted peer: ignored");
+        assert_eq!(client("10.0.0.5", &[], &[proxy]), "10.0.0.5");
+        assert_eq!(client("10.0.0.5", &["not-an-ip"], &[proxy]), "10.0.0.5");
+        assert_eq!(client_address(None, std::iter::empty(), &[proxy]), "unknown");
     }
 }

@@ -1,59 +1,139 @@
-//! Failed sign-ins are counted per account and per address over a window;
-//! past the limit, sign-in is refused without looking at the password.
+//! Sign-in attempts are counted per account and per client address. An
+//! attempt is counted *before* its password is checked, so parallel guesses
+//! cannot slip past the count: an account gets [`Throttle::FREE_PER_ACCOUNT`]
+//! checks, then a delay that doubles with each further failure (1, 2, 4, 8,
+//! then 15 minutes) during which every password waits, the right one too.
+//! Other accounts are never held back by an account's failures; an address
+//! (the real client's, behind a trusted proxy) gets
+//! [`Throttle::FREE_PER_ADDRESS`] failures before it waits the same way.
+//! Failures are forgotten a window after the last one.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// The failures of each account and address within the window.
+/// One account's or address's record.
+#[derive(Debug, Default, Clone, Copy)]
+struct Record {
+    /// Failures since the record was last forgotten.
+    failures: u32,
+    /// Attempts whose password is being checked now.
+    in_flight: u32,
+    last_failure: i64,
+    /// No attempt before this time.
+    waits_until: i64,
+}
+
+/// The attempts of each account and address.
 #[derive(Debug, Default)]
 pub struct Throttle {
-    failures: Mutex<HashMap<String, VecDeque<i64>>>,
+    records: Mutex<HashMap<String, Record>>,
+}
+
+/// Which record: an account (by its name as typed, folded) or an address.
+fn keys(account: &str, address: &str) -> [(String, u32); 2] {
+    [
+        (format!("account:{}", account.trim().to_lowercase()), Throttle::FREE_PER_ACCOUNT),
+        (format!("address:{address}"), Throttle::FREE_PER_ADDRESS),
+    ]
+}
+
+/// The delay after the `over`-th failure past the free ones (0 for the first).
+fn delay_ms(over: u32) -> i64 {
+    (Throttle::FIRST_DELAY_MS << over.min(10)).min(Throttle::LONGEST_DELAY_MS)
+}
+
+/// An attempt let through: its password may be checked. Say how it ended;
+/// dropped without a word (the database failed), it counts as neither.
+#[derive(Debug)]
+#[must_use]
+pub struct Attempt<'a> {
+    throttle: &'a Throttle,
+    keys: [(String, u32); 2],
+    settled: bool,
 }
 
 impl Throttle {
+    /// Failures forgotten this long after the last one.
     pub const WINDOW_MS: i64 = 15 * 60_000;
-    pub const PER_ACCOUNT: usize = 5;
-    pub const PER_ADDRESS: usize = 20;
+    pub const FREE_PER_ACCOUNT: u32 = 5;
+    pub const FREE_PER_ADDRESS: u32 = 20;
+    pub const FIRST_DELAY_MS: i64 = 60_000;
+    pub const LONGEST_DELAY_MS: i64 = 15 * 60_000;
 
-    fn keys(account: &str, address: &str) -> [(String, usize); 2] {
-        [
-            (format!("account:{}", account.trim().to_lowercase()), Self::PER_ACCOUNT),
-            (format!("address:{address}"), Self::PER_ADDRESS),
-        ]
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
+        self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Minutes to wait, if this account or address is over its limit.
-    pub fn wait_minutes(&self, account: &str, address: &str, now: i64) -> Option<i64> {
-        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut wait = None;
-        for (key, limit) in Self::keys(account, address) {
-            if let Some(times) = failures.get_mut(&key) {
-                while times.front().is_some_and(|t| now - t > Self::WINDOW_MS) {
-                    times.pop_front();
-                }
-                if times.len() >= limit {
-                    let oldest = times.front().copied().unwrap_or(now);
-                    let minutes = ((oldest + Self::WINDOW_MS - now).max(60_000) + 59_999) / 60_000;
-                    wait = Some(wait.map_or(minutes, |w: i64| w.max(minutes)));
+    /// Lets an attempt through, counted, or says how many minutes to wait.
+    pub fn begin(&self, account: &str, address: &str, now: i64) -> Result<Attempt<'_>, i64> {
+        let keys = keys(account, address);
+        let mut records = self.lock();
+        if records.len() > 100_000 {
+            records.retain(|_, record| record.in_flight > 0 || now - record.last_failure <= Self::WINDOW_MS);
+        }
+        let mut wait_ms = 0;
+        for (key, free) in &keys {
+            let Some(record) = records.get_mut(key) else { continue };
+            if record.in_flight == 0 && now - record.last_failure > Self::WINDOW_MS && now >= record.waits_until {
+                *record = Record::default();
+            }
+            if now < record.waits_until {
+                wait_ms = wait_ms.max(record.waits_until - now);
+            } else if record.failures + record.in_flight >= *free && record.in_flight > 0 {
+                // Past the free attempts, one at a time: the one in flight
+                // decides the next delay.
+                wait_ms = wait_ms.max(Self::FIRST_DELAY_MS);
+            }
+        }
+        if wait_ms > 0 {
+            return Err((wait_ms + 59_999) / 60_000);
+        }
+        for (key, _) in &keys {
+            records.entry(key.clone()).or_default().in_flight += 1;
+        }
+        Ok(Attempt { throttle: self, keys, settled: false })
+    }
+}
+
+impl Attempt<'_> {
+    /// The password was wrong: counted, and past the free attempts the
+    /// account (or address) waits.
+    pub fn failed(mut self, now: i64) {
+        self.settled = true;
+        let mut records = self.throttle.lock();
+        for (key, free) in &self.keys {
+            let record = records.entry(key.clone()).or_default();
+            record.in_flight = record.in_flight.saturating_sub(1);
+            record.failures += 1;
+            record.last_failure = now;
+            if record.failures >= *free {
+                record.waits_until = now + delay_ms(record.failures - free);
+            }
+        }
+    }
+
+    /// Signed in: the account's failures are forgotten (the address's stay).
+    pub fn succeeded(mut self) {
+        self.settled = true;
+        let mut records = self.throttle.lock();
+        let [(account, _), (address, _)] = &self.keys;
+        records.remove(account);
+        if let Some(record) = records.get_mut(address) {
+            record.in_flight = record.in_flight.saturating_sub(1);
+        }
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            let mut records = self.throttle.lock();
+            for (key, _) in &self.keys {
+                if let Some(record) = records.get_mut(key) {
+                    record.in_flight = record.in_flight.saturating_sub(1);
                 }
             }
         }
-        wait
-    }
-
-    pub fn failed(&self, account: &str, address: &str, now: i64) {
-        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if failures.len() > 100_000 {
-            failures.retain(|_, times| times.back().is_some_and(|t| now - t <= Self::WINDOW_MS));
-        }
-        for (key, _) in Self::keys(account, address) {
-            failures.entry(key).or_default().push_back(now);
-        }
-    }
-
-    pub fn succeeded(&self, account: &str) {
-        let mut failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        failures.remove(&format!("account:{}", account.trim().to_lowercase()));
     }
 }
 
@@ -61,22 +141,51 @@ impl Throttle {
 mod tests {
     use super::*;
 
+    const T0: i64 = 1_000_000;
+
     #[test]
-    fn the_throttle_counts_per_account_and_per_address_within_its_window() {
+    fn parallel_guesses_get_the_free_checks_and_no_more() {
         let throttle = Throttle::default();
-        let t0 = 1_000_000;
-        for i in 0..Throttle::PER_ACCOUNT {
-            assert_eq!(throttle.wait_minutes("wang", "10.0.0.1", t0), None, "attempt {i}");
-            throttle.failed("wang", "10.0.0.1", t0);
+        let attempts: Vec<_> = (0..40).filter_map(|_| throttle.begin("wang", "10.0.0.1", T0).ok()).collect();
+        assert_eq!(attempts.len(), 5, "counted before any password is checked");
+        for attempt in attempts {
+            attempt.failed(T0);
         }
-        assert_eq!(throttle.wait_minutes("Wang ", "10.0.0.9", t0 + 1), Some(15), "the account is locked everywhere");
-        assert_eq!(throttle.wait_minutes("li", "10.0.0.9", t0 + 1), None, "another account is not");
-        assert_eq!(throttle.wait_minutes("wang", "10.0.0.1", t0 + Throttle::WINDOW_MS + 1), None, "the window passes");
-        for i in 0..Throttle::PER_ADDRESS {
-            throttle.failed(&format!("user{i}"), "10.0.0.2", t0);
+        assert_eq!(throttle.begin("Wang ", "10.0.0.9", T0 + 1).err(), Some(1), "the right password waits too");
+        assert!(throttle.begin("admin", "10.0.0.1", T0 + 1).is_ok(), "another account is not held back");
+    }
+
+    #[test]
+    fn the_delay_doubles_with_each_failure_past_the_free_ones_and_the_window_forgets() {
+        let throttle = Throttle::default();
+        let mut now = T0;
+        for _ in 0..Throttle::FREE_PER_ACCOUNT {
+            throttle.begin("li", "10.0.0.1", now).unwrap().failed(now);
         }
-        assert!(throttle.wait_minutes("someone-new", "10.0.0.2", t0 + 1).is_some(), "the address is locked");
-        throttle.succeeded("wang");
-        assert_eq!(throttle.wait_minutes("wang", "10.0.0.3", t0 + 1), None);
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            let minutes = throttle.begin("li", "10.0.0.1", now).unwrap_err();
+            waits.push(minutes);
+            now += minutes * 60_000;
+            throttle.begin("li", "10.0.0.1", now).unwrap().failed(now);
+        }
+        assert_eq!(waits, [1, 2, 4, 8, 15]);
+        let later = now + Throttle::LONGEST_DELAY_MS + Throttle::WINDOW_MS + 1;
+        throttle.begin("li", "10.0.0.1", later).unwrap().succeeded();
+        assert!(throttle.begin("li", "10.0.0.1", later).is_ok(), "signed in: forgotten");
+    }
+
+    #[test]
+    fn an_address_spraying_accounts_waits_and_an_unsettled_attempt_counts_for_nothing() {
+        let throttle = Throttle::default();
+        for i in 0..Throttle::FREE_PER_ADDRESS {
+            throttle.begin(&format!("user{i}"), "10.0.0.2", T0).unwrap().failed(T0);
+        }
+        assert!(throttle.begin("someone-new", "10.0.0.2", T0 + 1).is_err(), "the address waits");
+        assert!(throttle.begin("someone-new", "10.0.0.3", T0 + 1).is_ok(), "another address does not");
+        for _ in 0..10 {
+            drop(throttle.begin("zhao", "10.0.0.4", T0).unwrap());
+        }
+        assert!(throttle.begin("zhao", "10.0.0.4", T0).is_ok(), "a database error is not a failure");
     }
 }
