@@ -34,7 +34,7 @@ pub struct StorageArgs {
     /// Configuration file (TOML): data_dir, database, mqtt_listen, mqtt_tls_listen, mqtt_tls_cert,
     /// mqtt_tls_key, allow_plaintext_mqtt, mqtt_max_connections, mqtt_max_retained, device_rate,
     /// device_burst, http_listen, trusted_proxy, broker, broker_username,
-    /// broker_password, broker_ca, gateway_id, share_group, retention_days, webhook, webhook_secret, utc_offset,
+    /// broker_password, broker_ca, gateway_id, share_group, retention_days, webhook, webhook_secret, metrics_token, utc_offset,
     /// escalate_after_s
     #[arg(long, env = "ANXIN_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,

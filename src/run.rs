@@ -346,7 +346,11 @@ impl App {
         let (alerting, feed) = start_alerting(&store, &policy, alerts_target, settings, &shutdown_watch).await?;
         let upkeep = tokio::spawn(run_upkeep(store.clone(), upkeep_config(settings), shutdown_watch.clone()));
         let api = anxin_console::AppState::new(store.clone(), policy.clone(), feed).behind(&settings.trusted_proxies);
-        let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch.clone());
+        let http_task = spawn_http(
+            http,
+            anxin_console::router(anxin_console::Metrics::new(metrics, settings.metrics_token.clone()), api),
+            shutdown_watch.clone(),
+        );
         let first_start = first_admin(&store, settings).await?;
         Ok(App {
             mqtt,
@@ -416,7 +420,11 @@ pub async fn gateway(settings: &Settings) -> anyhow::Result<()> {
     );
     let receiver = tokio::spawn(external::run(broker, ingest.clone(), shutdown_watch.clone()));
     let upkeep = tokio::spawn(run_upkeep(store.clone(), upkeep_config(settings), shutdown_watch.clone()));
-    let http_task = spawn_http(http, anxin_console::operations_router(metrics), shutdown_watch.clone());
+    let http_task = spawn_http(
+        http,
+        anxin_console::operations_router(anxin_console::Metrics::new(metrics, settings.metrics_token.clone())),
+        shutdown_watch.clone(),
+    );
 
     stop_signal().await;
     tracing::info!("stopping: no new messages; committing and acknowledging what is in flight");
@@ -447,7 +455,11 @@ pub async fn console(settings: &Settings) -> anyhow::Result<()> {
     let (feed, feed_task) = delivery::start_feed(store.clone(), shutdown_watch.clone());
     let api = anxin_console::AppState::new(store.clone(), Arc::new(settings.policy.clone()), feed)
         .behind(&settings.trusted_proxies);
-    let http_task = spawn_http(http, anxin_console::router(metrics, api), shutdown_watch);
+    let http_task = spawn_http(
+        http,
+        anxin_console::router(anxin_console::Metrics::new(metrics, settings.metrics_token.clone()), api),
+        shutdown_watch,
+    );
     stop_signal().await;
     let _ = shutdown.send(true);
     let _ = tokio::join!(http_task, feed_task);

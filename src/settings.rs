@@ -47,6 +47,9 @@ pub struct Layer {
     pub webhook_secret: Option<String>,
     pub utc_offset: Option<String>,
     pub escalate_after_s: Option<u32>,
+    /// The bearer token `/metrics` asks of a scraper off this machine:
+    /// `ANXIN_METRICS_TOKEN` or the file (never a flag, which `ps` shows).
+    pub metrics_token: Option<String>,
     /// The first administrator's password: `ANXIN_ADMIN_PASSWORD` only (a
     /// flag would show it in `ps`, a file would keep it on disk).
     #[serde(skip)]
@@ -88,6 +91,7 @@ layered!(
     webhook_secret,
     utc_offset,
     escalate_after_s,
+    metrics_token,
     admin_password,
 );
 
@@ -107,6 +111,7 @@ impl Layer {
             database: cli.storage.database.clone(),
             utc_offset: cli.storage.utc_offset.clone(),
             admin_password: std::env::var("ANXIN_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()),
+            metrics_token: std::env::var("ANXIN_METRICS_TOKEN").ok().filter(|t| !t.is_empty()),
             ..Layer::default()
         };
         let command = match &cli.command {
@@ -206,6 +211,8 @@ pub struct Settings {
     pub webhook: Option<(String, String)>,
     pub policy: AlertPolicy,
     pub admin_password: Option<String>,
+    /// Without one, `/metrics` answers only on this machine.
+    pub metrics_token: Option<String>,
 }
 
 impl Settings {
@@ -265,6 +272,12 @@ impl Settings {
         let gateway_id =
             layer.gateway_id.or_else(|| layer.broker_username.clone()).unwrap_or_else(|| DEFAULT_GATEWAY_ID.into());
         let days = layer.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
+        if let Some(token) = &layer.metrics_token {
+            anyhow::ensure!(
+                token.chars().count() >= 16,
+                "ANXIN_METRICS_TOKEN (metrics_token) must be at least 16 characters"
+            );
+        }
         let webhook = match (layer.webhook, layer.webhook_secret) {
             (None, _) => None,
             (Some(_), None) => anyhow::bail!(
@@ -296,6 +309,7 @@ impl Settings {
             webhook,
             policy,
             admin_password: layer.admin_password,
+            metrics_token: layer.metrics_token,
         })
     }
 

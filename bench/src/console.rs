@@ -117,7 +117,10 @@ pub(crate) async fn signed_in_console(
     store.change_password(user.id, PASSWORD, "bench password, changed", &session, now).await?;
     let (feed, _) = tokio::sync::broadcast::channel(16);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
-    let router = anxin_console::router(metrics, AppState::new(store.clone(), policy.clone(), feed));
+    let router = anxin_console::router(
+        anxin_console::Metrics::new(metrics, None),
+        AppState::new(store.clone(), policy.clone(), feed),
+    );
     Ok((router, format!("anxin_session={session}")))
 }
 

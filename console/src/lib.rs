@@ -35,9 +35,41 @@ use metrics_exporter_prometheus::PrometheusHandle;
 pub use error::AppError;
 pub use state::AppState;
 
+/// The process's figures and who may read them: with a token, a scraper
+/// that sends it as `Authorization: Bearer …`; without, only a client on this
+/// machine that came through no proxy.
+#[derive(Clone)]
+pub struct Metrics {
+    handle: PrometheusHandle,
+    token: Option<std::sync::Arc<str>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").field("token", &self.token.as_ref().map(|_| "…")).finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    pub fn new(handle: PrometheusHandle, token: Option<String>) -> Metrics {
+        Metrics { handle, token: token.map(Into::into) }
+    }
+
+    fn may_read(&self, headers: &axum::http::HeaderMap, peer: Option<std::net::SocketAddr>) -> bool {
+        match &self.token {
+            Some(token) => headers
+                .get(header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .is_some_and(|sent| bool::from(subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), token.as_bytes()))),
+            None => peer.is_some_and(|peer| peer.ip().is_loopback()) && !headers.contains_key("x-forwarded-for"),
+        }
+    }
+}
+
 /// The whole console: pages, `/api/v1`, `/static`, `/healthz` and `/metrics`.
 /// Each room's routes share one [`AppState`], given here once.
-pub fn router(metrics: PrometheusHandle, state: AppState) -> Router {
+pub fn router(metrics: Metrics, state: AppState) -> Router {
     Router::new()
         .merge(pages::router())
         .merge(auth::login::router())
@@ -53,12 +85,26 @@ pub fn router(metrics: PrometheusHandle, state: AppState) -> Router {
 }
 
 /// `/healthz` and `/metrics` only: what a gateway without a console serves.
-pub fn operations_router(metrics: PrometheusHandle) -> Router {
+pub fn operations_router(metrics: Metrics) -> Router {
+    use axum::response::IntoResponse;
     Router::new().route("/healthz", get(|| async { "ok\n" })).route(
         "/metrics",
-        get(move || {
+        get(move |headers: axum::http::HeaderMap, request: axum::extract::Request| {
             let metrics = metrics.clone();
-            async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()) }
+            async move {
+                let peer = request
+                    .extensions()
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map(|axum::extract::ConnectInfo(peer)| *peer);
+                if !metrics.may_read(&headers, peer) {
+                    return (
+                        axum::http::StatusCode::UNAUTHORIZED,
+                        "metrics: send the bearer token (ANXIN_METRICS_TOKEN)\n",
+                    )
+                        .into_response();
+                }
+                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.handle.render()).into_response()
+            }
         }),
     )
 }
@@ -75,14 +121,43 @@ mod tests {
     #[tokio::test]
     async fn the_health_and_metrics_routes_answer() {
         let handle = PrometheusBuilder::new().build_recorder().handle();
+        let local = axum::extract::ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 40_000)));
         for (path, expected) in [("/healthz", "ok"), ("/metrics", "")] {
-            let response = operations_router(handle.clone())
-                .oneshot(Request::get(path).body(Body::empty()).unwrap())
-                .await
-                .unwrap();
+            let mut request = Request::get(path).body(Body::empty()).unwrap();
+            request.extensions_mut().insert(local);
+            let response = operations_router(Metrics::new(handle.clone(), None)).oneshot(request).await.unwrap();
             assert_eq!(response.status(), StatusCode::OK, "{path}");
             let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
             assert!(String::from_utf8_lossy(&body).contains(expected), "{path}");
         }
+    }
+
+    #[tokio::test]
+    async fn metrics_answer_off_this_machine_only_to_the_token() {
+        let handle = PrometheusBuilder::new().build_recorder().handle();
+        let status = async |token: Option<&str>, peer: [u8; 4], headers: &[(&str, &str)]| {
+            let mut request = Request::get("/metrics");
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let mut request = request.body(Body::empty()).unwrap();
+            request.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((peer, 40_000))));
+            let metrics = Metrics::new(handle.clone(), token.map(String::from));
+            operations_router(metrics).oneshot(request).await.unwrap().status()
+        };
+        let token = "a scraper's token, long enough";
+        let bearer = format!("Bearer {token}");
+        assert_eq!(status(None, [203, 0, 113, 7], &[]).await, StatusCode::UNAUTHORIZED, "off this machine");
+        assert_eq!(
+            status(None, [127, 0, 0, 1], &[("x-forwarded-for", "203.0.113.7")]).await,
+            StatusCode::UNAUTHORIZED,
+            "through a proxy on this machine"
+        );
+        assert_eq!(status(Some(token), [203, 0, 113, 7], &[("authorization", &bearer)]).await, StatusCode::OK);
+        assert_eq!(
+            status(Some(token), [127, 0, 0, 1], &[("authorization", "Bearer wrong")]).await,
+            StatusCode::UNAUTHORIZED,
+            "with a token set, even loopback sends it"
+        );
     }
 }

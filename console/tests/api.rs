@@ -13,8 +13,8 @@ use std::sync::Arc;
 use tower::ServiceExt;
 
 /// A metrics handle no test reads: the console's router wants one.
-fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
-    metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle()
+fn metrics() -> anxin_console::Metrics {
+    anxin_console::Metrics::new(metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle(), None)
 }
 
 const T: i64 = 1_780_000_000_000;

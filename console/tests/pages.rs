@@ -64,7 +64,7 @@ fn router_for(store: &Store, policy: &Arc<AlertPolicy>, limits: SessionLimits, c
         clock,
         ..AppState::new(store.clone(), policy.clone(), feed)
     };
-    anxin_console::router(PrometheusBuilder::new().build_recorder().handle(), state)
+    anxin_console::router(anxin_console::Metrics::new(PrometheusBuilder::new().build_recorder().handle(), None), state)
 }
 
 /// A world whose console reads the time from `clock`.
