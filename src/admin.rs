@@ -227,7 +227,9 @@ pub async fn alerts(settings: &Settings, command: AlertsCommand) -> anyhow::Resu
     let policy = settings.policy.clone();
     match command {
         AlertsCommand::List { open, elder, json } => {
-            let alerts = store.alerts(&AlertFilter { unresolved_only: open, elder_id: elder, limit: 1_000 }).await?;
+            let alerts = store
+                .alerts(&AlertFilter { unresolved_only: open, elder_id: elder, limit: 1_000, ..AlertFilter::default() })
+                .await?;
             if json {
                 out!("{}", serde_json::to_string_pretty(&alerts)?);
             } else if alerts.is_empty() {

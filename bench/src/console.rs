@@ -171,8 +171,14 @@ pub async fn console(args: BenchConsoleArgs) -> anyhow::Result<()> {
         commit_batch(&store, &policy, &[(check(&format!("anxin/v1/dev/{device}/event"), smoke), now - 60_000)]).await?;
     }
     let (router, cookie) = signed_in_console(&store, &policy, "bench-oncall", Role::Oncall, now).await?;
-    let open =
-        store.alerts(&anxin_store::AlertFilter { unresolved_only: true, elder_id: None, limit: 100_000 }).await?;
+    let open = store
+        .alerts(&anxin_store::AlertFilter {
+            unresolved_only: true,
+            elder_id: None,
+            limit: 100_000,
+            ..Default::default()
+        })
+        .await?;
     let visits = store.visits(history).await?.len();
     if let Some(day) = store.days(history).await?.first() {
         out!("the history elder's last closed day: {} ({})", day.day, day.reason);

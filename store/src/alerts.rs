@@ -164,6 +164,72 @@ pub struct AlertFilter {
     pub unresolved_only: bool,
     pub elder_id: Option<i64>,
     pub limit: i64,
+    /// Only those the reader may see, filtered before the limit: a busy
+    /// county's alerts never push another's off its board.
+    pub scope: Scope,
+}
+
+/// Whose alerts a reader may see ([`anxin_domain::access::Principal::can_see_elder`]
+/// as SQL).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Scope {
+    #[default]
+    All,
+    /// Alerts whose place any of these regions covers.
+    Regions(Vec<anxin_domain::access::Region>),
+    /// Alerts of these elders (a visitor's).
+    Elders(Vec<i64>),
+}
+
+impl Scope {
+    pub fn of(principal: &anxin_domain::access::Principal) -> Scope {
+        use anxin_domain::access::Role;
+        match principal.role {
+            Role::Admin => Scope::All,
+            Role::Oncall | Role::Official => Scope::Regions(principal.regions.clone()),
+            Role::Visitor => Scope::Elders(principal.assigned_elders.clone()),
+        }
+    }
+
+    /// The condition on `alerts a` with `$n` placeholders from `first`, and
+    /// what to bind to them in order.
+    fn condition(&self, first: usize) -> (String, Vec<ScopeValue>) {
+        let mut values = Vec::new();
+        let condition = match self {
+            Scope::All => "1 = 1".to_string(),
+            Scope::Regions(regions) if regions.is_empty() => "1 = 0".to_string(),
+            Scope::Regions(regions) => {
+                let mut parts = Vec::new();
+                for region in regions {
+                    let n = first + values.len();
+                    parts.push(format!(
+                        "(a.county = ${n} AND (${} IS NULL OR a.township = ${}) AND (${} IS NULL OR a.village = ${}))",
+                        n + 1,
+                        n + 1,
+                        n + 2,
+                        n + 2
+                    ));
+                    values.push(ScopeValue::Text(Some(region.county.clone())));
+                    values.push(ScopeValue::Text(region.township.clone()));
+                    values.push(ScopeValue::Text(region.village.clone()));
+                }
+                parts.join(" OR ")
+            }
+            Scope::Elders(elders) if elders.is_empty() => "1 = 0".to_string(),
+            Scope::Elders(elders) => {
+                let placeholders: Vec<String> = (0..elders.len()).map(|i| format!("${}", first + i)).collect();
+                values.extend(elders.iter().map(|id| ScopeValue::Id(*id)));
+                format!("a.elder_id IN ({})", placeholders.join(", "))
+            }
+        };
+        (format!("({condition})"), values)
+    }
+}
+
+/// A value bound to a [`Scope`]'s condition.
+enum ScopeValue {
+    Text(Option<String>),
+    Id(i64),
 }
 
 /// A county, township or village (unset parts: all).
@@ -224,19 +290,27 @@ fn actor(name: &str) -> Result<String, AlertActionError> {
 
 impl Store {
     pub async fn alerts(&self, filter: &AlertFilter) -> Result<Vec<AlertRecord>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let (scope, values) = filter.scope.condition(4);
+        let sql = format!(
             "SELECT {ALERT_COLUMNS} FROM alerts a JOIN elders e ON e.id = a.elder_id
-             WHERE ($1 = 0 OR a.status <> 'resolved') AND ($2 IS NULL OR a.elder_id = $2)
+             WHERE ($1 = 0 OR a.status <> 'resolved') AND ($2 IS NULL OR a.elder_id = $2) AND {scope}
              ORDER BY CASE a.status WHEN 'open' THEN 0 WHEN 'acknowledged' THEN 1 ELSE 2 END,
                       CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
                       a.opened_at DESC
              LIMIT $3"
-        )))
-        .bind(i64::from(filter.unresolved_only))
-        .bind(filter.elder_id)
-        .bind(if filter.limit > 0 { filter.limit } else { 1_000 })
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        // Only placeholders are spliced in; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(i64::from(filter.unresolved_only))
+            .bind(filter.elder_id)
+            .bind(if filter.limit > 0 { filter.limit } else { 1_000 });
+        for value in values {
+            query = match value {
+                ScopeValue::Text(text) => query.bind(text),
+                ScopeValue::Id(id) => query.bind(id),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         Ok(rows.iter().map(alert).collect::<Result<_, _>>()?)
     }
 

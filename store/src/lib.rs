@@ -39,7 +39,7 @@ use tokio::sync::watch;
 
 pub use alerts::{
     AckStats, AlertActionError, AlertChange, AlertEventRecord, AlertFilter, AlertRecord, DueReminder, OpenAlert,
-    RegionFilter,
+    RegionFilter, Scope,
 };
 pub use care::{CareService, Referral};
 pub use devices::{DeviceRecord, DeviceStatusCounts, PairRefusal};

@@ -22,7 +22,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use anxin_domain::access::{Placed, Principal};
 use anxin_domain::alerts::Outcome;
-use anxin_store::{AlertChange, AlertEventRecord, AlertFilter, AlertRecord, Store};
+use anxin_store::{AlertChange, AlertEventRecord, AlertFilter, AlertRecord, Scope, Store};
 
 use anxin_domain::time::Clock;
 
@@ -112,7 +112,9 @@ async fn list_alerts(
     Caller(caller): Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<AlertRecord>>, AppError> {
-    let alerts = store.alerts(&AlertFilter { unresolved_only: query.open, elder_id: None, limit: 1_000 }).await?;
+    let scope = Scope::of(&caller);
+    let alerts =
+        store.alerts(&AlertFilter { unresolved_only: query.open, elder_id: None, limit: 1_000, scope }).await?;
     Ok(Json(alerts.into_iter().filter(|alert| caller.can_see_elder(&alert.place())).collect()))
 }
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use anxin_domain::access::{Placed, Principal, Role};
 use anxin_domain::alerts::Outcome;
-use anxin_store::{AlertActionError, AlertFilter, AlertRecord, RegionFilter};
+use anxin_store::{AlertActionError, AlertFilter, AlertRecord, RegionFilter, Scope};
 
 use crate::auth::Viewer;
 use crate::error::AppError;
@@ -30,7 +30,7 @@ const SHIFT_MS: i64 = 12 * 3_600_000;
 async fn open_alerts(state: &AppState, who: &Principal) -> Result<Vec<AlertRecord>, AppError> {
     let mut alerts = state
         .store
-        .alerts(&AlertFilter { unresolved_only: true, elder_id: None, limit: 5_000 })
+        .alerts(&AlertFilter { unresolved_only: true, elder_id: None, limit: 5_000, scope: Scope::of(who) })
         .await?
         .into_iter()
         .filter(|alert| who.can_handle_alerts(&alert.place()))

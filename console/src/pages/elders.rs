@@ -159,7 +159,10 @@ pub(super) async fn page(
     let offset = state.policy.utc_offset;
     state.store.audit(now, &viewer.principal.name, "elder page read", Some(id), None).await?;
     let activity = state.store.elder_activity(id, now - 15 * DAY_MS).await?;
-    let alerts = state.store.alerts(&AlertFilter { unresolved_only: false, elder_id: Some(id), limit: 100 }).await?;
+    let alerts = state
+        .store
+        .alerts(&AlertFilter { unresolved_only: false, elder_id: Some(id), limit: 100, ..AlertFilter::default() })
+        .await?;
     let alerts = alerts
         .iter()
         .map(|a| HandledAlert {

@@ -27,6 +27,7 @@ on_both_backends!(
     a_device_paired_but_never_heard_from_is_raised_after_the_grace,
     a_failing_webhook_is_retried_until_it_takes_every_change,
     a_hanging_webhook_holds_up_only_its_own_change,
+    a_busy_county_never_pushes_another_s_alerts_past_the_limit,
 );
 
 use anxin_domain::time::{HOUR_MS as HOUR, MINUTE_MS as MINUTE};
@@ -376,6 +377,42 @@ async fn receiver(misbehave: Misbehave) -> (String, Arc<Mutex<Vec<serde_json::Va
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{address}/hook"), received)
+}
+
+async fn a_busy_county_never_pushes_another_s_alerts_past_the_limit(backend: Backend) {
+    use anxin_domain::access::{Principal, Region, Role};
+    use anxin_store::Scope;
+    let (store, _guard) = fresh_store(backend).await;
+    let t = t0();
+    // Twice the list's limit of help calls in 元宝区, newer than 振兴区's one.
+    let mut busy = Vec::new();
+    for i in 0..20 {
+        let device = format!("busy-{i:02}");
+        let id = store.add_elder(&NewElder { county: "元宝区".into(), ..elder(&device) }, t).await.unwrap().id;
+        store.pair_device(&device, id, t).await.unwrap();
+        busy.push((event(&device, 2, "help", "pressed"), t + 60_000 + i64::from(i)));
+    }
+    let quiet = home(&store, "quiet-home", t).await;
+    crate::commit_batch(&store, &[(event("quiet-home", 2, "help", "pressed"), t + 1_000)]).await.unwrap();
+    crate::commit_batch(&store, &busy).await.unwrap();
+    let oncall = |role: Role, regions: &[&str], assigned: Vec<i64>| Principal {
+        user_id: 1,
+        name: "x".into(),
+        role,
+        regions: regions.iter().map(|r| Region::parse(r).unwrap()).collect(),
+        assigned_elders: assigned,
+    };
+    let listed = async |who: &Principal| {
+        let filter = AlertFilter { unresolved_only: true, limit: 10, scope: Scope::of(who), ..AlertFilter::default() };
+        store.alerts(&filter).await.unwrap().iter().map(|alert| alert.elder_id).collect::<Vec<_>>()
+    };
+    assert_eq!(listed(&oncall(Role::Oncall, &["振兴区"], vec![])).await, [quiet], "filtered before the limit");
+    assert_eq!(listed(&oncall(Role::Oncall, &["振兴区/站前街道/锦山社区"], vec![])).await, [quiet]);
+    assert!(listed(&oncall(Role::Oncall, &["振兴区/别的街道"], vec![])).await.is_empty());
+    assert_eq!(listed(&oncall(Role::Official, &["元宝区", "振兴区"], vec![])).await.len(), 10);
+    assert_eq!(listed(&oncall(Role::Visitor, &[], vec![quiet])).await, [quiet]);
+    assert!(listed(&oncall(Role::Visitor, &[], vec![])).await.is_empty(), "a visitor with no elders sees none");
+    assert_eq!(listed(&oncall(Role::Admin, &[], vec![])).await.len(), 10);
 }
 
 async fn a_failing_webhook_is_retried_until_it_takes_every_change(backend: Backend) {
