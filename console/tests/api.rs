@@ -119,6 +119,33 @@ async fn without_a_valid_token_nothing_is_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_reads_of_personal_data_are_audited_like_page_reads() {
+    let world = world().await;
+    let elder = world.store.alert(world.here).await.unwrap().unwrap().elder_id;
+    let token = world.store.issue_token("official-here", T).await.unwrap();
+    for path in [
+        "/api/v1/elders".to_string(),
+        format!("/api/v1/elders/{elder}"),
+        format!("/api/v1/elders/{elder}/activity"),
+        format!("/api/v1/elders/{elder}/visits"),
+        format!("/api/v1/elders/{elder}/household"),
+        "/api/v1/rate".to_string(),
+    ] {
+        let before = world.store.audit_entries(None, 1_000).await.unwrap().len();
+        let (status, body) = call(&world.store, "GET", &path, Some(&token), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        let entries = world.store.audit_entries(None, 1_000).await.unwrap();
+        assert_eq!(entries.len(), before + 1, "{path} wrote one audit entry");
+        let entry = entries.iter().max_by_key(|entry| entry.id).unwrap();
+        assert_eq!(entry.actor, "official-here", "{path}");
+        assert!(entry.action.ends_with("(API)"), "{path}: {}", entry.action);
+        if path.contains("/elders/") {
+            assert_eq!(entry.elder_id, Some(elder), "{path}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_against_an_alert_inside_and_outside_its_scope() {
     let world = world().await;
     let (here, there) = (world.here, world.there);

@@ -130,10 +130,17 @@ async fn elder_in_scope(store: &Store, caller: &Caller, id: i64) -> Result<Elder
     visible_elder(store, &caller.0, id).await
 }
 
-/// The elders the caller may see.
+/// The elders the caller may see. The read is audited.
 #[utoipa::path(get, path = "/api/v1/elders", responses((status = 200, body = [ElderView])))]
-pub(super) async fn list_elders(State(store): State<Store>, caller: Caller) -> Result<Json<Vec<ElderView>>, AppError> {
-    Ok(Json(visible_elders(&store, &caller.0).await?.iter().map(ElderView::from).collect()))
+pub(super) async fn list_elders(
+    State(store): State<Store>,
+    State(clock): State<Clock>,
+    caller: Caller,
+) -> Result<Json<Vec<ElderView>>, AppError> {
+    let elders = visible_elders(&store, &caller.0).await?;
+    let count = elders.len().to_string();
+    store.audit(clock.now_ms(), &caller.0.name, "elder list read (API)", None, Some(&count)).await?;
+    Ok(Json(elders.iter().map(ElderView::from).collect()))
 }
 
 /// One elder: profile (masked), visitors, devices, absence. The read is audited.
@@ -219,6 +226,7 @@ pub(super) async fn activity(
 ) -> Result<Json<Vec<HourActivity>>, AppError> {
     elder_in_scope(&store, &caller, id).await?;
     let days = query.days.unwrap_or(14).clamp(1, 90);
+    store.audit(clock.now_ms(), &caller.0.name, "activity read (API)", Some(id), None).await?;
     Ok(Json(store.elder_activity(id, clock.now_ms() - days * 24 * 3_600_000).await?))
 }
 
@@ -229,10 +237,12 @@ pub(super) async fn activity(
 ))]
 pub(super) async fn visits(
     State(store): State<Store>,
+    State(clock): State<Clock>,
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<VisitRecord>>, AppError> {
     elder_in_scope(&store, &caller, id).await?;
+    store.audit(clock.now_ms(), &caller.0.name, "visits read (API)", Some(id), None).await?;
     Ok(Json(store.visits(id).await?))
 }
 

@@ -213,11 +213,13 @@ pub(super) async fn record_service(
 #[utoipa::path(get, path = "/api/v1/elders/{id}/household", params(("id" = i64, Path)),
     responses((status = 200, body = ElderDetails), (status = 404, body = crate::error::ErrorBody)))]
 pub(super) async fn household(
-    State(store): State<Store>,
+    State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Json<ElderDetails>, AppError> {
-    visible_elder_for(&store, &caller.0, id).await?.ok_or_else(not_found)?;
+    let store = &state.store;
+    visible_elder_for(store, &caller.0, id).await?.ok_or_else(not_found)?;
+    store.audit(state.now(), &caller.0.name, "household read (API)", Some(id), None).await?;
     let mut details = store.elder_details(id).await?.unwrap_or_default();
     for member in &mut details.members {
         member.citizen_id = member.citizen_id.as_deref().map(mask);
@@ -276,6 +278,8 @@ pub(super) async fn rate(
     let region =
         query.region.as_deref().filter(|r| !r.trim().is_empty()).map(Region::parse).transpose().map_err(invalid)?;
     let rate = visit_rate(&state, &caller.0, month, region.as_ref()).await?;
+    let read = format!("{month} {}", region.as_ref().map_or_else(|| "all".to_string(), ToString::to_string));
+    state.store.audit(state.now(), &caller.0.name, "visit rate read (API)", None, Some(&read)).await?;
     Ok(Json(VisitRateBody {
         month: month.to_string(),
         rate_per_mille: rate.total.per_mille(),
