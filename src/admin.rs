@@ -470,6 +470,19 @@ pub async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result
             out!("added {} ({}); one-time password: {password}", user.name, user.role);
             out!("it is shown once; the user must change it at first sign-in");
         }
+        UsersCommand::Disable { name } => {
+            store.set_user_disabled(&name, true, "anxin", now_ms()).await?;
+            out!("disabled {name}: their sessions ended; their tokens and alert streams stop within seconds");
+        }
+        UsersCommand::Enable { name } => {
+            store.set_user_disabled(&name, false, "anxin", now_ms()).await?;
+            out!("enabled {name}");
+        }
+        UsersCommand::ResetPassword { name } => {
+            let password = store.reset_password(&name, "anxin", now_ms()).await?;
+            out!("{name}'s one-time password: {password}");
+            out!("it is shown once; they must change it at their next sign-in");
+        }
         UsersCommand::List { json } => {
             let users = store.users().await?;
             if json {
@@ -496,10 +509,41 @@ pub async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result
 
 pub async fn tokens(settings: &Settings, command: TokensCommand) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
-    let TokensCommand::Issue { user } = command;
-    let token = store.issue_token(&user, now_ms()).await?;
-    out!("{token}");
-    eprintln!("a bearer token for {user}: shown once; send it as `Authorization: Bearer …` to /api/v1");
+    match command {
+        TokensCommand::Issue { user, days } => {
+            let now = now_ms();
+            let token = store.issue_token(&user, now + i64::from(days) * anxin_domain::time::DAY_MS, now).await?;
+            out!("{token}");
+            eprintln!(
+                "a bearer token for {user}, valid {days} days: shown once; send it as `Authorization: Bearer …` to /api/v1"
+            );
+        }
+        TokensCommand::List { user, json } => {
+            let tokens = store.tokens(user.as_deref()).await?;
+            if json {
+                out!("{}", serde_json::to_string_pretty(&tokens)?);
+            } else if tokens.is_empty() {
+                out!("no tokens");
+            } else {
+                let now = now_ms();
+                for token in tokens {
+                    let state = match (token.revoked_at, token.expires_at) {
+                        (Some(at), _) => format!("revoked {}", time(at)),
+                        (None, Some(at)) if at <= now => format!("expired {}", time(at)),
+                        (None, Some(at)) => format!("expires {}", time(at)),
+                        (None, None) => "never expires: revoke it".into(),
+                    };
+                    let used =
+                        token.last_used_at.map_or_else(|| "never used".into(), |at| format!("used {}", time(at)));
+                    out!("{}  {:<16} issued {}  {used}  {state}", token.id, token.user, time(token.created_at));
+                }
+            }
+        }
+        TokensCommand::Revoke { id } => {
+            store.revoke_token(&id, "anxin", now_ms()).await?;
+            out!("revoked token {id}");
+        }
+    }
     store.close().await;
     Ok(())
 }

@@ -442,8 +442,25 @@ pub enum EldersCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TokensCommand {
-    /// Issue a bearer token acting as USER (with USER's role and regions); printed once
-    Issue { user: String },
+    /// Issue a bearer token acting as USER (with USER's role and regions); printed once. USER
+    /// must have set their own password
+    Issue {
+        user: String,
+        /// Days until it expires
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=730))]
+        days: u32,
+    },
+    /// List tokens (never the tokens themselves): id, user, issued, last used, expiry, revoked
+    List {
+        /// Only this user's
+        #[arg(long)]
+        user: Option<String>,
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by the id `tokens list` shows; it stops working at once
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -464,6 +481,13 @@ pub enum UsersCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Disable a user: their sessions end, their tokens and open alert streams stop within seconds
+    Disable { name: String },
+    /// Enable a disabled user again
+    Enable { name: String },
+    /// Give a user a new one-time password (printed once; they must change it at sign-in); their
+    /// sessions end
+    ResetPassword { name: String },
 }
 
 #[derive(Debug, Subcommand)]

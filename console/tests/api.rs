@@ -19,6 +19,7 @@ fn metrics() -> anxin_console::Metrics {
 
 const T: i64 = 1_780_000_000_000;
 const PASSWORD: &str = "a long enough password";
+const OWN_PASSWORD: &str = "one of the user's own";
 
 fn elder(name: &str, county: &str) -> NewElder {
     NewElder {
@@ -80,6 +81,14 @@ impl Drop for World {
     }
 }
 
+/// A token for `user`, who first sets their own password (a token needs one).
+async fn token_for(store: &Store, user: &str) -> String {
+    if let Some(principal) = store.authenticate(user, PASSWORD).await.unwrap() {
+        assert!(store.change_password(principal.user_id, PASSWORD, OWN_PASSWORD, "", T).await.unwrap());
+    }
+    store.issue_token(user, i64::MAX, T).await.unwrap()
+}
+
 async fn call(
     store: &Store,
     method: &str,
@@ -115,14 +124,14 @@ async fn without_a_valid_token_nothing_is_served() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["error"], "a valid bearer token is required");
     assert_eq!(call(&world.store, "GET", "/api/v1/alerts", Some("anx_forged"), None).await.0, StatusCode::UNAUTHORIZED);
-    assert!(world.store.issue_token("nobody", T).await.is_err());
+    assert!(world.store.issue_token("nobody", i64::MAX, T).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_reads_of_personal_data_are_audited_like_page_reads() {
     let world = world().await;
     let elder = world.store.alert(world.here).await.unwrap().unwrap().elder_id;
-    let token = world.store.issue_token("official-here", T).await.unwrap();
+    let token = token_for(&world.store, "official-here").await;
     for path in [
         "/api/v1/elders".to_string(),
         format!("/api/v1/elders/{elder}"),
@@ -157,7 +166,7 @@ async fn every_role_against_an_alert_inside_and_outside_its_scope() {
         ("visitor", true, false, false),
     ];
     for (user, sees_here, sees_there, handles_here) in matrix {
-        let token = world.store.issue_token(user, T).await.unwrap();
+        let token = token_for(&world.store, user).await;
         let (status, list) = call(&world.store, "GET", "/api/v1/alerts?open=true", Some(&token), None).await;
         assert_eq!(status, StatusCode::OK, "{user}");
         let ids: Vec<i64> = list.as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()).collect();
@@ -190,7 +199,7 @@ async fn every_role_against_an_alert_inside_and_outside_its_scope() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oncall_staff_acknowledge_and_resolve_with_the_handling_record() {
     let world = world().await;
-    let token = world.store.issue_token("oncall-here", T).await.unwrap();
+    let token = token_for(&world.store, "oncall-here").await;
     let here = world.here;
     let (status, alert) = call(&world.store, "POST", &format!("/api/v1/alerts/{here}/ack"), Some(&token), None).await;
     assert_eq!(status, StatusCode::OK);
@@ -220,6 +229,72 @@ async fn oncall_staff_acknowledge_and_resolve_with_the_handling_record() {
         .map(|e| e.action)
         .collect();
     assert!(audit.starts_with(&["alert resolved".to_string(), "alert acknowledged".to_string()]), "{audit:?}");
+}
+
+/// True once an event stream ends (within 30 s; keep-alive comments may come first).
+async fn stream_ends(mut body: axum::body::BodyDataStream) -> bool {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(None) => return true,
+            Ok(Some(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_ends_when_it_expires_or_is_revoked_and_its_open_stream_with_it() {
+    let world = world().await;
+    // Expired: issued to last until a moment after T, long past.
+    let own = token_for(&world.store, "official-here").await;
+    let expired = world.store.issue_token("official-here", T + 1, T).await.unwrap();
+    assert_eq!(call(&world.store, "GET", "/api/v1/elders", Some(&expired), None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(call(&world.store, "GET", "/api/v1/elders", Some(&own), None).await.0, StatusCode::OK);
+
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let (feed, _feed_task) = anxin_gateway::alerts::delivery::start_feed(world.store.clone(), stopped);
+    let open_stream = async |token: &str| {
+        let request = Request::get("/api/v1/alerts/events")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let state = anxin_console::AppState::new(world.store.clone(), Arc::new(AlertPolicy::default()), feed.clone());
+        let response = anxin_console::router(metrics(), state).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.into_body().into_data_stream()
+    };
+    // Revoked while its stream is open: it stays open across the stream's
+    // checks (every 3 s) until the revocation, then ends.
+    let stream = tokio::spawn(stream_ends(open_stream(&own).await));
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert!(!stream.is_finished(), "a stream with a valid token stays open");
+    let id = world
+        .store
+        .tokens(Some("official-here"))
+        .await
+        .unwrap()
+        .iter()
+        .find(|t| t.revoked_at.is_none() && t.expires_at == Some(i64::MAX))
+        .unwrap()
+        .id
+        .clone();
+    world.store.revoke_token(&id, "admin", T).await.unwrap();
+    assert!(stream.await.unwrap(), "the revoked token's stream ended");
+    assert_eq!(call(&world.store, "GET", "/api/v1/elders", Some(&own), None).await.0, StatusCode::UNAUTHORIZED);
+    // Its user disabled while a stream is open.
+    let oncall = token_for(&world.store, "oncall-here").await;
+    let stream = tokio::spawn(stream_ends(open_stream(&oncall).await));
+    world.store.set_user_disabled("oncall-here", true, "admin", T).await.unwrap();
+    assert!(stream.await.unwrap(), "the disabled user's stream ended");
+    assert_eq!(call(&world.store, "GET", "/api/v1/alerts", Some(&oncall), None).await.0, StatusCode::UNAUTHORIZED);
+    world.store.set_user_disabled("oncall-here", false, "admin", T).await.unwrap();
+    assert_eq!(
+        call(&world.store, "GET", "/api/v1/alerts", Some(&oncall), None).await.0,
+        StatusCode::OK,
+        "enabled again"
+    );
 }
 
 /// Reads server-sent events from `body` until `count` alert events came, or 10 s.
@@ -254,7 +329,7 @@ async fn the_event_stream_replays_after_a_reconnect_and_carries_only_what_the_ca
     let world = world().await;
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let (feed, _feed_task) = anxin_gateway::alerts::delivery::start_feed(world.store.clone(), stopped);
-    let token = world.store.issue_token("oncall-here", T).await.unwrap();
+    let token = token_for(&world.store, "oncall-here").await;
     let request = Request::get("/api/v1/alerts/events")
         .header("authorization", format!("Bearer {token}"))
         .header("last-event-id", "0")

@@ -338,7 +338,7 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
     for (index, name) in ["admin", "oncall", "official", "visitor"].into_iter().enumerate() {
         let mut browser = signed_in(&world, name).await;
         // The same API calls with a bearer token must agree with the session.
-        let token = world.store.issue_token(name, T).await.unwrap();
+        let token = world.store.issue_token(name, i64::MAX, T).await.unwrap();
         for (method, path, body, expected) in &matrix {
             let expected = expected[index];
             if expected == 0 {
@@ -470,6 +470,31 @@ async fn forty_parallel_wrong_passwords_get_five_checks_and_hold_no_other_accoun
     let mut browser = Browser::new(&world.router);
     assert_eq!(browser.sign_in("oncall", FIRST).await.status, StatusCode::TOO_MANY_REQUESTS, "the right one waits too");
     assert_eq!(browser.sign_in("admin", FIRST).await.status, StatusCode::SEE_OTHER, "another account is not held");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_ends_the_board_s_open_alert_stream() {
+    use futures_util::StreamExt;
+    let world = world().await;
+    let mut oncall = signed_in(&world, "oncall").await;
+    oncall.get("/board").await;
+    let request = oncall.request("GET", "/api/v1/alerts/events").body(Body::empty()).unwrap();
+    let response = world.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    let ended = tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match tokio::time::timeout_at(deadline, body.next()).await {
+                Ok(None) => return true,
+                Ok(Some(_)) => {}
+                Err(_) => return false,
+            }
+        }
+    });
+    let out = oncall.post("/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER, "{}", out.body);
+    assert!(ended.await.unwrap(), "the signed-out session's stream ended");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -731,7 +756,7 @@ async fn a_visit_recorded_in_the_console_counts_in_the_rate_and_prints_on_the_fo
     assert!(rate.contains("id=\"registered\">2<") && rate.contains(">50%<"), "{rate}");
     let unvisited = &rate[rate.find("id=\"unvisited\"").unwrap()..];
     assert!(unvisited.contains("李桂兰") && !unvisited.contains("王秀英"), "{unvisited}");
-    let token = world.store.issue_token("official", T).await.unwrap();
+    let token = world.store.issue_token("official", i64::MAX, T).await.unwrap();
     let request = Request::builder().uri("/api/v1/rate").header("authorization", format!("Bearer {token}"));
     let api = send(&world.router, request.body(Body::empty()).unwrap()).await;
     let figures: serde_json::Value = serde_json::from_str(&api.body).unwrap();

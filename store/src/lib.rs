@@ -49,7 +49,7 @@ pub use ingest::{DeviceNote, HourRollup, MessageRow, QUARANTINE_CAP, QUARANTINE_
 pub use ledger::{ImportError, ImportOutcome};
 pub use messages::{HourActivity, MessageCursor, MessageRecord};
 pub use sessions::{Session, SessionLimits};
-pub use users::{AuditEntry, UserRecord};
+pub use users::{AuditEntry, TOKEN_ID_LEN, TokenRecord, UserRecord};
 pub use visits::{Absence, DayRecord, HeightenedWatch, VisitRecord};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");

@@ -98,6 +98,22 @@ impl Store {
     }
 
     /// Logout.
+    /// Whether a session still stands (not ended, not idle or too old, its
+    /// user enabled), without touching it: an open alert stream asks this
+    /// every few seconds and must not keep an idle session alive.
+    pub async fn session_live(&self, id: &str, limits: SessionLimits, now: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id_hash = $1 AND u.disabled = 0 AND s.last_seen_at >= $2 AND s.created_at >= $3",
+        )
+        .bind(access::token_hash(id))
+        .bind(now - limits.idle_ms)
+        .bind(now - limits.absolute_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn end_session(&self, id: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(access::token_hash(id)).execute(&self.pool).await?;

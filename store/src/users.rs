@@ -27,6 +27,25 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
+/// How many hex digits of a token's hash name it in lists and revocations.
+pub const TOKEN_ID_LEN: usize = 12;
+
+/// A token's name: the start of its hash (the token itself is never kept).
+fn token_id(hash: &str) -> String {
+    hash.chars().take(TOKEN_ID_LEN).collect()
+}
+
+/// An API token as `anxin tokens list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub user: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
 /// A password hash compared against when the user does not exist, so a
 /// wrong name costs as much time as a wrong password.
 static DUMMY_HASH: std::sync::LazyLock<String> =
@@ -215,33 +234,52 @@ impl Store {
         }))
     }
 
-    /// Issues a bearer token for the JSON API to `user`; the token is
-    /// returned once, only its SHA-256 is kept.
-    pub async fn issue_token(&self, user: &str, now: i64) -> Result<String, StoreError> {
-        let row = sqlx::query("SELECT id FROM users WHERE name = $1 AND disabled = 0")
+    /// Issues a bearer token for the JSON API to `user`, valid until
+    /// `expires_at`; the token is returned once, only its SHA-256 is kept.
+    /// The user must be enabled and have set their own password.
+    pub async fn issue_token(&self, user: &str, expires_at: i64, now: i64) -> Result<String, StoreError> {
+        let row = sqlx::query("SELECT id, disabled, must_change_password FROM users WHERE name = $1")
             .bind(user.trim())
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("there is no user called {}", user.trim())))?;
+        if row.try_get::<i64, _>("disabled")? == 1 {
+            return Err(StoreError::Invalid(format!("{} is disabled", user.trim())));
+        }
+        if row.try_get::<i64, _>("must_change_password")? == 1 {
+            return Err(StoreError::Invalid(format!(
+                "{} has not set their own password yet: a token would stand for the one-time password",
+                user.trim()
+            )));
+        }
+        if expires_at <= now {
+            return Err(StoreError::Invalid("a token must expire in the future".into()));
+        }
         let user_id: i64 = row.try_get("id")?;
         let token = access::new_token();
         let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
-        sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at) VALUES ($1, $2, $3)")
+        sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(access::token_hash(&token))
             .bind(user_id)
             .bind(now)
+            .bind(expires_at)
             .execute(&mut *transaction)
             .await?;
-        audit(&mut transaction, now, "anxin", "token issued", None, Some(user.trim())).await?;
+        let detail = format!("{} {}", user.trim(), token_id(&access::token_hash(&token)));
+        audit(&mut transaction, now, "anxin", "token issued", None, Some(&detail)).await?;
         transaction.commit().await?;
         Ok(token)
     }
 
-    /// The principal a bearer token stands for, if it is valid.
+    /// The principal a bearer token stands for, if it is valid: not
+    /// revoked, not expired, its user enabled and past the one-time password.
     pub async fn principal_for_token(&self, token: &str, now: i64) -> Result<Option<Principal>, StoreError> {
         let row = sqlx::query(
-            "UPDATE api_tokens SET last_used_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL RETURNING user_id",
+            "UPDATE api_tokens SET last_used_at = $2
+             WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
+               AND user_id IN (SELECT id FROM users WHERE disabled = 0 AND must_change_password = 0)
+             RETURNING user_id",
         )
         .bind(access::token_hash(token))
         .bind(now)
@@ -251,6 +289,118 @@ impl Store {
             Some(row) => self.principal(row.try_get("user_id")?).await,
             None => Ok(None),
         }
+    }
+
+    /// Whether a token still stands, without recording a use (the open
+    /// alert stream's periodic check).
+    pub async fn token_live(&self, token: &str, now: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT 1 FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)
+               AND u.disabled = 0 AND u.must_change_password = 0",
+        )
+        .bind(access::token_hash(token))
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Every token, newest first (of one user, if named).
+    pub async fn tokens(&self, user: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.token_hash, u.name, t.created_at, t.last_used_at, t.expires_at, t.revoked_at
+             FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE ($1 IS NULL OR u.name = $1) ORDER BY t.created_at DESC",
+        )
+        .bind(user.map(str::trim))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TokenRecord {
+                    id: token_id(&row.try_get::<String, _>("token_hash")?),
+                    user: row.try_get("name")?,
+                    created_at: row.try_get("created_at")?,
+                    last_used_at: row.try_get("last_used_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes the token whose id (as `tokens` lists it) is `id`.
+    pub async fn revoke_token(&self, id: &str, by: &str, now: i64) -> Result<(), StoreError> {
+        let id = id.trim();
+        if id.len() != TOKEN_ID_LEN || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(StoreError::Invalid(format!(
+                "a token id is {TOKEN_ID_LEN} hex digits, as `tokens list` shows"
+            )));
+        }
+        let _turn = self.write_turn().await;
+        let mut transaction = self.pool.begin().await?;
+        let revoked = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE substr(token_hash, 1, 12) = $1 AND revoked_at IS NULL",
+        )
+        .bind(id.to_ascii_lowercase())
+        .bind(now)
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+        if revoked == 0 {
+            return Err(StoreError::NotFound(format!("there is no live token {id}")));
+        }
+        audit(&mut transaction, now, by, "token revoked", None, Some(id)).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Disables or enables a user. Disabled, their sessions end at once and
+    /// their tokens stop working (they come back if the user is enabled
+    /// again, unless revoked or expired).
+    pub async fn set_user_disabled(&self, user: &str, disabled: bool, by: &str, now: i64) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let mut transaction = self.pool.begin().await?;
+        let row = sqlx::query("UPDATE users SET disabled = $2 WHERE name = $1 RETURNING id")
+            .bind(user.trim())
+            .bind(i64::from(disabled))
+            .fetch_optional(&mut *transaction)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("there is no user called {}", user.trim())))?;
+        if disabled {
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(row.try_get::<i64, _>("id")?)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        let action = if disabled { "user disabled" } else { "user enabled" };
+        audit(&mut transaction, now, by, action, None, Some(user.trim())).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Gives a user a new one-time password (returned once) that they must
+    /// change at their next sign-in; their sessions end.
+    pub async fn reset_password(&self, user: &str, by: &str, now: i64) -> Result<String, StoreError> {
+        let password = access::one_time_password();
+        let hash = password_hash(&password).await?;
+        let _turn = self.write_turn().await;
+        let mut transaction = self.pool.begin().await?;
+        let row =
+            sqlx::query("UPDATE users SET password_hash = $2, must_change_password = 1 WHERE name = $1 RETURNING id")
+                .bind(user.trim())
+                .bind(hash)
+                .fetch_optional(&mut *transaction)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("there is no user called {}", user.trim())))?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(row.try_get::<i64, _>("id")?)
+            .execute(&mut *transaction)
+            .await?;
+        audit(&mut transaction, now, by, "password reset", None, Some(user.trim())).await?;
+        transaction.commit().await?;
+        Ok(password)
     }
 
     /// The visitors responsible for an elder (探访责任人), by name.

@@ -108,7 +108,8 @@ fn a_simulated_smoke_alarm_becomes_one_critical_alert_handled_from_the_command_l
     assert_eq!((open[0]["kind"].as_str(), open[0]["status"].as_str()), (Some("smoke"), Some("open")));
 
     // The same alert through the JSON API of the running serve, for an on-call worker of the county.
-    anxin_in(data, &["users", "add", "值班员 王", "--role", "oncall", "--region", "振兴区"]);
+    let oncall = crate::user_with_own_password(data, &["值班员 王", "--role", "oncall", "--region", "振兴区"]);
+    tokio::runtime::Runtime::new().unwrap().block_on(oncall);
     let token = anxin_in(data, &["tokens", "issue", "值班员 王"]).trim().to_string();
     let listed = http_get(&http, "/api/v1/alerts?open=true", Some(&token));
     assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");

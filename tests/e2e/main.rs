@@ -41,6 +41,22 @@ pub const ADD_WANG_XIUYING: [&str; 12] = [
     "锦山大街 12 号",
 ];
 
+/// Adds a user with `anxin users add ARGS…` and has them set their own
+/// password (as their first sign-in would), so a token may be issued for them.
+pub async fn user_with_own_password(data: &str, args: &[&str]) {
+    let mut all = vec!["users", "add"];
+    all.extend_from_slice(args);
+    let added = anxin_at(data, &all);
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let said = text(&added.stdout);
+    let one_time = said.split("one-time password: ").nth(1).and_then(|rest| rest.lines().next()).unwrap().trim();
+    let store =
+        anxin_store::Store::open(&anxin_store::Database::in_data_dir(std::path::Path::new(data))).await.unwrap();
+    let principal = store.authenticate(args[0], one_time).await.unwrap().expect("the one-time password signs in");
+    assert!(store.change_password(principal.user_id, one_time, "a password of their own", "", 0).await.unwrap());
+    store.close().await;
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

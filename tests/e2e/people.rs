@@ -4,8 +4,8 @@ use anxin_testkit::private_folder;
 
 use crate::{ADD_WANG_XIUYING, anxin_at, text};
 
-#[test]
-fn users_are_added_with_a_one_time_password_and_visitors_assigned() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_added_with_a_one_time_password_and_visitors_assigned() {
     let folder = private_folder("e2e-people");
     let data = folder.to_str().unwrap();
     let run = |args: &[&str]| anxin_at(data, args);
@@ -32,10 +32,32 @@ fn users_are_added_with_a_one_time_password_and_visitors_assigned() {
     assert!(text(&run(&["elders", "unassigned"]).stdout).contains("every elder has a visitor"));
     let wrong = run(&["elders", "assign", "1", "--visitor", "值班员 李"]);
     assert!(text(&wrong.stderr).contains("值班员 李 is not a visitor"));
-    let token = run(&["tokens", "issue", "值班员 李"]);
+    let refused = run(&["tokens", "issue", "值班员 李"]);
+    assert!(
+        text(&refused.stderr).contains("值班员 李 has not set their own password yet"),
+        "a token would stand for the one-time password: {}",
+        text(&refused.stderr)
+    );
+    crate::user_with_own_password(data, &["调度 周", "--role", "oncall", "--region", "振兴区"]).await;
+    let token = run(&["tokens", "issue", "调度 周", "--days", "30"]);
     assert!(token.status.success(), "{}", text(&token.stderr));
-    assert!(text(&token.stdout).trim().starts_with("anx_") && text(&token.stdout).trim().len() == 68);
+    let token = text(&token.stdout).trim().to_string();
+    assert!(token.starts_with("anx_") && token.len() == 68, "{token}");
     assert!(text(&run(&["tokens", "issue", "nobody"]).stderr).contains("there is no user called nobody"));
+    let listed = text(&run(&["tokens", "list"]).stdout);
+    let line = listed.lines().find(|line| line.contains("调度 周")).unwrap_or_else(|| panic!("{listed}"));
+    assert!(line.contains("never used") && line.contains("expires"), "{line}");
+    assert!(!listed.contains(&token[4..]), "the token itself is never shown again");
+    let id = line.split_whitespace().next().unwrap();
+    assert_eq!(text(&run(&["tokens", "revoke", id]).stdout).trim(), format!("revoked token {id}"));
+    assert!(text(&run(&["tokens", "list", "--user", "调度 周"]).stdout).contains("revoked"));
+    assert!(text(&run(&["tokens", "revoke", id]).stderr).contains("there is no live token"));
+    assert!(text(&run(&["users", "disable", "调度 周"]).stdout).contains("disabled 调度 周"));
+    assert!(text(&run(&["tokens", "issue", "调度 周"]).stderr).contains("调度 周 is disabled"));
+    assert!(run(&["users", "enable", "调度 周"]).status.success());
+    let reset = text(&run(&["users", "reset-password", "调度 周"]).stdout);
+    assert!(reset.contains("调度 周's one-time password: "), "{reset}");
+    assert!(text(&run(&["tokens", "issue", "调度 周"]).stderr).contains("has not set their own password"));
     let _ = std::fs::remove_dir_all(folder);
 }
 

@@ -198,8 +198,33 @@ fn sse_event(change: &AlertChange) -> Event {
 }
 
 /// Where a stream resumes and what it still has to replay.
+/// How often an open stream checks that its session or token still stands:
+/// signed out, disabled or revoked, the stream ends within this.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// What opened a stream: a bearer token or the console's session.
+enum Credential {
+    Token(String),
+    Session(String),
+}
+
+impl Credential {
+    async fn still_stands(&self, state: &AppState) -> bool {
+        let now = state.now();
+        let live = match self {
+            Credential::Token(token) => state.store.token_live(token, now).await,
+            Credential::Session(id) => state.store.session_live(id, state.limits, now).await,
+        };
+        // A database that cannot answer ends the stream; the browser reconnects.
+        live.unwrap_or(false)
+    }
+}
+
 struct Resume {
     store: Store,
+    state: AppState,
+    credential: Credential,
+    recheck: tokio::time::Interval,
     caller: Principal,
     live: broadcast::Receiver<Arc<AlertChange>>,
     /// The newest event id sent.
@@ -223,7 +248,19 @@ async fn alert_events(
     State(state): State<AppState>,
     Caller(caller): Caller,
     headers: HeaderMap,
+    current: axum::Extension<crate::auth::session::CurrentSession>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let credential = match (bearer, &current.id) {
+        (Some(token), _) => Credential::Token(token.trim().to_string()),
+        (None, Some(id)) => Credential::Session(id.clone()),
+        (None, None) => return Err(AppError::Unauthorized("a valid bearer token is required".into())),
+    };
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Subscribe before reading the newest id, so nothing falls in between.
     let live = state.feed.subscribe();
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
@@ -233,6 +270,9 @@ async fn alert_events(
     };
     let resume = Resume {
         store: state.store.clone(),
+        state: state.clone(),
+        credential,
+        recheck,
         caller,
         live,
         sent,
@@ -261,7 +301,16 @@ async fn alert_events(
                     }
                 }
             }
-            match resume.live.recv().await {
+            let received = tokio::select! {
+                received = resume.live.recv() => received,
+                _ = resume.recheck.tick() => {
+                    if resume.credential.still_stands(&resume.state).await {
+                        continue;
+                    }
+                    return None;
+                }
+            };
+            match received {
                 Ok(change) if change.event_id > resume.sent => resume.backlog.push_back((*change).clone()),
                 Ok(_) => {}
                 // Fell behind the live feed: catch up from the database.
