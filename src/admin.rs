@@ -507,6 +507,35 @@ pub async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result
     Ok(())
 }
 
+pub async fn audit(settings: &Settings, command: crate::cli::AuditCommand) -> anyhow::Result<()> {
+    use crate::cli::AuditCommand;
+    let store = open_store(settings).await?;
+    match command {
+        AuditCommand::Verify => {
+            let verdict = store.verify_audit_log().await?;
+            let from = verdict
+                .from_checkpoint
+                .map_or_else(|| "its start".into(), |id| format!("the checkpoint after entry {id}"));
+            store.close().await;
+            if let Some((id, why)) = verdict.broken {
+                anyhow::bail!(
+                    "the audit log is broken at entry {id}: {why} ({} entries from {from} hold)",
+                    verdict.entries
+                );
+            }
+            out!("the audit log holds: {} entries from {from}, each following the one before", verdict.entries);
+        }
+        AuditCommand::Prune { older_than_days } => {
+            let now = now_ms();
+            let removed =
+                store.prune_audit_log(now - i64::from(older_than_days) * anxin_domain::time::DAY_MS, now).await?;
+            store.close().await;
+            out!("removed {removed} audit entries older than {older_than_days} days; a checkpoint keeps the chain");
+        }
+    }
+    Ok(())
+}
+
 pub async fn tokens(settings: &Settings, command: TokensCommand) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
     match command {

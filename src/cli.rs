@@ -111,6 +111,9 @@ pub enum Command {
     /// Bearer tokens for the JSON API (/api/v1)
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// The audit log: check its hash chain, prune what is past the retention
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Measure Anxin on this machine (figures, not pass/fail)
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -438,6 +441,18 @@ pub enum EldersCommand {
     },
     /// Elders with no visitor responsible for them
     Unassigned,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the audit log's hash chain from its latest checkpoint; exits 1 and names the first
+    /// broken entry if one was changed, added or removed
+    Verify,
+    /// Remove entries older than DAYS (180 at least), keeping a checkpoint the chain goes on from
+    Prune {
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(180..))]
+        older_than_days: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]

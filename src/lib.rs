@@ -35,6 +35,7 @@ pub async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Watch(command) => admin::watch(settings, command).await,
         Command::Users(command) => admin::users(settings, command).await,
         Command::Tokens(command) => admin::tokens(settings, command).await,
+        Command::Audit(command) => admin::audit(settings, command).await,
         Command::Bench(command) => {
             anxin_bench::print_lines_with(output::line);
             match command {

@@ -18,6 +18,7 @@
 
 pub mod access;
 pub mod alerts;
+pub mod audit;
 pub mod identity;
 pub mod ledger;
 pub mod outbound;

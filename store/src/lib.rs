@@ -13,6 +13,7 @@
 //!   (ARCHITECTURE.md has the figures).
 
 mod alerts;
+mod audit;
 mod care;
 mod delivery;
 mod devices;
@@ -41,6 +42,7 @@ pub use alerts::{
     AckStats, AlertActionError, AlertChange, AlertEventRecord, AlertFilter, AlertRecord, DueReminder, OpenAlert,
     RegionFilter, Scope,
 };
+pub use audit::{AUDIT_RETENTION_MS, AuditVerdict};
 pub use care::{CareService, Referral};
 pub use devices::{DeviceRecord, DeviceStatusCounts, PairRefusal};
 pub use elders::Elder;
@@ -176,7 +178,9 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Store { pool, backend, alert_written: Arc::new(watch::channel(0).0), write_turns: Arc::default() })
+        let store = Store { pool, backend, alert_written: Arc::new(watch::channel(0).0), write_turns: Arc::default() };
+        store.seal_audit_log().await?;
+        Ok(store)
     }
 
     pub fn backend(&self) -> Backend {

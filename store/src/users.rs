@@ -495,21 +495,4 @@ impl Store {
     }
 }
 
-pub(super) async fn audit(
-    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
-    at: i64,
-    actor: &str,
-    action: &str,
-    elder_id: Option<i64>,
-    detail: Option<&str>,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO audit_log (at, actor, action, elder_id, detail) VALUES ($1, $2, $3, $4, $5)")
-        .bind(at)
-        .bind(actor)
-        .bind(action)
-        .bind(elder_id)
-        .bind(detail)
-        .execute(&mut **transaction)
-        .await?;
-    Ok(())
-}
+pub(super) use crate::audit::audit;

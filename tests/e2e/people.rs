@@ -58,6 +58,11 @@ async fn users_are_added_with_a_one_time_password_and_visitors_assigned() {
     let reset = text(&run(&["users", "reset-password", "调度 周"]).stdout);
     assert!(reset.contains("调度 周's one-time password: "), "{reset}");
     assert!(text(&run(&["tokens", "issue", "调度 周"]).stderr).contains("has not set their own password"));
+    let verified = run(&["audit", "verify"]);
+    assert!(verified.status.success(), "{}", text(&verified.stderr));
+    assert!(text(&verified.stdout).starts_with("the audit log holds: "), "{}", text(&verified.stdout));
+    let too_soon = run(&["audit", "prune", "--older-than-days", "30"]);
+    assert_eq!(too_soon.status.code(), Some(2), "180 days at least");
     let _ = std::fs::remove_dir_all(folder);
 }
 

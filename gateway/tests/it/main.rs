@@ -2,6 +2,7 @@
 //! MQTT brokers (Mosquitto, and the embedded one).
 
 mod alerts;
+mod audit;
 mod console;
 mod ingest;
 mod ledger;
