@@ -644,7 +644,8 @@ pub async fn ledger(settings: &Settings, command: LedgerCommand) -> anyhow::Resu
             let rows = sheet::read(&bytes, format, &sheet::Limits::LEDGER)?;
             let today = policy.today();
             let visitors = store.visitor_names().await?;
-            let problems = match ledger::read(&rows, today, &visitors) {
+            let on_record = store.ledger().await?;
+            let problems = match ledger::read_over(&rows, today, &visitors, &on_record) {
                 Ok(checked) => match store.import_ledger(&checked, &by, now_ms()).await {
                     Ok(outcome) => {
                         out!(

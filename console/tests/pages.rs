@@ -854,6 +854,49 @@ async fn a_ledger_file_built_to_exhaust_memory_is_refused_and_the_console_carrie
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_of_some_columns_changes_only_those_and_keeps_the_visitor() {
+    let world = world().await;
+    let mut admin = signed_in(&world, "admin").await;
+    admin.get("/ledger").await;
+    let before = world.store.elder(world.here).await.unwrap().unwrap();
+    assert!(before.phone.is_some());
+    // A township's file of part 1's columns only, the values unchanged but the address.
+    let export = admin.get("/ledger/export/ledger.csv").await.body;
+    let rows = anxin_domain::ledger::sheet::read(
+        export.as_bytes(),
+        anxin_domain::ledger::sheet::Format::Csv,
+        &anxin_domain::ledger::sheet::Limits::LEDGER,
+    )
+    .unwrap();
+    let part_one = ["编号", "县(市、区)", "乡镇(街道)", "村(居)", "家庭住址", "被探访人姓名", "公民身份号码"];
+    let keep: Vec<usize> = rows[0]
+        .iter()
+        .enumerate()
+        .filter(|(_, cell)| part_one.contains(&cell.text().as_str()))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(keep.len(), part_one.len(), "{:?}", rows[0]);
+    let mut partial: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            keep.iter().map(|i| row.get(*i).map(anxin_domain::ledger::sheet::Cell::text).unwrap_or_default()).collect()
+        })
+        .collect();
+    let address = part_one.iter().position(|h| *h == "家庭住址").unwrap();
+    let line = partial.iter().position(|row| row[0] == world.here.to_string()).unwrap();
+    partial[line][address] = "锦山大街 14 号".into();
+    let csv = anxin_domain::ledger::sheet::write(&partial, anxin_domain::ledger::sheet::Format::Csv, "x").unwrap();
+    let imported = upload_ledger(&mut admin, "part-one.csv", csv).await;
+    assert_eq!(imported.status, StatusCode::OK, "{}", imported.body);
+    let after = world.store.elder(world.here).await.unwrap().unwrap();
+    assert_eq!(after.address, "锦山大街 14 号", "the column the file carries is the file's");
+    assert_eq!((after.phone, after.emergency_phone), (before.phone, before.emergency_phone), "the rest stays");
+    assert_eq!(world.store.visitors_of(world.here).await.unwrap(), ["visitor"], "the assignment stays");
+    let mut visitor = signed_in(&world, "visitor").await;
+    assert_eq!(visitor.get(&format!("/elders/{}", world.here)).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_imports_a_ledger_file_and_a_bad_one_changes_nothing() {
     let world = world().await;
     let mut admin = signed_in(&world, "admin").await;

@@ -139,13 +139,14 @@ pub(super) async fn import(
     let (name, bytes) = file.ok_or_else(|| refuse("ledger.no_file"))?;
     let format = sheet::Format::of_file(&name).ok_or_else(|| refuse("ledger.bad_format"))?;
     let visitors = state.store.visitor_names().await?;
+    let on_record = state.store.ledger().await?;
     let today = state.today();
     // Reading and checking a file is blocking work: off the async workers,
     // which carry the broker and ingest too.
     let read = tokio::task::spawn_blocking(move || {
         let rows = sheet::read(&bytes, format, &sheet::Limits::LEDGER)
             .map_err(|error| Err(ledger::Problem::of_sheet(&error)))?;
-        ledger::read(&rows, today, &visitors).map_err(Ok)
+        ledger::read_over(&rows, today, &visitors, &on_record).map_err(Ok)
     })
     .await
     // A reader that panics on some file takes down that request, not the process.

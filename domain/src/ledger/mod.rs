@@ -583,11 +583,26 @@ pub struct Ledger {
 
 /// Reads the rows of a sheet (as [`sheet::read`] gives them) into a ledger,
 /// judging age on `today` and visitor names against `visitors`. Either every
-/// row is valid, or every problem found is returned.
+/// row is valid, or every problem found is returned. Every field comes from
+/// the file; for an import over what is on record, see [`read_over`].
 pub fn read(
     rows: &[Vec<Cell>],
     today: chrono::NaiveDate,
     visitors: &HashSet<String>,
+) -> Result<Ledger, Vec<RowProblem>> {
+    read_over(rows, today, visitors, &[])
+}
+
+/// [`read`] for an import over `on_record` (the ledger as stored): a row
+/// that matches an elder on record (by 编号, else by citizen ID) takes each
+/// column the file does not carry from the record, so a file of part 1's
+/// columns changes part 1 and leaves the rest — assignments included — as
+/// they are. A column the file carries, even empty, is the file's.
+pub fn read_over(
+    rows: &[Vec<Cell>],
+    today: chrono::NaiveDate,
+    visitors: &HashSet<String>,
+    on_record: &[LedgerRow],
 ) -> Result<Ledger, Vec<RowProblem>> {
     let by_name: HashMap<String, Column> = Column::all()
         .into_iter()
@@ -625,6 +640,22 @@ pub fn read(
         return Err(missing);
     }
 
+    // The columns the file lacks are read, for a row on record, from the
+    // record's own cells placed after the widest row.
+    let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let absent: Vec<(usize, Column)> =
+        Column::all().into_iter().enumerate().filter(|(_, column)| !columns.contains_key(column)).collect();
+    let mut with_record = columns.clone();
+    for (k, (_, column)) in absent.iter().enumerate() {
+        with_record.insert(*column, (width + k, column.header()));
+    }
+    let by_id: HashMap<i64, &LedgerRow> = on_record.iter().filter_map(|row| Some((row.id?, row))).collect();
+    let by_citizen_id: HashMap<String, &LedgerRow> =
+        on_record.iter().filter_map(|row| Some((row.elder.citizen_id.as_ref()?.as_str().to_string(), row))).collect();
+    let cell_of = |row: &[Cell], column: Column| {
+        columns.get(&column).and_then(|(index, _)| row.get(*index)).map(|cell| cell.text().trim().to_uppercase())
+    };
+
     let mut problems = Vec::new();
     let mut ledger = Vec::new();
     let mut seen: HashMap<CitizenId, usize> = HashMap::new();
@@ -633,8 +664,40 @@ pub fn read(
             continue;
         }
         let line = index + 1;
-        let mut reader = RowReader { row, line, columns: &columns, problems: Vec::new() };
+        let record = if absent.is_empty() {
+            None
+        } else {
+            cell_of(row, Column::Id)
+                .filter(|id| !id.is_empty())
+                .and_then(|id| id.parse::<i64>().ok())
+                .and_then(|id| by_id.get(&id))
+                .or_else(|| cell_of(row, Column::CitizenId).and_then(|id| by_citizen_id.get(&id)))
+                .copied()
+        };
+        let merged: Vec<Cell>;
+        let (row, columns) = match record {
+            Some(record) => {
+                let recorded = cells(record);
+                let mut cells_of_row = row.clone();
+                cells_of_row.resize(width, Cell::Empty);
+                cells_of_row.extend(absent.iter().map(|(position, _)| Cell::Text(recorded[*position].clone())));
+                merged = cells_of_row;
+                (&merged[..], &with_record)
+            }
+            None => (&row[..], &columns),
+        };
+        let mut reader = RowReader { row, line, columns, problems: Vec::new() };
         let parsed = reader.ledger_row(today, visitors);
+        if record.is_some() {
+            // What the record holds in the columns the file lacks is written
+            // back as it is: not the file's to answer for.
+            reader.problems.retain(|problem| {
+                !problem
+                    .column
+                    .as_ref()
+                    .is_some_and(|header| absent.iter().any(|(_, column)| column.header() == *header))
+            });
+        }
         if let Some(id) = parsed.elder.citizen_id.as_ref() {
             if let Some(first) = seen.get(id) {
                 reader.problem(Column::CitizenId, Problem::DuplicateCitizenId { line: *first });
