@@ -33,7 +33,7 @@ pub struct Cli {
 pub struct StorageArgs {
     /// Configuration file (TOML): data_dir, database, mqtt_listen, mqtt_tls_listen, mqtt_tls_cert,
     /// mqtt_tls_key, allow_plaintext_mqtt, mqtt_max_connections, mqtt_max_retained, device_rate,
-    /// device_burst, http_listen, trusted_proxy, broker, broker_username,
+    /// device_burst, http_listen, http_tls_listen, http_tls_cert, http_tls_key, trusted_proxy, broker, broker_username,
     /// broker_password, broker_ca, gateway_id, share_group, retention_days, webhook, webhook_secret, metrics_token, utc_offset,
     /// escalate_after_s
     #[arg(long, env = "ANXIN_CONFIG", global = true, value_name = "FILE")]
@@ -56,7 +56,7 @@ pub enum Command {
         the console (web pages and JSON API on --http-listen). On the first start with an empty database it \
         creates the user admin with a one-time password printed once after the ready line, or with \
         ANXIN_ADMIN_PASSWORD; it must be changed at the first sign-in.")]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Try Anxin at once: a made-up district, a user of each role, simulated homes and three alerts
     #[command(long_about = "Starts everything `serve` runs on a temporary data folder (deleted at the end) \
         with a made-up district of three townships, a user of each role (admin, oncall, visitor, official) \
@@ -199,6 +199,16 @@ pub struct ServeArgs {
     /// the audit log; from any other, the header is ignored
     #[arg(long, env = "ANXIN_TRUSTED_PROXY", value_name = "IP", value_delimiter = ',')]
     pub trusted_proxy: Vec<std::net::IpAddr>,
+    /// Where the console serves HTTPS itself, e.g. 0.0.0.0:8443 [default: 0.0.0.0:8443 when
+    /// --http-tls-cert is given]; --http-listen then only redirects to it
+    #[arg(long, env = "ANXIN_HTTP_TLS_LISTEN", value_name = "ADDR")]
+    pub http_tls_listen: Option<SocketAddr>,
+    /// The console's certificate chain (PEM); read again on SIGHUP
+    #[arg(long, env = "ANXIN_HTTP_TLS_CERT", value_name = "FILE")]
+    pub http_tls_cert: Option<PathBuf>,
+    /// The console's private key (PEM); read again on SIGHUP
+    #[arg(long, env = "ANXIN_HTTP_TLS_KEY", value_name = "FILE")]
+    pub http_tls_key: Option<PathBuf>,
     /// Use this external broker instead of the embedded one (mqtts:// for TLS)
     #[arg(long, env = "ANXIN_BROKER", value_name = "mqtt[s]://HOST:PORT")]
     pub broker: Option<String>,
@@ -261,6 +271,16 @@ pub struct ConsoleArgs {
     /// the audit log; from any other, the header is ignored
     #[arg(long, env = "ANXIN_TRUSTED_PROXY", value_name = "IP", value_delimiter = ',')]
     pub trusted_proxy: Vec<std::net::IpAddr>,
+    /// Where the console serves HTTPS itself, e.g. 0.0.0.0:8443 [default: 0.0.0.0:8443 when
+    /// --http-tls-cert is given]; --http-listen then only redirects to it
+    #[arg(long, env = "ANXIN_HTTP_TLS_LISTEN", value_name = "ADDR")]
+    pub http_tls_listen: Option<SocketAddr>,
+    /// The console's certificate chain (PEM); read again on SIGHUP
+    #[arg(long, env = "ANXIN_HTTP_TLS_CERT", value_name = "FILE")]
+    pub http_tls_cert: Option<PathBuf>,
+    /// The console's private key (PEM); read again on SIGHUP
+    #[arg(long, env = "ANXIN_HTTP_TLS_KEY", value_name = "FILE")]
+    pub http_tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -243,6 +243,52 @@ fn spawn_http(
     })
 }
 
+/// The console on `http`, or — with `--http-tls-cert` — on its own HTTPS
+/// listener, `http` then only redirecting there; the certificate is read
+/// again on SIGHUP. Returns the server's task and the HTTPS address.
+async fn spawn_console(
+    http: tokio::net::TcpListener,
+    router: axum::Router,
+    settings: &Settings,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(tokio::task::JoinHandle<()>, Option<SocketAddr>)> {
+    let Some((listen, files)) = &settings.http_tls else {
+        return Ok((spawn_http(http, router, shutdown), None));
+    };
+    let certificates = anxin_console::tls::Certificates::load(files.clone())
+        .map_err(|error| anyhow!("{error}; check --http-tls-cert and --http-tls-key"))?;
+    let tls = bind_http(*listen, "--http-tls-listen").await?;
+    let https = tls.local_addr()?;
+    let listener = anxin_console::tls::TlsListener::new(tls, certificates.clone())?;
+    let mut stop = shutdown.clone();
+    let secure = tokio::spawn(async move {
+        let graceful = async move {
+            let _ = stop.changed().await;
+        };
+        if let Err(error) = anxin_console::tls::serve_tls(listener, router, graceful).await {
+            tracing::error!(%error, "HTTPS server stopped");
+        }
+    });
+    let mut stop = shutdown.clone();
+    tokio::spawn(async move {
+        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                Some(()) = hangups.recv() => match certificates.reload() {
+                    Ok(()) => tracing::info!("the console's certificate was read again"),
+                    Err(error) => tracing::error!(%error, "the console's certificate did not load; the old one stays"),
+                },
+            }
+        }
+    });
+    let redirect = spawn_http(http, anxin_console::tls::redirect_to_https(https.port()), shutdown);
+    let both = tokio::spawn(async move {
+        let _ = tokio::join!(secure, redirect);
+    });
+    Ok((both, Some(https)))
+}
+
 pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
     let app = App::build(settings).await?;
     out!("{}", app.ready_line());
@@ -261,6 +307,8 @@ pub struct App {
     /// Where the embedded broker listens (plain MQTT); `None` on an external broker.
     pub mqtt: Option<SocketAddr>,
     pub http: SocketAddr,
+    /// Where the console serves HTTPS itself, if it does (`http` then redirects).
+    pub https: Option<SocketAddr>,
     /// The first start's note on the `admin` account, if this was it.
     pub first_start: Option<String>,
     pub store: Store,
@@ -346,15 +394,18 @@ impl App {
         let (alerting, feed) = start_alerting(&store, &policy, alerts_target, settings, &shutdown_watch).await?;
         let upkeep = tokio::spawn(run_upkeep(store.clone(), upkeep_config(settings), shutdown_watch.clone()));
         let api = anxin_console::AppState::new(store.clone(), policy.clone(), feed).behind(&settings.trusted_proxies);
-        let http_task = spawn_http(
+        let (http_task, https) = spawn_console(
             http,
             anxin_console::router(anxin_console::Metrics::new(metrics, settings.metrics_token.clone()), api),
+            settings,
             shutdown_watch.clone(),
-        );
+        )
+        .await?;
         let first_start = first_admin(&store, settings).await?;
         Ok(App {
             mqtt,
             http: http_addr,
+            https,
             first_start,
             store,
             mqtt_description,
@@ -371,7 +422,11 @@ impl App {
 
     /// The one line saying where everything listens.
     pub fn ready_line(&self) -> String {
-        format!("anxin serve: {}, console on http://{}, database {}", self.mqtt_description, self.http, self.database)
+        let console = match self.https {
+            Some(https) => format!("https://{https} (http://{} redirects)", self.http),
+            None => format!("http://{}", self.http),
+        };
+        format!("anxin serve: {}, console on {console}, database {}", self.mqtt_description, self.database)
     }
 
     /// Runs until `shutdown` completes, then stops in order: no new messages →
@@ -447,19 +502,25 @@ pub async fn console(settings: &Settings) -> anyhow::Result<()> {
     let http = bind_http(settings.http_listen, "--http-listen").await?;
     let (shutdown, shutdown_watch) = watch::channel(false);
     let first_start = first_admin(&store, settings).await?;
-    out!("anxin console: on http://{}", http.local_addr()?);
-    if let Some(note) = first_start {
-        out!("{note}");
-    }
+    let plain = http.local_addr()?;
     // Alert changes written by the gateways, read from the database.
     let (feed, feed_task) = delivery::start_feed(store.clone(), shutdown_watch.clone());
     let api = anxin_console::AppState::new(store.clone(), Arc::new(settings.policy.clone()), feed)
         .behind(&settings.trusted_proxies);
-    let http_task = spawn_http(
+    let (http_task, https) = spawn_console(
         http,
         anxin_console::router(anxin_console::Metrics::new(metrics, settings.metrics_token.clone()), api),
+        settings,
         shutdown_watch,
-    );
+    )
+    .await?;
+    match https {
+        Some(https) => out!("anxin console: on https://{https} (http://{plain} redirects)"),
+        None => out!("anxin console: on http://{plain}"),
+    }
+    if let Some(note) = first_start {
+        out!("{note}");
+    }
     stop_signal().await;
     let _ = shutdown.send(true);
     let _ = tokio::join!(http_task, feed_task);

@@ -36,6 +36,9 @@ pub struct Layer {
     pub device_burst: Option<u32>,
     pub http_listen: Option<SocketAddr>,
     pub trusted_proxy: Option<Vec<std::net::IpAddr>>,
+    pub http_tls_listen: Option<SocketAddr>,
+    pub http_tls_cert: Option<PathBuf>,
+    pub http_tls_key: Option<PathBuf>,
     pub broker: Option<String>,
     pub broker_username: Option<String>,
     pub broker_password: Option<String>,
@@ -80,6 +83,9 @@ layered!(
     device_burst,
     http_listen,
     trusted_proxy,
+    http_tls_listen,
+    http_tls_cert,
+    http_tls_key,
     broker,
     broker_username,
     broker_password,
@@ -123,6 +129,9 @@ impl Layer {
                 allow_plaintext_mqtt: args.allow_plaintext_mqtt.then_some(true),
                 http_listen: args.http_listen,
                 trusted_proxy: Some(args.trusted_proxy.clone()).filter(|proxies| !proxies.is_empty()),
+                http_tls_listen: args.http_tls_listen,
+                http_tls_cert: args.http_tls_cert.clone(),
+                http_tls_key: args.http_tls_key.clone(),
                 broker: args.broker.clone(),
                 ..Layer::of_limits(&args.limits).over(Layer::of_broker(&args.broker_args))
             },
@@ -134,6 +143,9 @@ impl Layer {
             Command::Console(args) => Layer {
                 http_listen: args.http_listen,
                 trusted_proxy: Some(args.trusted_proxy.clone()).filter(|proxies| !proxies.is_empty()),
+                http_tls_listen: args.http_tls_listen,
+                http_tls_cert: args.http_tls_cert.clone(),
+                http_tls_key: args.http_tls_key.clone(),
                 ..Layer::default()
             },
             _ => Layer::default(),
@@ -172,6 +184,9 @@ impl Layer {
 /// The shortest webhook secret taken.
 pub const MIN_WEBHOOK_SECRET: usize = 16;
 
+/// Where the console serves HTTPS when given a certificate.
+pub const DEFAULT_HTTP_TLS_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8443);
+
 pub const DEFAULT_HTTP_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 pub const DEFAULT_GATEWAY_HTTP_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9464);
 pub const DEFAULT_MQTT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 1883);
@@ -189,6 +204,8 @@ pub struct Settings {
     pub http_listen: SocketAddr,
     /// Reverse proxies whose X-Forwarded-For the console believes.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Where the console serves HTTPS itself, and with what certificate.
+    pub http_tls: Option<(SocketAddr, anxin_console::tls::TlsFiles)>,
     /// The embedded broker's plain MQTT listener.
     pub mqtt_listen: SocketAddr,
     /// Its TLS listener, when a certificate and key are given.
@@ -278,6 +295,17 @@ impl Settings {
                 "ANXIN_METRICS_TOKEN (metrics_token) must be at least 16 characters"
             );
         }
+        let http_tls = match (layer.http_tls_cert, layer.http_tls_key) {
+            (Some(cert), Some(key)) => Some((
+                layer.http_tls_listen.unwrap_or(DEFAULT_HTTP_TLS_LISTEN),
+                anxin_console::tls::TlsFiles { cert, key },
+            )),
+            (None, None) if layer.http_tls_listen.is_some() => {
+                anyhow::bail!("--http-tls-listen needs --http-tls-cert and --http-tls-key")
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("the console's HTTPS needs both --http-tls-cert and --http-tls-key"),
+        };
         let webhook = match (layer.webhook, layer.webhook_secret) {
             (None, _) => None,
             (Some(_), None) => anyhow::bail!(
@@ -293,6 +321,7 @@ impl Settings {
             database,
             http_listen: layer.http_listen.unwrap_or(http_default),
             trusted_proxies: layer.trusted_proxy.unwrap_or_default(),
+            http_tls,
             mqtt_listen: layer.mqtt_listen.unwrap_or(DEFAULT_MQTT_LISTEN),
             mqtt_tls,
             allow_plaintext_mqtt: layer.allow_plaintext_mqtt.unwrap_or(false),
@@ -386,6 +415,8 @@ mod tests {
             (&["serve"][..], "utc_offset = \"UTC+8\"", "--utc-offset"),
             (&["gateway", "--broker", "mqtt://h:1883", "--broker-ca", "ca.pem"][..], "", "--broker-ca"),
             (&["serve", "--webhook", "https://sms.example/hook"][..], "", "--webhook-secret"),
+            (&["serve", "--http-tls-cert", "console.pem"][..], "", "--http-tls-key"),
+            (&["console", "--http-tls-listen", "0.0.0.0:8443"][..], "", "--http-tls-cert"),
             (&["serve", "--webhook-secret", "short"][..], "webhook = \"https://sms.example/hook\"", "16 characters"),
         ] {
             let error = format!("{:#}", settings(args, file).unwrap_err());

@@ -24,6 +24,7 @@ pub mod i18n;
 pub mod pages;
 pub mod scope;
 pub mod state;
+pub mod tls;
 pub mod views;
 pub mod web;
 

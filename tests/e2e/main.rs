@@ -4,6 +4,7 @@
 mod alerts;
 mod bench;
 mod browser;
+mod https;
 mod identity;
 mod ledger;
 mod people;
