@@ -522,3 +522,87 @@ async fn a_connection_flood_starves_no_device() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(folder);
 }
+
+/// One plain HTTP/1.1 exchange with `address`; the whole response.
+async fn exchange(address: SocketAddr, request: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// A wrong password for `name` through the login form, as a browser sends
+/// it; the status line.
+async fn wrong_sign_in(http: SocketAddr, name: String) -> String {
+    let form = exchange(http, "GET /login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into()).await;
+    let login = form
+        .lines()
+        .filter_map(|line| line.strip_prefix("set-cookie: anxin_login="))
+        .find_map(|value| value.split(';').next())
+        .unwrap_or_default()
+        .to_string();
+    let csrf = form.split("name=\"csrf\" value=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or_default();
+    let body = format!("csrf={csrf}&name={name}&password=not+the+password+at+all&next=%2F");
+    let request = format!(
+        "POST /login HTTP/1.1\r\nHost: x\r\nCookie: anxin_login={login}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    exchange(http, request).await.lines().next().unwrap_or_default().to_string()
+}
+
+/// The median of some latencies, in milliseconds.
+fn median_ms(latencies: &mut [Duration]) -> f64 {
+    latencies.sort_unstable();
+    latencies.get(latencies.len() / 2).map_or(f64::NAN, |median| median.as_secs_f64() * 1_000.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubacks_keep_coming_during_a_sign_in_flood() {
+    let folder = private_folder("e2e-sign-in-flood");
+    let data = folder.to_str().unwrap();
+    let secrets = issue(data, "devices", &["flood-node".to_string()]);
+    let app = crate::spawn_app(&folder).await;
+    let mut node = connect(app.mqtt, "flood-node", Some(("flood-node", &secrets["flood-node"]))).await.unwrap();
+    // A summary every 20 ms, within the node's burst (256) for the whole test.
+    let pace = Duration::from_millis(20);
+    let mut seq = 0;
+    let mut idle = Vec::new();
+    for _ in 0..30 {
+        seq += 1;
+        let sent = std::time::Instant::now();
+        assert_eq!(node.publish("anxin/v1/dev/flood-node/summary", &summary(seq)).await, Some(PubAckReason::Success));
+        idle.push(sent.elapsed());
+        tokio::time::sleep(pace).await;
+    }
+    // Sixty wrong passwords at once, for sixty names: argon2 for each that
+    // is not held back by the throttle.
+    let http = app.http;
+    let flood =
+        tokio::spawn(futures_util::future::join_all((0..60).map(|i| wrong_sign_in(http, format!("guess-{i}")))));
+    let mut during = Vec::new();
+    while !flood.is_finished() || during.is_empty() {
+        seq += 1;
+        let sent = std::time::Instant::now();
+        let answer = node.publish("anxin/v1/dev/flood-node/summary", &summary(seq)).await;
+        assert_eq!(answer, Some(PubAckReason::Success), "a PUBACK during the flood");
+        during.push(sent.elapsed());
+        assert!(during.len() < 200, "the flood ends");
+        tokio::time::sleep(pace).await;
+    }
+    let answers = flood.await.unwrap();
+    assert!(
+        answers.iter().all(|status| status.contains(" 401 ") || status.contains(" 429 ")),
+        "every sign-in answered, refused: {answers:?}"
+    );
+    let (idle_ms, during_ms) = (median_ms(&mut idle), median_ms(&mut during));
+    // A figure for the README, not a threshold: these machines are shared.
+    eprintln!(
+        "PUBACK median {idle_ms:.2} ms idle, {during_ms:.2} ms during a sign-in flood ({:.1}×; {} publishes during it)",
+        during_ms / idle_ms,
+        during.len()
+    );
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(folder);
+}
