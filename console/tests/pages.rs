@@ -266,6 +266,10 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ("POST", "/devices/node-none/revoke".into(), "", [404, 403, 403, 403]),
         ("GET", "/my".into(), "", [200, 200, 200, 200]),
         ("GET", "/audit".into(), "", [200, 403, 403, 403]),
+        ("GET", "/users".into(), "", [200, 403, 403, 403]),
+        ("POST", "/users/action".into(), "name=visitor-2&action=enable", [303, 403, 403, 403]),
+        ("POST", "/users/action".into(), "name=nobody-here&action=disable", [404, 403, 403, 403]),
+        ("POST", "/users/tokens/revoke".into(), "id=000000000000", [404, 403, 403, 403]),
         ("GET", "/api/v1/alerts".into(), "", [200, 200, 200, 200]),
         ("GET", format!("/api/v1/alerts/{alert_there}"), "", [200, 404, 404, 404]),
         ("POST", format!("/api/v1/alerts/{alert_there}/ack"), "", [0, 404, 404, 404]),
@@ -470,6 +474,52 @@ async fn forty_parallel_wrong_passwords_get_five_checks_and_hold_no_other_accoun
     let mut browser = Browser::new(&world.router);
     assert_eq!(browser.sign_in("oncall", FIRST).await.status, StatusCode::TOO_MANY_REQUESTS, "the right one waits too");
     assert_eq!(browser.sign_in("admin", FIRST).await.status, StatusCode::SEE_OTHER, "another account is not held");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_ends_a_user_s_access_and_gives_a_new_one_time_password_on_the_users_page() {
+    let world = world().await;
+    let mut admin = signed_in(&world, "admin").await;
+    let mut oncall = signed_in(&world, "oncall").await;
+    let token = world.store.issue_token("oncall", i64::MAX, T).await.unwrap();
+    let page = admin.get("/users").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let row = |body: &str, name: &str| {
+        let start = body.find(&format!("<tr><td>{name}</td>")).unwrap_or_else(|| panic!("{name} listed"));
+        body[start..start + body[start..].find("</tr>").unwrap()].to_string()
+    };
+    let line = row(&page.body, "oncall");
+    assert!(line.contains("值班人员") && line.contains("振兴区") && line.contains("<td>1</td>"), "{line}");
+    let token_id = world.store.tokens(Some("oncall")).await.unwrap()[0].id.clone();
+    assert!(page.body.contains(&format!("<code>{token_id}</code>")), "the token is listed by its id");
+    assert!(!page.body.contains(&token[4..]), "never the token itself");
+    // Disabled: the session ends at once and the token stops.
+    let disabled = admin.post("/users/action", &[("name", "oncall"), ("action", "disable")]).await;
+    assert_eq!(disabled.status, StatusCode::SEE_OTHER);
+    assert_eq!(oncall.get("/board").await.status, StatusCode::SEE_OTHER, "signed out: sent to sign in");
+    let request = Request::builder().uri("/api/v1/alerts").header("authorization", format!("Bearer {token}"));
+    assert_eq!(send(&world.router, request.body(Body::empty()).unwrap()).await.status, StatusCode::UNAUTHORIZED);
+    assert!(row(&admin.get("/users").await.body, "oncall").contains("已停用"));
+    let yourself = admin.post("/users/action", &[("name", "admin"), ("action", "disable")]).await;
+    assert_eq!(yourself.status, StatusCode::UNPROCESSABLE_ENTITY, "an admin cannot lock themselves out");
+    // Enabled with a new one-time password, shown once.
+    admin.post("/users/action", &[("name", "oncall"), ("action", "enable")]).await;
+    let reset = admin.post("/users/action", &[("name", "oncall"), ("action", "reset")]).await;
+    assert_eq!(reset.status, StatusCode::OK);
+    let shown = reset.body.split("<code>").nth(1).and_then(|rest| rest.split("</code>").next()).unwrap().to_string();
+    assert_eq!(shown.len(), 20, "{shown}");
+    assert!(!admin.get("/users").await.body.contains(&shown), "shown once");
+    let mut again = Browser::new(&world.router);
+    assert_eq!(
+        again.sign_in("oncall", &shown).await.status,
+        StatusCode::SEE_OTHER,
+        "the new one-time password signs in"
+    );
+    let audit: Vec<String> =
+        world.store.audit_entries(None, 50).await.unwrap().into_iter().map(|entry| entry.action).collect();
+    for action in ["user disabled", "user enabled", "password reset"] {
+        assert!(audit.iter().any(|a| a == action), "{action} audited: {audit:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

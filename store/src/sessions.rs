@@ -114,6 +114,22 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// How many sessions each user has open now (by user id).
+    pub async fn open_sessions(
+        &self,
+        limits: SessionLimits,
+        now: i64,
+    ) -> Result<std::collections::HashMap<i64, i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT user_id, COUNT(*) AS open FROM sessions WHERE last_seen_at >= $1 AND created_at >= $2 GROUP BY user_id",
+        )
+        .bind(now - limits.idle_ms)
+        .bind(now - limits.absolute_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok((row.try_get("user_id")?, row.try_get("open")?))).collect()
+    }
+
     pub async fn end_session(&self, id: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(access::token_hash(id)).execute(&self.pool).await?;

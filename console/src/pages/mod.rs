@@ -12,6 +12,7 @@ mod ledger;
 mod rate;
 mod records;
 mod registry;
+mod users;
 mod visitor;
 
 use axum::Router;
@@ -64,6 +65,9 @@ pub fn router() -> Router<AppState> {
         .route("/rate", get(rate::page))
         .route("/rate/export.xlsx", get(rate::export))
         .route("/audit", get(audit::page))
+        .route("/users", get(users::page))
+        .route("/users/action", post(users::act))
+        .route("/users/tokens/revoke", post(users::revoke_token))
 }
 
 async fn home(viewer: Viewer) -> Redirect {

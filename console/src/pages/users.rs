@@ -1,0 +1,152 @@
+//! Users, their sessions and tokens (admin only): who may use the console,
+//! and the means to end their access — disable (sessions end at once,
+//! tokens and open alert streams within seconds), enable, a new one-time
+//! password (shown once), a token revoked. Every change is audited by the
+//! store; adding users stays with `anxin users add`, which prints the
+//! password on the operator's own terminal.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use crate::auth::Viewer;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::web::{Chrome, html, local_time};
+
+#[derive(Debug)]
+struct UserLine {
+    name: String,
+    role: String,
+    regions: String,
+    /// `users.active`, `users.disabled` or `users.must_change`.
+    state: &'static str,
+    disabled: bool,
+    sessions: i64,
+}
+
+#[derive(Debug)]
+struct TokenLine {
+    id: String,
+    user: String,
+    issued: String,
+    last_used: String,
+    expires: String,
+    live: bool,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    c: Chrome,
+    users: Vec<UserLine>,
+    tokens: Vec<TokenLine>,
+    /// A new one-time password, shown once: (user, password).
+    issued: Option<(String, String)>,
+}
+
+fn admin_only(viewer: &Viewer) -> Result<(), AppError> {
+    if viewer.principal.role == anxin_domain::access::Role::Admin { Ok(()) } else { Err(AppError::Forbidden(None)) }
+}
+
+async fn render(state: &AppState, viewer: &Viewer, issued: Option<(String, String)>) -> Result<Response, AppError> {
+    let now = state.now();
+    let offset = state.policy.utc_offset;
+    let sessions = state.store.open_sessions(state.limits, now).await?;
+    let users = state
+        .store
+        .users()
+        .await?
+        .into_iter()
+        .map(|user| UserLine {
+            state: if user.disabled {
+                "users.disabled"
+            } else if user.must_change_password {
+                "users.must_change"
+            } else {
+                "users.active"
+            },
+            disabled: user.disabled,
+            sessions: sessions.get(&user.id).copied().unwrap_or(0),
+            regions: user.regions.join("、"),
+            role: format!("role.{}", user.role),
+            name: user.name,
+        })
+        .collect();
+    let tokens = state
+        .store
+        .tokens(None)
+        .await?
+        .into_iter()
+        .map(|token| {
+            let live = token.revoked_at.is_none() && token.expires_at.is_none_or(|at| at > now);
+            TokenLine {
+                expires: match (token.revoked_at, token.expires_at) {
+                    (Some(at), _) => format!("✕ {}", local_time(at, offset)),
+                    (None, Some(at)) => local_time(at, offset),
+                    (None, None) => "—".into(),
+                },
+                last_used: token.last_used_at.map_or_else(|| "—".into(), |at| local_time(at, offset)),
+                issued: local_time(token.created_at, offset),
+                live,
+                id: token.id,
+                user: token.user,
+            }
+        })
+        .collect();
+    let page = UsersPage { c: viewer.chrome("users.title"), users, tokens, issued };
+    Ok((StatusCode::OK, html(&page)).into_response())
+}
+
+pub(super) async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Response, AppError> {
+    admin_only(&viewer)?;
+    render(&state, &viewer, None).await
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct UserAction {
+    name: String,
+    /// `disable`, `enable` or `reset`.
+    action: String,
+}
+
+pub(super) async fn act(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<UserAction>,
+) -> Result<Response, AppError> {
+    admin_only(&viewer)?;
+    let by = &viewer.principal.name;
+    match form.action.as_str() {
+        "disable" if form.name.trim() == by.as_str() => {
+            Err(AppError::Invalid(viewer.lang.t("users.not_yourself").to_string()))
+        }
+        "disable" | "enable" => {
+            state.store.set_user_disabled(&form.name, form.action == "disable", by, state.now()).await?;
+            Ok(Redirect::to("/users").into_response())
+        }
+        "reset" => {
+            let password = state.store.reset_password(&form.name, by, state.now()).await?;
+            render(&state, &viewer, Some((form.name.trim().to_string(), password))).await
+        }
+        other => Err(AppError::Invalid(format!("{other:?} is not disable, enable or reset"))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct TokenAction {
+    id: String,
+}
+
+pub(super) async fn revoke_token(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<TokenAction>,
+) -> Result<Response, AppError> {
+    admin_only(&viewer)?;
+    state.store.revoke_token(&form.id, &viewer.principal.name, state.now()).await?;
+    Ok(Redirect::to("/users").into_response())
+}
