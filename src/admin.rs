@@ -638,7 +638,7 @@ pub async fn ledger(settings: &Settings, command: LedgerCommand) -> anyhow::Resu
             .ok_or_else(|| anyhow::anyhow!("{} is neither .xlsx nor .csv", path.display()))
     };
     match command {
-        LedgerCommand::Import { file, by } => {
+        LedgerCommand::Import { file, by, dry_run } => {
             let format = format_of(&file)?;
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let rows = sheet::read(&bytes, format, &sheet::Limits::LEDGER)?;
@@ -646,10 +646,26 @@ pub async fn ledger(settings: &Settings, command: LedgerCommand) -> anyhow::Resu
             let visitors = store.visitor_names().await?;
             let on_record = store.ledger().await?;
             let problems = match ledger::read_over(&rows, today, &visitors, &on_record) {
-                Ok(checked) => match store.import_ledger(&checked, &by, now_ms()).await {
+                Ok(checked) => match if dry_run {
+                    store.preview_ledger(&checked, &by, now_ms()).await
+                } else {
+                    store.import_ledger(&checked, &by, now_ms()).await
+                } {
                     Ok(outcome) => {
+                        for change in &outcome.changes {
+                            match change.elder_id {
+                                None => out!("line {}: new elder {}", change.line, change.name),
+                                Some(id) => out!(
+                                    "line {}: elder {id} {}: {}",
+                                    change.line,
+                                    change.name,
+                                    change.columns.join(", ")
+                                ),
+                            }
+                        }
                         out!(
-                            "imported {}: {} new, {} changed, {} unchanged",
+                            "{} {}: {} new, {} changed, {} unchanged",
+                            if dry_run { "would import (nothing saved)" } else { "imported" },
                             file.display(),
                             outcome.created,
                             outcome.updated,

@@ -640,6 +640,9 @@ pub enum LedgerCommand {
         /// Who imports it (written to the audit log)
         #[arg(long, default_value = "admin")]
         by: String,
+        /// Show what the import would change, row by row, and save nothing
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Write a made-up sample ledger to try the import with (valid check digits, nobody's IDs)
     Sample {

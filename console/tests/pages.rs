@@ -863,12 +863,22 @@ async fn a_visit_recorded_in_the_console_counts_in_the_rate_and_prints_on_the_fo
 
 /// Posts `bytes` as the ledger page's file field named `name`.
 async fn upload_ledger(admin: &mut Browser<'_>, name: &str, bytes: Vec<u8>) -> Answer {
+    upload_ledger_with(admin, name, bytes, false).await
+}
+
+/// …with the preview button pressed, if `preview`.
+async fn upload_ledger_with(admin: &mut Browser<'_>, name: &str, bytes: Vec<u8>, preview: bool) -> Answer {
     let boundary = "anxin-test-boundary";
     let mut body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
     )
     .into_bytes();
     body.extend_from_slice(&bytes);
+    if preview {
+        body.extend_from_slice(
+            format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"preview\"\r\n\r\n1").as_bytes(),
+        );
+    }
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let request = admin
         .request("POST", "/ledger/import")
@@ -936,6 +946,12 @@ async fn an_import_of_some_columns_changes_only_those_and_keeps_the_visitor() {
     let line = partial.iter().position(|row| row[0] == world.here.to_string()).unwrap();
     partial[line][address] = "锦山大街 14 号".into();
     let csv = anxin_domain::ledger::sheet::write(&partial, anxin_domain::ledger::sheet::Format::Csv, "x").unwrap();
+    let previewed = upload_ledger_with(&mut admin, "part-one.csv", csv.clone(), true).await;
+    assert_eq!(previewed.status, StatusCode::OK, "{}", previewed.body);
+    assert!(previewed.body.contains("预览（尚未保存）"), "{}", previewed.body);
+    let changes = &previewed.body[previewed.body.find("id=\"import-changes\"").expect("the changes listed")..];
+    assert!(changes.contains("王秀英") && changes.contains("家庭住址"), "{changes}");
+    assert_eq!(world.store.elder(world.here).await.unwrap().unwrap().address, before.address, "nothing saved");
     let imported = upload_ledger(&mut admin, "part-one.csv", csv).await;
     assert_eq!(imported.status, StatusCode::OK, "{}", imported.body);
     let after = world.store.elder(world.here).await.unwrap().unwrap();

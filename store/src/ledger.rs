@@ -16,12 +16,26 @@ use anxin_domain::ledger::{
     Sex, Support,
 };
 
-/// What an import did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+/// What an import did (or, previewed, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ImportOutcome {
     pub created: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// Each row that creates or changes an elder, in the file's order.
+    pub changes: Vec<RowChange>,
+}
+
+/// One row's effect: a new elder, or the columns it changes or clears.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RowChange {
+    /// The line in the file.
+    pub line: usize,
+    /// The elder changed; `None` for one the import adds.
+    pub elder_id: Option<i64>,
+    pub name: String,
+    /// The changed columns' headers (empty for a new elder).
+    pub columns: Vec<String>,
 }
 
 /// Why an import wrote nothing.
@@ -246,6 +260,15 @@ impl Store {
     /// rewritten (the elder's inactivity threshold is kept), identical ones
     /// left alone. Nothing is written if any row cannot be matched.
     pub async fn import_ledger(&self, ledger: &Ledger, by: &str, now: i64) -> Result<ImportOutcome, ImportError> {
+        self.import(ledger, by, now, true).await
+    }
+
+    /// What [`Store::import_ledger`] would do, with nothing saved.
+    pub async fn preview_ledger(&self, ledger: &Ledger, by: &str, now: i64) -> Result<ImportOutcome, ImportError> {
+        self.import(ledger, by, now, false).await
+    }
+
+    async fn import(&self, ledger: &Ledger, by: &str, now: i64, apply: bool) -> Result<ImportOutcome, ImportError> {
         let current: HashMap<i64, LedgerRow> =
             self.ledger().await?.into_iter().filter_map(|row| row.id.map(|id| (id, row))).collect();
         let by_citizen_id: HashMap<&str, i64> = current
@@ -253,7 +276,7 @@ impl Store {
             .filter_map(|(id, row)| row.elder.citizen_id.as_ref().map(CitizenId::as_str).map(|citizen| (citizen, *id)))
             .collect();
         let mut problems = Vec::new();
-        let mut plan: Vec<(Option<i64>, &LedgerRow)> = Vec::new();
+        let mut plan: Vec<(usize, Option<i64>, &LedgerRow)> = Vec::new();
         let mut claimed: HashMap<i64, usize> = HashMap::new();
         for (line, row) in &ledger.rows {
             let target = match row.id {
@@ -298,7 +321,7 @@ impl Store {
                     continue;
                 }
             }
-            plan.push((target, row));
+            plan.push((*line, target, row));
         }
         if !problems.is_empty() {
             return Err(ImportError::Rows(problems));
@@ -314,7 +337,7 @@ impl Store {
             .collect::<Result<_, sqlx::Error>>()?;
         let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
-        for (target, row) in plan {
+        for (line, target, row) in plan {
             let id = match target {
                 Some(id) => {
                     let before = &current[&id];
@@ -326,12 +349,29 @@ impl Store {
                     }
                     write_elder(&mut transaction, id, &row.elder, now).await?;
                     outcome.updated += 1;
-                    super::users::audit(&mut transaction, now, by, "ledger row imported", Some(id), None).await?;
+                    let columns = anxin_domain::ledger::changed_columns(before, row);
+                    // Field names, not values: the audit log holds no personal data.
+                    let keys: Vec<String> = columns.iter().map(|column| column.key()).collect();
+                    let detail = format!("changed: {}", keys.join(", "));
+                    super::users::audit(&mut transaction, now, by, "ledger row imported", Some(id), Some(&detail))
+                        .await?;
+                    outcome.changes.push(RowChange {
+                        line,
+                        elder_id: Some(id),
+                        name: row.elder.name.clone(),
+                        columns: columns.iter().map(|column| column.header()).collect(),
+                    });
                     id
                 }
                 None => {
                     let id = insert_elder(&mut transaction, row, now).await?;
                     outcome.created += 1;
+                    outcome.changes.push(RowChange {
+                        line,
+                        elder_id: None,
+                        name: row.elder.name.clone(),
+                        columns: Vec::new(),
+                    });
                     super::users::audit(&mut transaction, now, by, "elder registered from the ledger", Some(id), None)
                         .await?;
                     insert_members(&mut transaction, id, &row.details.members).await?;
@@ -348,6 +388,11 @@ impl Store {
         }
         let detail =
             format!("created {}, updated {}, unchanged {}", outcome.created, outcome.updated, outcome.unchanged);
+        if !apply {
+            // A preview: everything above is undone, the audit entries too.
+            transaction.rollback().await?;
+            return Ok(outcome);
+        }
         super::users::audit(&mut transaction, now, by, "ledger imported", None, Some(&detail)).await?;
         transaction.commit().await?;
         Ok(outcome)

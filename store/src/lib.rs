@@ -48,7 +48,7 @@ pub use devices::{DeviceRecord, DeviceStatusCounts, PairRefusal};
 pub use elders::Elder;
 pub use identities::{IdentityRecord, NewIdentity, StoredIdentity};
 pub use ingest::{DeviceNote, HourRollup, MessageRow, QUARANTINE_CAP, QUARANTINE_PAYLOAD_MAX, QuarantineRow};
-pub use ledger::{ImportError, ImportOutcome};
+pub use ledger::{ImportError, ImportOutcome, RowChange};
 pub use messages::{HourActivity, MessageCursor, MessageRecord};
 pub use sessions::{Session, SessionLimits};
 pub use users::{AuditEntry, TOKEN_ID_LEN, TokenRecord, UserRecord};

@@ -35,6 +35,8 @@ struct LedgerPage {
     elders: usize,
     without_visitor: Vec<Household>,
     outcome: Option<ImportOutcome>,
+    /// The outcome is a preview: nothing was saved.
+    previewed: bool,
     ignored: Vec<String>,
     problems: Vec<String>,
 }
@@ -46,10 +48,12 @@ fn may_keep_ledger(viewer: &Viewer) -> Result<(), AppError> {
 async fn render(
     state: &AppState,
     viewer: &Viewer,
-    outcome: Option<ImportOutcome>,
+    outcome: Option<(ImportOutcome, bool)>,
     ignored: Vec<String>,
     problems: Vec<String>,
 ) -> Result<Response, AppError> {
+    let previewed = outcome.as_ref().is_some_and(|(_, previewed)| *previewed);
+    let outcome = outcome.map(|(outcome, _)| outcome);
     let elders = state.store.elders().await?;
     let lacking: std::collections::HashSet<i64> = state.store.elders_without_visitor().await?.into_iter().collect();
     let without_visitor = elders
@@ -67,6 +71,7 @@ async fn render(
         elders: elders.len(),
         without_visitor,
         outcome,
+        previewed,
         ignored,
         problems,
     };
@@ -113,6 +118,7 @@ pub(super) async fn import(
     let mut multipart = multipart.map_err(|_| refuse("ledger.bad_upload"))?;
     let unreadable = |problem: ledger::Problem| vec![described(&RowProblem::file(problem), lang)];
     let mut file = None;
+    let mut preview = false;
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
@@ -134,6 +140,8 @@ pub(super) async fn import(
                 Err(_) => return Err(refuse("ledger.bad_upload")),
             };
             file = Some((name, bytes));
+        } else if field.name() == Some("preview") {
+            preview = true;
         }
     }
     let (name, bytes) = file.ok_or_else(|| refuse("ledger.no_file"))?;
@@ -159,8 +167,14 @@ pub(super) async fn import(
             return render(&state, &viewer, None, Vec::new(), problems).await;
         }
     };
-    match state.store.import_ledger(&checked, &viewer.principal.name, state.now()).await {
-        Ok(outcome) => render(&state, &viewer, Some(outcome), checked.ignored_columns, Vec::new()).await,
+    let by = &viewer.principal.name;
+    let done = if preview {
+        state.store.preview_ledger(&checked, by, state.now()).await
+    } else {
+        state.store.import_ledger(&checked, by, state.now()).await
+    };
+    match done {
+        Ok(outcome) => render(&state, &viewer, Some((outcome, preview)), checked.ignored_columns, Vec::new()).await,
         Err(ImportError::Rows(problems)) => {
             let problems = problems.iter().map(|p| described(p, lang)).collect();
             render(&state, &viewer, None, Vec::new(), problems).await

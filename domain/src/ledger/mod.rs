@@ -1024,6 +1024,18 @@ pub fn cells(row: &LedgerRow) -> Vec<String> {
 }
 
 /// The header row, in [`Column::all`] order.
+/// The columns whose cells differ between a row on record and the same
+/// elder's row after an import (the 编号 aside).
+pub fn changed_columns(before: &LedgerRow, after: &LedgerRow) -> Vec<Column> {
+    let (before, after) = (cells(before), cells(after));
+    Column::all()
+        .into_iter()
+        .zip(before.iter().zip(&after))
+        .filter(|(column, (was, is))| *column != Column::Id && was != is)
+        .map(|(column, _)| column)
+        .collect()
+}
+
 pub fn headers() -> Vec<String> {
     Column::all().into_iter().map(Column::header).collect()
 }

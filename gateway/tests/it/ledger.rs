@@ -37,13 +37,18 @@ async fn export(store: &Store, format: sheet::Format) -> Vec<u8> {
     sheet::write(&rows, format, "台账").unwrap()
 }
 
+/// (created, updated, unchanged).
+fn counts(outcome: &ImportOutcome) -> (usize, usize, usize) {
+    (outcome.created, outcome.updated, outcome.unchanged)
+}
+
 async fn a_township_ledger_round_trips_through_both_formats_unchanged(backend: Backend) {
     let (store, _guard) = fresh_store(backend).await;
     store.add_user("visitor-li", Role::Visitor, &[], "a long enough password", T).await.unwrap();
     let file = township_ledger(60, "visitor-li");
     let outcome = import(&store, &cells(&file)).await.unwrap();
-    assert_eq!(outcome, ImportOutcome { created: 60, updated: 0, unchanged: 0 });
-    assert_eq!(import(&store, &cells(&file)).await.unwrap(), ImportOutcome { created: 0, updated: 0, unchanged: 60 });
+    assert_eq!(counts(&outcome), (60, 0, 0));
+    assert_eq!(counts(&import(&store, &cells(&file)).await.unwrap()), (0, 0, 60));
 
     // Every column landed: the first elder, field by field.
     let first = &store.ledger().await.unwrap()[0];
@@ -64,7 +69,7 @@ async fn a_township_ledger_round_trips_through_both_formats_unchanged(backend: B
     for format in [sheet::Format::Csv, sheet::Format::Xlsx] {
         let bytes = export(&store, format).await;
         let rows = sheet::read(&bytes, format, &sheet::Limits::LEDGER).unwrap();
-        assert_eq!(import(&store, &rows).await.unwrap(), ImportOutcome { created: 0, updated: 0, unchanged: 60 });
+        assert_eq!(counts(&import(&store, &rows).await.unwrap()), (0, 0, 60));
         assert_eq!(store.ledger().await.unwrap(), before, "{format:?}");
         assert_eq!(export(&store, format).await.len(), bytes.len());
     }
@@ -73,7 +78,19 @@ async fn a_township_ledger_round_trips_through_both_formats_unchanged(backend: B
     let mut edited = file.clone();
     edited[1][8] = "13800000000".into();
     edited[1][33] = String::new();
-    assert_eq!(import(&store, &cells(&edited)).await.unwrap(), ImportOutcome { created: 0, updated: 1, unchanged: 59 });
+    let checked = ledger::read(&cells(&edited), today(), &store.visitor_names().await.unwrap()).unwrap();
+    let preview = store.preview_ledger(&checked, "admin", T).await.unwrap();
+    assert_eq!(counts(&preview), (0, 1, 59));
+    assert_eq!(store.ledger().await.unwrap(), before, "a preview saves nothing");
+    let audited = store.audit_entries(None, 1_000).await.unwrap().len();
+    let outcome = import(&store, &cells(&edited)).await.unwrap();
+    assert_eq!(outcome.changes, preview.changes, "the preview is what the import does");
+    let change = &outcome.changes[0];
+    assert_eq!((change.line, change.name.as_str()), (2, file[1][6].as_str()));
+    assert_eq!(change.columns, ["联系电话", "探访责任人"], "the columns changed or cleared, by header");
+    let entries = store.audit_entries(change.elder_id, 1).await.unwrap();
+    assert_eq!(entries[0].detail.as_deref(), Some("changed: phone, visitors"), "field names, no values");
+    assert!(store.audit_entries(None, 1_000).await.unwrap().len() > audited);
     let first = &store.ledger().await.unwrap()[0];
     assert_eq!(first.elder.phone.as_deref(), Some("13800000000"));
     assert!(first.visitors.is_empty());
