@@ -191,24 +191,8 @@ pub struct ServeArgs {
     pub allow_plaintext_mqtt: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
-    /// Where the console listens [default: 127.0.0.1:8080]
-    #[arg(long, env = "ANXIN_HTTP_LISTEN", value_name = "ADDR")]
-    pub http_listen: Option<SocketAddr>,
-    /// A reverse proxy in front of the console (repeat, or comma-separated): from these
-    /// addresses the client's own address is read from X-Forwarded-For, for sign-in limits and
-    /// the audit log; from any other, the header is ignored
-    #[arg(long, env = "ANXIN_TRUSTED_PROXY", value_name = "IP", value_delimiter = ',')]
-    pub trusted_proxy: Vec<std::net::IpAddr>,
-    /// Where the console serves HTTPS itself, e.g. 0.0.0.0:8443 [default: 0.0.0.0:8443 when
-    /// --http-tls-cert is given]; --http-listen then only redirects to it
-    #[arg(long, env = "ANXIN_HTTP_TLS_LISTEN", value_name = "ADDR")]
-    pub http_tls_listen: Option<SocketAddr>,
-    /// The console's certificate chain (PEM); read again on SIGHUP
-    #[arg(long, env = "ANXIN_HTTP_TLS_CERT", value_name = "FILE")]
-    pub http_tls_cert: Option<PathBuf>,
-    /// The console's private key (PEM); read again on SIGHUP
-    #[arg(long, env = "ANXIN_HTTP_TLS_KEY", value_name = "FILE")]
-    pub http_tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub web: WebArgs,
     /// Use this external broker instead of the embedded one (mqtts:// for TLS)
     #[arg(long, env = "ANXIN_BROKER", value_name = "mqtt[s]://HOST:PORT")]
     pub broker: Option<String>,
@@ -261,8 +245,9 @@ pub struct GatewayArgs {
     pub broker_args: BrokerArgs,
 }
 
+/// Where and how the console is served (`serve` and `console`).
 #[derive(Debug, Args)]
-pub struct ConsoleArgs {
+pub struct WebArgs {
     /// Where the console listens [default: 127.0.0.1:8080]
     #[arg(long, env = "ANXIN_HTTP_LISTEN", value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
@@ -281,6 +266,12 @@ pub struct ConsoleArgs {
     /// The console's private key (PEM); read again on SIGHUP
     #[arg(long, env = "ANXIN_HTTP_TLS_KEY", value_name = "FILE")]
     pub http_tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    #[command(flatten)]
+    pub web: WebArgs,
 }
 
 #[derive(Debug, Subcommand)]

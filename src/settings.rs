@@ -16,7 +16,7 @@ use anxin_store::Database;
 use anyhow::{Context, anyhow};
 use serde::Deserialize;
 
-use crate::cli::{AlertArgs, BrokerArgs, Cli, Command, LimitArgs};
+use crate::cli::{AlertArgs, BrokerArgs, Cli, Command, LimitArgs, WebArgs};
 
 /// One layer of settings, every key optional: the file's, or the flags' (with
 /// their `ANXIN_*` variables).
@@ -127,30 +127,31 @@ impl Layer {
                 mqtt_tls_cert: args.mqtt_tls_cert.clone(),
                 mqtt_tls_key: args.mqtt_tls_key.clone(),
                 allow_plaintext_mqtt: args.allow_plaintext_mqtt.then_some(true),
-                http_listen: args.http_listen,
-                trusted_proxy: Some(args.trusted_proxy.clone()).filter(|proxies| !proxies.is_empty()),
-                http_tls_listen: args.http_tls_listen,
-                http_tls_cert: args.http_tls_cert.clone(),
-                http_tls_key: args.http_tls_key.clone(),
                 broker: args.broker.clone(),
-                ..Layer::of_limits(&args.limits).over(Layer::of_broker(&args.broker_args))
+                ..Layer::of_web(&args.web)
+                    .over(Layer::of_limits(&args.limits))
+                    .over(Layer::of_broker(&args.broker_args))
             },
             Command::Gateway(args) => Layer {
                 http_listen: args.http_listen,
                 broker: args.broker.clone(),
                 ..Layer::of_broker(&args.broker_args)
             },
-            Command::Console(args) => Layer {
-                http_listen: args.http_listen,
-                trusted_proxy: Some(args.trusted_proxy.clone()).filter(|proxies| !proxies.is_empty()),
-                http_tls_listen: args.http_tls_listen,
-                http_tls_cert: args.http_tls_cert.clone(),
-                http_tls_key: args.http_tls_key.clone(),
-                ..Layer::default()
-            },
+            Command::Console(args) => Layer::of_web(&args.web),
             _ => Layer::default(),
         };
         command.over(global)
+    }
+
+    fn of_web(args: &WebArgs) -> Layer {
+        Layer {
+            http_listen: args.http_listen,
+            trusted_proxy: Some(args.trusted_proxy.clone()).filter(|proxies| !proxies.is_empty()),
+            http_tls_listen: args.http_tls_listen,
+            http_tls_cert: args.http_tls_cert.clone(),
+            http_tls_key: args.http_tls_key.clone(),
+            ..Layer::default()
+        }
     }
 
     fn of_limits(args: &LimitArgs) -> Layer {
