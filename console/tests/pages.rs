@@ -270,6 +270,7 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ("POST", "/users/action".into(), "name=visitor-2&action=enable", [303, 403, 403, 403]),
         ("POST", "/users/action".into(), "name=nobody-here&action=disable", [404, 403, 403, 403]),
         ("POST", "/users/tokens/revoke".into(), "id=000000000000", [404, 403, 403, 403]),
+        ("POST", "/users/tokens/issue".into(), "name=nobody-here&days=30", [404, 403, 403, 403]),
         ("GET", "/api/v1/alerts".into(), "", [200, 200, 200, 200]),
         ("GET", format!("/api/v1/alerts/{alert_there}"), "", [200, 404, 404, 404]),
         ("POST", format!("/api/v1/alerts/{alert_there}/ack"), "", [0, 404, 404, 404]),
@@ -514,6 +515,28 @@ async fn the_admin_ends_a_user_s_access_and_gives_a_new_one_time_password_on_the
         again.sign_in("oncall", &shown).await.status,
         StatusCode::SEE_OTHER,
         "the new one-time password signs in"
+    );
+    // A token with an expiry, for a user past the one-time password; shown once.
+    let refused = admin.post("/users/tokens/issue", &[("name", "oncall"), ("days", "30")]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "oncall has a one-time password again");
+    signed_in(&world, "official").await;
+    let issued = admin.post("/users/tokens/issue", &[("name", "official"), ("days", "30")]).await;
+    assert_eq!(issued.status, StatusCode::OK, "{}", issued.body);
+    let shown = issued
+        .body
+        .split("id=\"token\"")
+        .nth(1)
+        .and_then(|rest| rest.split("<code>").nth(1))
+        .and_then(|rest| rest.split("</code>").next())
+        .unwrap()
+        .to_string();
+    let request = Request::builder().uri("/api/v1/elders").header("authorization", format!("Bearer {shown}"));
+    assert_eq!(send(&world.router, request.body(Body::empty()).unwrap()).await.status, StatusCode::OK);
+    let expiry = world.store.tokens(Some("official")).await.unwrap()[0].expires_at.unwrap();
+    assert!((expiry - world.store.tokens(Some("official")).await.unwrap()[0].created_at) == 30 * 86_400_000);
+    assert_eq!(
+        admin.post("/users/tokens/issue", &[("name", "official"), ("days", "0")]).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
     );
     let audit: Vec<String> =
         world.store.audit_entries(None, 50).await.unwrap().into_iter().map(|entry| entry.action).collect();

@@ -67,6 +67,7 @@ pub fn router() -> Router<AppState> {
         .route("/audit", get(audit::page))
         .route("/users", get(users::page))
         .route("/users/action", post(users::act))
+        .route("/users/tokens/issue", post(users::issue_token))
         .route("/users/tokens/revoke", post(users::revoke_token))
 }
 

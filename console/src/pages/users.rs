@@ -46,13 +46,20 @@ struct UsersPage {
     tokens: Vec<TokenLine>,
     /// A new one-time password, shown once: (user, password).
     issued: Option<(String, String)>,
+    /// A new API token, shown once: (user, token, days).
+    token: Option<(String, String, u32)>,
 }
 
 fn admin_only(viewer: &Viewer) -> Result<(), AppError> {
     if viewer.principal.role == anxin_domain::access::Role::Admin { Ok(()) } else { Err(AppError::Forbidden(None)) }
 }
 
-async fn render(state: &AppState, viewer: &Viewer, issued: Option<(String, String)>) -> Result<Response, AppError> {
+async fn render(
+    state: &AppState,
+    viewer: &Viewer,
+    issued: Option<(String, String)>,
+    token: Option<(String, String, u32)>,
+) -> Result<Response, AppError> {
     let now = state.now();
     let offset = state.policy.utc_offset;
     let sessions = state.store.open_sessions(state.limits, now).await?;
@@ -97,13 +104,13 @@ async fn render(state: &AppState, viewer: &Viewer, issued: Option<(String, Strin
             }
         })
         .collect();
-    let page = UsersPage { c: viewer.chrome("users.title"), users, tokens, issued };
+    let page = UsersPage { c: viewer.chrome("users.title"), users, tokens, issued, token };
     Ok((StatusCode::OK, html(&page)).into_response())
 }
 
 pub(super) async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Response, AppError> {
     admin_only(&viewer)?;
-    render(&state, &viewer, None).await
+    render(&state, &viewer, None, None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,10 +137,32 @@ pub(super) async fn act(
         }
         "reset" => {
             let password = state.store.reset_password(&form.name, by, state.now()).await?;
-            render(&state, &viewer, Some((form.name.trim().to_string(), password))).await
+            render(&state, &viewer, Some((form.name.trim().to_string(), password)), None).await
         }
         other => Err(AppError::Invalid(format!("{other:?} is not disable, enable or reset"))),
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct NewToken {
+    name: String,
+    days: u32,
+}
+
+/// Issues an API token for a user who has set their own password; shown once.
+pub(super) async fn issue_token(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<NewToken>,
+) -> Result<Response, AppError> {
+    admin_only(&viewer)?;
+    if !(1..=730).contains(&form.days) {
+        return Err(AppError::Invalid(viewer.lang.t("users.days_range").to_string()));
+    }
+    let now = state.now();
+    let expires_at = now + i64::from(form.days) * anxin_domain::time::DAY_MS;
+    let token = state.store.issue_token(&form.name, expires_at, now).await?;
+    render(&state, &viewer, None, Some((form.name.trim().to_string(), token, form.days))).await
 }
 
 #[derive(Debug, Deserialize)]
