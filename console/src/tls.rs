@@ -221,18 +221,18 @@ mod tests {
 
     #[test]
     fn plain_http_is_sent_to_the_same_path_on_https() {
-        let at = |host: &str, uri: &str, port: u16| {
+        let redirected = |host: &str, uri: &str, port: u16| {
             let mut headers = HeaderMap::new();
             headers.insert(header::HOST, host.parse().unwrap());
             let response = redirect(&headers, &uri.parse().unwrap(), port);
             (response.status(), response.headers().get(header::LOCATION).map(|l| l.to_str().unwrap().to_string()))
         };
         assert_eq!(
-            at("anxin.example:8080", "/elders/7?x=1", 8443),
+            redirected("anxin.example:8080", "/elders/7?x=1", 8443),
             (StatusCode::PERMANENT_REDIRECT, Some("https://anxin.example:8443/elders/7?x=1".into()))
         );
-        assert_eq!(at("10.0.0.2", "/", 443).1.as_deref(), Some("https://10.0.0.2/"));
-        assert_eq!(at("[::1]:8080", "/login", 8443).1.as_deref(), Some("https://[::1]:8443/login"));
-        assert_eq!(at("evil.example/x@", "/", 443).0, StatusCode::BAD_REQUEST);
+        assert_eq!(redirected("10.0.0.2", "/", 443).1.as_deref(), Some("https://10.0.0.2/"));
+        assert_eq!(redirected("[::1]:8080", "/login", 8443).1.as_deref(), Some("https://[::1]:8443/login"));
+        assert_eq!(redirected("evil.example/x@", "/", 443).0, StatusCode::BAD_REQUEST);
     }
 }
