@@ -546,6 +546,36 @@ async fn the_admin_ends_a_user_s_access_and_gives_a_new_one_time_password_on_the
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_thousand_open_alerts_in_another_county_push_nothing_off_the_board() {
+    use sqlx::Connection;
+    let world = world().await;
+    // 1,000 elders of 元宝区 with six open critical alerts each, all newer
+    // than 振兴区's one: more than the board's limit of 5,000.
+    let mut database =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", world.folder.join("anxin.sqlite3").display()))
+            .await
+            .unwrap();
+    sqlx::raw_sql(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
+         INSERT INTO elders (name, county, township, village, address, created_at)
+         SELECT 'busy-' || i, '元宝区', '站前街道', '锦山社区', '-', 0 FROM n;
+         WITH kinds(kind) AS (VALUES ('help'), ('inactivity'), ('cold'), ('heat'), ('door_night'), ('tamper'))
+         INSERT INTO alerts (elder_id, kind, severity, status, county, township, village, detail, opened_at, updated_at)
+         SELECT e.id, k.kind, 'critical', 'open', e.county, e.township, e.village, 'busy', 4000000000000, 4000000000000
+         FROM elders e, kinds k WHERE e.name LIKE 'busy-%';",
+    )
+    .execute(&mut database)
+    .await
+    .unwrap();
+    database.close().await.unwrap();
+    let mut oncall = signed_in(&world, "oncall").await;
+    let board = oncall.get("/board").await;
+    assert_eq!(board.status, StatusCode::OK);
+    assert!(board.body.contains(&format!("/board/alerts/{}", world.alert_here)), "振兴区's own alert is on its board");
+    assert!(!board.body.contains("busy-"), "nothing of 元宝区");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_out_ends_the_board_s_open_alert_stream() {
     use futures_util::StreamExt;
     let world = world().await;
