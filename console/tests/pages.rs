@@ -216,12 +216,17 @@ impl<'a> Browser<'a> {
 
     /// First sign-in: the one-time password, then one's own.
     async fn sign_in_first(&mut self, name: &str) {
-        let answer = self.sign_in(name, FIRST).await;
+        self.sign_in_first_with(name, FIRST).await;
+    }
+
+    /// Signs in with a one-time password and sets the user's own.
+    async fn sign_in_first_with(&mut self, name: &str, one_time: &str) {
+        let answer = self.sign_in(name, one_time).await;
         assert_eq!(answer.status, StatusCode::SEE_OTHER, "{name}: {}", answer.body);
         let page = self.get("/board").await;
         assert_eq!(page.location(), "/password", "{name} must change the one-time password first");
         self.get("/password").await;
-        let changed = self.post("/password", &[("current", FIRST), ("new", OWN), ("confirm", OWN)]).await;
+        let changed = self.post("/password", &[("current", one_time), ("new", OWN), ("confirm", OWN)]).await;
         assert_eq!(changed.status, StatusCode::SEE_OTHER, "{name}: {}", changed.body);
         self.get("/my").await;
     }
@@ -271,6 +276,8 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ("POST", "/users/action".into(), "name=nobody-here&action=disable", [404, 403, 403, 403]),
         ("POST", "/users/tokens/revoke".into(), "id=000000000000", [404, 403, 403, 403]),
         ("POST", "/users/tokens/issue".into(), "name=nobody-here&days=30", [404, 403, 403, 403]),
+        ("POST", "/users/add".into(), "name=x&role=root", [422, 403, 403, 403]),
+        ("POST", "/users/access".into(), "name=nobody-here&role=admin", [404, 403, 403, 403]),
         ("GET", "/api/v1/alerts".into(), "", [200, 200, 200, 200]),
         ("GET", format!("/api/v1/alerts/{alert_there}"), "", [200, 404, 404, 404]),
         ("POST", format!("/api/v1/alerts/{alert_there}/ack"), "", [0, 404, 404, 404]),
@@ -477,6 +484,14 @@ async fn forty_parallel_wrong_passwords_get_five_checks_and_hold_no_other_accoun
     assert_eq!(browser.sign_in("admin", FIRST).await.status, StatusCode::SEE_OTHER, "another account is not held");
 }
 
+/// What `oncall`, signed in afresh, gets for the elder of 元宝区.
+async fn oncall_sees_there(world: &World) -> StatusCode {
+    let mut browser = Browser::new(&world.router);
+    let password = world.store.reset_password("oncall", "test", T).await.unwrap();
+    browser.sign_in_first_with("oncall", &password).await;
+    browser.get(&format!("/elders/{}", world.there)).await.status
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_ends_a_user_s_access_and_gives_a_new_one_time_password_on_the_users_page() {
     let world = world().await;
@@ -538,9 +553,24 @@ async fn the_admin_ends_a_user_s_access_and_gives_a_new_one_time_password_on_the
         admin.post("/users/tokens/issue", &[("name", "official"), ("days", "0")]).await.status,
         StatusCode::UNPROCESSABLE_ENTITY
     );
+    // A user added on the page, and another's regions changed.
+    let added = admin.post("/users/add", &[("name", "网格员 孙"), ("role", "oncall"), ("regions", "元宝区")]).await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    let one_time = added.body.split("<code>").nth(1).and_then(|rest| rest.split("</code>").next()).unwrap().to_string();
+    let mut new_user = Browser::new(&world.router);
+    assert_eq!(new_user.sign_in("网格员 孙", &one_time).await.status, StatusCode::SEE_OTHER);
+    let no_region = admin.post("/users/add", &[("name", "网格员 钱"), ("role", "oncall"), ("regions", "")]).await;
+    assert_eq!(no_region.status, StatusCode::UNPROCESSABLE_ENTITY, "on-call staff need a region");
+    assert_eq!(oncall_sees_there(&world).await, StatusCode::NOT_FOUND);
+    let moved =
+        admin.post("/users/access", &[("name", "oncall"), ("role", "oncall"), ("regions", "振兴区、元宝区")]).await;
+    assert_eq!(moved.status, StatusCode::SEE_OTHER, "{}", moved.body);
+    assert_eq!(oncall_sees_there(&world).await, StatusCode::OK, "the new region applies at the next request");
+    let demoted = admin.post("/users/access", &[("name", "admin"), ("role", "visitor"), ("regions", "")]).await;
+    assert_eq!(demoted.status, StatusCode::UNPROCESSABLE_ENTITY, "an admin cannot demote themselves");
     let audit: Vec<String> =
         world.store.audit_entries(None, 50).await.unwrap().into_iter().map(|entry| entry.action).collect();
-    for action in ["user disabled", "user enabled", "password reset"] {
+    for action in ["user disabled", "user enabled", "password reset", "user added", "user access changed"] {
         assert!(audit.iter().any(|a| a == action), "{action} audited: {audit:?}");
     }
 }

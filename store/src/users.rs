@@ -80,9 +80,23 @@ pub(crate) async fn password_hash(password: &str) -> Result<String, StoreError> 
 }
 
 impl Store {
-    /// Adds a user with a password they must change at first sign-in.
+    /// Adds a user with a password they must change at first sign-in (by
+    /// the command line).
     pub async fn add_user(
         &self,
+        name: &str,
+        role: Role,
+        regions: &[Region],
+        password: &str,
+        now: i64,
+    ) -> Result<UserRecord, StoreError> {
+        self.add_user_as("anxin", name, role, regions, password, now).await
+    }
+
+    /// [`Store::add_user`], audited as `by` (an admin on the console).
+    pub async fn add_user_as(
+        &self,
+        by: &str,
         name: &str,
         role: Role,
         regions: &[Region],
@@ -123,7 +137,7 @@ impl Store {
                 .execute(&mut *transaction)
                 .await?;
         }
-        audit(&mut transaction, now, "anxin", "user added", None, Some(&format!("{name} ({})", role.as_str()))).await?;
+        audit(&mut transaction, now, by, "user added", None, Some(&format!("{name} ({})", role.as_str()))).await?;
         transaction.commit().await?;
         Ok(UserRecord {
             id,
@@ -376,6 +390,44 @@ impl Store {
         }
         let action = if disabled { "user disabled" } else { "user enabled" };
         audit(&mut transaction, now, by, action, None, Some(user.trim())).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Sets a user's role and the regions they cover; takes effect at their
+    /// next request.
+    pub async fn set_user_access(
+        &self,
+        user: &str,
+        role: Role,
+        regions: &[Region],
+        by: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if role.needs_region() && regions.is_empty() {
+            return Err(StoreError::Invalid(access::AccessError::RegionNeeded(role.as_str()).to_string()));
+        }
+        let _turn = self.write_turn().await;
+        let mut transaction = self.pool.begin().await?;
+        let row = sqlx::query("UPDATE users SET role = $2 WHERE name = $1 RETURNING id")
+            .bind(user.trim())
+            .bind(role.as_str())
+            .fetch_optional(&mut *transaction)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("there is no user called {}", user.trim())))?;
+        let id: i64 = row.try_get("id")?;
+        sqlx::query("DELETE FROM user_regions WHERE user_id = $1").bind(id).execute(&mut *transaction).await?;
+        for region in regions {
+            sqlx::query("INSERT INTO user_regions (user_id, county, township, village) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(region.county.as_str())
+                .bind(region.township.as_deref())
+                .bind(region.village.as_deref())
+                .execute(&mut *transaction)
+                .await?;
+        }
+        let detail = format!("{} ({}, {} regions)", user.trim(), role.as_str(), regions.len());
+        audit(&mut transaction, now, by, "user access changed", None, Some(&detail)).await?;
         transaction.commit().await?;
         Ok(())
     }

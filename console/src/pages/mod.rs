@@ -67,6 +67,8 @@ pub fn router() -> Router<AppState> {
         .route("/audit", get(audit::page))
         .route("/users", get(users::page))
         .route("/users/action", post(users::act))
+        .route("/users/add", post(users::add))
+        .route("/users/access", post(users::set_access))
         .route("/users/tokens/issue", post(users::issue_token))
         .route("/users/tokens/revoke", post(users::revoke_token))
 }

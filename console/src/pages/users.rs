@@ -1,9 +1,8 @@
 //! Users, their sessions and tokens (admin only): who may use the console,
 //! and the means to end their access — disable (sessions end at once,
 //! tokens and open alert streams within seconds), enable, a new one-time
-//! password (shown once), a token revoked. Every change is audited by the
-//! store; adding users stays with `anxin users add`, which prints the
-//! password on the operator's own terminal.
+//! password (shown once), a token issued or revoked, a user added or their
+//! role and regions changed. Every change is audited by the store.
 
 use askama::Template;
 use axum::Form;
@@ -20,7 +19,10 @@ use crate::web::{Chrome, html, local_time};
 #[derive(Debug)]
 struct UserLine {
     name: String,
+    /// `role.…`, for the words.
     role: String,
+    /// The role's code, for the form.
+    role_code: String,
     regions: String,
     /// `users.active`, `users.disabled` or `users.must_change`.
     state: &'static str,
@@ -80,6 +82,7 @@ async fn render(
             sessions: sessions.get(&user.id).copied().unwrap_or(0),
             regions: user.regions.join("、"),
             role: format!("role.{}", user.role),
+            role_code: user.role.clone(),
             name: user.name,
         })
         .collect();
@@ -141,6 +144,67 @@ pub(super) async fn act(
         }
         other => Err(AppError::Invalid(format!("{other:?} is not disable, enable or reset"))),
     }
+}
+
+/// `振兴区, 振兴区/站前街道` (commas, 、 or spaces between them).
+fn regions_of(text: &str, viewer: &Viewer) -> Result<Vec<anxin_domain::access::Region>, AppError> {
+    text.split([',', '，', '、', ' '])
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| {
+            anxin_domain::access::Region::parse(part.trim())
+                .map_err(|_| AppError::Invalid(format!("{}: {part}", viewer.lang.t("rate.bad_region"))))
+        })
+        .collect()
+}
+
+fn role_of(code: &str) -> Result<anxin_domain::access::Role, AppError> {
+    anxin_domain::access::Role::parse(code)
+        .ok_or_else(|| AppError::Invalid(format!("{code:?} is not admin, oncall, visitor or official")))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct NewUser {
+    name: String,
+    role: String,
+    #[serde(default)]
+    regions: String,
+}
+
+/// Adds a user; their one-time password is shown once.
+pub(super) async fn add(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<NewUser>,
+) -> Result<Response, AppError> {
+    admin_only(&viewer)?;
+    let (role, regions) = (role_of(&form.role)?, regions_of(&form.regions, &viewer)?);
+    let password = anxin_domain::access::one_time_password();
+    let user =
+        state.store.add_user_as(&viewer.principal.name, &form.name, role, &regions, &password, state.now()).await?;
+    render(&state, &viewer, Some((user.name, password)), None).await
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct Access {
+    name: String,
+    role: String,
+    #[serde(default)]
+    regions: String,
+}
+
+/// Sets a user's role and regions.
+pub(super) async fn set_access(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<Access>,
+) -> Result<Response, AppError> {
+    admin_only(&viewer)?;
+    let (role, regions) = (role_of(&form.role)?, regions_of(&form.regions, &viewer)?);
+    if form.name.trim() == viewer.principal.name && role != anxin_domain::access::Role::Admin {
+        return Err(AppError::Invalid(viewer.lang.t("users.not_yourself").to_string()));
+    }
+    state.store.set_user_access(&form.name, role, &regions, &viewer.principal.name, state.now()).await?;
+    Ok(Redirect::to("/users").into_response())
 }
 
 #[derive(Debug, Deserialize)]
