@@ -42,7 +42,9 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
 fn check_writable(data_dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .and_then(|()| {
-            let probe = data_dir.join(".anxin-write-check");
+            // One probe per process: two commands starting at once (a tail
+            // beside a pairing) must not remove each other's.
+            let probe = data_dir.join(format!(".anxin-write-check-{}", std::process::id()));
             std::fs::write(&probe, b"")?;
             std::fs::remove_file(probe)
         })
