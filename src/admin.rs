@@ -524,6 +524,11 @@ pub async fn audit(settings: &Settings, command: crate::cli::AuditCommand) -> an
                 );
             }
             out!("the audit log holds: {} entries from {from}, each following the one before", verdict.entries);
+            if let Some((id, hash)) = verdict.head {
+                out!(
+                    "head: entry {id} {hash} (keep it outside this machine: a later verify that reaches it with the same hash shows nothing before it was rewritten)"
+                );
+            }
         }
         AuditCommand::Prune { older_than_days } => {
             let now = now_ms();

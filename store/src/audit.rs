@@ -26,6 +26,11 @@ pub struct AuditVerdict {
     pub from_checkpoint: Option<i64>,
     /// The first broken entry and why.
     pub broken: Option<(i64, String)>,
+    /// The newest entry and its hash, when the chain holds: written down
+    /// outside the database (the county's records), it shows later that
+    /// nothing up to it was rewritten, even by someone who recomputed the
+    /// hashes.
+    pub head: Option<(i64, String)>,
 }
 
 async fn lock_chain(transaction: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), StoreError> {
@@ -173,7 +178,7 @@ impl Store {
             None => (0, GENESIS.to_string()),
         };
         let mut verdict =
-            AuditVerdict { entries: 0, from_checkpoint: checkpoint.as_ref().map(|_| after), broken: None };
+            AuditVerdict { entries: 0, from_checkpoint: checkpoint.as_ref().map(|_| after), broken: None, head: None };
         loop {
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {STORED_COLUMNS} FROM audit_log WHERE id > $1 ORDER BY id LIMIT 1000"
@@ -203,6 +208,7 @@ impl Store {
                 }
                 expected = entry.hash.clone().unwrap_or_default();
                 verdict.entries += 1;
+                verdict.head = Some((entry.id, expected.clone()));
             }
         }
     }

@@ -28,7 +28,10 @@ async fn the_audit_log_is_a_chain_that_refuses_changes_and_verify_finds_one_made
     }
     let verdict = store.verify_audit_log().await.unwrap();
     assert_eq!((verdict.entries, verdict.broken), (6, None));
+    let (head, hash) = verdict.head.clone().expect("the head of a chain that holds");
+    assert_eq!(hash.len(), 64);
     let ids: Vec<i64> = store.audit_entries(None, 10).await.unwrap().iter().rev().map(|entry| entry.id).collect();
+    assert_eq!(head, ids[5], "the newest entry");
 
     // The database refuses a change and a removal outside pruning.
     let mut console = console_of(&guard).await;
