@@ -58,10 +58,7 @@ impl Metrics {
 
     fn may_read(&self, headers: &axum::http::HeaderMap, peer: Option<std::net::SocketAddr>) -> bool {
         match &self.token {
-            Some(token) => headers
-                .get(header::AUTHORIZATION)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.strip_prefix("Bearer "))
+            Some(token) => auth::bearer_token(headers)
                 .is_some_and(|sent| bool::from(subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), token.as_bytes()))),
             None => peer.is_some_and(|peer| peer.ip().is_loopback()) && !headers.contains_key("x-forwarded-for"),
         }

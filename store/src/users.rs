@@ -104,9 +104,7 @@ impl Store {
         now: i64,
     ) -> Result<UserRecord, StoreError> {
         let name = access::user_name(name).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        if role.needs_region() && regions.is_empty() {
-            return Err(StoreError::Invalid(access::AccessError::RegionNeeded(role.as_str()).to_string()));
-        }
+        regions_fit(role, regions)?;
         let hash = password_hash(password).await?;
         let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
@@ -128,15 +126,7 @@ impl Store {
         .fetch_one(&mut *transaction)
         .await?;
         let id: i64 = row.try_get("id")?;
-        for region in regions {
-            sqlx::query("INSERT INTO user_regions (user_id, county, township, village) VALUES ($1, $2, $3, $4)")
-                .bind(id)
-                .bind(region.county.as_str())
-                .bind(region.township.as_deref())
-                .bind(region.village.as_deref())
-                .execute(&mut *transaction)
-                .await?;
-        }
+        insert_regions(&mut transaction, id, regions).await?;
         audit(&mut transaction, now, by, "user added", None, Some(&format!("{name} ({})", role.as_str()))).await?;
         transaction.commit().await?;
         Ok(UserRecord {
@@ -404,9 +394,7 @@ impl Store {
         by: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        if role.needs_region() && regions.is_empty() {
-            return Err(StoreError::Invalid(access::AccessError::RegionNeeded(role.as_str()).to_string()));
-        }
+        regions_fit(role, regions)?;
         let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         let row = sqlx::query("UPDATE users SET role = $2 WHERE name = $1 RETURNING id")
@@ -417,15 +405,7 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("there is no user called {}", user.trim())))?;
         let id: i64 = row.try_get("id")?;
         sqlx::query("DELETE FROM user_regions WHERE user_id = $1").bind(id).execute(&mut *transaction).await?;
-        for region in regions {
-            sqlx::query("INSERT INTO user_regions (user_id, county, township, village) VALUES ($1, $2, $3, $4)")
-                .bind(id)
-                .bind(region.county.as_str())
-                .bind(region.township.as_deref())
-                .bind(region.village.as_deref())
-                .execute(&mut *transaction)
-                .await?;
-        }
+        insert_regions(&mut transaction, id, regions).await?;
         let detail = format!("{} ({}, {} regions)", user.trim(), role.as_str(), regions.len());
         audit(&mut transaction, now, by, "user access changed", None, Some(&detail)).await?;
         transaction.commit().await?;
@@ -548,3 +528,29 @@ impl Store {
 }
 
 pub(super) use crate::audit::audit;
+
+/// On-call staff and officials cover at least one region.
+fn regions_fit(role: Role, regions: &[Region]) -> Result<(), StoreError> {
+    if role.needs_region() && regions.is_empty() {
+        return Err(StoreError::Invalid(access::AccessError::RegionNeeded(role.as_str()).to_string()));
+    }
+    Ok(())
+}
+
+/// The regions user `id` covers, in `transaction`.
+async fn insert_regions(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: i64,
+    regions: &[Region],
+) -> Result<(), StoreError> {
+    for region in regions {
+        sqlx::query("INSERT INTO user_regions (user_id, county, township, village) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(region.county.as_str())
+            .bind(region.township.as_deref())
+            .bind(region.village.as_deref())
+            .execute(&mut **transaction)
+            .await?;
+    }
+    Ok(())
+}

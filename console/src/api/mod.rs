@@ -250,12 +250,9 @@ async fn alert_events(
     headers: HeaderMap,
     current: axum::Extension<crate::auth::session::CurrentSession>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
+    let bearer = crate::auth::bearer_token(&headers);
     let credential = match (bearer, &current.id) {
-        (Some(token), _) => Credential::Token(token.trim().to_string()),
+        (Some(token), _) => Credential::Token(token.to_string()),
         (None, Some(id)) => Credential::Session(id.clone()),
         (None, None) => return Err(AppError::Unauthorized("a valid bearer token is required".into())),
     };

@@ -98,6 +98,15 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 /// The caller of `/api/v1`, from `Authorization: Bearer …` — or, for the
 /// console's own pages, the signed-in session (whose state changes carry
 /// the CSRF token; see [`session::session_layer`]).
@@ -109,11 +118,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let unauthorized = || AppError::Unauthorized("a valid bearer token is required".into());
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
+        let token = bearer_token(&parts.headers);
         let Some(token) = token else {
             let session = parts.extensions.get::<CurrentSession>().and_then(|current| current.session.clone());
             return match session {
@@ -122,7 +127,7 @@ impl FromRequestParts<AppState> for Caller {
                 None => Err(unauthorized()),
             };
         };
-        state.store.principal_for_token(token.trim(), state.now()).await?.map(Caller).ok_or_else(unauthorized)
+        state.store.principal_for_token(token, state.now()).await?.map(Caller).ok_or_else(unauthorized)
     }
 }
 
