@@ -7,6 +7,7 @@ use anxin_domain::access::{Region, Role};
 use anxin_domain::alerts::Outcome;
 use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_domain::alerts::rules::{day_start, local_day};
+use anxin_domain::enrolment::{Exit, ExitReason};
 use anxin_domain::registry::ElderForm;
 use anxin_store::{AlertFilter, AlertRecord, MessageCursor, MessageRecord, RegionFilter, now_ms};
 use anyhow::{Context, anyhow};
@@ -35,6 +36,20 @@ fn parse_day(text: &str, flag: &str) -> anyhow::Result<i64> {
     let date = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
         .map_err(|_| anyhow!("{flag} {text:?} is not a date; use YYYY-MM-DD"))?;
     Ok(i64::from(chrono::Datelike::num_days_from_ce(&date)) - 719_163)
+}
+
+/// `--month YYYY-MM`, this month without one.
+fn parse_month(text: Option<&str>, policy: &AlertPolicy) -> anyhow::Result<anxin_domain::visits::Month> {
+    use anxin_domain::visits::Month;
+    match text {
+        None => Ok(Month::of(policy.today())),
+        Some(text) => Month::parse(text).ok_or_else(|| anyhow!("{text:?} is not a month: use YYYY-MM")),
+    }
+}
+
+fn parse_date(text: &str, flag: &str) -> anyhow::Result<chrono::NaiveDate> {
+    chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| anyhow!("{flag} {text:?} is not a date; use YYYY-MM-DD"))
 }
 
 fn or_dash<T: ToString>(value: Option<T>) -> String {
@@ -190,6 +205,51 @@ pub async fn elders(settings: &Settings, command: EldersCommand) -> anyhow::Resu
             for id in ids {
                 if let Some(e) = store.elder(id).await? {
                     out!("{:>5}  {}  {}/{}/{}", e.id, e.name, e.county, e.township, e.village);
+                }
+            }
+        }
+        EldersCommand::Leave { elder_id, reason, on, by } => {
+            let reason = ExitReason::parse(&reason).ok_or_else(|| {
+                anyhow!("--reason {reason:?} is not one of died, moved, institution, ineligible, declined")
+            })?;
+            let on = on.map_or_else(|| Ok(policy.today()), |text| parse_date(&text, "--on"))?;
+            let exit = Exit { reason, on };
+            let effects = store.record_exit(elder_id, exit, &by, now_ms(), policy.utc_offset).await?;
+            out!(
+                "elder {elder_id} left the programme on {on} ({}): {} device(s) released, {} alert(s) resolved",
+                reason.label(),
+                effects.devices_released.len(),
+                effects.alerts_resolved.len()
+            );
+        }
+        EldersCommand::Reenter { elder_id, on, by } => {
+            let on = on.map_or_else(|| Ok(policy.today()), |text| parse_date(&text, "--on"))?;
+            store.reenter(elder_id, on, &by, now_ms(), policy.utc_offset).await?;
+            out!("elder {elder_id} is in the programme again from {on}: pair their devices again to watch the home");
+        }
+        EldersCommand::Exits { month, json } => {
+            let month = parse_month(month.as_deref(), &policy)?;
+            let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+            let exits = store.exits(&day(month.first_day()), &day(month.last_day())).await?;
+            if json {
+                out!("{}", serde_json::to_string_pretty(&exits)?);
+            } else if exits.is_empty() {
+                out!("nobody left the programme in {month}");
+            } else {
+                for e in exits {
+                    let reason =
+                        ExitReason::parse(&e.exit_reason).map_or_else(|| e.exit_reason.clone(), |r| r.label().into());
+                    out!(
+                        "{:>5}  {}  {}/{}/{}  left {}  {}  recorded by {}",
+                        e.elder_id,
+                        e.name,
+                        e.county,
+                        e.township,
+                        e.village,
+                        e.exited_on,
+                        reason,
+                        e.recorded_by
+                    );
                 }
             }
         }
@@ -589,12 +649,9 @@ async fn visit_rate(
     region: Option<String>,
     json: bool,
 ) -> anyhow::Result<()> {
-    use anxin_domain::visits::{Month, RegionLevel, VisitRate};
+    use anxin_domain::visits::{RegionLevel, VisitRate};
     let today = policy.today();
-    let month = match month.as_deref() {
-        None => Month::of(today),
-        Some(text) => Month::parse(text).ok_or_else(|| anyhow::anyhow!("{text:?} is not a month: use YYYY-MM"))?,
-    };
+    let month = parse_month(month.as_deref(), policy)?;
     let region = region.as_deref().map(Region::parse).transpose()?;
     let rate = VisitRate::of(month, today, store.month_elders(month, policy.utc_offset).await?, region.as_ref());
     let total = &rate.total;
@@ -611,6 +668,7 @@ async fn visit_rate(
                 "region": r, "registered": f.registered, "visited": f.visited, "rate": f.percent()
             })).collect::<Vec<_>>(),
             "unvisited": unvisited,
+            "left_unvisited": rate.left_unvisited,
         });
         out!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
@@ -629,6 +687,20 @@ async fn visit_rate(
         out!("not yet visited ({}):", unvisited.len());
         for elder in unvisited {
             out!("  {:>6}  {}  {} {} {}", elder.elder_id, elder.name, elder.county, elder.township, elder.village);
+        }
+    }
+    if !rate.left_unvisited.is_empty() {
+        out!("left the programme this month before a visit, not counted ({}):", rate.left_unvisited.len());
+        for elder in &rate.left_unvisited {
+            let left_on = elder.left_on.as_deref().unwrap_or_default();
+            out!(
+                "  {:>6}  {}  {} {} {}  left {left_on}",
+                elder.elder_id,
+                elder.name,
+                elder.county,
+                elder.township,
+                elder.village
+            );
         }
     }
     Ok(())

@@ -452,6 +452,43 @@ pub enum EldersCommand {
     },
     /// Elders with no visitor responsible for them
     Unassigned,
+    /// Record that an elder left the programme: their devices are released, alerts for the home stop,
+    /// and from the month after the exit they no longer count in the visit rate
+    #[command(
+        long_about = "Records that an elder left the programme (退出) with a reason and the last day in it.         In the same transaction the home's devices are unpaired, the home is no longer watched and its open         alerts are resolved as `elder_left`. Nothing of the elder's history is removed, and `anxin elders         reenter` brings them back.\n\n\
+        The visit rate counts an elder in a month when they were enrolled on any day of it; an elder who left         during the month counts only when visited on or before the exit date."
+    )]
+    Leave {
+        elder_id: i64,
+        /// died (死亡), moved (迁出), institution (入住养老机构), ineligible (不再符合条件) or declined (本人拒绝)
+        #[arg(long)]
+        reason: String,
+        /// The last day in the programme (local date, YYYY-MM-DD; default: today)
+        #[arg(long, value_name = "DATE")]
+        on: Option<String>,
+        /// Who records it
+        #[arg(long, default_value = "admin")]
+        by: String,
+    },
+    /// Bring back an elder who left: a new period in the programme begins (pair the devices again)
+    Reenter {
+        elder_id: i64,
+        /// The first day back (local date, YYYY-MM-DD; default: today)
+        #[arg(long, value_name = "DATE")]
+        on: Option<String>,
+        /// Who records it
+        #[arg(long, default_value = "admin")]
+        by: String,
+    },
+    /// The exits of a month: who left, why, and who recorded it
+    Exits {
+        /// The month, YYYY-MM (default: this month)
+        #[arg(long)]
+        month: Option<String>,
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -601,8 +638,14 @@ pub enum VisitsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// The monthly visit rate (月探访率): registered elders, those visited at least once (any mode),
-    /// by township, and who is not yet visited
+    /// The monthly visit rate (月探访率): elders in the programme that month, those visited at least
+    /// once (any mode), by township, and who is not yet visited
+    #[command(long_about = "The monthly visit rate (月探访率): the elders in the programme that month, those \
+        visited at least once (any mode, the remote check-in included), the rate by township, and who is not yet \
+        visited.\n\n\
+        An elder counts in a month when enrolled on any day of it. An elder who left during the month \
+        (`anxin elders leave`) counts only when visited on or before the exit date; those who left before a visit \
+        are listed apart. The rate is rounded down, so 100% means everyone.")]
     Rate {
         /// The month, YYYY-MM (default: this month)
         #[arg(long)]

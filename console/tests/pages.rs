@@ -264,6 +264,10 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ("GET", format!("/elders/{there}/edit"), "", [200, 403, 403, 403]),
         ("POST", format!("/elders/{here}"), "name=x", [0, 403, 403, 403]),
         ("POST", format!("/elders/{here}/visitor"), "visitor=visitor-2", [0, 403, 403, 403]),
+        ("POST", format!("/elders/{here}/exit"), "reason=died&on=2026-01-01", [0, 403, 403, 403]),
+        ("POST", format!("/elders/{there}/exit"), "reason=gone&on=2026-01-01", [422, 403, 403, 403]),
+        ("POST", format!("/elders/{here}/reenter"), "on=2026-01-01", [422, 403, 403, 403]),
+        ("POST", "/elders/999999/exit".into(), "reason=died&on=2026-01-01", [404, 403, 403, 403]),
         ("GET", "/devices".into(), "", [200, 403, 403, 403]),
         ("POST", "/devices/node-new/pair".into(), &*format!("elder_id={here}").leak(), [0, 403, 403, 403]),
         ("POST", "/devices/provision".into(), "device_ids=", [422, 403, 403, 403]),
@@ -1153,4 +1157,54 @@ async fn an_admin_provisions_and_revokes_devices_on_the_devices_page() {
     assert!(world.store.broker_identity("node-p2").await.unwrap().unwrap().revoked_at.is_some());
     let audit = world.store.audit_entries(None, 10).await.unwrap();
     assert!(audit.iter().any(|e| e.action == "device revoked on the broker" && e.actor == "admin"), "{audit:?}");
+}
+
+/// The admin records on the elder page that an elder died: the home's
+/// device is released, its alert resolved, the page says so and offers a
+/// re-entry; a wrong date is refused in the reader's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_records_an_exit_on_the_elder_page_and_the_elder_can_re_enter() {
+    let world = world().await;
+    let mut admin = signed_in(&world, "admin").await;
+    let here = world.here;
+    let page = admin.get(&format!("/elders/{here}")).await.body;
+    assert!(page.contains("id=\"exit-form\"") && !page.contains("id=\"left-banner\""), "an enrolled elder");
+    let today = world.policy.today();
+    let tomorrow = (today + chrono::Days::new(1)).to_string();
+    let refused = admin.post(&format!("/elders/{here}/exit"), &[("reason", "died"), ("on", &tomorrow)]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains(&format!("日期 {tomorrow} 尚未到来")), "{}", refused.body);
+    let before_enrolment =
+        admin.post(&format!("/elders/{here}/exit"), &[("reason", "died"), ("on", "2020-01-01")]).await;
+    assert!(before_enrolment.body.contains("早于该老人的在册日期"), "{}", before_enrolment.body);
+
+    let today = today.to_string();
+    let left = admin.post(&format!("/elders/{here}/exit"), &[("reason", "died"), ("on", &today)]).await;
+    assert_eq!((left.status, left.location()), (StatusCode::SEE_OTHER, &*format!("/elders/{here}")), "{}", left.body);
+    let page = admin.get(&format!("/elders/{here}")).await.body;
+    assert!(
+        page.contains("id=\"left-banner\"") && page.contains(&format!("{today} 退出：死亡（admin 登记）")),
+        "{page}"
+    );
+    assert!(page.contains("id=\"reenter-form\"") && !page.contains("id=\"exit-form\""));
+    assert_eq!(world.store.device("node-here").await.unwrap().unwrap().elder_id, None, "the device is released");
+    let alert = world.store.alert(world.alert_here).await.unwrap().unwrap();
+    assert_eq!(alert.outcome, Some(anxin_domain::alerts::Outcome::ElderLeft));
+    let list = admin.get("/elders").await.body;
+    assert!(list.contains(&format!("已退出 {today}")), "the list marks who left");
+    let rate = admin.get("/rate").await.body;
+    assert!(
+        rate.contains("id=\"rate-rule\"") && rate.contains("退出当日或之前已被探访时计入"),
+        "the rule is on the page"
+    );
+    assert!(rate.contains("id=\"left-unvisited\""), "the departed, unvisited elder is listed apart");
+    let again = admin.post(&format!("/elders/{here}/exit"), &[("reason", "moved"), ("on", &today)]).await;
+    assert!(again.body.contains("已退出关爱名单"), "{}", again.body);
+    // Re-entry must come after the exit day.
+    let same_day = admin.post(&format!("/elders/{here}/reenter"), &[("on", &today)]).await;
+    assert!(same_day.body.contains("须晚于退出日期"), "{}", same_day.body);
+    let periods = world.store.enrolments(here).await.unwrap();
+    assert_eq!(periods.len(), 1);
+    let entries = world.store.audit_entries(Some(here), 20).await.unwrap();
+    assert!(entries.iter().any(|e| e.action == "elder left" && e.actor == "admin"), "audited as the admin");
 }

@@ -9,6 +9,8 @@
 //!   (GB 11643 citizen ID, phones, categories of annex 2).
 //! - [`ledger`]: the programme's ledger (台账): its columns, its choices, and
 //!   reading and writing it as `.xlsx` or `.csv` (UTF-8 or GBK).
+//! - [`enrolment`]: who is in the programme: exits with their reason and
+//!   date, re-entries.
 //! - [`visits`]: the visit record form (annex 1), months, and the monthly
 //!   visit rate (月探访率).
 //! - [`alerts`]: alert kinds and outcomes, the policy, the rules, the usual
@@ -19,6 +21,7 @@
 pub mod access;
 pub mod alerts;
 pub mod audit;
+pub mod enrolment;
 pub mod identity;
 pub mod ledger;
 pub mod outbound;

@@ -278,7 +278,14 @@ pub enum RegionLevel {
 
 /// The monthly visit rate (月探访率) of a month: who was registered, who was
 /// visited (by any mode, the remote check-in included) and the breakdown by
-/// region. The one computation behind `anxin visits rate`, the rate page,
+/// region.
+///
+/// The denominator: an elder counts in month M when enrolled on any day of
+/// M; an elder whose exit falls in M counts only when visited on or before
+/// the exit date (one who died on the 3rd before anyone came is not a
+/// failure of the month, one visited on the 2nd is a success). The store
+/// hands in the elders enrolled on some day of M ([`ElderMonth`], with the
+/// visits up to the exit); this applies the rest. The one computation behind `anxin visits rate`, the rate page,
 /// its `.xlsx` export and `/api/v1/rate`; each caller only chooses whose
 /// elders it hands in (the store's `month_elders`, narrowed to what the
 /// reader may see).
@@ -289,6 +296,9 @@ pub struct VisitRate {
     pub days_left: i64,
     pub total: RateFigures,
     elders: Vec<ElderMonth>,
+    /// Elders who left during the month before anyone visited them: not in
+    /// the figures, listed so that the figures can be checked.
+    pub left_unvisited: Vec<ElderMonth>,
 }
 
 impl VisitRate {
@@ -300,15 +310,15 @@ impl VisitRate {
         elders: impl IntoIterator<Item = ElderMonth>,
         region: Option<&crate::access::Region>,
     ) -> VisitRate {
-        let elders: Vec<ElderMonth> = elders
+        let (elders, left_unvisited): (Vec<ElderMonth>, Vec<ElderMonth>) = elders
             .into_iter()
             .filter(|e| region.is_none_or(|r| r.covers(&e.county, &e.township, &e.village)))
-            .collect();
+            .partition(|e| e.left_on.is_none() || e.visits > 0);
         let mut total = RateFigures::default();
         for elder in &elders {
             total.add(elder.visits > 0);
         }
-        VisitRate { month, days_left: month.days_left(today), total, elders }
+        VisitRate { month, days_left: month.days_left(today), total, elders, left_unvisited }
     }
 
     /// The figures of each region at `level`, in region order
@@ -426,9 +436,14 @@ pub struct ElderMonth {
     pub county: String,
     pub township: String,
     pub village: String,
+    /// Visits of the month; for an elder who left during it, those on or
+    /// before the exit date.
     pub visits: i64,
     /// The last day visited that month, `YYYY-MM-DD`.
     pub last_visit: Option<String>,
+    /// The exit date (`YYYY-MM-DD`) when the elder left the programme during
+    /// the month.
+    pub left_on: Option<String>,
 }
 
 impl crate::access::Placed for ElderMonth {

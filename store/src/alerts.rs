@@ -449,7 +449,7 @@ impl Store {
              WHERE opened_at >= $1 AND opened_at < $2
                AND ($3 IS NULL OR county = $3) AND ($4 IS NULL OR township = $4) AND ($5 IS NULL OR village = $5)
                AND ($6 IS NULL OR severity = $6)
-               AND NOT (COALESCE(outcome, '') = 'cleared_itself' AND ack_ms IS NULL)",
+               AND NOT (COALESCE(outcome, '') IN ('cleared_itself', 'elder_left') AND ack_ms IS NULL)",
         )
         .bind(from)
         .bind(to)
@@ -533,7 +533,7 @@ fn change(row: &AnyRow) -> Result<AlertChange, sqlx::Error> {
 }
 
 /// Writes one line of an alert's history; its id is the feed's cursor.
-async fn insert_event(
+pub(crate) async fn insert_event(
     transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
     alert_id: i64,
     at: i64,

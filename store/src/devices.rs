@@ -126,8 +126,14 @@ impl Store {
     /// Binds a device to an elder's home. A device not heard from yet is
     /// registered ahead of its first message.
     pub async fn pair_device(&self, device_id: &str, elder_id: i64, now: i64) -> Result<(), StoreError> {
-        if self.elder(elder_id).await?.is_none() {
-            return Err(StoreError::NotFound(format!("there is no elder with id {elder_id}")));
+        match self.elder(elder_id).await? {
+            None => return Err(StoreError::NotFound(format!("there is no elder with id {elder_id}"))),
+            Some(elder) if elder.left_on.is_some() => {
+                return Err(StoreError::Invalid(format!(
+                    "elder {elder_id} has left the programme: re-enter them before pairing a device"
+                )));
+            }
+            Some(_) => {}
         }
         sqlx::query(
             "INSERT INTO devices (device_id, elder_id, paired_at, first_seen, last_seen, online, status_changed_at)
@@ -234,6 +240,17 @@ impl Store {
                 .iter()
                 .map(|row| row.try_get("id"))
                 .collect::<Result<_, _>>()?;
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO enrolments (elder_id, enrolled_at, enrolled_by) VALUES {}",
+                (0..chunk.len())
+                    .map(|i| format!("(${}, ${}, 'benchmark')", 2 * i + 1, 2 * i + 2))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+            for id in &ids {
+                query = query.bind(*id).bind(now);
+            }
+            query.execute(&mut **transaction).await?;
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO devices (device_id, elder_id, paired_at, first_seen, last_seen, message_count, online,
                                       status_changed_at, summary_interval_s, last_summary_at) VALUES {}",

@@ -29,6 +29,10 @@ pub struct Elder {
     pub disability_cert: Option<String>,
     pub lives_at_registered: bool,
     pub created_at: i64,
+    /// The exit date (`YYYY-MM-DD`) if the elder has left the programme.
+    pub left_on: Option<String>,
+    /// died, moved, institution, ineligible, declined
+    pub exit_reason: Option<String>,
 }
 
 impl anxin_domain::access::Placed for Elder {
@@ -59,14 +63,19 @@ fn elder(row: &AnyRow) -> Result<Elder, sqlx::Error> {
         disability_cert: row.try_get("disability_cert")?,
         lives_at_registered: row.try_get::<i64, _>("lives_at_registered")? == 1,
         created_at: row.try_get("created_at")?,
+        left_on: row.try_get("left_on")?,
+        exit_reason: row.try_get("exit_reason")?,
     })
 }
 
-const ELDER_COLUMNS: &str = "id, name, county, township, village, address, phone, emergency_contact, emergency_phone, categories, inactivity_hours, citizen_id, disability_cert, lives_at_registered, created_at";
+const ELDER_COLUMNS: &str = "id, name, county, township, village, address, phone, emergency_contact, emergency_phone, categories, inactivity_hours, citizen_id, disability_cert, lives_at_registered, created_at, left_on, exit_reason";
 
 impl Store {
+    /// Registers an elder, enrolled from `now`.
     pub async fn add_elder(&self, new: &NewElder, now: i64) -> Result<Elder, StoreError> {
         self.refuse_taken_citizen_id(new, None).await?;
+        let _turn = self.write_turn().await;
+        let mut transaction = self.pool.begin().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO elders (name, county, township, village, address, phone, emergency_contact, emergency_phone,
                                  categories, inactivity_hours, created_at, citizen_id, disability_cert,
@@ -87,9 +96,16 @@ impl Store {
         .bind(new.citizen_id.as_ref().map(CitizenId::as_str))
         .bind(new.disability_cert.as_deref())
         .bind(i64::from(new.lives_at_registered))
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *transaction)
         .await?;
-        Ok(elder(&row)?)
+        let elder = elder(&row)?;
+        sqlx::query("INSERT INTO enrolments (elder_id, enrolled_at, enrolled_by) VALUES ($1, $2, 'registration')")
+            .bind(elder.id)
+            .bind(now)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(elder)
     }
 
     /// Replaces an elder's registration; the change is audited with `by`.

@@ -23,7 +23,8 @@ const HOMES_PER_STATEMENT: usize = 256;
 
 impl Write {
     /// Creates (if missing), locks and reads the homes of `elder_ids`, which
-    /// must be sorted and distinct. Elders that do not exist are left out.
+    /// must be sorted and distinct. Elders that do not exist, or have left
+    /// the programme, are left out.
     pub async fn lock_homes(&mut self, elder_ids: &[i64], now: i64) -> Result<HashMap<i64, Home>, StoreError> {
         let mut homes: HashMap<i64, Home> = HashMap::with_capacity(elder_ids.len());
         let lock = match self.backend() {
@@ -38,7 +39,7 @@ impl Write {
             let mut params = Params::new(backend);
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO home_watch (elder_id, state, next_due_at, updated_at)
-                 SELECT id, '', NULL, {} FROM elders WHERE id IN ({}) ORDER BY id
+                 SELECT id, '', NULL, {} FROM elders WHERE id IN ({}) AND left_on IS NULL ORDER BY id
                  ON CONFLICT (elder_id) DO NOTHING",
                 params.one(),
                 params.list(size)

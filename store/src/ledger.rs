@@ -440,7 +440,7 @@ async fn write_details(
     Ok(true)
 }
 
-/// A new elder from a ledger row, every column at once.
+/// A new elder from a ledger row, every column at once, enrolled from `now`.
 async fn insert_elder(
     transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
     row: &LedgerRow,
@@ -458,7 +458,13 @@ async fn insert_elder(
     );
     let created =
         bind_details!(bind_part1!(query, elder).bind(now), details, orgs).fetch_one(&mut **transaction).await?;
-    created.try_get("id")
+    let id = created.try_get("id")?;
+    sqlx::query("INSERT INTO enrolments (elder_id, enrolled_at, enrolled_by) VALUES ($1, $2, 'ledger import')")
+        .bind(id)
+        .bind(now)
+        .execute(&mut **transaction)
+        .await?;
+    Ok(id)
 }
 
 async fn insert_visitors(

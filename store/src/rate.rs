@@ -1,5 +1,5 @@
-//! What the monthly visit rate (月探访率) is computed from: each registered
-//! elder with their visits of a month.
+//! What the monthly visit rate (月探访率) is computed from: each elder
+//! enrolled during a month, with their visits of it.
 
 use sqlx::Row;
 use std::collections::HashMap;
@@ -9,8 +9,9 @@ use anxin_domain::visits::ElderMonth;
 use super::{Store, StoreError};
 
 impl Store {
-    /// Every elder registered before `month` ended (in the deployment's time
-    /// zone, `utc_offset`), with their visits of that month.
+    /// Every elder enrolled on some day of `month` (in the deployment's
+    /// time zone, `utc_offset`), with their visits of that month up to their
+    /// exit if they left during it.
     pub async fn month_elders(
         &self,
         month: anxin_domain::visits::Month,
@@ -21,25 +22,33 @@ impl Store {
         self.elder_months(&day(month.first_day()), &day(month.last_day()), ends_at).await
     }
 
-    /// Every elder registered before `registered_before` (epoch ms: the
-    /// month's end), with their visits between `first_day` and `last_day`
-    /// (`YYYY-MM-DD`, inclusive), by county, township, village.
+    /// Every elder with an enrolment period that began before `ends_at`
+    /// (epoch ms: the month's end) and did not end before `first_day`, with
+    /// their visits between `first_day` and `last_day` (`YYYY-MM-DD`,
+    /// inclusive) — those on or before the exit date, when the latest such
+    /// period ends within the month — by county, township, village.
     pub async fn elder_months(
         &self,
         first_day: &str,
         last_day: &str,
-        registered_before: i64,
+        ends_at: i64,
     ) -> Result<Vec<ElderMonth>, StoreError> {
         let rows = sqlx::query(
-            "SELECT e.id, e.name, e.county, e.township, e.village, COUNT(v.id) AS visits, MAX(v.day) AS last_visit
-             FROM elders e LEFT JOIN visits v ON v.elder_id = e.id AND v.day >= $1 AND v.day <= $2
-             WHERE e.created_at < $3
-             GROUP BY e.id, e.name, e.county, e.township, e.village
+            "SELECT e.id, e.name, e.county, e.township, e.village,
+                    CASE WHEN p.exited_on <= $2 THEN p.exited_on END AS left_on,
+                    COUNT(v.id) AS visits, MAX(v.day) AS last_visit
+             FROM elders e
+             JOIN enrolments p ON p.elder_id = e.id AND p.enrolled_at = (
+                 SELECT MAX(q.enrolled_at) FROM enrolments q
+                 WHERE q.elder_id = e.id AND q.enrolled_at < $3 AND (q.exited_on IS NULL OR q.exited_on >= $1))
+             LEFT JOIN visits v ON v.elder_id = e.id AND v.day >= $1 AND v.day <= $2
+                 AND (p.exited_on IS NULL OR v.day <= p.exited_on)
+             GROUP BY e.id, e.name, e.county, e.township, e.village, p.exited_on
              ORDER BY e.county, e.township, e.village, e.id",
         )
         .bind(first_day)
         .bind(last_day)
-        .bind(registered_before)
+        .bind(ends_at)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -53,6 +62,7 @@ impl Store {
                     village: row.try_get("village")?,
                     visits: row.try_get("visits")?,
                     last_visit: row.try_get("last_visit")?,
+                    left_on: row.try_get("left_on")?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?)

@@ -84,7 +84,7 @@ fn visit(row: &AnyRow) -> Result<VisitRecord, sqlx::Error> {
 const VISIT_COLUMNS: &str =
     "id, elder_id, day, mode, visited_at, visitor, summary, assessment, needs, suggestions, recorded_by";
 
-fn required(field: &str, value: &str) -> Result<String, StoreError> {
+pub(crate) fn required(field: &str, value: &str) -> Result<String, StoreError> {
     let value = value.trim();
     if value.is_empty() || value.chars().count() > 200 {
         return Err(StoreError::Invalid(format!("{field} is required (1 to 200 characters)")));
@@ -111,10 +111,17 @@ impl Store {
         Ok(row.as_ref().map(visit).transpose()?)
     }
 
-    /// Records a staff visit (checked by [`NewVisit::check`]); audited.
+    /// Records a staff visit (checked by [`NewVisit::check`]); audited. A
+    /// visit after the exit of an elder who left is refused.
     pub async fn record_visit(&self, new: &NewVisit, recorded_by: &str, now: i64) -> Result<VisitRecord, StoreError> {
-        if self.elder(new.elder_id).await?.is_none() {
+        let Some(elder) = self.elder(new.elder_id).await? else {
             return Err(StoreError::NotFound(format!("there is no elder with id {}", new.elder_id)));
+        };
+        let day = new.day.format("%Y-%m-%d").to_string();
+        if let Some(left_on) = elder.left_on.filter(|left_on| day > *left_on) {
+            return Err(StoreError::Invalid(format!(
+                "the elder left the programme on {left_on}: a visit on {day} cannot be recorded"
+            )));
         }
         let assessment = serde_json::to_string(&new.assessment).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let _turn = self.write_turn().await;

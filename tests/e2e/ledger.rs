@@ -1,4 +1,5 @@
-//! `anxin ledger import|export` and `anxin visits rate` from the command line.
+//! `anxin ledger import|export`, `anxin visits rate` and `anxin elders leave|exits|reenter` from the
+//! command line.
 
 use anxin_domain::ledger::sheet::{Format, write};
 use anxin_testkit::ledger::township_ledger;
@@ -49,6 +50,22 @@ fn a_township_ledger_is_imported_whole_or_not_at_all_and_exported_back() {
     assert_eq!(json["registered"], 67);
     let bad_month = run(&["visits", "rate", "--month", "2026-13"]);
     assert!(text(&bad_month.stderr).contains("is not a month"));
+
+    // Elder 1 dies today before anyone came: they leave the month's figures
+    // and are listed apart; a re-entry today is refused (it must follow the exit).
+    let left = run(&["elders", "leave", "1", "--reason", "died", "--by", "official-wang"]);
+    assert!(text(&left.stdout).contains("left the programme on"), "{}", text(&left.stderr));
+    let rate = text(&run(&["visits", "rate"]).stdout);
+    assert!(rate.contains("0 of 199 elders visited (0%)"), "{rate}");
+    assert!(rate.contains("left the programme this month before a visit, not counted (1)"), "{rate}");
+    let exits = text(&run(&["elders", "exits"]).stdout);
+    assert!(exits.contains("死亡") && exits.contains("recorded by official-wang"), "{exits}");
+    let twice = run(&["elders", "leave", "1", "--reason", "moved"]);
+    assert!(!twice.status.success() && text(&twice.stderr).contains("already left"), "{}", text(&twice.stderr));
+    let bad_reason = run(&["elders", "leave", "2", "--reason", "vanished"]);
+    assert!(text(&bad_reason.stderr).contains("is not one of died, moved"), "{}", text(&bad_reason.stderr));
+    let early = run(&["elders", "reenter", "1"]);
+    assert!(text(&early.stderr).contains("must come after the exit"), "{}", text(&early.stderr));
     let _ = std::fs::remove_dir_all(folder);
 }
 

@@ -10,7 +10,8 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use anxin_domain::access::{Placed, Role};
-use anxin_domain::time::DAY_MS;
+use anxin_domain::enrolment::ExitReason;
+use anxin_domain::time::{DAY_MS, local_day};
 use anxin_domain::visits::{Satisfaction, Service};
 use anxin_store::AlertFilter;
 
@@ -31,6 +32,8 @@ struct ElderLine {
     pub name: String,
     pub place: String,
     pub categories: Vec<&'static str>,
+    /// The exit date, for an elder who left the programme.
+    pub left_on: Option<String>,
 }
 
 #[derive(Template)]
@@ -76,8 +79,14 @@ pub(super) async fn list(
         .iter()
         .skip((page - 1) * ELDERS_PER_PAGE)
         .take(ELDERS_PER_PAGE)
-        .map(|e| ElderCard::of(e, viewer.lang))
-        .map(|card| ElderLine { id: card.id, name: card.name, place: card.place, categories: card.categories })
+        .map(|e| (ElderCard::of(e, viewer.lang), e.left_on.clone()))
+        .map(|(card, left_on)| ElderLine {
+            id: card.id,
+            name: card.name,
+            place: card.place,
+            categories: card.categories,
+            left_on,
+        })
         .collect();
     Ok(html(&ElderList {
         c: viewer.chrome("elders.title"),
@@ -145,6 +154,11 @@ struct ElderPage {
     found: Option<i64>,
     today: String,
     household: HouseholdView,
+    /// Each period in the programme, the first first.
+    enrolment: Vec<String>,
+    /// Set when the elder has left: the banner's text.
+    left: Option<String>,
+    exit_reasons: Vec<(&'static str, &'static str)>,
 }
 
 pub(super) async fn page(
@@ -245,8 +259,33 @@ pub(super) async fn page(
             satisfaction: s.satisfaction.map_or("", |v| choice(lang, v.code(), v.label())),
         })
         .collect();
+    let reason_word = |code: &str| {
+        ExitReason::parse(code).map_or_else(|| code.to_string(), |r| choice(lang, r.code(), r.label()).to_string())
+    };
+    let mut enrolment = Vec::new();
+    for period in state.store.enrolments(id).await? {
+        let since = local_day(period.enrolled_at, offset).to_string();
+        enrolment
+            .push(lang.t("enrolment.enrolled_since").replace("{date}", &since).replace("{by}", &period.enrolled_by));
+        if let Some(exited_on) = &period.exited_on {
+            enrolment.push(
+                lang.t("enrolment.left")
+                    .replace("{date}", exited_on)
+                    .replace("{reason}", &reason_word(period.exit_reason.as_deref().unwrap_or_default()))
+                    .replace("{by}", period.exit_recorded_by.as_deref().unwrap_or_default()),
+            );
+        }
+    }
+    let left = elder.left_on.as_ref().map(|on| {
+        lang.t("enrolment.left_banner")
+            .replace("{date}", on)
+            .replace("{reason}", &reason_word(elder.exit_reason.as_deref().unwrap_or_default()))
+    });
     Ok(html(&ElderPage {
-        can_record: viewer.principal.can_record_visits(&elder.place()),
+        enrolment,
+        left,
+        exit_reasons: ExitReason::ALL.iter().map(|r| (r.code(), choice(lang, r.code(), r.label()))).collect(),
+        can_record: viewer.principal.can_record_visits(&elder.place()) && elder.left_on.is_none(),
         referrals,
         services,
         service_kinds: Service::ALL.iter().map(|s| (s.code(), choice(lang, s.code(), s.label()))).collect(),

@@ -42,6 +42,8 @@ pub fn router() -> Router<AppState> {
         .route("/elders/{id}/edit", get(registry::edit_form))
         .route("/elders/{id}/reveal", post(elders::reveal))
         .route("/elders/{id}/visitor", post(registry::assign))
+        .route("/elders/{id}/exit", post(registry::leave))
+        .route("/elders/{id}/reenter", post(registry::reenter))
         .route("/elders/{id}/visits", post(records::record_visit))
         .route("/elders/{id}/visits/new", get(records::new_visit))
         .route("/elders/{id}/referrals", post(records::raise_referral))

@@ -98,6 +98,8 @@ struct RatePage {
     days_left: i64,
     by_region: Vec<RegionLine>,
     unvisited: Vec<ElderMonth>,
+    /// Left during the month before a visit: not counted.
+    left_unvisited: Vec<ElderMonth>,
     chart: String,
     due: Vec<DueLine>,
     query: String,
@@ -131,6 +133,7 @@ pub(super) async fn page(
         days_left: rate.days_left,
         by_region: lines(&rate, level),
         unvisited: rate.unvisited().cloned().collect(),
+        left_unvisited: rate.left_unvisited.clone(),
         chart: visit_rate_chart(&history, viewer.lang.t("rate.chart_title")),
         due: due(&state, &viewer, today).await?,
         query: form_urlencoded::Serializer::new(String::new())
@@ -159,7 +162,7 @@ async fn due(state: &AppState, viewer: &Viewer, today: chrono::NaiveDate) -> Res
     let offset = state.policy.utc_offset;
     let contacts = state.store.last_contacts(&today.format("%Y-%m-%d").to_string()).await?;
     let mut due = Vec::new();
-    for elder in visible_elders(&state.store, &viewer.principal).await? {
+    for elder in visible_elders(&state.store, &viewer.principal).await?.into_iter().filter(|e| e.left_on.is_none()) {
         let Some(watch) = watches.iter().find(|w| {
             w.county == elder.county
                 && w.township.as_deref().is_none_or(|t| t == elder.township)

@@ -1,6 +1,7 @@
 //! Registry basics (admin): create and edit elders with the fields of the
 //! record form's part 1, provision and revoke devices on the broker, pair
-//! an unclaimed device, assign a visitor.
+//! an unclaimed device, assign a visitor, record an elder's exit from the
+//! programme and their re-entry.
 
 use askama::Template;
 use axum::Form;
@@ -10,8 +11,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use anxin_domain::alerts::Category;
+use anxin_domain::enrolment::{EnrolmentError, Exit, ExitReason, check_reentry};
 use anxin_domain::identity::IdentityKind;
 use anxin_domain::registry::{CitizenId, ElderForm, RegistryError};
+use anxin_domain::time::local_day;
 use anxin_store::{Elder, NewIdentity, PairRefusal, Store, StoreError};
 
 use crate::auth::Viewer;
@@ -296,6 +299,71 @@ pub(super) async fn assign(
         }
         Err(error) => Err(error.into()),
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ExitFields {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    on: String,
+}
+
+fn enrolment_error(lang: Lang, error: &EnrolmentError) -> AppError {
+    let date = error.date().map(|d| d.to_string()).unwrap_or_default();
+    AppError::Invalid(lang.t(error.key()).replace("{date}", &date))
+}
+
+fn form_date(lang: Lang, text: &str) -> Result<chrono::NaiveDate, AppError> {
+    chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| AppError::Invalid(lang.t("enrolment.bad_date").into()))
+}
+
+/// Records that an elder left the programme: checked here in the reader's
+/// language, then by the store in the transaction that releases the
+/// home's devices and resolves its alerts.
+pub(super) async fn leave(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(form): Form<ExitFields>,
+) -> Result<Response, AppError> {
+    may_edit(&viewer)?;
+    let lang = viewer.lang;
+    let elder = state.store.elder(id).await?.ok_or(AppError::NotFound(None))?;
+    let reason =
+        ExitReason::parse(&form.reason).ok_or_else(|| AppError::Invalid(lang.t("enrolment.bad_reason").into()))?;
+    let exit = Exit { reason, on: form_date(lang, &form.on)? };
+    let offset = state.policy.utc_offset;
+    if let Some(left_on) = elder.left_on.as_deref().and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    {
+        return Err(enrolment_error(lang, &EnrolmentError::AlreadyLeft(left_on)));
+    }
+    let enrolled_at = state.store.enrolments(id).await?.last().map_or(elder.created_at, |p| p.enrolled_at);
+    exit.check(local_day(enrolled_at, offset), state.today()).map_err(|e| enrolment_error(lang, &e))?;
+    state.store.record_exit(id, exit, &viewer.principal.name, state.now(), offset).await?;
+    Ok(Redirect::to(&format!("/elders/{id}")).into_response())
+}
+
+/// Brings back an elder who left: a new period begins.
+pub(super) async fn reenter(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(form): Form<ExitFields>,
+) -> Result<Response, AppError> {
+    may_edit(&viewer)?;
+    let lang = viewer.lang;
+    let elder = state.store.elder(id).await?.ok_or(AppError::NotFound(None))?;
+    let day = form_date(lang, &form.on)?;
+    let left_on = elder
+        .left_on
+        .as_deref()
+        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .ok_or_else(|| enrolment_error(lang, &EnrolmentError::NotLeft))?;
+    check_reentry(day, left_on, state.today()).map_err(|e| enrolment_error(lang, &e))?;
+    state.store.reenter(id, day, &viewer.principal.name, state.now(), state.policy.utc_offset).await?;
+    Ok(Redirect::to(&format!("/elders/{id}")).into_response())
 }
 
 #[derive(Debug)]

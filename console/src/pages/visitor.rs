@@ -123,6 +123,11 @@ pub(super) async fn my_elders(
     let mut elders = Vec::new();
     for &id in &viewer.principal.assigned_elders {
         let Some(elder) = state.store.elder(id).await? else { continue };
+        let month_begins = first.format("%Y-%m-%d").to_string();
+        if elder.left_on.as_ref().is_some_and(|left_on| *left_on < month_begins) {
+            // Left the programme before this month: nobody is due to visit.
+            continue;
+        }
         let visits = state.store.visits(id).await?;
         let in_month = |remote: bool| -> Vec<String> {
             visits

@@ -147,6 +147,9 @@ pub enum Outcome {
     /// Cleared by itself — a device back online, a battery replaced. Set by
     /// the gateway only.
     ClearedItself,
+    /// The elder left the programme (died, moved, …) while the alert was
+    /// open. Set by Anxin only, with the exit.
+    ElderLeft,
 }
 
 impl Outcome {
@@ -171,17 +174,19 @@ impl Outcome {
             Outcome::DeviceFault => "device_fault",
             Outcome::Other => "other",
             Outcome::ClearedItself => "cleared_itself",
+            Outcome::ElderLeft => "elder_left",
         }
     }
 
-    /// The outcomes staff may record; `cleared_itself` is the gateway's.
+    /// The outcomes staff may record; `cleared_itself` and `elder_left` are Anxin's.
     pub fn parse_for_staff(text: &str) -> Option<Outcome> {
         Outcome::FOR_STAFF.into_iter().find(|o| o.as_str() == text)
     }
 
     /// Any outcome, the gateway's included: for reading what was stored.
     pub fn parse(text: &str) -> Option<Outcome> {
-        Outcome::parse_for_staff(text).or((text == Outcome::ClearedItself.as_str()).then_some(Outcome::ClearedItself))
+        Outcome::parse_for_staff(text)
+            .or_else(|| [Outcome::ClearedItself, Outcome::ElderLeft].into_iter().find(|o| o.as_str() == text))
     }
 }
 

@@ -2,18 +2,22 @@
 //! monthly visit rate, on both databases.
 
 use anxin_domain::alerts::rules::day_start;
+use anxin_domain::alerts::{AlertKind, AlertStatus, Outcome};
+use anxin_domain::enrolment::{Exit, ExitReason};
 use anxin_domain::registry::NewElder;
 use anxin_domain::visits::{
     Assessment, Change, Month, NewVisit, RateFigures, RegionLevel, Safety, Satisfaction, Service, VisitMode, VisitRate,
 };
 use anxin_gateway::ingest::check;
-use anxin_store::Store;
+use anxin_store::{ExitEffects, Store};
 
 use crate::{Backend, fresh_store, on_both_backends};
 
 on_both_backends!(
     the_visit_rate_of_a_month_mixes_home_phone_and_remote_visits,
     a_visit_keeps_its_judgements_and_its_referral_is_tracked_to_done,
+    a_month_counts_who_was_enrolled_and_an_exit_only_when_visited_before_it,
+    an_exit_releases_the_devices_and_ends_the_homes_alerts,
 );
 
 use anxin_domain::time::HOUR_MS as HOUR;
@@ -201,4 +205,131 @@ async fn a_visit_keeps_its_judgements_and_its_referral_is_tracked_to_done(backen
     for action in ["visit recorded", "referral raised", "referral done", "care service recorded"] {
         assert!(audit.iter().any(|a| a == action), "{action} in {audit:?}");
     }
+}
+
+/// Epoch ms of 2026-05-`n` 10:00 local (n may run past the month's end).
+fn may(n: i64) -> i64 {
+    day_start(20_573 + n, &Default::default()) + 10 * HOUR
+}
+
+async fn leave(store: &Store, elder_id: i64, on: &str, reason: ExitReason, now: i64) -> ExitEffects {
+    let exit = Exit { reason, on: day(on) };
+    store.record_exit(elder_id, exit, "official-wang", now, beijing()).await.unwrap()
+}
+
+fn beijing() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(8 * 3_600).unwrap()
+}
+
+async fn a_month_counts_who_was_enrolled_and_an_exit_only_when_visited_before_it(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let april = may(-30);
+    let mut ids = std::collections::HashMap::new();
+    for name in ["甲", "乙", "丙", "丁", "戊", "己"] {
+        ids.insert(name, store.add_elder(&elder(name, "站前街道"), april).await.unwrap().id);
+    }
+    // 庚 moved in on May 20th.
+    ids.insert("庚", store.add_elder(&elder("庚", "站前街道"), may(20)).await.unwrap().id);
+    // 甲 was visited on the 10th and died on the 14th: counted, visited.
+    visit(&store, ids["甲"], "2026-05-10", VisitMode::Home).await;
+    leave(&store, ids["甲"], "2026-05-14", ExitReason::Died, may(15)).await;
+    // 乙 entered an institution on the 5th before anyone came: not counted.
+    leave(&store, ids["乙"], "2026-05-05", ExitReason::Institution, may(6)).await;
+    // 丙 was phoned on the 20th; the move, recorded on the 25th, took effect
+    // on the 14th: the call came after the exit and does not count.
+    visit(&store, ids["丙"], "2026-05-20", VisitMode::Phone).await;
+    leave(&store, ids["丙"], "2026-05-14", ExitReason::Moved, may(25)).await;
+    // 丁 left in April and re-entered on May 25th, visited on the 28th.
+    leave(&store, ids["丁"], "2026-04-20", ExitReason::Moved, may(-9)).await;
+    store.reenter(ids["丁"], day("2026-05-25"), "official-wang", may(25), beijing()).await.unwrap();
+    visit(&store, ids["丁"], "2026-05-28", VisitMode::Home).await;
+    // 戊 is visited; 己 left in April for good.
+    visit(&store, ids["戊"], "2026-05-03", VisitMode::Video).await;
+    leave(&store, ids["己"], "2026-04-10", ExitReason::Declined, may(-20)).await;
+
+    let month = Month::parse("2026-05").unwrap();
+    let rate = VisitRate::of(month, day("2026-06-01"), store.month_elders(month, beijing()).await.unwrap(), None);
+    // By hand: 甲 (visited before dying), 丁 (re-entered, visited), 戊
+    // (visited), 庚 (moved in, not visited) = 3 of 4; 乙 and 丙 left unvisited.
+    assert_eq!(rate.total, RateFigures { registered: 4, visited: 3 });
+    assert_eq!(rate.total.percent(), "75%");
+    let unvisited: Vec<&str> = rate.unvisited().map(|e| e.name.as_str()).collect();
+    assert_eq!(unvisited, vec!["庚"]);
+    let left: Vec<(&str, Option<&str>)> =
+        rate.left_unvisited.iter().map(|e| (e.name.as_str(), e.left_on.as_deref())).collect();
+    assert_eq!(left, vec![("乙", Some("2026-05-05")), ("丙", Some("2026-05-14"))]);
+    // June: those who left in May are gone; 丁, 戊, 庚 remain.
+    let june = Month::parse("2026-06").unwrap();
+    let rate = VisitRate::of(june, day("2026-06-01"), store.month_elders(june, beijing()).await.unwrap(), None);
+    assert_eq!(rate.total, RateFigures { registered: 3, visited: 0 });
+    // April: everyone but 庚; 己 left on the 10th unvisited.
+    let april_month = Month::parse("2026-04").unwrap();
+    let rate =
+        VisitRate::of(april_month, day("2026-06-01"), store.month_elders(april_month, beijing()).await.unwrap(), None);
+    assert_eq!(rate.total, RateFigures { registered: 4, visited: 0 }, "丁 and 己 left unvisited in April");
+    // The exits of May, for the export.
+    let exits = store.exits("2026-05-01", "2026-05-31").await.unwrap();
+    let reasons: Vec<(&str, &str)> = exits.iter().map(|e| (e.name.as_str(), e.exit_reason.as_str())).collect();
+    assert_eq!(reasons, vec![("乙", "institution"), ("甲", "died"), ("丙", "moved")]);
+    // Nothing can be recorded for a day after the exit, nor a second exit.
+    let late = NewVisit {
+        elder_id: ids["甲"],
+        day: day("2026-05-20"),
+        mode: VisitMode::Home,
+        visitor: "李探访".into(),
+        assessment: Assessment::default(),
+        needs: None,
+        suggestions: None,
+    };
+    let refused = store.record_visit(&late, "visitor-li", may(21)).await.unwrap_err();
+    assert!(refused.to_string().contains("left the programme on 2026-05-14"), "{refused}");
+    let again = Exit { reason: ExitReason::Moved, on: day("2026-05-20") };
+    let refused = store.record_exit(ids["甲"], again, "official-wang", may(21), beijing()).await.unwrap_err();
+    assert!(refused.to_string().contains("already left"), "{refused}");
+    let refused = store.reenter(ids["戊"], day("2026-05-20"), "official-wang", may(21), beijing()).await.unwrap_err();
+    assert!(refused.to_string().contains("only an elder who left"), "{refused}");
+    // History stays: 丁 has two periods, the first closed.
+    let periods = store.enrolments(ids["丁"]).await.unwrap();
+    assert_eq!(periods.len(), 2);
+    assert_eq!(periods[0].exited_on.as_deref(), Some("2026-04-20"));
+    assert_eq!(periods[1].exited_on, None);
+    assert_eq!(periods[1].enrolled_at, day_start(20_573 + 25, &Default::default()));
+}
+
+async fn an_exit_releases_the_devices_and_ends_the_homes_alerts(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let id = store.add_elder(&elder("甲", "站前街道"), may(1)).await.unwrap().id;
+    store.pair_device("jia-node", id, may(1)).await.unwrap();
+    let help = r#"{"v":1,"boot":5,"seq":1,"up":10,"kind":"help","state":"pressed"}"#;
+    crate::commit_batch(&store, &[(check("anxin/v1/dev/jia-node/event", help.as_bytes()), may(2))]).await.unwrap();
+    let open = store.alerts(&anxin_store::AlertFilter { limit: 100, ..Default::default() }).await.unwrap();
+    assert!(open.iter().any(|a| a.kind == AlertKind::Help), "the help button opened an alert: {open:?}");
+    let mut open: Vec<i64> = open.iter().map(|a| a.id).collect();
+    open.sort_unstable();
+
+    let effects = leave(&store, id, "2026-05-02", ExitReason::Died, may(3)).await;
+    assert_eq!(effects.devices_released, vec!["jia-node".to_string()]);
+    let mut resolved = effects.alerts_resolved.clone();
+    resolved.sort_unstable();
+    assert_eq!(resolved, open);
+    for id in open {
+        let alert = store.alert(id).await.unwrap().unwrap();
+        assert_eq!((alert.status, alert.outcome), (AlertStatus::Resolved, Some(Outcome::ElderLeft)));
+    }
+    assert_eq!(store.device("jia-node").await.unwrap().unwrap().elder_id, None);
+    // The device speaks again: nothing reaches the departed elder's home.
+    let again = r#"{"v":1,"boot":5,"seq":2,"up":20,"kind":"help","state":"pressed"}"#;
+    crate::commit_batch(&store, &[(check("anxin/v1/dev/jia-node/event", again.as_bytes()), may(4))]).await.unwrap();
+    crate::tick_due_homes(&store, may(40)).await.unwrap();
+    let alerts = store.alerts(&anxin_store::AlertFilter { limit: 100, ..Default::default() }).await.unwrap();
+    assert!(alerts.iter().all(|a| a.status == AlertStatus::Resolved), "{alerts:?}");
+    assert_eq!(store.due_homes(may(40), 10).await.unwrap(), vec![], "the home is no longer watched");
+    let refused = store.pair_device("jia-node", id, may(5)).await.unwrap_err();
+    assert!(refused.to_string().contains("has left the programme"), "{refused}");
+    let entries = store.audit_entries(Some(id), 10).await.unwrap();
+    assert!(entries.iter().any(|e| e.action == "elder left"
+        && e.detail.as_deref()
+            == Some(
+                format!("reason=died on=2026-05-02 devices_released=1 alerts_resolved={}", resolved.len()).as_str()
+            )));
 }
