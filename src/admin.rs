@@ -375,6 +375,31 @@ pub async fn visits(settings: &Settings, command: VisitsCommand) -> anyhow::Resu
     let (elder, days, json) = match command {
         VisitsCommand::List { elder, days, json } => (elder, days, json),
         VisitsCommand::Rate { month, region, json } => return visit_rate(&store, &policy, month, region, json).await,
+        VisitsCommand::Close { month, county, by } => {
+            let month = parse_month(Some(&month), &policy)?;
+            let closing = store.close_month(&county, month, &by, now_ms(), policy.utc_offset).await?;
+            let rate = anxin_domain::visits::VisitRate::of(
+                month,
+                policy.today(),
+                store.month_elders(month, policy.utc_offset).await?,
+                Some(&Region { county: county.clone(), township: None, village: None }),
+            );
+            out!(
+                "{month} closed for {county} by {} at {}: {} of {} elders visited ({})",
+                closing.closed_by,
+                local_time(closing.closed_at, &policy),
+                rate.total.visited,
+                rate.total.registered,
+                rate.total.percent()
+            );
+            return Ok(());
+        }
+        VisitsCommand::Reopen { month, county, by } => {
+            let month = parse_month(Some(&month), &policy)?;
+            store.reopen_month(&county, month, &by, now_ms()).await?;
+            out!("{month} reopened for {county}: its figures are computed afresh, late visits (补录) included");
+            return Ok(());
+        }
     };
     if store.elder(elder).await?.is_none() {
         anyhow::bail!("there is no elder with id {elder}");
@@ -680,8 +705,18 @@ async fn visit_rate(
         total.percent(),
         rate.days_left
     );
+    for closing in store.closed_months(month).await? {
+        out!("  closed for {} by {} at {}", closing.county, closing.closed_by, local_time(closing.closed_at, policy));
+    }
     for (region, figures) in &by_township {
         out!("  {region:<24} {:>5} / {:<5} {}", figures.visited, figures.registered, figures.percent());
+    }
+    let late = store.late_visits(month).await?;
+    if !late.is_empty() {
+        out!("recorded after the month was closed (补录), counted only once it is reopened ({}):", late.len());
+        for visit in late {
+            out!("  {:>6}  {}  {}  {}  by {}", visit.elder_id, visit.name, visit.day, visit.mode, visit.recorded_by);
+        }
     }
     if !unvisited.is_empty() {
         out!("not yet visited ({}):", unvisited.len());

@@ -657,6 +657,29 @@ pub enum VisitsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Close a month for a county (关账): its visit rate is frozen as it stands; visits recorded later
+    /// for it are marked late (补录) and count only if the month is reopened
+    Close {
+        /// The month, YYYY-MM (it must be over)
+        #[arg(long)]
+        month: String,
+        /// The county (县(市、区))
+        #[arg(long)]
+        county: String,
+        /// Who closes it (written to the audit log)
+        #[arg(long, default_value = "admin")]
+        by: String,
+    },
+    /// Reopen a closed month: its figures are computed afresh, late visits included
+    Reopen {
+        #[arg(long)]
+        month: String,
+        #[arg(long)]
+        county: String,
+        /// Who reopens it (written to the audit log)
+        #[arg(long, default_value = "admin")]
+        by: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -318,6 +318,9 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ("GET", "/referrals".into(), "", [200, 200, 200, 200]),
         ("GET", "/rate?month=2026-13".into(), "", [422, 422, 422, 403]),
         ("GET", "/rate/export.xlsx".into(), "", [200, 200, 200, 403]),
+        ("POST", "/rate/close".into(), "month=2026-13&county=振兴区", [403, 403, 422, 403]),
+        ("POST", "/rate/close".into(), "month=2026-06&county=元宝区", [403, 403, 403, 403]),
+        ("POST", "/rate/reopen".into(), "month=2026-06&county=振兴区", [403, 403, 422, 403]),
         ("GET", "/ledger".into(), "", [200, 403, 403, 403]),
         ("GET", "/ledger/export/ledger.csv".into(), "", [200, 403, 403, 403]),
         ("GET", "/ledger/export/ledger.xlsx".into(), "", [200, 403, 403, 403]),
@@ -1207,4 +1210,63 @@ async fn the_admin_records_an_exit_on_the_elder_page_and_the_elder_can_re_enter(
     assert_eq!(periods.len(), 1);
     let entries = world.store.audit_entries(Some(here), 20).await.unwrap();
     assert!(entries.iter().any(|e| e.action == "elder left" && e.actor == "admin"), "audited as the admin");
+}
+
+/// The county's official closes last month on the rate page; a visit the
+/// visitor records afterwards for that month is 补录, listed apart, and
+/// changes the figure only once the official reopens the month. The export
+/// says who closed it and when.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_county_official_closes_a_month_and_a_late_visit_waits_for_the_reopening() {
+    let world = world().await;
+    let mut official = signed_in(&world, "official").await;
+    let last_month = anxin_domain::visits::Month::of(world.policy.today()).previous();
+    let month = last_month.to_string();
+    let page = official.get(&format!("/rate?month={month}")).await.body;
+    assert!(page.contains("id=\"closing\"") && page.contains("action=\"/rate/close\""), "the official may close it");
+    let this_month = anxin_domain::visits::Month::of(world.policy.today()).to_string();
+    let early = official.post("/rate/close", &[("month", &this_month), ("county", "振兴区")]).await;
+    assert_eq!(early.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(early.body.contains("尚未结束"), "{}", early.body);
+    let closed = official.post("/rate/close", &[("month", &month), ("county", "振兴区")]).await;
+    assert_eq!(closed.status, StatusCode::SEE_OTHER, "{}", closed.body);
+    let page = official.get(&format!("/rate?month={month}")).await.body;
+    assert!(page.contains("已关账：official"), "{page}");
+    assert!(page.contains("id=\"visited\">0<"), "nobody visited last month");
+    let again = official.post("/rate/close", &[("month", &month), ("county", "振兴区")]).await;
+    assert!(again.body.contains("该县已关账"), "{}", again.body);
+
+    let mut visitor = signed_in(&world, "visitor").await;
+    visitor.get(&format!("/elders/{}/visits/new", world.here)).await;
+    let day = last_month.first_day().to_string();
+    let late = visitor
+        .post(&format!("/elders/{}/visits", world.here), &[("day", &day), ("mode", "phone"), ("visitor", "李")])
+        .await;
+    assert_eq!(late.status, StatusCode::SEE_OTHER, "{}", late.body);
+    let page = official.get(&format!("/rate?month={month}")).await.body;
+    assert!(page.contains("id=\"visited\">0<"), "the closed figure stands");
+    let listed = &page[page.find("id=\"late\"").expect("the late visit is listed apart")..];
+    assert!(listed.contains("王秀英") && listed.contains(&day) && listed.contains("visitor"), "{listed}");
+    let elder_page = official.get(&format!("/elders/{}", world.here)).await.body;
+    assert!(elder_page.contains(&format!("{day} <span class=\"tag warn\">补录</span>")), "marked on the elder page");
+
+    let request = official.request("GET", &format!("/rate/export.xlsx?month={month}")).body(Body::empty()).unwrap();
+    let response = world.router.clone().oneshot(request).await.unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), 4 << 20).await.unwrap();
+    use anxin_domain::ledger::sheet;
+    let rows = sheet::read(&bytes, sheet::Format::Xlsx, &sheet::Limits::LEDGER).unwrap();
+    let text = |cell: &sheet::Cell| match cell {
+        sheet::Cell::Text(text) => text.clone(),
+        other => format!("{other:?}"),
+    };
+    let county = rows.iter().find(|r| r.get(1).map(text).as_deref() == Some("振兴区")).expect("the county's row");
+    assert_eq!((text(&county[7]), text(&county[8])), ("已关账".into(), "official".into()), "{county:?}");
+
+    let reopened = official.post("/rate/reopen", &[("month", &month), ("county", "振兴区")]).await;
+    assert_eq!(reopened.status, StatusCode::SEE_OTHER, "{}", reopened.body);
+    let page = official.get(&format!("/rate?month={month}")).await.body;
+    assert!(page.contains("id=\"visited\">1<"), "reopened, the late visit counts");
+    let audit = world.store.audit_entries(None, 100).await.unwrap();
+    let actions: Vec<&str> = audit.iter().filter(|e| e.actor == "official").map(|e| e.action.as_str()).collect();
+    assert!(actions.contains(&"month closed") && actions.contains(&"month reopened"), "{actions:?}");
 }

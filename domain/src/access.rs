@@ -164,6 +164,22 @@ impl Principal {
     pub fn can_read_audit(&self) -> bool {
         self.role == Role::Admin
     }
+
+    /// May close and reopen a month's visit rate for `county` (关账): an
+    /// official whose region is that whole county — the one who signs the
+    /// county's figure. A township's official may not close it for others.
+    pub fn can_close_month(&self, county: &str) -> bool {
+        self.role == Role::Official
+            && self.regions.iter().any(|r| r.county == county && r.township.is_none() && r.village.is_none())
+    }
+
+    /// The whole counties this principal may close months for.
+    pub fn closable_counties(&self) -> Vec<String> {
+        if self.role != Role::Official {
+            return Vec::new();
+        }
+        self.regions.iter().filter(|r| r.township.is_none()).map(|r| r.county.clone()).collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -275,6 +291,21 @@ mod tests {
             assert!(!who.can_edit_registry() && !who.can_read_audit(), "{:?}", who.role);
         }
         assert!(admin.can_edit_registry() && admin.can_read_audit());
+    }
+
+    #[test]
+    fn only_an_official_of_the_whole_county_closes_its_month() {
+        let county_official = principal(Role::Official, &["振兴区"], &[]);
+        assert!(county_official.can_close_month("振兴区"));
+        assert!(!county_official.can_close_month("元宝区"));
+        assert_eq!(county_official.closable_counties(), vec!["振兴区".to_string()]);
+        let township_official = principal(Role::Official, &["振兴区/站前街道"], &[]);
+        assert!(!township_official.can_close_month("振兴区"));
+        assert!(township_official.closable_counties().is_empty());
+        for role in [Role::Admin, Role::Oncall, Role::Visitor] {
+            let who = principal(role, &["振兴区"], &[]);
+            assert!(!who.can_close_month("振兴区") && who.closable_counties().is_empty(), "{role:?}");
+        }
     }
 
     #[test]

@@ -760,11 +760,12 @@ impl Write {
         summary: &str,
         created_at: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO visits (elder_id, day, mode, visited_at, visitor, summary, created_at)
-             VALUES ($1, $2, 'remote', $3, $4, $5, $6)
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO visits (elder_id, day, mode, visited_at, visitor, summary, created_at, late)
+             VALUES ($1, $2, 'remote', $3, $4, $5, $6, {})
              ON CONFLICT (elder_id, day) WHERE mode = 'remote' DO NOTHING",
-        )
+            super::months::LATE_FOR_CLOSED_MONTH
+        )))
         .bind(elder_id)
         .bind(date)
         .bind(visited_at)

@@ -11,15 +11,33 @@ use super::{Store, StoreError};
 impl Store {
     /// Every elder enrolled on some day of `month` (in the deployment's
     /// time zone, `utc_offset`), with their visits of that month up to their
-    /// exit if they left during it.
+    /// exit if they left during it — as frozen when their county closed the
+    /// month, live otherwise.
     pub async fn month_elders(
         &self,
         month: anxin_domain::visits::Month,
         utc_offset: chrono::FixedOffset,
     ) -> Result<Vec<ElderMonth>, StoreError> {
-        let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
-        let ends_at = month.ends_at(utc_offset);
-        self.elder_months(&day(month.first_day()), &day(month.last_day()), ends_at).await
+        let closed: Vec<String> = self.closed_months(month).await?.into_iter().map(|c| c.county).collect();
+        let mut elders = elder_months_in(&self.pool, month, utc_offset).await?;
+        if !closed.is_empty() {
+            elders.retain(|e| !closed.contains(&e.county));
+            elders.extend(self.frozen_month_elders(month).await?);
+            elders.sort_by(|a, b| {
+                (&a.county, &a.township, &a.village, a.elder_id).cmp(&(&b.county, &b.township, &b.village, b.elder_id))
+            });
+        }
+        Ok(elders)
+    }
+
+    /// [`Store::month_elders`] as it stands now, closed or not: what a
+    /// closing freezes, and what a reopened month shows.
+    pub async fn live_month_elders(
+        &self,
+        month: anxin_domain::visits::Month,
+        utc_offset: chrono::FixedOffset,
+    ) -> Result<Vec<ElderMonth>, StoreError> {
+        elder_months_in(&self.pool, month, utc_offset).await
     }
 
     /// Every elder with an enrolment period that began before `ends_at`
@@ -33,39 +51,7 @@ impl Store {
         last_day: &str,
         ends_at: i64,
     ) -> Result<Vec<ElderMonth>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT e.id, e.name, e.county, e.township, e.village,
-                    CASE WHEN p.exited_on <= $2 THEN p.exited_on END AS left_on,
-                    COUNT(v.id) AS visits, MAX(v.day) AS last_visit
-             FROM elders e
-             JOIN enrolments p ON p.elder_id = e.id AND p.enrolled_at = (
-                 SELECT MAX(q.enrolled_at) FROM enrolments q
-                 WHERE q.elder_id = e.id AND q.enrolled_at < $3 AND (q.exited_on IS NULL OR q.exited_on >= $1))
-             LEFT JOIN visits v ON v.elder_id = e.id AND v.day >= $1 AND v.day <= $2
-                 AND (p.exited_on IS NULL OR v.day <= p.exited_on)
-             GROUP BY e.id, e.name, e.county, e.township, e.village, p.exited_on
-             ORDER BY e.county, e.township, e.village, e.id",
-        )
-        .bind(first_day)
-        .bind(last_day)
-        .bind(ends_at)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                Ok(ElderMonth {
-                    elder_id: row.try_get("id")?,
-                    name: row.try_get("name")?,
-                    county: row.try_get("county")?,
-                    township: row.try_get("township")?,
-                    village: row.try_get("village")?,
-                    visits: row.try_get("visits")?,
-                    last_visit: row.try_get("last_visit")?,
-                    left_on: row.try_get("left_on")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()?)
+        elder_months_between(&self.pool, first_day, last_day, ends_at).await
     }
 
     /// The last day each elder had a visit by a person (any mode but
@@ -82,4 +68,62 @@ impl Store {
             .map(|row| Ok((row.try_get("elder_id")?, row.try_get("last_day")?)))
             .collect::<Result<_, sqlx::Error>>()?)
     }
+}
+
+/// [`Store::month_elders`], live, on any connection (a closing reads it in
+/// its own transaction).
+pub(crate) async fn elder_months_in<'c, E>(
+    executor: E,
+    month: anxin_domain::visits::Month,
+    utc_offset: chrono::FixedOffset,
+) -> Result<Vec<ElderMonth>, StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    elder_months_between(executor, &day(month.first_day()), &day(month.last_day()), month.ends_at(utc_offset)).await
+}
+
+async fn elder_months_between<'c, E>(
+    executor: E,
+    first_day: &str,
+    last_day: &str,
+    ends_at: i64,
+) -> Result<Vec<ElderMonth>, StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let rows = sqlx::query(
+        "SELECT e.id, e.name, e.county, e.township, e.village,
+                CASE WHEN p.exited_on <= $2 THEN p.exited_on END AS left_on,
+                COUNT(v.id) AS visits, MAX(v.day) AS last_visit
+         FROM elders e
+         JOIN enrolments p ON p.elder_id = e.id AND p.enrolled_at = (
+             SELECT MAX(q.enrolled_at) FROM enrolments q
+             WHERE q.elder_id = e.id AND q.enrolled_at < $3 AND (q.exited_on IS NULL OR q.exited_on >= $1))
+         LEFT JOIN visits v ON v.elder_id = e.id AND v.day >= $1 AND v.day <= $2
+             AND (p.exited_on IS NULL OR v.day <= p.exited_on)
+         GROUP BY e.id, e.name, e.county, e.township, e.village, p.exited_on
+         ORDER BY e.county, e.township, e.village, e.id",
+    )
+    .bind(first_day)
+    .bind(last_day)
+    .bind(ends_at)
+    .fetch_all(executor)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            Ok(ElderMonth {
+                elder_id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                county: row.try_get("county")?,
+                township: row.try_get("township")?,
+                village: row.try_get("village")?,
+                visits: row.try_get("visits")?,
+                last_visit: row.try_get("last_visit")?,
+                left_on: row.try_get("left_on")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?)
 }

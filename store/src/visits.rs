@@ -28,6 +28,9 @@ pub struct VisitRecord {
     pub suggestions: Option<String>,
     /// 信息录入人: who typed the record in.
     pub recorded_by: Option<String>,
+    /// 补录: recorded while the month of its day was closed for the elder's
+    /// county; it changes the closed figure only once the month is reopened.
+    pub late: bool,
 }
 
 /// A closed day of one home and whether it counted as a remote check-in.
@@ -78,11 +81,12 @@ fn visit(row: &AnyRow) -> Result<VisitRecord, sqlx::Error> {
         needs: row.try_get("needs")?,
         suggestions: row.try_get("suggestions")?,
         recorded_by: row.try_get("recorded_by")?,
+        late: row.try_get::<i64, _>("late")? == 1,
     })
 }
 
 const VISIT_COLUMNS: &str =
-    "id, elder_id, day, mode, visited_at, visitor, summary, assessment, needs, suggestions, recorded_by";
+    "id, elder_id, day, mode, visited_at, visitor, summary, assessment, needs, suggestions, recorded_by, late";
 
 pub(crate) fn required(field: &str, value: &str) -> Result<String, StoreError> {
     let value = value.trim();
@@ -128,8 +132,9 @@ impl Store {
         let mut transaction = self.pool.begin().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO visits (elder_id, day, mode, visited_at, visitor, assessment, needs, suggestions, recorded_by,
-                                 created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $4) RETURNING {VISIT_COLUMNS}"
+                                 created_at, late)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $4, {}) RETURNING {VISIT_COLUMNS}",
+            super::months::LATE_FOR_CLOSED_MONTH
         )))
         .bind(new.elder_id)
         .bind(new.day.format("%Y-%m-%d").to_string())
@@ -143,7 +148,11 @@ impl Store {
         .fetch_one(&mut *transaction)
         .await?;
         let record = visit(&row)?;
-        let detail = format!("{} visit on {}", new.mode.code(), record.day);
+        let detail = if record.late {
+            format!("{} visit on {} (late: the month is closed)", new.mode.code(), record.day)
+        } else {
+            format!("{} visit on {}", new.mode.code(), record.day)
+        };
         super::users::audit(&mut transaction, now, recorded_by, "visit recorded", Some(new.elder_id), Some(&detail))
             .await?;
         transaction.commit().await?;

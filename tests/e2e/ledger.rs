@@ -66,6 +66,17 @@ fn a_township_ledger_is_imported_whole_or_not_at_all_and_exported_back() {
     assert!(text(&bad_reason.stderr).contains("is not one of died, moved"), "{}", text(&bad_reason.stderr));
     let early = run(&["elders", "reenter", "1"]);
     assert!(text(&early.stderr).contains("must come after the exit"), "{}", text(&early.stderr));
+
+    // This month cannot be closed yet; last month can, once.
+    let this_month = run(&["visits", "close", "--month", &this_month(), "--county", "振兴区"]);
+    assert!(text(&this_month.stderr).contains("has not ended yet"), "{}", text(&this_month.stderr));
+    let last = last_month();
+    let closed = run(&["visits", "close", "--month", &last, "--county", "振兴区", "--by", "official-wang"]);
+    assert!(text(&closed.stdout).contains("closed for 振兴区 by official-wang"), "{}", text(&closed.stderr));
+    let rate = text(&run(&["visits", "rate", "--month", &last]).stdout);
+    assert!(rate.contains("closed for 振兴区 by official-wang"), "{rate}");
+    let reopened = run(&["visits", "reopen", "--month", &last, "--county", "振兴区", "--by", "official-wang"]);
+    assert!(text(&reopened.stdout).contains("reopened for 振兴区"), "{}", text(&reopened.stderr));
     let _ = std::fs::remove_dir_all(folder);
 }
 
@@ -80,4 +91,13 @@ fn a_sample_ledger_is_written_and_imported() {
     assert!(text(&imported.stdout).contains("12 new"), "{}", text(&imported.stderr));
 
     let _ = std::fs::remove_dir_all(folder);
+}
+
+/// This month and the one before, on Anxin's day (+08:00).
+fn this_month() -> String {
+    anxin_domain::visits::Month::of(anxin_domain::alerts::policy::AlertPolicy::default().today()).to_string()
+}
+
+fn last_month() -> String {
+    anxin_domain::visits::Month::of(anxin_domain::alerts::policy::AlertPolicy::default().today()).previous().to_string()
 }

@@ -66,6 +66,8 @@ pub fn router() -> Router<AppState> {
         .route("/ledger/export/{file}", get(ledger::export))
         .route("/rate", get(rate::page))
         .route("/rate/export.xlsx", get(rate::export))
+        .route("/rate/close", post(rate::close))
+        .route("/rate/reopen", post(rate::reopen))
         .route("/audit", get(audit::page))
         .route("/users", get(users::page))
         .route("/users/action", post(users::act))

@@ -5,21 +5,24 @@
 //! figures as `.xlsx` for supervision (督导检查).
 
 use askama::Template;
+use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use anxin_domain::access::Placed;
 use anxin_domain::access::Region;
 use anxin_domain::ledger::sheet;
-use anxin_domain::visits::{ElderMonth, Month, RateFigures, RegionLevel, VisitRate};
+use anxin_domain::visits::{ElderMonth, Month, RateFigures, RegionLevel, VisitMode, VisitRate};
 
 use crate::auth::Viewer;
 use crate::error::AppError;
 use crate::scope::{visible_elders, visit_rate};
 use crate::state::AppState;
 use crate::views::charts::visit_rate_chart;
-use crate::web::{Chrome, html};
+use crate::views::records::choice;
+use crate::web::{Chrome, html, local_time};
 
 /// During a heightened watch each elder of the region is due a visit by a
 /// person (home, phone, video or other) every this many days.
@@ -103,6 +106,29 @@ struct RatePage {
     chart: String,
     due: Vec<DueLine>,
     query: String,
+    /// Each county in view: closed or not, and whether the reader may close
+    /// or reopen it.
+    closings: Vec<ClosingLine>,
+    late: Vec<LateLine>,
+}
+
+#[derive(Debug)]
+struct ClosingLine {
+    county: String,
+    /// "closed by … at …", empty while open.
+    closed: String,
+    may_close: bool,
+    may_reopen: bool,
+}
+
+#[derive(Debug)]
+struct LateLine {
+    elder_id: i64,
+    name: String,
+    place: String,
+    day: String,
+    mode: &'static str,
+    recorded: String,
 }
 
 pub(super) async fn page(
@@ -124,7 +150,10 @@ pub(super) async fn page(
     }
     history.reverse();
     let region_text = region.as_ref().map(ToString::to_string).unwrap_or_default();
+    let (closings, late) = closings(&state, &viewer, month, today, &rate).await?;
     let page = RatePage {
+        closings,
+        late,
         c: viewer.chrome("rate.title"),
         month: month.to_string(),
         previous: month.previous().to_string(),
@@ -148,6 +177,120 @@ pub(super) async fn page(
         .audit(state.now(), &viewer.principal.name, "visit rate read", None, Some(&format!("{month} {}", page.region)))
         .await?;
     Ok(html(&page))
+}
+
+/// Whether each county of the rate has closed `month`, and the visits
+/// recorded for it after closing (补录) that the reader may see.
+async fn closings(
+    state: &AppState,
+    viewer: &Viewer,
+    month: Month,
+    today: chrono::NaiveDate,
+    rate: &VisitRate,
+) -> Result<(Vec<ClosingLine>, Vec<LateLine>), AppError> {
+    let offset = state.policy.utc_offset;
+    let lang = viewer.lang;
+    let closed = state.store.closed_months(month).await?;
+    let mut counties: Vec<String> = rate.by(RegionLevel::County).into_iter().map(|(county, _)| county).collect();
+    for county in viewer.principal.closable_counties() {
+        if !counties.contains(&county) {
+            counties.push(county);
+        }
+    }
+    let ended = month.last_day() < today;
+    let lines = counties
+        .into_iter()
+        .map(|county| {
+            let closing = closed.iter().find(|c| c.county == county);
+            let may = viewer.principal.can_close_month(&county);
+            ClosingLine {
+                closed: closing.map_or_else(String::new, |c| {
+                    lang.t("rate.closed_by")
+                        .replace("{by}", &c.closed_by)
+                        .replace("{at}", &local_time(c.closed_at, offset))
+                }),
+                may_close: may && ended && closing.is_none(),
+                may_reopen: may && closing.is_some(),
+                county,
+            }
+        })
+        .collect();
+    let late = state
+        .store
+        .late_visits(month)
+        .await?
+        .into_iter()
+        .filter(|v| viewer.principal.can_see_elder(&v.place()))
+        .map(|v| LateLine {
+            elder_id: v.elder_id,
+            place: format!("{} {} {}", v.county, v.township, v.village),
+            mode: VisitMode::parse(&v.mode).map_or("", |m| choice(lang, m.code(), m.label())),
+            recorded: format!("{} {}", v.recorded_by, local_time(v.recorded_at, offset)),
+            name: v.name,
+            day: v.day,
+        })
+        .collect();
+    Ok((lines, late))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ClosingForm {
+    #[serde(default)]
+    month: String,
+    #[serde(default)]
+    county: String,
+}
+
+/// Closes a month for a county (关账): an official of the whole county,
+/// once the month is over. Audited.
+pub(super) async fn close(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<ClosingForm>,
+) -> Result<Response, AppError> {
+    let (month, county) = closing_of(&viewer, &form)?;
+    let lang = viewer.lang;
+    if month.last_day() >= state.today() {
+        return Err(AppError::Invalid(lang.t("rate.not_ended").replace("{month}", &month.to_string())));
+    }
+    if state.store.closed_months(month).await?.iter().any(|c| c.county == county) {
+        return Err(AppError::Invalid(lang.t("rate.already_closed").replace("{month}", &month.to_string())));
+    }
+    state.store.close_month(&county, month, &viewer.principal.name, state.now(), state.policy.utc_offset).await?;
+    Ok(Redirect::to(&rate_link(month, &county)).into_response())
+}
+
+/// Reopens a closed month: late visits count from now on. Audited.
+pub(super) async fn reopen(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<ClosingForm>,
+) -> Result<Response, AppError> {
+    let (month, county) = closing_of(&viewer, &form)?;
+    if !state.store.closed_months(month).await?.iter().any(|c| c.county == county) {
+        return Err(AppError::Invalid(viewer.lang.t("rate.not_closed").replace("{month}", &month.to_string())));
+    }
+    state.store.reopen_month(&county, month, &viewer.principal.name, state.now()).await?;
+    Ok(Redirect::to(&rate_link(month, &county)).into_response())
+}
+
+fn closing_of(viewer: &Viewer, form: &ClosingForm) -> Result<(Month, String), AppError> {
+    let county = form.county.trim().to_string();
+    if !viewer.principal.can_close_month(&county) {
+        return Err(AppError::Forbidden(None));
+    }
+    let month = Month::parse(&form.month).ok_or_else(|| AppError::Invalid(viewer.lang.t("my.bad_month").into()))?;
+    Ok((month, county))
+}
+
+fn rate_link(month: Month, county: &str) -> String {
+    format!(
+        "/rate?{}",
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("month", &month.to_string())
+            .append_pair("region", county)
+            .finish()
+    )
 }
 
 /// Elders of regions under heightened watch now who have had no visit by a
@@ -199,21 +342,39 @@ pub(super) async fn export(
 ) -> Result<Response, AppError> {
     let Selection { month, region, today: _ } = select(&state, &viewer, &query)?;
     let rate = visit_rate(&state, &viewer.principal, month, region.as_ref()).await?;
+    let closed = state.store.closed_months(month).await?;
+    let offset = state.policy.utc_offset;
     let mut rows = vec![
-        ["月份", "地区", "登记人数", "已探访人数", "未探访人数", "月探访率", "本月剩余天数"]
-            .map(str::to_string)
-            .to_vec(),
+        [
+            "月份",
+            "地区",
+            "在册人数",
+            "已探访人数",
+            "未探访人数",
+            "月探访率",
+            "本月剩余天数",
+            "状态",
+            "关账人",
+            "关账时间",
+        ]
+        .map(str::to_string)
+        .to_vec(),
     ];
     for level in [RegionLevel::County, RegionLevel::Township, RegionLevel::Village] {
         for line in lines(&rate, level) {
+            let county = line.region.split('/').next().unwrap_or_default();
+            let closing = closed.iter().find(|c| c.county == county);
             rows.push(vec![
                 month.to_string(),
-                line.region,
+                line.region.clone(),
                 line.figures.registered.to_string(),
                 line.figures.visited.to_string(),
                 line.unvisited.to_string(),
                 line.percent,
                 rate.days_left.to_string(),
+                if closing.is_some() { "已关账" } else { "未关账" }.to_string(),
+                closing.map(|c| c.closed_by.clone()).unwrap_or_default(),
+                closing.map(|c| local_time(c.closed_at, offset)).unwrap_or_default(),
             ]);
         }
     }

@@ -87,6 +87,8 @@ pub struct VisitLine {
     /// The form's judgements ticked, each with whether it is a problem.
     pub findings: Vec<(String, bool)>,
     pub needs: String,
+    /// 补录: recorded after its month was closed.
+    pub late: bool,
 }
 
 pub fn visit_lines(visits: &[anxin_store::VisitRecord], lang: Lang) -> Vec<VisitLine> {
@@ -100,6 +102,7 @@ pub fn visit_lines(visits: &[anxin_store::VisitRecord], lang: Lang) -> Vec<Visit
             summary: v.summary.as_deref().map(summary_text).unwrap_or_default(),
             findings: v.assessment.as_ref().map(|a| findings(a, lang)).unwrap_or_default(),
             needs: v.needs.clone().unwrap_or_default(),
+            late: v.late,
         })
         .collect()
 }

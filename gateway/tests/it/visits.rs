@@ -18,6 +18,7 @@ on_both_backends!(
     a_visit_keeps_its_judgements_and_its_referral_is_tracked_to_done,
     a_month_counts_who_was_enrolled_and_an_exit_only_when_visited_before_it,
     an_exit_releases_the_devices_and_ends_the_homes_alerts,
+    a_closed_month_keeps_its_figure_and_a_late_visit_counts_only_once_reopened,
 );
 
 use anxin_domain::time::HOUR_MS as HOUR;
@@ -332,4 +333,68 @@ async fn an_exit_releases_the_devices_and_ends_the_homes_alerts(backend: Backend
             == Some(
                 format!("reason=died on=2026-05-02 devices_released=1 alerts_resolved={}", resolved.len()).as_str()
             )));
+}
+
+fn figures(rate: &VisitRate, county: &str) -> RateFigures {
+    rate.by(RegionLevel::County).into_iter().find(|(c, _)| c == county).map(|(_, f)| f).unwrap_or_default()
+}
+
+async fn may_rate(store: &Store) -> VisitRate {
+    let month = Month::parse("2026-05").unwrap();
+    VisitRate::of(month, day("2026-06-05"), store.month_elders(month, beijing()).await.unwrap(), None)
+}
+
+async fn a_closed_month_keeps_its_figure_and_a_late_visit_counts_only_once_reopened(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let in_county = |name: &str, county: &str| NewElder { county: county.into(), ..elder(name, "站前街道") };
+    let jia = store.add_elder(&in_county("甲", "振兴区"), may(-30)).await.unwrap().id;
+    let yi = store.add_elder(&in_county("乙", "振兴区"), may(-30)).await.unwrap().id;
+    let bing = store.add_elder(&in_county("丙", "元宝区"), may(-30)).await.unwrap().id;
+    visit(&store, jia, "2026-05-10", VisitMode::Home).await;
+    let may_month = Month::parse("2026-05").unwrap();
+
+    let refused = store.close_month("振兴区", may_month, "official-wang", may(31), beijing()).await.unwrap_err();
+    assert!(refused.to_string().contains("has not ended yet"), "{refused}");
+    let closing = store.close_month("振兴区", may_month, "official-wang", may(33), beijing()).await.unwrap();
+    assert_eq!((closing.closed_by.as_str(), closing.closed_at), ("official-wang", may(33)));
+    let twice = store.close_month("振兴区", may_month, "official-wang", may(33), beijing()).await.unwrap_err();
+    assert!(twice.to_string().contains("already closed"), "{twice}");
+    assert_eq!(figures(&may_rate(&store).await, "振兴区"), RateFigures { registered: 2, visited: 1 });
+
+    // 乙's visit, typed in on June 3rd for May 20th, is 补录: the closed
+    // figure stands. 丙's county did not close May: its visit counts at once.
+    visit(&store, yi, "2026-05-20", VisitMode::Phone).await;
+    visit(&store, bing, "2026-05-25", VisitMode::Home).await;
+    let visits = store.visits(yi).await.unwrap();
+    assert!(visits[0].late, "marked 补录");
+    assert!(!store.visits(bing).await.unwrap()[0].late);
+    let rate = may_rate(&store).await;
+    assert_eq!(figures(&rate, "振兴区"), RateFigures { registered: 2, visited: 1 }, "the closed figure stands");
+    assert_eq!(figures(&rate, "元宝区"), RateFigures { registered: 1, visited: 1 });
+    let late = store.late_visits(may_month).await.unwrap();
+    assert_eq!(late.len(), 1);
+    assert_eq!(
+        (late[0].name.as_str(), late[0].day.as_str(), late[0].recorded_by.as_str()),
+        ("乙", "2026-05-20", "visitor-li")
+    );
+    // Even an exit recorded later cannot change the closed month.
+    leave(&store, jia, "2026-05-05", ExitReason::Moved, may(34)).await;
+    assert_eq!(figures(&may_rate(&store).await, "振兴区"), RateFigures { registered: 2, visited: 1 });
+
+    let reopened = store.reopen_month("振兴区", may_month, "official-wang", may(35)).await.unwrap();
+    assert_eq!(reopened.reopened_by.as_deref(), Some("official-wang"));
+    // Reopened: 乙's late visit counts; 甲's exit on the 5th came before
+    // the visit on the 10th, so 甲 no longer counts.
+    assert_eq!(figures(&may_rate(&store).await, "振兴区"), RateFigures { registered: 1, visited: 1 });
+    let again = store.reopen_month("振兴区", may_month, "official-wang", may(35)).await.unwrap_err();
+    assert!(again.to_string().contains("is not closed"), "{again}");
+    let audit = store.audit_entries(None, 50).await.unwrap();
+    let said =
+        |action: &str| audit.iter().find(|e| e.action == action).and_then(|e| e.detail.clone()).unwrap_or_default();
+    assert_eq!(said("month closed"), "county=振兴区 month=2026-05 elders=2 visited=1");
+    assert_eq!(said("month reopened"), "county=振兴区 month=2026-05 late_visits=1");
+    // Closed again, the month keeps the new figure; the history keeps both.
+    store.close_month("振兴区", may_month, "official-li", may(36), beijing()).await.unwrap();
+    assert_eq!(figures(&may_rate(&store).await, "振兴区"), RateFigures { registered: 1, visited: 1 });
+    assert_eq!(store.month_closings("振兴区").await.unwrap().len(), 2);
 }
