@@ -8,7 +8,7 @@ use anxin_domain::alerts::Outcome;
 use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_domain::alerts::rules::{day_start, local_day};
 use anxin_domain::enrolment::{Exit, ExitReason};
-use anxin_domain::registry::ElderForm;
+use anxin_domain::registry::{ElderForm, left_behind_recheck_due};
 use anxin_store::{AlertFilter, AlertRecord, MessageCursor, MessageRecord, RegionFilter, now_ms};
 use anyhow::{Context, anyhow};
 
@@ -152,6 +152,7 @@ pub async fn elders(settings: &Settings, command: EldersCommand) -> anyhow::Resu
                 citizen_id: args.citizen_id.as_deref(),
                 disability_cert: args.disability_cert.as_deref(),
                 lives_at_registered: Some(!args.not_at_registered_address),
+                left_behind_since: args.left_behind_since.as_deref(),
             };
             let elder = store.add_elder(&form.check_on(policy.today())?, now_ms()).await?;
             out!("added elder {}: {}", elder.id, elder.name);
@@ -206,6 +207,26 @@ pub async fn elders(settings: &Settings, command: EldersCommand) -> anyhow::Resu
                 if let Some(e) = store.elder(id).await? {
                     out!("{:>5}  {}  {}/{}/{}", e.id, e.name, e.county, e.township, e.village);
                 }
+            }
+        }
+        EldersCommand::Recheck => {
+            let today = policy.today();
+            let due: Vec<_> = store
+                .elders()
+                .await?
+                .into_iter()
+                .filter(|e| e.left_on.is_none())
+                .filter_map(|e| {
+                    let since = e.left_behind_since.as_deref()?;
+                    let day = chrono::NaiveDate::parse_from_str(since, "%Y-%m-%d").ok()?;
+                    left_behind_recheck_due(day, today).then_some((e, day))
+                })
+                .collect();
+            if due.is_empty() {
+                out!("no left-behind elder is due a re-check");
+            }
+            for (e, since) in due {
+                out!("{:>5}  {}  {}/{}/{}  children away since {since}", e.id, e.name, e.county, e.township, e.village);
             }
         }
         EldersCommand::Leave { elder_id, reason, on, by } => {

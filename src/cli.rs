@@ -452,6 +452,8 @@ pub enum EldersCommand {
     },
     /// Elders with no visitor responsible for them
     Unassigned,
+    /// Left-behind (留守) elders whose children left six months ago or more: due a re-check
+    Recheck,
     /// Record that an elder left the programme: their devices are released, alerts for the home stop,
     /// and from the month after the exit they no longer count in the visit rate
     #[command(
@@ -770,11 +772,15 @@ pub struct ElderAddArgs {
     /// Emergency contact's phone
     #[arg(long)]
     pub emergency_phone: Option<String>,
-    /// Categories (annex 2), comma-separated: living_alone, empty_nest, left_behind, dependent,
-    /// severely_disabled, bereaved_family. Dependent and severely disabled elders get a stricter
-    /// inactivity threshold (8 h instead of 12 h)
+    /// Categories (annex 2), comma-separated, at least one: living_alone, empty_nest, left_behind,
+    /// dependent, severely_disabled, bereaved_family. Dependent and severely disabled elders get a
+    /// stricter inactivity threshold (8 h instead of 12 h)
     #[arg(long)]
     pub categories: Option<String>,
+    /// For left_behind (留守): the date the children left (YYYY-MM-DD); the half-year re-check counts
+    /// from it
+    #[arg(long, value_name = "DATE")]
+    pub left_behind_since: Option<String>,
     /// Hours without activity before an inactivity alert, for this elder only (1-72)
     #[arg(long, value_name = "HOURS")]
     pub inactivity_hours: Option<i64>,
@@ -782,7 +788,8 @@ pub struct ElderAddArgs {
     /// be 60 or older
     #[arg(long, value_name = "ID")]
     pub citizen_id: Option<String>,
-    /// Disability certificate number (残疾证号)
+    /// Disability certificate number (残疾人证号, second generation): the citizen ID, then the
+    /// category digit (1-7) and the grade digit (1-4); grade 1 or 2 makes the elder severely_disabled
     #[arg(long, value_name = "NUMBER")]
     pub disability_cert: Option<String>,
     /// The elder does not live at the registered address (不在户籍地居住)

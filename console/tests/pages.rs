@@ -732,7 +732,6 @@ async fn the_registry_refuses_a_bad_field_by_name_and_keeps_what_was_typed() {
         ("categories", "living_alone"),
         ("categories", "dependent"),
         ("lives_at_registered", "no"),
-        ("disability_cert", "21060319500101456442"),
     ];
     let bad = [&fields[..], &[("citizen_id", "210603195001014565")]].concat();
     let refused = admin.post("/elders", &bad).await;
@@ -748,19 +747,33 @@ async fn the_registry_refuses_a_bad_field_by_name_and_keeps_what_was_typed() {
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.body);
     assert!(refused.body.contains("该公民身份号码已登记，老年人编号 2"), "{}", refused.body);
     assert!(refused.body.contains("六道口 8 号"), "what was typed stays in the form");
-    let good = [&fields[..], &[("citizen_id", "210603195001014572")]].concat();
+    // A certificate must be the elder's own (its first 18 characters).
+    let not_theirs =
+        [&fields[..], &[("citizen_id", "210603195001014572"), ("disability_cert", "21060319500101456442")]].concat();
+    let refused = admin.post("/elders", &not_theirs).await;
+    assert!(refused.body.contains("残疾人证号中的身份号码与该老人的公民身份号码不符"), "{}", refused.body);
+    let no_category: Vec<_> = fields.iter().filter(|(k, _)| *k != "categories").copied().collect();
+    let refused = admin.post("/elders", &[&no_category[..], &[("citizen_id", "210603195001014572")]].concat()).await;
+    assert!(refused.body.contains("请至少勾选一个类别"), "{}", refused.body);
+    let left_behind = [&fields[..], &[("citizen_id", "210603195001014572"), ("categories", "left_behind")]].concat();
+    let refused = admin.post("/elders", &left_behind).await;
+    assert!(refused.body.contains("留守老人须填写子女外出时间"), "{}", refused.body);
+    // Grade 2 (the last digit): 重残 follows from the certificate.
+    let good =
+        [&fields[..], &[("citizen_id", "210603195001014572"), ("disability_cert", "21060319500101457242")]].concat();
     let created = admin.post("/elders", &good).await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
     let id: i64 = created.location().trim_start_matches("/elders/").parse().unwrap();
     let elder = world.store.elder(id).await.unwrap().unwrap();
-    assert_eq!(elder.categories, "living_alone,dependent");
+    assert_eq!(elder.categories, "living_alone,dependent,severely_disabled");
     assert!(!elder.lives_at_registered);
-    assert_eq!(elder.phone.as_deref(), Some("04152170478"));
+    assert_eq!(elder.phone.as_deref(), Some("0415-2170478"), "one normal form");
     // Edit, assign a visitor, pair the unclaimed device.
     let form = admin.get(&format!("/elders/{id}/edit")).await.body;
     assert!(!form.contains("210603195001014572") && form.contains("2106**********4572"), "masked on the edit form too");
     // Left empty, the numbers on record stay.
-    let edited = [&fields[..], &[("address", "六道口 10 号"), ("citizen_id", "")]].concat();
+    let edited =
+        [&fields[..], &[("address", "六道口 10 号"), ("citizen_id", ""), ("categories", "severely_disabled")]].concat();
     assert_eq!(admin.post(&format!("/elders/{id}"), &edited).await.status, StatusCode::SEE_OTHER);
     let after = world.store.elder(id).await.unwrap().unwrap();
     assert_eq!(after.address, "六道口 10 号");

@@ -16,13 +16,101 @@ pub enum RegistryError {
     #[error("the inactivity threshold must be 1 to 72 hours, not {0}")]
     BadThreshold(i64),
     #[error(
-        "{field} {value:?} is not a phone number: use 5 to 20 digits, optionally with a leading + and spaces or dashes"
+        "{field} {value:?} is not a phone number: a mobile is 1, then 3 to 9, then 9 more digits; a landline is an area code and 7 or 8 digits (or the 7 or 8 digits alone); +86 may lead"
     )]
     BadPhone { field: &'static str, value: String },
     #[error("citizen ID {0}")]
     BadCitizenId(CitizenIdError),
     #[error("the elder must be 60 or older (annex 2); the citizen ID gives a birth date of {0}")]
     TooYoung(String),
+    #[error("disability certificate {0}")]
+    BadCertificate(CertificateError),
+    #[error(
+        "no special-difficulty category: an elder of the programme is at least one of living_alone, empty_nest, left_behind, dependent, severely_disabled, bereaved_family (annex 2)"
+    )]
+    NoCategory,
+    #[error("left_behind needs the date the children left (for the half-year re-check)")]
+    LeftBehindSince,
+    #[error("the date the children left, {0}, is in the future")]
+    LeftBehindInFuture(chrono::NaiveDate),
+}
+
+/// Why a disability certificate number (残疾人证号, second generation) was
+/// refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    #[error(
+        "is not a second-generation certificate number: the holder's 18-character citizen ID, then the category digit (1 to 7), then the grade digit (1 to 4)"
+    )]
+    Shape,
+    #[error("does not carry the elder's citizen ID")]
+    NotTheElders,
+    #[error("carries a citizen ID that is not valid: {0}")]
+    BadCitizenId(CitizenIdError),
+    #[error("says grade {0}: 重残 (severely_disabled) is grade 1 or 2 (annex 2)")]
+    NotSevere(u8),
+}
+
+/// A second-generation disability certificate (二代残疾人证): its number is
+/// the holder's citizen ID, the category digit (1 视力, 2 听力, 3 言语, 4 肢体,
+/// 5 智力, 6 精神, 7 多重) and the grade digit (一级 to 四级).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisabilityCertificate {
+    pub number: String,
+    pub holder: CitizenId,
+    pub category: u8,
+    pub grade: u8,
+}
+
+impl DisabilityCertificate {
+    /// Reads a certificate number; when the elder's citizen ID is known the
+    /// certificate must carry it.
+    pub fn parse(text: &str, elder: Option<&CitizenId>) -> Result<DisabilityCertificate, CertificateError> {
+        let number = text.trim().to_ascii_uppercase();
+        let chars: Vec<char> = number.chars().collect();
+        if chars.len() != 20 || !chars[18..].iter().all(char::is_ascii_digit) {
+            return Err(CertificateError::Shape);
+        }
+        let holder = CitizenId::parse(&number[..18]).map_err(CertificateError::BadCitizenId)?;
+        if elder.is_some_and(|elder| elder != &holder) {
+            return Err(CertificateError::NotTheElders);
+        }
+        let digit = |c: char| u8::try_from(c.to_digit(10).unwrap_or(0)).unwrap_or(0);
+        let (category, grade) = (digit(chars[18]), digit(chars[19]));
+        if !(1..=7).contains(&category) || !(1..=4).contains(&grade) {
+            return Err(CertificateError::Shape);
+        }
+        Ok(DisabilityCertificate { number, holder, category, grade })
+    }
+
+    /// 重残: grade 1 or 2 (annex 2).
+    pub fn is_severe(&self) -> bool {
+        self.grade <= 2
+    }
+}
+
+/// Applies annex 2 to an elder's categories and certificate: 重残 follows
+/// from a certificate of grade 1 or 2 (and is refused against grade 3 or
+/// 4), and at least one category is required. Returns the categories with
+/// 重残 added where the certificate says so.
+pub fn annex_two(
+    mut categories: Vec<Category>,
+    certificate: Option<&DisabilityCertificate>,
+) -> Result<Vec<Category>, RegistryError> {
+    if let Some(certificate) = certificate {
+        if certificate.is_severe() {
+            if !categories.contains(&Category::SeverelyDisabled) {
+                categories.push(Category::SeverelyDisabled);
+            }
+        } else if categories.contains(&Category::SeverelyDisabled) {
+            return Err(RegistryError::BadCertificate(CertificateError::NotSevere(certificate.grade)));
+        }
+    }
+    if categories.is_empty() {
+        return Err(RegistryError::NoCategory);
+    }
+    categories.sort_by_key(|c| Category::ALL.iter().position(|a| a == c));
+    Ok(categories)
 }
 
 /// Why a citizen ID number (公民身份号码, GB 11643) was refused.
@@ -108,26 +196,57 @@ pub fn mask(number: &str) -> String {
     chars[..4].iter().chain(std::iter::repeat_n(&'*', hidden)).chain(&chars[chars.len() - 4..]).collect()
 }
 
-/// A phone number, kept as digits (with a leading `+` if given).
+/// A Chinese phone number in one normal form: a mobile as its 11 digits
+/// (`13904150001`), a landline as area code, dash and number
+/// (`0415-2170478`) or the number alone (`2170478`). `+86`, spaces, dashes
+/// and brackets are accepted on input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhoneNumber(String);
 
 impl PhoneNumber {
     pub fn parse(field: &'static str, text: &str) -> Result<Self, RegistryError> {
+        let bad = || RegistryError::BadPhone { field, value: text.to_string() };
         let trimmed = text.trim();
-        let (plus, rest) = match trimmed.strip_prefix('+') {
-            Some(rest) => ("+", rest),
-            None => ("", trimmed),
+        let (international, rest) = match trimmed.strip_prefix('+') {
+            Some(rest) => (true, rest),
+            None => (false, trimmed),
         };
-        let digits: String = rest.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
-        if !(5..=20).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
-            return Err(RegistryError::BadPhone { field, value: text.to_string() });
+        let mut digits: String = rest.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '（' | '）')).collect();
+        if !digits.chars().all(|c| c.is_ascii_digit()) {
+            return Err(bad());
         }
-        Ok(Self(format!("{plus}{digits}")))
+        if international || (digits.starts_with("86") && digits.len() >= 12) {
+            digits = digits.strip_prefix("86").ok_or_else(bad)?.to_string();
+            if !digits.starts_with('1') && !digits.starts_with('0') {
+                // A landline dialled from abroad drops its trunk 0.
+                digits.insert(0, '0');
+            }
+        }
+        let local = |number: &str| (7..=8).contains(&number.len()) && !number.starts_with(['0', '1']);
+        let bytes = digits.as_bytes();
+        if digits.len() == 11 && bytes[0] == b'1' && (b'3'..=b'9').contains(&bytes[1]) {
+            return Ok(PhoneNumber(digits));
+        }
+        if digits.starts_with('0') {
+            let code = if digits.starts_with("01") || digits.starts_with("02") { 3 } else { 4 };
+            if digits.len() > code && local(&digits[code..]) {
+                return Ok(PhoneNumber(format!("{}-{}", &digits[..code], &digits[code..])));
+            }
+            return Err(bad());
+        }
+        if local(&digits) {
+            return Ok(PhoneNumber(digits));
+        }
+        Err(bad())
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A mobile: the only kind that can receive an SMS.
+    pub fn is_mobile(&self) -> bool {
+        self.0.starts_with('1')
     }
 }
 
@@ -154,7 +273,7 @@ pub(crate) fn optional_phone(field: &'static str, value: Option<&str>) -> Result
     value.filter(|v| !v.trim().is_empty()).map(|v| PhoneNumber::parse(field, v).map(|p| p.0)).transpose()
 }
 
-fn categories(text: &str) -> Result<String, RegistryError> {
+fn categories(text: &str) -> Result<Vec<Category>, RegistryError> {
     let mut found = Vec::new();
     for word in text.split(',').map(str::trim).filter(|word| !word.is_empty()) {
         let category = Category::parse(word).ok_or_else(|| RegistryError::BadCategory(word.to_string()))?;
@@ -162,7 +281,31 @@ fn categories(text: &str) -> Result<String, RegistryError> {
             found.push(category);
         }
     }
-    Ok(Category::join(&found))
+    Ok(found)
+}
+
+/// The date a 留守 elder's children left: required with `left_behind`, not in
+/// the future; dropped for anyone else.
+pub fn left_behind_since(
+    categories: &[Category],
+    since: Option<chrono::NaiveDate>,
+    today: chrono::NaiveDate,
+) -> Result<Option<chrono::NaiveDate>, RegistryError> {
+    if !categories.contains(&Category::LeftBehind) {
+        return Ok(None);
+    }
+    match since {
+        None => Err(RegistryError::LeftBehindSince),
+        Some(day) if day > today => Err(RegistryError::LeftBehindInFuture(day)),
+        Some(day) => Ok(Some(day)),
+    }
+}
+
+/// 留守 elders are looked at again every half year: whether the children are
+/// still away (annex 2's "连续 6 个月以上"). Due once six months have passed
+/// since the children left.
+pub fn left_behind_recheck_due(since: chrono::NaiveDate, today: chrono::NaiveDate) -> bool {
+    since.checked_add_months(chrono::Months::new(6)).is_some_and(|due| due <= today)
 }
 
 /// An elder's citizen ID, if given: valid, and 60 or older on `today`.
@@ -201,28 +344,55 @@ pub struct ElderForm<'a> {
     pub disability_cert: Option<&'a str>,
     /// 是否在户籍地居住; `None` counts as yes.
     pub lives_at_registered: Option<bool>,
+    /// For 留守: the date the children left, `YYYY-MM-DD`.
+    pub left_behind_since: Option<&'a str>,
 }
 
 impl ElderForm<'_> {
     /// Checks every field, judging age on `today` (the deployment's local
     /// date, `AlertPolicy::today`); the first problem is the error.
     pub fn check_on(&self, today: chrono::NaiveDate) -> Result<NewElder, RegistryError> {
+        let name = text("name", self.name, 64)?;
+        let citizen_id = elder_citizen_id(self.citizen_id, today)?;
+        let (county, township, village) = (
+            text("county", self.county, 64)?,
+            text("township", self.township, 64)?,
+            text("village", self.village, 64)?,
+        );
+        let address = text("address", self.address, 200)?;
+        let phone = optional_phone("phone", self.phone)?;
+        let emergency_contact = optional_text("emergency contact", self.emergency_contact, 64)?;
+        let emergency_phone = optional_phone("emergency phone", self.emergency_phone)?;
+        let certificate = match self.disability_cert.map(str::trim).filter(|c| !c.is_empty()) {
+            None => None,
+            Some(text) => {
+                Some(DisabilityCertificate::parse(text, citizen_id.as_ref()).map_err(RegistryError::BadCertificate)?)
+            }
+        };
+        let categories = annex_two(categories(self.categories.unwrap_or_default())?, certificate.as_ref())?;
+        let since = match self.left_behind_since.map(str::trim).filter(|d| !d.is_empty()) {
+            None => None,
+            Some(text) => {
+                Some(chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| RegistryError::LeftBehindSince)?)
+            }
+        };
         Ok(NewElder {
-            name: text("name", self.name, 64)?,
-            citizen_id: elder_citizen_id(self.citizen_id, today)?,
-            county: text("county", self.county, 64)?,
-            township: text("township", self.township, 64)?,
-            village: text("village", self.village, 64)?,
-            address: text("address", self.address, 200)?,
-            phone: optional_phone("phone", self.phone)?,
-            emergency_contact: optional_text("emergency contact", self.emergency_contact, 64)?,
-            emergency_phone: optional_phone("emergency phone", self.emergency_phone)?,
-            categories: categories(self.categories.unwrap_or_default())?,
+            name,
+            county,
+            township,
+            village,
+            address,
+            phone,
+            emergency_contact,
+            emergency_phone,
+            left_behind_since: left_behind_since(&categories, since, today)?,
+            categories: Category::join(&categories),
             inactivity_hours: match self.inactivity_hours {
                 Some(hours) if !(1..=72).contains(&hours) => return Err(RegistryError::BadThreshold(hours)),
                 hours => hours,
             },
-            disability_cert: optional_text("disability certificate number", self.disability_cert, 40)?,
+            citizen_id,
+            disability_cert: certificate.map(|c| c.number),
             lives_at_registered: self.lives_at_registered.unwrap_or(true),
         })
     }
@@ -259,6 +429,7 @@ mod tests {
             village: "锦山社区",
             address: "锦山大街 12 号",
             citizen_id: Some("11010519491231002X"),
+            categories: Some("living_alone"),
             ..Default::default()
         };
         let day = |text: &str| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
@@ -282,13 +453,94 @@ mod tests {
     }
 
     #[test]
-    fn phone_numbers_keep_their_digits_and_refuse_nonsense() {
-        assert_eq!(PhoneNumber::parse("phone", " 139-0415 0001 ").unwrap().as_str(), "13904150001");
-        assert_eq!(PhoneNumber::parse("phone", "+86 415 2170478").unwrap().as_str(), "+864152170478");
-        assert_eq!(PhoneNumber::parse("phone", "2170478").unwrap().as_str(), "2170478");
-        for bad in ["", "12", "call me", "1390415000112345678901", "13904150001x"] {
-            assert!(PhoneNumber::parse("phone", bad).is_err(), "{bad:?}");
+    fn phone_numbers_are_chinese_mobiles_or_landlines_in_one_normal_form() {
+        let phone = |text: &str| PhoneNumber::parse("phone", text).map(|p| p.as_str().to_string());
+        for (typed, kept) in [
+            (" 139-0415 0001 ", "13904150001"),
+            ("+86 139 0415 0001", "13904150001"),
+            ("8613904150001", "13904150001"),
+            ("+86 415 2170478", "0415-2170478"),
+            ("(0415) 2170478", "0415-2170478"),
+            ("04152170478", "0415-2170478"),
+            ("010-62345678", "010-62345678"),
+            ("02087654321", "020-87654321"),
+            ("2170478", "2170478"),
+            ("87654321", "87654321"),
+        ] {
+            assert_eq!(phone(typed).as_deref(), Ok(kept), "{typed:?}");
         }
+        assert!(PhoneNumber::parse("phone", "13904150001").unwrap().is_mobile());
+        assert!(!PhoneNumber::parse("phone", "0415-2170478").unwrap().is_mobile());
+        // A 10-digit number starting with 1, a mobile of the wrong second
+        // digit, a landline too short, letters, nothing.
+        for bad in ["1390415000", "12904150001", "139041500011", "0415-21704", "12345", "", "call me", "+1 202 5550100"]
+        {
+            assert!(phone(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    fn wang(categories: &'static str, cert: Option<&'static str>) -> ElderForm<'static> {
+        ElderForm {
+            name: "王秀英",
+            county: "振兴区",
+            township: "站前街道",
+            village: "锦山社区",
+            address: "锦山大街 12 号",
+            citizen_id: Some("11010519491231002X"),
+            categories: Some(categories),
+            disability_cert: cert,
+            ..ElderForm::default()
+        }
+    }
+
+    #[test]
+    fn a_certificate_of_grade_1_or_2_makes_the_elder_severely_disabled() {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        // 肢体 (4), grade 2: 重残 follows.
+        let severe = wang("living_alone", Some("11010519491231002x42")).check_on(today).unwrap();
+        assert_eq!(severe.categories, "living_alone,severely_disabled");
+        assert_eq!(severe.disability_cert.as_deref(), Some("11010519491231002X42"));
+        // Grade 3 is not 重残, and says so if claimed.
+        assert_eq!(
+            wang("living_alone", Some("11010519491231002X43")).check_on(today).unwrap().categories,
+            "living_alone"
+        );
+        assert_eq!(
+            wang("severely_disabled", Some("11010519491231002X43")).check_on(today),
+            Err(RegistryError::BadCertificate(CertificateError::NotSevere(3)))
+        );
+        // The certificate is the elder's own, and second-generation.
+        assert_eq!(
+            wang("living_alone", Some("21060219450312123842")).check_on(today),
+            Err(RegistryError::BadCertificate(CertificateError::NotTheElders))
+        );
+        for bad in ["11010519491231002X", "11010519491231002X45", "11010519491231002X82", "残疾证 123"] {
+            assert_eq!(
+                wang("living_alone", Some(bad)).check_on(today),
+                Err(RegistryError::BadCertificate(CertificateError::Shape)),
+                "{bad}"
+            );
+        }
+        // A certificate alone is category enough when it is grade 1 or 2.
+        assert_eq!(wang("", Some("11010519491231002X11")).check_on(today).unwrap().categories, "severely_disabled");
+        assert_eq!(wang("", None).check_on(today), Err(RegistryError::NoCategory));
+    }
+
+    #[test]
+    fn a_left_behind_elder_has_the_date_the_children_left_and_is_rechecked_after_half_a_year() {
+        let day = |text: &str| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
+        let today = day("2026-11-29");
+        let left_behind = wang("left_behind", None);
+        assert_eq!(left_behind.check_on(today), Err(RegistryError::LeftBehindSince));
+        let since = ElderForm { left_behind_since: Some("2026-05-29"), ..left_behind.clone() };
+        assert_eq!(since.check_on(today).unwrap().left_behind_since, Some(day("2026-05-29")));
+        let future = ElderForm { left_behind_since: Some("2026-12-01"), ..left_behind };
+        assert_eq!(future.check_on(today), Err(RegistryError::LeftBehindInFuture(day("2026-12-01"))));
+        let not_left_behind = ElderForm { left_behind_since: Some("2026-05-29"), ..wang("empty_nest", None) };
+        assert_eq!(not_left_behind.check_on(today).unwrap().left_behind_since, None, "kept only for 留守");
+        assert!(left_behind_recheck_due(day("2026-05-29"), today));
+        assert!(!left_behind_recheck_due(day("2026-05-30"), today));
+        assert!(left_behind_recheck_due(day("2026-02-28"), day("2026-08-28")));
     }
 
     #[test]
@@ -299,6 +551,7 @@ mod tests {
             township: "站前街道",
             village: "锦山社区",
             address: "锦山大街 12 号",
+            categories: Some("empty_nest"),
             ..ElderForm::default()
         };
         let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
@@ -306,7 +559,7 @@ mod tests {
         let no_village = ElderForm { village: "  ", ..form.clone() };
         assert_eq!(no_village.check_on(today).unwrap_err().to_string(), "village is required");
         let categories = ElderForm { categories: Some("dependent, living_alone,dependent"), ..form.clone() };
-        assert_eq!(categories.check_on(today).unwrap().categories, "dependent,living_alone");
+        assert_eq!(categories.check_on(today).unwrap().categories, "living_alone,dependent");
         let bad_category = ElderForm { categories: Some("lonely"), ..form.clone() };
         assert!(bad_category.check_on(today).unwrap_err().to_string().starts_with("unknown category \"lonely\""));
         let bad_threshold = ElderForm { inactivity_hours: Some(0), ..form.clone() };
@@ -343,6 +596,8 @@ pub struct NewElder {
     pub categories: String,
     /// Overrides the inactivity threshold of the categories, in hours.
     pub inactivity_hours: Option<i64>,
+    /// For 留守 (`left_behind`): the date the children left.
+    pub left_behind_since: Option<chrono::NaiveDate>,
 }
 
 impl Default for NewElder {
@@ -361,6 +616,7 @@ impl Default for NewElder {
             emergency_phone: None,
             categories: String::new(),
             inactivity_hours: None,
+            left_behind_since: None,
         }
     }
 }

@@ -38,6 +38,7 @@ pub fn headers() -> Vec<String> {
         "是否失能",
         "是否重残",
         "是否计划生育特殊家庭老年人",
+        "子女外出时间",
         "户主姓名",
         "户主性别",
         "户主公民身份号码",
@@ -77,6 +78,9 @@ pub fn township_ledger(n: usize, visitor: &str) -> Vec<Vec<String>> {
         let name = format!("{}{}", SURNAMES[i % 8], GIVEN[(i / 8) % 8]);
         let yes_no = |yes: bool| if yes { "是" } else { "否" }.to_string();
         let disabled = i % 9 == 0;
+        // A second-generation certificate: the ID, the category, the grade;
+        // grades 1 and 2 are 重残 (annex 2).
+        let grade = 1 + (i / 9) % 4;
         rows.push(vec![
             (i + 1).to_string(),
             COUNTY.into(),
@@ -90,13 +94,14 @@ pub fn township_ledger(n: usize, visitor: &str) -> Vec<Vec<String>> {
             if i % 4 == 0 { String::new() } else { format!("{}建国", SURNAMES[(i + 3) % 8]) },
             if i % 4 == 0 { String::new() } else { format!("0415-{:07}", 2_000_000 + i) },
             yes_no(disabled),
-            if disabled { format!("{id}{}1", 1 + i % 4) } else { String::new() },
+            if disabled { format!("{id}{}{grade}", 1 + i % 4) } else { String::new() },
             yes_no(i % 2 == 0),
             yes_no(i % 2 == 1),
             yes_no(i % 7 == 0),
             yes_no(i % 5 == 0),
-            yes_no(disabled && i % 2 == 0),
+            yes_no(disabled && grade <= 2),
             yes_no(i % 50 == 0),
+            if i % 7 == 0 { format!("2025-{:02}-01", 1 + i % 12) } else { String::new() },
             name,
             if i % 3 == 0 { "男" } else { "女" }.into(),
             id,

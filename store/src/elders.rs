@@ -33,6 +33,8 @@ pub struct Elder {
     pub left_on: Option<String>,
     /// died, moved, institution, ineligible, declined
     pub exit_reason: Option<String>,
+    /// For 留守: the date the children left, `YYYY-MM-DD`.
+    pub left_behind_since: Option<String>,
 }
 
 impl anxin_domain::access::Placed for Elder {
@@ -65,10 +67,11 @@ fn elder(row: &AnyRow) -> Result<Elder, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         left_on: row.try_get("left_on")?,
         exit_reason: row.try_get("exit_reason")?,
+        left_behind_since: row.try_get("left_behind_since")?,
     })
 }
 
-const ELDER_COLUMNS: &str = "id, name, county, township, village, address, phone, emergency_contact, emergency_phone, categories, inactivity_hours, citizen_id, disability_cert, lives_at_registered, created_at, left_on, exit_reason";
+const ELDER_COLUMNS: &str = "id, name, county, township, village, address, phone, emergency_contact, emergency_phone, categories, inactivity_hours, citizen_id, disability_cert, lives_at_registered, created_at, left_on, exit_reason, left_behind_since";
 
 impl Store {
     /// Registers an elder, enrolled from `now`.
@@ -79,8 +82,8 @@ impl Store {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO elders (name, county, township, village, address, phone, emergency_contact, emergency_phone,
                                  categories, inactivity_hours, created_at, citizen_id, disability_cert,
-                                 lives_at_registered)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {ELDER_COLUMNS}"
+                                 lives_at_registered, left_behind_since)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {ELDER_COLUMNS}"
         )))
         .bind(new.name.as_str())
         .bind(new.county.as_str())
@@ -96,6 +99,7 @@ impl Store {
         .bind(new.citizen_id.as_ref().map(CitizenId::as_str))
         .bind(new.disability_cert.as_deref())
         .bind(i64::from(new.lives_at_registered))
+        .bind(new.left_behind_since.map(|day| day.format("%Y-%m-%d").to_string()))
         .fetch_one(&mut *transaction)
         .await?;
         let elder = elder(&row)?;
@@ -116,7 +120,8 @@ impl Store {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE elders SET name = $2, county = $3, township = $4, village = $5, address = $6, phone = $7,
                     emergency_contact = $8, emergency_phone = $9, categories = $10, inactivity_hours = $11,
-                    citizen_id = $12, disability_cert = $13, lives_at_registered = $14, updated_at = $15
+                    citizen_id = $12, disability_cert = $13, lives_at_registered = $14, updated_at = $15,
+                    left_behind_since = $16
              WHERE id = $1 RETURNING {ELDER_COLUMNS}"
         )))
         .bind(id)
@@ -134,6 +139,7 @@ impl Store {
         .bind(new.disability_cert.as_deref())
         .bind(i64::from(new.lives_at_registered))
         .bind(now)
+        .bind(new.left_behind_since.map(|day| day.format("%Y-%m-%d").to_string()))
         .fetch_optional(&mut *transaction)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("there is no elder {id}")))?;

@@ -71,6 +71,7 @@ macro_rules! bind_part1 {
             .bind($elder.citizen_id.as_ref().map(CitizenId::as_str))
             .bind($elder.disability_cert.as_deref())
             .bind(i64::from($elder.lives_at_registered))
+            .bind($elder.left_behind_since.map(|day| day.format("%Y-%m-%d").to_string()))
     };
 }
 
@@ -99,7 +100,7 @@ fn org_codes(help: &HelpReceived) -> String {
 
 const LEDGER_COLUMNS: &str = "id, name, county, township, village, address, phone, emergency_contact, emergency_phone,
     categories, citizen_id, disability_cert, lives_at_registered, disabled, water_safe, power_safe, housing_safe,
-    monthly_income_fen, benefits, help_orgs, help_person, help_measures";
+    monthly_income_fen, benefits, help_orgs, help_person, help_measures, left_behind_since";
 
 fn optional_bool(row: &AnyRow, column: &str) -> Result<Option<bool>, sqlx::Error> {
     Ok(row.try_get::<Option<i64>, _>(column)?.map(|value| value == 1))
@@ -130,6 +131,7 @@ fn details_and_elder(row: &AnyRow) -> Result<(i64, NewElder, ElderDetails), sqlx
         emergency_phone: row.try_get("emergency_phone")?,
         categories: canonical_categories(&row.try_get::<String, _>("categories")?),
         inactivity_hours: None,
+        left_behind_since: day_column(row, "left_behind_since")?,
     };
     let orgs: String = row.try_get("help_orgs")?;
     let details = ElderDetails {
@@ -165,6 +167,13 @@ fn member(row: &AnyRow) -> Result<(i64, HouseholdMember), sqlx::Error> {
             support: Support::parse(&support).unwrap_or(Support::None),
         },
     ))
+}
+
+/// A `YYYY-MM-DD` column as a date.
+pub(crate) fn day_column(row: &AnyRow, column: &str) -> Result<Option<chrono::NaiveDate>, sqlx::Error> {
+    Ok(row
+        .try_get::<Option<String>, _>(column)?
+        .and_then(|text| chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok()))
 }
 
 fn bool_value(value: Option<bool>) -> Option<i64> {
@@ -409,7 +418,7 @@ async fn write_elder(
     let query = sqlx::query(
         "UPDATE elders SET name = $2, county = $3, township = $4, village = $5, address = $6, phone = $7,
                 emergency_contact = $8, emergency_phone = $9, categories = $10, citizen_id = $11,
-                disability_cert = $12, lives_at_registered = $13, updated_at = $14
+                disability_cert = $12, lives_at_registered = $13, left_behind_since = $14, updated_at = $15
          WHERE id = $1",
     );
     bind_part1!(query.bind(id), elder).bind(now).execute(&mut **transaction).await?;
@@ -450,10 +459,11 @@ async fn insert_elder(
     let orgs = org_codes(&details.help);
     let query = sqlx::query(
         "INSERT INTO elders (name, county, township, village, address, phone, emergency_contact, emergency_phone,
-                             categories, citizen_id, disability_cert, lives_at_registered, created_at, disabled,
-                             water_safe, power_safe, housing_safe, monthly_income_fen, benefits, help_orgs,
-                             help_person, help_measures)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+                             categories, citizen_id, disability_cert, lives_at_registered, left_behind_since,
+                             created_at, disabled, water_safe, power_safe, housing_safe, monthly_income_fen,
+                             benefits, help_orgs, help_person, help_measures)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+                 $23)
          RETURNING id",
     );
     let created =

@@ -64,7 +64,7 @@ fn watch_alerts(port: u16, client_id: &str, filter: &str, secret: Option<&str>) 
 fn a_simulated_smoke_alarm_becomes_one_critical_alert_handled_from_the_command_line() {
     let folder = private_folder("e2e-alerts");
     let data = folder.to_str().unwrap();
-    anxin_in(data, &[&ADD_WANG_XIUYING[..], &["--categories", "living_alone"]].concat());
+    anxin_in(data, &ADD_WANG_XIUYING);
     anxin_in(data, &["devices", "pair", "e2e-00001", "--elder", "1"]);
     let mqtt_port = free_port();
     let mqtt = format!("127.0.0.1:{mqtt_port}");
@@ -169,6 +169,8 @@ async fn the_gateway_publishes_alert_changes_on_an_external_broker() {
             "一村",
             "--address",
             "一号",
+            "--categories",
+            "empty_nest",
         ],
     );
     anxin_in(data, &["devices", "pair", "e2e-gw-node", "--elder", "1"]);

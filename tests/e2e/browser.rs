@@ -125,8 +125,6 @@ async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calenda
         &[
             &ADD_WANG_XIUYING[..],
             &[
-                "--categories",
-                "living_alone",
                 "--citizen-id",
                 "210602194503121238",
                 "--phone",
@@ -154,6 +152,8 @@ async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calenda
             "广济社区",
             "--address",
             "广济路 3 号",
+            "--categories",
+            "empty_nest",
         ],
     );
     run(data, &["devices", "pair", "web-00001", "--elder", "1"]);

@@ -26,8 +26,8 @@ pub fn anxin_at(data: &str, args: &[&str]) -> Output {
     anxin(&all)
 }
 
-/// `elders add` for the elder most tests register.
-pub const ADD_WANG_XIUYING: [&str; 12] = [
+/// `elders add` for the elder most tests register (独居).
+pub const ADD_WANG_XIUYING: [&str; 14] = [
     "elders",
     "add",
     "--name",
@@ -40,6 +40,8 @@ pub const ADD_WANG_XIUYING: [&str; 12] = [
     "锦山社区",
     "--address",
     "锦山大街 12 号",
+    "--categories",
+    "living_alone",
 ];
 
 /// Adds a user with `anxin users add ARGS…` and has them set their own

@@ -398,6 +398,8 @@ async fn the_admin_commands_register_pair_and_tail_while_serve_runs() {
         "王建国",
         "--emergency-phone",
         "13904150002",
+        "--categories",
+        "living_alone",
     ]);
     assert_eq!(text(&added.stdout).trim(), "added elder 1: 王秀英", "{}", text(&added.stderr));
     let listed: serde_json::Value = serde_json::from_slice(&admin(&["elders", "list", "--json"]).stdout).unwrap();

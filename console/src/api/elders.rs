@@ -94,6 +94,8 @@ pub struct ElderInput {
     pub disability_cert: Option<String>,
     /// Default: yes.
     pub lives_at_registered: Option<bool>,
+    /// For left_behind: the date the children left, YYYY-MM-DD.
+    pub left_behind_since: Option<String>,
 }
 
 impl ElderInput {
@@ -112,6 +114,7 @@ impl ElderInput {
             citizen_id: self.citizen_id.as_deref(),
             disability_cert: self.disability_cert.as_deref(),
             lives_at_registered: self.lives_at_registered,
+            left_behind_since: self.left_behind_since.as_deref(),
         }
         .check_on(today)
         .map_err(|error| AppError::invalid(error.to_string()))

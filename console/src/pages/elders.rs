@@ -47,6 +47,8 @@ struct ElderList {
     found: usize,
     page: usize,
     pages: usize,
+    /// 留守 elders whose children left six months ago or more.
+    recheck: Vec<ElderLine>,
 }
 
 /// Elders listed per page: a township's ledger runs to thousands.
@@ -88,7 +90,29 @@ pub(super) async fn list(
             left_on,
         })
         .collect();
+    let today = state.today();
+    let recheck = found
+        .iter()
+        .filter(|e| e.left_on.is_none())
+        .filter(|e| {
+            e.left_behind_since
+                .as_deref()
+                .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .is_some_and(|since| anxin_domain::registry::left_behind_recheck_due(since, today))
+        })
+        .map(|e| {
+            let card = ElderCard::of(e, viewer.lang);
+            ElderLine {
+                id: card.id,
+                name: card.name,
+                place: card.place,
+                categories: card.categories,
+                left_on: e.left_behind_since.clone(),
+            }
+        })
+        .collect();
     Ok(html(&ElderList {
+        recheck,
         c: viewer.chrome("elders.title"),
         elders,
         query: needle,

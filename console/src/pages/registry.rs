@@ -13,7 +13,7 @@ use serde::Deserialize;
 use anxin_domain::alerts::Category;
 use anxin_domain::enrolment::{EnrolmentError, Exit, ExitReason, check_reentry};
 use anxin_domain::identity::IdentityKind;
-use anxin_domain::registry::{CitizenId, ElderForm, RegistryError};
+use anxin_domain::registry::{CertificateError, CitizenId, ElderForm, RegistryError};
 use anxin_domain::time::local_day;
 use anxin_store::{Elder, NewIdentity, PairRefusal, Store, StoreError};
 
@@ -58,6 +58,9 @@ pub(super) struct ElderFields {
     lives_at_registered: String,
     #[serde(default)]
     inactivity_hours: String,
+    /// For 留守: the date the children left, `YYYY-MM-DD`.
+    #[serde(default)]
+    left_behind_since: String,
 }
 
 impl ElderFields {
@@ -77,6 +80,7 @@ impl ElderFields {
             disability_cert: String::new(),
             lives_at_registered: if elder.lives_at_registered { "yes" } else { "no" }.into(),
             inactivity_hours: elder.inactivity_hours.map(|h| h.to_string()).unwrap_or_default(),
+            left_behind_since: elder.left_behind_since.clone().unwrap_or_default(),
         }
     }
 
@@ -100,6 +104,7 @@ impl ElderFields {
             citizen_id: Some(&self.citizen_id),
             disability_cert: Some(&self.disability_cert),
             lives_at_registered: Some(self.lives_at_registered != "no"),
+            left_behind_since: Some(&self.left_behind_since),
         }
         .check_on(today)
         .map_err(|error| registry_error(&error, lang))
@@ -143,6 +148,18 @@ fn registry_error(error: &RegistryError, lang: Lang) -> String {
         // checker words it, after the translated field name.
         RegistryError::BadCitizenId(reason) => format!("{}: {reason}", field("citizen_id")),
         RegistryError::TooYoung(birth) => lang.t("registry.too_young").replace("{birth}", birth),
+        RegistryError::BadCertificate(CertificateError::NotSevere(grade)) => {
+            lang.t("registry.cert_not_severe").replace("{grade}", &grade.to_string())
+        }
+        RegistryError::BadCertificate(CertificateError::NotTheElders) => lang.t("registry.cert_not_the_elders").into(),
+        RegistryError::BadCertificate(CertificateError::Shape | CertificateError::BadCitizenId(_)) => {
+            lang.t("registry.cert_shape").into()
+        }
+        RegistryError::NoCategory => lang.t("registry.no_category").into(),
+        RegistryError::LeftBehindSince => lang.t("registry.left_behind_since").into(),
+        RegistryError::LeftBehindInFuture(day) => {
+            lang.t("registry.left_behind_future").replace("{date}", &day.to_string())
+        }
     }
 }
 
@@ -230,6 +247,7 @@ fn collect(pairs: Vec<(String, String)>) -> ElderFields {
             "disability_cert" => f.disability_cert = value,
             "lives_at_registered" => f.lives_at_registered = value,
             "inactivity_hours" => f.inactivity_hours = value,
+            "left_behind_since" => f.left_behind_since = value,
             _ => {}
         }
     }

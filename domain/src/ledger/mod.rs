@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alerts::Category;
 use crate::registry::NewElder;
-use crate::registry::{self, CitizenId, CitizenIdError, RegistryError};
+use crate::registry::{self, CertificateError, CitizenId, CitizenIdError, RegistryError};
 use sheet::Cell;
 
 /// A closed set of answers, each with a stable code (stored, API) and the
@@ -187,6 +187,8 @@ pub enum Column {
     Disabled,
     DisabilityCert,
     Category(Category),
+    /// 留守: the date the children left.
+    LeftBehindSince,
     /// Member 0 is the head of household.
     Member(usize, MemberField),
     WaterSafe,
@@ -219,6 +221,7 @@ impl Column {
             Column::DisabilityCert,
         ];
         columns.extend(Category::ALL.map(Column::Category));
+        columns.push(Column::LeftBehindSince);
         for member in 0..MEMBERS {
             columns.extend(MemberField::ALL.map(|field| Column::Member(member, field)));
         }
@@ -260,6 +263,7 @@ impl Column {
                 Category::SeverelyDisabled => "是否重残",
                 Category::BereavedFamily => "是否计划生育特殊家庭老年人",
             },
+            Column::LeftBehindSince => "子女外出时间",
             Column::Member(member, field) => {
                 let who = if member == 0 { "户主".to_string() } else { format!("家庭成员{}", member + 1) };
                 let what = match field {
@@ -302,6 +306,7 @@ impl Column {
             Column::Disabled => "disabled",
             Column::DisabilityCert => "disability_cert",
             Column::Category(category) => category.as_str(),
+            Column::LeftBehindSince => "left_behind_since",
             Column::Member(member, field) => {
                 let what = match field {
                     MemberField::Name => "name",
@@ -381,6 +386,13 @@ pub enum Problem {
         elder_id: i64,
     },
     CertificateWithoutDisability,
+    Certificate(CertificateError),
+    /// Every 是否… column says 否: annex 2 needs at least one category.
+    NoCategory,
+    /// 留守 without the date the children left.
+    LeftBehindSince,
+    NotADate,
+    DateInFuture,
     MissingColumn,
     NoHeader,
     NoRows,
@@ -412,6 +424,14 @@ impl Problem {
             Problem::UnknownId => "unknown_id",
             Problem::CitizenIdTaken { .. } => "citizen_id_taken",
             Problem::CertificateWithoutDisability => "certificate_without_disability",
+            Problem::Certificate(CertificateError::Shape) => "certificate_shape",
+            Problem::Certificate(CertificateError::NotTheElders) => "certificate_not_the_elders",
+            Problem::Certificate(CertificateError::BadCitizenId(_)) => "certificate_citizen_id",
+            Problem::Certificate(CertificateError::NotSevere(_)) => "certificate_not_severe",
+            Problem::NoCategory => "no_category",
+            Problem::LeftBehindSince => "left_behind_since",
+            Problem::NotADate => "not_a_date",
+            Problem::DateInFuture => "date_in_future",
             Problem::MissingColumn => "missing_column",
             Problem::NoHeader => "no_header",
             Problem::NoRows => "no_rows",
@@ -444,6 +464,14 @@ impl Problem {
             Problem::UnknownId,
             Problem::CitizenIdTaken { elder_id: 1 },
             Problem::CertificateWithoutDisability,
+            Problem::Certificate(CertificateError::Shape),
+            Problem::Certificate(CertificateError::NotTheElders),
+            Problem::Certificate(CertificateError::BadCitizenId(CitizenIdError::Characters)),
+            Problem::Certificate(CertificateError::NotSevere(3)),
+            Problem::NoCategory,
+            Problem::LeftBehindSince,
+            Problem::NotADate,
+            Problem::DateInFuture,
             Problem::MissingColumn,
             Problem::NoHeader,
             Problem::NoRows,
@@ -468,7 +496,9 @@ impl Problem {
                 "ends in {found}, but its check digit is {expected}"
             }
             Problem::TooYoung { .. } => "gives a birth date of {birth}: the elder must be 60 or older (annex 2)",
-            Problem::Phone => "is not a phone number: use 5 to 20 digits",
+            Problem::Phone => {
+                "is not a phone number: a mobile is 1, then 3 to 9, then 9 more digits; a landline an area code and 7 or 8 digits"
+            }
             Problem::NotYesNo => "must be 是 or 否",
             Problem::NotAChoice { .. } => "must be one of {allowed}",
             Problem::NotAnAmount => "is not an amount in yuan",
@@ -481,6 +511,18 @@ impl Problem {
             Problem::CitizenIdTaken { .. } => "is already registered for the elder numbered {elder_id}",
             Problem::UnknownId => "is not the number of an elder in Anxin: leave it empty for a new elder",
             Problem::CertificateWithoutDisability => "is given, but 是否残疾 says 否",
+            Problem::Certificate(CertificateError::Shape) => {
+                "is not a second-generation certificate number: the citizen ID, the category digit (1 to 7), the grade digit (1 to 4)"
+            }
+            Problem::Certificate(CertificateError::NotTheElders) => "does not carry the elder's citizen ID",
+            Problem::Certificate(CertificateError::BadCitizenId(_)) => "carries a citizen ID that is not valid",
+            Problem::Certificate(CertificateError::NotSevere(_)) => {
+                "says 是, but the disability certificate is grade {grade}: 重残 is grade 1 or 2 (annex 2)"
+            }
+            Problem::NoCategory => "every category says 否: an elder of the programme is at least one (annex 2)",
+            Problem::LeftBehindSince => "is required for a 留守 elder (the half-year re-check counts from it)",
+            Problem::NotADate => "is not a date: use YYYY-MM-DD",
+            Problem::DateInFuture => "is in the future",
             Problem::MissingColumn => "column is missing",
             Problem::NoHeader => "no header row: the first ten rows hold no 被探访人姓名 (or name) column",
             Problem::NoRows => "the file holds no elder",
@@ -505,6 +547,7 @@ impl Problem {
             Problem::NotAChoice { allowed } => vec![("allowed", allowed.clone())],
             Problem::DuplicateCitizenId { line } | Problem::DuplicateId { line } => vec![("line", line.to_string())],
             Problem::CitizenIdTaken { elder_id } => vec![("elder_id", elder_id.to_string())],
+            Problem::Certificate(CertificateError::NotSevere(grade)) => vec![("grade", grade.to_string())],
             Problem::TooLarge(sheet::Limit::Bytes(mb) | sheet::Limit::UnpackedBytes(mb)) => {
                 vec![("mb", mb.to_string())]
             }
@@ -859,12 +902,82 @@ impl RowReader<'_> {
         })
     }
 
+    /// A date cell: text as `YYYY-MM-DD` (or with / or .), or an Excel date.
+    fn date(&mut self, column: Column) -> Option<chrono::NaiveDate> {
+        if let Some(Cell::Number(serial)) = self.cell(column) {
+            // Excel counts days from 1899-12-30; a serial is a whole number of days.
+            let date =
+                format!("{}", serial.trunc()).parse::<u64>().ok().filter(|days| (1..100_000).contains(days)).and_then(
+                    |days| chrono::NaiveDate::from_ymd_opt(1899, 12, 30)?.checked_add_days(chrono::Days::new(days)),
+                );
+            if date.is_none() {
+                self.problem(column, Problem::NotADate);
+            }
+            return date;
+        }
+        let text = self.text(column)?.replace(['/', '.'], "-");
+        let date = chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok();
+        if date.is_none() {
+            self.problem(column, Problem::NotADate);
+        }
+        date
+    }
+
     fn ledger_row(&mut self, today: chrono::NaiveDate, visitors: &HashSet<String>) -> LedgerRow {
-        let categories: Vec<Category> = Category::ALL
+        let mut categories: Vec<Category> = Category::ALL
             .into_iter()
             .filter(|category| self.yes_no(Column::Category(*category)) == Some(true))
             .collect();
-        let disability_cert = self.optional(Column::DisabilityCert, 40);
+        let id = self.text(Column::Id).and_then(|text| {
+            let id = text.parse::<i64>().ok().filter(|id| *id > 0);
+            if id.is_none() {
+                self.problem(Column::Id, Problem::UnknownId);
+            }
+            id
+        });
+        let citizen_id = match self.text(Column::CitizenId) {
+            None if id.is_some() => None,
+            None => {
+                self.problem(Column::CitizenId, Problem::Required);
+                None
+            }
+            Some(_) => self.citizen_id(Column::CitizenId, today, true),
+        };
+        let mut disability_cert = self.optional(Column::DisabilityCert, 40);
+        let certificate = disability_cert.as_deref().and_then(|text| {
+            match registry::DisabilityCertificate::parse(text, citizen_id.as_ref()) {
+                Ok(certificate) => Some(certificate),
+                Err(error) => {
+                    self.problem(Column::DisabilityCert, Problem::Certificate(error));
+                    None
+                }
+            }
+        });
+        if let Some(certificate) = &certificate {
+            disability_cert = Some(certificate.number.clone());
+        }
+        match registry::annex_two(categories.clone(), certificate.as_ref()) {
+            Ok(checked) => categories = checked,
+            Err(RegistryError::BadCertificate(error)) => {
+                self.problem(Column::Category(Category::SeverelyDisabled), Problem::Certificate(error));
+            }
+            Err(_) => self.problem(Column::Category(Category::LivingAlone), Problem::NoCategory),
+        }
+        let since = self.date(Column::LeftBehindSince);
+        let left_behind_since = match registry::left_behind_since(&categories, since, today) {
+            Ok(since) => since,
+            Err(RegistryError::LeftBehindInFuture(_)) => {
+                self.problem(Column::LeftBehindSince, Problem::DateInFuture);
+                None
+            }
+            Err(_) => {
+                // An unreadable date has its own problem already.
+                if self.cell(Column::LeftBehindSince).is_none_or(|cell| cell.text().trim().is_empty()) {
+                    self.problem(Column::LeftBehindSince, Problem::LeftBehindSince);
+                }
+                None
+            }
+        };
         let disabled = match self.yes_no(Column::Disabled) {
             Some(false) if disability_cert.is_some() => {
                 self.problem(Column::DisabilityCert, Problem::CertificateWithoutDisability);
@@ -873,13 +986,6 @@ impl RowReader<'_> {
             Some(answer) => answer,
             None => disability_cert.is_some(),
         };
-        let id = self.text(Column::Id).and_then(|text| {
-            let id = text.parse::<i64>().ok().filter(|id| *id > 0);
-            if id.is_none() {
-                self.problem(Column::Id, Problem::UnknownId);
-            }
-            id
-        });
         let elder = NewElder {
             county: self.required(Column::County, 64),
             township: self.required(Column::Township, 64),
@@ -887,20 +993,14 @@ impl RowReader<'_> {
             address: self.required(Column::Address, 200),
             lives_at_registered: self.yes_no(Column::LivesAtRegistered).unwrap_or(true),
             name: self.required(Column::Name, 64),
-            citizen_id: match self.text(Column::CitizenId) {
-                None if id.is_some() => None,
-                None => {
-                    self.problem(Column::CitizenId, Problem::Required);
-                    None
-                }
-                Some(_) => self.citizen_id(Column::CitizenId, today, true),
-            },
+            citizen_id,
             phone: self.phone(Column::Phone),
             emergency_contact: self.optional(Column::EmergencyContact, 64),
             emergency_phone: self.phone(Column::EmergencyPhone),
             disability_cert,
             categories: Category::join(&categories),
             inactivity_hours: None,
+            left_behind_since,
         };
         let members = (0..MEMBERS).filter_map(|member| self.member(member, today)).collect();
         let living = LivingConditions {
@@ -1002,6 +1102,7 @@ pub fn cells(row: &LedgerRow) -> Vec<String> {
             Column::Disabled => yes_no(Some(details.disabled)),
             Column::DisabilityCert => elder.disability_cert.clone().unwrap_or_default(),
             Column::Category(category) => yes_no(Some(categories.contains(&category))),
+            Column::LeftBehindSince => elder.left_behind_since.map(|d| d.to_string()).unwrap_or_default(),
             Column::Member(member, field) => details.members.get(member).map_or_else(String::new, |m| match field {
                 MemberField::Name => m.name.clone(),
                 MemberField::Sex => m.sex.map(|s| s.label().to_string()).unwrap_or_default(),
@@ -1069,11 +1170,19 @@ mod tests {
     #[test]
     fn a_row_round_trips_through_its_cells() {
         let visitors: HashSet<String> = ["li".to_string(), "zhao".to_string()].into();
-        let header: Vec<&str> =
-            vec!["序号", "县（市、区）", "乡镇(街道)", "村(居)", "家庭住址", "被探访人姓名", "公民身份号码"];
+        let header: Vec<&str> = vec![
+            "序号",
+            "县（市、区）",
+            "乡镇(街道)",
+            "村(居)",
+            "家庭住址",
+            "被探访人姓名",
+            "公民身份号码",
+            "是否独居",
+        ];
         let mut rows = text_rows(&[&["振兴区特殊困难老年人台账"], &header]);
         rows.push(
-            ["1", "振兴区", "站前街道", "锦山社区", "锦山大街 12 号", "王秀英", "11010519491231002X"]
+            ["1", "振兴区", "站前街道", "锦山社区", "锦山大街 12 号", "王秀英", "11010519491231002X", "是"]
                 .iter()
                 .map(|t| Cell::Text(t.to_string()))
                 .collect(),
@@ -1087,9 +1196,10 @@ mod tests {
         let full = LedgerRow {
             id: Some(7),
             elder: NewElder {
-                categories: "living_alone,dependent".into(),
+                categories: "living_alone,left_behind,dependent,severely_disabled".into(),
+                left_behind_since: Some(day("2026-03-01")),
                 phone: Some("13904150001".into()),
-                disability_cert: Some("21060219450312123X42".into()),
+                disability_cert: Some("11010519491231002X42".into()),
                 ..row.elder.clone()
             },
             details: ElderDetails {
@@ -1128,9 +1238,9 @@ mod tests {
         let visitors = HashSet::new();
         let rows = text_rows(&[
             &["county", "township", "village", "address", "name", "citizen_id", "phone", "visitors", "是否独居"],
-            &["振兴区", "站前街道", "锦山社区", "1 号", "甲", "110105194912310021", "12", "", "是"],
+            &["振兴区", "站前街道", "锦山社区", "1 号", "甲", "110105194912310021", "1390415000", "", "是"],
             &["振兴区", "", "锦山社区", "2 号", "乙", "11010519491231002X", "", "nobody", "也许"],
-            &["振兴区", "站前街道", "锦山社区", "3 号", "丙", "11010519491231002X", "", "", ""],
+            &["振兴区", "站前街道", "锦山社区", "3 号", "丙", "11010519491231002X", "", "", "否"],
         ]);
         let problems = read(&rows, day("2026-11-29"), &visitors).unwrap_err();
         let described: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -1138,10 +1248,12 @@ mod tests {
             described,
             vec![
                 "line 2, citizen_id \"110105194912310021\": ends in 1, but its check digit is X",
-                "line 2, phone \"12\": is not a phone number: use 5 to 20 digits",
+                "line 2, phone \"1390415000\": is not a phone number: a mobile is 1, then 3 to 9, then 9 more digits; a landline an area code and 7 or 8 digits",
                 "line 3, 是否独居 \"也许\": must be 是 or 否",
+                "line 3, 是否独居 \"也许\": every category says 否: an elder of the programme is at least one (annex 2)",
                 "line 3, township: is required",
                 "line 3, visitors \"nobody\": is not a visitor's user name",
+                "line 4, 是否独居 \"否\": every category says 否: an elder of the programme is at least one (annex 2)",
                 "line 4, citizen_id \"11010519491231002X\": is the same as on line 3",
             ]
         );
@@ -1166,8 +1278,15 @@ mod tests {
 
     #[test]
     fn an_id_excel_turned_into_a_number_is_refused_with_the_reason() {
-        let mut rows =
-            text_rows(&[&["县(市、区)", "乡镇(街道)", "村(居)", "家庭住址", "被探访人姓名", "公民身份号码"]]);
+        let mut rows = text_rows(&[&[
+            "县(市、区)",
+            "乡镇(街道)",
+            "村(居)",
+            "家庭住址",
+            "被探访人姓名",
+            "公民身份号码",
+            "是否空巢",
+        ]]);
         rows.push(vec![
             Cell::Text("振兴区".into()),
             Cell::Text("站前街道".into()),
@@ -1175,6 +1294,7 @@ mod tests {
             Cell::Text("1 号".into()),
             Cell::Text("甲".into()),
             Cell::Number(1.101_051_949_123_1e17),
+            Cell::Text("是".into()),
         ]);
         let problems = read(&rows, day("2026-11-29"), &HashSet::new()).unwrap_err();
         assert_eq!(problems.len(), 1);

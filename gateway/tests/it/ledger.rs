@@ -13,9 +13,13 @@ use crate::{Backend, fresh_store, on_both_backends};
 on_both_backends!(
     a_township_ledger_round_trips_through_both_formats_unchanged,
     a_ledger_with_bad_rows_writes_nothing_and_names_every_problem,
+    annex_two_is_applied_to_every_row_each_rule_with_a_good_and_a_bad_row,
 );
 
 const T: i64 = 1_780_000_000_000;
+
+/// The 探访责任人 column of the simulator's township ledger.
+const VISITORS: usize = 34;
 
 fn today() -> chrono::NaiveDate {
     chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap()
@@ -79,7 +83,7 @@ async fn a_township_ledger_round_trips_through_both_formats_unchanged(backend: B
     // An edited row is updated, the rest left alone; the visitor removed.
     let mut edited = file.clone();
     edited[1][8] = "13800000000".into();
-    edited[1][33] = String::new();
+    edited[1][VISITORS] = String::new();
     let checked = ledger::read(&cells(&edited), today(), &store.visitor_names().await.unwrap()).unwrap();
     let preview = store.preview_ledger(&checked, "admin", T).await.unwrap();
     assert_eq!(counts(&preview), (0, 1, 59));
@@ -102,7 +106,7 @@ async fn a_ledger_with_bad_rows_writes_nothing_and_names_every_problem(backend: 
     let (store, _guard) = fresh_store(backend).await;
     let mut file = township_ledger(40, "nobody-yet");
     for row in &mut file[1..] {
-        row[33] = String::new();
+        row[VISITORS] = String::new();
     }
     let young = citizen_id("19900101", 1);
     let mut wrong_digit = file[3][7].clone();
@@ -112,7 +116,7 @@ async fn a_ledger_with_bad_rows_writes_nothing_and_names_every_problem(backend: 
     file[4][7] = young.clone();
     file[5][8] = "call me".into();
     file[6][7] = file[7][7].clone();
-    file[8][33] = "nobody-yet".into();
+    file[8][VISITORS] = "nobody-yet".into();
     let Err(ImportError::Rows(problems)) = import(&store, &cells(&file)).await else {
         panic!("a bad file was imported");
     };
@@ -164,7 +168,7 @@ async fn five_thousand_elders_in_three_townships_import_at_once_and_again_unchan
     with_bad_rows[1_200][7] = citizen_id("19900101", 7); // under 60
     with_bad_rows[2_500][3] = String::new(); // no village
     with_bad_rows[4_999][7] = with_bad_rows[10][7].clone(); // the same ID twice
-    with_bad_rows[3_333][33] = "nobody".into(); // not a visitor
+    with_bad_rows[3_333][VISITORS] = "nobody".into(); // not a visitor
     let bad = sheet::read(
         &sheet::write(&with_bad_rows, sheet::Format::Xlsx, "台账").unwrap(),
         sheet::Format::Xlsx,
@@ -187,4 +191,81 @@ async fn five_thousand_elders_in_three_townships_import_at_once_and_again_unchan
         assert!((1_666..=1_667).contains(&count), "{township}: {count}");
     }
     assert_eq!(store.elders_without_visitor().await.unwrap().len(), 4_000);
+}
+
+/// Columns of the simulator's township ledger.
+const PHONE: usize = 8;
+const DISABLED: usize = 11;
+const CERTIFICATE: usize = 12;
+const FIRST_CATEGORY: usize = 13;
+const LEFT_BEHIND: usize = 15;
+const SEVERELY_DISABLED: usize = 17;
+const LEFT_BEHIND_SINCE: usize = 19;
+
+async fn annex_two_is_applied_to_every_row_each_rule_with_a_good_and_a_bad_row(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let base = township_ledger(8, "");
+    let certificate = |row: &[String], grade: char| format!("{}4{grade}", row[7]);
+    let mut good = base.clone();
+    // A grade-2 certificate makes 重残 even where the column says 否.
+    good[1][DISABLED] = "是".into();
+    good[1][CERTIFICATE] = certificate(&good[1], '2');
+    good[1][SEVERELY_DISABLED] = "否".into();
+    // A grade-3 certificate is not 重残.
+    good[2][DISABLED] = "是".into();
+    good[2][CERTIFICATE] = certificate(&good[2], '3');
+    good[2][SEVERELY_DISABLED] = "否".into();
+    // A mobile typed with +86 and spaces, kept in its normal form.
+    good[3][PHONE] = "+86 139 0415 0001".into();
+    // 留守 with the date the children left.
+    good[4][LEFT_BEHIND] = "是".into();
+    good[4][LEFT_BEHIND_SINCE] = "2026/05/01".into();
+
+    let mut bad = good.clone();
+    bad[1][CERTIFICATE] = certificate(&good[2], '2'); // another person's certificate
+    bad[2][SEVERELY_DISABLED] = "是".into(); // 重残 with a grade-3 certificate
+    bad[3][PHONE] = "1390415000".into(); // ten digits starting with 1
+    bad[4][LEFT_BEHIND_SINCE] = String::new(); // 留守 without the date
+    for cell in &mut bad[5][FIRST_CATEGORY..FIRST_CATEGORY + 6] {
+        *cell = "否".into(); // no category at all
+    }
+    let Err(ImportError::Rows(problems)) = import(&store, &cells(&bad)).await else {
+        panic!("a ledger breaking annex 2 was imported");
+    };
+    let found: Vec<(usize, &str)> = problems.iter().map(|p| (p.line, p.problem.key())).collect();
+    assert_eq!(
+        found,
+        vec![
+            (2, "certificate_not_the_elders"),
+            (3, "certificate_not_severe"),
+            (4, "phone"),
+            (5, "left_behind_since"),
+            (6, "no_category"),
+        ],
+        "{problems:#?}"
+    );
+    assert!(store.elders().await.unwrap().is_empty(), "nothing written");
+
+    import(&store, &cells(&good)).await.unwrap();
+    let ledger = store.ledger().await.unwrap();
+    let categories = |line: usize| ledger[line - 2].elder.categories.clone();
+    assert!(categories(2).contains("severely_disabled"), "{}", categories(2));
+    assert!(!categories(3).contains("severely_disabled"), "{}", categories(3));
+    assert_eq!(ledger[2].elder.phone.as_deref(), Some("13904150001"));
+    assert_eq!(ledger[3].elder.left_behind_since, chrono::NaiveDate::from_ymd_opt(2026, 5, 1));
+    // Exported and read again, nothing changes.
+    let rows =
+        sheet::read(&export(&store, sheet::Format::Csv).await, sheet::Format::Csv, &sheet::Limits::LEDGER).unwrap();
+    assert_eq!(import(&store, &rows).await.unwrap().unchanged, 8);
+
+    // The sample ledger's grade-1 and grade-2 certificates all make 重残.
+    let (sample_store, _sample_guard) = fresh_store(backend).await;
+    let sample = township_ledger(100, "");
+    let severe_certificates =
+        sample[1..].iter().filter(|row| row[CERTIFICATE].len() == 20 && row[CERTIFICATE].ends_with(['1', '2'])).count();
+    assert!(severe_certificates > 3, "the sample holds some");
+    import(&sample_store, &cells(&sample)).await.unwrap();
+    let severe =
+        sample_store.elders().await.unwrap().iter().filter(|e| e.categories.contains("severely_disabled")).count();
+    assert_eq!(severe, severe_certificates);
 }
