@@ -857,6 +857,7 @@ async fn a_visit_recorded_in_the_console_counts_in_the_rate_and_prints_on_the_fo
     let fields = [
         ("day", today.as_str()),
         ("mode", "home"),
+        ("started", "09:30"),
         ("visitor", "李探访"),
         ("mobility", "worse"),
         ("gas", "unsafe"),
@@ -1282,4 +1283,40 @@ async fn the_county_official_closes_a_month_and_a_late_visit_waits_for_the_reope
     let audit = world.store.audit_entries(None, 100).await.unwrap();
     let actions: Vec<&str> = audit.iter().filter(|e| e.actor == "official").map(|e| e.action.as_str()).collect();
     assert!(actions.contains(&"month closed") && actions.contains(&"month reopened"), "{actions:?}");
+}
+
+/// The rate page shows how a township's visits were made and who has had
+/// no visit by a person for months (in the reader's scope only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_page_shows_the_mix_of_modes_and_who_no_person_has_visited_for_months() {
+    let world = world().await;
+    let mut official = signed_in(&world, "official").await;
+    let section = |page: &str, id: &str| {
+        let start = page.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id}"));
+        page[start..start + page[start..].find("</section>").unwrap()].to_string()
+    };
+    let page = official.get("/rate").await.body;
+    let quiet = section(&page, "quiet");
+    assert!(quiet.contains("王秀英") && !quiet.contains("李桂兰"), "{quiet}");
+    let mut visitor = signed_in(&world, "visitor").await;
+    visitor.get(&format!("/elders/{}/visits/new", world.here)).await;
+    let today = world.policy.today().to_string();
+    let visited = visitor
+        .post(
+            &format!("/elders/{}/visits", world.here),
+            &[("day", &today), ("mode", "home"), ("started", "10:00"), ("visitor", "李")],
+        )
+        .await;
+    assert_eq!(visited.status, StatusCode::SEE_OTHER, "{}", visited.body);
+    let no_time = visitor
+        .post(&format!("/elders/{}/visits", world.here), &[("day", &today), ("mode", "home"), ("visitor", "李")])
+        .await;
+    assert!(no_time.body.contains("上门探访须填写开始时间"), "{}", no_time.body);
+    let page = official.get("/rate").await.body;
+    assert!(!section(&page, "quiet").contains("王秀英"), "visited today");
+    let mix = section(&page, "mix");
+    // One home visit, which the sensors (a smoke alarm at T, nothing since) do not corroborate.
+    assert!(mix.contains("振兴区/站前街道</td><td>1</td>") && mix.contains("class=\"share\">0%"), "{mix}");
+    let elder_page = official.get(&format!("/elders/{}", world.here)).await.body;
+    assert!(elder_page.contains("传感器未见到访迹象（待抽查）"), "marked for spot-check on the elder page");
 }

@@ -21,6 +21,36 @@ choices! {
 }
 
 choices! {
+    /// Whether the home's sensors show someone came during a home visit.
+    Corroboration {
+        /// Door and motion in the visit's window (传感器佐证).
+        Corroborated = ("corroborated", "传感器佐证"),
+        /// The home's sensors saw no door and motion then: marked for spot-check.
+        NoPresence = ("no_presence", "未见到访迹象"),
+        /// The home has no sensors to ask: marked for spot-check.
+        NoSensors = ("no_sensors", "无传感器"),
+    }
+}
+
+/// A home visit's window for corroboration: from a quarter of an hour
+/// before the start time the visitor gives to an hour after it.
+pub const CORROBORATION_WINDOW_MS: (i64, i64) = (15 * crate::time::MINUTE_MS, 60 * crate::time::MINUTE_MS);
+
+/// Judges a home visit starting at `start` (epoch ms) against the home's
+/// hourly activity (`(hour_start, motion, door_opens)`, summed over its
+/// devices): corroborated when the hours the window touches saw both a door
+/// opening and motion. Hour precision is what the rollups keep.
+pub fn corroborate(start: i64, hours: &[(i64, i64, i64)], has_devices: bool) -> Corroboration {
+    if !has_devices {
+        return Corroboration::NoSensors;
+    }
+    let (from, to) = (start - CORROBORATION_WINDOW_MS.0, start + CORROBORATION_WINDOW_MS.1);
+    let touched = hours.iter().filter(|(hour, _, _)| *hour < to && hour + crate::time::HOUR_MS > from);
+    let (motion, doors) = touched.fold((0, 0), |(m, d), (_, motion, doors)| (m + motion, d + doors));
+    if motion > 0 && doors > 0 { Corroboration::Corroborated } else { Corroboration::NoPresence }
+}
+
+choices! {
     /// 无变化 / 较好 / 较差: expression, mobility, mood, hygiene, indoor environment.
     Change { Unchanged = ("unchanged", "无变化"), Better = ("better", "较好"), Worse = ("worse", "较差") }
 }
@@ -109,6 +139,9 @@ pub struct NewVisit {
     pub elder_id: i64,
     pub day: chrono::NaiveDate,
     pub mode: VisitMode,
+    /// When the visit began (local time of `day`); required for a home
+    /// visit, which the home's sensors can then corroborate.
+    pub started: Option<chrono::NaiveTime>,
     /// 探访人员: who visited.
     pub visitor: String,
     pub assessment: Assessment,
@@ -133,6 +166,8 @@ pub enum VisitError {
     HouseholdDelta,
     #[error("name the serious illness")]
     IllnessName,
+    #[error("a home visit needs the time it began (HH:MM)")]
+    StartTime,
 }
 
 fn optional(field: &'static str, text: Option<&str>, max: usize) -> Result<Option<String>, VisitError> {
@@ -159,6 +194,9 @@ impl NewVisit {
         if self.day > today {
             return Err(VisitError::FutureDay(self.day));
         }
+        if self.mode == VisitMode::Home && self.started.is_none() {
+            return Err(VisitError::StartTime);
+        }
         self.visitor = required("who visited", &self.visitor, 64)?;
         self.needs = optional("the elder's needs", self.needs.as_deref(), 1_000)?;
         self.suggestions = optional("suggested care", self.suggestions.as_deref(), 1_000)?;
@@ -180,6 +218,14 @@ impl NewVisit {
             assessment.illness_name = None;
         }
         Ok(self)
+    }
+}
+
+impl NewVisit {
+    /// When the visit began, epoch ms, at the deployment's `offset`.
+    pub fn started_at(&self, offset: chrono::FixedOffset) -> Option<i64> {
+        let local = self.day.and_time(self.started?);
+        Some(local.and_local_timezone(offset).single()?.timestamp_millis())
     }
 }
 
@@ -265,6 +311,48 @@ impl RateFigures {
     pub fn add(&mut self, visited: bool) {
         self.registered += 1;
         self.visited += i64::from(visited);
+    }
+}
+
+/// How a region's visits of a month were made: the count of each mode, and
+/// of home visits the sensors corroborated. A township whose elders are
+/// "visited" only by the remote check-in shows here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ModeMix {
+    pub home: i64,
+    pub phone: i64,
+    pub video: i64,
+    pub other: i64,
+    pub remote: i64,
+    /// Home visits corroborated by the home's sensors.
+    pub corroborated: i64,
+}
+
+impl ModeMix {
+    /// Counts `n` visits of `mode` (their corroboration given for home visits).
+    pub fn add(&mut self, mode: VisitMode, corroborated: bool, n: i64) {
+        match mode {
+            VisitMode::Home => {
+                self.home += n;
+                if corroborated {
+                    self.corroborated += n;
+                }
+            }
+            VisitMode::Phone => self.phone += n,
+            VisitMode::Video => self.video += n,
+            VisitMode::Other => self.other += n,
+            VisitMode::Remote => self.remote += n,
+        }
+    }
+
+    /// The corroborated share of home visits, rounded down; `—` without any.
+    pub fn corroborated_share(&self) -> String {
+        RateFigures { registered: self.home, visited: self.corroborated }.percent()
+    }
+
+    /// Visits by a person (home, phone, video, other) against all.
+    pub fn by_person(&self) -> i64 {
+        self.home + self.phone + self.video + self.other
     }
 }
 
@@ -391,6 +479,7 @@ mod tests {
             elder_id: 1,
             day: day("2026-11-20"),
             mode: VisitMode::Home,
+            started: chrono::NaiveTime::from_hms_opt(9, 30, 0),
             visitor: " 李探访 ".into(),
             assessment: Assessment::default(),
             needs: Some("  ".into()),
@@ -415,6 +504,39 @@ mod tests {
         assert!(NewVisit { assessment: grew_by_one, ..visit() }.check(today).is_ok());
         let ill = Assessment { illness: Some(Illness::Serious), ..Assessment::default() };
         assert_eq!(NewVisit { assessment: ill, ..visit() }.check(today), Err(VisitError::IllnessName));
+        assert_eq!(NewVisit { started: None, ..visit() }.check(today), Err(VisitError::StartTime));
+        assert!(NewVisit { started: None, mode: VisitMode::Phone, ..visit() }.check(today).is_ok());
+        let beijing = chrono::FixedOffset::east_opt(8 * 3_600).unwrap();
+        // 2026-11-20 09:30 +08:00 is 01:30 UTC.
+        assert_eq!(visit().started_at(beijing), Some(1_795_138_200_000));
+    }
+
+    #[test]
+    fn a_mix_counts_each_mode_and_the_corroborated_share_of_home_visits() {
+        let mut mix = ModeMix::default();
+        mix.add(VisitMode::Home, true, 2);
+        mix.add(VisitMode::Home, false, 1);
+        mix.add(VisitMode::Remote, false, 20);
+        mix.add(VisitMode::Phone, false, 3);
+        assert_eq!((mix.home, mix.corroborated, mix.remote, mix.by_person()), (3, 2, 20, 6));
+        assert_eq!(mix.corroborated_share(), "66.6%");
+        assert_eq!(ModeMix::default().corroborated_share(), "—");
+    }
+
+    #[test]
+    fn a_home_visit_is_corroborated_by_a_door_and_motion_in_its_window() {
+        use crate::time::{HOUR_MS, MINUTE_MS};
+        let start = 100 * HOUR_MS + 30 * MINUTE_MS; // 10:30 of some day
+        let quiet_then_visit = [(99 * HOUR_MS, 5, 0), (100 * HOUR_MS, 7, 1)];
+        assert_eq!(corroborate(start, &quiet_then_visit, true), Corroboration::Corroborated);
+        // Motion all morning, the door only at 08:00: nobody came at 10:30.
+        let no_door = [(98 * HOUR_MS, 3, 1), (100 * HOUR_MS, 7, 0), (101 * HOUR_MS, 4, 0)];
+        assert_eq!(corroborate(start, &no_door, true), Corroboration::NoPresence);
+        // The window reaches back a quarter of an hour: a 10:10 visit sees 09:00's hour.
+        let early = [(99 * HOUR_MS, 2, 1)];
+        assert_eq!(corroborate(100 * HOUR_MS + 10 * MINUTE_MS, &early, true), Corroboration::Corroborated);
+        assert_eq!(corroborate(start, &early, true), Corroboration::NoPresence);
+        assert_eq!(corroborate(start, &[], false), Corroboration::NoSensors);
     }
 
     #[test]

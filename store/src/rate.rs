@@ -54,6 +54,57 @@ impl Store {
         elder_months_between(&self.pool, first_day, last_day, ends_at).await
     }
 
+    /// The visits of `first_day`..=`last_day` counted by village, mode and
+    /// corroboration: `(county, township, village, mode, corroborated, n)`.
+    pub async fn visit_mix(
+        &self,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<(String, String, String, String, bool, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.county, e.township, e.village, v.mode,
+                    CASE WHEN v.corroboration = 'corroborated' THEN 1 ELSE 0 END AS corroborated, COUNT(*) AS n
+             FROM visits v JOIN elders e ON e.id = v.elder_id
+             WHERE v.day >= $1 AND v.day <= $2
+             GROUP BY e.county, e.township, e.village, v.mode,
+                      CASE WHEN v.corroboration = 'corroborated' THEN 1 ELSE 0 END
+             ORDER BY e.county, e.township, e.village",
+        )
+        .bind(first_day)
+        .bind(last_day)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("county")?,
+                    row.try_get("township")?,
+                    row.try_get("village")?,
+                    row.try_get("mode")?,
+                    row.try_get::<i64, _>("corroborated")? == 1,
+                    row.try_get("n")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// The last day each elder had a home, phone or video visit on or
+    /// before `up_to` (`YYYY-MM-DD`).
+    pub async fn last_person_visits(&self, up_to: &str) -> Result<HashMap<i64, String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT elder_id, MAX(day) AS last_day FROM visits
+             WHERE mode IN ('home', 'phone', 'video') AND day <= $1 GROUP BY elder_id",
+        )
+        .bind(up_to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Ok((row.try_get("elder_id")?, row.try_get("last_day")?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
     /// The last day each elder had a visit by a person (any mode but
     /// `remote`) on or before `up_to` (`YYYY-MM-DD`).
     pub async fn last_contacts(&self, up_to: &str) -> Result<HashMap<i64, String>, StoreError> {

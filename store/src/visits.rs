@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{RegionFilter, Store, StoreError};
-use anxin_domain::visits::{Assessment, NewVisit};
+use anxin_domain::visits::{Assessment, CORROBORATION_WINDOW_MS, Corroboration, NewVisit, VisitMode, corroborate};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VisitRecord {
@@ -31,6 +31,11 @@ pub struct VisitRecord {
     /// 补录: recorded while the month of its day was closed for the elder's
     /// county; it changes the closed figure only once the month is reopened.
     pub late: bool,
+    /// A home visit's start (epoch ms).
+    pub started_at: Option<i64>,
+    /// A home visit's corroboration by the home's sensors: corroborated,
+    /// no_presence, no_sensors (the last two are for spot-checks).
+    pub corroboration: Option<String>,
 }
 
 /// A closed day of one home and whether it counted as a remote check-in.
@@ -82,11 +87,12 @@ fn visit(row: &AnyRow) -> Result<VisitRecord, sqlx::Error> {
         suggestions: row.try_get("suggestions")?,
         recorded_by: row.try_get("recorded_by")?,
         late: row.try_get::<i64, _>("late")? == 1,
+        started_at: row.try_get("started_at")?,
+        corroboration: row.try_get("corroboration")?,
     })
 }
 
-const VISIT_COLUMNS: &str =
-    "id, elder_id, day, mode, visited_at, visitor, summary, assessment, needs, suggestions, recorded_by, late";
+const VISIT_COLUMNS: &str = "id, elder_id, day, mode, visited_at, visitor, summary, assessment, needs, suggestions, recorded_by, late, started_at, corroboration";
 
 pub(crate) fn required(field: &str, value: &str) -> Result<String, StoreError> {
     let value = value.trim();
@@ -117,7 +123,13 @@ impl Store {
 
     /// Records a staff visit (checked by [`NewVisit::check`]); audited. A
     /// visit after the exit of an elder who left is refused.
-    pub async fn record_visit(&self, new: &NewVisit, recorded_by: &str, now: i64) -> Result<VisitRecord, StoreError> {
+    pub async fn record_visit(
+        &self,
+        new: &NewVisit,
+        recorded_by: &str,
+        now: i64,
+        offset: chrono::FixedOffset,
+    ) -> Result<VisitRecord, StoreError> {
         let Some(elder) = self.elder(new.elder_id).await? else {
             return Err(StoreError::NotFound(format!("there is no elder with id {}", new.elder_id)));
         };
@@ -128,12 +140,17 @@ impl Store {
             )));
         }
         let assessment = serde_json::to_string(&new.assessment).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let started_at = new.started_at(offset);
+        let corroboration = match (new.mode, started_at) {
+            (VisitMode::Home, Some(start)) => Some(self.corroboration(new.elder_id, start).await?),
+            _ => None,
+        };
         let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO visits (elder_id, day, mode, visited_at, visitor, assessment, needs, suggestions, recorded_by,
-                                 created_at, late)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $4, {}) RETURNING {VISIT_COLUMNS}",
+                                 created_at, late, started_at, corroboration)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $4, {}, $10, $11) RETURNING {VISIT_COLUMNS}",
             super::months::LATE_FOR_CLOSED_MONTH
         )))
         .bind(new.elder_id)
@@ -145,6 +162,8 @@ impl Store {
         .bind(new.needs.as_deref())
         .bind(new.suggestions.as_deref())
         .bind(recorded_by)
+        .bind(started_at)
+        .bind(corroboration.map(Corroboration::code))
         .fetch_one(&mut *transaction)
         .await?;
         let record = visit(&row)?;
@@ -157,6 +176,32 @@ impl Store {
             .await?;
         transaction.commit().await?;
         Ok(record)
+    }
+
+    /// What the home's sensors say about a home visit starting at `start`.
+    async fn corroboration(&self, elder_id: i64, start: i64) -> Result<Corroboration, StoreError> {
+        let devices: i64 = sqlx::query("SELECT COUNT(*) AS n FROM devices WHERE elder_id = $1")
+            .bind(elder_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        let (before, after) = CORROBORATION_WINDOW_MS;
+        let rows = sqlx::query(
+            "SELECT a.hour_start, CAST(SUM(a.motion) AS BIGINT) AS motion, CAST(SUM(a.door_opens) AS BIGINT) AS doors
+             FROM activity_hourly a JOIN devices d ON d.device_id = a.device_id
+             WHERE d.elder_id = $1 AND a.hour_start > $2 AND a.hour_start < $3
+             GROUP BY a.hour_start",
+        )
+        .bind(elder_id)
+        .bind(start - before - anxin_domain::time::HOUR_MS)
+        .bind(start + after)
+        .fetch_all(&self.pool)
+        .await?;
+        let hours: Vec<(i64, i64, i64)> = rows
+            .iter()
+            .map(|row| Ok((row.try_get("hour_start")?, row.try_get("motion")?, row.try_get("doors")?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(corroborate(start, &hours, devices > 0))
     }
 
     pub async fn days(&self, elder_id: i64) -> Result<Vec<DayRecord>, StoreError> {

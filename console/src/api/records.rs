@@ -50,6 +50,8 @@ pub struct VisitRequest {
     pub day: String,
     /// `home`, `phone`, `video` or `other` (`remote` is the gateway's).
     pub mode: VisitMode,
+    /// When the visit began, `HH:MM` (local); required for `home`.
+    pub started: Option<String>,
     /// Who visited.
     pub visitor: String,
     #[serde(default)]
@@ -73,10 +75,17 @@ pub(super) async fn record_visit(
     elder_for_records(&store, &caller, id).await?;
     let day = chrono::NaiveDate::parse_from_str(&request.day, "%Y-%m-%d")
         .map_err(|_| invalid("day must be a date, YYYY-MM-DD"))?;
+    let started = request
+        .started
+        .as_deref()
+        .map(|text| chrono::NaiveTime::parse_from_str(text.trim(), "%H:%M"))
+        .transpose()
+        .map_err(|_| invalid("started must be a time, HH:MM"))?;
     let visit = NewVisit {
         elder_id: id,
         day,
         mode: request.mode,
+        started,
         visitor: request.visitor,
         assessment: request.assessment,
         needs: request.needs,
@@ -84,7 +93,8 @@ pub(super) async fn record_visit(
     }
     .check(clock.today(policy.utc_offset))
     .map_err(invalid)?;
-    Ok((StatusCode::CREATED, Json(store.record_visit(&visit, &caller.0.name, clock.now_ms()).await?)))
+    let recorded = store.record_visit(&visit, &caller.0.name, clock.now_ms(), policy.utc_offset).await?;
+    Ok((StatusCode::CREATED, Json(recorded)))
 }
 
 /// A need referred to a service.

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use anxin_domain::access::Placed;
 use anxin_domain::access::Region;
 use anxin_domain::ledger::sheet;
-use anxin_domain::visits::{ElderMonth, Month, RateFigures, RegionLevel, VisitMode, VisitRate};
+use anxin_domain::visits::{ElderMonth, ModeMix, Month, RateFigures, RegionLevel, VisitMode, VisitRate};
 
 use crate::auth::Viewer;
 use crate::error::AppError;
@@ -33,6 +33,8 @@ pub(super) struct RateQuery {
     month: Option<String>,
     /// `COUNTY`, `COUNTY/TOWNSHIP` or `COUNTY/TOWNSHIP/VILLAGE`.
     region: Option<String>,
+    /// Months without a visit by a person for the quiet list (default 2).
+    quiet: Option<u32>,
 }
 
 struct Selection {
@@ -110,6 +112,19 @@ struct RatePage {
     /// or reopen it.
     closings: Vec<ClosingLine>,
     late: Vec<LateLine>,
+    /// How each township's visits were made.
+    mix: Vec<(String, ModeMix, String)>,
+    quiet_months: u32,
+    quiet: Vec<QuietLine>,
+}
+
+#[derive(Debug)]
+struct QuietLine {
+    elder_id: i64,
+    name: String,
+    place: String,
+    categories: Vec<&'static str>,
+    last: String,
 }
 
 #[derive(Debug)]
@@ -151,7 +166,11 @@ pub(super) async fn page(
     history.reverse();
     let region_text = region.as_ref().map(ToString::to_string).unwrap_or_default();
     let (closings, late) = closings(&state, &viewer, month, today, &rate).await?;
+    let quiet_months = query.quiet.unwrap_or(2).clamp(1, 12);
     let page = RatePage {
+        mix: mix(&state, &viewer, month, region.as_ref()).await?,
+        quiet: quiet(&state, &viewer, today, quiet_months, region.as_ref()).await?,
+        quiet_months,
         closings,
         late,
         c: viewer.chrome("rate.title"),
@@ -177,6 +196,77 @@ pub(super) async fn page(
         .audit(state.now(), &viewer.principal.name, "visit rate read", None, Some(&format!("{month} {}", page.region)))
         .await?;
     Ok(html(&page))
+}
+
+/// How the visits of `month` were made, by township, of the villages the
+/// reader may see.
+async fn mix(
+    state: &AppState,
+    viewer: &Viewer,
+    month: Month,
+    region: Option<&Region>,
+) -> Result<Vec<(String, ModeMix, String)>, AppError> {
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    let mut by_township: std::collections::BTreeMap<String, ModeMix> = std::collections::BTreeMap::new();
+    for (county, township, village, mode, corroborated, n) in
+        state.store.visit_mix(&day(month.first_day()), &day(month.last_day())).await?
+    {
+        let place =
+            anxin_domain::access::ElderPlace { elder_id: 0, county: &county, township: &township, village: &village };
+        if !viewer.principal.can_see_elder(&place) || region.is_some_and(|r| !r.covers(&county, &township, &village)) {
+            continue;
+        }
+        if let Some(mode) = VisitMode::parse(&mode) {
+            by_township.entry(format!("{county}/{township}")).or_default().add(mode, corroborated, n);
+        }
+    }
+    Ok(by_township
+        .into_iter()
+        .map(|(township, mix)| {
+            let share = mix.corroborated_share();
+            (township, mix, share)
+        })
+        .collect())
+}
+
+/// Elders in the programme, in the reader's scope, with no home, phone or
+/// video visit for `months` months: 失能 and 重残 first, then the longest
+/// without.
+async fn quiet(
+    state: &AppState,
+    viewer: &Viewer,
+    today: chrono::NaiveDate,
+    months: u32,
+    region: Option<&Region>,
+) -> Result<Vec<QuietLine>, AppError> {
+    use anxin_domain::alerts::Category;
+    let since = today.checked_sub_months(chrono::Months::new(months)).unwrap_or(today);
+    let last = state.store.last_person_visits(&today.format("%Y-%m-%d").to_string()).await?;
+    let mut quiet: Vec<(bool, String, QuietLine)> = visible_elders(&state.store, &viewer.principal)
+        .await?
+        .into_iter()
+        .filter(|e| e.left_on.is_none())
+        .filter(|e| region.is_none_or(|r| r.covers(&e.county, &e.township, &e.village)))
+        .filter_map(|e| {
+            let last_day = last.get(&e.id).cloned().unwrap_or_default();
+            let recent = chrono::NaiveDate::parse_from_str(&last_day, "%Y-%m-%d").is_ok_and(|d| d > since);
+            if recent {
+                return None;
+            }
+            let categories = Category::parse_list(&e.categories);
+            let first = categories.iter().any(|c| matches!(c, Category::Dependent | Category::SeverelyDisabled));
+            let line = QuietLine {
+                elder_id: e.id,
+                name: e.name.clone(),
+                place: format!("{} {} {}", e.county, e.township, e.village),
+                categories: categories.iter().map(|c| viewer.lang.t(&format!("category.{}", c.as_str()))).collect(),
+                last: last_day.clone(),
+            };
+            Some((!first, last_day, line))
+        })
+        .collect();
+    quiet.sort_by(|a, b| (a.0, &a.1, a.2.elder_id).cmp(&(b.0, &b.1, b.2.elder_id)));
+    Ok(quiet.into_iter().map(|(_, _, line)| line).collect())
 }
 
 /// Whether each county of the rate has closed `month`, and the visits

@@ -150,10 +150,18 @@ pub(super) async fn new_visit(
     let fields = [
         ("day".to_string(), state.today().format("%Y-%m-%d").to_string()),
         ("mode".to_string(), "home".to_string()),
+        ("started".to_string(), local_clock_time(state.now(), state.policy.utc_offset)),
         ("visitor".to_string(), viewer.principal.name.clone()),
     ]
     .into();
     Ok(visit_form(&viewer, &elder, fields, None))
+}
+
+/// `HH:MM` now, at the deployment's offset: the start time a new visit form offers.
+fn local_clock_time(now: i64, offset: chrono::FixedOffset) -> String {
+    chrono::DateTime::from_timestamp_millis(now)
+        .map(|t| t.with_timezone(&offset).format("%H:%M").to_string())
+        .unwrap_or_default()
 }
 
 /// Reads the typed form into a visit; the reason in the reader's language.
@@ -177,6 +185,13 @@ fn read_visit(
         .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
         .ok_or_else(|| lang.t("visit.bad_day").to_string())?;
     let mode = pick!("mode", VisitMode).ok_or_else(|| bad("mode"))?;
+    let started = match get("started") {
+        None => None,
+        Some(text) => Some(
+            chrono::NaiveTime::parse_from_str(text, "%H:%M")
+                .map_err(|_| lang.t("visit.start_time_needed").to_string())?,
+        ),
+    };
     let household_delta = match get("household_delta") {
         None => None,
         Some(n) => Some(n.parse::<i64>().map_err(|_| lang.t("visit.bad_delta").to_string())?),
@@ -201,6 +216,7 @@ fn read_visit(
         elder_id,
         day,
         mode,
+        started,
         visitor: get("visitor").unwrap_or_default().to_string(),
         assessment,
         needs: get("needs").map(str::to_string),
@@ -218,6 +234,7 @@ fn visit_error(error: &VisitError, lang: Lang) -> String {
         VisitError::TooLong { max, .. } => lang.t("visit.too_long").replace("{max}", &max.to_string()),
         VisitError::HouseholdDelta => lang.t("visit.bad_delta").to_string(),
         VisitError::IllnessName => lang.t("visit.illness_name_needed").to_string(),
+        VisitError::StartTime => lang.t("visit.start_time_needed").to_string(),
     }
 }
 
@@ -233,7 +250,8 @@ pub(super) async fn record_visit(
         Ok(visit) => visit,
         Err(reason) => return Ok(visit_form(&viewer, &elder, fields, Some(reason))),
     };
-    let recorded = state.store.record_visit(&visit, &viewer.principal.name, state.now()).await?;
+    let recorded =
+        state.store.record_visit(&visit, &viewer.principal.name, state.now(), state.policy.utc_offset).await?;
     // A visit that found a problem opens the referral form for it.
     let target = if visit.assessment.finds_a_problem() {
         format!("/elders/{id}?found={}#referrals", recorded.id)

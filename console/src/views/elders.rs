@@ -89,6 +89,8 @@ pub struct VisitLine {
     pub needs: String,
     /// 补录: recorded after its month was closed.
     pub late: bool,
+    /// A home visit's corroboration, in words, and whether it holds.
+    pub corroboration: Option<(&'static str, bool)>,
 }
 
 pub fn visit_lines(visits: &[anxin_store::VisitRecord], lang: Lang) -> Vec<VisitLine> {
@@ -103,6 +105,10 @@ pub fn visit_lines(visits: &[anxin_store::VisitRecord], lang: Lang) -> Vec<Visit
             findings: v.assessment.as_ref().map(|a| findings(a, lang)).unwrap_or_default(),
             needs: v.needs.clone().unwrap_or_default(),
             late: v.late,
+            corroboration: v
+                .corroboration
+                .as_deref()
+                .map(|code| (lang.t(&format!("visit.{code}")), code == "corroborated")),
         })
         .collect()
 }

@@ -19,6 +19,7 @@ on_both_backends!(
     a_month_counts_who_was_enrolled_and_an_exit_only_when_visited_before_it,
     an_exit_releases_the_devices_and_ends_the_homes_alerts,
     a_closed_month_keeps_its_figure_and_a_late_visit_counts_only_once_reopened,
+    a_home_visit_is_corroborated_by_a_day_of_the_home_s_own_sensor_messages,
 );
 
 use anxin_domain::time::HOUR_MS as HOUR;
@@ -43,12 +44,13 @@ async fn visit(store: &Store, elder_id: i64, on: &str, mode: VisitMode) {
         elder_id,
         day: day(on),
         mode,
+        started: (mode == VisitMode::Home).then(|| chrono::NaiveTime::from_hms_opt(10, 0, 0).unwrap()),
         visitor: "李探访".into(),
         assessment: Assessment::default(),
         needs: None,
         suggestions: None,
     };
-    store.record_visit(&new.check(day("2026-07-01")).unwrap(), "visitor-li", 0).await.unwrap();
+    store.record_visit(&new.check(day("2026-07-01")).unwrap(), "visitor-li", 0, beijing()).await.unwrap();
 }
 
 /// A day of normal life in `device`'s home, closed by the engine into a
@@ -150,12 +152,14 @@ async fn a_visit_keeps_its_judgements_and_its_referral_is_tracked_to_done(backen
         elder_id,
         day: day("2026-11-20"),
         mode: VisitMode::Home,
+        started: chrono::NaiveTime::from_hms_opt(9, 0, 0),
         visitor: "李探访".into(),
         assessment: assessment.clone(),
         needs: Some("需要扶手".into()),
         suggestions: Some("安装燃气报警器".into()),
     };
-    let recorded = store.record_visit(&new.check(day("2026-11-29")).unwrap(), "visitor-li", 5).await.unwrap();
+    let recorded =
+        store.record_visit(&new.check(day("2026-11-29")).unwrap(), "visitor-li", 5, beijing()).await.unwrap();
     let stored = store.visits(elder_id).await.unwrap();
     assert_eq!(stored, vec![recorded.clone()]);
     assert_eq!(stored[0].assessment.as_ref(), Some(&assessment));
@@ -277,12 +281,13 @@ async fn a_month_counts_who_was_enrolled_and_an_exit_only_when_visited_before_it
         elder_id: ids["甲"],
         day: day("2026-05-20"),
         mode: VisitMode::Home,
+        started: chrono::NaiveTime::from_hms_opt(9, 0, 0),
         visitor: "李探访".into(),
         assessment: Assessment::default(),
         needs: None,
         suggestions: None,
     };
-    let refused = store.record_visit(&late, "visitor-li", may(21)).await.unwrap_err();
+    let refused = store.record_visit(&late, "visitor-li", may(21), beijing()).await.unwrap_err();
     assert!(refused.to_string().contains("left the programme on 2026-05-14"), "{refused}");
     let again = Exit { reason: ExitReason::Moved, on: day("2026-05-20") };
     let refused = store.record_exit(ids["甲"], again, "official-wang", may(21), beijing()).await.unwrap_err();
@@ -397,4 +402,73 @@ async fn a_closed_month_keeps_its_figure_and_a_late_visit_counts_only_once_reope
     store.close_month("振兴区", may_month, "official-li", may(36), beijing()).await.unwrap();
     assert_eq!(figures(&may_rate(&store).await, "振兴区"), RateFigures { registered: 1, visited: 1 });
     assert_eq!(store.month_closings("振兴区").await.unwrap().len(), 2);
+}
+
+/// A day in one home, as its node reports it: a summary every 5 minutes,
+/// motion while awake (07:00–21:00), the door opened in the five minutes
+/// from 10:00 only.
+async fn day_with_a_caller(store: &Store, device: &str, elder_id: i64, midnight: i64) {
+    store.pair_device(device, elder_id, midnight).await.unwrap();
+    let mut batch = Vec::new();
+    for seq in 1..=288_i64 {
+        let at = midnight + seq * 5 * 60_000;
+        let minute = (at - midnight) / 60_000;
+        let awake = (7 * 60..21 * 60).contains(&minute);
+        let door = i64::from(minute == 10 * 60 + 5);
+        let payload = format!(
+            r#"{{"v":1,"boot":5,"seq":{seq},"up":{},"interval_s":300,"motion":{},"door_opens":{door},"temp_dc":205,"battery":80}}"#,
+            seq * 300_000,
+            if awake { 4 } else { 0 }
+        );
+        batch.push((check(&format!("anxin/v1/dev/{device}/summary"), payload.as_bytes()), at));
+    }
+    crate::commit_batch(store, &batch).await.unwrap();
+}
+
+async fn a_home_visit_is_corroborated_by_a_day_of_the_home_s_own_sensor_messages(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let sensed = store.add_elder(&elder("甲", "站前街道"), may(-30)).await.unwrap().id;
+    let unsensed = store.add_elder(&elder("乙", "汤池镇"), may(-30)).await.unwrap().id;
+    // 2026-05-12, a day of the home's own messages.
+    day_with_a_caller(&store, "jia-node", sensed, day_start(20_573 + 12, &Default::default())).await;
+    let home_visit = |elder_id: i64, at: (u32, u32)| NewVisit {
+        elder_id,
+        day: day("2026-05-12"),
+        mode: VisitMode::Home,
+        started: chrono::NaiveTime::from_hms_opt(at.0, at.1, 0),
+        visitor: "李探访".into(),
+        assessment: Assessment::default(),
+        needs: None,
+        suggestions: None,
+    };
+    let record = async |visit: NewVisit| {
+        store.record_visit(&visit.check(day("2026-06-01")).unwrap(), "visitor-li", may(13), beijing()).await.unwrap()
+    };
+    // 10:10: the door opened at 10:05 and someone moved about: corroborated.
+    let inside = record(home_visit(sensed, (10, 10))).await;
+    assert_eq!(inside.corroboration.as_deref(), Some("corroborated"));
+    assert_eq!(inside.started_at, Some(day_start(20_573 + 12, &Default::default()) + 10 * HOUR + 10 * 60_000));
+    // 15:30: motion, but no door all afternoon: marked for spot-check.
+    let outside = record(home_visit(sensed, (15, 30))).await;
+    assert_eq!(outside.corroboration.as_deref(), Some("no_presence"));
+    // A home without sensors cannot corroborate anything.
+    let blind = record(home_visit(unsensed, (10, 10))).await;
+    assert_eq!(blind.corroboration.as_deref(), Some("no_sensors"));
+    // A phone call has nothing to corroborate.
+    let call = NewVisit { mode: VisitMode::Phone, started: None, ..home_visit(unsensed, (0, 0)) };
+    assert_eq!(record(call).await.corroboration, None);
+
+    // The month's mix: by village, mode and corroboration.
+    let mix = store.visit_mix("2026-05-01", "2026-05-31").await.unwrap();
+    let count = |township: &str, mode: &str, corroborated: bool| {
+        mix.iter().filter(|m| m.1 == township && m.3 == mode && m.4 == corroborated).map(|m| m.5).sum::<i64>()
+    };
+    assert_eq!((count("站前街道", "home", true), count("站前街道", "home", false)), (1, 1));
+    assert_eq!((count("汤池镇", "home", false), count("汤池镇", "phone", false)), (1, 1));
+    // 乙 had a phone call on the 12th; 甲 two home visits.
+    let last = store.last_person_visits("2026-05-31").await.unwrap();
+    assert_eq!(
+        (last.get(&sensed).map(String::as_str), last.get(&unsensed).map(String::as_str)),
+        (Some("2026-05-12"), Some("2026-05-12"))
+    );
 }
