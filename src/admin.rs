@@ -38,6 +38,15 @@ fn parse_day(text: &str, flag: &str) -> anyhow::Result<i64> {
     Ok(i64::from(chrono::Datelike::num_days_from_ce(&date)) - 719_163)
 }
 
+/// A visitor's kind by its code or the plan's word.
+fn visitor_kind(text: &str) -> anyhow::Result<anxin_domain::visits::VisitorKind> {
+    use anxin_domain::visits::VisitorKind;
+    VisitorKind::parse(text).ok_or_else(|| {
+        let codes: Vec<&str> = VisitorKind::ALL.iter().map(|k| k.code()).collect();
+        anyhow!("{text:?} is not a visitor kind: use one of {}", codes.join(", "))
+    })
+}
+
 /// `--month YYYY-MM`, this month without one.
 fn parse_month(text: Option<&str>, policy: &AlertPolicy) -> anyhow::Result<anxin_domain::visits::Month> {
     use anxin_domain::visits::Month;
@@ -567,14 +576,26 @@ pub async fn events(settings: &Settings, command: EventsCommand) -> anyhow::Resu
 pub async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result<()> {
     let store = open_store(settings).await?;
     match command {
-        UsersCommand::Add { name, role, regions } => {
+        UsersCommand::Add { name, role, regions, kind } => {
             let role = Role::parse(&role)
                 .ok_or_else(|| anyhow!("--role {role:?} is not one of: admin, oncall, visitor, official"))?;
             let regions = regions.iter().map(|r| Region::parse(r)).collect::<Result<Vec<_>, _>>()?;
+            let kind = kind.as_deref().map(visitor_kind).transpose()?;
+            if kind.is_some() && role != Role::Visitor {
+                anyhow::bail!("--kind is for visitors only");
+            }
             let password = anxin_domain::access::one_time_password();
             let user = store.add_user(&name, role, &regions, &password, now_ms()).await?;
+            if let Some(kind) = kind {
+                store.set_visitor_kind(&name, kind, "anxin", now_ms()).await?;
+            }
             out!("added {} ({}); one-time password: {password}", user.name, user.role);
             out!("it is shown once; the user must change it at first sign-in");
+        }
+        UsersCommand::SetKind { name, kind } => {
+            let kind = visitor_kind(&kind)?;
+            store.set_visitor_kind(&name, kind, "anxin", now_ms()).await?;
+            out!("{name} is a visitor of kind {} ({})", kind.code(), kind.label());
         }
         UsersCommand::Disable { name } => {
             store.set_user_disabled(&name, true, "anxin", now_ms()).await?;

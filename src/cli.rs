@@ -539,6 +539,18 @@ pub enum UsersCommand {
         /// A region the user covers, COUNTY[/TOWNSHIP[/VILLAGE]]; repeatable; required for oncall and official
         #[arg(long = "region", value_name = "REGION")]
         regions: Vec<String>,
+        /// For a visitor, their kind: civil_affairs_office (民政办), service_station (民政服务站),
+        /// village_committee (村(居)委会), grid_worker (网格员), volunteer (志愿者), relative (亲属),
+        /// neighbour (邻里), social_worker (社会工作者) or other (其他)
+        #[arg(long)]
+        kind: Option<String>,
+    },
+    /// Set a visitor's kind (民政办, 网格员, 志愿者, …): the rate page counts visits by kind
+    SetKind {
+        name: String,
+        /// civil_affairs_office, service_station, village_committee, grid_worker, volunteer, relative,
+        /// neighbour, social_worker or other (or the plan's word)
+        kind: String,
     },
     /// List users with their roles and regions
     List {

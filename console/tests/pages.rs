@@ -282,6 +282,8 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ("POST", "/users/tokens/issue".into(), "name=nobody-here&days=30", [404, 403, 403, 403]),
         ("POST", "/users/add".into(), "name=x&role=root", [422, 403, 403, 403]),
         ("POST", "/users/access".into(), "name=nobody-here&role=admin", [404, 403, 403, 403]),
+        ("POST", "/users/kind".into(), "name=nobody-here&kind=grid_worker", [404, 403, 403, 403]),
+        ("POST", "/users/kind".into(), "name=visitor&kind=astronaut", [422, 403, 403, 403]),
         ("GET", "/api/v1/alerts".into(), "", [200, 200, 200, 200]),
         ("GET", format!("/api/v1/alerts/{alert_there}"), "", [200, 404, 404, 404]),
         ("POST", format!("/api/v1/alerts/{alert_there}/ack"), "", [0, 404, 404, 404]),
@@ -1319,4 +1321,59 @@ async fn the_rate_page_shows_the_mix_of_modes_and_who_no_person_has_visited_for_
     assert!(mix.contains("振兴区/站前街道</td><td>1</td>") && mix.contains("class=\"share\">0%"), "{mix}");
     let elder_page = official.get(&format!("/elders/{}", world.here)).await.body;
     assert!(elder_page.contains("传感器未见到访迹象（待抽查）"), "marked for spot-check on the elder page");
+}
+
+/// A grid worker's phone call records the plan's other contents: they show
+/// on the elder page, print in the needs box of annex 1, and the rate page
+/// counts the visit under the visitor's kind. Needs go to 社会救助 too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plan_s_other_contents_and_the_visitor_s_kind_are_recorded_and_counted() {
+    let world = world().await;
+    let mut admin = signed_in(&world, "admin").await;
+    admin.get("/users").await;
+    let set = admin.post("/users/kind", &[("name", "visitor"), ("kind", "grid_worker")]).await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.body);
+    assert!(admin.get("/users").await.body.contains("<option value=\"grid_worker\" selected>"), "the kind is shown");
+    let mut visitor = signed_in(&world, "visitor").await;
+    let path = format!("/elders/{}/visits", world.here);
+    let form = visitor.get(&format!("{path}/new")).await.body;
+    assert!(form.contains("方案其他探访内容") && form.contains("name=\"family_contact\""), "folded on the form");
+    let today = world.policy.today().to_string();
+    let recorded = visitor
+        .post(
+            &path,
+            &[
+                ("day", &today),
+                ("mode", "phone"),
+                ("visitor", "网格员张"),
+                ("livelihood", "低保已按月发放"),
+                ("family_contact", "女儿每周来电"),
+                ("smoking", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(recorded.status, StatusCode::SEE_OTHER, "{}", recorded.body);
+    assert!(recorded.location().contains("found="), "a bad safety habit is a problem found");
+    let page = visitor.get(&format!("/elders/{}", world.here)).await.body;
+    assert!(page.contains("亲情关怀：女儿每周来电") && page.contains("安全隐患：吸烟"), "{page}");
+    let referred = visitor
+        .post(
+            &format!("/elders/{}/referrals", world.here),
+            &[("service", "social_assistance"), ("need", "申请临时救助")],
+        )
+        .await;
+    assert_eq!(referred.status, StatusCode::SEE_OTHER, "{}", referred.body);
+    assert!(visitor.get(&format!("/elders/{}", world.here)).await.body.contains("社会救助"));
+    let printed = visitor.get(&format!("/elders/{}/form", world.here)).await.body;
+    let needs = &printed[printed.find("老年人服务需求").unwrap()..];
+    let needs = &needs[..needs.find("</td>").unwrap()];
+    assert!(
+        needs.contains("生活保障：低保已按月发放") && needs.contains("安全隐患：吸烟"),
+        "in the needs box: {needs}"
+    );
+    let mut official = signed_in(&world, "official").await;
+    let rate = official.get("/rate").await.body;
+    let by_kind = &rate[rate.find("id=\"by-kind\"").unwrap()..];
+    let by_kind = &by_kind[..by_kind.find("</section>").unwrap()];
+    assert!(by_kind.contains("<td>振兴区/站前街道</td><td>网格员</td><td>1</td>"), "{by_kind}");
 }

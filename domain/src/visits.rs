@@ -21,6 +21,21 @@ choices! {
 }
 
 choices! {
+    /// 探访人员类别: who a visitor is, as the plan lists them.
+    VisitorKind {
+        CivilAffairsOffice = ("civil_affairs_office", "民政办"),
+        ServiceStation = ("service_station", "民政服务站"),
+        VillageCommittee = ("village_committee", "村(居)委会", "村委会", "居委会"),
+        GridWorker = ("grid_worker", "网格员"),
+        Volunteer = ("volunteer", "志愿者"),
+        Relative = ("relative", "亲属"),
+        Neighbour = ("neighbour", "邻里", "邻居"),
+        SocialWorker = ("social_worker", "社会工作者"),
+        Other = ("other", "其他"),
+    }
+}
+
+choices! {
     /// Whether the home's sensors show someone came during a home visit.
     Corroboration {
         /// Door and motion in the visit's window (传感器佐证).
@@ -82,6 +97,8 @@ choices! {
         HomeAdaptation = ("home_adaptation", "适老化改造"),
         Psychological = ("psychological", "心理慰藉"),
         SocialWorker = ("social_worker", "社会工作服务"),
+        SocialAssistance = ("social_assistance", "社会救助"),
+        Medical = ("medical", "医疗健康"),
     }
 }
 
@@ -120,16 +137,57 @@ pub struct Assessment {
     pub home_hygiene: Option<Change>,
     /// 室内环境
     pub indoor: Option<Change>,
+    /// The plan's other contents of a visit (探访内容 beyond the form's
+    /// boxes), optional: 生活保障 — difficulties found and entitlements
+    /// checked (低保, 特困供养, subsidies).
+    pub livelihood: Option<String>,
+    /// 亲情关怀: contact with the family, who was reached.
+    pub family_contact: Option<String>,
+    /// 生产帮助: help needed with farming or work.
+    pub production_help: Option<String>,
+    /// 其他情况
+    pub other_situation: Option<String>,
+    /// Bad safety habits seen: smoking (吸烟) …
+    #[serde(default)]
+    pub smoking: bool,
+    /// … and high-power appliances (大功率电器).
+    #[serde(default)]
+    pub high_power_appliances: bool,
 }
 
 impl Assessment {
+    /// The plan's other contents recorded, as the plan words them
+    /// (`生活保障：…`, `安全隐患：吸烟、大功率电器`), for the record form and the
+    /// elder page.
+    pub fn plan_contents(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (word, text) in [
+            ("生活保障", &self.livelihood),
+            ("亲情关怀", &self.family_contact),
+            ("生产帮助", &self.production_help),
+            ("其他情况", &self.other_situation),
+        ] {
+            if let Some(text) = text {
+                lines.push(format!("{word}：{text}"));
+            }
+        }
+        let habits: Vec<&str> = [(self.smoking, "吸烟"), (self.high_power_appliances, "大功率电器")]
+            .into_iter()
+            .filter_map(|(seen, word)| seen.then_some(word))
+            .collect();
+        if !habits.is_empty() {
+            lines.push(format!("安全隐患：{}", habits.join("、")));
+        }
+        lines
+    }
+
     /// Whether the visit found something to act on: a worse judgement, a
     /// serious illness, an unsafe home.
     pub fn finds_a_problem(&self) -> bool {
         let worse = [self.speech, self.mobility, self.mood, self.personal_hygiene, self.home_hygiene, self.indoor]
             .contains(&Some(Change::Worse));
         let unsafe_home = [self.gas, self.water_heating, self.electricity, self.fire].contains(&Some(Safety::Unsafe));
-        worse || unsafe_home || self.illness == Some(Illness::Serious)
+        worse || unsafe_home || self.illness == Some(Illness::Serious) || self.smoking || self.high_power_appliances
     }
 }
 
@@ -210,6 +268,10 @@ impl NewVisit {
             _ => assessment.household_delta = None,
         }
         assessment.illness_name = optional("the illness", assessment.illness_name.as_deref(), 100)?;
+        assessment.livelihood = optional("livelihood", assessment.livelihood.as_deref(), 500)?;
+        assessment.family_contact = optional("family contact", assessment.family_contact.as_deref(), 500)?;
+        assessment.production_help = optional("production help", assessment.production_help.as_deref(), 500)?;
+        assessment.other_situation = optional("other situation", assessment.other_situation.as_deref(), 500)?;
         if assessment.illness == Some(Illness::Serious) {
             if assessment.illness_name.is_none() {
                 return Err(VisitError::IllnessName);
@@ -545,6 +607,11 @@ mod tests {
         assert!(Assessment { gas: Some(Safety::Unsafe), ..Assessment::default() }.finds_a_problem());
         assert!(Assessment { mood: Some(Change::Worse), ..Assessment::default() }.finds_a_problem());
         assert!(!Assessment { gas: Some(Safety::FairlySafe), ..Assessment::default() }.finds_a_problem());
+        assert!(Assessment { smoking: true, ..Assessment::default() }.finds_a_problem(), "a bad safety habit");
+        assert!(!Assessment { family_contact: Some("女儿每周来电".into()), ..Assessment::default() }.finds_a_problem());
+        // A visit stored before the plan's contents existed reads back whole.
+        let old: Assessment = serde_json::from_str(r#"{"gas":"unsafe","mood":"unchanged"}"#).unwrap();
+        assert_eq!((old.gas, old.smoking, old.livelihood), (Some(Safety::Unsafe), false, None));
         assert_eq!(Safety::parse("较安全"), Some(Safety::FairlySafe));
         assert_eq!(VisitMode::parse("phone"), Some(VisitMode::Phone));
     }

@@ -89,6 +89,39 @@ impl Store {
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
+    /// Visits by a person of `first_day`..=`last_day`, by village and the
+    /// kind of visitor who recorded them (`None`: not a visitor, or kind not
+    /// set): `(county, township, village, kind, n)`.
+    pub async fn visits_by_kind(
+        &self,
+        first_day: &str,
+        last_day: &str,
+    ) -> Result<Vec<(String, String, String, Option<String>, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.county, e.township, e.village, u.visitor_kind AS kind, COUNT(*) AS n
+             FROM visits v JOIN elders e ON e.id = v.elder_id LEFT JOIN users u ON u.name = v.recorded_by
+             WHERE v.mode <> 'remote' AND v.day >= $1 AND v.day <= $2
+             GROUP BY e.county, e.township, e.village, u.visitor_kind
+             ORDER BY e.county, e.township, e.village",
+        )
+        .bind(first_day)
+        .bind(last_day)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("county")?,
+                    row.try_get("township")?,
+                    row.try_get("village")?,
+                    row.try_get("kind")?,
+                    row.try_get("n")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
     /// The last day each elder had a home, phone or video visit on or
     /// before `up_to` (`YYYY-MM-DD`).
     pub async fn last_person_visits(&self, up_to: &str) -> Result<HashMap<i64, String>, StoreError> {

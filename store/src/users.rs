@@ -15,6 +15,8 @@ pub struct UserRecord {
     pub must_change_password: bool,
     pub disabled: bool,
     pub created_at: i64,
+    /// For visitors: their kind (民政办, 网格员, 志愿者, …), once set.
+    pub visitor_kind: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -137,6 +139,7 @@ impl Store {
             must_change_password: true,
             disabled: false,
             created_at: now,
+            visitor_kind: None,
         })
     }
 
@@ -154,10 +157,11 @@ impl Store {
     }
 
     pub async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
-        let rows =
-            sqlx::query("SELECT id, name, role, must_change_password, disabled, created_at FROM users ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT id, name, role, must_change_password, disabled, created_at, visitor_kind FROM users ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let mut users = Vec::with_capacity(rows.len());
         for row in rows {
             let id: i64 = row.try_get("id")?;
@@ -169,9 +173,35 @@ impl Store {
                 must_change_password: row.try_get::<i64, _>("must_change_password")? == 1,
                 disabled: row.try_get::<i64, _>("disabled")? == 1,
                 created_at: row.try_get("created_at")?,
+                visitor_kind: row.try_get("visitor_kind")?,
             });
         }
         Ok(users)
+    }
+
+    /// Sets a visitor's kind; audited as `by`.
+    pub async fn set_visitor_kind(
+        &self,
+        name: &str,
+        kind: anxin_domain::visits::VisitorKind,
+        by: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let mut transaction = self.pool.begin().await?;
+        let updated = sqlx::query("UPDATE users SET visitor_kind = $1 WHERE name = $2 AND role = 'visitor'")
+            .bind(kind.code())
+            .bind(name)
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            return Err(StoreError::NotFound(format!("there is no visitor named {name}")));
+        }
+        let detail = format!("user={name} kind={}", kind.code());
+        audit(&mut transaction, now, by, "visitor kind set", None, Some(&detail)).await?;
+        transaction.commit().await?;
+        Ok(())
     }
 
     async fn regions_of(&self, user_id: i64) -> Result<Vec<Region>, StoreError> {

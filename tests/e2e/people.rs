@@ -23,6 +23,17 @@ async fn users_are_added_with_a_one_time_password_and_visitors_assigned() {
     assert!(run(&["users", "add", "值班员 李", "--role", "oncall", "--region", "振兴区/站前街道"]).status.success());
     let listed = text(&run(&["users", "list"]).stdout);
     assert!(listed.contains("值班员 李") && listed.contains("振兴区/站前街道"), "{listed}");
+    // A visitor's kind, by its code or the plan's word; only for visitors.
+    assert!(run(&["users", "add", "网格员 孙", "--role", "visitor", "--kind", "网格员"]).status.success());
+    let kind = run(&["users", "set-kind", "志愿者 赵", "volunteer"]);
+    assert!(text(&kind.stdout).contains("volunteer (志愿者)"), "{}", text(&kind.stderr));
+    let bad_kind = run(&["users", "set-kind", "志愿者 赵", "astronaut"]);
+    assert!(text(&bad_kind.stderr).contains("is not a visitor kind"), "{}", text(&bad_kind.stderr));
+    let not_a_visitor = run(&["users", "set-kind", "值班员 李", "volunteer"]);
+    assert!(text(&not_a_visitor.stderr).contains("there is no visitor named"), "{}", text(&not_a_visitor.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&run(&["users", "list", "--json"]).stdout).unwrap();
+    let kinds: Vec<&str> = listed.as_array().unwrap().iter().filter_map(|u| u["visitor_kind"].as_str()).collect();
+    assert_eq!(kinds, vec!["volunteer", "grid_worker"], "by name: {listed}");
 
     let elder = run(&ADD_WANG_XIUYING);
     assert!(elder.status.success());

@@ -73,6 +73,7 @@ pub fn router() -> Router<AppState> {
         .route("/users/action", post(users::act))
         .route("/users/add", post(users::add))
         .route("/users/access", post(users::set_access))
+        .route("/users/kind", post(users::set_kind))
         .route("/users/tokens/issue", post(users::issue_token))
         .route("/users/tokens/revoke", post(users::revoke_token))
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use anxin_domain::access::Placed;
 use anxin_domain::access::Region;
 use anxin_domain::ledger::sheet;
-use anxin_domain::visits::{ElderMonth, ModeMix, Month, RateFigures, RegionLevel, VisitMode, VisitRate};
+use anxin_domain::visits::{ElderMonth, ModeMix, Month, RateFigures, RegionLevel, VisitMode, VisitRate, VisitorKind};
 
 use crate::auth::Viewer;
 use crate::error::AppError;
@@ -116,6 +116,8 @@ struct RatePage {
     mix: Vec<(String, ModeMix, String)>,
     quiet_months: u32,
     quiet: Vec<QuietLine>,
+    /// Visits by a person, by township and kind of visitor: (township, kind's words, count).
+    by_kind: Vec<(String, String, i64)>,
 }
 
 #[derive(Debug)]
@@ -169,6 +171,7 @@ pub(super) async fn page(
     let quiet_months = query.quiet.unwrap_or(2).clamp(1, 12);
     let page = RatePage {
         mix: mix(&state, &viewer, month, region.as_ref()).await?,
+        by_kind: by_kind(&state, &viewer, month, region.as_ref()).await?,
         quiet: quiet(&state, &viewer, today, quiet_months, region.as_ref()).await?,
         quiet_months,
         closings,
@@ -227,6 +230,34 @@ async fn mix(
             (township, mix, share)
         })
         .collect())
+}
+
+/// Visits by a person of `month`, by township and the kind of visitor who
+/// recorded them, of the villages the reader may see.
+async fn by_kind(
+    state: &AppState,
+    viewer: &Viewer,
+    month: Month,
+    region: Option<&Region>,
+) -> Result<Vec<(String, String, i64)>, AppError> {
+    let lang = viewer.lang;
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    let mut counts: std::collections::BTreeMap<(String, String), i64> = std::collections::BTreeMap::new();
+    for (county, township, village, kind, n) in
+        state.store.visits_by_kind(&day(month.first_day()), &day(month.last_day())).await?
+    {
+        let place =
+            anxin_domain::access::ElderPlace { elder_id: 0, county: &county, township: &township, village: &village };
+        if !viewer.principal.can_see_elder(&place) || region.is_some_and(|r| !r.covers(&county, &township, &village)) {
+            continue;
+        }
+        let word = kind
+            .as_deref()
+            .and_then(VisitorKind::parse)
+            .map_or_else(|| lang.t("rate.kind_unknown").to_string(), |k| choice(lang, k.code(), k.label()).to_string());
+        *counts.entry((format!("{county}/{township}"), word)).or_default() += n;
+    }
+    Ok(counts.into_iter().map(|((township, word), n)| (township, word, n)).collect())
 }
 
 /// Elders in the programme, in the reader's scope, with no home, phone or

@@ -115,6 +115,13 @@ impl VisitFormPage {
     fn value(&self, field: &str) -> &str {
         self.f.get(field).map_or("", String::as_str)
     }
+
+    /// Whether any of the plan's other contents was typed: the fold opens.
+    fn has_plan(&self) -> bool {
+        ["livelihood", "family_contact", "production_help", "other_situation", "smoking", "high_power_appliances"]
+            .iter()
+            .any(|field| !self.value(field).trim().is_empty())
+    }
 }
 
 fn visit_form(
@@ -211,6 +218,12 @@ fn read_visit(
         personal_hygiene: pick!("personal_hygiene", Change),
         home_hygiene: pick!("home_hygiene", Change),
         indoor: pick!("indoor", Change),
+        livelihood: get("livelihood").map(str::to_string),
+        family_contact: get("family_contact").map(str::to_string),
+        production_help: get("production_help").map(str::to_string),
+        other_situation: get("other_situation").map(str::to_string),
+        smoking: get("smoking").is_some(),
+        high_power_appliances: get("high_power_appliances").is_some(),
     };
     NewVisit {
         elder_id,
@@ -383,6 +396,9 @@ struct PrintedVisit {
     household_delta: String,
     rows: Vec<PrintedRow>,
     needs: String,
+    /// The plan's other contents, printed in the needs box (annex 1's
+    /// layout has no row of its own for them).
+    plan: Vec<String>,
     suggestions: String,
     visitor: String,
     recorded_by: String,
@@ -424,6 +440,7 @@ fn printed_visit(number: usize, visit: &VisitRecord) -> PrintedVisit {
             row(Some(("居住环境", 1)), "室内环境", change(a.indoor)),
         ],
         needs: visit.needs.clone().unwrap_or_default(),
+        plan: a.plan_contents(),
         suggestions: visit.suggestions.clone().unwrap_or_default(),
         visitor: visit.visitor.clone(),
         recorded_by: visit.recorded_by.clone().unwrap_or_default(),

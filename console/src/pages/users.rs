@@ -11,9 +11,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use anxin_domain::visits::VisitorKind;
+
 use crate::auth::Viewer;
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::views::records::choice;
 use crate::web::{Chrome, html, local_time};
 
 #[derive(Debug)]
@@ -28,6 +31,8 @@ struct UserLine {
     state: &'static str,
     disabled: bool,
     sessions: i64,
+    /// For visitors: the kind's code (empty until set).
+    kind: Option<String>,
 }
 
 #[derive(Debug)]
@@ -50,6 +55,8 @@ struct UsersPage {
     issued: Option<(String, String)>,
     /// A new API token, shown once: (user, token, days).
     token: Option<(String, String, u32)>,
+    /// The visitor kinds: (code, words).
+    kinds: Vec<(&'static str, &'static str)>,
 }
 
 fn admin_only(viewer: &Viewer) -> Result<(), AppError> {
@@ -82,6 +89,7 @@ async fn render(
             sessions: sessions.get(&user.id).copied().unwrap_or(0),
             regions: user.regions.join("、"),
             role: format!("role.{}", user.role),
+            kind: (user.role == "visitor").then(|| user.visitor_kind.clone().unwrap_or_default()),
             role_code: user.role.clone(),
             name: user.name,
         })
@@ -107,13 +115,33 @@ async fn render(
             }
         })
         .collect();
-    let page = UsersPage { c: viewer.chrome("users.title"), users, tokens, issued, token };
+    let kinds = VisitorKind::ALL.iter().map(|k| (k.code(), choice(viewer.lang, k.code(), k.label()))).collect();
+    let page = UsersPage { c: viewer.chrome("users.title"), users, tokens, issued, token, kinds };
     Ok((StatusCode::OK, html(&page)).into_response())
 }
 
 pub(super) async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Response, AppError> {
     admin_only(&viewer)?;
     render(&state, &viewer, None, None).await
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct KindForm {
+    name: String,
+    kind: String,
+}
+
+/// Sets a visitor's kind (民政办, 网格员, 志愿者, …); audited.
+pub(super) async fn set_kind(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<KindForm>,
+) -> Result<Response, AppError> {
+    admin_only(&viewer)?;
+    let kind =
+        VisitorKind::parse(&form.kind).ok_or_else(|| AppError::Invalid(viewer.lang.t("users.bad_kind").into()))?;
+    state.store.set_visitor_kind(form.name.trim(), kind, &viewer.principal.name, state.now()).await?;
+    Ok(Redirect::to("/users").into_response())
 }
 
 #[derive(Debug, Deserialize)]

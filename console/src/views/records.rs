@@ -54,5 +54,10 @@ pub fn findings(assessment: &Assessment, lang: Lang) -> Vec<(String, bool)> {
             add(field, v.code(), v.label(), v == Change::Worse, None);
         }
     }
+    // The plan's other contents, in the plan's words; a bad habit is a problem.
+    for line in assessment.plan_contents() {
+        let bad = line.starts_with("安全隐患");
+        found.push((line, bad));
+    }
     found
 }
