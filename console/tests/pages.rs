@@ -1377,3 +1377,60 @@ async fn the_plan_s_other_contents_and_the_visitor_s_kind_are_recorded_and_count
     let by_kind = &by_kind[..by_kind.find("</section>").unwrap()];
     assert!(by_kind.contains("<td>振兴区/站前街道</td><td>网格员</td><td>1</td>"), "{by_kind}");
 }
+
+/// A visitor who finds an emergency opens it from the visit form: a
+/// critical alert of its own kind on the on-call board, escalated while
+/// nobody takes it, acknowledged and resolved with its handling record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emergency_found_on_a_visit_goes_through_an_alert_s_whole_lifecycle() {
+    let world = world().await;
+    let mut visitor = signed_in(&world, "visitor").await;
+    let path = format!("/elders/{}/visits", world.here);
+    let form = visitor.get(&format!("{path}/new")).await.body;
+    assert!(form.contains("探访发现紧急情况") && form.contains("120 / 119 / 110"), "the form says what to do first");
+    let today = world.policy.today().to_string();
+    let visit = [("day", today.as_str()), ("mode", "phone"), ("visitor", "李"), ("emergency", "yes")];
+    let unsaid = visitor.post(&path, &visit).await;
+    assert_eq!(unsaid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(unsaid.body.contains("请填写发现的紧急情况"), "{}", unsaid.body);
+    assert!(world.store.visits(world.here).await.unwrap().is_empty(), "nothing saved");
+    let opened =
+        visitor.post(&path, &[&visit[..], &[("emergency_what", "老人摔倒无法起身，已拨打120")]].concat()).await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.body);
+    let emergencies = world
+        .store
+        .alerts(&AlertFilter { unresolved_only: true, elder_id: Some(world.here), limit: 10, ..Default::default() })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.kind == anxin_domain::alerts::AlertKind::VisitEmergency)
+        .collect::<Vec<_>>();
+    assert_eq!(emergencies.len(), 1);
+    let alert = &emergencies[0];
+    assert_eq!(alert.severity, anxin_domain::alerts::Severity::Critical);
+    assert!(opened.location().contains(&format!("emergency={}", alert.id)), "{}", opened.location());
+    let again = visitor.post(&path, &[&visit[..], &[("emergency_what", "又一次")]].concat()).await;
+    assert!(again.body.contains("already open"), "one open emergency per home: {}", again.body);
+
+    // On the on-call board, escalated while nobody takes it.
+    let mut oncall = signed_in(&world, "oncall").await;
+    let rows = oncall.get("/board/rows").await.body;
+    assert!(rows.contains("探访发现紧急情况"), "{rows}");
+    let later = anxin_store::now_ms() + 2 * world.policy.escalate_after_ms;
+    anxin_gateway::alerts::timers::escalate_due_alerts(&world.store, &world.policy, later).await.unwrap();
+    let escalated = world.store.alert_history(alert.id).await.unwrap().iter().any(|e| e.action == "escalated");
+    assert!(escalated, "escalated like a sensor's critical alert");
+    assert_eq!(oncall.post(&format!("/alerts/{}/ack", alert.id), &[]).await.status, StatusCode::SEE_OTHER);
+    let resolved = oncall
+        .post(&format!("/alerts/{}/resolve", alert.id), &[("outcome", "emergency_services"), ("note", "120 送医")])
+        .await;
+    assert_eq!(resolved.status, StatusCode::SEE_OTHER, "{}", resolved.body);
+    let history: Vec<(String, Option<String>)> =
+        world.store.alert_history(alert.id).await.unwrap().into_iter().map(|e| (e.action, e.actor)).collect();
+    let actions: Vec<&str> = history.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions.first(), Some(&"opened"));
+    assert!(actions.contains(&"acknowledged") && actions.contains(&"resolved"), "{actions:?}");
+    assert_eq!(history[0].1.as_deref(), Some("visitor"), "opened by the visitor");
+    let detail = oncall.get(&format!("/board/alerts/{}", alert.id)).await.body;
+    assert!(detail.contains("老人摔倒无法起身"), "the visitor's words are in the handling record");
+}

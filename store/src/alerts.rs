@@ -419,6 +419,68 @@ impl Store {
         self.alert(id).await?.ok_or(AlertActionError::NotFound(id))
     }
 
+    /// Opens a critical `visit_emergency` alert for an elder, from a visit
+    /// (`visit_id`) where the visitor `by` found an emergency; `what` (their
+    /// words) is its first line of history, which stays in the console.
+    /// Escalates from `remind_at` like a sensor's critical alert. Refused
+    /// while another emergency of the home is open. Audited.
+    #[allow(clippy::too_many_arguments, reason = "one column each")]
+    pub async fn open_visit_emergency(
+        &self,
+        elder_id: i64,
+        visit_id: Option<i64>,
+        what: &str,
+        detail: &Explanation,
+        by: &str,
+        now: i64,
+        remind_at: i64,
+    ) -> Result<AlertRecord, AlertActionError> {
+        let by = actor(by)?;
+        let what = what.trim();
+        if what.is_empty() || what.chars().count() > 1_000 {
+            return Err(AlertActionError::Invalid("say what was found (1 to 1000 characters)".into()));
+        }
+        let elder = self.elder(elder_id).await?.ok_or(AlertActionError::NotFound(elder_id))?;
+        let _turn = self.write_turn().await;
+        let mut transaction = self.pool.begin().await?;
+        let open: Option<i64> = sqlx::query(
+            "SELECT id FROM alerts WHERE elder_id = $1 AND kind = 'visit_emergency' AND status <> 'resolved'",
+        )
+        .bind(elder_id)
+        .fetch_optional(&mut *transaction)
+        .await?
+        .map(|row| row.try_get("id"))
+        .transpose()?;
+        if let Some(id) = open {
+            return Err(AlertActionError::Invalid(format!("an emergency of this home is already open: alert {id}")));
+        }
+        let row = sqlx::query(
+            "INSERT INTO alerts (elder_id, kind, severity, status, county, township, village, device_id,
+                                 detail, opened_at, updated_at, next_reminder_at, explanation)
+             VALUES ($1, 'visit_emergency', 'critical', 'open', $2, $3, $4, NULL, $5, $6, $6, $7, $8) RETURNING id",
+        )
+        .bind(elder_id)
+        .bind(elder.county.as_str())
+        .bind(elder.township.as_str())
+        .bind(elder.village.as_str())
+        .bind(detail.to_string())
+        .bind(now)
+        .bind(remind_at)
+        .bind(detail.to_json())
+        .fetch_one(&mut *transaction)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        let event = insert_event(&mut transaction, id, now, "opened", Some(&by), Some(what)).await?;
+        let audit = match visit_id {
+            Some(visit) => format!("alert={id} visit={visit}"),
+            None => format!("alert={id}"),
+        };
+        super::users::audit(&mut transaction, now, &by, "visit emergency opened", Some(elder_id), Some(&audit)).await?;
+        transaction.commit().await?;
+        self.note_alert_written(event);
+        self.alert(id).await?.ok_or(AlertActionError::NotFound(id))
+    }
+
     async fn refusal(&self, id: i64) -> AlertActionError {
         match self.alert(id).await {
             Ok(None) => AlertActionError::NotFound(id),

@@ -134,6 +134,8 @@ struct AlertDetail {
     chart: String,
     outcomes: Vec<(&'static str, &'static str)>,
     error: Option<String>,
+    /// For an emergency found on a visit: what the visitor found, in their words.
+    found_on_visit: Option<String>,
 }
 
 async fn alert_detail(
@@ -151,7 +153,13 @@ async fn alert_detail(
         .store
         .audit(now, &viewer.principal.name, "elder details read (alert board)", Some(elder.id), Some(&id.to_string()))
         .await?;
+    let found_on_visit = if alert.kind == anxin_domain::alerts::AlertKind::VisitEmergency {
+        state.store.alert_history(id).await?.into_iter().find(|e| e.action == "opened").and_then(|e| e.detail)
+    } else {
+        None
+    };
     Ok(AlertDetail {
+        found_on_visit,
         c: viewer.chrome("board.title"),
         resolved: alert.resolved_at.is_some(),
         outcome: alert.outcome.map(|o| lang.t(&format!("outcome.{o}")).to_string()).unwrap_or_default(),

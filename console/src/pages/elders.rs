@@ -144,6 +144,8 @@ struct ServiceLine {
 pub(super) struct ElderPageQuery {
     /// A visit just recorded that found a problem: offer its referral.
     found: Option<i64>,
+    /// An emergency alert just opened from a visit.
+    emergency: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -176,6 +178,7 @@ struct ElderPage {
     service_kinds: Vec<(&'static str, &'static str)>,
     satisfactions: Vec<(&'static str, &'static str)>,
     found: Option<i64>,
+    emergency: Option<i64>,
     today: String,
     household: HouseholdView,
     /// Each period in the programme, the first first.
@@ -315,6 +318,7 @@ pub(super) async fn page(
         service_kinds: Service::ALL.iter().map(|s| (s.code(), choice(lang, s.code(), s.label()))).collect(),
         satisfactions: Satisfaction::ALL.iter().map(|s| (s.code(), choice(lang, s.code(), s.label()))).collect(),
         found: query.found,
+        emergency: query.emergency,
         household: HouseholdView::of(&state.store.elder_details(id).await?.unwrap_or_default(), lang),
         today: state.today().format("%Y-%m-%d").to_string(),
         c: viewer.chrome("elder.title"),

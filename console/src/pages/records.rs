@@ -16,6 +16,9 @@ use anxin_domain::visits::{
 };
 use anxin_store::{Elder, Store, StoreError, VisitRecord};
 
+use anxin_domain::alerts::explanation::{Explanation, Sentence};
+use anxin_domain::alerts::rules::when;
+
 use crate::auth::Viewer;
 use crate::error::AppError;
 use crate::i18n::Lang;
@@ -117,6 +120,10 @@ impl VisitFormPage {
     }
 
     /// Whether any of the plan's other contents was typed: the fold opens.
+    fn has_emergency(&self) -> bool {
+        !self.value("emergency").trim().is_empty()
+    }
+
     fn has_plan(&self) -> bool {
         ["livelihood", "family_contact", "production_help", "other_situation", "smoking", "high_power_appliances"]
             .iter()
@@ -263,8 +270,30 @@ pub(super) async fn record_visit(
         Ok(visit) => visit,
         Err(reason) => return Ok(visit_form(&viewer, &elder, fields, Some(reason))),
     };
-    let recorded =
-        state.store.record_visit(&visit, &viewer.principal.name, state.now(), state.policy.utc_offset).await?;
+    // 紧急情况: what was found is required before anything is saved.
+    let emergency = fields.get("emergency").is_some_and(|v| !v.trim().is_empty());
+    let what = fields.get("emergency_what").map(|v| v.trim().to_string()).unwrap_or_default();
+    if emergency && what.is_empty() {
+        let reason = viewer.lang.t("visit.emergency_what_needed").to_string();
+        return Ok(visit_form(&viewer, &elder, fields, Some(reason)));
+    }
+    let now = state.now();
+    let recorded = state.store.record_visit(&visit, &viewer.principal.name, now, state.policy.utc_offset).await?;
+    if emergency {
+        let detail = Explanation::new(Sentence::VisitEmergency)
+            .with("by", visit.visitor.as_str())
+            .with("at", when(now, now, &state.policy));
+        let remind_at = now + state.policy.escalate_after_ms;
+        let alert = state
+            .store
+            .open_visit_emergency(id, Some(recorded.id), &what, &detail, &viewer.principal.name, now, remind_at)
+            .await
+            .map_err(|error| match error {
+                anxin_store::AlertActionError::Invalid(reason) => AppError::Invalid(reason),
+                other => AppError::from(other),
+            })?;
+        return Ok(Redirect::to(&format!("/elders/{id}?emergency={}#alerts", alert.id)).into_response());
+    }
     // A visit that found a problem opens the referral form for it.
     let target = if visit.assessment.finds_a_problem() {
         format!("/elders/{id}?found={}#referrals", recorded.id)

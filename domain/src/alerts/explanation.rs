@@ -48,10 +48,11 @@ pub enum Sentence {
     Today,
     Yesterday,
     OnDate,
+    VisitEmergency,
 }
 
 impl Sentence {
-    pub const ALL: [Sentence; 31] = [
+    pub const ALL: [Sentence; 32] = [
         Sentence::NoActivity,
         Sentence::NoActivityHeightened,
         Sentence::StillNoActivity,
@@ -83,6 +84,7 @@ impl Sentence {
         Sentence::Today,
         Sentence::Yesterday,
         Sentence::OnDate,
+        Sentence::VisitEmergency,
     ];
 
     /// The English, with `{name}` where each parameter goes.
@@ -123,6 +125,7 @@ impl Sentence {
             Sentence::Today => "{time} today",
             Sentence::Yesterday => "{time} yesterday",
             Sentence::OnDate => "{time} on {date}",
+            Sentence::VisitEmergency => "emergency found on a visit by {by} at {at}",
         }
     }
 
@@ -160,6 +163,7 @@ impl Sentence {
             Sentence::Today => "today",
             Sentence::Yesterday => "yesterday",
             Sentence::OnDate => "on_date",
+            Sentence::VisitEmergency => "visit_emergency",
         }
     }
 

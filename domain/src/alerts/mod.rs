@@ -43,10 +43,13 @@ pub enum AlertKind {
     DeviceOffline,
     LowBattery,
     Tamper,
+    /// An emergency a visitor found on a visit (紧急情况), opened from the
+    /// visit form: handled like a sensor's critical alert.
+    VisitEmergency,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 9] = [
+    pub const ALL: [AlertKind; 10] = [
         AlertKind::Smoke,
         AlertKind::Help,
         AlertKind::Inactivity,
@@ -56,6 +59,7 @@ impl AlertKind {
         AlertKind::DeviceOffline,
         AlertKind::LowBattery,
         AlertKind::Tamper,
+        AlertKind::VisitEmergency,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +73,7 @@ impl AlertKind {
             AlertKind::DeviceOffline => "device_offline",
             AlertKind::LowBattery => "low_battery",
             AlertKind::Tamper => "tamper",
+            AlertKind::VisitEmergency => "visit_emergency",
         }
     }
 
