@@ -21,9 +21,15 @@ pub struct Chrome {
     pub role: Option<Role>,
     pub csrf: String,
     pub path: String,
+    /// An official of a whole county: closes its months, runs its spot-checks.
+    pub closes_months: bool,
 }
 
 impl Chrome {
+    pub fn closes_months(&self) -> bool {
+        self.closes_months
+    }
+
     pub fn t(&self, key: &str) -> &'static str {
         self.lang.t(key)
     }

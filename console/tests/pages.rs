@@ -321,6 +321,11 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ("GET", "/rate?month=2026-13".into(), "", [422, 422, 422, 403]),
         ("GET", "/rate/export.xlsx".into(), "", [200, 200, 200, 403]),
         ("POST", "/rate/close".into(), "month=2026-13&county=振兴区", [403, 403, 422, 403]),
+        ("GET", "/spot-checks".into(), "", [403, 403, 200, 403]),
+        ("POST", "/spot-checks".into(), "county=振兴区&township=站前街道&month=2026-13", [403, 403, 422, 403]),
+        ("POST", "/spot-checks".into(), "county=元宝区&township=x&month=2026-05", [403, 403, 403, 403]),
+        ("GET", "/spot-checks/999999".into(), "", [403, 403, 404, 403]),
+        ("POST", "/spot-checks/999999/result".into(), "visit_id=1&result=confirmed", [403, 403, 404, 403]),
         ("POST", "/rate/close".into(), "month=2026-06&county=元宝区", [403, 403, 403, 403]),
         ("POST", "/rate/reopen".into(), "month=2026-06&county=振兴区", [403, 403, 422, 403]),
         ("GET", "/ledger".into(), "", [200, 403, 403, 403]),
@@ -1433,4 +1438,46 @@ async fn an_emergency_found_on_a_visit_goes_through_an_alert_s_whole_lifecycle()
     assert_eq!(history[0].1.as_deref(), Some("visitor"), "opened by the visitor");
     let detail = oncall.get(&format!("/board/alerts/{}", alert.id)).await.body;
     assert!(detail.contains("老人摔倒无法起身"), "the visitor's words are in the handling record");
+}
+
+/// The county's official draws a spot-check of a township's month, phones
+/// the elder from the list and records 不属实: flagged on the elder page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_county_official_draws_a_spot_check_and_a_visit_found_untrue_is_flagged() {
+    let world = world().await;
+    let mut visitor = signed_in(&world, "visitor").await;
+    visitor.get(&format!("/elders/{}/visits/new", world.here)).await;
+    let last_month = anxin_domain::visits::Month::of(world.policy.today()).previous();
+    let day = last_month.first_day().to_string();
+    let recorded = visitor
+        .post(&format!("/elders/{}/visits", world.here), &[("day", &day), ("mode", "phone"), ("visitor", "李")])
+        .await;
+    assert_eq!(recorded.status, StatusCode::SEE_OTHER, "{}", recorded.body);
+    let mut official = signed_in(&world, "official").await;
+    let list = official.get("/spot-checks").await.body;
+    assert!(list.contains("id=\"draw\""), "{list}");
+    let month = last_month.to_string();
+    let drawn = official
+        .post("/spot-checks", &[("county", "振兴区"), ("township", "站前街道"), ("month", &month), ("seed", "5eed")])
+        .await;
+    assert_eq!(drawn.status, StatusCode::SEE_OTHER, "{}", drawn.body);
+    let page = official.get(drawn.location()).await.body;
+    assert!(page.contains("王秀英") && page.contains("tel:13904150001") && page.contains("5eed"), "{page}");
+    let id = drawn.location().trim_start_matches("/spot-checks/").to_string();
+    let visit_id = world.store.visits(world.here).await.unwrap()[0].id.to_string();
+    let no_note = official
+        .post(&format!("/spot-checks/{id}/result"), &[("visit_id", &visit_id), ("result", "not_confirmed")])
+        .await;
+    assert!(no_note.body.contains("须填写说明"), "{}", no_note.body);
+    let saved = official
+        .post(
+            &format!("/spot-checks/{id}/result"),
+            &[("visit_id", &visit_id), ("result", "not_confirmed"), ("note", "老人说没人打过电话")],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let list = official.get("/spot-checks").await.body;
+    assert!(list.contains("<td class=\"bad\">1</td>"), "the township's result counted: {list}");
+    let elder_page = official.get(&format!("/elders/{}", world.here)).await.body;
+    assert!(elder_page.contains("抽查不属实"), "flagged on the visit's record");
 }

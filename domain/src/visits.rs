@@ -36,6 +36,37 @@ choices! {
 }
 
 choices! {
+    /// What the county's phone call found about a sampled visit (抽查).
+    SpotCheckResult {
+        Confirmed = ("confirmed", "属实"),
+        NotConfirmed = ("not_confirmed", "不属实"),
+        Unreachable = ("unreachable", "联系不上"),
+    }
+}
+
+/// A spot-check's sample: the `size` visits (by id) ranked first by
+/// SHA-256 of `seed`, `:` and the visit's id. Anyone with the seed and the
+/// month's visits draws the same sample again (a county's supervisor can
+/// check the draw was not chosen by hand).
+pub fn spot_check_sample(seed: &str, visits: &[i64], size: usize) -> Vec<i64> {
+    use sha2::Digest;
+    let mut ranked: Vec<([u8; 32], i64)> =
+        visits.iter().map(|id| (sha2::Sha256::digest(format!("{seed}:{id}")).into(), *id)).collect();
+    ranked.sort_unstable();
+    let mut sample: Vec<i64> = ranked.into_iter().take(size).map(|(_, id)| id).collect();
+    sample.sort_unstable();
+    sample
+}
+
+/// A fresh seed for a draw: 16 hex digits from the OS's random source.
+pub fn new_seed() -> String {
+    use password_hash::rand_core::{OsRng, RngCore};
+    let mut bytes = [0u8; 8];
+    OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+choices! {
     /// Whether the home's sensors show someone came during a home visit.
     Corroboration {
         /// Door and motion in the visit's window (传感器佐证).
@@ -571,6 +602,20 @@ mod tests {
         let beijing = chrono::FixedOffset::east_opt(8 * 3_600).unwrap();
         // 2026-11-20 09:30 +08:00 is 01:30 UTC.
         assert_eq!(visit().started_at(beijing), Some(1_795_138_200_000));
+    }
+
+    #[test]
+    fn a_spot_check_sample_is_the_same_for_the_same_seed() {
+        let visits: Vec<i64> = (1..=40).collect();
+        let sample = spot_check_sample("5eed", &visits, 5);
+        assert_eq!(sample.len(), 5);
+        assert_eq!(sample, spot_check_sample("5eed", &visits, 5), "reproducible from its seed");
+        let shuffled: Vec<i64> = visits.iter().rev().copied().collect();
+        assert_eq!(sample, spot_check_sample("5eed", &shuffled, 5), "whatever order the visits come in");
+        assert_ne!(sample, spot_check_sample("another", &visits, 5), "another seed, another sample");
+        assert_eq!(spot_check_sample("5eed", &[3, 9], 5), vec![3, 9], "all of them when fewer");
+        assert_eq!(new_seed().len(), 16);
+        assert_ne!(new_seed(), new_seed());
     }
 
     #[test]

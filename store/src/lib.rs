@@ -28,6 +28,7 @@ mod messages;
 mod months;
 mod rate;
 mod sessions;
+mod spot_checks;
 mod users;
 mod visits;
 
@@ -55,6 +56,7 @@ pub use ledger::{ImportError, ImportOutcome, RowChange};
 pub use messages::{HourActivity, MessageCursor, MessageRecord};
 pub use months::{ClosedMonth, LateVisit};
 pub use sessions::{Session, SessionLimits};
+pub use spot_checks::{SpotCheck, SpotCheckItem};
 pub use users::{AuditEntry, TOKEN_ID_LEN, TokenRecord, UserRecord};
 pub use visits::{Absence, DayRecord, HeightenedWatch, VisitRecord};
 

@@ -36,6 +36,9 @@ pub struct VisitRecord {
     /// A home visit's corroboration by the home's sensors: corroborated,
     /// no_presence, no_sensors (the last two are for spot-checks).
     pub corroboration: Option<String>,
+    /// The county's spot-check of it: confirmed, not_confirmed (flagged),
+    /// unreachable.
+    pub spot_check: Option<String>,
 }
 
 /// A closed day of one home and whether it counted as a remote check-in.
@@ -89,10 +92,11 @@ fn visit(row: &AnyRow) -> Result<VisitRecord, sqlx::Error> {
         late: row.try_get::<i64, _>("late")? == 1,
         started_at: row.try_get("started_at")?,
         corroboration: row.try_get("corroboration")?,
+        spot_check: row.try_get("spot_check")?,
     })
 }
 
-const VISIT_COLUMNS: &str = "id, elder_id, day, mode, visited_at, visitor, summary, assessment, needs, suggestions, recorded_by, late, started_at, corroboration";
+const VISIT_COLUMNS: &str = "id, elder_id, day, mode, visited_at, visitor, summary, assessment, needs, suggestions, recorded_by, late, started_at, corroboration, spot_check";
 
 pub(crate) fn required(field: &str, value: &str) -> Result<String, StoreError> {
     let value = value.trim();

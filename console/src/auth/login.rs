@@ -39,7 +39,7 @@ struct LoginQuery {
 }
 
 fn signed_out_chrome(lang: Lang, title: &'static str, csrf: String) -> Chrome {
-    Chrome { lang, title, user: None, role: None, csrf, path: "/login".into() }
+    Chrome { lang, title, user: None, role: None, csrf, path: "/login".into(), closes_months: false }
 }
 
 fn login_form(headers: &HeaderMap, next: &str, name: &str, error: Option<String>, status: StatusCode) -> Response {

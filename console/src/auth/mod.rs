@@ -54,6 +54,7 @@ impl Viewer {
             role: Some(self.principal.role),
             csrf: self.csrf.clone(),
             path: self.path.clone(),
+            closes_months: !self.principal.closable_counties().is_empty(),
         }
     }
 }

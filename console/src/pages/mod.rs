@@ -12,6 +12,7 @@ mod ledger;
 mod rate;
 mod records;
 mod registry;
+mod spot_checks;
 mod users;
 mod visitor;
 
@@ -67,6 +68,9 @@ pub fn router() -> Router<AppState> {
         .route("/rate", get(rate::page))
         .route("/rate/export.xlsx", get(rate::export))
         .route("/rate/close", post(rate::close))
+        .route("/spot-checks", get(spot_checks::list).post(spot_checks::draw))
+        .route("/spot-checks/{id}", get(spot_checks::page))
+        .route("/spot-checks/{id}/result", post(spot_checks::record))
         .route("/rate/reopen", post(rate::reopen))
         .route("/audit", get(audit::page))
         .route("/users", get(users::page))

@@ -91,6 +91,8 @@ pub struct VisitLine {
     pub late: bool,
     /// A home visit's corroboration, in words, and whether it holds.
     pub corroboration: Option<(&'static str, bool)>,
+    /// The county's spot-check of it, in words, and whether it held.
+    pub spot_check: Option<(&'static str, bool)>,
 }
 
 pub fn visit_lines(visits: &[anxin_store::VisitRecord], lang: Lang) -> Vec<VisitLine> {
@@ -109,6 +111,10 @@ pub fn visit_lines(visits: &[anxin_store::VisitRecord], lang: Lang) -> Vec<Visit
                 .corroboration
                 .as_deref()
                 .map(|code| (lang.t(&format!("visit.{code}")), code == "corroborated")),
+            spot_check: v
+                .spot_check
+                .as_deref()
+                .map(|code| (lang.t(&format!("visit.spot_check_{code}")), code != "not_confirmed")),
         })
         .collect()
 }

@@ -20,6 +20,7 @@ on_both_backends!(
     an_exit_releases_the_devices_and_ends_the_homes_alerts,
     a_closed_month_keeps_its_figure_and_a_late_visit_counts_only_once_reopened,
     a_home_visit_is_corroborated_by_a_day_of_the_home_s_own_sensor_messages,
+    a_spot_check_draws_the_same_sample_from_its_seed_and_flags_a_visit_not_confirmed,
 );
 
 use anxin_domain::time::HOUR_MS as HOUR;
@@ -471,4 +472,74 @@ async fn a_home_visit_is_corroborated_by_a_day_of_the_home_s_own_sensor_messages
         (last.get(&sensed).map(String::as_str), last.get(&unsensed).map(String::as_str)),
         (Some("2026-05-12"), Some("2026-05-12"))
     );
+}
+
+async fn a_spot_check_draws_the_same_sample_from_its_seed_and_flags_a_visit_not_confirmed(backend: Backend) {
+    use anxin_domain::visits::SpotCheckResult;
+    let (store, _guard) = fresh_store(backend).await;
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        ids.push(store.add_elder(&elder(&format!("老人{n}"), "站前街道"), may(-30)).await.unwrap().id);
+    }
+    let other = store.add_elder(&elder("别处", "汤池镇"), may(-30)).await.unwrap().id;
+    for (n, id) in ids.iter().enumerate() {
+        visit(
+            &store,
+            *id,
+            &format!("2026-05-{:02}", n + 1),
+            if n % 2 == 0 { VisitMode::Home } else { VisitMode::Phone },
+        )
+        .await;
+    }
+    visit(&store, other, "2026-05-03", VisitMode::Home).await;
+    visit(&store, ids[0], "2026-04-30", VisitMode::Home).await;
+    let may_month = Month::parse("2026-05").unwrap();
+    let pool = store.spot_check_pool("振兴区", "站前街道", may_month).await.unwrap();
+    assert_eq!(pool.len(), 12, "the township's visits by a person of May only");
+
+    let first =
+        store.draw_spot_check("振兴区", "站前街道", may_month, "abc123", 4, "official-wang", may(33)).await.unwrap();
+    let again =
+        store.draw_spot_check("振兴区", "站前街道", may_month, "abc123", 4, "official-li", may(34)).await.unwrap();
+    let sample = |id| {
+        let store = store.clone();
+        async move { store.spot_check_items(id).await.unwrap().iter().map(|i| i.visit_id).collect::<Vec<_>>() }
+    };
+    let drawn = sample(first.id).await;
+    assert_eq!(drawn.len(), 4);
+    assert_eq!(drawn, sample(again.id).await, "the same seed draws the same visits");
+    assert_eq!(drawn, anxin_domain::visits::spot_check_sample("abc123", &pool, 4), "recomputable by anyone");
+    let refused = store.draw_spot_check("振兴区", "五龙背镇", may_month, "abc123", 4, "official-wang", may(34)).await;
+    assert!(refused.unwrap_err().to_string().contains("has no visit by a person"));
+
+    let flagged = drawn[0];
+    let no_note =
+        store.record_spot_check(first.id, flagged, SpotCheckResult::NotConfirmed, " ", "official-wang", may(35));
+    assert!(no_note.await.unwrap_err().to_string().contains("needs a note"));
+    store
+        .record_spot_check(
+            first.id,
+            flagged,
+            SpotCheckResult::NotConfirmed,
+            "老人说本月没人来过",
+            "official-wang",
+            may(35),
+        )
+        .await
+        .unwrap();
+    store
+        .record_spot_check(first.id, drawn[1], SpotCheckResult::Confirmed, "", "official-wang", may(35))
+        .await
+        .unwrap();
+    let outside =
+        store.record_spot_check(first.id, pool[0].max(1) + 10_000, SpotCheckResult::Confirmed, "", "x", 0).await;
+    assert!(matches!(outside, Err(anxin_store::StoreError::NotFound(_))), "only the sample's visits");
+    let record = store.visit(flagged).await.unwrap().unwrap();
+    assert_eq!(record.spot_check.as_deref(), Some("not_confirmed"), "flagged on the visit's record");
+    let items = store.spot_check_items(first.id).await.unwrap();
+    let results: Vec<Option<&str>> = items.iter().map(|i| i.result.as_deref()).collect();
+    assert_eq!(results.iter().filter(|r| r.is_some()).count(), 2);
+    let audit = store.audit_entries(None, 100).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "spot-check drawn"
+        && e.detail.as_deref().is_some_and(|d| d.contains("seed=abc123 size=4 of 12"))));
 }
