@@ -1481,3 +1481,31 @@ async fn the_county_official_draws_a_spot_check_and_a_visit_found_untrue_is_flag
     let elder_page = official.get(&format!("/elders/{}", world.here)).await.body;
     assert!(elder_page.contains("抽查不属实"), "flagged on the visit's record");
 }
+
+/// From the 20th, the visitor's page and the rate page lead with who is
+/// still unvisited this month; before it, neither does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_the_twentieth_the_visitor_and_the_rate_page_lead_with_who_is_unvisited() {
+    // T is 2026-05-29 04:26 at +08:00: three days left in May.
+    let clock = Clock::set_at(T);
+    let world = world_with(SessionLimits::default(), clock.clone()).await;
+    let mut visitor = signed_in(&world, "visitor").await;
+    let my = visitor.get("/my").await.body;
+    let reminder = &my[my.find("id=\"reminder\"").expect("a reminder on the 29th")..];
+    assert!(reminder.contains("本月还剩 3 天") && reminder.contains("王秀英"), "{reminder}");
+    let mut official = signed_in(&world, "official").await;
+    let rate = official.get("/rate").await.body;
+    let lead = rate.find("id=\"reminder\"").expect("the rate page leads with it");
+    assert!(lead < rate.find("id=\"registered\"").unwrap(), "before the figures");
+    assert!(rate[lead..].contains("尚有 1 位老人未探访"), "only the official's county");
+    // June 10th: no reminder yet.
+    clock.advance(12 * anxin_domain::time::DAY_MS);
+    let mut visitor = Browser::new(&world.router);
+    assert_eq!(visitor.sign_in("visitor", OWN).await.status, StatusCode::SEE_OTHER);
+    let my = visitor.get("/my").await.body;
+    assert!(my.contains("王秀英") && !my.contains("id=\"reminder\""), "{my}");
+    let mut official = Browser::new(&world.router);
+    assert_eq!(official.sign_in("official", OWN).await.status, StatusCode::SEE_OTHER);
+    let rate = official.get("/rate").await.body;
+    assert!(rate.contains("id=\"registered\"") && !rate.contains("id=\"reminder\""), "{rate}");
+}

@@ -118,6 +118,8 @@ struct RatePage {
     quiet: Vec<QuietLine>,
     /// Visits by a person, by township and kind of visitor: (township, kind's words, count).
     by_kind: Vec<(String, String, i64)>,
+    /// From the 20th of the current month the page leads with who is unvisited.
+    remind: bool,
 }
 
 #[derive(Debug)]
@@ -172,6 +174,9 @@ pub(super) async fn page(
     let page = RatePage {
         mix: mix(&state, &viewer, month, region.as_ref()).await?,
         by_kind: by_kind(&state, &viewer, month, region.as_ref()).await?,
+        remind: month == Month::of(today)
+            && chrono::Datelike::day(&today) >= super::visitor::REMIND_FROM_DAY
+            && rate.total.visited < rate.total.registered,
         quiet: quiet(&state, &viewer, today, quiet_months, region.as_ref()).await?,
         quiet_months,
         closings,

@@ -42,7 +42,14 @@ struct MyPage {
     next: String,
     elders: Vec<ElderMonth>,
     weekdays: Vec<&'static str>,
+    /// From the 20th of the current month: the elders with no visit of any
+    /// mode yet, with the days left — the page leads with them.
+    reminder: Option<(i64, Vec<(i64, String)>)>,
 }
+
+/// From this day of a month the visitor's page and the rate page lead with
+/// who is still unvisited.
+pub const REMIND_FROM_DAY: u32 = 20;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct MonthQuery {
@@ -151,6 +158,13 @@ pub(super) async fn my_elders(
             visited: visited.len(),
         });
     }
+    let current = first == today.with_day(1).unwrap_or(today);
+    let reminder = (current && today.day() >= REMIND_FROM_DAY).then(|| {
+        let month = anxin_domain::visits::Month::of(today);
+        let unvisited =
+            elders.iter().filter(|e| e.checked_in + e.visited == 0).map(|e| (e.id, e.name.clone())).collect();
+        (month.days_left(today), unvisited)
+    });
     state.store.audit(now, &viewer.principal.name, "visitor calendar read", None, Some(&prefix)).await?;
     let lang = viewer.lang;
     Ok(html(&MyPage {
@@ -160,6 +174,7 @@ pub(super) async fn my_elders(
         next: shift_month(first, 1).format("%Y-%m").to_string(),
         elders,
         weekdays: (1..=7).map(|d| lang.t(&format!("weekday.{d}"))).collect(),
+        reminder,
     }))
 }
 
