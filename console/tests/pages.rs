@@ -322,6 +322,17 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ("GET", "/rate/export.xlsx".into(), "", [200, 200, 200, 403]),
         ("POST", "/rate/close".into(), "month=2026-13&county=振兴区", [403, 403, 422, 403]),
         ("GET", "/spot-checks".into(), "", [403, 403, 200, 403]),
+        ("GET", "/watches".into(), "", [200, 403, 200, 403]),
+        (
+            "POST",
+            "/watches".into(),
+            "region=元宝区&kind=weather&reason=x&from=2099-01-01&to=2099-01-02",
+            [303, 403, 403, 403],
+        ),
+        ("POST", "/watches/999999/end".into(), "", [404, 403, 404, 403]),
+        ("POST", format!("/elders/{there}/away"), "until=2099-01-01&reason=住院", [0, 404, 404, 404]),
+        ("POST", format!("/elders/{here}/away"), "until=2000-01-01&reason=住院", [422, 422, 403, 422]),
+        ("POST", format!("/elders/{there}/back"), "", [0, 404, 404, 404]),
         ("POST", "/spot-checks".into(), "county=振兴区&township=站前街道&month=2026-13", [403, 403, 422, 403]),
         ("POST", "/spot-checks".into(), "county=元宝区&township=x&month=2026-05", [403, 403, 403, 403]),
         ("GET", "/spot-checks/999999".into(), "", [403, 403, 404, 403]),
@@ -1508,4 +1519,107 @@ async fn from_the_twentieth_the_visitor_and_the_rate_page_lead_with_who_is_unvis
     assert_eq!(official.sign_in("official", OWN).await.status, StatusCode::SEE_OTHER);
     let rate = official.get("/rate").await.body;
     assert!(rate.contains("id=\"registered\"") && !rate.contains("id=\"reminder\""), "{rate}");
+}
+
+/// On the eve of 中秋 the official finds the festival on the heightened-watch
+/// page and starts its watch for the county: the rate page lists who is due a
+/// visit by a person; the watch ends from the page too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_starts_a_festival_s_heightened_watch_from_the_console() {
+    // 2026-09-24 10:00 at +08:00, the eve of 中秋 (2026-09-25).
+    let clock = Clock::set_at(1_790_215_200_000);
+    let world = world_with(SessionLimits::default(), clock.clone()).await;
+    let mut official = signed_in(&world, "official").await;
+    let page = official.get("/watches").await.body;
+    let festivals = &page[page.find("id=\"festivals\"").unwrap()..];
+    assert!(
+        festivals.contains("中秋") && festivals.contains("2026-09-25") && festivals.contains("2026-09-26"),
+        "{festivals}"
+    );
+    assert!(official.get("/rate").await.body.find("id=\"due\"").is_none(), "no watch, no due list");
+    let started = official
+        .post(
+            "/watches",
+            &[
+                ("kind", "festival"),
+                ("reason", "中秋"),
+                ("from", "2026-09-24"),
+                ("to", "2026-09-26"),
+                ("region", "振兴区"),
+            ],
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    let watches = world.store.heightened_watches(clock.now_ms()).await.unwrap();
+    assert_eq!(watches.len(), 1);
+    assert_eq!((watches[0].county.as_str(), watches[0].reason.as_str()), ("振兴区", "传统节日：中秋"));
+    // It ends when the 26th does (+08:00).
+    assert_eq!(watches[0].ends_at, 1_790_438_400_000);
+    let rate = official.get("/rate").await.body;
+    let due = &rate[rate.find("id=\"due\"").expect("a due list under the watch")..];
+    assert!(due.contains("王秀英") && due.contains("中秋"), "{due}");
+    // Another county, or a made-up festival, is refused.
+    let elsewhere = official
+        .post(
+            "/watches",
+            &[
+                ("kind", "weather"),
+                ("reason", "寒潮"),
+                ("from", "2026-09-24"),
+                ("to", "2026-09-25"),
+                ("region", "元宝区"),
+            ],
+        )
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::FORBIDDEN);
+    let made_up = official
+        .post(
+            "/watches",
+            &[
+                ("kind", "festival"),
+                ("reason", "万圣节"),
+                ("from", "2026-09-24"),
+                ("to", "2026-09-25"),
+                ("region", "振兴区"),
+            ],
+        )
+        .await;
+    assert!(made_up.body.contains("传统节日仅限春节、中秋、重阳"), "{}", made_up.body);
+    // A weather warning scheduled for tomorrow shows as scheduled.
+    let scheduled = official
+        .post(
+            "/watches",
+            &[
+                ("kind", "weather"),
+                ("reason", "寒潮蓝色预警"),
+                ("from", "2026-09-25"),
+                ("to", "2026-09-27"),
+                ("region", "振兴区/站前街道"),
+            ],
+        )
+        .await;
+    assert_eq!(scheduled.status, StatusCode::SEE_OTHER, "{}", scheduled.body);
+    assert!(official.get("/watches").await.body.contains("（已安排）"));
+    let id = watches[0].id;
+    assert_eq!(official.post(&format!("/watches/{id}/end"), &[]).await.status, StatusCode::SEE_OTHER);
+    let left = world.store.heightened_watches(clock.now_ms()).await.unwrap();
+    assert!(left.iter().all(|w| w.id != id), "ended");
+}
+
+/// The visitor marks their elder away from the elder page and back again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_visitor_marks_the_elder_away_and_back_from_the_elder_page() {
+    let world = world().await;
+    let mut visitor = signed_in(&world, "visitor").await;
+    let page = visitor.get(&format!("/elders/{}", world.here)).await.body;
+    assert!(page.contains("id=\"away-form\""), "{page}");
+    let tomorrow = (world.policy.today() + chrono::Days::new(1)).to_string();
+    let away = visitor.post(&format!("/elders/{}/away", world.here), &[("until", &tomorrow), ("reason", "住院")]).await;
+    assert_eq!(away.status, StatusCode::SEE_OTHER, "{}", away.body);
+    let now = anxin_store::now_ms();
+    assert!(world.store.current_absence(world.here, now).await.unwrap().is_some());
+    let page = visitor.get(&format!("/elders/{}", world.here)).await.body;
+    assert!(page.contains("id=\"away\"") && page.contains("住院"), "{page}");
+    assert_eq!(visitor.post(&format!("/elders/{}/back", world.here), &[]).await.status, StatusCode::SEE_OTHER);
+    assert!(world.store.current_absence(world.here, anxin_store::now_ms() + 1).await.unwrap().is_none());
 }

@@ -173,6 +173,20 @@ impl Principal {
             && self.regions.iter().any(|r| r.county == county && r.township.is_none() && r.village.is_none())
     }
 
+    /// May start and end a heightened watch for `region`: the registry for
+    /// anywhere, an official for a region inside their own.
+    pub fn can_watch_region(&self, region: &Region) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Official => self.regions.iter().any(|own| {
+                own.county == region.county
+                    && own.township.as_ref().is_none_or(|t| region.township.as_ref() == Some(t))
+                    && own.village.as_ref().is_none_or(|v| region.village.as_ref() == Some(v))
+            }),
+            Role::Oncall | Role::Visitor => false,
+        }
+    }
+
     /// The whole counties this principal may close months for.
     pub fn closable_counties(&self) -> Vec<String> {
         if self.role != Role::Official {
@@ -291,6 +305,18 @@ mod tests {
             assert!(!who.can_edit_registry() && !who.can_read_audit(), "{:?}", who.role);
         }
         assert!(admin.can_edit_registry() && admin.can_read_audit());
+    }
+
+    #[test]
+    fn an_official_watches_regions_inside_their_own() {
+        let township_official = principal(Role::Official, &["振兴区/站前街道"], &[]);
+        let region = |text: &str| Region::parse(text).unwrap();
+        assert!(township_official.can_watch_region(&region("振兴区/站前街道")));
+        assert!(township_official.can_watch_region(&region("振兴区/站前街道/锦山社区")));
+        assert!(!township_official.can_watch_region(&region("振兴区")), "not the whole county");
+        assert!(!township_official.can_watch_region(&region("振兴区/汤池镇")));
+        assert!(principal(Role::Admin, &[], &[]).can_watch_region(&region("元宝区")));
+        assert!(!principal(Role::Oncall, &["振兴区"], &[]).can_watch_region(&region("振兴区")));
     }
 
     #[test]

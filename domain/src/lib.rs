@@ -11,6 +11,7 @@
 //!   reading and writing it as `.xlsx` or `.csv` (UTF-8 or GBK).
 //! - [`enrolment`]: who is in the programme: exits with their reason and
 //!   date, re-entries.
+//! - [`festivals`]: 春节, 中秋 and 重阳 on the solar calendar, for heightened watch.
 //! - [`visits`]: the visit record form (annex 1), months, and the monthly
 //!   visit rate (月探访率).
 //! - [`alerts`]: alert kinds and outcomes, the policy, the rules, the usual
@@ -22,6 +23,7 @@ pub mod access;
 pub mod alerts;
 pub mod audit;
 pub mod enrolment;
+pub mod festivals;
 pub mod identity;
 pub mod ledger;
 pub mod outbound;

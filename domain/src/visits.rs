@@ -322,6 +322,10 @@ impl NewVisit {
     }
 }
 
+/// From this day of a month the visitor's page and the rate page lead with
+/// who is still unvisited (the plan's month-end reminder).
+pub const REMIND_FROM_DAY: u32 = 20;
+
 /// A calendar month, `YYYY-MM`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Month {

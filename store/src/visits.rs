@@ -304,10 +304,26 @@ impl Store {
         by: &str,
         now: i64,
     ) -> Result<HeightenedWatch, StoreError> {
+        self.schedule_heightened_watch(region, now, until, reason, by, now).await
+    }
+
+    /// Puts a region on heightened watch from `starts_at` (now or later: a
+    /// festival's watch is set ahead) until `ends_at`; its homes are looked
+    /// at again when it begins. Audited as `by`.
+    pub async fn schedule_heightened_watch(
+        &self,
+        region: &RegionFilter,
+        starts_at: i64,
+        ends_at: i64,
+        reason: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<HeightenedWatch, StoreError> {
         let county = required("county", region.county.as_deref().unwrap_or_default())?;
         let reason = required("reason", reason)?;
         let by = required("who starts the watch (--by)", by)?;
-        if until <= now {
+        let starts_at = starts_at.max(now);
+        if ends_at <= starts_at {
             return Err(StoreError::Invalid("the end of the heightened watch must be in the future".into()));
         }
         if region.village.is_some() && region.township.is_none() {
@@ -317,38 +333,81 @@ impl Store {
         let mut transaction = self.pool.begin().await?;
         let row = sqlx::query(
             "INSERT INTO heightened_watches (county, township, village, reason, starts_at, ends_at, created_by, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $5) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(county.as_str())
         .bind(region.township.as_deref())
         .bind(region.village.as_deref())
         .bind(reason.as_str())
-        .bind(now)
-        .bind(until)
+        .bind(starts_at)
+        .bind(ends_at)
         .bind(by.as_str())
+        .bind(now)
         .fetch_one(&mut *transaction)
         .await?;
+        // Its homes are judged again when it begins (at once, for a watch from now).
+        sqlx::query(
+            "UPDATE home_watch SET next_due_at = CASE WHEN next_due_at IS NULL OR next_due_at > $1 THEN $1 ELSE next_due_at END
+             WHERE elder_id IN
+                 (SELECT id FROM elders WHERE county = $2 AND ($3 IS NULL OR township = $3) AND ($4 IS NULL OR village = $4))",
+        )
+        .bind(starts_at)
+        .bind(county.as_str())
+        .bind(region.township.as_deref())
+        .bind(region.village.as_deref())
+        .execute(&mut *transaction)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        let place = [Some(county.as_str()), region.township.as_deref(), region.village.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("/");
+        let detail = format!("watch={id} region={place} from={starts_at} until={ends_at}");
+        super::users::audit(&mut transaction, now, &by, "heightened watch started", None, Some(&detail)).await?;
+        transaction.commit().await?;
+        Ok(HeightenedWatch {
+            id,
+            county,
+            township: region.township.clone(),
+            village: region.village.clone(),
+            reason,
+            starts_at,
+            ends_at,
+            created_by: by,
+        })
+    }
+
+    /// Ends a heightened watch now (or calls off one not yet begun); its
+    /// homes are judged again at once with the usual thresholds. Audited.
+    pub async fn end_heightened_watch(&self, id: i64, by: &str, now: i64) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let mut transaction = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE heightened_watches SET ends_at = $1, starts_at = CASE WHEN starts_at > $1 THEN $1 ELSE starts_at END
+             WHERE id = $2 AND ends_at > $1 RETURNING county, township, village",
+        )
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut *transaction)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("there is no heightened watch {id} in force or to come")))?;
+        let (county, township, village): (String, Option<String>, Option<String>) =
+            (row.try_get("county")?, row.try_get("township")?, row.try_get("village")?);
         sqlx::query(
             "UPDATE home_watch SET next_due_at = $1 WHERE elder_id IN
                  (SELECT id FROM elders WHERE county = $2 AND ($3 IS NULL OR township = $3) AND ($4 IS NULL OR village = $4))",
         )
         .bind(now)
         .bind(county.as_str())
-        .bind(region.township.as_deref())
-        .bind(region.village.as_deref())
+        .bind(township.as_deref())
+        .bind(village.as_deref())
         .execute(&mut *transaction)
         .await?;
+        super::users::audit(&mut transaction, now, by, "heightened watch ended", None, Some(&format!("watch={id}")))
+            .await?;
         transaction.commit().await?;
-        Ok(HeightenedWatch {
-            id: row.try_get("id")?,
-            county,
-            township: region.township.clone(),
-            village: region.village.clone(),
-            reason,
-            starts_at: now,
-            ends_at: until,
-            created_by: by,
-        })
+        Ok(())
     }
 
     /// The absence an elder is on at `now`, if any.

@@ -15,6 +15,7 @@ mod registry;
 mod spot_checks;
 mod users;
 mod visitor;
+mod watches;
 
 use axum::Router;
 use axum::extract::Query;
@@ -44,6 +45,8 @@ pub fn router() -> Router<AppState> {
         .route("/elders/{id}/reveal", post(elders::reveal))
         .route("/elders/{id}/visitor", post(registry::assign))
         .route("/elders/{id}/exit", post(registry::leave))
+        .route("/elders/{id}/away", post(records::mark_away))
+        .route("/elders/{id}/back", post(records::mark_back))
         .route("/elders/{id}/reenter", post(registry::reenter))
         .route("/elders/{id}/visits", post(records::record_visit))
         .route("/elders/{id}/visits/new", get(records::new_visit))
@@ -68,6 +71,8 @@ pub fn router() -> Router<AppState> {
         .route("/rate", get(rate::page))
         .route("/rate/export.xlsx", get(rate::export))
         .route("/rate/close", post(rate::close))
+        .route("/watches", get(watches::page).post(watches::start))
+        .route("/watches/{id}/end", post(watches::end))
         .route("/spot-checks", get(spot_checks::list).post(spot_checks::draw))
         .route("/spot-checks/{id}", get(spot_checks::page))
         .route("/spot-checks/{id}/result", post(spot_checks::record))

@@ -175,7 +175,7 @@ pub(super) async fn page(
         mix: mix(&state, &viewer, month, region.as_ref()).await?,
         by_kind: by_kind(&state, &viewer, month, region.as_ref()).await?,
         remind: month == Month::of(today)
-            && chrono::Datelike::day(&today) >= super::visitor::REMIND_FROM_DAY
+            && chrono::Datelike::day(&today) >= anxin_domain::visits::REMIND_FROM_DAY
             && rate.total.visited < rate.total.registered,
         quiet: quiet(&state, &viewer, today, quiet_months, region.as_ref()).await?,
         quiet_months,

@@ -8,6 +8,7 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
 
 use anxin_domain::access::{Placed, Principal};
 use anxin_domain::ledger::{ElderDetails, HelpOrg, format_yuan};
@@ -31,6 +32,60 @@ use crate::web::{Chrome, html};
 async fn recordable_elder(store: &Store, who: &Principal, id: i64) -> Result<Elder, AppError> {
     let elder = visible_elder(store, who, id).await?;
     if who.can_record_visits(&elder.place()) { Ok(elder) } else { Err(AppError::Forbidden(None)) }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AwayForm {
+    #[serde(default)]
+    until: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Marks an elder away (hospital, with family) until the end of a day:
+/// alerts other than smoke and help pause. Whoever records the elder's
+/// visits may.
+pub(super) async fn mark_away(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(form): Form<AwayForm>,
+) -> Result<Response, AppError> {
+    recordable_elder(&state.store, &viewer.principal, id).await?;
+    let lang = viewer.lang;
+    let last_day = chrono::NaiveDate::parse_from_str(form.until.trim(), "%Y-%m-%d")
+        .map_err(|_| AppError::Invalid(lang.t("enrolment.bad_date").into()))?;
+    if last_day < state.today() {
+        return Err(AppError::Invalid(lang.t("elder.away_in_past").into()));
+    }
+    let offset = state.policy.utc_offset;
+    let ends_at = (last_day + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .and_then(|midnight| midnight.and_local_timezone(offset).single())
+        .map(|end| end.timestamp_millis())
+        .ok_or_else(|| AppError::Invalid(lang.t("enrolment.bad_date").into()))?;
+    if form.reason.trim().is_empty() {
+        return Err(AppError::Invalid(lang.t("elder.away_reason_needed").into()));
+    }
+    state.store.mark_away(id, ends_at, &form.reason, &viewer.principal.name, state.now()).await.map_err(|error| {
+        match error {
+            StoreError::Invalid(reason) => AppError::Invalid(reason),
+            other => other.into(),
+        }
+    })?;
+    Ok(Redirect::to(&format!("/elders/{id}")).into_response())
+}
+
+/// The elder is back early: watched as usual from now.
+pub(super) async fn mark_back(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    recordable_elder(&state.store, &viewer.principal, id).await?;
+    state.store.end_absence(id, state.now()).await?;
+    state.store.audit(state.now(), &viewer.principal.name, "elder back", Some(id), None).await?;
+    Ok(Redirect::to(&format!("/elders/{id}")).into_response())
 }
 
 /// One judgement of part 5 as radio buttons.

@@ -47,9 +47,6 @@ struct MyPage {
     reminder: Option<(i64, Vec<(i64, String)>)>,
 }
 
-/// From this day of a month the visitor's page and the rate page lead with
-/// who is still unvisited.
-pub const REMIND_FROM_DAY: u32 = 20;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct MonthQuery {
@@ -159,7 +156,7 @@ pub(super) async fn my_elders(
         });
     }
     let current = first == today.with_day(1).unwrap_or(today);
-    let reminder = (current && today.day() >= REMIND_FROM_DAY).then(|| {
+    let reminder = (current && today.day() >= anxin_domain::visits::REMIND_FROM_DAY).then(|| {
         let month = anxin_domain::visits::Month::of(today);
         let unvisited =
             elders.iter().filter(|e| e.checked_in + e.visited == 0).map(|e| (e.id, e.name.clone())).collect();
