@@ -110,65 +110,12 @@ impl Store {
         }
         let enrolled_at: i64 = row.try_get::<Option<i64>, _>("enrolled_at")?.unwrap_or_default();
         let exit = exit.check(local_day(enrolled_at, offset), local_day(now, offset)).map_err(invalid)?;
-        let exited_on = exit.on.format("%Y-%m-%d").to_string();
-        sqlx::query(
-            "UPDATE enrolments SET exited_on = $1, exit_reason = $2, exit_recorded_by = $3, exit_recorded_at = $4
-             WHERE elder_id = $5 AND exited_on IS NULL",
-        )
-        .bind(exited_on.as_str())
-        .bind(exit.reason.code())
-        .bind(by.as_str())
-        .bind(now)
-        .bind(elder_id)
-        .execute(&mut *transaction)
-        .await?;
-        sqlx::query("UPDATE elders SET left_on = $1, exit_reason = $2, updated_at = $3 WHERE id = $4")
-            .bind(exited_on.as_str())
-            .bind(exit.reason.code())
-            .bind(now)
-            .bind(elder_id)
-            .execute(&mut *transaction)
-            .await?;
-        let devices_released: Vec<String> =
-            sqlx::query("UPDATE devices SET elder_id = NULL, paired_at = NULL WHERE elder_id = $1 RETURNING device_id")
-                .bind(elder_id)
-                .fetch_all(&mut *transaction)
-                .await?
-                .iter()
-                .map(|row| row.try_get("device_id"))
-                .collect::<Result<_, _>>()?;
-        sqlx::query("DELETE FROM home_watch WHERE elder_id = $1").bind(elder_id).execute(&mut *transaction).await?;
-        let alerts_resolved: Vec<i64> = sqlx::query(
-            "UPDATE alerts SET status = 'resolved', resolved_at = $1, resolved_by = $2, outcome = 'elder_left',
-                 next_reminder_at = NULL, updated_at = $1
-             WHERE elder_id = $3 AND status <> 'resolved' RETURNING id",
-        )
-        .bind(now)
-        .bind(by.as_str())
-        .bind(elder_id)
-        .fetch_all(&mut *transaction)
-        .await?
-        .iter()
-        .map(|row| row.try_get("id"))
-        .collect::<Result<_, _>>()?;
-        let mut newest_event = None;
-        for alert in &alerts_resolved {
-            let detail = Some(exit.reason.code());
-            newest_event =
-                Some(super::alerts::insert_event(&mut transaction, *alert, now, "resolved", Some(&by), detail).await?);
-        }
-        let detail = format!(
-            "reason={} on={exited_on} devices_released={} alerts_resolved={}",
-            exit.reason.code(),
-            devices_released.len(),
-            alerts_resolved.len()
-        );
-        super::users::audit(&mut transaction, now, &by, "elder left", Some(elder_id), Some(&detail)).await?;
+        let (effects, newest_event) = exit_in(&mut transaction, elder_id, exit, &by, now).await?;
         transaction.commit().await?;
         if let Some(event) = newest_event {
             self.note_alert_written(event);
         }
-        Ok(ExitEffects { devices_released, alerts_resolved })
+        Ok(effects)
     }
 
     /// An elder who left re-enters the programme on `day` (local, at
@@ -248,4 +195,71 @@ impl Store {
             })
             .collect::<Result<_, sqlx::Error>>()?)
     }
+}
+
+/// Records an exit in `transaction`: the period closes, the elder is marked,
+/// the home's devices are released, its watch row deleted and its open
+/// alerts resolved as `elder_left`; audited. Returns what it did and the
+/// newest alert event written (to wake the feed once committed).
+pub(crate) async fn exit_in(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    elder_id: i64,
+    exit: Exit,
+    by: &str,
+    now: i64,
+) -> Result<(ExitEffects, Option<i64>), StoreError> {
+    let exited_on = exit.on.format("%Y-%m-%d").to_string();
+    sqlx::query(
+        "UPDATE enrolments SET exited_on = $1, exit_reason = $2, exit_recorded_by = $3, exit_recorded_at = $4
+             WHERE elder_id = $5 AND exited_on IS NULL",
+    )
+    .bind(exited_on.as_str())
+    .bind(exit.reason.code())
+    .bind(by)
+    .bind(now)
+    .bind(elder_id)
+    .execute(&mut **transaction)
+    .await?;
+    sqlx::query("UPDATE elders SET left_on = $1, exit_reason = $2, updated_at = $3 WHERE id = $4")
+        .bind(exited_on.as_str())
+        .bind(exit.reason.code())
+        .bind(now)
+        .bind(elder_id)
+        .execute(&mut **transaction)
+        .await?;
+    let devices_released: Vec<String> =
+        sqlx::query("UPDATE devices SET elder_id = NULL, paired_at = NULL WHERE elder_id = $1 RETURNING device_id")
+            .bind(elder_id)
+            .fetch_all(&mut **transaction)
+            .await?
+            .iter()
+            .map(|row| row.try_get("device_id"))
+            .collect::<Result<_, _>>()?;
+    sqlx::query("DELETE FROM home_watch WHERE elder_id = $1").bind(elder_id).execute(&mut **transaction).await?;
+    let alerts_resolved: Vec<i64> = sqlx::query(
+        "UPDATE alerts SET status = 'resolved', resolved_at = $1, resolved_by = $2, outcome = 'elder_left',
+                 next_reminder_at = NULL, updated_at = $1
+             WHERE elder_id = $3 AND status <> 'resolved' RETURNING id",
+    )
+    .bind(now)
+    .bind(by)
+    .bind(elder_id)
+    .fetch_all(&mut **transaction)
+    .await?
+    .iter()
+    .map(|row| row.try_get("id"))
+    .collect::<Result<_, _>>()?;
+    let mut newest_event = None;
+    for alert in &alerts_resolved {
+        let detail = Some(exit.reason.code());
+        newest_event = Some(super::alerts::insert_event(transaction, *alert, now, "resolved", Some(by), detail).await?);
+    }
+    let detail = format!(
+        "reason={} on={exited_on} devices_released={} alerts_resolved={}",
+        exit.reason.code(),
+        devices_released.len(),
+        alerts_resolved.len()
+    );
+    super::users::audit(transaction, now, by, "elder left", Some(elder_id), Some(&detail)).await?;
+    Ok((ExitEffects { devices_released, alerts_resolved }, newest_event))
 }

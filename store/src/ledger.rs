@@ -4,6 +4,8 @@
 use std::collections::{HashMap, HashSet};
 
 use sqlx::Row;
+
+use anxin_domain::enrolment::{Exit, ExitReason};
 use sqlx::any::AnyRow;
 
 use anxin_domain::registry::{CitizenId, NewElder};
@@ -100,7 +102,7 @@ fn org_codes(help: &HelpReceived) -> String {
 
 const LEDGER_COLUMNS: &str = "id, name, county, township, village, address, phone, emergency_contact, emergency_phone,
     categories, citizen_id, disability_cert, lives_at_registered, disabled, water_safe, power_safe, housing_safe,
-    monthly_income_fen, benefits, help_orgs, help_person, help_measures, left_behind_since";
+    monthly_income_fen, benefits, help_orgs, help_person, help_measures, left_behind_since, left_on, exit_reason";
 
 fn optional_bool(row: &AnyRow, column: &str) -> Result<Option<bool>, sqlx::Error> {
     Ok(row.try_get::<Option<i64>, _>(column)?.map(|value| value == 1))
@@ -259,7 +261,11 @@ impl Store {
             .map(|row| {
                 let (id, elder, mut details) = details_and_elder(row)?;
                 details.members = members.remove(&id).unwrap_or_default();
-                Ok(LedgerRow { id: Some(id), elder, details, visitors: visitors.remove(&id).unwrap_or_default() })
+                let exit = match (day_column(row, "left_on")?, row.try_get::<Option<String>, _>("exit_reason")?) {
+                    (Some(on), Some(reason)) => ExitReason::parse(&reason).map(|reason| Exit { reason, on }),
+                    _ => None,
+                };
+                Ok(LedgerRow { id: Some(id), elder, details, visitors: visitors.remove(&id).unwrap_or_default(), exit })
             })
             .collect()
     }
@@ -306,6 +312,29 @@ impl Store {
                     .map(CitizenId::as_str)
                     .and_then(|citizen| by_citizen_id.get(citizen).copied()),
             };
+            match (target.map(|id| &current[&id]), row.exit) {
+                (None, Some(_)) => {
+                    problems.push(RowProblem {
+                        line: *line,
+                        column: Some(anxin_domain::ledger::Column::ExitReason.header()),
+                        value: row.exit.map(|exit| exit.reason.label().to_string()),
+                        problem: Problem::NewElderLeft,
+                    });
+                    continue;
+                }
+                (Some(before), Some(exit)) if before.exit.is_some_and(|was| was != exit) => {
+                    problems.push(RowProblem {
+                        line: *line,
+                        column: Some(anxin_domain::ledger::Column::ExitDate.header()),
+                        value: Some(exit.on.to_string()),
+                        problem: Problem::ExitChanged {
+                            on: before.exit.map(|was| was.on.to_string()).unwrap_or_default(),
+                        },
+                    });
+                    continue;
+                }
+                _ => {}
+            }
             if let Some(id) = target {
                 // Another elder already holds this citizen ID.
                 if let Some(holder) =
@@ -337,6 +366,7 @@ impl Store {
         }
 
         let mut outcome = ImportOutcome::default();
+        let mut newest_event = None;
         let visitor_ids: HashMap<String, i64> = sqlx::query("SELECT id, name FROM users WHERE role = $1")
             .bind(Role::Visitor.as_str())
             .fetch_all(&self.pool)
@@ -350,13 +380,22 @@ impl Store {
             let id = match target {
                 Some(id) => {
                     let before = &current[&id];
-                    let same =
-                        before.elder == row.elder && before.details == row.details && before.visitors == row.visitors;
+                    // An exit on record stays when the file says nothing of it.
+                    let exit = row.exit.or(before.exit);
+                    let row = &LedgerRow { exit, ..row.clone() };
+                    let same = before.elder == row.elder
+                        && before.details == row.details
+                        && before.visitors == row.visitors
+                        && before.exit == row.exit;
                     if same {
                         outcome.unchanged += 1;
                         continue;
                     }
                     write_elder(&mut transaction, id, &row.elder, now).await?;
+                    if let (None, Some(exit)) = (before.exit, row.exit) {
+                        let (_, event) = super::enrolment::exit_in(&mut transaction, id, exit, by, now).await?;
+                        newest_event = event.or(newest_event);
+                    }
                     outcome.updated += 1;
                     let columns = anxin_domain::ledger::changed_columns(before, row);
                     // Field names, not values: the audit log holds no personal data.
@@ -404,6 +443,9 @@ impl Store {
         }
         super::users::audit(&mut transaction, now, by, "ledger imported", None, Some(&detail)).await?;
         transaction.commit().await?;
+        if let Some(event) = newest_event {
+            self.note_alert_written(event);
+        }
         Ok(outcome)
     }
 }

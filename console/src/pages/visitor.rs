@@ -47,7 +47,6 @@ struct MyPage {
     reminder: Option<(i64, Vec<(i64, String)>)>,
 }
 
-
 #[derive(Debug, Deserialize)]
 pub(super) struct MonthQuery {
     /// `YYYY-MM`; this month when absent.

@@ -146,6 +146,9 @@ pub struct LedgerRow {
     pub details: ElderDetails,
     /// 探访责任人: user names of visitors, sorted.
     pub visitors: Vec<String>,
+    /// 退出原因 and 退出日期: the elder left the programme. An import applies
+    /// a new exit to an elder on record; it never undoes or changes one.
+    pub exit: Option<crate::enrolment::Exit>,
 }
 
 /// A field of a household member's row.
@@ -200,6 +203,8 @@ pub enum Column {
     HelpPerson,
     HelpMeasures,
     Visitors,
+    ExitReason,
+    ExitDate,
 }
 
 impl Column {
@@ -235,6 +240,8 @@ impl Column {
             Column::HelpPerson,
             Column::HelpMeasures,
             Column::Visitors,
+            Column::ExitReason,
+            Column::ExitDate,
         ]);
         columns
     }
@@ -285,6 +292,8 @@ impl Column {
             Column::HelpPerson => "帮扶责任人",
             Column::HelpMeasures => "帮扶措施",
             Column::Visitors => "探访责任人",
+            Column::ExitReason => "退出原因",
+            Column::ExitDate => "退出日期",
         };
         fixed.to_string()
     }
@@ -327,6 +336,8 @@ impl Column {
             Column::HelpPerson => "help_person",
             Column::HelpMeasures => "help_measures",
             Column::Visitors => "visitors",
+            Column::ExitReason => "exit_reason",
+            Column::ExitDate => "exit_date",
         };
         fixed.to_string()
     }
@@ -393,6 +404,15 @@ pub enum Problem {
     LeftBehindSince,
     NotADate,
     DateInFuture,
+    /// 退出原因 without 退出日期, or the other way round.
+    ExitIncomplete,
+    /// A new elder cannot be registered as having left.
+    NewElderLeft,
+    /// The elder on record left already, otherwise: an import does not
+    /// change or undo an exit.
+    ExitChanged {
+        on: String,
+    },
     MissingColumn,
     NoHeader,
     NoRows,
@@ -432,6 +452,9 @@ impl Problem {
             Problem::LeftBehindSince => "left_behind_since",
             Problem::NotADate => "not_a_date",
             Problem::DateInFuture => "date_in_future",
+            Problem::ExitIncomplete => "exit_incomplete",
+            Problem::NewElderLeft => "new_elder_left",
+            Problem::ExitChanged { .. } => "exit_changed",
             Problem::MissingColumn => "missing_column",
             Problem::NoHeader => "no_header",
             Problem::NoRows => "no_rows",
@@ -472,6 +495,9 @@ impl Problem {
             Problem::LeftBehindSince,
             Problem::NotADate,
             Problem::DateInFuture,
+            Problem::ExitIncomplete,
+            Problem::NewElderLeft,
+            Problem::ExitChanged { on: "2026-05-14".into() },
             Problem::MissingColumn,
             Problem::NoHeader,
             Problem::NoRows,
@@ -523,6 +549,11 @@ impl Problem {
             Problem::LeftBehindSince => "is required for a 留守 elder (the half-year re-check counts from it)",
             Problem::NotADate => "is not a date: use YYYY-MM-DD",
             Problem::DateInFuture => "is in the future",
+            Problem::ExitIncomplete => "退出原因 and 退出日期 go together: give both or neither",
+            Problem::NewElderLeft => "is an exit for an elder not on record: register only elders in the programme",
+            Problem::ExitChanged { .. } => {
+                "differs from the exit on record ({on}): an import neither changes nor undoes an exit (re-entry is on the elder page)"
+            }
             Problem::MissingColumn => "column is missing",
             Problem::NoHeader => "no header row: the first ten rows hold no 被探访人姓名 (or name) column",
             Problem::NoRows => "the file holds no elder",
@@ -548,6 +579,7 @@ impl Problem {
             Problem::DuplicateCitizenId { line } | Problem::DuplicateId { line } => vec![("line", line.to_string())],
             Problem::CitizenIdTaken { elder_id } => vec![("elder_id", elder_id.to_string())],
             Problem::Certificate(CertificateError::NotSevere(grade)) => vec![("grade", grade.to_string())],
+            Problem::ExitChanged { on } => vec![("on", on.clone())],
             Problem::TooLarge(sheet::Limit::Bytes(mb) | sheet::Limit::UnpackedBytes(mb)) => {
                 vec![("mb", mb.to_string())]
             }
@@ -923,6 +955,33 @@ impl RowReader<'_> {
         date
     }
 
+    /// 退出原因 and 退出日期, both or neither; the date not in the future.
+    fn exit(&mut self, today: chrono::NaiveDate) -> Option<crate::enrolment::Exit> {
+        use crate::enrolment::{Exit, ExitReason};
+        let reason = self.text(Column::ExitReason).and_then(|text| {
+            let reason = ExitReason::parse(&text);
+            if reason.is_none() {
+                self.problem(Column::ExitReason, Problem::NotAChoice { allowed: ExitReason::labels() });
+            }
+            reason
+        });
+        let on = self.date(Column::ExitDate);
+        let typed = |column| self.cell(column).is_some_and(|cell| !cell.text().trim().is_empty());
+        match (reason, on) {
+            (Some(_), Some(on)) if on > today => {
+                self.problem(Column::ExitDate, Problem::DateInFuture);
+                None
+            }
+            (Some(reason), Some(on)) => Some(Exit { reason, on }),
+            _ if typed(Column::ExitReason) != typed(Column::ExitDate) => {
+                let column = if typed(Column::ExitReason) { Column::ExitDate } else { Column::ExitReason };
+                self.problem(column, Problem::ExitIncomplete);
+                None
+            }
+            _ => None,
+        }
+    }
+
     fn ledger_row(&mut self, today: chrono::NaiveDate, visitors: &HashSet<String>) -> LedgerRow {
         let mut categories: Vec<Category> = Category::ALL
             .into_iter()
@@ -1033,7 +1092,8 @@ impl RowReader<'_> {
         if names.iter().any(|name| !visitors.contains(name)) {
             self.problem(Column::Visitors, Problem::UnknownVisitor);
         }
-        LedgerRow { id, elder, details: ElderDetails { disabled, members, living, help }, visitors: names }
+        let exit = self.exit(today);
+        LedgerRow { id, elder, details: ElderDetails { disabled, members, living, help }, visitors: names, exit }
     }
 }
 
@@ -1120,6 +1180,8 @@ pub fn cells(row: &LedgerRow) -> Vec<String> {
             Column::HelpPerson => details.help.person.clone().unwrap_or_default(),
             Column::HelpMeasures => details.help.measures.clone().unwrap_or_default(),
             Column::Visitors => row.visitors.join("、"),
+            Column::ExitReason => row.exit.map(|exit| exit.reason.label().to_string()).unwrap_or_default(),
+            Column::ExitDate => row.exit.map(|exit| exit.on.to_string()).unwrap_or_default(),
         })
         .collect()
 }
@@ -1226,6 +1288,7 @@ mod tests {
                 },
             },
             visitors: vec!["li".into(), "zhao".into()],
+            exit: Some(crate::enrolment::Exit { reason: crate::enrolment::ExitReason::Died, on: day("2026-11-20") }),
         };
         let mut sheet = vec![headers().into_iter().map(Cell::Text).collect::<Vec<_>>()];
         sheet.push(cells(&full).into_iter().map(Cell::Text).collect());

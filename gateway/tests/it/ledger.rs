@@ -14,6 +14,7 @@ on_both_backends!(
     a_township_ledger_round_trips_through_both_formats_unchanged,
     a_ledger_with_bad_rows_writes_nothing_and_names_every_problem,
     annex_two_is_applied_to_every_row_each_rule_with_a_good_and_a_bad_row,
+    an_exit_in_the_ledger_is_applied_once_and_never_changed_or_undone_by_an_import,
 );
 
 const T: i64 = 1_780_000_000_000;
@@ -268,4 +269,60 @@ async fn annex_two_is_applied_to_every_row_each_rule_with_a_good_and_a_bad_row(b
     let severe =
         sample_store.elders().await.unwrap().iter().filter(|e| e.categories.contains("severely_disabled")).count();
     assert_eq!(severe, severe_certificates);
+}
+
+async fn an_exit_in_the_ledger_is_applied_once_and_never_changed_or_undone_by_an_import(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    import(&store, &cells(&township_ledger(5, ""))).await.unwrap();
+    store.pair_device("jia-node", 1, T).await.unwrap();
+    let text = |cell: &sheet::Cell| cell.text();
+    let exported =
+        sheet::read(&export(&store, sheet::Format::Csv).await, sheet::Format::Csv, &sheet::Limits::LEDGER).unwrap();
+    let rows: Vec<Vec<String>> = exported.iter().map(|row| row.iter().map(text).collect()).collect();
+    let column = |header: &str| rows[0].iter().position(|h| h == header).unwrap();
+    let (reason, date) = (column("退出原因"), column("退出日期"));
+    assert!(rows[1][reason].is_empty(), "an elder in the programme has none");
+
+    // 退出原因 without 退出日期 is refused, and so is a date to come.
+    let mut half = rows.clone();
+    half[1][reason] = "死亡".into();
+    let Err(ImportError::Rows(problems)) = import(&store, &cells(&half)).await else { panic!("half an exit") };
+    assert_eq!(problems[0].problem, Problem::ExitIncomplete);
+    let mut future = half.clone();
+    future[1][date] = "2099-01-01".into();
+    let Err(ImportError::Rows(problems)) = import(&store, &cells(&future)).await else { panic!("a future exit") };
+    assert_eq!(problems[0].problem, Problem::DateInFuture);
+
+    // Elder 1 died on 2026-11-20: the import applies the exit as the console does.
+    let mut died = half.clone();
+    died[1][date] = "2026-11-20".into();
+    let outcome = import(&store, &cells(&died)).await.unwrap();
+    assert_eq!((outcome.updated, outcome.unchanged), (1, 4));
+    assert_eq!(outcome.changes[0].columns, ["退出原因", "退出日期"]);
+    let elder = store.elder(1).await.unwrap().unwrap();
+    assert_eq!((elder.left_on.as_deref(), elder.exit_reason.as_deref()), (Some("2026-11-20"), Some("died")));
+    assert_eq!(store.device("jia-node").await.unwrap().unwrap().elder_id, None, "its devices released");
+    assert_eq!(store.exits("2026-11-01", "2026-11-30").await.unwrap().len(), 1);
+    // The same file again changes nothing; a file that says nothing of the
+    // exit keeps it; one that changes it is refused.
+    assert_eq!(import(&store, &cells(&died)).await.unwrap().unchanged, 5);
+    assert_eq!(import(&store, &cells(&rows)).await.unwrap().unchanged, 5, "silence is not a re-entry");
+    let mut moved = died.clone();
+    moved[1][reason] = "迁出".into();
+    let Err(ImportError::Rows(problems)) = import(&store, &cells(&moved)).await else { panic!("a changed exit") };
+    assert_eq!(problems[0].problem, Problem::ExitChanged { on: "2026-11-20".into() });
+    // A new elder cannot arrive as having left.
+    let mut newcomer = township_ledger(6, "");
+    newcomer.truncate(1);
+    newcomer.push(township_ledger(6, "")[6].clone());
+    newcomer[0].extend(["退出原因".to_string(), "退出日期".to_string()]);
+    newcomer[1].extend(["迁出".to_string(), "2026-11-01".to_string()]);
+    let Err(ImportError::Rows(problems)) = import(&store, &cells(&newcomer)).await else {
+        panic!("a newcomer who left")
+    };
+    assert_eq!(problems[0].problem, Problem::NewElderLeft);
+    // The export carries the exit.
+    let again =
+        sheet::read(&export(&store, sheet::Format::Csv).await, sheet::Format::Csv, &sheet::Limits::LEDGER).unwrap();
+    assert_eq!((text(&again[1][reason]), text(&again[1][date])), ("死亡".to_string(), "2026-11-20".to_string()));
 }
