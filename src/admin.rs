@@ -828,6 +828,9 @@ pub async fn ledger(settings: &Settings, command: LedgerCommand) -> anyhow::Resu
                         if !checked.ignored_columns.is_empty() {
                             out!("columns left alone: {}", checked.ignored_columns.join(", "));
                         }
+                        for warning in &checked.warnings {
+                            out!("to check: {warning}");
+                        }
                         return Ok(());
                     }
                     Err(anxin_store::ImportError::Rows(problems)) => problems,

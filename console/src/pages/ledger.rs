@@ -39,6 +39,8 @@ struct LedgerPage {
     previewed: bool,
     ignored: Vec<String>,
     problems: Vec<String>,
+    /// Rows imported that ask to be checked (独居 with household members).
+    warnings: Vec<String>,
 }
 
 fn may_keep_ledger(viewer: &Viewer) -> Result<(), AppError> {
@@ -48,12 +50,13 @@ fn may_keep_ledger(viewer: &Viewer) -> Result<(), AppError> {
 async fn render(
     state: &AppState,
     viewer: &Viewer,
-    outcome: Option<(ImportOutcome, bool)>,
+    outcome: Option<(ImportOutcome, bool, Vec<String>)>,
     ignored: Vec<String>,
     problems: Vec<String>,
 ) -> Result<Response, AppError> {
-    let previewed = outcome.as_ref().is_some_and(|(_, previewed)| *previewed);
-    let outcome = outcome.map(|(outcome, _)| outcome);
+    let previewed = outcome.as_ref().is_some_and(|(_, previewed, _)| *previewed);
+    let warnings = outcome.as_ref().map(|(_, _, warnings)| warnings.clone()).unwrap_or_default();
+    let outcome = outcome.map(|(outcome, _, _)| outcome);
     let elders = state.store.elders().await?;
     let lacking: std::collections::HashSet<i64> = state.store.elders_without_visitor().await?.into_iter().collect();
     let without_visitor = elders
@@ -74,6 +77,7 @@ async fn render(
         previewed,
         ignored,
         problems,
+        warnings,
     };
     Ok((status, html(&page)).into_response())
 }
@@ -174,7 +178,10 @@ pub(super) async fn import(
         state.store.import_ledger(&checked, by, state.now()).await
     };
     match done {
-        Ok(outcome) => render(&state, &viewer, Some((outcome, preview)), checked.ignored_columns, Vec::new()).await,
+        Ok(outcome) => {
+            let warnings = checked.warnings.iter().map(|w| described(w, lang)).collect();
+            render(&state, &viewer, Some((outcome, preview, warnings)), checked.ignored_columns, Vec::new()).await
+        }
         Err(ImportError::Rows(problems)) => {
             let problems = problems.iter().map(|p| described(p, lang)).collect();
             render(&state, &viewer, None, Vec::new(), problems).await

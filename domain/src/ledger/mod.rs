@@ -408,6 +408,10 @@ pub enum Problem {
     ExitIncomplete,
     /// A new elder cannot be registered as having left.
     NewElderLeft,
+    /// A warning: 独居, yet the household rows list others.
+    LivesAloneWithHousehold {
+        others: usize,
+    },
     /// The elder on record left already, otherwise: an import does not
     /// change or undo an exit.
     ExitChanged {
@@ -453,6 +457,7 @@ impl Problem {
             Problem::NotADate => "not_a_date",
             Problem::DateInFuture => "date_in_future",
             Problem::ExitIncomplete => "exit_incomplete",
+            Problem::LivesAloneWithHousehold { .. } => "lives_alone_with_household",
             Problem::NewElderLeft => "new_elder_left",
             Problem::ExitChanged { .. } => "exit_changed",
             Problem::MissingColumn => "missing_column",
@@ -496,6 +501,7 @@ impl Problem {
             Problem::NotADate,
             Problem::DateInFuture,
             Problem::ExitIncomplete,
+            Problem::LivesAloneWithHousehold { others: 2 },
             Problem::NewElderLeft,
             Problem::ExitChanged { on: "2026-05-14".into() },
             Problem::MissingColumn,
@@ -550,6 +556,9 @@ impl Problem {
             Problem::NotADate => "is not a date: use YYYY-MM-DD",
             Problem::DateInFuture => "is in the future",
             Problem::ExitIncomplete => "退出原因 and 退出日期 go together: give both or neither",
+            Problem::LivesAloneWithHousehold { .. } => {
+                "says 独居, yet the household lists {others} other people: check who lives in the home (imported)"
+            }
             Problem::NewElderLeft => "is an exit for an elder not on record: register only elders in the programme",
             Problem::ExitChanged { .. } => {
                 "differs from the exit on record ({on}): an import neither changes nor undoes an exit (re-entry is on the elder page)"
@@ -580,6 +589,7 @@ impl Problem {
             Problem::CitizenIdTaken { elder_id } => vec![("elder_id", elder_id.to_string())],
             Problem::Certificate(CertificateError::NotSevere(grade)) => vec![("grade", grade.to_string())],
             Problem::ExitChanged { on } => vec![("on", on.clone())],
+            Problem::LivesAloneWithHousehold { others } => vec![("others", others.to_string())],
             Problem::TooLarge(sheet::Limit::Bytes(mb) | sheet::Limit::UnpackedBytes(mb)) => {
                 vec![("mb", mb.to_string())]
             }
@@ -654,6 +664,9 @@ pub struct Ledger {
     pub rows: Vec<(usize, LedgerRow)>,
     /// Headers that are not ledger columns (e.g. 序号), left alone.
     pub ignored_columns: Vec<String>,
+    /// What looks wrong but is no reason to refuse the row (a 独居 elder with
+    /// household members besides themself): shown, imported.
+    pub warnings: Vec<RowProblem>,
 }
 
 /// Reads the rows of a sheet (as [`sheet::read`] gives them) into a ledger,
@@ -789,7 +802,29 @@ pub fn read_over(
     if problems.is_empty() && ledger.is_empty() {
         problems.push(RowProblem::file(Problem::NoRows));
     }
-    if problems.is_empty() { Ok(Ledger { rows: ledger, ignored_columns }) } else { Err(problems) }
+    let warnings = ledger.iter().filter_map(|(line, row)| lives_alone_with_others(*line, row)).collect();
+    if problems.is_empty() { Ok(Ledger { rows: ledger, ignored_columns, warnings }) } else { Err(problems) }
+}
+
+/// 独居 against the household rows: a warning when someone other than the
+/// elder is listed (the household may be registered together while the
+/// elder lives alone, so it is not a refusal).
+fn lives_alone_with_others(line: usize, row: &LedgerRow) -> Option<RowProblem> {
+    if !Category::parse_list(&row.elder.categories).contains(&Category::LivingAlone) {
+        return None;
+    }
+    let others = row
+        .details
+        .members
+        .iter()
+        .filter(|m| m.name != row.elder.name && !matches!(m.relation.as_deref(), Some("本人" | "本人自己" | "self")))
+        .count();
+    (others > 0).then(|| RowProblem {
+        line,
+        column: Some(Column::Category(Category::LivingAlone).header()),
+        value: Some("是".into()),
+        problem: Problem::LivesAloneWithHousehold { others },
+    })
 }
 
 /// Reads one row's cells, collecting every problem rather than stopping at
@@ -1337,6 +1372,35 @@ mod tests {
                 assert_eq!(problem.english(), sheet::SheetError::TooLarge(*limit).to_string());
             }
         }
+    }
+
+    #[test]
+    fn a_lone_elder_with_household_members_is_imported_with_a_warning() {
+        let header: &[&str] = &[
+            "县(市、区)",
+            "乡镇(街道)",
+            "村(居)",
+            "家庭住址",
+            "被探访人姓名",
+            "公民身份号码",
+            "是否独居",
+            "户主姓名",
+            "户主与被探访人关系",
+        ];
+        let rows = text_rows(&[
+            header,
+            &["振兴区", "站前街道", "锦山社区", "1 号", "王秀英", "11010519491231002X", "是", "王秀英", "本人"],
+            &["振兴区", "站前街道", "锦山社区", "2 号", "李桂兰", "210603195001014564", "是", "李建国", "儿子"],
+        ]);
+        let ledger = read(&rows, day("2026-11-29"), &HashSet::new()).unwrap();
+        assert_eq!(ledger.rows.len(), 2, "both imported");
+        let warnings: Vec<String> = ledger.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            vec![
+                "line 3, 是否独居 \"是\": says 独居, yet the household lists 1 other people: check who lives in the home (imported)"
+            ]
+        );
     }
 
     #[test]
