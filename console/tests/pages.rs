@@ -322,6 +322,7 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ("GET", "/rate/export.xlsx".into(), "", [200, 200, 200, 403]),
         ("POST", "/rate/close".into(), "month=2026-13&county=振兴区", [403, 403, 422, 403]),
         ("GET", "/spot-checks".into(), "", [403, 403, 200, 403]),
+        ("GET", "/spot-checks/report.xlsx".into(), "", [403, 403, 200, 403]),
         ("GET", "/watches".into(), "", [200, 403, 200, 403]),
         (
             "POST",
@@ -1491,6 +1492,20 @@ async fn the_county_official_draws_a_spot_check_and_a_visit_found_untrue_is_flag
     assert!(list.contains("<td class=\"bad\">1</td>"), "the township's result counted: {list}");
     let elder_page = official.get(&format!("/elders/{}", world.here)).await.body;
     assert!(elder_page.contains("抽查不属实"), "flagged on the visit's record");
+    // The townships' self-check report for the month.
+    let request = official.request("GET", &format!("/spot-checks/report.xlsx?month={month}")).body(Body::empty()).unwrap();
+    let response = world.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), 4 << 20).await.unwrap();
+    use anxin_domain::ledger::sheet;
+    let rows = sheet::read(&bytes, sheet::Format::Xlsx, &sheet::Limits::LEDGER).unwrap();
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(sheet::Cell::text).collect()).collect();
+    assert_eq!(cells[0][1], "地区");
+    let township = cells.iter().find(|r| r[1] == "振兴区/站前街道").expect("the township's line");
+    // In the programme 1, visited 1 (100%), no visitor missing, no exit, no
+    // overdue referral, 1 sampled, 1 不属实, 0 联系不上.
+    assert_eq!(&township[2..], &["1", "1", "100%", "0", "0", "0", "1", "1", "0"].map(String::from), "{cells:?}");
+    assert!(!cells.iter().any(|r| r[1].starts_with("元宝区")), "only the official's county");
 }
 
 /// From the 20th, the visitor's page and the rate page lead with who is

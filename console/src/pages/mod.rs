@@ -74,6 +74,7 @@ pub fn router() -> Router<AppState> {
         .route("/watches", get(watches::page).post(watches::start))
         .route("/watches/{id}/end", post(watches::end))
         .route("/spot-checks", get(spot_checks::list).post(spot_checks::draw))
+        .route("/spot-checks/report.xlsx", get(spot_checks::report))
         .route("/spot-checks/{id}", get(spot_checks::page))
         .route("/spot-checks/{id}/result", post(spot_checks::record))
         .route("/rate/reopen", post(rate::reopen))

@@ -21,6 +21,9 @@ use crate::web::{Chrome, html, local_time};
 /// Visits a draw takes unless told otherwise.
 pub const DEFAULT_SAMPLE: usize = 10;
 
+/// A referral open longer than this is overdue in the self-check report.
+pub const REFERRAL_OVERDUE_DAYS: i64 = 30;
+
 #[derive(Debug)]
 struct CheckLine {
     check: SpotCheck,
@@ -238,4 +241,134 @@ pub(super) async fn record(
             other => other.into(),
         })?;
     Ok(Redirect::to(&format!("/spot-checks/{id}#visit-{}", form.visit_id)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ReportQuery {
+    month: Option<String>,
+}
+
+/// The townships' self-check report (自查: 摸底, 台账, 机制) for a month, as
+/// `.xlsx`: per township of the official's counties, the elders in the
+/// programme and visited, the rate, those without a visitor responsible,
+/// the month's exits, referrals open over 30 days, and the spot-checks'
+/// results. Audited.
+pub(super) async fn report(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    axum::extract::Query(query): axum::extract::Query<ReportQuery>,
+) -> Result<Response, AppError> {
+    use anxin_domain::ledger::sheet;
+    use anxin_domain::visits::{RegionLevel, VisitRate};
+    use std::collections::BTreeMap;
+    let counties = county_official(&viewer)?;
+    let lang = viewer.lang;
+    let today = state.today();
+    let month = match query.month.as_deref().filter(|m| !m.trim().is_empty()) {
+        None => Month::of(today).previous(),
+        Some(text) => Month::parse(text).ok_or_else(|| AppError::Invalid(lang.t("my.bad_month").into()))?,
+    };
+    let in_scope = |county: &str| counties.iter().any(|c| c == county);
+    let elders = state.store.month_elders(month, state.policy.utc_offset).await?;
+    let rate = VisitRate::of(month, today, elders.into_iter().filter(|e| in_scope(&e.county)), None);
+    #[derive(Default)]
+    struct Line {
+        registered: i64,
+        visited: i64,
+        percent: String,
+        without_visitor: i64,
+        exits: i64,
+        overdue: i64,
+        sampled: i64,
+        not_confirmed: i64,
+        unreachable: i64,
+    }
+    let mut lines: BTreeMap<String, Line> = BTreeMap::new();
+    for (township, figures) in rate.by(RegionLevel::Township) {
+        let line = lines.entry(township).or_default();
+        line.percent = figures.percent();
+        (line.registered, line.visited) = (figures.registered, figures.visited);
+    }
+    let all = state.store.elders().await?;
+    let township_of = |elder_id: i64| {
+        all.iter().find(|e| e.id == elder_id && in_scope(&e.county)).map(|e| format!("{}/{}", e.county, e.township))
+    };
+    for id in state.store.elders_without_visitor().await? {
+        if let Some(key) = township_of(id).filter(|_| all.iter().any(|e| e.id == id && e.left_on.is_none())) {
+            lines.entry(key).or_default().without_visitor += 1;
+        }
+    }
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    for exit in state.store.exits(&day(month.first_day()), &day(month.last_day())).await? {
+        if in_scope(&exit.county) {
+            lines.entry(format!("{}/{}", exit.county, exit.township)).or_default().exits += 1;
+        }
+    }
+    let overdue_before = state.now() - REFERRAL_OVERDUE_DAYS * anxin_domain::time::DAY_MS;
+    for referral in state.store.open_referrals().await?.into_iter().filter(|r| r.created_at < overdue_before) {
+        if let Some(key) = township_of(referral.elder_id) {
+            lines.entry(key).or_default().overdue += 1;
+        }
+    }
+    for check in
+        state.store.spot_checks().await?.into_iter().filter(|c| in_scope(&c.county) && c.month == month.to_string())
+    {
+        let items = state.store.spot_check_items(check.id).await?;
+        let line = lines.entry(format!("{}/{}", check.county, check.township)).or_default();
+        line.sampled += i64::try_from(items.len()).unwrap_or(0);
+        for item in items {
+            match item.result.as_deref().and_then(SpotCheckResult::parse) {
+                Some(SpotCheckResult::NotConfirmed) => line.not_confirmed += 1,
+                Some(SpotCheckResult::Unreachable) => line.unreachable += 1,
+                _ => {}
+            }
+        }
+    }
+    let mut rows = vec![
+        [
+            "月份",
+            "地区",
+            "在册老人",
+            "已探访",
+            "月探访率",
+            "无探访责任人",
+            "本月退出",
+            "逾期未办结转介(30天)",
+            "抽查条数",
+            "抽查不属实",
+            "抽查联系不上",
+        ]
+        .map(str::to_string)
+        .to_vec(),
+    ];
+    for (township, l) in lines {
+        rows.push(vec![
+            month.to_string(),
+            township,
+            l.registered.to_string(),
+            l.visited.to_string(),
+            l.percent,
+            l.without_visitor.to_string(),
+            l.exits.to_string(),
+            l.overdue.to_string(),
+            l.sampled.to_string(),
+            l.not_confirmed.to_string(),
+            l.unreachable.to_string(),
+        ]);
+    }
+    let bytes =
+        sheet::write(&rows, sheet::Format::Xlsx, "自查报告").map_err(|error| AppError::Invalid(error.to_string()))?;
+    state
+        .store
+        .audit(state.now(), &viewer.principal.name, "self-check report exported", None, Some(&month.to_string()))
+        .await?;
+    let disposition = format!("attachment; filename=\"self-check-{month}.xlsx\"");
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, sheet::Format::Xlsx.content_type().to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
 }
