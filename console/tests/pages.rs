@@ -1493,7 +1493,8 @@ async fn the_county_official_draws_a_spot_check_and_a_visit_found_untrue_is_flag
     let elder_page = official.get(&format!("/elders/{}", world.here)).await.body;
     assert!(elder_page.contains("抽查不属实"), "flagged on the visit's record");
     // The townships' self-check report for the month.
-    let request = official.request("GET", &format!("/spot-checks/report.xlsx?month={month}")).body(Body::empty()).unwrap();
+    let request =
+        official.request("GET", &format!("/spot-checks/report.xlsx?month={month}")).body(Body::empty()).unwrap();
     let response = world.router.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let bytes = axum::body::to_bytes(response.into_body(), 4 << 20).await.unwrap();
