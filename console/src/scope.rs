@@ -71,3 +71,64 @@ pub async fn visit_rate(
     let seen = elders.into_iter().filter(|e| who.can_see_elder(&e.place()));
     Ok(VisitRate::of(month, state.today(), seen, region))
 }
+
+/// During a heightened watch each elder of the region is due a visit by a
+/// person (home, phone, video or other) every this many days.
+pub const HEIGHTENED_VISIT_EVERY_DAYS: i64 = 3;
+
+/// An elder due a visit by a person under a heightened watch.
+#[derive(Debug)]
+pub struct DueVisit {
+    pub elder_id: i64,
+    pub name: String,
+    pub place: String,
+    /// The last visit by a person, `YYYY-MM-DD`; empty if none.
+    pub last_contact: String,
+    /// The watch's reason.
+    pub reason: String,
+}
+
+/// The elders `who` may see, in the programme, in regions under a heightened
+/// watch now, with no visit by a person since the watch began or in the
+/// last [`HEIGHTENED_VISIT_EVERY_DAYS`] days: the rate page's due list, and
+/// a visitor's own on their page.
+pub async fn heightened_due(
+    state: &AppState,
+    who: &Principal,
+    today: chrono::NaiveDate,
+) -> Result<Vec<DueVisit>, StoreError> {
+    let now = state.now();
+    let watches: Vec<_> =
+        state.store.heightened_watches(now).await?.into_iter().filter(|w| w.starts_at <= now).collect();
+    if watches.is_empty() {
+        return Ok(Vec::new());
+    }
+    let offset = state.policy.utc_offset;
+    let contacts = state.store.last_contacts(&today.format("%Y-%m-%d").to_string()).await?;
+    let mut due = Vec::new();
+    for elder in visible_elders(&state.store, who).await?.into_iter().filter(|e| e.left_on.is_none()) {
+        let Some(watch) = watches.iter().find(|w| {
+            w.county == elder.county
+                && w.township.as_deref().is_none_or(|t| t == elder.township)
+                && w.village.as_deref().is_none_or(|v| v == elder.village)
+        }) else {
+            continue;
+        };
+        let watch_day = anxin_domain::time::local_day(watch.starts_at, offset);
+        let window_start =
+            watch_day.max(today - chrono::Days::new(u64::try_from(HEIGHTENED_VISIT_EVERY_DAYS - 1).unwrap_or(0)));
+        let last = contacts.get(&elder.id);
+        let fresh =
+            last.and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()).is_some_and(|d| d >= window_start);
+        if !fresh {
+            due.push(DueVisit {
+                elder_id: elder.id,
+                name: elder.name.clone(),
+                place: format!("{} {} {}", elder.county, elder.township, elder.village),
+                last_contact: last.cloned().unwrap_or_default(),
+                reason: watch.reason.clone(),
+            });
+        }
+    }
+    Ok(due)
+}

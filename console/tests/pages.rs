@@ -1574,6 +1574,11 @@ async fn the_official_starts_a_festival_s_heightened_watch_from_the_console() {
     let rate = official.get("/rate").await.body;
     let due = &rate[rate.find("id=\"due\"").expect("a due list under the watch")..];
     assert!(due.contains("王秀英") && due.contains("中秋"), "{due}");
+    // The visitor sees their own elder due, on their page.
+    let mut visitor = signed_in(&world, "visitor").await;
+    let my = visitor.get("/my").await.body;
+    let mine = &my[my.find("id=\"due\"").expect("the visitor's due list")..];
+    assert!(mine.contains("王秀英") && mine.contains("中秋"), "{mine}");
     // Another county, or a made-up festival, is refused.
     let elsewhere = official
         .post(

@@ -18,15 +18,11 @@ use anxin_domain::visits::{ElderMonth, ModeMix, Month, RateFigures, RegionLevel,
 
 use crate::auth::Viewer;
 use crate::error::AppError;
-use crate::scope::{visible_elders, visit_rate};
+use crate::scope::{DueVisit, heightened_due, visible_elders, visit_rate};
 use crate::state::AppState;
 use crate::views::charts::visit_rate_chart;
 use crate::views::records::choice;
 use crate::web::{Chrome, html, local_time};
-
-/// During a heightened watch each elder of the region is due a visit by a
-/// person (home, phone, video or other) every this many days.
-pub const HEIGHTENED_VISIT_EVERY_DAYS: i64 = 3;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct RateQuery {
@@ -81,15 +77,6 @@ fn lines(rate: &VisitRate, level: RegionLevel) -> Vec<RegionLine> {
         .collect()
 }
 
-#[derive(Debug)]
-struct DueLine {
-    elder_id: i64,
-    name: String,
-    place: String,
-    last_contact: String,
-    reason: String,
-}
-
 #[derive(Template)]
 #[template(path = "rate.html")]
 struct RatePage {
@@ -106,7 +93,7 @@ struct RatePage {
     /// Left during the month before a visit: not counted.
     left_unvisited: Vec<ElderMonth>,
     chart: String,
-    due: Vec<DueLine>,
+    due: Vec<DueVisit>,
     query: String,
     /// Each county in view: closed or not, and whether the reader may close
     /// or reopen it.
@@ -191,7 +178,7 @@ pub(super) async fn page(
         unvisited: rate.unvisited().cloned().collect(),
         left_unvisited: rate.left_unvisited.clone(),
         chart: visit_rate_chart(&history, viewer.lang.t("rate.chart_title")),
-        due: due(&state, &viewer, today).await?,
+        due: heightened_due(&state, &viewer.principal, today).await?,
         query: form_urlencoded::Serializer::new(String::new())
             .append_pair("month", &month.to_string())
             .append_pair("region", &region_text)
@@ -417,46 +404,6 @@ fn rate_link(month: Month, county: &str) -> String {
             .append_pair("region", county)
             .finish()
     )
-}
-
-/// Elders of regions under heightened watch now who have had no visit by a
-/// person since the watch began, or in the last few days.
-async fn due(state: &AppState, viewer: &Viewer, today: chrono::NaiveDate) -> Result<Vec<DueLine>, AppError> {
-    let now = state.now();
-    let watches: Vec<_> =
-        state.store.heightened_watches(now).await?.into_iter().filter(|w| w.starts_at <= now).collect();
-    if watches.is_empty() {
-        return Ok(Vec::new());
-    }
-    let offset = state.policy.utc_offset;
-    let contacts = state.store.last_contacts(&today.format("%Y-%m-%d").to_string()).await?;
-    let mut due = Vec::new();
-    for elder in visible_elders(&state.store, &viewer.principal).await?.into_iter().filter(|e| e.left_on.is_none()) {
-        let Some(watch) = watches.iter().find(|w| {
-            w.county == elder.county
-                && w.township.as_deref().is_none_or(|t| t == elder.township)
-                && w.village.as_deref().is_none_or(|v| v == elder.village)
-        }) else {
-            continue;
-        };
-        let watch_day = chrono::DateTime::from_timestamp_millis(watch.starts_at)
-            .map_or(today, |t| t.with_timezone(&offset).date_naive());
-        let window_start =
-            watch_day.max(today - chrono::Days::new(u64::try_from(HEIGHTENED_VISIT_EVERY_DAYS - 1).unwrap_or(0)));
-        let last = contacts.get(&elder.id);
-        let fresh =
-            last.and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()).is_some_and(|d| d >= window_start);
-        if !fresh {
-            due.push(DueLine {
-                elder_id: elder.id,
-                name: elder.name.clone(),
-                place: format!("{} {} {}", elder.county, elder.township, elder.village),
-                last_contact: last.cloned().unwrap_or_default(),
-                reason: watch.reason.clone(),
-            });
-        }
-    }
-    Ok(due)
 }
 
 /// `/rate/export.xlsx`: the month's figures for every county, township and

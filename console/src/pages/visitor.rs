@@ -45,6 +45,8 @@ struct MyPage {
     /// From the 20th of the current month: the elders with no visit of any
     /// mode yet, with the days left — the page leads with them.
     reminder: Option<(i64, Vec<(i64, String)>)>,
+    /// The visitor's elders due a visit by a person under a heightened watch.
+    due: Vec<crate::scope::DueVisit>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,6 +173,7 @@ pub(super) async fn my_elders(
         elders,
         weekdays: (1..=7).map(|d| lang.t(&format!("weekday.{d}"))).collect(),
         reminder,
+        due: crate::scope::heightened_due(&state, &viewer.principal, today).await?,
     }))
 }
 
