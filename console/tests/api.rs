@@ -5,7 +5,7 @@ use anxin_domain::access::{Region, Role};
 use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_domain::registry::NewElder;
 use anxin_gateway::ingest::check;
-use anxin_store::{Database, Store};
+use anxin_store::{AlertFilter, Database, Store};
 use anxin_testkit::private_folder;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -397,4 +397,31 @@ async fn the_openapi_document_describes_every_route_and_the_bearer_scheme() {
     for field in ["id", "kind", "severity", "status", "ack_ms", "outcome"] {
         assert!(record[field].is_object(), "AlertRecord.{field}");
     }
+}
+
+/// A visitor's API visit with an emergency opens the critical alert the form
+/// does; an empty emergency is refused before anything is saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visit_recorded_through_the_api_can_open_an_emergency() {
+    let world = world().await;
+    let elder = world.store.alert(world.here).await.unwrap().unwrap().elder_id;
+    let token = token_for(&world.store, "visitor").await;
+    let path = format!("/api/v1/elders/{elder}/visits");
+    let today = AlertPolicy::default().today().to_string();
+    let empty = format!(r#"{{"day":"{today}","mode":"phone","visitor":"李","emergency":" "}}"#);
+    let (status, _) = call(&world.store, "POST", &path, Some(&token), Some(&empty)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(world.store.visits(elder).await.unwrap().is_empty(), "nothing saved");
+    let body = format!(r#"{{"day":"{today}","mode":"phone","visitor":"李","emergency":"老人胸痛，已拨打120"}}"#);
+    let (status, visit) = call(&world.store, "POST", &path, Some(&token), Some(&body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{visit}");
+    let alerts = world
+        .store
+        .alerts(&AlertFilter { unresolved_only: true, elder_id: Some(elder), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    let emergency = alerts.iter().find(|a| a.kind == anxin_domain::alerts::AlertKind::VisitEmergency).unwrap();
+    assert_eq!(emergency.severity, anxin_domain::alerts::Severity::Critical);
+    let history = world.store.alert_history(emergency.id).await.unwrap();
+    assert_eq!(history[0].detail.as_deref(), Some("老人胸痛，已拨打120"));
 }

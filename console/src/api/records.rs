@@ -58,6 +58,9 @@ pub struct VisitRequest {
     pub assessment: Assessment,
     pub needs: Option<String>,
     pub suggestions: Option<String>,
+    /// 紧急情况: what was found. Opens a critical `visit_emergency` alert for
+    /// the on-call staff (escalated like a sensor's; see `/api/v1/alerts`).
+    pub emergency: Option<String>,
 }
 
 /// Records a visit; `201` with the visit.
@@ -93,7 +96,34 @@ pub(super) async fn record_visit(
     }
     .check(clock.today(policy.utc_offset))
     .map_err(invalid)?;
-    let recorded = store.record_visit(&visit, &caller.0.name, clock.now_ms(), policy.utc_offset).await?;
+    let emergency = request.emergency.as_deref().map(str::trim);
+    if emergency.is_some_and(str::is_empty) {
+        return Err(invalid("emergency must say what was found"));
+    }
+    let now = clock.now_ms();
+    let recorded = store.record_visit(&visit, &caller.0.name, now, policy.utc_offset).await?;
+    if let Some(what) = emergency {
+        let detail = anxin_domain::alerts::explanation::Explanation::new(
+            anxin_domain::alerts::explanation::Sentence::VisitEmergency,
+        )
+        .with("by", visit.visitor.as_str())
+        .with("at", anxin_domain::alerts::rules::when(now, now, &policy));
+        store
+            .open_visit_emergency(
+                id,
+                Some(recorded.id),
+                what,
+                &detail,
+                &caller.0.name,
+                now,
+                now + policy.escalate_after_ms,
+            )
+            .await
+            .map_err(|error| match error {
+                anxin_store::AlertActionError::Invalid(reason) => invalid(reason),
+                other => AppError::from(other),
+            })?;
+    }
     Ok((StatusCode::CREATED, Json(recorded)))
 }
 
