@@ -67,9 +67,7 @@ async fn world() -> World {
     store.assign_visitor(here.id, "visitor", "admin", T).await.unwrap();
     let alert_of = |elder: i64| {
         let store = store.clone();
-        async move {
-            store.alerts(&anxin_store::AlertFilter { elder_id: Some(elder), ..Default::default() }).await.unwrap()[0].id
-        }
+        async move { store.alerts(&AlertFilter { elder_id: Some(elder), ..Default::default() }).await.unwrap()[0].id }
     };
     let (here, there) = (alert_of(here.id).await, alert_of(there.id).await);
     World { store, folder, here, there }
