@@ -334,6 +334,14 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ("POST", format!("/elders/{there}/away"), "until=2099-01-01&reason=住院", [0, 404, 404, 404]),
         ("POST", format!("/elders/{here}/away"), "until=2000-01-01&reason=住院", [422, 422, 403, 422]),
         ("POST", format!("/elders/{there}/back"), "", [0, 404, 404, 404]),
+        ("POST", format!("/elders/{here}/contacts"), "name=x&relation=family&phone=139", [422, 422, 403, 422]),
+        (
+            "POST",
+            format!("/elders/{there}/contacts"),
+            "name=x&relation=family&phone=13904150009&consent=y",
+            [0, 404, 404, 404],
+        ),
+        ("POST", format!("/elders/{here}/contacts/999999/remove"), "", [404, 404, 403, 404]),
         ("POST", "/spot-checks".into(), "county=振兴区&township=站前街道&month=2026-13", [403, 403, 422, 403]),
         ("POST", "/spot-checks".into(), "county=元宝区&township=x&month=2026-05", [403, 403, 403, 403]),
         ("GET", "/spot-checks/999999".into(), "", [403, 403, 404, 403]),
@@ -1643,4 +1651,60 @@ async fn the_visitor_marks_the_elder_away_and_back_from_the_elder_page() {
     assert!(page.contains("id=\"away\"") && page.contains("住院"), "{page}");
     assert_eq!(visitor.post(&format!("/elders/{}/back", world.here), &[]).await.status, StatusCode::SEE_OTHER);
     assert!(world.store.current_absence(world.here, anxin_store::now_ms() + 1).await.unwrap().is_none());
+}
+
+/// The visitor keeps the elder's call list: each contact with consent,
+/// in order, moved and removed; the smoke order puts the first three first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_call_list_is_kept_in_order_on_the_elder_page_with_each_contact_s_consent() {
+    let world = world().await;
+    let mut visitor = signed_in(&world, "visitor").await;
+    let page = visitor.get(&format!("/elders/{}", world.here)).await.body;
+    assert!(page.contains("id=\"add-contact\""), "{page}");
+    let path = format!("/elders/{}/contacts", world.here);
+    let without_consent =
+        visitor.post(&path, &[("name", "王建国"), ("relation", "family"), ("phone", "13904150002")]).await;
+    assert_eq!(without_consent.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(without_consent.body.contains("未经同意不予联系"), "{}", without_consent.body);
+    for (name, relation, phone) in [
+        ("王建国", "family", "+86 139 0415 0002"),
+        ("刘大姐", "neighbour", "0415-2170478"),
+        ("张网格", "grid_worker", "13904150003"),
+    ] {
+        let added = visitor
+            .post(
+                &path,
+                &[
+                    ("name", name),
+                    ("relation", relation),
+                    ("phone", phone),
+                    ("consent", "电话确认"),
+                    ("from", ""),
+                    ("to", ""),
+                ],
+            )
+            .await;
+        assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    }
+    let list = world.store.contacts(world.here).await.unwrap();
+    let names: Vec<&str> = list.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["王建国", "刘大姐", "张网格"]);
+    assert_eq!(list[0].phone, "13904150002", "the phone's normal form");
+    assert_eq!(list[0].consent_recorded_by, "visitor");
+    // The grid worker first; the neighbour removed.
+    let up = |id: i64| format!("{path}/{id}/up");
+    visitor.post(&up(list[2].id), &[]).await;
+    visitor.post(&up(list[2].id), &[]).await;
+    assert_eq!(visitor.post(&format!("{path}/{}/remove", list[1].id), &[]).await.status, StatusCode::SEE_OTHER);
+    let list = world.store.contacts(world.here).await.unwrap();
+    let order: Vec<(&str, i64)> = list.iter().map(|c| (c.name.as_str(), c.position)).collect();
+    assert_eq!(order, [("张网格", 1), ("王建国", 2)]);
+    let contacts: Vec<_> = list.iter().filter_map(anxin_store::ContactRecord::contact).collect();
+    let night = chrono::NaiveTime::from_hms_opt(3, 0, 0).unwrap();
+    let smoke = anxin_domain::responders::call_order(anxin_domain::alerts::AlertKind::Smoke, &contacts, night);
+    assert_eq!(smoke, vec![vec![0, 1]], "both at once for smoke");
+    let page = visitor.get(&format!("/elders/{}", world.here)).await.body;
+    assert!(page.contains("tel:13904150002") && page.contains("电话确认 — visitor"), "{page}");
+    let audit = world.store.audit_entries(Some(world.here), 50).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "contact added" && !e.detail.clone().unwrap_or_default().contains("139")));
 }

@@ -16,6 +16,7 @@
 //!   visit rate (月探访率).
 //! - [`alerts`]: alert kinds and outcomes, the policy, the rules, the usual
 //!   routine and the remote check-in rule.
+//! - [`responders`]: an elder's call list and the order an alert reaches it.
 //! - [`identity`]: who may speak on the broker, and what each may do.
 //! - [`time`]: epoch milliseconds and their units.
 
@@ -28,5 +29,6 @@ pub mod identity;
 pub mod ledger;
 pub mod outbound;
 pub mod registry;
+pub mod responders;
 pub mod time;
 pub mod visits;

@@ -15,6 +15,7 @@
 mod alerts;
 mod audit;
 mod care;
+mod contacts;
 mod delivery;
 mod devices;
 mod elders;
@@ -47,6 +48,7 @@ pub use alerts::{
 };
 pub use audit::{AUDIT_RETENTION_MS, AuditVerdict};
 pub use care::{CareService, Referral};
+pub use contacts::{ContactRecord, MAX_CONTACTS};
 pub use devices::{DeviceRecord, DeviceStatusCounts, PairRefusal};
 pub use elders::Elder;
 pub use enrolment::{Enrolment, ExitEffects, ExitRecord};

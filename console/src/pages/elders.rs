@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use anxin_domain::access::{Placed, Role};
 use anxin_domain::enrolment::ExitReason;
+use anxin_domain::responders::Relation;
 use anxin_domain::time::{DAY_MS, local_day};
 use anxin_domain::visits::{Satisfaction, Service};
 use anxin_store::AlertFilter;
@@ -140,6 +141,18 @@ struct ServiceLine {
     satisfaction: &'static str,
 }
 
+#[derive(Debug)]
+struct ContactLine {
+    id: i64,
+    position: i64,
+    name: String,
+    relation: &'static str,
+    phone: String,
+    hours: String,
+    kinds: String,
+    consent: String,
+}
+
 #[derive(Debug, Deserialize)]
 pub(super) struct ElderPageQuery {
     /// A visit just recorded that found a problem: offer its referral.
@@ -185,6 +198,10 @@ struct ElderPage {
     enrolment: Vec<String>,
     /// Set when the elder has left: the banner's text.
     left: Option<String>,
+    /// The call list, in order.
+    contacts: Vec<ContactLine>,
+    relations: Vec<(&'static str, &'static str)>,
+    alert_kinds: Vec<(&'static str, &'static str)>,
     exit_reasons: Vec<(&'static str, &'static str)>,
 }
 
@@ -308,7 +325,36 @@ pub(super) async fn page(
             .replace("{date}", on)
             .replace("{reason}", &reason_word(elder.exit_reason.as_deref().unwrap_or_default()))
     });
+    let contacts = state
+        .store
+        .contacts(id)
+        .await?
+        .into_iter()
+        .map(|c| ContactLine {
+            id: c.id,
+            position: c.position,
+            relation: Relation::parse(&c.relation).map_or("", |r| choice(lang, r.code(), r.label())),
+            hours: match (&c.available_from, &c.available_to) {
+                (Some(from), Some(to)) => format!("{from}–{to}"),
+                _ => lang.t("contact.any_time").to_string(),
+            },
+            kinds: if c.kinds.is_empty() {
+                lang.t("contact.default_kinds").to_string()
+            } else {
+                c.kinds.iter().map(|k| lang.t(&format!("kind.{k}"))).collect::<Vec<_>>().join("、")
+            },
+            consent: format!("{} — {} {}", c.consent, c.consent_recorded_by, local_time(c.consent_recorded_at, offset)),
+            name: c.name,
+            phone: c.phone,
+        })
+        .collect();
     Ok(html(&ElderPage {
+        contacts,
+        relations: Relation::ALL.iter().map(|r| (r.code(), choice(lang, r.code(), r.label()))).collect(),
+        alert_kinds: anxin_domain::alerts::AlertKind::ALL
+            .iter()
+            .map(|k| (k.as_str(), lang.t(&format!("kind.{}", k.as_str()))))
+            .collect(),
         enrolment,
         left,
         exit_reasons: ExitReason::ALL.iter().map(|r| (r.code(), choice(lang, r.code(), r.label()))).collect(),

@@ -46,6 +46,8 @@ pub fn router() -> Router<AppState> {
         .route("/elders/{id}/visitor", post(registry::assign))
         .route("/elders/{id}/exit", post(registry::leave))
         .route("/elders/{id}/away", post(records::mark_away))
+        .route("/elders/{id}/contacts", post(records::add_contact))
+        .route("/elders/{id}/contacts/{contact}/{action}", post(records::change_contact))
         .route("/elders/{id}/back", post(records::mark_back))
         .route("/elders/{id}/reenter", post(registry::reenter))
         .route("/elders/{id}/visits", post(records::record_visit))

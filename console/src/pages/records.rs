@@ -10,6 +10,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use anxin_domain::registry::RegistryError;
+
 use anxin_domain::access::{Placed, Principal};
 use anxin_domain::ledger::{ElderDetails, HelpOrg, format_yuan};
 use anxin_domain::visits::{
@@ -86,6 +88,71 @@ pub(super) async fn mark_back(
     state.store.end_absence(id, state.now()).await?;
     state.store.audit(state.now(), &viewer.principal.name, "elder back", Some(id), None).await?;
     Ok(Redirect::to(&format!("/elders/{id}")).into_response())
+}
+
+/// Adds a contact to an elder's call list, with how they agreed to be
+/// called. Whoever records the elder's visits may.
+pub(super) async fn add_contact(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    use anxin_domain::responders::{ContactError, ContactForm, Relation};
+    recordable_elder(&state.store, &viewer.principal, id).await?;
+    let lang = viewer.lang;
+    let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let kinds = pairs
+        .iter()
+        .filter(|(k, _)| k == "kinds")
+        .filter_map(|(_, v)| anxin_domain::alerts::AlertKind::parse(v))
+        .collect();
+    let form = ContactForm {
+        name: get("name").unwrap_or_default(),
+        relation: get("relation").and_then(Relation::parse),
+        phone: get("phone").unwrap_or_default(),
+        from: get("from"),
+        to: get("to"),
+        kinds,
+        consent: get("consent"),
+    };
+    let (contact, consent) = form.check().map_err(|error| {
+        AppError::Invalid(match error {
+            ContactError::NoConsent => lang.t("contact.consent_needed").to_string(),
+            ContactError::Hours => lang.t("contact.bad_hours").to_string(),
+            ContactError::Registry(RegistryError::BadPhone { value, .. }) => {
+                lang.t("registry.bad_phone").replace("{field}", lang.t("field.phone")).replace("{value}", &value)
+            }
+            ContactError::Registry(_) => lang.t("contact.name_relation_needed").to_string(),
+        })
+    })?;
+    state.store.add_contact(id, &contact, &consent, &viewer.principal.name, state.now()).await.map_err(|error| {
+        match error {
+            StoreError::Invalid(reason) => AppError::Invalid(reason),
+            other => other.into(),
+        }
+    })?;
+    Ok(Redirect::to(&format!("/elders/{id}#contacts")).into_response())
+}
+
+/// Removes a contact from, or moves one up, an elder's call list.
+pub(super) async fn change_contact(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((id, contact, action)): Path<(i64, i64, String)>,
+) -> Result<Response, AppError> {
+    recordable_elder(&state.store, &viewer.principal, id).await?;
+    let (by, now) = (&viewer.principal.name, state.now());
+    let done = match action.as_str() {
+        "remove" => state.store.remove_contact(id, contact, by, now).await,
+        "up" => state.store.move_contact_up(id, contact, by, now).await,
+        _ => return Err(AppError::NotFound(None)),
+    };
+    done.map_err(|error| match error {
+        StoreError::NotFound(_) => AppError::NotFound(None),
+        other => other.into(),
+    })?;
+    Ok(Redirect::to(&format!("/elders/{id}#contacts")).into_response())
 }
 
 /// One judgement of part 5 as radio buttons.
