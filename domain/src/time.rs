@@ -51,6 +51,12 @@ impl Clock {
     }
 }
 
+/// The instant a local date begins at `offset`, epoch ms (a fixed offset has
+/// one midnight a day).
+pub fn day_start_ms(day: chrono::NaiveDate, offset: chrono::FixedOffset) -> i64 {
+    day.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis() - i64::from(offset.local_minus_utc()) * 1_000
+}
+
 /// The local date of an instant at `offset`.
 pub fn local_day(ms: i64, offset: chrono::FixedOffset) -> chrono::NaiveDate {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().with_timezone(&offset).date_naive()
@@ -59,6 +65,10 @@ pub fn local_day(ms: i64, offset: chrono::FixedOffset) -> chrono::NaiveDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn china_day(text: &str) -> chrono::NaiveDate {
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
 
     #[test]
     fn a_set_clock_stands_still_until_moved_and_its_day_is_the_deployments() {
@@ -71,6 +81,8 @@ mod tests {
         assert_eq!(clock.today(chrono::FixedOffset::east_opt(0).unwrap()).to_string(), "2026-12-06");
         clock.advance(7 * HOUR_MS);
         assert_eq!(held.now_ms(), 1_796_578_200_000 + 7 * HOUR_MS, "every holder sees it move");
+        assert_eq!(day_start_ms(china_day("2026-12-07"), china), 1_796_572_800_000, "16:00 UTC the day before");
+        assert_eq!(local_day(day_start_ms(china_day("2026-12-07"), china), china).to_string(), "2026-12-07");
         let system = Clock::system();
         system.advance(DAY_MS);
         assert!((system.now_ms() - chrono::Utc::now().timestamp_millis()).abs() < HOUR_MS, "the system's is not moved");

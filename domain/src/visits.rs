@@ -362,11 +362,7 @@ impl Month {
     /// The instant the month ends (its next month's first midnight) at
     /// `offset`, epoch ms.
     pub fn ends_at(self, offset: chrono::FixedOffset) -> i64 {
-        self.next()
-            .first_day()
-            .and_hms_opt(0, 0, 0)
-            .and_then(|t| t.and_local_timezone(offset).single())
-            .map_or(i64::MAX, |t| t.timestamp_millis())
+        crate::time::day_start_ms(self.next().first_day(), offset)
     }
 
     /// Days of the month still to come after `today`, counting today: 0 once

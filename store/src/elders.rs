@@ -37,6 +37,13 @@ pub struct Elder {
     pub left_behind_since: Option<String>,
 }
 
+impl Elder {
+    /// The exit date, if the elder has left the programme.
+    pub fn left_on_date(&self) -> Option<chrono::NaiveDate> {
+        self.left_on.as_deref().and_then(|day| chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok())
+    }
+}
+
 impl anxin_domain::access::Placed for Elder {
     fn place(&self) -> anxin_domain::access::ElderPlace<'_> {
         anxin_domain::access::ElderPlace {

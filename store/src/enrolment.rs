@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use anxin_domain::enrolment::{EnrolmentError, Exit, check_reentry};
-use anxin_domain::time::local_day;
+use anxin_domain::time::{day_start_ms, local_day};
 
 use super::{Store, StoreError};
 
@@ -139,10 +139,7 @@ impl Store {
             .try_get("left_on")?;
         let left_on = left_on.as_deref().and_then(date).ok_or_else(|| invalid(EnrolmentError::NotLeft))?;
         let day = check_reentry(day, left_on, local_day(now, offset)).map_err(invalid)?;
-        let enrolled_at = day
-            .and_hms_opt(0, 0, 0)
-            .and_then(|midnight| midnight.and_local_timezone(offset).single())
-            .map_or(now, |start| start.timestamp_millis());
+        let enrolled_at = day_start_ms(day, offset);
         let row = sqlx::query(
             "INSERT INTO enrolments (elder_id, enrolled_at, enrolled_by) VALUES ($1, $2, $3)
              RETURNING id, elder_id, enrolled_at, enrolled_by, exited_on, exit_reason, exit_recorded_by,

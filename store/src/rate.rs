@@ -125,25 +125,21 @@ impl Store {
     /// The last day each elder had a home, phone or video visit on or
     /// before `up_to` (`YYYY-MM-DD`).
     pub async fn last_person_visits(&self, up_to: &str) -> Result<HashMap<i64, String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT elder_id, MAX(day) AS last_day FROM visits
-             WHERE mode IN ('home', 'phone', 'video') AND day <= $1 GROUP BY elder_id",
-        )
-        .bind(up_to)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|row| Ok((row.try_get("elder_id")?, row.try_get("last_day")?)))
-            .collect::<Result<_, sqlx::Error>>()?)
+        self.last_visit_days("mode IN ('home', 'phone', 'video')", up_to).await
     }
 
     /// The last day each elder had a visit by a person (any mode but
     /// `remote`) on or before `up_to` (`YYYY-MM-DD`).
     pub async fn last_contacts(&self, up_to: &str) -> Result<HashMap<i64, String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT elder_id, MAX(day) AS last_day FROM visits WHERE mode <> 'remote' AND day <= $1 GROUP BY elder_id",
-        )
+        self.last_visit_days("mode <> 'remote'", up_to).await
+    }
+
+    /// Each elder's last visit day of the modes `modes` (an SQL condition of
+    /// ours, never input) on or before `up_to`.
+    async fn last_visit_days(&self, modes: &'static str, up_to: &str) -> Result<HashMap<i64, String>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT elder_id, MAX(day) AS last_day FROM visits WHERE {modes} AND day <= $1 GROUP BY elder_id"
+        )))
         .bind(up_to)
         .fetch_all(&self.pool)
         .await?;

@@ -193,6 +193,13 @@ pub(super) async fn page(
     Ok(html(&page))
 }
 
+/// Whether a village's counts are the reader's: in their scope and in the
+/// region asked for.
+fn in_view(viewer: &Viewer, region: Option<&Region>, county: &str, township: &str, village: &str) -> bool {
+    let place = anxin_domain::access::ElderPlace { elder_id: 0, county, township, village };
+    viewer.principal.can_see_elder(&place) && region.is_none_or(|r| r.covers(county, township, village))
+}
+
 /// How the visits of `month` were made, by township, of the villages the
 /// reader may see.
 async fn mix(
@@ -206,9 +213,7 @@ async fn mix(
     for (county, township, village, mode, corroborated, n) in
         state.store.visit_mix(&day(month.first_day()), &day(month.last_day())).await?
     {
-        let place =
-            anxin_domain::access::ElderPlace { elder_id: 0, county: &county, township: &township, village: &village };
-        if !viewer.principal.can_see_elder(&place) || region.is_some_and(|r| !r.covers(&county, &township, &village)) {
+        if !in_view(viewer, region, &county, &township, &village) {
             continue;
         }
         if let Some(mode) = VisitMode::parse(&mode) {
@@ -238,9 +243,7 @@ async fn by_kind(
     for (county, township, village, kind, n) in
         state.store.visits_by_kind(&day(month.first_day()), &day(month.last_day())).await?
     {
-        let place =
-            anxin_domain::access::ElderPlace { elder_id: 0, county: &county, township: &township, village: &village };
-        if !viewer.principal.can_see_elder(&place) || region.is_some_and(|r| !r.covers(&county, &township, &village)) {
+        if !in_view(viewer, region, &county, &township, &village) {
             continue;
         }
         let word = kind

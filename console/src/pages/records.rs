@@ -61,11 +61,7 @@ pub(super) async fn mark_away(
         return Err(AppError::Invalid(lang.t("elder.away_in_past").into()));
     }
     let offset = state.policy.utc_offset;
-    let ends_at = (last_day + chrono::Days::new(1))
-        .and_hms_opt(0, 0, 0)
-        .and_then(|midnight| midnight.and_local_timezone(offset).single())
-        .map(|end| end.timestamp_millis())
-        .ok_or_else(|| AppError::Invalid(lang.t("enrolment.bad_date").into()))?;
+    let ends_at = anxin_domain::time::day_start_ms(last_day + chrono::Days::new(1), offset);
     if form.reason.trim().is_empty() {
         return Err(AppError::Invalid(lang.t("elder.away_reason_needed").into()));
     }

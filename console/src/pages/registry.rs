@@ -353,8 +353,7 @@ pub(super) async fn leave(
         ExitReason::parse(&form.reason).ok_or_else(|| AppError::Invalid(lang.t("enrolment.bad_reason").into()))?;
     let exit = Exit { reason, on: form_date(lang, &form.on)? };
     let offset = state.policy.utc_offset;
-    if let Some(left_on) = elder.left_on.as_deref().and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-    {
+    if let Some(left_on) = elder.left_on_date() {
         return Err(enrolment_error(lang, &EnrolmentError::AlreadyLeft(left_on)));
     }
     let enrolled_at = state.store.enrolments(id).await?.last().map_or(elder.created_at, |p| p.enrolled_at);
@@ -374,11 +373,7 @@ pub(super) async fn reenter(
     let lang = viewer.lang;
     let elder = state.store.elder(id).await?.ok_or(AppError::NotFound(None))?;
     let day = form_date(lang, &form.on)?;
-    let left_on = elder
-        .left_on
-        .as_deref()
-        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        .ok_or_else(|| enrolment_error(lang, &EnrolmentError::NotLeft))?;
+    let left_on = elder.left_on_date().ok_or_else(|| enrolment_error(lang, &EnrolmentError::NotLeft))?;
     check_reentry(day, left_on, state.today()).map_err(|e| enrolment_error(lang, &e))?;
     state.store.reenter(id, day, &viewer.principal.name, state.now(), state.policy.utc_offset).await?;
     Ok(Redirect::to(&format!("/elders/{id}")).into_response())

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use anxin_domain::access::{Principal, Region, Role};
 use anxin_domain::festivals::{Festival, upcoming};
+use anxin_domain::time::day_start_ms;
 use anxin_store::RegionFilter;
 
 use crate::auth::Viewer;
@@ -159,14 +160,7 @@ pub(super) async fn start(
         return Err(AppError::Invalid(lang.t("watch.not_a_festival").into()));
     }
     let offset = state.policy.utc_offset;
-    let start_of = |day: chrono::NaiveDate| {
-        day.and_hms_opt(0, 0, 0)
-            .and_then(|midnight| midnight.and_local_timezone(offset).single())
-            .map(|start| start.timestamp_millis())
-    };
-    let (Some(starts_at), Some(ends_at)) = (start_of(from), start_of(to + chrono::Days::new(1))) else {
-        return Err(AppError::Invalid(lang.t("watch.bad_days").into()));
-    };
+    let (starts_at, ends_at) = (day_start_ms(from, offset), day_start_ms(to + chrono::Days::new(1), offset));
     let filter =
         RegionFilter { county: Some(region.county.clone()), township: region.township, village: region.village };
     let reason = format!("{}：{what}", lang.t(&format!("watch.kind_{kind}")));
