@@ -148,6 +148,246 @@ pub fn call_order(kind: AlertKind, contacts: &[Contact], time: chrono::NaiveTime
     steps
 }
 
+choices! {
+    /// A responder's answer through their link.
+    Answer {
+        Accepted = ("accepted", "我去处理"),
+        Arrived = ("arrived", "已到达"),
+        Declined = ("declined", "无法前往"),
+    }
+}
+
+choices! {
+    /// Where an alert's responder chain stands.
+    ChainState {
+        /// Messages are out; nobody has accepted yet.
+        Calling = ("calling", "正在通知"),
+        /// Someone is on their way.
+        Accepted = ("accepted", "已有人前往"),
+        Arrived = ("arrived", "已有人到达"),
+        /// Every step was tried and nobody accepted: no responder.
+        NoResponder = ("no_responder", "无人响应"),
+        /// The alert was resolved: links no longer answer.
+        Closed = ("closed", "已结束"),
+    }
+}
+
+choices! {
+    /// What on-call heard when they called the elder back (回访结果).
+    CallBack {
+        AnsweredWell = ("answered_well", "已接通，老人平安"),
+        NoAnswer = ("no_answer", "无人接听"),
+        HelpNeeded = ("help_needed", "需要帮助"),
+    }
+}
+
+/// How long the chain waits: for someone to accept (per kind), then for
+/// them to arrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainTimes {
+    /// Kinds not listed take [`ChainTimes::default_accept_ms`].
+    pub accept_ms: std::collections::BTreeMap<AlertKind, i64>,
+    pub default_accept_ms: i64,
+    pub arrive_ms: i64,
+}
+
+impl Default for ChainTimes {
+    /// Smoke, help and an emergency found on a visit: 3 minutes to accept;
+    /// inactivity: 15; the rest 10; 30 minutes to arrive.
+    fn default() -> ChainTimes {
+        let minute = crate::time::MINUTE_MS;
+        let accept_ms = [
+            (AlertKind::Smoke, 3 * minute),
+            (AlertKind::Help, 3 * minute),
+            (AlertKind::VisitEmergency, 3 * minute),
+            (AlertKind::Inactivity, 15 * minute),
+        ]
+        .into_iter()
+        .collect();
+        ChainTimes { accept_ms, default_accept_ms: 10 * minute, arrive_ms: 30 * minute }
+    }
+}
+
+impl ChainTimes {
+    pub fn accept_ms(&self, kind: AlertKind) -> i64 {
+        self.accept_ms.get(&kind).copied().unwrap_or(self.default_accept_ms)
+    }
+}
+
+/// What a chain does when its timer runs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainMove {
+    /// Reach the contacts of this step (0-based).
+    Next(usize),
+    /// Somebody accepted but has not arrived: tell on-call, and reach this
+    /// step too when there is one.
+    Late(Option<usize>),
+    /// Every step was tried: no responder.
+    NoResponder,
+    /// Nothing to do.
+    Stay,
+}
+
+/// The chain's move at its deadline: at step `step` of `steps`, in `state`.
+pub fn on_deadline(state: ChainState, step: usize, steps: usize) -> ChainMove {
+    let next = (step + 1 < steps).then_some(step + 1);
+    match state {
+        ChainState::Calling => next.map_or(ChainMove::NoResponder, ChainMove::Next),
+        ChainState::Accepted => ChainMove::Late(next),
+        ChainState::Arrived | ChainState::NoResponder | ChainState::Closed => ChainMove::Stay,
+    }
+}
+
+/// The chain's move after a decline: when everybody reached so far has
+/// declined, the next step at once (or no responder); otherwise wait.
+pub fn on_decline(state: ChainState, step: usize, steps: usize, everyone_declined: bool) -> ChainMove {
+    if state != ChainState::Calling || !everyone_declined {
+        return ChainMove::Stay;
+    }
+    on_deadline(state, step, steps)
+}
+
+/// Whether an alert of `kind` starts a responder chain: what a person must
+/// go and see. A low battery, a device offline or tampered with stay with
+/// on-call on the console.
+pub fn chained(kind: AlertKind) -> bool {
+    !matches!(kind, AlertKind::DeviceOffline | AlertKind::LowBattery | AlertKind::Tamper)
+}
+
+/// The words an alert's kind has in a message: short, with no health
+/// detail beyond what the kind itself says.
+pub fn kind_words(kind: AlertKind) -> &'static str {
+    match kind {
+        AlertKind::Smoke => "烟雾报警",
+        AlertKind::Help => "一键呼救",
+        AlertKind::Inactivity => "长时间无活动",
+        AlertKind::Cold => "室温过低",
+        AlertKind::Heat => "室温过高",
+        AlertKind::DoorNight => "夜间开门",
+        AlertKind::DeviceOffline => "设备离线",
+        AlertKind::LowBattery => "设备电量低",
+        AlertKind::Tamper => "设备被拆动",
+        AlertKind::VisitEmergency => "探访发现紧急情况",
+    }
+}
+
+/// Why a message goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// An alert, to a contact: please answer through the link.
+    Alert,
+    /// To on-call: the one who accepted has not arrived in time.
+    Late,
+}
+
+impl Purpose {
+    pub fn code(self) -> &'static str {
+        match self {
+            Purpose::Alert => "alert",
+            Purpose::Late => "late",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Purpose> {
+        match code {
+            "alert" => Some(Purpose::Alert),
+            "late" => Some(Purpose::Late),
+            _ => None,
+        }
+    }
+}
+
+/// A message as it leaves the process: the village, the kind and the link,
+/// and nothing else — never a name, an ID number or a health detail. A
+/// provider with approved templates takes the parts; one that takes text
+/// takes [`Message::text`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    pub village: String,
+    /// [`kind_words`].
+    pub kind: String,
+    pub link: String,
+    pub purpose: &'static str,
+}
+
+impl Message {
+    /// The whole text, for providers that take text (and for the record).
+    pub fn text(&self) -> String {
+        match self.purpose {
+            "late" => {
+                format!("【安心】{}{}：已接单人员未按时到达，请值班人员跟进。{}", self.village, self.kind, self.link)
+            }
+            _ => format!("【安心】{}{}，请尽快回复能否前往：{}", self.village, self.kind, self.link),
+        }
+    }
+}
+
+/// Signed answer links: `{public_url}/r/{token}`, where the token is the
+/// message's id and an HMAC-SHA256 tag over it (truncated to 128 bits),
+/// base64url. A token belongs to one message, so one contact and one alert;
+/// it cannot be made or changed without the deployment's link key.
+pub mod link {
+    use base64::Engine;
+    use hmac::{KeyInit, Mac};
+
+    type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+    const TAG_BYTES: usize = 16;
+
+    /// A new deployment's link key, as kept (base64 of 32 random bytes).
+    pub fn new_key() -> String {
+        use password_hash::rand_core::{OsRng, RngCore};
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        base64::engine::general_purpose::STANDARD.encode(key)
+    }
+
+    /// A request's unique random value (a provider's nonce): 32 hex digits.
+    pub fn nonce() -> String {
+        use password_hash::rand_core::{OsRng, RngCore};
+        let mut bytes = [0u8; 16];
+        OsRng.fill_bytes(&mut bytes);
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// A kept key's bytes.
+    pub fn decode_key(text: &str) -> Option<Vec<u8>> {
+        base64::engine::general_purpose::STANDARD.decode(text).ok().filter(|key| key.len() >= 16)
+    }
+
+    fn tag(key: &[u8], message_id: i64) -> [u8; TAG_BYTES] {
+        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes a key of any length");
+        mac.update(b"anxin responder link v1:");
+        mac.update(&message_id.to_be_bytes());
+        let full = mac.finalize().into_bytes();
+        let mut out = [0u8; TAG_BYTES];
+        out.copy_from_slice(&full[..TAG_BYTES]);
+        out
+    }
+
+    /// The token of `message_id` under `key`.
+    pub fn token(key: &[u8], message_id: i64) -> String {
+        let mut bytes = message_id.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&tag(key, message_id));
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The message a token names, when its tag is right (compared in
+    /// constant time); `None` for anything tampered or made up.
+    pub fn verify(key: &[u8], token: &str) -> Option<i64> {
+        if token.len() > 64 {
+            return None;
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
+        if bytes.len() != 8 + TAG_BYTES {
+            return None;
+        }
+        let message_id = i64::from_be_bytes(bytes[..8].try_into().ok()?);
+        let expected = tag(key, message_id);
+        bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &bytes[8..])).then_some(message_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +449,46 @@ mod tests {
         assert_eq!(ContactForm { from: Some("08:00"), ..form.clone() }.check(), Err(ContactError::Hours));
         assert!(matches!(ContactForm { phone: "12345", ..form.clone() }.check(), Err(ContactError::Registry(_))));
         assert_eq!(Relation::parse("村委会"), Some(Relation::VillageCommittee));
+    }
+
+    #[test]
+    fn the_chain_moves_on_when_nobody_accepts_and_tells_on_call_when_nobody_arrives() {
+        assert_eq!(on_deadline(ChainState::Calling, 0, 3), ChainMove::Next(1));
+        assert_eq!(on_deadline(ChainState::Calling, 2, 3), ChainMove::NoResponder);
+        assert_eq!(on_deadline(ChainState::Accepted, 0, 3), ChainMove::Late(Some(1)));
+        assert_eq!(on_deadline(ChainState::Accepted, 2, 3), ChainMove::Late(None));
+        assert_eq!(on_deadline(ChainState::Arrived, 0, 3), ChainMove::Stay);
+        assert_eq!(on_decline(ChainState::Calling, 0, 2, false), ChainMove::Stay);
+        assert_eq!(on_decline(ChainState::Calling, 0, 2, true), ChainMove::Next(1));
+        assert_eq!(on_decline(ChainState::Calling, 1, 2, true), ChainMove::NoResponder);
+        assert_eq!(on_decline(ChainState::Accepted, 0, 2, true), ChainMove::Stay);
+        let times = ChainTimes::default();
+        assert_eq!((times.accept_ms(AlertKind::Smoke), times.accept_ms(AlertKind::Cold)), (180_000, 600_000));
+    }
+
+    #[test]
+    fn a_link_names_one_message_and_any_change_is_refused() {
+        let key = b"a deployment's link key, 32 byte";
+        let token = link::token(key, 42);
+        assert_eq!(link::verify(key, &token), Some(42));
+        assert_eq!(link::verify(b"another deployment's key........", &token), None);
+        let mut tampered = token.clone().into_bytes();
+        tampered[3] = if tampered[3] == b'A' { b'B' } else { b'A' };
+        assert_eq!(link::verify(key, &String::from_utf8(tampered).unwrap()), None);
+        assert_eq!(link::verify(key, "not a token"), None);
+        assert_eq!(link::verify(key, ""), None);
+        // The id cannot be swapped for another under the same tag.
+        assert_ne!(link::token(key, 43)[11..], token[11..]);
+    }
+
+    #[test]
+    fn a_message_names_the_village_the_kind_and_the_link_only() {
+        let message = Message {
+            village: "河口村".into(),
+            kind: kind_words(AlertKind::Smoke).into(),
+            link: "https://anxin.example/r/abc".into(),
+            purpose: Purpose::Alert.code(),
+        };
+        assert_eq!(message.text(), "【安心】河口村烟雾报警，请尽快回复能否前往：https://anxin.example/r/abc");
     }
 }

@@ -10,6 +10,8 @@
 //! - the store (`anxin_store`, a crate of its own): SQLite or PostgreSQL.
 //! - [`status`]: device liveness from missed summaries, and retention.
 //! - [`alerts`]: the alert timers (escalation, overdue homes) and delivery.
+//! - [`responders`]: the responder chain: SMS to an elder's contacts and
+//!   on-call through a provider, from an outbox, moving by itself.
 //!
 //! Architecture invariants:
 //! - No message is acknowledged to its sender before it is committed.
@@ -21,6 +23,7 @@ pub mod alerts;
 pub mod broker;
 pub mod ingest;
 pub mod metrics;
+pub mod responders;
 pub mod status;
 
 pub use anxin_protocol as protocol;

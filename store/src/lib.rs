@@ -28,6 +28,7 @@ mod maintenance;
 mod messages;
 mod months;
 mod rate;
+mod responders;
 mod sessions;
 mod spot_checks;
 mod users;
@@ -57,6 +58,9 @@ pub use ingest::{DeviceNote, HourRollup, MessageRow, QUARANTINE_CAP, QUARANTINE_
 pub use ledger::{ImportError, ImportOutcome, RowChange};
 pub use messages::{HourActivity, MessageCursor, MessageRecord};
 pub use months::{ClosedMonth, LateVisit};
+pub use responders::{
+    AnswerError, Answered, ChainRecord, DueChain, DutyShift, LinkView, Outgoing, Reached, ResponderMessage,
+};
 pub use sessions::{Session, SessionLimits};
 pub use spot_checks::{SpotCheck, SpotCheckItem};
 pub use users::{AuditEntry, TOKEN_ID_LEN, TokenRecord, UserRecord};

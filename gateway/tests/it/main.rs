@@ -6,6 +6,7 @@ mod audit;
 mod console;
 mod ingest;
 mod ledger;
+mod responders;
 mod store;
 mod users;
 mod visits;
