@@ -156,7 +156,9 @@ pub struct BrokerArgs {
 /// How alerts are judged and sent on.
 #[derive(Debug, Args)]
 pub struct AlertArgs {
-    /// Also POST every alert change as JSON to this URL (an SMS or phone gateway), with retries
+    /// Also POST every alert change as signed JSON to this URL, with retries: ids, codes, times and
+    /// the region, never a name, phone or note (see the README). SMS to an elder's contacts go
+    /// through the [sms] provider of the config file instead
     #[arg(long, env = "ANXIN_WEBHOOK", value_name = "URL")]
     pub webhook: Option<String>,
     /// The secret the webhook's receiver shares: every POST carries an HMAC-SHA256 signature of
@@ -167,6 +169,10 @@ pub struct AlertArgs {
     /// county, and between reminders after that [default: 60]
     #[arg(long, env = "ANXIN_ESCALATE_AFTER_S", value_name = "SECONDS")]
     pub escalate_after_s: Option<u32>,
+    /// The console's address as responders' phones reach it (https://…): the answer links in the
+    /// responder chain's SMS open it. Needed with an [sms] provider in the config file
+    #[arg(long, env = "ANXIN_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

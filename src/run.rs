@@ -17,6 +17,8 @@ use anxin_gateway::broker::embedded::{BrokerLimits, EmbeddedBroker, EmbeddedBrok
 use anxin_gateway::broker::external::{self, ExternalBroker};
 use anxin_gateway::ingest::progress::run_watchdog;
 use anxin_gateway::ingest::{Ingest, IngestConfig};
+use anxin_gateway::responders::notify::{AliyunSms, HttpTemplate};
+use anxin_gateway::responders::{ChainConfig, Notifier};
 use anxin_gateway::status::{UpkeepConfig, run_upkeep};
 use anxin_store::{Database, Store, StoreError};
 use anyhow::{Context, anyhow};
@@ -24,7 +26,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 
 use crate::output::out;
-use crate::settings::Settings;
+use crate::settings::{Settings, SmsProvider};
 
 /// Opens the store with errors that say which flag to change.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
@@ -169,6 +171,28 @@ async fn start_alerting(
         // From the first start on, every change reaches the sink.
         store.register_sink(sink.name()).await?;
         tasks.push(tokio::spawn(delivery::run_sink(store.clone(), sink, holder.clone(), shutdown.clone())));
+    }
+    if let Some(responders) = &settings.responders {
+        let notifier: Arc<dyn Notifier> = match &responders.provider {
+            SmsProvider::Aliyun(config) => Arc::new(AliyunSms::new(config.clone()).map_err(|e| anyhow!("[sms]: {e}"))?),
+            SmsProvider::Http(config) => {
+                Arc::new(HttpTemplate::new(config.clone()).map_err(|e| anyhow!("[sms]: {e}"))?)
+            }
+        };
+        let config = ChainConfig {
+            notifier,
+            public_url: responders.public_url.clone(),
+            times: settings.chain_times.clone(),
+            utc_offset: settings.policy.utc_offset,
+        };
+        // From the first start on, every alert opened starts a chain.
+        store.register_sink(anxin_gateway::responders::CURSOR).await?;
+        tasks.push(tokio::spawn(anxin_gateway::responders::run(
+            store.clone(),
+            config,
+            holder.clone(),
+            shutdown.clone(),
+        )));
     }
     Ok((tasks, feed))
 }
@@ -395,7 +419,9 @@ impl App {
         };
         let (alerting, feed) = start_alerting(&store, &policy, alerts_target, settings, &shutdown_watch).await?;
         let upkeep = tokio::spawn(run_upkeep(store.clone(), upkeep_config(settings), shutdown_watch.clone()));
-        let api = anxin_console::AppState::new(store.clone(), policy.clone(), feed).behind(&settings.trusted_proxies);
+        let api = anxin_console::AppState::new(store.clone(), policy.clone(), feed)
+            .behind(&settings.trusted_proxies)
+            .with_chain_times(settings.chain_times.clone());
         let (http_task, https) = spawn_console(
             http,
             anxin_console::router(anxin_console::Metrics::new(metrics, settings.metrics_token.clone()), api),
@@ -508,7 +534,8 @@ pub async fn console(settings: &Settings) -> anyhow::Result<()> {
     // Alert changes written by the gateways, read from the database.
     let (feed, feed_task) = delivery::start_feed(store.clone(), shutdown_watch.clone());
     let api = anxin_console::AppState::new(store.clone(), Arc::new(settings.policy.clone()), feed)
-        .behind(&settings.trusted_proxies);
+        .behind(&settings.trusted_proxies)
+        .with_chain_times(settings.chain_times.clone());
     let (http_task, https) = spawn_console(
         http,
         anxin_console::router(anxin_console::Metrics::new(metrics, settings.metrics_token.clone()), api),

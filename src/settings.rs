@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anxin_domain::alerts::policy::AlertPolicy;
+use anxin_domain::responders::ChainTimes;
 use anxin_gateway::broker::auth::RateLimits;
 use anxin_gateway::broker::embedded::BrokerTls;
+use anxin_gateway::responders::notify::{AliyunConfig, BodyFormat, HttpTemplateConfig};
 use anxin_store::Database;
 use anyhow::{Context, anyhow};
 use serde::Deserialize;
@@ -48,6 +50,16 @@ pub struct Layer {
     pub retention_days: Option<u32>,
     pub webhook: Option<String>,
     pub webhook_secret: Option<String>,
+    /// Where answer links in messages point (https): the console as the
+    /// responders' phones reach it.
+    pub public_url: Option<String>,
+    /// The SMS provider (`[sms]` in the file).
+    pub sms: Option<SmsLayer>,
+    /// The provider's secret (Aliyun's AccessKey secret, or a generic
+    /// provider's token): `ANXIN_SMS_SECRET` or the file.
+    pub sms_secret: Option<String>,
+    /// The chain's times (`[chain]` in the file).
+    pub chain: Option<ChainLayer>,
     pub utc_offset: Option<String>,
     pub escalate_after_s: Option<u32>,
     /// The bearer token `/metrics` asks of a scraper off this machine:
@@ -57,6 +69,40 @@ pub struct Layer {
     /// flag would show it in `ps`, a file would keep it on disk).
     #[serde(skip)]
     pub admin_password: Option<String>,
+}
+
+/// `[sms]`: the provider that carries the responder chain's messages.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsLayer {
+    /// `aliyun` (Alibaba Cloud SMS) or `http` (any gateway, from a request template).
+    pub provider: String,
+    // Aliyun
+    pub access_key_id: Option<String>,
+    pub sign_name: Option<String>,
+    pub template_code: Option<String>,
+    pub late_template_code: Option<String>,
+    pub region_id: Option<String>,
+    pub endpoint: Option<String>,
+    // A generic HTTP provider
+    pub url: Option<String>,
+    pub method: Option<String>,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub body: Option<String>,
+    /// `json` (the default) or `form`: how placeholders in the body are escaped.
+    pub format: Option<String>,
+}
+
+/// `[chain]`: how long the responder chain waits.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainLayer {
+    /// Minutes for someone to accept, per alert kind (`smoke = 3`), and `default`.
+    #[serde(default)]
+    pub accept_within_min: std::collections::BTreeMap<String, u32>,
+    /// Minutes for the one who accepted to arrive before on-call is told.
+    pub arrive_within_min: Option<u32>,
 }
 
 /// `upper.over(lower)`: each key from `upper` where it has one.
@@ -95,6 +141,10 @@ layered!(
     retention_days,
     webhook,
     webhook_secret,
+    public_url,
+    sms,
+    sms_secret,
+    chain,
     utc_offset,
     escalate_after_s,
     metrics_token,
@@ -118,6 +168,7 @@ impl Layer {
             utc_offset: cli.storage.utc_offset.clone(),
             admin_password: std::env::var("ANXIN_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()),
             metrics_token: std::env::var("ANXIN_METRICS_TOKEN").ok().filter(|t| !t.is_empty()),
+            sms_secret: std::env::var("ANXIN_SMS_SECRET").ok().filter(|t| !t.is_empty()),
             ..Layer::default()
         };
         let command = match &cli.command {
@@ -165,7 +216,7 @@ impl Layer {
     }
 
     fn of_broker(args: &BrokerArgs) -> Layer {
-        let AlertArgs { webhook, webhook_secret, escalate_after_s } = &args.alerting;
+        let AlertArgs { webhook, webhook_secret, escalate_after_s, public_url } = &args.alerting;
         Layer {
             broker_username: args.broker_username.clone(),
             broker_password: args.broker_password.clone(),
@@ -176,6 +227,7 @@ impl Layer {
             webhook: webhook.clone(),
             webhook_secret: webhook_secret.clone(),
             escalate_after_s: *escalate_after_s,
+            public_url: public_url.clone(),
             ..Layer::default()
         }
     }
@@ -195,6 +247,19 @@ pub const DEFAULT_MQTT_TLS_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr
 pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_GATEWAY_ID: &str = "anxin-gateway";
 pub const DEFAULT_RETENTION_DAYS: u32 = 90;
+
+/// The responder chain's provider, and where its links point.
+#[derive(Debug, Clone)]
+pub struct Responders {
+    pub public_url: String,
+    pub provider: SmsProvider,
+}
+
+#[derive(Debug, Clone)]
+pub enum SmsProvider {
+    Aliyun(AliyunConfig),
+    Http(HttpTemplateConfig),
+}
 
 /// Every setting, with its default filled in and checked.
 #[derive(Debug, Clone)]
@@ -227,6 +292,10 @@ pub struct Settings {
     pub retention: Duration,
     /// The webhook's URL and the secret its requests are signed with.
     pub webhook: Option<(String, String)>,
+    /// The responder chain's provider and links; `None`: no provider, no chain.
+    pub responders: Option<Responders>,
+    /// How long the chain waits (also the console's, for answers).
+    pub chain_times: ChainTimes,
     pub policy: AlertPolicy,
     pub admin_password: Option<String>,
     /// Without one, `/metrics` answers only on this machine.
@@ -317,6 +386,8 @@ impl Settings {
             }
             (Some(url), Some(secret)) => Some((url, secret)),
         };
+        let responders = responders(layer.sms, layer.sms_secret, layer.public_url)?;
+        let chain_times = chain_times(layer.chain.unwrap_or_default())?;
         Ok(Settings {
             data_dir,
             database,
@@ -337,6 +408,8 @@ impl Settings {
             share_group: layer.share_group,
             retention: Duration::from_secs(u64::from(days) * 24 * 3_600),
             webhook,
+            responders,
+            chain_times,
             policy,
             admin_password: layer.admin_password,
             metrics_token: layer.metrics_token,
@@ -356,6 +429,91 @@ impl Settings {
         // The defaults and a data folder always resolve.
         Settings::resolve(layer, any_port).unwrap_or_else(|error| unreachable!("{error}"))
     }
+}
+
+/// Whether `url` may carry answer links: https, or http to this machine
+/// (trying it out).
+fn check_public_url(url: &str) -> anyhow::Result<String> {
+    let url = url.trim().trim_end_matches('/');
+    let host = |rest: &str| rest.split(['/', '?', '#']).next().unwrap_or("").to_string();
+    let ok = match url.split_once("://") {
+        Some(("https", rest)) => !host(rest).is_empty(),
+        Some(("http", rest)) => {
+            let host = host(rest);
+            let name = host.rsplit_once(':').map_or(host.as_str(), |(name, _)| name);
+            matches!(name, "127.0.0.1" | "localhost" | "[::1]")
+        }
+        _ => false,
+    };
+    anyhow::ensure!(
+        ok,
+        "--public-url {url:?} must be an https:// address (the links in SMS messages open it; \
+         plain http only to this machine, for trying it out)"
+    );
+    Ok(url.to_string())
+}
+
+fn responders(
+    sms: Option<SmsLayer>,
+    secret: Option<String>,
+    public_url: Option<String>,
+) -> anyhow::Result<Option<Responders>> {
+    let public_url = public_url.map(|url| check_public_url(&url)).transpose()?;
+    let Some(sms) = sms else { return Ok(None) };
+    let public_url = public_url.ok_or_else(|| {
+        anyhow!("[sms] needs --public-url (public_url): the https address the messages' answer links open")
+    })?;
+    let need = |value: Option<String>, key: &str| {
+        value.filter(|v| !v.trim().is_empty()).ok_or_else(|| anyhow!("[sms] provider {:?} needs {key}", sms.provider))
+    };
+    let provider = match sms.provider.as_str() {
+        "aliyun" => SmsProvider::Aliyun(AliyunConfig {
+            endpoint: sms.endpoint.clone(),
+            access_key_id: need(sms.access_key_id.clone(), "access_key_id")?,
+            access_key_secret: need(secret, "its AccessKey secret in ANXIN_SMS_SECRET (or sms_secret)")?,
+            sign_name: need(sms.sign_name.clone(), "sign_name")?,
+            template_code: need(sms.template_code.clone(), "template_code")?,
+            late_template_code: sms.late_template_code.clone(),
+            region_id: sms.region_id.clone(),
+        }),
+        "http" => SmsProvider::Http(HttpTemplateConfig {
+            url: need(sms.url.clone(), "url")?,
+            method: sms.method.clone(),
+            headers: sms.headers.clone(),
+            body: sms.body.clone(),
+            format: match sms.format.as_deref() {
+                None | Some("json") => BodyFormat::Json,
+                Some("form") => BodyFormat::Form,
+                Some(other) => anyhow::bail!("[sms] format {other:?} is not json or form"),
+            },
+            secret,
+        }),
+        other => anyhow::bail!("[sms] provider {other:?} is not aliyun or http"),
+    };
+    Ok(Some(Responders { public_url, provider }))
+}
+
+fn chain_times(layer: ChainLayer) -> anyhow::Result<ChainTimes> {
+    use anxin_domain::alerts::AlertKind;
+    use anxin_domain::time::MINUTE_MS;
+    let mut times = ChainTimes::default();
+    for (kind, minutes) in layer.accept_within_min {
+        anyhow::ensure!(minutes > 0, "[chain] accept_within_min.{kind} must be at least 1 minute");
+        let ms = i64::from(minutes) * MINUTE_MS;
+        match kind.as_str() {
+            "default" => times.default_accept_ms = ms,
+            code => {
+                let kind = AlertKind::parse(code)
+                    .ok_or_else(|| anyhow!("[chain] accept_within_min: {code:?} is not an alert kind"))?;
+                times.accept_ms.insert(kind, ms);
+            }
+        }
+    }
+    if let Some(minutes) = layer.arrive_within_min {
+        anyhow::ensure!(minutes > 0, "[chain] arrive_within_min must be at least 1 minute");
+        times.arrive_ms = i64::from(minutes) * MINUTE_MS;
+    }
+    Ok(times)
 }
 
 /// `+08:00`, `-05:30`, `+8`.
@@ -419,12 +577,45 @@ mod tests {
             (&["serve", "--http-tls-cert", "console.pem"][..], "", "--http-tls-key"),
             (&["console", "--http-tls-listen", "0.0.0.0:8443"][..], "", "--http-tls-cert"),
             (&["serve", "--webhook-secret", "short"][..], "webhook = \"https://sms.example/hook\"", "16 characters"),
+            (&["serve", "--public-url", "http://anxin.example"][..], "", "https://"),
+            (&["serve"][..], "[sms]\nprovider = \"http\"\nurl = \"https://sms.example\"", "--public-url"),
+            (&["serve", "--public-url", "https://a.example"][..], "[sms]\nprovider = \"aliyun\"", "access_key_id"),
+            (
+                &["serve", "--public-url", "https://a.example"][..],
+                "[sms]\nprovider = \"carrier-pigeon\"",
+                "aliyun or http",
+            ),
+            (&["serve"][..], "[chain]\naccept_within_min = { smoky = 3 }", "not an alert kind"),
         ] {
             let error = format!("{:#}", settings(args, file).unwrap_err());
             assert!(error.contains(said), "{args:?}: {error}");
         }
         assert!(toml::from_str::<Layer>("mqtt_lisen = \"127.0.0.1:1\"").is_err(), "a misspelt key is refused");
         assert!(toml::from_str::<Layer>("admin_password = \"in a file\"").is_err(), "never from a file");
+    }
+
+    #[test]
+    fn a_provider_and_the_chain_s_times_come_from_the_file_with_the_secret_apart() {
+        let file = "public_url = \"https://anxin.example.gov.cn/\"\nsms_secret = \"an access key secret\"\n\
+                    [sms]\nprovider = \"aliyun\"\naccess_key_id = \"LTAI\"\nsign_name = \"安心\"\n\
+                    template_code = \"SMS_1\"\n[chain]\naccept_within_min = { smoke = 2, default = 20 }\n\
+                    arrive_within_min = 25";
+        let settings = settings(&["serve"], file).unwrap();
+        let responders = settings.responders.unwrap();
+        assert_eq!(responders.public_url, "https://anxin.example.gov.cn");
+        assert!(
+            matches!(responders.provider, SmsProvider::Aliyun(ref c) if c.access_key_secret == "an access key secret")
+        );
+        use anxin_domain::alerts::AlertKind;
+        let times = settings.chain_times;
+        assert_eq!((times.accept_ms(AlertKind::Smoke), times.accept_ms(AlertKind::Cold)), (120_000, 1_200_000));
+        assert_eq!((times.accept_ms(AlertKind::Help), times.arrive_ms), (180_000, 1_500_000));
+        assert!(check_public_url("http://127.0.0.1:8080").is_ok(), "plain http to this machine, for trying it");
+        assert!(settings_without_sms().responders.is_none());
+    }
+
+    fn settings_without_sms() -> Settings {
+        settings(&["serve", "--public-url", "https://a.example"], "").unwrap()
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub fn router(metrics: Metrics, state: AppState) -> Router {
         .merge(auth::login::router())
         .merge(api::router())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::session_layer))
+        .merge(pages::links_router())
         .with_state(state)
         .layer(axum::middleware::from_fn(error::render_errors))
         .route("/static/{name}", get(web::asset))

@@ -43,6 +43,57 @@ pub async fn handleable_alert(store: &Store, who: &Principal, id: i64) -> Result
     Ok(alert)
 }
 
+/// The counties of the reader's regions, each once.
+pub fn own_counties(who: &Principal) -> Vec<String> {
+    let mut counties: Vec<String> = who.regions.iter().map(|r| r.county.clone()).collect();
+    counties.sort();
+    counties.dedup();
+    counties
+}
+
+/// The duty roster's shifts overlapping `from..to` that `who` may see: the
+/// registry all of them, on-call staff their counties'.
+pub async fn roster_shifts(
+    store: &Store,
+    who: &Principal,
+    from: i64,
+    to: i64,
+) -> Result<Vec<anxin_store::DutyShift>, StoreError> {
+    if who.role == Role::Admin {
+        return store.duty_shifts(None, from, to).await;
+    }
+    let mut shifts = Vec::new();
+    for county in own_counties(who) {
+        if who.can_see_roster(&county) {
+            shifts.extend(store.duty_shifts(Some(&county), from, to).await?);
+        }
+    }
+    shifts.sort_by_key(|shift| (shift.starts_at, shift.id));
+    Ok(shifts)
+}
+
+/// Who is on call at `now` in the counties `who` handles: `(county, person,
+/// phone)`, for the board and the handover.
+pub async fn on_call_now(
+    store: &Store,
+    who: &Principal,
+    now: i64,
+) -> Result<Vec<(String, String, String)>, StoreError> {
+    let mut counties: Vec<String> = match who.role {
+        Role::Admin => roster_shifts(store, who, now, now + 1).await?.into_iter().map(|s| s.county).collect(),
+        _ => own_counties(who).into_iter().filter(|county| who.can_see_roster(county)).collect(),
+    };
+    counties.sort();
+    counties.dedup();
+    let mut on_call = Vec::new();
+    for county in counties {
+        if let Some(shift) = store.on_duty(&county, now).await? {
+            on_call.push((county, shift.person, shift.phone));
+        }
+    }
+    Ok(on_call)
+}
+
 /// Who may reveal a whole ID number: those who keep the registry and those
 /// who may need it in an emergency (oncall).
 pub fn may_reveal(role: Role) -> bool {

@@ -12,6 +12,7 @@ use axum::extract::FromRef;
 use tokio::sync::broadcast;
 
 use anxin_domain::alerts::policy::AlertPolicy;
+use anxin_domain::responders::ChainTimes;
 use anxin_domain::time::Clock;
 use anxin_store::{AlertChange, SessionLimits, Store};
 
@@ -33,6 +34,10 @@ pub struct AppState {
     pub clock: Clock,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
+    /// How long the responder chain waits (an answer through a link moves it).
+    pub chain_times: Arc<ChainTimes>,
+    /// Answer links opened per client address: the link endpoint's limit.
+    pub link_limiter: Arc<crate::auth::throttle::LinkLimiter>,
 }
 
 impl AppState {
@@ -45,6 +50,8 @@ impl AppState {
             throttle: Arc::new(Throttle::default()),
             clock: Clock::system(),
             trusted_proxies: Arc::new([]),
+            chain_times: Arc::new(ChainTimes::default()),
+            link_limiter: Arc::new(crate::auth::throttle::LinkLimiter::default()),
         }
     }
 
@@ -52,6 +59,13 @@ impl AppState {
     #[must_use]
     pub fn behind(mut self, proxies: &[std::net::IpAddr]) -> AppState {
         self.trusted_proxies = proxies.into();
+        self
+    }
+
+    /// …with the deployment's chain times (`[chain]`).
+    #[must_use]
+    pub fn with_chain_times(mut self, times: ChainTimes) -> AppState {
+        self.chain_times = Arc::new(times);
         self
     }
 

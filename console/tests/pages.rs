@@ -342,6 +342,18 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
             [0, 404, 404, 404],
         ),
         ("POST", format!("/elders/{here}/contacts/999999/remove"), "", [404, 404, 403, 404]),
+        ("GET", "/duty".into(), "", [200, 200, 403, 403]),
+        ("GET", "/handover".into(), "", [200, 200, 403, 403]),
+        (
+            "POST",
+            "/duty".into(),
+            "county=元宝区&person=x&phone=13904150009&from=2099-01-01T08:00&to=2099-01-01T20:00",
+            [303, 403, 403, 403],
+        ),
+        ("POST", "/duty".into(), "county=振兴区&person=x&phone=1&from=x&to=y", [422, 422, 403, 403]),
+        ("POST", "/duty/999999/cancel".into(), "", [404, 404, 403, 403]),
+        ("POST", format!("/alerts/{alert_there}/callback"), "outcome=no_answer", [0, 404, 404, 404]),
+        ("POST", format!("/alerts/{alert_here}/callback"), "outcome=maybe", [422, 422, 403, 403]),
         ("POST", "/spot-checks".into(), "county=振兴区&township=站前街道&month=2026-13", [403, 403, 422, 403]),
         ("POST", "/spot-checks".into(), "county=元宝区&township=x&month=2026-05", [403, 403, 403, 403]),
         ("GET", "/spot-checks/999999".into(), "", [403, 403, 404, 403]),
@@ -1707,4 +1719,150 @@ async fn the_call_list_is_kept_in_order_on_the_elder_page_with_each_contact_s_co
     assert!(page.contains("tel:13904150002") && page.contains("电话确认 — visitor"), "{page}");
     let audit = world.store.audit_entries(Some(world.here), 50).await.unwrap();
     assert!(audit.iter().any(|e| e.action == "contact added" && !e.detail.clone().unwrap_or_default().contains("139")));
+}
+
+/// A chain started on `alert` by hand (what the gateway's chain does):
+/// the elder's two contacts in the first step, on-call in the second.
+async fn chain_on(world: &World, alert: i64, now: i64) -> Vec<anxin_store::ResponderMessage> {
+    let reached = |step, name: &str, relation: &str, phone: &str| anxin_store::Reached {
+        step,
+        contact_id: None,
+        name: name.into(),
+        relation: relation.into(),
+        phone: phone.into(),
+    };
+    let plan = [
+        reached(0, "王丽", "family", "13904150011"),
+        reached(0, "李婶", "neighbour", "13904150012"),
+        reached(1, "值班员小刘", "oncall", "13904159999"),
+    ];
+    world.store.start_chain(alert, &plan, 180_000, now).await.unwrap().expect("a chain starts");
+    world.store.responder_messages(alert).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_responder_answers_through_a_signed_link_and_the_record_tells_it() {
+    let world = world().await;
+    let now = anxin_store::now_ms();
+    world
+        .store
+        .add_shift("振兴区", "值班员小刘", "13904159999", (now - 3_600_000, now + 3_600_000), "admin", now)
+        .await
+        .unwrap();
+    let messages = chain_on(&world, world.alert_here, now).await;
+    let key = world.store.link_key().await.unwrap();
+    let token = anxin_domain::responders::link::token(&key, messages[0].id);
+    let link = format!("/r/{token}");
+
+    // No account: the link alone opens the page, with only what the responder needs.
+    let mut phone = Browser::new(&world.router);
+    let page = phone.get(&link).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    for expected in [
+        "烟雾报警",
+        "锦山社区",
+        "锦山大街 12 号",
+        "tel:13904150001",
+        "值班员小刘",
+        "tel:13904159999",
+        "我去处理",
+        "已到达",
+        "无法前往",
+    ] {
+        assert!(page.body.contains(expected), "{expected:?} on the responder's page");
+    }
+    for never in ["王秀英", "210602194503121238", "2106**", "/board", "/elders/"] {
+        assert!(!page.body.contains(never), "{never:?} is not the responder's to see");
+    }
+    let accepted = phone.post_raw(&link, "answer=accepted").await;
+    assert_eq!(accepted.status, StatusCode::SEE_OTHER, "{}", accepted.body);
+    assert!(phone.get(&link).await.body.contains("您已确认前往"));
+    let again = phone.post_raw(&link, "answer=accepted").await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(again.body.contains("此答复已记录过"), "{}", again.body);
+    assert_eq!(phone.post_raw(&link, "answer=maybe").await.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Tampered, or another message's id under this tag: a plain refusal.
+    let mut tampered = token.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = phone.get(&format!("/r/{}", String::from_utf8(tampered).unwrap())).await;
+    assert_eq!(tampered.status, StatusCode::NOT_FOUND);
+    assert!(tampered.body.contains("此链接无效") && !tampered.body.contains("锦山"), "{}", tampered.body);
+
+    // On-call sees it on the board and in the handling record, and records a call-back.
+    let mut oncall = signed_in(&world, "oncall").await;
+    let rows = oncall.get("/board/rows").await.body;
+    assert!(rows.contains("王丽（家属）我去处理") && rows.contains("值班员小刘"), "{rows}");
+    let detail = oncall.get(&format!("/board/alerts/{}", world.alert_here)).await.body;
+    assert!(detail.contains("处置记录") && detail.contains("李婶 (邻居)") && detail.contains("未轮到"), "{detail}");
+    let called = oncall.post(&format!("/alerts/{}/callback", world.alert_here), &[("outcome", "no_answer")]).await;
+    assert_eq!(called.status, StatusCode::SEE_OTHER, "{}", called.body);
+    assert!(oncall.get(&format!("/board/alerts/{}", world.alert_here)).await.body.contains("无人接听"));
+    let handover = oncall.get("/handover").await.body;
+    assert!(
+        handover.contains("交接班") && handover.contains("王丽 (家属)") && handover.contains("我去处理"),
+        "{handover}"
+    );
+
+    // Resolved: the link answers no more.
+    world
+        .store
+        .resolve_alert(world.alert_here, "oncall", anxin_domain::alerts::Outcome::Visited, "", now)
+        .await
+        .unwrap();
+    let expired = phone.get(&link).await;
+    assert_eq!(expired.status, StatusCode::GONE);
+    assert!(expired.body.contains("已失效"), "{}", expired.body);
+    assert_eq!(phone.post_raw(&link, "answer=arrived").await.status, StatusCode::GONE);
+
+    let audit = world.store.audit_entries(Some(world.here), 100).await.unwrap();
+    let actions: Vec<&str> = audit.iter().map(|entry| entry.action.as_str()).collect();
+    assert!(actions.contains(&"responder link opened") && actions.contains(&"responder answered"), "{actions:?}");
+    assert!(actions.contains(&"elder called back"), "{actions:?}");
+
+    // Guessing links: after ten bad ones an address is refused even a good link.
+    let other = anxin_domain::responders::link::token(&key, messages[1].id);
+    for guess in 0..10 {
+        phone.get(&format!("/r/guess-{guess}")).await;
+    }
+    assert_eq!(phone.get(&format!("/r/{other}")).await.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_duty_roster_is_kept_per_county_and_the_board_shows_who_is_on_call() {
+    let world = world().await;
+    let mut oncall = signed_in(&world, "oncall").await;
+    let board = oncall.get("/board/rows").await.body;
+    assert!(board.contains("无人在班"), "{board}");
+    let today = world.policy.today();
+    let from = format!("{today}T00:00");
+    let to = format!("{}T00:00", today.succ_opt().unwrap());
+    oncall.get("/duty").await;
+    let added = oncall
+        .post(
+            "/duty",
+            &[("county", "振兴区"), ("person", "值班员小刘"), ("phone", "139 0415 9999"), ("from", &from), ("to", &to)],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    let roster = oncall.get("/duty").await.body;
+    assert!(roster.contains("值班员小刘") && roster.contains("13904159999") && roster.contains("在班"), "{roster}");
+    assert!(oncall.get("/board/rows").await.body.contains("振兴区 · 值班员小刘"));
+    // Another county's roster is not theirs; a shift backwards is refused.
+    let elsewhere = oncall
+        .post("/duty", &[("county", "元宝区"), ("person", "x"), ("phone", "13904150009"), ("from", &from), ("to", &to)])
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::FORBIDDEN);
+    let backwards = oncall
+        .post("/duty", &[("county", "振兴区"), ("person", "x"), ("phone", "13904150009"), ("from", &to), ("to", &from)])
+        .await;
+    assert_eq!(backwards.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(backwards.body.contains("结束须晚于开始"), "{}", backwards.body);
+    let shift = world.store.duty_shifts(Some("振兴区"), 0, i64::MAX / 2).await.unwrap().remove(0);
+    assert_eq!(world.store.on_duty("振兴区", anxin_store::now_ms()).await.unwrap().map(|s| s.id), Some(shift.id));
+    assert!(world.store.on_duty("元宝区", anxin_store::now_ms()).await.unwrap().is_none());
+    let cancelled = oncall.post(&format!("/duty/{}/cancel", shift.id), &[]).await;
+    assert_eq!(cancelled.status, StatusCode::SEE_OTHER);
+    assert!(world.store.on_duty("振兴区", anxin_store::now_ms()).await.unwrap().is_none());
 }

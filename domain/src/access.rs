@@ -187,6 +187,25 @@ impl Principal {
         }
     }
 
+    /// May put shifts on `county`'s duty roster and take them off: the
+    /// registry, and on-call staff whose region is the whole county.
+    pub fn can_keep_roster(&self, county: &str) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Oncall => self.regions.iter().any(|r| r.county == county && r.township.is_none()),
+            Role::Visitor | Role::Official => false,
+        }
+    }
+
+    /// May see `county`'s duty roster: whoever handles its alerts.
+    pub fn can_see_roster(&self, county: &str) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Oncall => self.regions.iter().any(|r| r.county == county),
+            Role::Visitor | Role::Official => false,
+        }
+    }
+
     /// The whole counties this principal may close months for.
     pub fn closable_counties(&self) -> Vec<String> {
         if self.role != Role::Official {

@@ -28,6 +28,19 @@ pub struct DutyShift {
     pub created_by: String,
 }
 
+impl DutyShift {
+    /// The shift's person as the chain reaches them.
+    pub fn reached(self) -> Reached {
+        Reached {
+            step: 0,
+            contact_id: None,
+            name: self.person,
+            relation: anxin_domain::responders::Relation::Oncall.code().to_string(),
+            phone: self.phone,
+        }
+    }
+}
+
 fn shift(row: &sqlx::any::AnyRow) -> Result<DutyShift, sqlx::Error> {
     Ok(DutyShift {
         id: row.try_get("id")?,
@@ -584,6 +597,26 @@ impl Store {
         Ok(chains)
     }
 
+    /// The messages of these alerts' chains (the board's rows), in order.
+    pub async fn responder_messages_of(&self, alert_ids: &[i64]) -> Result<Vec<ResponderMessage>, StoreError> {
+        let mut messages = Vec::new();
+        for chunk in alert_ids.chunks(200) {
+            let mut params = super::Params::new(self.backend);
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM responder_messages m WHERE m.alert_id IN ({}) ORDER BY m.id",
+                params.list(chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                messages.push(message(&row)?);
+            }
+        }
+        Ok(messages)
+    }
+
     /// Every message of an alert's chain, in the order they were planned.
     pub async fn responder_messages(&self, alert_id: i64) -> Result<Vec<ResponderMessage>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -628,14 +661,17 @@ impl Store {
     /// once, only while the alert is open. Moves the chain (accepted: it
     /// waits for the arrival; everybody reached declined: the next step),
     /// writes the alert's history and the audit log in one transaction.
-    pub async fn answer(
-        &self,
-        id: i64,
-        answer: Answer,
-        times: &ChainTimes,
-        oncall: Option<&Reached>,
-        now: i64,
-    ) -> Result<Answered, AnswerError> {
+    pub async fn answer(&self, id: i64, answer: Answer, times: &ChainTimes, now: i64) -> Result<Answered, AnswerError> {
+        let county: String =
+            sqlx::query("SELECT a.county FROM responder_messages m JOIN alerts a ON a.id = m.alert_id WHERE m.id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(AnswerError::NotAnswerable)?
+                .try_get("county")?;
+        // Told if the one accepting now does not arrive in time.
+        let oncall = self.on_duty(&county, now).await?.map(DutyShift::reached);
+        let oncall = oncall.as_ref();
         let mut write = self.begin_write().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {MESSAGE_COLUMNS}, a.status AS alert_status, a.kind, a.elder_id
@@ -740,6 +776,27 @@ impl Store {
         write.commit().await?;
         self.note_alert_written(moved.unwrap_or(event).max(event));
         Ok(Answered { event_id: event, alert_id: answered.alert_id })
+    }
+
+    /// On-call called the elder back and heard `outcome` (a
+    /// [`anxin_domain::responders::CallBack`] code): a line of the alert's
+    /// history, audited.
+    pub async fn record_call_back(
+        &self,
+        alert_id: i64,
+        elder_id: i64,
+        outcome: &str,
+        by: &str,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let mut write = self.begin_write().await?;
+        let event = write.alert_event(alert_id, now, "called_back", Some(by), Some(outcome)).await?;
+        let detail = format!("alert={alert_id} outcome={outcome}");
+        super::users::audit(&mut write.transaction, now, by, "elder called back", Some(elder_id), Some(&detail))
+            .await?;
+        write.commit().await?;
+        self.note_alert_written(event);
+        Ok(event)
     }
 
     /// Notes that a responder's page was opened (a sensitive read: it shows

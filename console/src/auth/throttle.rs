@@ -137,6 +137,61 @@ impl Drop for Attempt<'_> {
     }
 }
 
+/// The answer links' limit, per client address: a link is a credential in a
+/// URL, so guessing one is the attack. [`LinkLimiter::PER_MINUTE`] requests a
+/// minute, and after [`LinkLimiter::BAD_LINKS`] tampered or unknown links an
+/// address is refused for the rest of [`LinkLimiter::WINDOW_MS`].
+#[derive(Debug, Default)]
+pub struct LinkLimiter {
+    records: Mutex<HashMap<String, LinkRecord>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct LinkRecord {
+    minute_start: i64,
+    in_minute: u32,
+    window_start: i64,
+    bad: u32,
+}
+
+impl LinkLimiter {
+    pub const PER_MINUTE: u32 = 30;
+    pub const BAD_LINKS: u32 = 10;
+    pub const WINDOW_MS: i64 = 15 * 60_000;
+    /// Addresses remembered at most; the oldest are forgotten past it.
+    const REMEMBERED: usize = 10_000;
+
+    /// Whether `address` may open a link now; counts the request.
+    pub fn allow(&self, address: &str, now: i64) -> bool {
+        let mut records = self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if records.len() >= Self::REMEMBERED {
+            records.retain(|_, record| now - record.window_start < Self::WINDOW_MS);
+        }
+        let record = records.entry(address.to_string()).or_default();
+        if now - record.minute_start >= 60_000 {
+            record.minute_start = now;
+            record.in_minute = 0;
+        }
+        if now - record.window_start >= Self::WINDOW_MS {
+            record.window_start = now;
+            record.bad = 0;
+        }
+        record.in_minute += 1;
+        record.in_minute <= Self::PER_MINUTE && record.bad < Self::BAD_LINKS
+    }
+
+    /// A tampered, unknown or made-up link came from `address`.
+    pub fn bad_link(&self, address: &str, now: i64) {
+        let mut records = self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let record = records.entry(address.to_string()).or_default();
+        if now - record.window_start >= Self::WINDOW_MS {
+            record.window_start = now;
+            record.bad = 0;
+        }
+        record.bad += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +242,21 @@ mod tests {
             drop(throttle.begin("zhao", "10.0.0.4", T0).unwrap());
         }
         assert!(throttle.begin("zhao", "10.0.0.4", T0).is_ok(), "a database error is not a failure");
+    }
+
+    #[test]
+    fn an_address_guessing_links_is_refused_and_others_are_not() {
+        let limiter = LinkLimiter::default();
+        for _ in 0..LinkLimiter::BAD_LINKS {
+            assert!(limiter.allow("203.0.113.7", 1_000));
+            limiter.bad_link("203.0.113.7", 1_000);
+        }
+        assert!(!limiter.allow("203.0.113.7", 2_000), "ten bad links: refused");
+        assert!(limiter.allow("198.51.100.1", 2_000), "another address is not held back");
+        assert!(limiter.allow("203.0.113.7", 1_000 + LinkLimiter::WINDOW_MS), "the window forgets");
+        let busy = LinkLimiter::default();
+        let allowed = (0..40).filter(|_| busy.allow("198.51.100.2", 5_000)).count();
+        assert_eq!(allowed, LinkLimiter::PER_MINUTE as usize);
+        assert!(busy.allow("198.51.100.2", 65_000), "a new minute");
     }
 }

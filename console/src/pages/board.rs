@@ -16,11 +16,12 @@ use anxin_store::{AlertActionError, AlertFilter, AlertRecord, RegionFilter, Scop
 use crate::auth::Viewer;
 use crate::error::AppError;
 use crate::i18n::Lang;
-use crate::scope::{handleable_alert, visible_elder};
+use crate::scope::{handleable_alert, on_call_now, visible_elder};
 use crate::state::AppState;
 use crate::views::alerts::{AlertRow, most_urgent_first, row};
 use crate::views::charts::activity_chart;
 use crate::views::elders::{DeviceView, ElderCard, devices_view};
+use crate::views::responders::{AttemptRow, ChainLine, attempt_rows, call_back_choices, call_backs, chain_line};
 use crate::web::{Chrome, from_htmx, html};
 
 /// How long a shift is, for the acknowledgement figure.
@@ -79,7 +80,10 @@ pub(crate) const BOARD_REFRESH_MS: i64 = 5 * 60_000;
 #[template(path = "board_rows.html")]
 pub(crate) struct BoardRows {
     c: Chrome,
-    alerts: Vec<AlertRow>,
+    /// Each open alert with where its responder chain stands.
+    alerts: Vec<(AlertRow, Option<ChainLine>)>,
+    /// Who is on call now: `(county, person, phone)`.
+    on_call: Vec<(String, String, String)>,
     shift_within: i64,
     shift_total: i64,
     shift_percent: String,
@@ -98,9 +102,20 @@ async fn board_rows(state: &AppState, viewer: &Viewer) -> Result<BoardRows, AppE
     let alerts = open_alerts(state, &viewer.principal).await?;
     let now = state.now();
     let (within, total) = shift_figure(state, &viewer.principal, now).await?;
+    let ids: Vec<i64> = alerts.iter().map(|alert| alert.id).collect();
+    let chains = state.store.chains_of(&ids).await?;
+    let messages = state.store.responder_messages_of(&ids).await?;
     Ok(BoardRows {
         c: viewer.chrome("board.title"),
-        alerts: alerts.iter().map(|alert| row(alert, viewer.lang, offset)).collect(),
+        alerts: alerts
+            .iter()
+            .map(|alert| {
+                let mine: Vec<_> = messages.iter().filter(|m| m.alert_id == alert.id).collect();
+                let chain = chain_line(chains.iter().find(|c| c.alert_id == alert.id), &mine, viewer.lang, offset);
+                (row(alert, viewer.lang, offset), chain)
+            })
+            .collect(),
+        on_call: on_call_now(&state.store, &viewer.principal, now).await?,
         shift_within: within,
         shift_total: total,
         server_now: now,
@@ -136,6 +151,11 @@ struct AlertDetail {
     error: Option<String>,
     /// For an emergency found on a visit: what the visitor found, in their words.
     found_on_visit: Option<String>,
+    /// The responder chain: where it stands, every attempt, on-call's call-backs.
+    chain: Option<ChainLine>,
+    attempts: Vec<AttemptRow>,
+    call_backs: Vec<String>,
+    call_back_choices: Vec<(&'static str, &'static str)>,
 }
 
 async fn alert_detail(
@@ -153,12 +173,19 @@ async fn alert_detail(
         .store
         .audit(now, &viewer.principal.name, "elder details read (alert board)", Some(elder.id), Some(&id.to_string()))
         .await?;
+    let history = state.store.alert_history(id).await?;
     let found_on_visit = if alert.kind == anxin_domain::alerts::AlertKind::VisitEmergency {
-        state.store.alert_history(id).await?.into_iter().find(|e| e.action == "opened").and_then(|e| e.detail)
+        history.iter().find(|e| e.action == "opened").and_then(|e| e.detail.clone())
     } else {
         None
     };
+    let messages = state.store.responder_messages(id).await?;
+    let chain = state.store.chain(id).await?;
     Ok(AlertDetail {
+        chain: chain_line(chain.as_ref(), &messages.iter().collect::<Vec<_>>(), lang, offset),
+        attempts: attempt_rows(&messages, lang, offset),
+        call_backs: call_backs(&history, lang, offset),
+        call_back_choices: call_back_choices(lang),
         found_on_visit,
         c: viewer.chrome("board.title"),
         resolved: alert.resolved_at.is_some(),

@@ -12,6 +12,7 @@ mod ledger;
 mod rate;
 mod records;
 mod registry;
+mod responders;
 mod spot_checks;
 mod users;
 mod visitor;
@@ -38,6 +39,10 @@ pub fn router() -> Router<AppState> {
         .route("/board/alerts/{id}", get(board::detail))
         .route("/alerts/{id}/ack", post(board::acknowledge))
         .route("/alerts/{id}/resolve", post(board::resolve))
+        .route("/alerts/{id}/callback", post(responders::call_back))
+        .route("/duty", get(responders::roster).post(responders::add_shift))
+        .route("/duty/{id}/cancel", post(responders::cancel_shift))
+        .route("/handover", get(responders::handover))
         .route("/elders", get(elders::list).post(registry::create))
         .route("/elders/new", get(registry::new_form))
         .route("/elders/{id}", get(elders::page).post(registry::update))
@@ -88,6 +93,13 @@ pub fn router() -> Router<AppState> {
         .route("/users/kind", post(users::set_kind))
         .route("/users/tokens/issue", post(users::issue_token))
         .route("/users/tokens/revoke", post(users::revoke_token))
+}
+
+/// The answer links of the responder chain's messages: no account, no
+/// session (the signed token is the credential), so served outside the
+/// session layer.
+pub fn links_router() -> Router<AppState> {
+    Router::new().route("/r/{token}", get(responders::open_link).post(responders::answer_link))
 }
 
 async fn home(viewer: Viewer) -> Redirect {

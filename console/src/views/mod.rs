@@ -10,3 +10,4 @@ pub mod charts;
 pub mod elders;
 pub mod household;
 pub mod records;
+pub mod responders;

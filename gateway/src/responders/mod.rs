@@ -125,13 +125,7 @@ pub async fn start_chains(store: &Store, config: &ChainConfig, holder: &str, now
 
 /// The roster's on-call in `county` at `now`, as the chain reaches them.
 async fn oncall(store: &Store, county: &str, now: i64) -> Result<Option<Reached>, StoreError> {
-    Ok(store.on_duty(county, now).await?.map(|shift| Reached {
-        step: 0,
-        contact_id: None,
-        name: shift.person,
-        relation: Relation::Oncall.code().to_string(),
-        phone: shift.phone,
-    }))
+    Ok(store.on_duty(county, now).await?.map(anxin_store::DutyShift::reached))
 }
 
 /// Moves every chain whose deadline has passed by `now`; closes the chains
@@ -146,22 +140,6 @@ pub async fn move_due_chains(store: &Store, config: &ChainConfig, now: i64) -> R
         }
     }
     Ok(events)
-}
-
-/// Takes a responder's answer, moving the chain with the deployment's times.
-pub async fn answer(
-    store: &Store,
-    times: &ChainTimes,
-    message_id: i64,
-    answer: anxin_domain::responders::Answer,
-    now: i64,
-) -> Result<anxin_store::Answered, anxin_store::AnswerError> {
-    let county = match store.link_view(message_id, now).await? {
-        Some(view) => view.county,
-        None => return Err(anxin_store::AnswerError::NotAnswerable),
-    };
-    let oncall = oncall(store, &county, now).await?;
-    store.answer(message_id, answer, times, oncall.as_ref(), now).await
 }
 
 /// A message's answer link under `public_url`.

@@ -298,7 +298,7 @@ async fn answers_move_the_chain_and_a_late_arrival_is_told_to_on_call(backend: B
     let alert = store.alerts(&Default::default()).await.unwrap().remove(0);
     let messages = store.responder_messages(alert.id).await.unwrap();
     let (daughter, neighbour, grid) = (messages[0].id, messages[1].id, messages[2].id);
-    let answer = async |id, answer, at| anxin_gateway::responders::answer(&store, &times, id, answer, at).await;
+    let answer = async |id, answer, at| store.answer(id, answer, &times, at).await;
 
     // Two decline, one accepts: the chain waits for the arrival.
     answer(daughter, Answer::Declined, t + MINUTE).await.unwrap();

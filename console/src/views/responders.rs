@@ -1,0 +1,185 @@
+//! The responder chain as pages show it: one line per alert for the board
+//! and the handover, and every attempt in order for the handling record.
+
+use anxin_domain::responders::{Answer, CallBack, ChainState, Relation};
+use anxin_store::{AlertEventRecord, ChainRecord, ResponderMessage};
+
+use crate::i18n::Lang;
+use crate::views::records::choice;
+use crate::web::local_time;
+
+/// Where an alert's chain stands, in a line.
+#[derive(Debug, Clone)]
+pub struct ChainLine {
+    pub text: String,
+    /// `ok`, `warn` or `bad`.
+    pub class: &'static str,
+}
+
+fn relation(lang: Lang, code: &str) -> &'static str {
+    Relation::parse(code).map_or("", |r| choice(lang, r.code(), r.label()))
+}
+
+fn answer_word(lang: Lang, answer: Answer) -> &'static str {
+    choice(lang, &format!("answer_{}", answer.code()), answer.label())
+}
+
+/// The chain's line: who is coming, or who is being tried, or that nobody
+/// answered; a provider failing is said too.
+pub fn chain_line(
+    chain: Option<&ChainRecord>,
+    messages: &[&ResponderMessage],
+    lang: Lang,
+    offset: chrono::FixedOffset,
+) -> Option<ChainLine> {
+    let chain = chain?;
+    let someone = |pick: fn(&ResponderMessage) -> Option<i64>| {
+        messages.iter().filter(|m| pick(m).is_some()).min_by_key(|m| pick(m)).copied()
+    };
+    let mut line = match chain.state {
+        ChainState::Calling => ChainLine {
+            text: lang
+                .t("responder.calling")
+                .replace("{step}", &(chain.step + 1).to_string())
+                .replace("{steps}", &chain.steps.to_string()),
+            class: "warn",
+        },
+        ChainState::Accepted => {
+            let who = someone(|m| m.accepted_at);
+            let late = chain.due_at.is_none();
+            ChainLine {
+                text: format!(
+                    "{}（{}）{} {}{}",
+                    who.map_or("", |m| m.name.as_str()),
+                    who.map_or("", |m| relation(lang, &m.relation)),
+                    answer_word(lang, Answer::Accepted),
+                    who.and_then(|m| m.accepted_at).map(|at| local_time(at, offset)).unwrap_or_default(),
+                    if late { format!(" · {}", lang.t("responder.late")) } else { String::new() }
+                ),
+                class: if late { "bad" } else { "ok" },
+            }
+        }
+        ChainState::Arrived => {
+            let who = someone(|m| m.arrived_at);
+            ChainLine {
+                text: format!(
+                    "{}（{}）{} {}",
+                    who.map_or("", |m| m.name.as_str()),
+                    who.map_or("", |m| relation(lang, &m.relation)),
+                    answer_word(lang, Answer::Arrived),
+                    who.and_then(|m| m.arrived_at).map(|at| local_time(at, offset)).unwrap_or_default()
+                ),
+                class: "ok",
+            }
+        }
+        ChainState::NoResponder => ChainLine { text: lang.t("responder.no_responder").into(), class: "bad" },
+        ChainState::Closed => ChainLine { text: lang.t("responder.closed").into(), class: "ok" },
+    };
+    if messages.iter().any(|m| m.status == "failed") {
+        line.text.push_str(&format!(" · {}", lang.t("responder.sms_failed")));
+        line.class = "bad";
+    } else if messages.iter().any(|m| m.status == "queued" && m.attempts > 0) {
+        line.text.push_str(&format!(" · {}", lang.t("responder.sms_retrying")));
+        if line.class == "ok" {
+            line.class = "warn";
+        }
+    }
+    Some(line)
+}
+
+/// One attempt of the handling record.
+#[derive(Debug, Clone)]
+pub struct AttemptRow {
+    /// When it was queued (or, for a step never reached, blank).
+    pub at: String,
+    pub step: i64,
+    pub name: String,
+    pub relation: &'static str,
+    pub phone: String,
+    /// 短信, or 短信（未到达提醒）.
+    pub channel: String,
+    /// What the provider said: sent (with its id), retrying, failed, not reached.
+    pub provider: String,
+    pub provider_class: &'static str,
+    /// The responder's answers with their times.
+    pub answer: String,
+}
+
+pub fn attempt_rows(messages: &[ResponderMessage], lang: Lang, offset: chrono::FixedOffset) -> Vec<AttemptRow> {
+    messages
+        .iter()
+        .map(|m| {
+            let (provider, provider_class) = match m.status.as_str() {
+                "sent" => (
+                    format!(
+                        "{} {}{}",
+                        lang.t("responder.sent"),
+                        m.sent_at.map(|at| local_time(at, offset)).unwrap_or_default(),
+                        m.provider_ref.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+                    ),
+                    "ok",
+                ),
+                "queued" if m.attempts > 0 => (
+                    format!(
+                        "{} ({}×): {}",
+                        lang.t("responder.sms_retrying"),
+                        m.attempts,
+                        m.last_error.clone().unwrap_or_default()
+                    ),
+                    "warn",
+                ),
+                "queued" => (lang.t("responder.queued").to_string(), "warn"),
+                "failed" => {
+                    (format!("{}: {}", lang.t("responder.sms_failed"), m.last_error.clone().unwrap_or_default()), "bad")
+                }
+                "cancelled" => (lang.t("responder.cancelled").to_string(), "muted"),
+                _ => (lang.t("responder.not_reached").to_string(), "muted"),
+            };
+            let mut answers = Vec::new();
+            for (answer, at) in
+                [(Answer::Accepted, m.accepted_at), (Answer::Arrived, m.arrived_at), (Answer::Declined, m.declined_at)]
+            {
+                if let Some(at) = at {
+                    answers.push(format!("{} {}", answer_word(lang, answer), local_time(at, offset)));
+                }
+            }
+            AttemptRow {
+                at: m.queued_at.map(|at| local_time(at, offset)).unwrap_or_default(),
+                step: m.step + 1,
+                name: m.name.clone(),
+                relation: relation(lang, &m.relation),
+                phone: m.phone.clone(),
+                channel: if m.purpose == "late" {
+                    format!("{} ({})", lang.t("responder.sms"), lang.t("responder.late_notice"))
+                } else {
+                    lang.t("responder.sms").to_string()
+                },
+                provider,
+                provider_class,
+                answer: answers.join("；"),
+            }
+        })
+        .collect()
+}
+
+/// On-call's call-backs to the elder, from the alert's history.
+pub fn call_backs(history: &[AlertEventRecord], lang: Lang, offset: chrono::FixedOffset) -> Vec<String> {
+    history
+        .iter()
+        .filter(|event| event.action == "called_back")
+        .map(|event| {
+            let outcome = event.detail.as_deref().and_then(CallBack::parse);
+            format!(
+                "{} {} · {}",
+                local_time(event.at, offset),
+                event.actor.clone().unwrap_or_default(),
+                outcome.map_or("", |o| choice(lang, &format!("callback_{}", o.code()), o.label()))
+            )
+        })
+        .collect()
+}
+
+/// The call-back outcomes, in the reader's words.
+pub fn call_back_choices(lang: Lang) -> Vec<(&'static str, &'static str)> {
+    CallBack::ALL.iter().map(|o| (o.code(), choice(lang, &format!("callback_{}", o.code()), o.label()))).collect()
+}
