@@ -13,8 +13,8 @@ use anxin_store::{AlertFilter, AlertRecord, MessageCursor, MessageRecord, Region
 use anyhow::{Context, anyhow};
 
 use crate::cli::{
-    AlertsCommand, DevicesCommand, EldersCommand, EventsCommand, LedgerCommand, TokensCommand, UsersCommand,
-    VisitsCommand, WatchCommand,
+    AlertsCommand, ContactsCommand, DevicesCommand, DutyCommand, EldersCommand, EventsCommand, LedgerCommand,
+    TokensCommand, UsersCommand, VisitsCommand, WatchCommand,
 };
 use crate::output::out;
 use crate::run::open_store;
@@ -333,8 +333,12 @@ pub async fn alerts(settings: &Settings, command: AlertsCommand) -> anyhow::Resu
         AlertsCommand::Show { id, json } => {
             let alert = store.alert(id).await?.ok_or_else(|| anyhow!("there is no alert {id}"))?;
             let history = store.alert_history(id).await?;
+            let chain = store.chain(id).await?;
+            let attempts = store.responder_messages(id).await?;
             if json {
-                out!("{}", serde_json::to_string_pretty(&serde_json::json!({"alert": alert, "history": history}))?);
+                let whole =
+                    serde_json::json!({"alert": alert, "history": history, "chain": chain, "attempts": attempts});
+                out!("{}", serde_json::to_string_pretty(&whole)?);
             } else {
                 print_alert_line(&alert, &policy);
                 for event in history {
@@ -344,6 +348,43 @@ pub async fn alerts(settings: &Settings, command: AlertsCommand) -> anyhow::Resu
                         event.action,
                         event.actor.unwrap_or_default(),
                         event.detail.unwrap_or_default()
+                    );
+                }
+                if let Some(chain) = chain {
+                    out!("    responder chain: {} (step {} of {})", chain.state.code(), chain.step + 1, chain.steps);
+                }
+                for m in attempts {
+                    let at = |ms: Option<i64>| ms.map(|ms| local_time(ms, &policy)).unwrap_or_else(|| "-".into());
+                    let mut answers = Vec::new();
+                    for (word, ms) in
+                        [("accepted", m.accepted_at), ("arrived", m.arrived_at), ("declined", m.declined_at)]
+                    {
+                        if let Some(ms) = ms {
+                            answers.push(format!("{word} {}", local_time(ms, &policy)));
+                        }
+                    }
+                    let provider = match m.status.as_str() {
+                        "sent" => format!(
+                            "sent {}{}",
+                            at(m.sent_at),
+                            m.provider_ref.map(|r| format!(" ({r})")).unwrap_or_default()
+                        ),
+                        "queued" if m.attempts > 0 => {
+                            format!("retrying ({} failed: {})", m.attempts, m.last_error.unwrap_or_default())
+                        }
+                        "failed" => format!("failed: {}", m.last_error.unwrap_or_default()),
+                        other => other.to_string(),
+                    };
+                    out!(
+                        "        {}  step {}  sms{} to {} ({}) {}  {}  {}",
+                        at(m.queued_at),
+                        m.step + 1,
+                        if m.purpose == "late" { " (late arrival)" } else { "" },
+                        m.name,
+                        m.relation,
+                        m.phone,
+                        provider,
+                        answers.join(", ")
                     );
                 }
             }
@@ -862,4 +903,108 @@ pub async fn ledger(settings: &Settings, command: LedgerCommand) -> anyhow::Resu
             Ok(())
         }
     }
+}
+
+pub async fn contacts(settings: &Settings, command: ContactsCommand) -> anyhow::Result<()> {
+    use anxin_domain::alerts::AlertKind;
+    use anxin_domain::responders::{ContactForm, Relation};
+    let store = open_store(settings).await?;
+    match command {
+        ContactsCommand::List { elder, json } => {
+            store.elder(elder).await?.ok_or_else(|| anyhow!("there is no elder {elder}"))?;
+            let list = store.contacts(elder).await?;
+            if json {
+                out!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for c in list {
+                    let hours = match (&c.available_from, &c.available_to) {
+                        (Some(from), Some(to)) => format!("{from}-{to}"),
+                        _ => "any time".into(),
+                    };
+                    let kinds = if c.kinds.is_empty() { "each kind's default".into() } else { c.kinds.join(",") };
+                    out!(
+                        "{:>3}. [{}] {} ({}) {}  {}  {}  consent: {}",
+                        c.position,
+                        c.id,
+                        c.name,
+                        c.relation,
+                        c.phone,
+                        hours,
+                        kinds,
+                        c.consent
+                    );
+                }
+            }
+        }
+        ContactsCommand::Add { elder, name, relation, phone, from, to, kinds, consent, by } => {
+            store.elder(elder).await?.ok_or_else(|| anyhow!("there is no elder {elder}"))?;
+            let relations = Relation::ALL.iter().map(|r| r.code()).collect::<Vec<_>>().join(", ");
+            let relation = Relation::parse(&relation)
+                .ok_or_else(|| anyhow!("--relation {relation:?} is not one of: {relations}"))?;
+            let kinds = kinds
+                .iter()
+                .map(|k| AlertKind::parse(k.trim()).ok_or_else(|| anyhow!("--kinds: {k:?} is not an alert kind")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let form = ContactForm {
+                name: &name,
+                relation: Some(relation),
+                phone: &phone,
+                from: from.as_deref(),
+                to: to.as_deref(),
+                kinds,
+                consent: Some(&consent),
+            };
+            let (contact, consent) = form.check()?;
+            let added = store.add_contact(elder, &contact, &consent, &by, now_ms()).await?;
+            out!("contact {} added to elder {elder}'s call list at place {}", added.id, added.position);
+        }
+        ContactsCommand::Remove { elder, contact, by } => {
+            store.remove_contact(elder, contact, &by, now_ms()).await?;
+            out!("contact {contact} removed from elder {elder}'s call list");
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+pub async fn duty(settings: &Settings, command: DutyCommand) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let policy = settings.policy.clone();
+    let local = |text: &str, flag: &str| {
+        chrono::NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%dT%H:%M")
+            .ok()
+            .and_then(|t| t.and_local_timezone(policy.utc_offset).single())
+            .map(|t| t.timestamp_millis())
+            .ok_or_else(|| anyhow!("{flag} {text:?} is not a local time YYYY-MM-DDTHH:MM"))
+    };
+    match command {
+        DutyCommand::List { county } => {
+            let now = now_ms();
+            for shift in store.duty_shifts(county.as_deref(), now - 12 * 3_600_000, now + 7 * 86_400_000).await? {
+                let on = if shift.starts_at <= now && now < shift.ends_at { "  (on call now)" } else { "" };
+                out!(
+                    "[{}] {}  {}  {}  {} to {}{on}",
+                    shift.id,
+                    shift.county,
+                    shift.person,
+                    shift.phone,
+                    local_time(shift.starts_at, &policy),
+                    local_time(shift.ends_at, &policy)
+                );
+            }
+        }
+        DutyCommand::Add { county, person, phone, from, to, by } => {
+            let phone = anxin_domain::registry::PhoneNumber::parse("--phone", &phone)?;
+            let (from, to) = (local(&from, "--from")?, local(&to, "--to")?);
+            anyhow::ensure!(to > from, "--to must be after --from");
+            let shift = store.add_shift(&county, person.trim(), phone.as_str(), (from, to), &by, now_ms()).await?;
+            out!("shift {} added: {} on call in {county}", shift.id, shift.person);
+        }
+        DutyCommand::Cancel { id, by } => {
+            let shift = store.cancel_shift(id, &by, now_ms()).await?;
+            out!("shift {id} ({} in {}) taken off the roster", shift.person, shift.county);
+        }
+    }
+    store.close().await;
+    Ok(())
 }

@@ -105,6 +105,12 @@ pub enum Command {
     /// Heightened watch over a region (extreme weather, festivals): tighter thresholds
     #[command(subcommand)]
     Watch(WatchCommand),
+    /// An elder's call list (呼叫顺序): who the responder chain reaches by SMS, in order
+    #[command(subcommand)]
+    Contacts(ContactsCommand),
+    /// The duty roster (值班表): who is on call in a county, when
+    #[command(subcommand)]
+    Duty(DutyCommand),
     /// People who use the console: admin, oncall, visitor, official
     #[command(subcommand)]
     Users(UsersCommand),
@@ -587,7 +593,7 @@ pub enum AlertsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// One alert with its whole history
+    /// One alert with its whole history: every change, the responder chain's every attempt and answer
     Show {
         id: i64,
         /// JSON instead of text
@@ -762,6 +768,85 @@ pub enum WatchCommand {
     },
     /// Heightened watches in force or planned
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContactsCommand {
+    /// An elder's call list, in order
+    List {
+        elder: i64,
+        /// JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a contact at the end of an elder's call list, with how they agreed to be called
+    #[command(long_about = "Adds a contact at the end of an elder's call list. When an alert opens, the \
+        responder chain sends them an SMS with a link to answer (我去处理 / 已到达 / 无法前往): smoke, help and \
+        an emergency found on a visit reach the first three at once with on-call; inactivity reaches the family \
+        first, then the village (neighbours, committee, grid worker, visitor), then on-call. Their hours are \
+        never applied to smoke and help. Nobody is called without recorded consent.\n\n\
+        Example: anxin contacts add 1 --name 王丽 --relation family --phone 13904150001 --consent 电话确认")]
+    Add {
+        elder: i64,
+        #[arg(long)]
+        name: String,
+        /// family, neighbour, village_committee, grid_worker, visitor or oncall (or 家属, 邻居, 村委会, …)
+        #[arg(long)]
+        relation: String,
+        #[arg(long)]
+        phone: String,
+        /// From when they can be reached, HH:MM (with --to)
+        #[arg(long, value_name = "HH:MM")]
+        from: Option<String>,
+        /// Until when, HH:MM; before --from spans midnight
+        #[arg(long, value_name = "HH:MM")]
+        to: Option<String>,
+        /// Only these alert kinds, comma-separated (smoke, help, inactivity, cold, …) [default: each kind's default]
+        #[arg(long, value_delimiter = ',')]
+        kinds: Vec<String>,
+        /// How they agreed to be called (书面同意, 电话确认, …)
+        #[arg(long)]
+        consent: String,
+        #[arg(long, default_value = "admin")]
+        by: String,
+    },
+    /// Remove a contact from an elder's call list
+    Remove {
+        elder: i64,
+        contact: i64,
+        #[arg(long, default_value = "admin")]
+        by: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DutyCommand {
+    /// Shifts from half a day ago to a week ahead
+    List {
+        #[arg(long)]
+        county: Option<String>,
+    },
+    /// Put someone on call in a county from one time to another (local, YYYY-MM-DDTHH:MM)
+    Add {
+        #[arg(long)]
+        county: String,
+        #[arg(long)]
+        person: String,
+        #[arg(long)]
+        phone: String,
+        #[arg(long, value_name = "YYYY-MM-DDTHH:MM")]
+        from: String,
+        #[arg(long, value_name = "YYYY-MM-DDTHH:MM")]
+        to: String,
+        #[arg(long, default_value = "admin")]
+        by: String,
+    },
+    /// Take a shift off the roster
+    Cancel {
+        id: i64,
+        #[arg(long, default_value = "admin")]
+        by: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,8 @@ pub async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Visits(command) => admin::visits(settings, command).await,
         Command::Ledger(command) => admin::ledger(settings, command).await,
         Command::Watch(command) => admin::watch(settings, command).await,
+        Command::Contacts(command) => admin::contacts(settings, command).await,
+        Command::Duty(command) => admin::duty(settings, command).await,
         Command::Users(command) => admin::users(settings, command).await,
         Command::Tokens(command) => admin::tokens(settings, command).await,
         Command::Audit(command) => admin::audit(settings, command).await,

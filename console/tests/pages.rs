@@ -1799,6 +1799,12 @@ async fn a_responder_answers_through_a_signed_link_and_the_record_tells_it() {
     let called = oncall.post(&format!("/alerts/{}/callback", world.alert_here), &[("outcome", "no_answer")]).await;
     assert_eq!(called.status, StatusCode::SEE_OTHER, "{}", called.body);
     assert!(oncall.get(&format!("/board/alerts/{}", world.alert_here)).await.body.contains("无人接听"));
+    let mut official = signed_in(&world, "official").await;
+    let month =
+        chrono::DateTime::from_timestamp_millis(T).unwrap().with_timezone(&world.policy.utc_offset).format("%Y-%m");
+    let rate = official.get(&format!("/rate?month={month}")).await.body;
+    let response = rate.split("id=\"response\"").nth(1).unwrap().split("</section>").next().unwrap();
+    assert!(response.contains("振兴区/站前街道") && !response.contains("元宝区"), "{response}");
     let handover = oncall.get("/handover").await.body;
     assert!(
         handover.contains("交接班") && handover.contains("王丽 (家属)") && handover.contains("我去处理"),

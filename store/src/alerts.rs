@@ -242,7 +242,7 @@ pub struct RegionFilter {
 
 /// Time to acknowledge over a region and period (telecare centres are held
 /// to 97.5% within 60 s and 99% within 180 s).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AckStats {
     pub alerts: i64,
     pub acknowledged: i64,
@@ -350,7 +350,7 @@ impl Store {
     pub async fn acknowledge_alert(&self, id: i64, by: &str, now: i64) -> Result<AlertRecord, AlertActionError> {
         let by = actor(by)?;
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let updated = sqlx::query(
             "UPDATE alerts SET status = 'acknowledged', acknowledged_at = $1, acknowledged_by = $2,
                  ack_ms = $1 - opened_at, next_reminder_at = NULL, updated_at = $1
@@ -393,7 +393,7 @@ impl Store {
             return Err(AlertActionError::Invalid("the note is longer than 2000 characters".into()));
         }
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let updated = sqlx::query(
             "UPDATE alerts SET status = 'resolved', resolved_at = $1, resolved_by = $2, outcome = $3, note = $4,
                  acknowledged_at = COALESCE(acknowledged_at, $1), acknowledged_by = COALESCE(acknowledged_by, $2),
@@ -442,7 +442,7 @@ impl Store {
         }
         let elder = self.elder(elder_id).await?.ok_or(AlertActionError::NotFound(elder_id))?;
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let open: Option<i64> = sqlx::query(
             "SELECT id FROM alerts WHERE elder_id = $1 AND kind = 'visit_emergency' AND status <> 'resolved'",
         )

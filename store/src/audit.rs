@@ -129,7 +129,7 @@ impl Store {
     /// first (once, after migration 0010).
     pub(crate) async fn seal_audit_log(&self) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         lock_chain(&mut transaction).await?;
         // Only before the chain has begun: an entry slipped in unsealed later
         // is for `verify` to report, not to be taken into the chain.
@@ -221,7 +221,7 @@ impl Store {
             return Err(StoreError::Invalid("audit entries are kept at least 180 days".into()));
         }
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         lock_chain(&mut transaction).await?;
         // Only a run of the oldest: everything before the first entry that is still kept.
         let first_kept = sqlx::query("SELECT MIN(id) AS id FROM audit_log WHERE at >= $1")

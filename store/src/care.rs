@@ -97,7 +97,7 @@ impl Store {
             return Err(StoreError::NotFound(format!("elder {elder_id} has no visit {visit_id}")));
         }
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO referrals (elder_id, visit_id, service, need, created_by, created_at)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING {REFERRAL_COLUMNS}"
@@ -119,7 +119,7 @@ impl Store {
     pub async fn complete_referral(&self, id: i64, outcome: &str, by: &str, now: i64) -> Result<Referral, StoreError> {
         let outcome = required("what was done", outcome, 1_000).map_err(invalid)?;
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE referrals SET done_at = $2, done_by = $3, outcome = $4 WHERE id = $1 AND done_at IS NULL
              RETURNING {REFERRAL_COLUMNS}"
@@ -189,7 +189,7 @@ impl Store {
             return Err(StoreError::NotFound(format!("there is no elder with id {elder_id}")));
         }
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO care_services (elder_id, day, description, served_by, satisfaction, created_by, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {SERVICE_COLUMNS}"

@@ -92,7 +92,7 @@ impl Store {
         now: i64,
     ) -> Result<ContactRecord, StoreError> {
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM contacts WHERE elder_id = $1")
             .bind(elder_id)
             .fetch_one(&mut *transaction)
@@ -133,7 +133,7 @@ impl Store {
     /// Removes a contact from an elder's list; the rest close up. Audited.
     pub async fn remove_contact(&self, elder_id: i64, id: i64, by: &str, now: i64) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let position: i64 = sqlx::query("DELETE FROM contacts WHERE id = $1 AND elder_id = $2 RETURNING position")
             .bind(id)
             .bind(elder_id)
@@ -155,7 +155,7 @@ impl Store {
     /// Moves a contact one place earlier in the list. Audited.
     pub async fn move_contact_up(&self, elder_id: i64, id: i64, by: &str, now: i64) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let position: i64 = sqlx::query("SELECT position FROM contacts WHERE id = $1 AND elder_id = $2")
             .bind(id)
             .bind(elder_id)

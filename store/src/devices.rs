@@ -165,7 +165,7 @@ impl Store {
     /// marked. Runs on any gateway; the update is idempotent.
     pub async fn mark_silent_devices_offline(&self, now: i64) -> Result<Vec<String>, StoreError> {
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let rows = sqlx::query(
             "UPDATE devices SET online = 0, status_changed_at = $1, offline_reason = 'missed_summaries'
              WHERE online = 1

@@ -85,7 +85,7 @@ impl Store {
     pub async fn add_elder(&self, new: &NewElder, now: i64) -> Result<Elder, StoreError> {
         self.refuse_taken_citizen_id(new, None).await?;
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO elders (name, county, township, village, address, phone, emergency_contact, emergency_phone,
                                  categories, inactivity_hours, created_at, citizen_id, disability_cert,
@@ -123,7 +123,7 @@ impl Store {
     pub async fn update_elder(&self, id: i64, new: &NewElder, by: &str, now: i64) -> Result<Elder, StoreError> {
         self.refuse_taken_citizen_id(new, Some(id)).await?;
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE elders SET name = $2, county = $3, township = $4, village = $5, address = $6, phone = $7,
                     emergency_contact = $8, emergency_phone = $9, categories = $10, inactivity_hours = $11,

@@ -96,7 +96,7 @@ impl Store {
     ) -> Result<ExitEffects, StoreError> {
         let by = super::visits::required("who records the exit", by)?;
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let row = sqlx::query(
             "SELECT e.left_on, p.enrolled_at FROM elders e
              LEFT JOIN enrolments p ON p.elder_id = e.id AND p.exited_on IS NULL WHERE e.id = $1",
@@ -130,7 +130,7 @@ impl Store {
     ) -> Result<Enrolment, StoreError> {
         let by = super::visits::required("who records the re-entry", by)?;
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let left_on: Option<String> = sqlx::query("SELECT left_on FROM elders WHERE id = $1")
             .bind(elder_id)
             .fetch_optional(&mut *transaction)

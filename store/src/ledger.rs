@@ -213,7 +213,7 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let found = write_details(&mut transaction, elder_id, details, now).await?;
         if !found {
             return Err(StoreError::NotFound(format!("there is no elder {elder_id}")));
@@ -375,7 +375,7 @@ impl Store {
             .map(|row| Ok((row.try_get("name")?, row.try_get("id")?)))
             .collect::<Result<_, sqlx::Error>>()?;
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         for (line, target, row) in plan {
             let id = match target {
                 Some(id) => {

@@ -60,6 +60,7 @@ pub use messages::{HourActivity, MessageCursor, MessageRecord};
 pub use months::{ClosedMonth, LateVisit};
 pub use responders::{
     AnswerError, Answered, ChainRecord, DueChain, DutyShift, LinkView, Outgoing, Reached, ResponderMessage,
+    ResponseFigures,
 };
 pub use sessions::{Session, SessionLimits};
 pub use spot_checks::{SpotCheck, SpotCheckItem};
@@ -206,6 +207,20 @@ impl Store {
             Backend::Sqlite => Some(Arc::clone(&self.write_turns).lock_owned().await),
             Backend::Postgres => None,
         }
+    }
+
+    /// Begins a transaction that will write: on SQLite, `BEGIN IMMEDIATE`,
+    /// taking the database's write lock at once. A deferred transaction that
+    /// reads first cannot become a writer once another connection has
+    /// written since its read (SQLITE_BUSY_SNAPSHOT, which no busy timeout
+    /// waits out) — and the cursor updates of the sinks and the responder
+    /// chain, the CLI and other processes write outside this process's
+    /// turns. Hold [`Store::write_turn`] first.
+    pub(crate) async fn begin_immediate(&self) -> Result<sqlx::Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// Begins a write transaction, in this process's turn (SQLite).

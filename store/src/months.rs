@@ -126,7 +126,7 @@ impl Store {
             return Err(StoreError::Invalid(format!("{month} has not ended yet: a month is closed once it is over")));
         }
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         if self.backend == Backend::Postgres {
             // No visit may land between the snapshot and the closing:
             // inserts wait for this transaction (a closing takes milliseconds).
@@ -185,7 +185,7 @@ impl Store {
     ) -> Result<ClosedMonth, StoreError> {
         let by = super::visits::required("who reopens the month", by)?;
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE closed_months SET reopened_by = $1, reopened_at = $2
              WHERE county = $3 AND month = $4 AND reopened_at IS NULL RETURNING {CLOSED_COLUMNS}"

@@ -208,7 +208,109 @@ pub struct Answered {
     pub alert_id: i64,
 }
 
+/// How fast help came in one township over a period: beside the
+/// acknowledgement shares, the time to the first acceptance and to an
+/// arrival (from the alert's opening), as medians and 90th percentiles.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ResponseFigures {
+    pub county: String,
+    pub township: String,
+    pub ack: super::AckStats,
+    /// Alerts whose responder chain started.
+    pub chains: i64,
+    pub accepted: i64,
+    pub accept_median_ms: Option<i64>,
+    pub accept_p90_ms: Option<i64>,
+    pub arrived: i64,
+    pub arrive_median_ms: Option<i64>,
+    pub arrive_p90_ms: Option<i64>,
+    /// Chains that ran out with nobody accepting.
+    pub no_responder: i64,
+}
+
+/// The `share` quantile of sorted `values` (nearest rank).
+fn quantile(values: &[i64], share: f64) -> Option<i64> {
+    if values.is_empty() {
+        return None;
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a rank within the slice")]
+    let rank = ((share * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    Some(values[rank - 1])
+}
+
 impl Store {
+    /// The response figures of each township of `region` for alerts opened
+    /// in `[from, to)`, townships in order.
+    pub async fn response_figures(
+        &self,
+        region: &super::RegionFilter,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<ResponseFigures>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.county, a.township, a.opened_at, a.ack_ms, a.outcome, c.state, c.first_accepted_at, c.arrived_at,
+                    CASE WHEN c.alert_id IS NULL THEN 0 ELSE 1 END AS chained
+             FROM alerts a LEFT JOIN responder_chains c ON c.alert_id = a.id
+             WHERE a.opened_at >= $1 AND a.opened_at < $2
+               AND ($3 IS NULL OR a.county = $3) AND ($4 IS NULL OR a.township = $4) AND ($5 IS NULL OR a.village = $5)
+             ORDER BY a.county, a.township",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(region.county.as_deref())
+        .bind(region.township.as_deref())
+        .bind(region.village.as_deref())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut figures: Vec<(ResponseFigures, Vec<i64>, Vec<i64>)> = Vec::new();
+        for row in &rows {
+            let county: String = row.try_get("county")?;
+            let township: String = row.try_get("township")?;
+            if figures.last().is_none_or(|(f, _, _)| f.county != county || f.township != township) {
+                figures.push((ResponseFigures { county, township, ..ResponseFigures::default() }, vec![], vec![]));
+            }
+            let Some((figure, accepts, arrivals)) = figures.last_mut() else { continue };
+            let opened: i64 = row.try_get("opened_at")?;
+            let ack_ms: Option<i64> = row.try_get("ack_ms")?;
+            let outcome: Option<String> = row.try_get("outcome")?;
+            // As `ack_stats`: what cleared itself before anyone acknowledged is left out.
+            if !(matches!(outcome.as_deref(), Some("cleared_itself" | "elder_left")) && ack_ms.is_none()) {
+                figure.ack.alerts += 1;
+                if let Some(ms) = ack_ms {
+                    figure.ack.acknowledged += 1;
+                    figure.ack.within_60s += i64::from(ms <= 60_000);
+                    figure.ack.within_180s += i64::from(ms <= 180_000);
+                }
+            }
+            if row.try_get::<i64, _>("chained")? == 0 {
+                continue;
+            }
+            figure.chains += 1;
+            if let Some(at) = row.try_get::<Option<i64>, _>("first_accepted_at")? {
+                accepts.push(at - opened);
+            }
+            if let Some(at) = row.try_get::<Option<i64>, _>("arrived_at")? {
+                arrivals.push(at - opened);
+            }
+            figure.no_responder +=
+                i64::from(row.try_get::<Option<String>, _>("state")?.as_deref() == Some("no_responder"));
+        }
+        Ok(figures
+            .into_iter()
+            .map(|(mut figure, mut accepts, mut arrivals)| {
+                accepts.sort_unstable();
+                arrivals.sort_unstable();
+                figure.accepted = i64::try_from(accepts.len()).unwrap_or(i64::MAX);
+                figure.arrived = i64::try_from(arrivals.len()).unwrap_or(i64::MAX);
+                figure.accept_median_ms = quantile(&accepts, 0.5);
+                figure.accept_p90_ms = quantile(&accepts, 0.9);
+                figure.arrive_median_ms = quantile(&arrivals, 0.5);
+                figure.arrive_p90_ms = quantile(&arrivals, 0.9);
+                figure
+            })
+            .collect())
+    }
+
     /// The roster's shifts of `county` (all counties: `None`) that overlap
     /// `from..to`, earliest first.
     pub async fn duty_shifts(&self, county: Option<&str>, from: i64, to: i64) -> Result<Vec<DutyShift>, StoreError> {
@@ -254,7 +356,7 @@ impl Store {
             return Err(StoreError::Invalid("a shift must end after it starts".into()));
         }
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let row = sqlx::query(
             "INSERT INTO duty_shifts (county, person, phone, starts_at, ends_at, created_by, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, county, person, phone, starts_at, ends_at, created_by",
@@ -278,7 +380,7 @@ impl Store {
     /// Takes a shift off the roster; audited.
     pub async fn cancel_shift(&self, id: i64, by: &str, now: i64) -> Result<DutyShift, StoreError> {
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let row = sqlx::query(
             "UPDATE duty_shifts SET cancelled_at = $2 WHERE id = $1 AND cancelled_at IS NULL
              RETURNING id, county, person, phone, starts_at, ends_at, created_by",

@@ -41,7 +41,7 @@ impl Store {
         let id = access::new_token();
         let csrf = access::new_token();
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND (last_seen_at < $2 OR created_at < $3)")
             .bind(user_id)
             .bind(now - limits.idle_ms)
@@ -164,7 +164,7 @@ impl Store {
         let new_hash = crate::users::password_hash(new).await?;
         let name: String = row.try_get("name")?;
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         sqlx::query("UPDATE users SET password_hash = $2, must_change_password = 0 WHERE id = $1")
             .bind(user_id)
             .bind(new_hash)

@@ -94,7 +94,7 @@ impl Store {
         }
         let sample = spot_check_sample(seed, &pool, size);
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO spot_checks (county, township, month, seed, size, drawn_by, drawn_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {SPOT_CHECK_COLUMNS}"
@@ -198,7 +198,7 @@ impl Store {
             return Err(StoreError::Invalid("say what the elder said: a visit found 不属实 needs a note".into()));
         }
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let updated = sqlx::query(
             "UPDATE spot_check_items SET result = $1, note = $2, checked_by = $3, checked_at = $4
              WHERE spot_check_id = $5 AND visit_id = $6",

@@ -109,7 +109,7 @@ impl Store {
         regions_fit(role, regions)?;
         let hash = password_hash(password).await?;
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let taken = sqlx::query("SELECT id FROM users WHERE name = $1")
             .bind(name.as_str())
             .fetch_optional(&mut *transaction)
@@ -188,7 +188,7 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let updated = sqlx::query("UPDATE users SET visitor_kind = $1 WHERE name = $2 AND role = 'visitor'")
             .bind(kind.code())
             .bind(name)
@@ -292,7 +292,7 @@ impl Store {
         let user_id: i64 = row.try_get("id")?;
         let token = access::new_token();
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         sqlx::query("INSERT INTO api_tokens (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(access::token_hash(&token))
             .bind(user_id)
@@ -373,7 +373,7 @@ impl Store {
             )));
         }
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let revoked = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $2 WHERE substr(token_hash, 1, 12) = $1 AND revoked_at IS NULL",
         )
@@ -395,7 +395,7 @@ impl Store {
     /// again, unless revoked or expired).
     pub async fn set_user_disabled(&self, user: &str, disabled: bool, by: &str, now: i64) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let row = sqlx::query("UPDATE users SET disabled = $2 WHERE name = $1 RETURNING id")
             .bind(user.trim())
             .bind(i64::from(disabled))
@@ -426,7 +426,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         regions_fit(role, regions)?;
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let row = sqlx::query("UPDATE users SET role = $2 WHERE name = $1 RETURNING id")
             .bind(user.trim())
             .bind(role.as_str())
@@ -448,7 +448,7 @@ impl Store {
         let password = access::one_time_password();
         let hash = password_hash(&password).await?;
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let row =
             sqlx::query("UPDATE users SET password_hash = $2, must_change_password = 1 WHERE name = $1 RETURNING id")
                 .bind(user.trim())
@@ -491,7 +491,7 @@ impl Store {
         }
         let user_id: i64 = row.try_get("id")?;
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         sqlx::query(
             "INSERT INTO visitor_assignments (elder_id, user_id, assigned_at) VALUES ($1, $2, $3)
              ON CONFLICT (elder_id, user_id) DO NOTHING",
@@ -525,7 +525,7 @@ impl Store {
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         audit(&mut transaction, at, actor, action, elder_id, detail).await?;
         transaction.commit().await?;
         Ok(())

@@ -150,7 +150,7 @@ impl Store {
             _ => None,
         };
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO visits (elder_id, day, mode, visited_at, visitor, assessment, needs, suggestions, recorded_by,
                                  created_at, late, started_at, corroboration)
@@ -252,7 +252,7 @@ impl Store {
             return Err(StoreError::NotFound(format!("there is no elder with id {elder_id}")));
         }
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let row = sqlx::query(
             "INSERT INTO absences (elder_id, reason, starts_at, ends_at, created_by, created_at)
              VALUES ($1, $2, $3, $4, $5, $3) RETURNING id",
@@ -276,7 +276,7 @@ impl Store {
     /// Ends an absence now (the elder came back early).
     pub async fn end_absence(&self, elder_id: i64, now: i64) -> Result<u64, StoreError> {
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let ended = sqlx::query(
             "UPDATE absences SET ends_at = $1 WHERE elder_id = $2 AND cancelled_at IS NULL AND starts_at <= $1 AND ends_at > $1",
         )
@@ -330,7 +330,7 @@ impl Store {
             return Err(StoreError::Invalid("a village needs its township".into()));
         }
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let row = sqlx::query(
             "INSERT INTO heightened_watches (county, township, village, reason, starts_at, ends_at, created_by, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
@@ -382,7 +382,7 @@ impl Store {
     /// homes are judged again at once with the usual thresholds. Audited.
     pub async fn end_heightened_watch(&self, id: i64, by: &str, now: i64) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction = self.begin_immediate().await?;
         let row = sqlx::query(
             "UPDATE heightened_watches SET ends_at = $1, starts_at = CASE WHEN starts_at > $1 THEN $1 ELSE starts_at END
              WHERE id = $2 AND ends_at > $1 RETURNING county, township, village",

@@ -18,13 +18,13 @@ use crate::serve::Process;
 use crate::{ADD_WANG_XIUYING, anxin, anxin_at, text};
 
 /// `chromedriver` on a free loopback port; stopped when dropped.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
 }
 
 impl Driver {
-    fn start() -> Driver {
+    pub(crate) fn start() -> Driver {
         let binary = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
             .into_iter()
             .find(|path| std::path::Path::new(path).exists())
@@ -44,18 +44,33 @@ impl Driver {
         Driver { child, url: format!("http://{address}") }
     }
 
-    async fn browser(&self, lang: &str) -> Client {
+    pub(crate) async fn browser(&self, lang: &str) -> Client {
+        self.session(lang, "1440,1000", None).await
+    }
+
+    /// A phone: Chromium's mobile emulation at 390 × 844 CSS pixels (a
+    /// current iPhone's), with touch and a phone's user agent.
+    pub(crate) async fn phone(&self, lang: &str) -> Client {
+        let emulation = json!({
+            "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3, "touch": true, "mobile": true},
+            "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36",
+        });
+        self.session(lang, "390,844", Some(emulation)).await
+    }
+
+    async fn session(&self, lang: &str, window: &str, emulation: Option<serde_json::Value>) -> Client {
+        let mut options = json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     format!("--window-size={window}"), format!("--lang={lang}"),
+                     "--autoplay-policy=no-user-gesture-required"],
+            "prefs": {"intl.accept_languages": lang},
+        });
+        if let Some(emulation) = emulation {
+            options["mobileEmulation"] = emulation;
+        }
         let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1440,1000", format!("--lang={lang}"),
-                         "--autoplay-policy=no-user-gesture-required"],
-                "prefs": {"intl.accept_languages": lang},
-            }),
-        );
+        capabilities.insert("goog:chromeOptions".into(), options);
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(capabilities)
             .connect(&self.url)
@@ -71,25 +86,25 @@ impl Drop for Driver {
     }
 }
 
-fn screenshots() -> PathBuf {
+pub(crate) fn screenshots() -> PathBuf {
     let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&folder).unwrap();
     folder
 }
 
-fn run(data: &str, args: &[&str]) -> String {
+pub(crate) fn run(data: &str, args: &[&str]) -> String {
     let output = anxin_at(data, args);
     assert!(output.status.success(), "anxin {args:?}: {}", text(&output.stderr));
     text(&output.stdout)
 }
 
 /// The one-time password `users add` printed.
-fn one_time_password(printed: &str) -> String {
+pub(crate) fn one_time_password(printed: &str) -> String {
     printed.split("one-time password: ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap().to_string()
 }
 
 /// Signs in with the one-time password and sets a new one, as a new user does.
-async fn first_sign_in(browser: &Client, base: &str, name: &str, one_time: &str, new_password: &str) {
+pub(crate) async fn first_sign_in(browser: &Client, base: &str, name: &str, one_time: &str, new_password: &str) {
     browser.goto(&format!("{base}/")).await.unwrap();
     browser.wait().for_element(Locator::Css("input[name=name]")).await.unwrap().send_keys(name).await.unwrap();
     browser.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(one_time).await.unwrap();
@@ -101,7 +116,7 @@ async fn first_sign_in(browser: &Client, base: &str, name: &str, one_time: &str,
 }
 
 /// Waits up to `seconds` for `script` (a JavaScript expression) to be true.
-async fn until(browser: &Client, seconds: u64, script: &str) {
+pub(crate) async fn until(browser: &Client, seconds: u64, script: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
     loop {
         let value = browser.execute(&format!("return Boolean({script});"), vec![]).await.unwrap();

@@ -8,6 +8,7 @@ mod https;
 mod identity;
 mod ledger;
 mod people;
+mod responders;
 mod serve;
 mod simulate;
 mod walkthrough;

@@ -4,6 +4,7 @@
 //! last six months, who is due a visit under a heightened watch, and the
 //! figures as `.xlsx` for supervision (督导检查).
 
+use anxin_domain::time::day_start_ms;
 use askama::Template;
 use axum::Form;
 use axum::extract::{Query, State};
@@ -107,6 +108,23 @@ struct RatePage {
     by_kind: Vec<(String, String, i64)>,
     /// From the 20th of the current month the page leads with who is unvisited.
     remind: bool,
+    /// How fast alerts were answered, per township: acknowledgement and the
+    /// responder chain.
+    response: Vec<ResponseLine>,
+}
+
+#[derive(Debug)]
+struct ResponseLine {
+    township: String,
+    alerts: i64,
+    within_60s: String,
+    within_180s: String,
+    chains: i64,
+    accepted: i64,
+    accept: String,
+    arrived: i64,
+    arrive: String,
+    no_responder: i64,
 }
 
 #[derive(Debug)]
@@ -159,6 +177,7 @@ pub(super) async fn page(
     let (closings, late) = closings(&state, &viewer, month, today, &rate).await?;
     let quiet_months = query.quiet.unwrap_or(2).clamp(1, 12);
     let page = RatePage {
+        response: response(&state, &viewer, month, region.as_ref()).await?,
         mix: mix(&state, &viewer, month, region.as_ref()).await?,
         by_kind: by_kind(&state, &viewer, month, region.as_ref()).await?,
         remind: month == Month::of(today)
@@ -225,6 +244,58 @@ async fn mix(
         .map(|(township, mix)| {
             let share = mix.corroborated_share();
             (township, mix, share)
+        })
+        .collect())
+}
+
+/// Alerts of `month` per township the reader sees whole: the shares
+/// acknowledged within 60 s and 180 s, and the responder chain's time to
+/// the first acceptance and to an arrival (median / 90th percentile).
+async fn response(
+    state: &AppState,
+    viewer: &Viewer,
+    month: Month,
+    region: Option<&Region>,
+) -> Result<Vec<ResponseLine>, AppError> {
+    let offset = state.policy.utc_offset;
+    let who = &viewer.principal;
+    let whole_township = |county: &str, township: &str| {
+        who.role == anxin_domain::access::Role::Admin
+            || who.regions.iter().any(|r| {
+                r.county == county && r.village.is_none() && r.township.as_deref().is_none_or(|t| t == township)
+            })
+    };
+    let share =
+        |n: i64, of: i64| if of == 0 { "—".to_string() } else { format!("{:.1}%", 100.0 * n as f64 / of as f64) };
+    let minutes = |median: Option<i64>, p90: Option<i64>| match (median, p90) {
+        (Some(median), Some(p90)) => format!("{:.1} / {:.1}", median as f64 / 60_000.0, p90 as f64 / 60_000.0),
+        _ => "—".to_string(),
+    };
+    let figures = state
+        .store
+        .response_figures(
+            &anxin_store::RegionFilter::default(),
+            day_start_ms(month.first_day(), offset),
+            month.ends_at(offset),
+        )
+        .await?;
+    Ok(figures
+        .into_iter()
+        .filter(|f| whole_township(&f.county, &f.township))
+        .filter(|f| {
+            region.is_none_or(|r| r.county == f.county && r.township.as_deref().is_none_or(|t| t == f.township))
+        })
+        .map(|f| ResponseLine {
+            township: format!("{}/{}", f.county, f.township),
+            alerts: f.ack.alerts,
+            within_60s: share(f.ack.within_60s, f.ack.alerts),
+            within_180s: share(f.ack.within_180s, f.ack.alerts),
+            chains: f.chains,
+            accepted: f.accepted,
+            accept: minutes(f.accept_median_ms, f.accept_p90_ms),
+            arrived: f.arrived,
+            arrive: minutes(f.arrive_median_ms, f.arrive_p90_ms),
+            no_responder: f.no_responder,
         })
         .collect())
 }

@@ -351,6 +351,12 @@ async fn answers_move_the_chain_and_a_late_arrival_is_told_to_on_call(backend: B
     );
     let audit = store.audit_entries(None, 50).await.unwrap();
     assert_eq!(audit.iter().filter(|entry| entry.action == "responder answered").count(), 4);
+    // The figures: accepted after 2 minutes, arrived after 35.
+    let figures = store.response_figures(&Default::default(), t - HOUR, t + HOUR).await.unwrap();
+    assert_eq!(figures.len(), 1);
+    let f = &figures[0];
+    assert_eq!((f.township.as_str(), f.ack.alerts, f.chains, f.accepted, f.arrived), ("站前街道", 1, 1, 1, 1));
+    assert_eq!((f.accept_median_ms, f.arrive_median_ms, f.no_responder), (Some(2 * MINUTE), Some(35 * MINUTE), 0));
 }
 
 async fn a_provider_that_is_down_is_retried_and_the_board_hears_of_it(backend: Backend) {
