@@ -343,6 +343,8 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ),
         ("POST", format!("/elders/{here}/contacts/999999/remove"), "", [404, 404, 403, 404]),
         ("GET", "/duty".into(), "", [200, 200, 403, 403]),
+        ("GET", format!("/alerts/{alert_here}/print"), "", [200, 200, 403, 403]),
+        ("GET", format!("/alerts/{alert_there}/print"), "", [200, 404, 404, 404]),
         ("GET", "/handover".into(), "", [200, 200, 403, 403]),
         (
             "POST",
@@ -1799,12 +1801,33 @@ async fn a_responder_answers_through_a_signed_link_and_the_record_tells_it() {
     let called = oncall.post(&format!("/alerts/{}/callback", world.alert_here), &[("outcome", "no_answer")]).await;
     assert_eq!(called.status, StatusCode::SEE_OTHER, "{}", called.body);
     assert!(oncall.get(&format!("/board/alerts/{}", world.alert_here)).await.body.contains("无人接听"));
+    // The API: the chain and every attempt; names and phones only for those who handle alerts.
+    let api = oncall.json("GET", &format!("/api/v1/alerts/{}", world.alert_here), "").await;
+    let api: serde_json::Value = serde_json::from_str(&api.body).unwrap();
+    assert_eq!((api["chain"]["state"].as_str(), api["attempts"][0]["name"].as_str()), (Some("accepted"), Some("王丽")));
+    assert!(api["attempts"][0]["accepted_at"].is_i64(), "{api}");
     let mut official = signed_in(&world, "official").await;
+    let seen = official.json("GET", &format!("/api/v1/alerts/{}", world.alert_here), "").await;
+    let seen: serde_json::Value = serde_json::from_str(&seen.body).unwrap();
+    assert_eq!((seen["attempts"][0]["name"].as_str(), seen["attempts"][0]["phone"].as_str()), (Some(""), Some("")));
+    assert_eq!(seen["attempts"][0]["relation"], "family");
     let month =
         chrono::DateTime::from_timestamp_millis(T).unwrap().with_timezone(&world.policy.utc_offset).format("%Y-%m");
     let rate = official.get(&format!("/rate?month={month}")).await.body;
     let response = rate.split("id=\"response\"").nth(1).unwrap().split("</section>").next().unwrap();
     assert!(response.contains("振兴区/站前街道") && !response.contains("元宝区"), "{response}");
+    let printed = oncall.get(&format!("/alerts/{}/print", world.alert_here)).await.body;
+    for expected in [
+        "告警处置记录",
+        "王秀英",
+        "王丽（家属）",
+        "联系人答复：我去处理",
+        "值班回访老人",
+        "无人接听",
+        "处置人员（签字）",
+    ] {
+        assert!(printed.contains(expected), "{expected:?} in the printed record");
+    }
     let handover = oncall.get("/handover").await.body;
     assert!(
         handover.contains("交接班") && handover.contains("王丽 (家属)") && handover.contains("我去处理"),

@@ -23,6 +23,8 @@ pub const ALERTS_OPEN: &str = "anxin_alerts_open";
 pub const TIMER_LATENESS_SECONDS: &str = "anxin_alert_timer_lateness_seconds";
 pub const ALERTS_DELIVERED: &str = "anxin_alert_changes_delivered_total";
 pub const ALERT_DELIVERIES_ABANDONED: &str = "anxin_alert_deliveries_abandoned_total";
+pub const RESPONDER_SMS_SENT: &str = "anxin_responder_messages_sent_total";
+pub const RESPONDER_SMS_FAILURES: &str = "anxin_responder_message_failures_total";
 
 /// Describes every metric once, so `/metrics` carries help texts.
 pub fn describe() {
@@ -59,4 +61,9 @@ pub fn describe() {
     describe_histogram!(TIMER_LATENESS_SECONDS, "How long after its deadline a home was looked at by the timer loop");
     describe_counter!(ALERTS_DELIVERED, "Alert changes delivered, by sink (mqtt, webhook)");
     describe_counter!(ALERT_DELIVERIES_ABANDONED, "Alert changes given up after a day of retries, by sink");
+    describe_counter!(RESPONDER_SMS_SENT, "Responder chain messages the SMS provider took, by provider");
+    describe_counter!(
+        RESPONDER_SMS_FAILURES,
+        "Responder chain messages the SMS provider refused or did not answer (each retried with backoff)"
+    );
 }

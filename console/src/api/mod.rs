@@ -67,7 +67,16 @@ pub fn router() -> Router<AppState> {
         records::record_visit, records::referrals, records::raise_referral, records::complete_referral,
         records::services, records::record_service, records::household, records::rate,
     ),
-    components(schemas(AlertRecord, AlertEventRecord, AlertChange, AlertWithHistory, Resolution, ErrorBody)),
+    components(schemas(
+        AlertRecord,
+        AlertEventRecord,
+        AlertChange,
+        AlertWithHistory,
+        anxin_store::ChainRecord,
+        anxin_store::ResponderMessage,
+        Resolution,
+        ErrorBody
+    )),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -91,6 +100,11 @@ impl utoipa::Modify for BearerAuth {
 pub struct AlertWithHistory {
     pub alert: AlertRecord,
     pub history: Vec<AlertEventRecord>,
+    /// The responder chain, if the alert started one.
+    pub chain: Option<anxin_store::ChainRecord>,
+    /// Every message of the chain in order: to whom, how sending went, the
+    /// answer. Names and phones only for those who handle the alert.
+    pub attempts: Vec<anxin_store::ResponderMessage>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,7 +144,15 @@ async fn show_alert(
 ) -> Result<Json<AlertWithHistory>, AppError> {
     let alert = visible_alert(&store, &caller, id).await?;
     let history = store.alert_history(id).await?;
-    Ok(Json(AlertWithHistory { alert, history }))
+    let chain = store.chain(id).await?;
+    let mut attempts = store.responder_messages(id).await?;
+    if !caller.can_handle_alerts(&alert.place()) {
+        for attempt in &mut attempts {
+            attempt.name.clear();
+            attempt.phone.clear();
+        }
+    }
+    Ok(Json(AlertWithHistory { alert, history, chain, attempts }))
 }
 
 /// Acknowledge: the caller has it in hand; escalation stops.

@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/alerts/{id}/ack", post(board::acknowledge))
         .route("/alerts/{id}/resolve", post(board::resolve))
         .route("/alerts/{id}/callback", post(responders::call_back))
+        .route("/alerts/{id}/print", get(responders::print_record))
         .route("/duty", get(responders::roster).post(responders::add_shift))
         .route("/duty/{id}/cancel", post(responders::cancel_shift))
         .route("/handover", get(responders::handover))

@@ -29,7 +29,7 @@ use crate::i18n::Lang;
 use crate::scope::{handleable_alert, on_call_now, own_counties, roster_shifts};
 use crate::state::AppState;
 use crate::views::alerts::{AlertRow, most_urgent_first, row};
-use crate::views::responders::{AttemptRow, ChainLine, attempt_rows, chain_line};
+use crate::views::responders::{AttemptRow, ChainLine, attempt_rows, chain_line, history_word};
 use crate::web::{Chrome, html, local_time};
 
 fn signed_out(lang: Lang, title: &'static str, path: String) -> Chrome {
@@ -370,4 +370,87 @@ pub(super) async fn call_back(
     let now = state.now();
     state.store.record_call_back(id, alert.elder_id, outcome.code(), &viewer.principal.name, now).await?;
     Ok(Redirect::to(&format!("/board?alert={id}")).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "alert_print.html")]
+struct AlertPrint {
+    alert: anxin_store::AlertRecord,
+    printed_at: String,
+    kind: &'static str,
+    severity: &'static str,
+    opened: String,
+    place: String,
+    address: String,
+    acknowledged: String,
+    resolved: String,
+    outcome: String,
+    note: String,
+    chain: String,
+    /// (time, what, who, detail)
+    timeline: Vec<(String, &'static str, String, String)>,
+    attempts: Vec<AttemptRow>,
+}
+
+/// The handling record of one alert, for printing and the archive
+/// (事后做好处置情况记录归档): what happened, who was reached, what they
+/// answered, who acknowledged and resolved it. In Chinese, as filed.
+pub(super) async fn print_record(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    let alert = handleable_alert(&state.store, &viewer.principal, id).await?;
+    let elder = crate::scope::visible_elder(&state.store, &viewer.principal, alert.elder_id).await?;
+    let offset = state.policy.utc_offset;
+    let lang = Lang::ZhCn;
+    let now = state.now();
+    state
+        .store
+        .audit(now, &viewer.principal.name, "alert record printed", Some(elder.id), Some(&id.to_string()))
+        .await?;
+    let history = state.store.alert_history(id).await?;
+    let messages = state.store.responder_messages(id).await?;
+    let chain = state.store.chain(id).await?;
+    let at = |ms: Option<i64>, who: &Option<String>| match ms {
+        Some(ms) => format!("{} {}", local_time(ms, offset), who.clone().unwrap_or_default()),
+        None => "—".into(),
+    };
+    let page = AlertPrint {
+        printed_at: local_time(now, offset),
+        kind: lang.t(&format!("kind.{}", alert.kind)),
+        severity: lang.t(&format!("severity.{}", alert.severity)),
+        opened: local_time(alert.opened_at, offset),
+        place: format!("{} {} {}", alert.county, alert.township, alert.village),
+        address: elder.address.clone(),
+        acknowledged: match alert.ack_ms {
+            Some(ms) => format!("{}（{} 秒）", at(alert.acknowledged_at, &alert.acknowledged_by), ms / 1_000),
+            None => at(alert.acknowledged_at, &alert.acknowledged_by),
+        },
+        resolved: at(alert.resolved_at, &alert.resolved_by),
+        outcome: alert.outcome.map(|o| lang.t(&format!("outcome.{o}")).to_string()).unwrap_or_default(),
+        note: alert.note.clone().unwrap_or_default(),
+        chain: chain_line(chain.as_ref(), &messages.iter().collect::<Vec<_>>(), lang, offset)
+            .map(|line| line.text)
+            .unwrap_or_else(|| "未启动（无呼叫顺序或未配置短信）".into()),
+        timeline: history
+            .iter()
+            .map(|event| {
+                let detail = if event.action == "called_back" {
+                    event.detail.as_deref().and_then(CallBack::parse).map(|o| o.label().to_string()).unwrap_or_default()
+                } else {
+                    event.detail.clone().unwrap_or_default()
+                };
+                (
+                    local_time(event.at, offset),
+                    history_word(&event.action),
+                    event.actor.clone().unwrap_or_default(),
+                    detail,
+                )
+            })
+            .collect(),
+        attempts: attempt_rows(&messages, lang, offset),
+        alert,
+    };
+    Ok(html(&page))
 }

@@ -183,3 +183,29 @@ pub fn call_backs(history: &[AlertEventRecord], lang: Lang, offset: chrono::Fixe
 pub fn call_back_choices(lang: Lang) -> Vec<(&'static str, &'static str)> {
     CallBack::ALL.iter().map(|o| (o.code(), choice(lang, &format!("callback_{}", o.code()), o.label()))).collect()
 }
+
+/// A line of an alert's history as the printed record says it.
+pub fn history_word(action: &str) -> &'static str {
+    match action {
+        "opened" => "告警发生",
+        "repeated" => "再次触发",
+        "raised" => "级别升高",
+        "note" => "备注",
+        "escalated" => "超时未确认，已升级",
+        "reminded" => "再次提醒",
+        "acknowledged" => "已确认",
+        "resolved" => "处置完毕",
+        "chain_started" => "开始通知联系人",
+        "chain_next" => "无人接单，通知下一轮",
+        "arrival_late" => "接单人未按时到达，已通知值班",
+        "no_responder" => "无人响应",
+        "responder_accepted" => "联系人答复：我去处理",
+        "responder_arrived" => "联系人答复：已到达",
+        "responder_declined" => "联系人答复：无法前往",
+        "sms_retrying" => "短信发送失败，重试中",
+        "sms_sent" => "短信重试后已发送",
+        "sms_failed" => "短信发送失败，已放弃",
+        "called_back" => "值班回访老人",
+        _ => "",
+    }
+}

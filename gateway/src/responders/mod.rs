@@ -57,9 +57,6 @@ pub const MAX_ATTEMPTS: i64 = 300;
 /// How long one attempt may take.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 
-pub const SENT: &str = "anxin_responder_messages_sent_total";
-pub const FAILED: &str = "anxin_responder_message_failures_total";
-
 /// 2 s after the first failure, doubling to 5 minutes.
 pub fn retry_backoff_ms(attempts: i64) -> i64 {
     (1_000i64 << attempts.clamp(0, 8)).min(300_000)
@@ -184,11 +181,11 @@ pub async fn send_due_messages(store: &Store, config: &ChainConfig, key: &[u8], 
         match sent {
             Ok(receipt) => {
                 taken += 1;
-                metrics::counter!(SENT, "provider" => name).increment(1);
+                metrics::counter!(crate::metrics::RESPONDER_SMS_SENT, "provider" => name).increment(1);
                 store.message_sent(id, receipt.reference.as_deref(), now_ms().max(now)).await?;
             }
             Err(error) => {
-                metrics::counter!(FAILED, "provider" => name).increment(1);
+                metrics::counter!(crate::metrics::RESPONDER_SMS_FAILURES, "provider" => name).increment(1);
                 let tried = outgoing.message.attempts + 1;
                 let retry_at = (error.retry && tried < MAX_ATTEMPTS).then(|| now + retry_backoff_ms(tried));
                 tracing::warn!(message = id, attempt = tried, retry = retry_at.is_some(), %error, "SMS not sent");
