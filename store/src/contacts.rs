@@ -93,39 +93,7 @@ impl Store {
     ) -> Result<ContactRecord, StoreError> {
         let _turn = self.write_turn().await;
         let mut transaction = self.begin_immediate().await?;
-        let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM contacts WHERE elder_id = $1")
-            .bind(elder_id)
-            .fetch_one(&mut *transaction)
-            .await?
-            .try_get("n")?;
-        if count >= MAX_CONTACTS {
-            return Err(StoreError::Invalid(format!("a call list holds at most {MAX_CONTACTS} contacts")));
-        }
-        let hours = |pick: fn(&(chrono::NaiveTime, chrono::NaiveTime)) -> chrono::NaiveTime| {
-            contact.hours.as_ref().map(|h| pick(h).format("%H:%M").to_string())
-        };
-        let kinds: Vec<&str> = contact.kinds.iter().map(|k| k.as_str()).collect();
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO contacts (elder_id, position, name, relation, phone, available_from, available_to, kinds,
-                                   consent, consent_recorded_by, consent_recorded_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
-        )))
-        .bind(elder_id)
-        .bind(count + 1)
-        .bind(contact.name.as_str())
-        .bind(contact.relation.code())
-        .bind(contact.phone.as_str())
-        .bind(hours(|h| h.0))
-        .bind(hours(|h| h.1))
-        .bind(kinds.join(","))
-        .bind(consent)
-        .bind(by)
-        .bind(now)
-        .fetch_one(&mut *transaction)
-        .await?;
-        let added = record(&row)?;
-        let detail = format!("contact={} position={} relation={}", added.id, added.position, added.relation);
-        super::users::audit(&mut transaction, now, by, "contact added", Some(elder_id), Some(&detail)).await?;
+        let added = add_contact_in(&mut transaction, elder_id, contact, consent, by, now).await?;
         transaction.commit().await?;
         Ok(added)
     }
@@ -180,4 +148,50 @@ impl Store {
         transaction.commit().await?;
         Ok(())
     }
+}
+
+/// Adds a contact at the end of an elder's list inside `transaction`;
+/// audited (the relation and place, not the name or phone).
+pub(crate) async fn add_contact_in(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    elder_id: i64,
+    contact: &Contact,
+    consent: &str,
+    by: &str,
+    now: i64,
+) -> Result<ContactRecord, StoreError> {
+    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM contacts WHERE elder_id = $1")
+        .bind(elder_id)
+        .fetch_one(&mut **transaction)
+        .await?
+        .try_get("n")?;
+    if count >= MAX_CONTACTS {
+        return Err(StoreError::Invalid(format!("a call list holds at most {MAX_CONTACTS} contacts")));
+    }
+    let hours = |pick: fn(&(chrono::NaiveTime, chrono::NaiveTime)) -> chrono::NaiveTime| {
+        contact.hours.as_ref().map(|h| pick(h).format("%H:%M").to_string())
+    };
+    let kinds: Vec<&str> = contact.kinds.iter().map(|k| k.as_str()).collect();
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO contacts (elder_id, position, name, relation, phone, available_from, available_to, kinds,
+                               consent, consent_recorded_by, consent_recorded_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
+    )))
+    .bind(elder_id)
+    .bind(count + 1)
+    .bind(contact.name.as_str())
+    .bind(contact.relation.code())
+    .bind(contact.phone.as_str())
+    .bind(hours(|h| h.0))
+    .bind(hours(|h| h.1))
+    .bind(kinds.join(","))
+    .bind(consent)
+    .bind(by)
+    .bind(now)
+    .fetch_one(&mut **transaction)
+    .await?;
+    let added = record(&row)?;
+    let detail = format!("contact={} position={} relation={}", added.id, added.position, added.relation);
+    super::users::audit(transaction, now, by, "contact added", Some(elder_id), Some(&detail)).await?;
+    Ok(added)
 }

@@ -248,6 +248,17 @@ impl Store {
             let (elder_id, member) = member(&row)?;
             members.entry(elder_id).or_default().push(member);
         }
+        // The emergency contact's consent, where they are on the call list.
+        let mut consents: HashMap<i64, String> = HashMap::new();
+        for row in sqlx::query(
+            "SELECT c.elder_id, c.consent FROM contacts c JOIN elders e ON e.id = c.elder_id
+             WHERE c.phone = e.emergency_phone ORDER BY c.elder_id, c.position DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        {
+            consents.insert(row.try_get("elder_id")?, row.try_get("consent")?);
+        }
         let mut visitors: HashMap<i64, Vec<String>> = HashMap::new();
         for row in sqlx::query(
             "SELECT v.elder_id, u.name FROM visitor_assignments v JOIN users u ON u.id = v.user_id ORDER BY u.name",
@@ -265,7 +276,14 @@ impl Store {
                     (Some(on), Some(reason)) => ExitReason::parse(&reason).map(|reason| Exit { reason, on }),
                     _ => None,
                 };
-                Ok(LedgerRow { id: Some(id), elder, details, visitors: visitors.remove(&id).unwrap_or_default(), exit })
+                Ok(LedgerRow {
+                    id: Some(id),
+                    elder,
+                    details,
+                    visitors: visitors.remove(&id).unwrap_or_default(),
+                    exit,
+                    emergency_consent: consents.remove(&id),
+                })
             })
             .collect()
     }
@@ -380,18 +398,24 @@ impl Store {
             let id = match target {
                 Some(id) => {
                     let before = &current[&id];
-                    // An exit on record stays when the file says nothing of it.
+                    // An exit on record stays when the file says nothing of
+                    // it; so does a consent to be called.
                     let exit = row.exit.or(before.exit);
-                    let row = &LedgerRow { exit, ..row.clone() };
+                    let emergency_consent = row.emergency_consent.clone().or(before.emergency_consent.clone());
+                    let row = &LedgerRow { exit, emergency_consent, ..row.clone() };
                     let same = before.elder == row.elder
                         && before.details == row.details
                         && before.visitors == row.visitors
-                        && before.exit == row.exit;
+                        && before.exit == row.exit
+                        && before.emergency_consent == row.emergency_consent;
                     if same {
                         outcome.unchanged += 1;
                         continue;
                     }
                     write_elder(&mut transaction, id, &row.elder, now).await?;
+                    if before.emergency_consent.is_none() || before.elder.emergency_phone != row.elder.emergency_phone {
+                        call_emergency_contact(&mut transaction, id, row, by, now).await?;
+                    }
                     if let (None, Some(exit)) = (before.exit, row.exit) {
                         let (_, event) = super::enrolment::exit_in(&mut transaction, id, exit, by, now).await?;
                         newest_event = event.or(newest_event);
@@ -424,6 +448,7 @@ impl Store {
                         .await?;
                     insert_members(&mut transaction, id, &row.details.members).await?;
                     insert_visitors(&mut transaction, id, &row.visitors, &visitor_ids, now).await?;
+                    call_emergency_contact(&mut transaction, id, row, by, now).await?;
                     continue;
                 }
             };
@@ -448,6 +473,40 @@ impl Store {
         }
         Ok(outcome)
     }
+}
+
+/// Puts the row's emergency contact on the elder's call list (as family,
+/// any time, each kind's default) when the row records their consent and
+/// the list does not hold their phone yet.
+async fn call_emergency_contact(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
+    id: i64,
+    row: &LedgerRow,
+    by: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let (Some(consent), Some(name), Some(phone)) =
+        (&row.emergency_consent, &row.elder.emergency_contact, &row.elder.emergency_phone)
+    else {
+        return Ok(());
+    };
+    let listed = sqlx::query("SELECT 1 AS one FROM contacts WHERE elder_id = $1 AND phone = $2")
+        .bind(id)
+        .bind(phone.as_str())
+        .fetch_optional(&mut **transaction)
+        .await?;
+    if listed.is_some() {
+        return Ok(());
+    }
+    let contact = anxin_domain::responders::Contact {
+        name: name.clone(),
+        relation: anxin_domain::responders::Relation::Family,
+        phone: phone.clone(),
+        hours: None,
+        kinds: Vec::new(),
+    };
+    super::contacts::add_contact_in(transaction, id, &contact, consent, by, now).await?;
+    Ok(())
 }
 
 /// Part 1 of an elder, leaving the inactivity threshold as it is.

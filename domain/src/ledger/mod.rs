@@ -149,6 +149,10 @@ pub struct LedgerRow {
     /// 退出原因 and 退出日期: the elder left the programme. An import applies
     /// a new exit to an elder on record; it never undoes or changes one.
     pub exit: Option<crate::enrolment::Exit>,
+    /// 紧急联系人同意联系: how the emergency contact agreed to be called. With
+    /// it, an import puts them on the elder's call list (as family); an
+    /// empty cell leaves the call list as it is.
+    pub emergency_consent: Option<String>,
 }
 
 /// A field of a household member's row.
@@ -205,6 +209,7 @@ pub enum Column {
     Visitors,
     ExitReason,
     ExitDate,
+    EmergencyConsent,
 }
 
 impl Column {
@@ -242,6 +247,7 @@ impl Column {
             Column::Visitors,
             Column::ExitReason,
             Column::ExitDate,
+            Column::EmergencyConsent,
         ]);
         columns
     }
@@ -294,6 +300,7 @@ impl Column {
             Column::Visitors => "探访责任人",
             Column::ExitReason => "退出原因",
             Column::ExitDate => "退出日期",
+            Column::EmergencyConsent => "紧急联系人同意联系",
         };
         fixed.to_string()
     }
@@ -338,6 +345,7 @@ impl Column {
             Column::Visitors => "visitors",
             Column::ExitReason => "exit_reason",
             Column::ExitDate => "exit_date",
+            Column::EmergencyConsent => "emergency_consent",
         };
         fixed.to_string()
     }
@@ -408,6 +416,8 @@ pub enum Problem {
     ExitIncomplete,
     /// A new elder cannot be registered as having left.
     NewElderLeft,
+    /// 紧急联系人同意联系 without the contact's name and phone.
+    ConsentWithoutContact,
     /// A warning: 独居, yet the household rows list others.
     LivesAloneWithHousehold {
         others: usize,
@@ -459,6 +469,7 @@ impl Problem {
             Problem::ExitIncomplete => "exit_incomplete",
             Problem::LivesAloneWithHousehold { .. } => "lives_alone_with_household",
             Problem::NewElderLeft => "new_elder_left",
+            Problem::ConsentWithoutContact => "consent_without_contact",
             Problem::ExitChanged { .. } => "exit_changed",
             Problem::MissingColumn => "missing_column",
             Problem::NoHeader => "no_header",
@@ -503,6 +514,7 @@ impl Problem {
             Problem::ExitIncomplete,
             Problem::LivesAloneWithHousehold { others: 2 },
             Problem::NewElderLeft,
+            Problem::ConsentWithoutContact,
             Problem::ExitChanged { on: "2026-05-14".into() },
             Problem::MissingColumn,
             Problem::NoHeader,
@@ -560,6 +572,7 @@ impl Problem {
                 "says 独居, yet the household lists {others} other people: check who lives in the home (imported)"
             }
             Problem::NewElderLeft => "is an exit for an elder not on record: register only elders in the programme",
+            Problem::ConsentWithoutContact => "is a consent to be called, but 紧急联系人 or 紧急联系人电话 is empty",
             Problem::ExitChanged { .. } => {
                 "differs from the exit on record ({on}): an import neither changes nor undoes an exit (re-entry is on the elder page)"
             }
@@ -1128,7 +1141,18 @@ impl RowReader<'_> {
             self.problem(Column::Visitors, Problem::UnknownVisitor);
         }
         let exit = self.exit(today);
-        LedgerRow { id, elder, details: ElderDetails { disabled, members, living, help }, visitors: names, exit }
+        let emergency_consent = self.optional(Column::EmergencyConsent, 100);
+        if emergency_consent.is_some() && (elder.emergency_contact.is_none() || elder.emergency_phone.is_none()) {
+            self.problem(Column::EmergencyConsent, Problem::ConsentWithoutContact);
+        }
+        LedgerRow {
+            id,
+            elder,
+            details: ElderDetails { disabled, members, living, help },
+            visitors: names,
+            exit,
+            emergency_consent,
+        }
     }
 }
 
@@ -1217,6 +1241,7 @@ pub fn cells(row: &LedgerRow) -> Vec<String> {
             Column::Visitors => row.visitors.join("、"),
             Column::ExitReason => row.exit.map(|exit| exit.reason.label().to_string()).unwrap_or_default(),
             Column::ExitDate => row.exit.map(|exit| exit.on.to_string()).unwrap_or_default(),
+            Column::EmergencyConsent => row.emergency_consent.clone().unwrap_or_default(),
         })
         .collect()
 }
@@ -1296,6 +1321,8 @@ mod tests {
                 categories: "living_alone,left_behind,dependent,severely_disabled".into(),
                 left_behind_since: Some(day("2026-03-01")),
                 phone: Some("13904150001".into()),
+                emergency_contact: Some("王丽".into()),
+                emergency_phone: Some("13904150011".into()),
                 disability_cert: Some("11010519491231002X42".into()),
                 ..row.elder.clone()
             },
@@ -1324,6 +1351,7 @@ mod tests {
             },
             visitors: vec!["li".into(), "zhao".into()],
             exit: Some(crate::enrolment::Exit { reason: crate::enrolment::ExitReason::Died, on: day("2026-11-20") }),
+            emergency_consent: Some("电话确认".into()),
         };
         let mut sheet = vec![headers().into_iter().map(Cell::Text).collect::<Vec<_>>()];
         sheet.push(cells(&full).into_iter().map(Cell::Text).collect());

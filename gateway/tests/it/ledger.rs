@@ -15,6 +15,7 @@ on_both_backends!(
     a_ledger_with_bad_rows_writes_nothing_and_names_every_problem,
     annex_two_is_applied_to_every_row_each_rule_with_a_good_and_a_bad_row,
     an_exit_in_the_ledger_is_applied_once_and_never_changed_or_undone_by_an_import,
+    an_emergency_contact_who_agreed_joins_the_call_list_from_the_ledger,
 );
 
 const T: i64 = 1_780_000_000_000;
@@ -325,4 +326,50 @@ async fn an_exit_in_the_ledger_is_applied_once_and_never_changed_or_undone_by_an
     let again =
         sheet::read(&export(&store, sheet::Format::Csv).await, sheet::Format::Csv, &sheet::Limits::LEDGER).unwrap();
     assert_eq!((text(&again[1][reason]), text(&again[1][date])), ("死亡".to_string(), "2026-11-20".to_string()));
+}
+
+async fn an_emergency_contact_who_agreed_joins_the_call_list_from_the_ledger(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    import(&store, &cells(&township_ledger(3, ""))).await.unwrap();
+    let text = |cell: &sheet::Cell| cell.text();
+    let exported =
+        sheet::read(&export(&store, sheet::Format::Csv).await, sheet::Format::Csv, &sheet::Limits::LEDGER).unwrap();
+    let rows: Vec<Vec<String>> = exported.iter().map(|row| row.iter().map(text).collect()).collect();
+    let column = |header: &str| rows[0].iter().position(|h| h == header).unwrap();
+    let (contact, phone, consent) = (column("紧急联系人"), column("紧急联系人电话"), column("紧急联系人同意联系"));
+    assert!(store.contacts(1).await.unwrap().is_empty());
+
+    // A consent without the contact is refused; with it, the contact is on the call list.
+    let mut agreed = rows.clone();
+    agreed[1][contact] = String::new();
+    agreed[1][phone] = String::new();
+    agreed[1][consent] = "电话确认".into();
+    let Err(ImportError::Rows(problems)) = import(&store, &cells(&agreed)).await else { panic!("a consent alone") };
+    assert_eq!(problems[0].problem, Problem::ConsentWithoutContact);
+    agreed[1][contact] = "王丽".into();
+    agreed[1][phone] = "13904150011".into();
+    let outcome = import(&store, &cells(&agreed)).await.unwrap();
+    assert_eq!((outcome.updated, outcome.unchanged), (1, 2));
+    let list = store.contacts(1).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0].name.as_str(), list[0].relation.as_str(), list[0].phone.as_str(), list[0].consent.as_str()),
+        ("王丽", "family", "13904150011", "电话确认")
+    );
+    // Again: nothing changes, nobody is added twice; silence keeps the consent.
+    assert_eq!(import(&store, &cells(&agreed)).await.unwrap().unchanged, 3);
+    let mut silent = agreed.clone();
+    silent[1][consent] = String::new();
+    assert_eq!(import(&store, &cells(&silent)).await.unwrap().unchanged, 3, "silence is not a withdrawal");
+    assert_eq!(store.contacts(1).await.unwrap().len(), 1);
+    // Without consent, an emergency contact is kept on the record but never called.
+    let mut unasked = agreed.clone();
+    unasked[2][contact] = "李强".into();
+    unasked[2][phone] = "13904150022".into();
+    import(&store, &cells(&unasked)).await.unwrap();
+    assert!(store.contacts(2).await.unwrap().is_empty());
+    // The export carries the consent of whoever is on the call list.
+    let again =
+        sheet::read(&export(&store, sheet::Format::Csv).await, sheet::Format::Csv, &sheet::Limits::LEDGER).unwrap();
+    assert_eq!((text(&again[1][consent]), text(&again[2][consent])), ("电话确认".to_string(), String::new()));
 }
