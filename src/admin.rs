@@ -420,10 +420,13 @@ pub async fn alerts(settings: &Settings, command: AlertsCommand) -> anyhow::Resu
                 anyhow::bail!("--to is before --from");
             }
             let region = RegionFilter { county, township, village };
-            let stats =
-                store.ack_stats(&region, severity, day_start(first, &policy), day_start(last + 1, &policy)).await?;
+            let (from_ms, to_ms) = (day_start(first, &policy), day_start(last + 1, &policy));
+            let stats = store.ack_stats(&region, severity, from_ms, to_ms).await?;
+            let figures = store.response_figures(&region, from_ms, to_ms).await?;
             if json {
-                out!("{}", serde_json::to_string_pretty(&stats)?);
+                let mut whole = serde_json::to_value(stats)?;
+                whole["townships"] = serde_json::to_value(&figures)?;
+                out!("{}", serde_json::to_string_pretty(&whole)?);
             } else {
                 let share = |s: Option<f64>| s.map_or_else(|| "-".into(), |s| format!("{:.1}%", s * 100.0));
                 out!(
@@ -433,6 +436,24 @@ pub async fn alerts(settings: &Settings, command: AlertsCommand) -> anyhow::Resu
                     share(stats.share_60s()),
                     share(stats.share_180s())
                 );
+                let minutes =
+                    |ms: Option<i64>| ms.map_or_else(|| "-".into(), |ms| format!("{:.1} min", ms as f64 / 60_000.0));
+                for f in figures {
+                    out!(
+                        "  {}/{}: {} alerts; responder chain {}: accepted {} (median {}, 90% {}), arrived {} (median {}, 90% {}), no responder {}",
+                        f.county,
+                        f.township,
+                        f.ack.alerts,
+                        f.chains,
+                        f.accepted,
+                        minutes(f.accept_median_ms),
+                        minutes(f.accept_p90_ms),
+                        f.arrived,
+                        minutes(f.arrive_median_ms),
+                        minutes(f.arrive_p90_ms),
+                        f.no_responder
+                    );
+                }
             }
         }
     }

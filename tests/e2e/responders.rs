@@ -268,6 +268,13 @@ async fn a_smoke_alarm_reaches_the_daughter_who_answers_on_her_phone_and_the_rec
     assert!(anxin_testkit::wait_until(Duration::from_secs(10), || shown()["chain"]["state"] == "closed"));
     assert_eq!(shown()["attempts"].as_array().unwrap().len(), 3);
 
+    // The figures: one alert in 站前街道, accepted and arrived.
+    let stats = run(data, &["alerts", "stats", "--county", "振兴区"]);
+    assert!(
+        stats.contains("振兴区/站前街道: 1 alerts; responder chain 1: accepted 1") && stats.contains("arrived 1"),
+        "{stats}"
+    );
+
     // The link answers no more.
     phone.goto(&daughter).await.unwrap();
     until(&phone, 10, "document.body.textContent.includes('已失效')").await;

@@ -209,3 +209,55 @@ pub fn history_word(action: &str) -> &'static str {
         _ => "",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(status: &str, attempts: i64) -> ResponderMessage {
+        ResponderMessage {
+            id: 1,
+            alert_id: 1,
+            step: 0,
+            purpose: "alert".into(),
+            contact_id: None,
+            name: "王丽".into(),
+            relation: "family".into(),
+            phone: "13904150011".into(),
+            status: status.into(),
+            attempts,
+            last_error: Some("SMS provider answered HTTP 503".into()),
+            provider_ref: None,
+            queued_at: Some(0),
+            sent_at: None,
+            accepted_at: None,
+            arrived_at: None,
+            declined_at: None,
+        }
+    }
+
+    #[test]
+    fn the_board_says_when_the_provider_is_failing_and_when_nobody_answered() {
+        let offset = chrono::FixedOffset::east_opt(8 * 3_600).unwrap();
+        let mut chain = ChainRecord {
+            alert_id: 1,
+            step: 0,
+            steps: 2,
+            state: ChainState::Calling,
+            due_at: Some(180_000),
+            started_at: 0,
+            first_accepted_at: None,
+            arrived_at: None,
+        };
+        let retrying = message("queued", 2);
+        let line = chain_line(Some(&chain), &[&retrying], Lang::ZhCn, offset).unwrap();
+        assert_eq!((line.text.as_str(), line.class), ("正在通知：第 1/2 步 · 短信发送失败，重试中", "warn"));
+        let failed = message("failed", 300);
+        assert_eq!(chain_line(Some(&chain), &[&failed], Lang::ZhCn, offset).unwrap().class, "bad");
+        chain.state = ChainState::NoResponder;
+        assert_eq!(chain_line(Some(&chain), &[&message("sent", 0)], Lang::ZhCn, offset).unwrap().text, "无人响应");
+        assert!(chain_line(None, &[], Lang::ZhCn, offset).is_none());
+        let rows = attempt_rows(&[retrying], Lang::ZhCn, offset);
+        assert!(rows[0].provider.contains("重试中 (2×)") && rows[0].provider.contains("503"), "{}", rows[0].provider);
+    }
+}
