@@ -563,11 +563,15 @@ impl Store {
         Ok(ids.len())
     }
 
-    /// Messages due to be sent (queued, due by `now`), oldest first.
+    /// Messages due to be sent (queued, due by `now`): a critical alert's
+    /// first (a smoke alarm's messages do not wait behind a cold wave's),
+    /// then the oldest.
     pub async fn due_messages(&self, now: i64, limit: i64) -> Result<Vec<Outgoing>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {MESSAGE_COLUMNS}, a.kind, a.village FROM responder_messages m JOIN alerts a ON a.id = m.alert_id
-             WHERE m.status = 'queued' AND m.due_at <= $1 ORDER BY m.due_at, m.id LIMIT $2"
+             WHERE m.status = 'queued' AND m.due_at <= $1
+             ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, m.due_at, m.id
+             LIMIT $2"
         )))
         .bind(now)
         .bind(limit)

@@ -213,14 +213,20 @@ pub async fn run(store: Store, config: ChainConfig, holder: String, mut shutdown
     };
     let mut writes = store.alert_writes();
     loop {
+        if *shutdown.borrow() {
+            return;
+        }
         let now = now_ms();
         let round = async {
             start_chains(&store, &config, &holder, now).await?;
             move_due_chains(&store, &config, now).await?;
             send_due_messages(&store, &config, &key, now).await
         };
-        if let Err(error) = round.await {
-            tracing::warn!(%error, "responder chain round failed; retrying");
+        match round.await {
+            // A full batch went out: more may be waiting (a burst); go on at once.
+            Ok(sent) if sent == usize::try_from(BATCH).unwrap_or(32) => continue,
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "responder chain round failed; retrying"),
         }
         tokio::select! {
             _ = shutdown.changed() => return,

@@ -21,6 +21,7 @@ on_both_backends!(
     a_smoke_alarm_reaches_the_first_contacts_and_the_chain_moves_on_when_nobody_answers,
     answers_move_the_chain_and_a_late_arrival_is_told_to_on_call,
     a_provider_that_is_down_is_retried_and_the_board_hears_of_it,
+    a_smoke_alarm_s_messages_go_before_those_of_lesser_alerts_queued_earlier,
 );
 
 const KEY_ID: &str = "LTAI-anxin-test";
@@ -387,4 +388,30 @@ async fn a_provider_that_is_down_is_retried_and_the_board_hears_of_it(backend: B
     assert_eq!(history.iter().filter(|a| *a == "sms_retrying").count(), 4, "{history:?}");
     assert_eq!(history.iter().filter(|a| *a == "sms_sent").count(), 4, "{history:?}");
     assert!(store.responder_messages(alert).await.unwrap().iter().filter(|m| m.step == 0).all(|m| m.status == "sent"));
+}
+
+async fn a_smoke_alarm_s_messages_go_before_those_of_lesser_alerts_queued_earlier(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let t = t0();
+    home_with_call_list(&store, t).await;
+    let tamper = r#"{"v":1,"boot":5,"seq":2,"up":20,"kind":"tamper","state":"opened"}"#;
+    let tamper = check("anxin/v1/dev/node-r/event", tamper.as_bytes());
+    crate::commit_batch(&store, &[(tamper, t)]).await.unwrap();
+    let lesser = store.alerts(&Default::default()).await.unwrap().remove(0).id;
+    let reached = |name: &str, phone: &str| anxin_store::Reached {
+        step: 0,
+        contact_id: None,
+        name: name.into(),
+        relation: "oncall".into(),
+        phone: phone.into(),
+    };
+    // A burst of a lesser alert's messages, queued first.
+    let many: Vec<_> = (0..5).map(|i| reached("值班员", &format!("1390415990{i}"))).collect();
+    store.start_chain(lesser, &many, 600_000, t).await.unwrap();
+    crate::commit_batch(&store, &[(smoke("node-r", 3), t + 1_000)]).await.unwrap();
+    let smoke_alert = store.alerts(&Default::default()).await.unwrap().into_iter().find(|a| a.id != lesser).unwrap().id;
+    store.start_chain(smoke_alert, &[reached("王丽", "13904150011")], 180_000, t + 1_000).await.unwrap();
+    let first = store.due_messages(t + 2_000, 1).await.unwrap();
+    assert_eq!(first[0].message.alert_id, smoke_alert, "the smoke alarm's message goes first");
+    assert_eq!(store.due_messages(t + 2_000, 10).await.unwrap().len(), 6);
 }
