@@ -296,6 +296,9 @@ pub enum BenchCommand {
     Console(anxin_bench::console::BenchConsoleArgs),
     /// Importing, re-importing and exporting a 5,000-elder ledger, and the visit-rate page over it
     Ledger(anxin_bench::ledger::BenchLedgerArgs),
+    /// A burst of smoke alarms through the responder chain: SMS rate against the provider alone,
+    /// alarm → first SMS, and ingest meanwhile
+    Responders(anxin_bench::responders::BenchRespondersArgs),
 }
 
 #[derive(Debug, Subcommand)]

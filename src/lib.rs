@@ -45,6 +45,7 @@ pub async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
                 cli::BenchCommand::Alerts(args) => anxin_bench::alerts::alerts(args).await,
                 cli::BenchCommand::Console(args) => anxin_bench::console::console(args).await,
                 cli::BenchCommand::Ledger(args) => anxin_bench::ledger::ledger(args).await,
+                cli::BenchCommand::Responders(args) => anxin_bench::responders::responders(args).await,
             }
         }
         Command::Simulate(args) => simulate::simulate(settings, args).await,

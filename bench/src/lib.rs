@@ -6,6 +6,7 @@
 //! - [`alerts`]: smoke alarm → console feed idle and loaded; overdue homes.
 //! - [`console`]: page weight and server time of the busiest pages.
 //! - [`ledger`]: importing and exporting a township ledger; the rate page.
+//! - [`responders`]: a burst of smoke alarms through the responder chain.
 //!
 //! This module holds what they share: MQTT publishers and probes, a
 //! Mosquitto of the run's own, percentiles, memory, and a recorder for the
@@ -15,6 +16,7 @@ pub mod alerts;
 pub mod console;
 pub mod ingest;
 pub mod ledger;
+pub mod responders;
 
 use std::sync::OnceLock;
 

@@ -18,6 +18,9 @@ impl Store {
         lease_ms: i64,
     ) -> Result<Option<i64>, StoreError> {
         self.register_sink(sink).await?;
+        // In this process's turn: waiting on SQLite's busy handler instead
+        // (sleeps that grow to 100 ms) starves it behind a busy ingest.
+        let _turn = self.write_turn().await;
         let row = sqlx::query(
             "UPDATE alert_sinks SET holder = $2, lease_until = $3
              WHERE sink = $1 AND (holder = $2 OR holder IS NULL OR lease_until < $4) RETURNING delivered_through",
@@ -34,6 +37,7 @@ impl Store {
     /// Creates the sink's cursor at the newest alert event, if it has none:
     /// from then on every change reaches it.
     pub async fn register_sink(&self, sink: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO alert_sinks (sink, delivered_through, holder, lease_until)
              VALUES ($1, (SELECT COALESCE(MAX(id), 0) FROM alert_events), NULL, 0)
@@ -46,6 +50,7 @@ impl Store {
     }
 
     pub async fn advance_sink(&self, sink: &str, holder: &str, through: i64) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE alert_sinks SET delivered_through = $3 WHERE sink = $1 AND holder = $2")
             .bind(sink)
             .bind(holder)

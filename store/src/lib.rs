@@ -60,7 +60,7 @@ pub use messages::{HourActivity, MessageCursor, MessageRecord};
 pub use months::{ClosedMonth, LateVisit};
 pub use responders::{
     AnswerError, Answered, ChainRecord, DueChain, DutyShift, LinkView, Outgoing, Reached, ResponderMessage,
-    ResponseFigures,
+    ResponseFigures, Settled,
 };
 pub use sessions::{Session, SessionLimits};
 pub use spot_checks::{SpotCheck, SpotCheckItem};

@@ -182,6 +182,15 @@ pub struct LinkView {
     pub oncall: Option<DutyShift>,
 }
 
+/// How one send went ([`Store::settle_messages`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled<'a> {
+    /// Taken, with the provider's id for it.
+    Sent(Option<&'a str>),
+    /// Not taken: tried again at `retry_at`, or given up (`None`).
+    Failed { error: &'a str, retry_at: Option<i64> },
+}
+
 /// Why an answer was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AnswerError {
@@ -589,84 +598,93 @@ impl Store {
             .collect()
     }
 
-    /// Claims a due message until `until`; `false` when another sender has it.
-    pub async fn claim_message(&self, id: i64, until: i64, now: i64) -> Result<bool, StoreError> {
+    /// Claims due messages until `until`, in one statement; returns those
+    /// this sender got (another may have taken some).
+    pub async fn claim_messages(&self, ids: &[i64], until: i64, now: i64) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let _turn = self.write_turn().await;
-        let result = sqlx::query(
-            "UPDATE responder_messages SET due_at = $2 WHERE id = $1 AND status = 'queued' AND due_at <= $3",
-        )
-        .bind(id)
-        .bind(until)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        let mut params = super::Params::new(self.backend);
+        let (until_at, now_at) = (params.one(), params.one());
+        let sql = format!(
+            "UPDATE responder_messages SET due_at = {until_at}
+             WHERE status = 'queued' AND due_at <= {now_at} AND id IN ({}) RETURNING id",
+            params.list(ids.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(until).bind(now);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|row| row.try_get("id")).collect::<Result<_, _>>()?)
     }
 
-    /// The provider took the message. After failures, the board hears it.
-    pub async fn message_sent(&self, id: i64, provider_ref: Option<&str>, now: i64) -> Result<(), StoreError> {
+    /// How a batch of sends went, recorded in one transaction: sent (with
+    /// the provider's id), or failed (tried again at `retry_at`, or given up
+    /// with `None`). After failures a send is written in the alert's
+    /// history; so are the first failure and the giving up, so the board
+    /// says so.
+    pub async fn settle_messages(&self, outcomes: &[(i64, Settled<'_>)], now: i64) -> Result<(), StoreError> {
         let mut write = self.begin_write().await?;
-        let row = sqlx::query(
-            "UPDATE responder_messages SET status = 'sent', sent_at = $2, provider_ref = $3, due_at = NULL
-             WHERE id = $1 AND status = 'queued' RETURNING alert_id, attempts",
-        )
-        .bind(id)
-        .bind(now)
-        .bind(provider_ref)
-        .fetch_optional(&mut *write.transaction)
-        .await?;
-        let mut event = None;
-        if let Some(row) = row {
-            let attempts: i64 = row.try_get("attempts")?;
-            if attempts > 0 {
-                let detail = format!("message={id} sent after {attempts} failed attempts");
-                event = Some(write.alert_event(row.try_get("alert_id")?, now, "sms_sent", None, Some(&detail)).await?);
-            }
+        let mut newest = None;
+        for (id, outcome) in outcomes {
+            let event = match outcome {
+                Settled::Sent(provider_ref) => {
+                    let row = sqlx::query(
+                        "UPDATE responder_messages SET status = 'sent', sent_at = $2, provider_ref = $3, due_at = NULL
+                         WHERE id = $1 AND status = 'queued' RETURNING alert_id, attempts",
+                    )
+                    .bind(id)
+                    .bind(now)
+                    .bind(*provider_ref)
+                    .fetch_optional(&mut *write.transaction)
+                    .await?;
+                    match row {
+                        Some(row) if row.try_get::<i64, _>("attempts")? > 0 => {
+                            let attempts: i64 = row.try_get("attempts")?;
+                            let detail = format!("message={id} sent after {attempts} failed attempts");
+                            let alert_id: i64 = row.try_get("alert_id")?;
+                            Some(write.alert_event(alert_id, now, "sms_sent", None, Some(&detail)).await?)
+                        }
+                        _ => None,
+                    }
+                }
+                Settled::Failed { error, retry_at } => {
+                    let error: String = error.chars().take(300).collect();
+                    let status = if retry_at.is_some() { "queued" } else { "failed" };
+                    let row = sqlx::query(
+                        "UPDATE responder_messages SET status = $2, due_at = $3, attempts = attempts + 1, last_error = $4
+                         WHERE id = $1 AND status = 'queued' RETURNING alert_id, attempts",
+                    )
+                    .bind(id)
+                    .bind(status)
+                    .bind(*retry_at)
+                    .bind(&error)
+                    .fetch_optional(&mut *write.transaction)
+                    .await?;
+                    match row {
+                        Some(row) => {
+                            let attempts: i64 = row.try_get("attempts")?;
+                            let alert_id: i64 = row.try_get("alert_id")?;
+                            if retry_at.is_none() {
+                                let detail = format!("message={id} given up after {attempts} attempts");
+                                Some(write.alert_event(alert_id, now, "sms_failed", None, Some(&detail)).await?)
+                            } else if attempts == 1 {
+                                let detail = format!("message={id} not sent; retrying");
+                                Some(write.alert_event(alert_id, now, "sms_retrying", None, Some(&detail)).await?)
+                            } else {
+                                None
+                            }
+                        }
+                        None => None,
+                    }
+                }
+            };
+            newest = event.or(newest);
         }
         write.commit().await?;
-        if let Some(event) = event {
-            self.note_alert_written(event);
-        }
-        Ok(())
-    }
-
-    /// The provider refused or could not be reached: tried again at
-    /// `retry_at`, or given up (`None`). The first failure and the giving up
-    /// are written in the alert's history, so the board says so.
-    pub async fn message_failed(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: Option<i64>,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let mut write = self.begin_write().await?;
-        let error: String = error.chars().take(300).collect();
-        let status = if retry_at.is_some() { "queued" } else { "failed" };
-        let row = sqlx::query(
-            "UPDATE responder_messages SET status = $2, due_at = $3, attempts = attempts + 1, last_error = $4
-             WHERE id = $1 AND status = 'queued' RETURNING alert_id, attempts",
-        )
-        .bind(id)
-        .bind(status)
-        .bind(retry_at)
-        .bind(&error)
-        .fetch_optional(&mut *write.transaction)
-        .await?;
-        let mut event = None;
-        if let Some(row) = row {
-            let attempts: i64 = row.try_get("attempts")?;
-            let alert_id: i64 = row.try_get("alert_id")?;
-            if retry_at.is_none() {
-                let detail = format!("message={id} given up after {attempts} attempts");
-                event = Some(write.alert_event(alert_id, now, "sms_failed", None, Some(&detail)).await?);
-            } else if attempts == 1 {
-                let detail = format!("message={id} not sent; retrying");
-                event = Some(write.alert_event(alert_id, now, "sms_retrying", None, Some(&detail)).await?);
-            }
-        }
-        write.commit().await?;
-        if let Some(event) = event {
+        if let Some(event) = newest {
             self.note_alert_written(event);
         }
         Ok(())

@@ -130,3 +130,19 @@ fn bench_ledger_prints_reading_importing_exporting_and_the_rate_page() {
         ],
     );
 }
+
+#[test]
+fn bench_responders_sends_a_burst_of_alarms_through_the_chain_and_times_ingest_meanwhile() {
+    let report = bench(&["responders", "--alarms", "10", "--provider-ms", "5"]);
+    assert_prints(
+        &report,
+        &[
+            "10 homes, each with three contacts",
+            "the provider alone (the notifier, 32 at a time, 5 ms each): ",
+            "10 smoke alarms → 40 SMS through the chain",
+            "% of the provider alone",
+            "smoke alarm → its first SMS taken: p50 ",
+            "ingest, 100 summaries a commit, idle: p50 ",
+        ],
+    );
+}

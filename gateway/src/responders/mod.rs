@@ -28,7 +28,7 @@ use anxin_domain::alerts::AlertKind;
 use anxin_domain::responders::{
     ChainTimes, Contact, Message, Purpose, Relation, call_order, chained, kind_words, link,
 };
-use anxin_store::{Reached, Store, StoreError, now_ms};
+use anxin_store::{Reached, Settled, Store, StoreError, now_ms};
 
 pub use notify::Notifier;
 
@@ -100,24 +100,43 @@ pub async fn plan(
     Ok(reached)
 }
 
-/// Starts the chains of alerts opened since the cursor. Returns how many started.
-pub async fn start_chains(store: &Store, config: &ChainConfig, holder: &str, now: i64) -> Result<usize, StoreError> {
-    let Some(mut through) = store.hold_sink(CURSOR, holder, now, LEASE_MS).await? else { return Ok(0) };
+/// Chains started per call of [`start_chains`]: a burst of alarms is
+/// started a slice at a time, its first messages sent between slices.
+pub const START_SLICE: usize = 32;
+
+/// Starts the chains of up to [`START_SLICE`] alerts opened since the
+/// cursor. Returns how many started and whether more wait.
+pub async fn start_chains(
+    store: &Store,
+    config: &ChainConfig,
+    holder: &str,
+    now: i64,
+) -> Result<(usize, bool), StoreError> {
+    let Some(mut through) = store.hold_sink(CURSOR, holder, now, LEASE_MS).await? else { return Ok((0, false)) };
     let mut started = 0;
-    loop {
+    let mut more = false;
+    'pages: loop {
         let changes = store.alert_changes_after(through, 256).await?;
-        let Some(last) = changes.last() else { break };
-        let last = last.event_id;
-        for change in changes.iter().filter(|change| change.action == "opened" && chained(change.kind)) {
-            let plan = plan(store, config, change.elder_id, change.kind, &change.county, now).await?;
-            if store.start_chain(change.alert_id, &plan, config.times.accept_ms(change.kind), now).await?.is_some() {
-                started += 1;
-            }
+        if changes.is_empty() {
+            break;
         }
-        through = last;
-        store.advance_sink(CURSOR, holder, through).await?;
+        for change in &changes {
+            if started == START_SLICE {
+                more = true;
+                break 'pages;
+            }
+            if change.action == "opened" && chained(change.kind) {
+                let plan = plan(store, config, change.elder_id, change.kind, &change.county, now).await?;
+                if store.start_chain(change.alert_id, &plan, config.times.accept_ms(change.kind), now).await?.is_some()
+                {
+                    started += 1;
+                }
+            }
+            through = change.event_id;
+        }
     }
-    Ok(started)
+    store.advance_sink(CURSOR, holder, through).await?;
+    Ok((started, more))
 }
 
 /// The roster's on-call in `county` at `now`, as the chain reaches them.
@@ -148,11 +167,10 @@ pub fn answer_link(public_url: &str, key: &[u8], message_id: i64) -> String {
 /// limit. Returns how many were taken by the provider.
 pub async fn send_due_messages(store: &Store, config: &ChainConfig, key: &[u8], now: i64) -> Result<usize, StoreError> {
     let due = store.due_messages(now, BATCH).await?;
+    let ids: Vec<i64> = due.iter().map(|outgoing| outgoing.message.id).collect();
+    let claimed = store.claim_messages(&ids, now + CLAIM_MS, now).await?;
     let mut attempts = Vec::new();
-    for outgoing in due {
-        if !store.claim_message(outgoing.message.id, now + CLAIM_MS, now).await? {
-            continue;
-        }
+    for outgoing in due.into_iter().filter(|outgoing| claimed.contains(&outgoing.message.id)) {
         let message = Message {
             village: outgoing.village.clone(),
             kind: kind_words(outgoing.kind).to_string(),
@@ -174,25 +192,28 @@ pub async fn send_due_messages(store: &Store, config: &ChainConfig, key: &[u8], 
             (outgoing, sent)
         });
     }
+    let results = futures_util::future::join_all(attempts).await;
+    let name = config.notifier.name();
     let mut taken = 0;
-    for (outgoing, sent) in futures_util::future::join_all(attempts).await {
+    let mut outcomes = Vec::with_capacity(results.len());
+    for (outgoing, sent) in &results {
         let id = outgoing.message.id;
-        let name = config.notifier.name();
         match sent {
             Ok(receipt) => {
                 taken += 1;
                 metrics::counter!(crate::metrics::RESPONDER_SMS_SENT, "provider" => name).increment(1);
-                store.message_sent(id, receipt.reference.as_deref(), now_ms().max(now)).await?;
+                outcomes.push((id, Settled::Sent(receipt.reference.as_deref())));
             }
             Err(error) => {
                 metrics::counter!(crate::metrics::RESPONDER_SMS_FAILURES, "provider" => name).increment(1);
                 let tried = outgoing.message.attempts + 1;
                 let retry_at = (error.retry && tried < MAX_ATTEMPTS).then(|| now + retry_backoff_ms(tried));
                 tracing::warn!(message = id, attempt = tried, retry = retry_at.is_some(), %error, "SMS not sent");
-                store.message_failed(id, &error.reason, retry_at, now).await?;
+                outcomes.push((id, Settled::Failed { error: &error.reason, retry_at }));
             }
         }
     }
+    store.settle_messages(&outcomes, now_ms().max(now)).await?;
     Ok(taken)
 }
 
@@ -218,14 +239,15 @@ pub async fn run(store: Store, config: ChainConfig, holder: String, mut shutdown
         }
         let now = now_ms();
         let round = async {
-            start_chains(&store, &config, &holder, now).await?;
+            let (_, more) = start_chains(&store, &config, &holder, now).await?;
             move_due_chains(&store, &config, now).await?;
-            send_due_messages(&store, &config, &key, now).await
+            let sent = send_due_messages(&store, &config, &key, now).await?;
+            Ok::<_, StoreError>(more || sent == usize::try_from(BATCH).unwrap_or(32))
         };
         match round.await {
-            // A full batch went out: more may be waiting (a burst); go on at once.
-            Ok(sent) if sent == usize::try_from(BATCH).unwrap_or(32) => continue,
-            Ok(_) => {}
+            // A burst: more alarms to start or a full batch sent; go on at once.
+            Ok(true) => continue,
+            Ok(false) => {}
             Err(error) => tracing::warn!(%error, "responder chain round failed; retrying"),
         }
         tokio::select! {

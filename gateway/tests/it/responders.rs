@@ -247,8 +247,8 @@ async fn a_smoke_alarm_reaches_the_first_contacts_and_the_chain_moves_on_when_no
     home_with_call_list(&store, t).await;
     let outcome = crate::commit_batch(&store, &[(smoke("node-r", 2), t)]).await.unwrap();
     assert_eq!(outcome.alert_events.len(), 1);
-    assert_eq!(start_chains(&store, &config, "gw-1", t).await.unwrap(), 1);
-    assert_eq!(start_chains(&store, &config, "gw-1", t).await.unwrap(), 0, "once per alert");
+    assert_eq!(start_chains(&store, &config, "gw-1", t).await.unwrap(), (1, false));
+    assert_eq!(start_chains(&store, &config, "gw-1", t).await.unwrap(), (0, false), "once per alert");
     let alert = store.alerts(&Default::default()).await.unwrap().remove(0).id;
 
     // Smoke at 03:00: the first three at once whatever their hours, with on-call.
