@@ -573,13 +573,16 @@ impl Store {
     }
 
     /// Messages due to be sent (queued, due by `now`): a critical alert's
-    /// first (a smoke alarm's messages do not wait behind a cold wave's),
-    /// then the oldest.
+    /// first (a smoke alarm's messages do not wait behind a cold wave's);
+    /// then each alert's first contact before anyone's second (in a burst
+    /// of alarms every home has someone told soonest); then the oldest.
     pub async fn due_messages(&self, now: i64, limit: i64) -> Result<Vec<Outgoing>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {MESSAGE_COLUMNS}, a.kind, a.village FROM responder_messages m JOIN alerts a ON a.id = m.alert_id
              WHERE m.status = 'queued' AND m.due_at <= $1
-             ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, m.due_at, m.id
+             ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
+                      m.id - (SELECT MIN(f.id) FROM responder_messages f WHERE f.alert_id = m.alert_id),
+                      m.due_at, m.id
              LIMIT $2"
         )))
         .bind(now)

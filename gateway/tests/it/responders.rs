@@ -192,10 +192,8 @@ fn config(provider: &Provider) -> ChainConfig {
     }
 }
 
-/// An elder of 锦山社区 with a node and a call list: a daughter (reachable
-/// 08:00–20:00), a neighbour, the grid worker, a son; 值班员 on the roster.
-async fn home_with_call_list(store: &Store, t: i64) -> i64 {
-    let elder = NewElder {
+fn elder_of_jinshan() -> NewElder {
+    NewElder {
         name: "王秀英".into(),
         county: "振兴区".into(),
         township: "站前街道".into(),
@@ -204,8 +202,13 @@ async fn home_with_call_list(store: &Store, t: i64) -> i64 {
         phone: Some("13904150000".into()),
         categories: "living_alone".into(),
         ..NewElder::default()
-    };
-    let id = store.add_elder(&elder, t - HOUR).await.unwrap().id;
+    }
+}
+
+/// An elder of 锦山社区 with a node and a call list: a daughter (reachable
+/// 08:00–20:00), a neighbour, the grid worker, a son; 值班员 on the roster.
+async fn home_with_call_list(store: &Store, t: i64) -> i64 {
+    let id = store.add_elder(&elder_of_jinshan(), t - HOUR).await.unwrap().id;
     store.pair_device("node-r", id, t - HOUR).await.unwrap();
     crate::commit_batch(store, &[(inactivity_free_summary("node-r"), t - HOUR)]).await.unwrap();
     for (name, relation, phone, hours) in [
@@ -414,4 +417,17 @@ async fn a_smoke_alarm_s_messages_go_before_those_of_lesser_alerts_queued_earlie
     let first = store.due_messages(t + 2_000, 1).await.unwrap();
     assert_eq!(first[0].message.alert_id, smoke_alert, "the smoke alarm's message goes first");
     assert_eq!(store.due_messages(t + 2_000, 10).await.unwrap().len(), 6);
+    // Of the lesser alert's five, the first contact goes first; and of two
+    // alerts alike, each one's first contact before either's second.
+    let lesser_first = store.due_messages(t + 2_000, 2).await.unwrap();
+    assert_eq!((lesser_first[1].message.alert_id, lesser_first[1].message.phone.as_str()), (lesser, "13904159900"));
+    let other = store.add_elder(&NewElder { name: "李桂兰".into(), ..elder_of_jinshan() }, t).await.unwrap().id;
+    store.pair_device("node-s", other, t).await.unwrap();
+    let tamper = r#"{"v":1,"boot":5,"seq":2,"up":20,"kind":"tamper","state":"opened"}"#;
+    crate::commit_batch(&store, &[(check("anxin/v1/dev/node-s/event", tamper.as_bytes()), t + 4_000)]).await.unwrap();
+    let second = store.alerts(&Default::default()).await.unwrap().into_iter().find(|a| a.elder_id == other).unwrap().id;
+    store.start_chain(second, &[reached("值班员", "13904159988")], 600_000, t + 4_000).await.unwrap();
+    let order: Vec<i64> =
+        store.due_messages(t + 5_000, 3).await.unwrap().iter().map(|outgoing| outgoing.message.alert_id).collect();
+    assert_eq!(order, [smoke_alert, lesser, second], "every alert's first contact before anyone's second");
 }
