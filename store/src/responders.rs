@@ -518,21 +518,29 @@ impl Store {
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
         let mut write = self.begin_write().await?;
-        let current = sqlx::query(sqlx::AssertSqlSafe(format!(
+        // The compare-and-set: on PostgreSQL the row is locked from here, and
+        // a second gateway's same statement waits, then finds it moved.
+        let claimed = sqlx::query(
+            "UPDATE responder_chains SET updated_at = $4
+             WHERE alert_id = $1 AND step = $2 AND due_at = $3 AND due_at <= $4",
+        )
+        .bind(due.chain.alert_id)
+        .bind(due.chain.step)
+        .bind(due.chain.due_at)
+        .bind(now)
+        .execute(&mut *write.transaction)
+        .await?;
+        if claimed.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {CHAIN_COLUMNS}, (SELECT status FROM alerts WHERE id = $1) AS alert_status
              FROM responder_chains WHERE alert_id = $1"
         )))
         .bind(due.chain.alert_id)
-        .fetch_optional(&mut *write.transaction)
+        .fetch_one(&mut *write.transaction)
         .await?;
-        let Some(row) = current else { return Ok(None) };
         let current = chain(&row)?;
-        if current.due_at != due.chain.due_at
-            || current.step != due.chain.step
-            || current.due_at.is_none_or(|d| d > now)
-        {
-            return Ok(None);
-        }
         let alert_status: String = row.try_get("alert_status")?;
         let event = if alert_status == AlertStatus::Resolved.as_str() {
             close_chain(&mut write, due.chain.alert_id, now).await?;
@@ -827,16 +835,22 @@ impl Store {
             Answer::Declined if answered.declined_at.is_some() || answered.accepted_at.is_some() => {
                 return Err(AnswerError::AlreadyGiven);
             }
-            Answer::Accepted => "accepted_at = $2",
+            Answer::Accepted => "accepted_at = $2 WHERE id = $1 AND accepted_at IS NULL AND declined_at IS NULL",
             // Arriving says they came: an arrival without an acceptance accepts too.
-            Answer::Arrived => "arrived_at = $2, accepted_at = COALESCE(accepted_at, $2)",
-            Answer::Declined => "declined_at = $2",
+            Answer::Arrived => {
+                "arrived_at = $2, accepted_at = COALESCE(accepted_at, $2) WHERE id = $1 AND arrived_at IS NULL"
+            }
+            Answer::Declined => "declined_at = $2 WHERE id = $1 AND declined_at IS NULL AND accepted_at IS NULL",
         };
-        sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE responder_messages SET {column} WHERE id = $1")))
+        // Conditional: of two taps at once (two gateways, PostgreSQL) one is taken.
+        let taken = sqlx::query(sqlx::AssertSqlSafe(format!("UPDATE responder_messages SET {column}")))
             .bind(id)
             .bind(now)
             .execute(&mut *write.transaction)
             .await?;
+        if taken.rows_affected() != 1 {
+            return Err(AnswerError::AlreadyGiven);
+        }
         let detail = format!("message={id} relation={} step={}", answered.relation, answered.step + 1);
         let event = write
             .alert_event(answered.alert_id, now, &format!("responder_{}", answer.code()), None, Some(&detail))

@@ -22,6 +22,7 @@ on_both_backends!(
     answers_move_the_chain_and_a_late_arrival_is_told_to_on_call,
     a_provider_that_is_down_is_retried_and_the_board_hears_of_it,
     a_smoke_alarm_s_messages_go_before_those_of_lesser_alerts_queued_earlier,
+    two_gateways_at_once_move_a_chain_once_and_take_a_double_tap_once,
 );
 
 const KEY_ID: &str = "LTAI-anxin-test";
@@ -430,4 +431,34 @@ async fn a_smoke_alarm_s_messages_go_before_those_of_lesser_alerts_queued_earlie
     let order: Vec<i64> =
         store.due_messages(t + 5_000, 3).await.unwrap().iter().map(|outgoing| outgoing.message.alert_id).collect();
     assert_eq!(order, [smoke_alert, lesser, second], "every alert's first contact before anyone's second");
+}
+
+async fn two_gateways_at_once_move_a_chain_once_and_take_a_double_tap_once(backend: Backend) {
+    let (store, guard) = fresh_store(backend).await;
+    let other = crate::reopen(&guard).await;
+    let provider = aliyun().await;
+    let config = config(&provider);
+    let times = ChainTimes::default();
+    let t = t0();
+    store.register_sink(anxin_gateway::responders::CURSOR).await.unwrap();
+    home_with_call_list(&store, t).await;
+    crate::commit_batch(&store, &[(smoke("node-r", 2), t)]).await.unwrap();
+    start_chains(&store, &config, "gw-1", t).await.unwrap();
+    let alert = store.alerts(&Default::default()).await.unwrap().remove(0).id;
+    // Both gateways find the chain due at 3 minutes: it moves once.
+    let (one, two) = tokio::join!(
+        move_due_chains(&store, &config, t + 3 * MINUTE),
+        move_due_chains(&other, &config, t + 3 * MINUTE)
+    );
+    assert_eq!(one.unwrap().len() + two.unwrap().len(), 1, "one gateway moves it");
+    assert_eq!(actions(&store, alert).await.iter().filter(|a| *a == "chain_next").count(), 1);
+    // The son taps 我去处理 twice at once, through two gateways' consoles.
+    let son = store.responder_messages(alert).await.unwrap().into_iter().find(|m| m.step == 1).unwrap().id;
+    let (one, two) = tokio::join!(
+        store.answer(son, Answer::Accepted, &times, t + 4 * MINUTE),
+        other.answer(son, Answer::Accepted, &times, t + 4 * MINUTE)
+    );
+    assert_eq!(u8::from(one.is_ok()) + u8::from(two.is_ok()), 1, "one answer taken");
+    assert!(matches!(one.err().or(two.err()), Some(AnswerError::AlreadyGiven)));
+    assert_eq!(actions(&store, alert).await.iter().filter(|a| *a == "responder_accepted").count(), 1);
 }
