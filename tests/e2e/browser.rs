@@ -295,3 +295,65 @@ async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calenda
     assert!(!refused.contains("李桂兰"));
     browser.close().await.unwrap();
 }
+
+/// Issue 18's first finding: on a phone the visit form put every radio
+/// button on its own line above its label (a global `input { display: block;
+/// min-width: 16rem }`), so part 5 ran to several screens. Each question's
+/// choices now sit in a row beside their words, thumb-sized, each section of
+/// part 5 within one phone screen, nothing wider than the screen; the desktop
+/// form the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_visit_form_reads_on_a_phone_each_section_within_a_screen() {
+    let folder = private_folder("e2e-visit-form");
+    let data = folder.to_str().unwrap();
+    run(data, &ADD_WANG_XIUYING);
+    let visitor = one_time_password(&run(data, &["users", "add", "探访员刘", "--role", "visitor"]));
+    run(data, &["elders", "assign", "1", "--visitor", "探访员刘", "--by", "admin"]);
+    let mqtt = format!("127.0.0.1:{}", free_port());
+    let http = format!("127.0.0.1:{}", free_port());
+    let _serve = Process::start(&["--data-dir", data, "serve", "--mqtt-listen", &mqtt, "--http-listen", &http]);
+    let base = format!("http://{http}");
+    let driver = Driver::start();
+    let phone = driver.phone("zh-CN").await;
+    first_sign_in(&phone, &base, "探访员刘", &visitor, "探访记录-每月一次-安心-2026").await;
+    until(&phone, 15, "location.pathname === '/my'").await;
+    phone.goto(&format!("{base}/elders/1/visits/new")).await.unwrap();
+    until(&phone, 10, "document.querySelector('form.visit-form .judgement') !== null").await;
+    let checks = [
+        // Nothing wider than the screen.
+        "document.documentElement.scrollWidth <= window.innerWidth",
+        // Every choice is one line: the radio beside its words, thumb-high.
+        "[...document.querySelectorAll('.judgement label.choice')].every(l => { const r = l.getBoundingClientRect(); \
+         return r.height >= 40 && r.height <= 60; })",
+        "[...document.querySelectorAll('.judgement input[type=radio]')].every(i => i.getBoundingClientRect().width <= 32)",
+        // Each question's choices in a row: its radios share one top.
+        "[...document.querySelectorAll('.judgement')].every(j => { const tops = [...j.querySelectorAll('input[type=radio]')]\
+         .map(i => Math.round(i.getBoundingClientRect().top)); return tops.length === 0 || new Set(tops).size <= 2; })",
+        // Each section of part 5 within one screen.
+        "[...document.querySelectorAll('form.visit-form fieldset')].filter(f => f.querySelector('.judgement'))\
+         .every(f => f.getBoundingClientRect().height <= window.innerHeight)",
+    ];
+    for check in checks {
+        until(&phone, 5, check).await;
+    }
+    std::fs::write(screenshots().join("visit-form-phone.png"), phone.screenshot().await.unwrap()).unwrap();
+    phone.close().await.unwrap();
+
+    // The desktop form: the same rows.
+    let desk = driver.browser("zh-CN").await;
+    desk.goto(&format!("{base}/login")).await.unwrap();
+    desk.wait().for_element(Locator::Css("input[name=name]")).await.unwrap().send_keys("探访员刘").await.unwrap();
+    desk.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("探访记录-每月一次-安心-2026")
+        .await
+        .unwrap();
+    desk.find(Locator::Css("form[action='/login'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&desk, 15, "location.pathname === '/my'").await;
+    desk.goto(&format!("{base}/elders/1/visits/new")).await.unwrap();
+    until(&desk, 10, "document.querySelector('form.visit-form .judgement') !== null").await;
+    until(&desk, 5, checks[1]).await;
+    until(&desk, 5, checks[3]).await;
+    desk.close().await.unwrap();
+}
