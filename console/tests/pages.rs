@@ -343,6 +343,7 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ),
         ("POST", format!("/elders/{here}/contacts/999999/remove"), "", [404, 404, 403, 404]),
         ("GET", "/duty".into(), "", [200, 200, 403, 403]),
+        ("GET", "/round".into(), "", [200, 200, 200, 200]),
         ("GET", format!("/alerts/{alert_here}/print"), "", [200, 200, 403, 403]),
         ("GET", format!("/alerts/{alert_there}/print"), "", [200, 404, 404, 404]),
         ("GET", "/handover".into(), "", [200, 200, 403, 403]),
@@ -1894,4 +1895,74 @@ async fn the_duty_roster_is_kept_per_county_and_the_board_shows_who_is_on_call()
     let cancelled = oncall.post(&format!("/duty/{}/cancel", shift.id), &[]).await;
     assert_eq!(cancelled.status, StatusCode::SEE_OTHER);
     assert!(world.store.on_duty("振兴区", anxin_store::now_ms()).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_visitor_s_round_puts_who_is_due_first_with_the_address_for_the_map_and_a_phone_to_tap() {
+    use anxin_domain::visits::{Assessment, NewVisit, Service, VisitMode};
+    let world = world().await;
+    let today = world.policy.today();
+    let offset = world.policy.utc_offset;
+    let now = anxin_store::now_ms();
+    let add = async |name: &str, citizen_id: &str| {
+        let id = world.store.add_elder(&elder(name, "振兴区", citizen_id), T).await.unwrap().id;
+        world.store.assign_visitor(id, "visitor", "admin", T).await.unwrap();
+        id
+    };
+    let visit = async |id: i64, on: chrono::NaiveDate| {
+        let new = NewVisit {
+            elder_id: id,
+            day: on,
+            mode: VisitMode::Home,
+            started: chrono::NaiveTime::from_hms_opt(0, 0, 0),
+            visitor: "探访员".into(),
+            assessment: Assessment::default(),
+            needs: None,
+            suggestions: None,
+        };
+        world.store.record_visit(&new.check(today).unwrap(), "visitor", now, offset).await.unwrap();
+    };
+    let referral = add("孙玉兰", "210602195203150023").await;
+    visit(referral, today).await;
+    world.store.raise_referral(referral, None, Service::Care, "需要助餐", "visitor", now).await.unwrap();
+    let remote = add("赵淑珍", "210602194811200026").await;
+    visit(remote, today - chrono::Days::new(100)).await;
+    let mut write = world.store.begin_write().await.unwrap();
+    write
+        .record_remote_visit(remote, &today.format("%Y-%m-%d").to_string(), now, "anxin", "活动正常", now)
+        .await
+        .unwrap();
+    write.commit().await.unwrap();
+    let visited = add("周桂芳", "210602195007080021").await;
+    visit(visited, today).await;
+
+    let mut visitor = signed_in(&world, "visitor").await;
+    let page = visitor.get("/round").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let order: Vec<&str> =
+        ["王秀英", "孙玉兰", "赵淑珍", "周桂芳"].into_iter().filter(|name| page.body.contains(*name)).collect();
+    assert_eq!(order.len(), 4, "{}", page.body);
+    let position = |name: &str| page.body.find(name).unwrap();
+    assert!(
+        position("王秀英") < position("孙玉兰")
+            && position("孙玉兰") < position("赵淑珍")
+            && position("赵淑珍") < position("周桂芳"),
+        "unvisited, then a referral, then seen only remotely, then visited: {}",
+        page.body
+    );
+    for expected in [
+        "本月未探访，还剩",
+        "有 1 项转介待办",
+        "两个月以上只有远程监测",
+        "本月已探访",
+        "tel:13904150001",
+        "geo:0,0?q=",
+        "远程签到",
+    ] {
+        assert!(page.body.contains(expected), "{expected:?} on the round");
+    }
+    assert!(!page.body.contains("李桂兰"), "another visitor's elder is not on this round");
+    // Staff have no round of their own: an empty page, not someone else's elders.
+    let mut oncall = signed_in(&world, "oncall").await;
+    assert!(!oncall.get("/round").await.body.contains("王秀英"));
 }

@@ -326,6 +326,58 @@ impl NewVisit {
 /// who is still unvisited (the plan's month-end reminder).
 pub const REMIND_FROM_DAY: u32 = 20;
 
+/// A visitor's round (本月探访): why an elder is on it, most pressing first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RoundReason {
+    /// Under a heightened watch, due a visit by a person.
+    WatchDue,
+    /// No visit of any mode yet this month.
+    Unvisited,
+    /// A referral raised for them is still open.
+    Referral,
+    /// Seen only by the sensors (remote check-ins) for [`ONLY_REMOTE_DAYS`] or more.
+    OnlyRemote,
+    /// Visited this month; nothing waiting.
+    Visited,
+}
+
+impl RoundReason {
+    pub fn code(self) -> &'static str {
+        match self {
+            RoundReason::WatchDue => "watch_due",
+            RoundReason::Unvisited => "unvisited",
+            RoundReason::Referral => "referral",
+            RoundReason::OnlyRemote => "only_remote",
+            RoundReason::Visited => "visited",
+        }
+    }
+}
+
+/// Days without a visit by a person (home, phone, video) after which an
+/// elder seen only by the sensors comes up on the round.
+pub const ONLY_REMOTE_DAYS: i64 = 60;
+
+/// Why an elder is on the round today: the most pressing of what holds.
+pub fn round_reason(
+    watch_due: bool,
+    visited_this_month: bool,
+    open_referrals: usize,
+    last_person_visit: Option<chrono::NaiveDate>,
+    today: chrono::NaiveDate,
+) -> RoundReason {
+    if watch_due {
+        RoundReason::WatchDue
+    } else if !visited_this_month {
+        RoundReason::Unvisited
+    } else if open_referrals > 0 {
+        RoundReason::Referral
+    } else if last_person_visit.is_none_or(|day| (today - day).num_days() >= ONLY_REMOTE_DAYS) {
+        RoundReason::OnlyRemote
+    } else {
+        RoundReason::Visited
+    }
+}
+
 /// A calendar month, `YYYY-MM`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Month {
@@ -562,6 +614,19 @@ mod month_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_round_puts_a_watch_first_then_the_unvisited_then_referrals_then_the_remotely_seen() {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 21).unwrap();
+        let ago = |days: u64| Some(today - chrono::Days::new(days));
+        assert_eq!(round_reason(true, true, 0, ago(1), today), RoundReason::WatchDue);
+        assert_eq!(round_reason(false, false, 2, None, today), RoundReason::Unvisited);
+        assert_eq!(round_reason(false, true, 1, ago(90), today), RoundReason::Referral);
+        assert_eq!(round_reason(false, true, 0, ago(60), today), RoundReason::OnlyRemote);
+        assert_eq!(round_reason(false, true, 0, None, today), RoundReason::OnlyRemote);
+        assert_eq!(round_reason(false, true, 0, ago(59), today), RoundReason::Visited);
+        assert!(RoundReason::WatchDue < RoundReason::Unvisited && RoundReason::OnlyRemote < RoundReason::Visited);
+    }
 
     fn day(text: &str) -> chrono::NaiveDate {
         chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()

@@ -303,7 +303,7 @@ async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calenda
 /// part 5 within one phone screen, nothing wider than the screen; the desktop
 /// form the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_visit_form_reads_on_a_phone_each_section_within_a_screen() {
+async fn the_round_and_the_visit_form_read_on_a_phone_each_section_within_a_screen() {
     let folder = private_folder("e2e-visit-form");
     let data = folder.to_str().unwrap();
     run(data, &ADD_WANG_XIUYING);
@@ -317,6 +317,12 @@ async fn the_visit_form_reads_on_a_phone_each_section_within_a_screen() {
     let phone = driver.phone("zh-CN").await;
     first_sign_in(&phone, &base, "探访员刘", &visitor, "探访记录-每月一次-安心-2026").await;
     until(&phone, 15, "location.pathname === '/my'").await;
+    // The round first: the elder, the map and the phone one tap away, nothing wider than the screen.
+    phone.goto(&format!("{base}/round")).await.unwrap();
+    until(&phone, 10, "document.querySelector('ol.round li') !== null").await;
+    until(&phone, 2, "document.querySelector('ol.round a.map').getAttribute('href').startsWith('geo:0,0?q=')").await;
+    until(&phone, 2, "document.documentElement.scrollWidth <= window.innerWidth").await;
+    std::fs::write(screenshots().join("round-phone.png"), phone.screenshot().await.unwrap()).unwrap();
     phone.goto(&format!("{base}/elders/1/visits/new")).await.unwrap();
     until(&phone, 10, "document.querySelector('form.visit-form .judgement') !== null").await;
     let checks = [

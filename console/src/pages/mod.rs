@@ -70,6 +70,7 @@ pub fn router() -> Router<AppState> {
         .route("/devices/import", post(registry::import))
         .route("/devices/{id}/revoke", post(registry::revoke))
         .route("/my", get(visitor::my_elders))
+        .route("/round", get(visitor::round))
         .route("/ledger", get(ledger::page))
         .route(
             "/ledger/import",

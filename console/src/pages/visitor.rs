@@ -177,6 +177,97 @@ pub(super) async fn my_elders(
     }))
 }
 
+/// One elder on the round.
+#[derive(Debug)]
+struct RoundEntry {
+    id: i64,
+    name: String,
+    reason: anxin_domain::visits::RoundReason,
+    reason_words: String,
+    /// The address for the map app (`geo:` URI, RFC 5870 with a query).
+    map: String,
+    place: String,
+    phone: String,
+    last_visit: String,
+    last_activity: String,
+}
+
+#[derive(Template)]
+#[template(path = "round.html")]
+struct RoundPage {
+    c: Chrome,
+    days_left: i64,
+    entries: Vec<RoundEntry>,
+}
+
+/// The visitor's round (本月探访): their elders ordered by what is due — a
+/// visit by a person under a heightened watch, no visit yet this month,
+/// referrals waiting, seen only by the sensors for two months — each with
+/// the address (opening the phone's map app), a `tel:` link, the last visit
+/// and the last sensor activity.
+pub(super) async fn round(State(state): State<AppState>, viewer: Viewer) -> Result<Response, AppError> {
+    use anxin_domain::visits::{Month, RoundReason, VisitMode, round_reason};
+    let offset = state.policy.utc_offset;
+    let now = state.now();
+    let lang = viewer.lang;
+    let today = state.today();
+    let month = Month::of(today);
+    let prefix = month.to_string();
+    let day = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+    let last_person = state.store.last_person_visits(&day(today)).await?;
+    let watch_due: Vec<i64> =
+        crate::scope::heightened_due(&state, &viewer.principal, today).await?.iter().map(|d| d.elder_id).collect();
+    let mut entries = Vec::new();
+    for &id in &viewer.principal.assigned_elders {
+        let Some(elder) = state.store.elder(id).await? else { continue };
+        if elder.left_on.is_some() {
+            continue;
+        }
+        let visits = state.store.visits(id).await?;
+        let visited_this_month = visits.iter().any(|v| v.day.starts_with(&prefix));
+        let open_referrals = state.store.referrals(id).await?.iter().filter(|r| r.done_at.is_none()).count();
+        let last_person_day = last_person.get(&id).and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+        let reason = round_reason(watch_due.contains(&id), visited_this_month, open_referrals, last_person_day, today);
+        let reason_words = match reason {
+            RoundReason::Unvisited => lang.t("round.unvisited").replace("{days}", &month.days_left(today).to_string()),
+            RoundReason::Referral => lang.t("round.referral").replace("{n}", &open_referrals.to_string()),
+            other => lang.t(&format!("round.{}", other.code())).to_string(),
+        };
+        let last_visit = visits
+            .iter()
+            .max_by(|a, b| a.day.cmp(&b.day))
+            .map(|v| {
+                let mode = VisitMode::parse(&v.mode).map_or("", |m| lang.t(&format!("visit_mode.{}", m.code())));
+                format!("{} {mode}", v.day)
+            })
+            .unwrap_or_else(|| lang.t("round.never").to_string());
+        let latest = state.store.devices_of(id).await?.iter().map(|d| d.last_seen).max();
+        let address = format!("{}{}{}{}", elder.county, elder.township, elder.village, elder.address);
+        entries.push((
+            (reason, last_person_day, elder.name.clone()),
+            RoundEntry {
+                id,
+                name: elder.name.clone(),
+                reason,
+                reason_words,
+                map: format!("geo:0,0?q={}", form_urlencoded::byte_serialize(address.as_bytes()).collect::<String>()),
+                place: format!("{} {} {}", elder.township, elder.village, elder.address),
+                phone: elder.phone.clone().unwrap_or_default(),
+                last_visit,
+                last_activity: latest.map(|t| local_time(t, offset)).unwrap_or_else(|| "—".into()),
+            },
+        ));
+    }
+    // Most pressing first; within a reason, the longest without a person's visit.
+    entries.sort_by(|(a, _), (b, _)| a.cmp(b));
+    state.store.audit(now, &viewer.principal.name, "visitor round read", None, Some(&prefix)).await?;
+    Ok(html(&RoundPage {
+        c: viewer.chrome("round.title"),
+        days_left: month.days_left(today),
+        entries: entries.into_iter().map(|(_, entry)| entry).collect(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
