@@ -77,6 +77,8 @@ pub fn router(metrics: Metrics, state: AppState) -> Router {
         .with_state(state)
         .layer(axum::middleware::from_fn(error::render_errors))
         .route("/static/{name}", get(web::asset))
+        .route("/sw.js", get(web::service_worker))
+        .route("/manifest.webmanifest", get(web::manifest))
         .merge(operations_router(metrics))
         .layer(axum::middleware::from_fn(web::security_headers))
         // gzip where the browser accepts it; tower-http leaves event streams alone.

@@ -123,7 +123,20 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("app.js", "text/javascript; charset=utf-8", include_bytes!("../static/app.js")),
     ("record-form.css", "text/css; charset=utf-8", include_bytes!("../static/record-form.css")),
     ("htmx-2.0.11.min.js", "text/javascript; charset=utf-8", include_bytes!("../static/vendor/htmx-2.0.11.min.js")),
+    ("icon.svg", "image/svg+xml", include_bytes!("../static/icon.svg")),
 ];
+
+/// The visitors' app: its service worker, served from the root so its scope
+/// covers the pages, and its manifest.
+pub async fn service_worker() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_bytes!("../static/sw.js").as_slice())
+        .into_response()
+}
+
+pub async fn manifest() -> Response {
+    ([(header::CONTENT_TYPE, "application/manifest+json")], include_bytes!("../static/manifest.webmanifest").as_slice())
+        .into_response()
+}
 
 pub async fn asset(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|(file, _, _)| *file == name) {

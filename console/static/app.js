@@ -38,6 +38,21 @@
   tick();
   setInterval(tick, 1000);
 
+  // Visitors: the app's service worker keeps the pages they open, and a
+  // banner says so when the console cannot be reached.
+  if (body.dataset.app === 'visitor' && 'serviceWorker' in navigator) {
+    navigator.serviceWorker.register('/sw.js', { scope: '/' }).catch(function () {});
+    fetch('/healthz', { cache: 'no-store' }).catch(function () {
+      var banner = document.createElement('p');
+      banner.className = 'notice offline';
+      banner.id = 'offline';
+      banner.setAttribute('role', 'status');
+      banner.textContent = body.dataset.offline;
+      var main = document.querySelector('main');
+      if (main) main.insertBefore(banner, main.firstChild);
+    });
+  }
+
   var board = document.getElementById('board');
   if (!board) return;
   var live = document.getElementById('live');
@@ -126,4 +141,5 @@
     });
   });
   banner.addEventListener('click', function () { banner.hidden = true; });
+
 })();

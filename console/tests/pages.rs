@@ -1966,3 +1966,27 @@ async fn the_visitor_s_round_puts_who_is_due_first_with_the_address_for_the_map_
     let mut oncall = signed_in(&world, "oncall").await;
     assert!(!oncall.get("/round").await.body.contains("王秀英"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_visitors_app_is_served_to_visitors_and_signing_out_wipes_what_the_phone_kept() {
+    let world = world().await;
+    let mut anyone = Browser::new(&world.router);
+    let worker = anyone.get("/sw.js").await;
+    assert_eq!(worker.status, StatusCode::OK);
+    assert!(worker.headers["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(worker.body.contains("caches.open") && worker.body.contains("/round"));
+    let manifest = anyone.get("/manifest.webmanifest").await;
+    assert_eq!(manifest.headers["content-type"], "application/manifest+json");
+    let manifest: serde_json::Value = serde_json::from_str(&manifest.body).unwrap();
+    assert_eq!((manifest["start_url"].as_str(), manifest["display"].as_str()), (Some("/round"), Some("standalone")));
+    assert_eq!(anyone.get("/static/icon.svg").await.status, StatusCode::OK);
+
+    let mut visitor = signed_in(&world, "visitor").await;
+    let round = visitor.get("/round").await.body;
+    assert!(round.contains("rel=\"manifest\"") && round.contains("data-app=\"visitor\""));
+    let mut oncall = signed_in(&world, "oncall").await;
+    assert!(!oncall.get("/board").await.body.contains("rel=\"manifest\""), "the app is the visitors'");
+    let out = visitor.post("/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.headers["clear-site-data"], "\"cache\", \"storage\"");
+}

@@ -363,3 +363,37 @@ async fn the_round_and_the_visit_form_read_on_a_phone_each_section_within_a_scre
     until(&desk, 5, checks[3]).await;
     desk.close().await.unwrap();
 }
+
+/// Issue 18's app, first part: a visitor's phone installs the service worker
+/// and keeps the pages opened; with the console stopped, the round still
+/// opens, saying it is not connected. Signing out wipes what was kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_round_opens_on_the_phone_with_the_console_stopped() {
+    let folder = private_folder("e2e-offline");
+    let data = folder.to_str().unwrap();
+    run(data, &ADD_WANG_XIUYING);
+    let visitor = one_time_password(&run(data, &["users", "add", "探访员刘", "--role", "visitor"]));
+    run(data, &["elders", "assign", "1", "--visitor", "探访员刘", "--by", "admin"]);
+    let mqtt = format!("127.0.0.1:{}", free_port());
+    let http = format!("127.0.0.1:{}", free_port());
+    let serve = Process::start(&["--data-dir", data, "serve", "--mqtt-listen", &mqtt, "--http-listen", &http]);
+    let base = format!("http://{http}");
+    let driver = Driver::start();
+    let phone = driver.phone("zh-CN").await;
+    first_sign_in(&phone, &base, "探访员刘", &visitor, "探访记录-每月一次-安心-2026").await;
+    until(&phone, 15, "location.pathname === '/my'").await;
+    phone.goto(&format!("{base}/round")).await.unwrap();
+    until(&phone, 15, "navigator.serviceWorker.controller !== null").await;
+    // Opened once under the worker: kept.
+    phone.goto(&format!("{base}/round")).await.unwrap();
+    until(&phone, 10, "document.querySelector('ol.round li') !== null").await;
+    until(&phone, 10, "caches.keys().then(k => window.kept = k.length > 0) && window.kept === true").await;
+    assert!(phone.source().await.unwrap().contains("manifest.webmanifest"), "the app's manifest is linked");
+
+    drop(serve);
+    phone.goto(&format!("{base}/round")).await.unwrap();
+    until(&phone, 10, "document.body.textContent.includes('王秀英')").await;
+    until(&phone, 10, "document.getElementById('offline') !== null").await;
+    std::fs::write(screenshots().join("round-offline.png"), phone.screenshot().await.unwrap()).unwrap();
+    phone.close().await.unwrap();
+}

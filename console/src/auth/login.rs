@@ -112,6 +112,9 @@ async fn logout(
     }
     let mut response = Redirect::to("/login").into_response();
     set_cookie(&mut response, &ended_session_cookie());
+    // A phone keeps the pages a visitor opened (the service worker's cache):
+    // signing out wipes them, with the app's storage.
+    response.headers_mut().insert("clear-site-data", axum::http::HeaderValue::from_static("\"cache\", \"storage\""));
     Ok(response)
 }
 
