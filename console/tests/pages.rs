@@ -1990,3 +1990,39 @@ async fn the_visitors_app_is_served_to_visitors_and_signing_out_wipes_what_the_p
     assert_eq!(out.status, StatusCode::SEE_OTHER);
     assert_eq!(out.headers["clear-site-data"], "\"cache\", \"storage\"");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visit_form_submitted_twice_is_recorded_once_and_the_api_says_so() {
+    let world = world().await;
+    let mut visitor = signed_in(&world, "visitor").await;
+    let form = visitor.get(&format!("/elders/{}/visits/new", world.here)).await.body;
+    let marker = "name=\"client_id\" value=\"";
+    let start = form.find(marker).expect("the form carries its visit's id") + marker.len();
+    let client_id = form[start..].split('"').next().unwrap().to_string();
+    assert_eq!(client_id.len(), 32);
+    let today = world.policy.today().format("%Y-%m-%d").to_string();
+    let fields =
+        [("day", today.as_str()), ("mode", "phone"), ("visitor", "visitor"), ("client_id", client_id.as_str())];
+    let first = visitor.post(&format!("/elders/{}/visits", world.here), &fields).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
+    let again = visitor.post(&format!("/elders/{}/visits", world.here), &fields).await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER);
+    assert!(again.location().contains("saved="), "{}", again.location());
+    assert_eq!(world.store.visits(world.here).await.unwrap().len(), 1, "a double tap records one visit");
+    let damaged = [("day", today.as_str()), ("mode", "phone"), ("visitor", "visitor"), ("client_id", "x; drop")];
+    assert_eq!(
+        visitor.post(&format!("/elders/{}/visits", world.here), &damaged).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    // The API: 201, then 200 with the same visit.
+    let body = format!(r#"{{"day":"{today}","mode":"video","visitor":"visitor","client_id":"api-visit-0001"}}"#);
+    let created = visitor.json("POST", &format!("/api/v1/elders/{}/visits", world.here), &body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let replayed = visitor.json("POST", &format!("/api/v1/elders/{}/visits", world.here), &body).await;
+    assert_eq!(replayed.status, StatusCode::OK);
+    let (a, b): (serde_json::Value, serde_json::Value) =
+        (serde_json::from_str(&created.body).unwrap(), serde_json::from_str(&replayed.body).unwrap());
+    assert_eq!(a["id"], b["id"]);
+    assert_eq!(world.store.visits(world.here).await.unwrap().len(), 2);
+}

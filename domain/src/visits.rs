@@ -326,6 +326,14 @@ impl NewVisit {
 /// who is still unvisited (the plan's month-end reminder).
 pub const REMIND_FROM_DAY: u32 = 20;
 
+/// The id a client (a phone, a rendered form) gives a visit, so that sending
+/// it again records nothing twice: 8 to 64 letters, digits, `-` or `_`.
+pub fn check_client_id(text: &str) -> Option<&str> {
+    let text = text.trim();
+    ((8..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .then_some(text)
+}
+
 /// A visitor's round (本月探访): why an elder is on it, most pressing first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RoundReason {

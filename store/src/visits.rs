@@ -134,6 +134,25 @@ impl Store {
         now: i64,
         offset: chrono::FixedOffset,
     ) -> Result<VisitRecord, StoreError> {
+        Ok(self.record_visit_once(new, None, recorded_by, now, offset).await?.0)
+    }
+
+    /// Records a visit once per `client_id` (the id a phone or a form gave
+    /// it, [`anxin_domain::visits::check_client_id`]): sent again, the visit
+    /// already recorded is returned with `false`, nothing written.
+    pub async fn record_visit_once(
+        &self,
+        new: &NewVisit,
+        client_id: Option<&str>,
+        recorded_by: &str,
+        now: i64,
+        offset: chrono::FixedOffset,
+    ) -> Result<(VisitRecord, bool), StoreError> {
+        if let Some(client_id) = client_id
+            && let Some(known) = self.visit_by_client_id(new.elder_id, client_id).await?
+        {
+            return Ok((known, false));
+        }
         let Some(elder) = self.elder(new.elder_id).await? else {
             return Err(StoreError::NotFound(format!("there is no elder with id {}", new.elder_id)));
         };
@@ -151,10 +170,10 @@ impl Store {
         };
         let _turn = self.write_turn().await;
         let mut transaction = self.begin_immediate().await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO visits (elder_id, day, mode, visited_at, visitor, assessment, needs, suggestions, recorded_by,
-                                 created_at, late, started_at, corroboration)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $4, {}, $10, $11) RETURNING {VISIT_COLUMNS}",
+                                 created_at, late, started_at, corroboration, client_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $4, {}, $10, $11, $12) RETURNING {VISIT_COLUMNS}",
             super::months::LATE_FOR_CLOSED_MONTH
         )))
         .bind(new.elder_id)
@@ -168,8 +187,22 @@ impl Store {
         .bind(recorded_by)
         .bind(started_at)
         .bind(corroboration.map(Corroboration::code))
+        .bind(client_id)
         .fetch_one(&mut *transaction)
-        .await?;
+        .await;
+        let row = match (inserted, client_id) {
+            (Ok(row), _) => row,
+            // Sent twice at once (two gateways): the other one recorded it.
+            (Err(error), Some(client_id)) => {
+                drop(transaction);
+                drop(_turn);
+                return match self.visit_by_client_id(new.elder_id, client_id).await? {
+                    Some(known) => Ok((known, false)),
+                    None => Err(error.into()),
+                };
+            }
+            (Err(error), None) => return Err(error.into()),
+        };
         let record = visit(&row)?;
         let detail = if record.late {
             format!("{} visit on {} (late: the month is closed)", new.mode.code(), record.day)
@@ -179,7 +212,22 @@ impl Store {
         super::users::audit(&mut transaction, now, recorded_by, "visit recorded", Some(new.elder_id), Some(&detail))
             .await?;
         transaction.commit().await?;
-        Ok(record)
+        Ok((record, true))
+    }
+
+    /// The visit a client recorded under `client_id`, if it is this elder's
+    /// (another elder's is refused: an id is one visit's).
+    async fn visit_by_client_id(&self, elder_id: i64, client_id: &str) -> Result<Option<VisitRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {VISIT_COLUMNS} FROM visits WHERE client_id = $1")))
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row.as_ref().map(visit).transpose()? {
+            Some(known) if known.elder_id != elder_id => {
+                Err(StoreError::Invalid(format!("the client id {client_id} is another visit's")))
+            }
+            known => Ok(known),
+        }
     }
 
     /// What the home's sensors say about a home visit starting at `start`.

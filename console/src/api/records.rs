@@ -61,11 +61,16 @@ pub struct VisitRequest {
     /// 紧急情况: what was found. Opens a critical `visit_emergency` alert for
     /// the on-call staff (escalated like a sensor's; see `/api/v1/alerts`).
     pub emergency: Option<String>,
+    /// The client's own id for the visit (8 to 64 letters, digits, `-`,
+    /// `_`): sent again, the visit already recorded is answered with `200`
+    /// and nothing is recorded twice.
+    pub client_id: Option<String>,
 }
 
-/// Records a visit; `201` with the visit.
+/// Records a visit; `201` with the visit (`200` with it when its
+/// `client_id` was recorded already).
 #[utoipa::path(post, path = "/api/v1/elders/{id}/visits", params(("id" = i64, Path)), request_body = VisitRequest,
-    responses((status = 201, body = VisitRecord), (status = 403, body = crate::error::ErrorBody),
+    responses((status = 201, body = VisitRecord), (status = 200, body = VisitRecord, description = "sent again: already recorded"), (status = 403, body = crate::error::ErrorBody),
               (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub(super) async fn record_visit(
     State(store): State<Store>,
@@ -100,8 +105,19 @@ pub(super) async fn record_visit(
     if emergency.is_some_and(str::is_empty) {
         return Err(invalid("emergency must say what was found"));
     }
+    let client_id = request
+        .client_id
+        .as_deref()
+        .map(|text| {
+            anxin_domain::visits::check_client_id(text)
+                .ok_or_else(|| invalid("client_id must be 8 to 64 letters, digits, - or _"))
+        })
+        .transpose()?;
     let now = clock.now_ms();
-    let recorded = store.record_visit(&visit, &caller.0.name, now, policy.utc_offset).await?;
+    let (recorded, new) = store.record_visit_once(&visit, client_id, &caller.0.name, now, policy.utc_offset).await?;
+    if !new {
+        return Ok((StatusCode::OK, Json(recorded)));
+    }
     if let Some(what) = emergency {
         let detail = anxin_domain::alerts::explanation::Explanation::new(
             anxin_domain::alerts::explanation::Sentence::VisitEmergency,

@@ -284,6 +284,8 @@ pub(super) async fn new_visit(
         ("mode".to_string(), "home".to_string()),
         ("started".to_string(), local_clock_time(state.now(), state.policy.utc_offset)),
         ("visitor".to_string(), viewer.principal.name.clone()),
+        // The visit's own id: submitted twice (a double tap, a resend), it is recorded once.
+        ("client_id".to_string(), anxin_domain::responders::link::nonce()),
     ]
     .into();
     Ok(visit_form(&viewer, &elder, fields, None))
@@ -395,8 +397,25 @@ pub(super) async fn record_visit(
         let reason = viewer.lang.t("visit.emergency_what_needed").to_string();
         return Ok(visit_form(&viewer, &elder, fields, Some(reason)));
     }
+    let client_id = match fields.get("client_id").map(String::as_str).filter(|id| !id.is_empty()) {
+        None => None,
+        Some(text) => match anxin_domain::visits::check_client_id(text) {
+            Some(id) => Some(id.to_string()),
+            None => {
+                let reason = viewer.lang.t("visit.bad_client_id").to_string();
+                return Ok(visit_form(&viewer, &elder, fields, Some(reason)));
+            }
+        },
+    };
     let now = state.now();
-    let recorded = state.store.record_visit(&visit, &viewer.principal.name, now, state.policy.utc_offset).await?;
+    let (recorded, new) = state
+        .store
+        .record_visit_once(&visit, client_id.as_deref(), &viewer.principal.name, now, state.policy.utc_offset)
+        .await?;
+    if !new {
+        // Sent again: already recorded (with its emergency, if it had one).
+        return Ok(Redirect::to(&format!("/elders/{id}?saved={}#visits", recorded.id)).into_response());
+    }
     if emergency {
         let detail = Explanation::new(Sentence::VisitEmergency)
             .with("by", visit.visitor.as_str())

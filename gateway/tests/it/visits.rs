@@ -21,6 +21,7 @@ on_both_backends!(
     a_closed_month_keeps_its_figure_and_a_late_visit_counts_only_once_reopened,
     a_home_visit_is_corroborated_by_a_day_of_the_home_s_own_sensor_messages,
     a_spot_check_draws_the_same_sample_from_its_seed_and_flags_a_visit_not_confirmed,
+    a_visit_sent_again_with_its_client_id_is_recorded_once,
 );
 
 use anxin_domain::time::HOUR_MS as HOUR;
@@ -542,4 +543,42 @@ async fn a_spot_check_draws_the_same_sample_from_its_seed_and_flags_a_visit_not_
     let audit = store.audit_entries(None, 100).await.unwrap();
     assert!(audit.iter().any(|e| e.action == "spot-check drawn"
         && e.detail.as_deref().is_some_and(|d| d.contains("seed=abc123 size=4 of 12"))));
+}
+
+async fn a_visit_sent_again_with_its_client_id_is_recorded_once(backend: Backend) {
+    let (store, guard) = fresh_store(backend).await;
+    let other_gateway = crate::reopen(&guard).await;
+    let elder_id = store.add_elder(&elder("王秀英", "站前街道"), 0).await.unwrap().id;
+    let someone_else = store.add_elder(&elder("李桂兰", "站前街道"), 0).await.unwrap().id;
+    let new = NewVisit {
+        elder_id,
+        day: day("2026-06-20"),
+        mode: VisitMode::Phone,
+        started: None,
+        visitor: "李探访".into(),
+        assessment: Assessment::default(),
+        needs: Some("需要助餐".into()),
+        suggestions: None,
+    }
+    .check(day("2026-07-01"))
+    .unwrap();
+    let id = Some("phone-7f3a9c01d2e4");
+    let (first, new_one) = store.record_visit_once(&new, id, "visitor-li", 1, beijing()).await.unwrap();
+    assert!(new_one);
+    let (again, new_again) = store.record_visit_once(&new, id, "visitor-li", 2, beijing()).await.unwrap();
+    assert_eq!((again.id, new_again), (first.id, false), "sent again: the same visit, nothing new");
+    // Sent twice at once through two gateways: one visit.
+    let other_id = Some("phone-0b1c2d3e4f50");
+    let (one, two) = tokio::join!(
+        store.record_visit_once(&new, other_id, "visitor-li", 3, beijing()),
+        other_gateway.record_visit_once(&new, other_id, "visitor-li", 3, beijing())
+    );
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert_eq!(one.0.id, two.0.id);
+    assert_eq!(u8::from(one.1) + u8::from(two.1), 1, "one of the two recorded it");
+    assert_eq!(store.visits(elder_id).await.unwrap().len(), 2);
+    // An id is one visit's: another elder's visit under it is refused.
+    let elsewhere = NewVisit { elder_id: someone_else, ..new.clone() };
+    assert!(store.record_visit_once(&elsewhere, id, "visitor-li", 4, beijing()).await.is_err());
+    assert!(store.visits(someone_else).await.unwrap().is_empty());
 }
