@@ -124,6 +124,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("record-form.css", "text/css; charset=utf-8", include_bytes!("../static/record-form.css")),
     ("htmx-2.0.11.min.js", "text/javascript; charset=utf-8", include_bytes!("../static/vendor/htmx-2.0.11.min.js")),
     ("icon.svg", "image/svg+xml", include_bytes!("../static/icon.svg")),
+    ("offline.js", "text/javascript; charset=utf-8", include_bytes!("../static/offline.js")),
 ];
 
 /// The visitors' app: its service worker, served from the root so its scope

@@ -397,3 +397,59 @@ async fn the_round_opens_on_the_phone_with_the_console_stopped() {
     std::fs::write(screenshots().join("round-offline.png"), phone.screenshot().await.unwrap()).unwrap();
     phone.close().await.unwrap();
 }
+
+/// Issue 18: a visit recorded on the phone with the console stopped waits on
+/// the phone as 待上传 (never "saved"), sign-out is refused meanwhile, and
+/// once the console is back it is sent and recorded exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visit_recorded_offline_waits_on_the_phone_and_is_sent_once_when_the_console_is_back() {
+    let folder = private_folder("e2e-offline-visit");
+    let data = folder.to_str().unwrap();
+    run(data, &ADD_WANG_XIUYING);
+    let visitor = one_time_password(&run(data, &["users", "add", "探访员刘", "--role", "visitor"]));
+    run(data, &["elders", "assign", "1", "--visitor", "探访员刘", "--by", "admin"]);
+    let mqtt = format!("127.0.0.1:{}", free_port());
+    let http = format!("127.0.0.1:{}", free_port());
+    let args = ["--data-dir", data, "serve", "--mqtt-listen", &mqtt, "--http-listen", &http];
+    let serve = Process::start(&args);
+    let base = format!("http://{http}");
+    let driver = Driver::start();
+    let phone = driver.phone("zh-CN").await;
+    first_sign_in(&phone, &base, "探访员刘", &visitor, "探访记录-每月一次-安心-2026").await;
+    until(&phone, 15, "location.pathname === '/my'").await;
+    phone.goto(&format!("{base}/elders/1/visits/new")).await.unwrap();
+    until(&phone, 10, "document.querySelector('form.visit-form') !== null").await;
+
+    // No connection: the visit waits on the phone, not saved.
+    drop(serve);
+    phone.execute("document.querySelector('textarea[name=needs]').value = '需要助餐';", vec![]).await.unwrap();
+    phone.execute("document.querySelector('form.visit-form button[type=submit]').click();", vec![]).await.unwrap();
+    until(&phone, 10, "document.querySelector('#waiting-visits li.waiting') !== null").await;
+    let waiting = phone.find(Locator::Css("#waiting-visits")).await.unwrap().text().await.unwrap();
+    assert!(waiting.contains("王秀英") && waiting.contains("待上传") && !waiting.contains("已保存"), "{waiting}");
+    // Signing out would lose it: refused.
+    phone.execute("document.querySelector('form[action=\"/logout\"] button').click();", vec![]).await.unwrap();
+    until(&phone, 5, "document.getElementById('logout-refused') !== null").await;
+    std::fs::write(screenshots().join("visit-waiting.png"), phone.screenshot().await.unwrap()).unwrap();
+
+    // The console is back: sent, once.
+    let _serve = Process::start(&args);
+    phone.execute("window.dispatchEvent(new Event('online'));", vec![]).await.unwrap();
+    until(&phone, 20, "document.querySelectorAll('#waiting-visits li.waiting').length === 0").await;
+    phone.execute("window.dispatchEvent(new Event('online'));", vec![]).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let visits: Vec<serde_json::Value> =
+        serde_json::from_str(&run(data, &["visits", "list", "--elder", "1", "--json"])).unwrap();
+    let by_hand: Vec<_> = visits.iter().filter(|v| v["mode"] != "remote").collect();
+    assert_eq!(by_hand.len(), 1, "recorded exactly once: {visits:?}");
+    assert_eq!(by_hand[0]["needs"], "需要助餐");
+    // Connected, the form posts as ever and lands on the elder's page.
+    phone.goto(&format!("{base}/elders/1/visits/new")).await.unwrap();
+    until(&phone, 10, "document.querySelector('form.visit-form') !== null").await;
+    phone.execute("document.querySelector('form.visit-form button[type=submit]').click();", vec![]).await.unwrap();
+    until(&phone, 10, "location.pathname === '/elders/1'").await;
+    let visits: Vec<serde_json::Value> =
+        serde_json::from_str(&run(data, &["visits", "list", "--elder", "1", "--json"])).unwrap();
+    assert_eq!(visits.iter().filter(|v| v["mode"] != "remote").count(), 2);
+    phone.close().await.unwrap();
+}
