@@ -68,13 +68,20 @@
     return all().then(function (list) {
       return list.filter(function (visit) { return !visit.refused; }).reduce(function (chain, visit) {
         return chain.then(function () {
+          // Sent with this page's session token: the visitor may have
+          // signed in again since the visit was kept.
+          var fields = new URLSearchParams(visit.body);
+          var meta = document.querySelector('meta[name="csrf-token"]');
+          if (meta && meta.content) fields.set('csrf', meta.content);
           return fetch(visit.action, {
             method: 'POST',
             headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-            body: visit.body,
+            body: fields.toString(),
             credentials: 'same-origin'
           }).then(function (response) {
-            if (response.ok || response.redirected) return forget(visit.client_id);
+            // Sent back to sign in (the session ended): not sent; it waits.
+            if (new URL(response.url).pathname === '/login') return;
+            if (response.ok) return forget(visit.client_id);
             if (response.status === 422 || response.status === 403 || response.status === 404) {
               visit.refused = String(response.status);
               return keep(visit);
