@@ -432,9 +432,28 @@ async fn a_visit_recorded_offline_waits_on_the_phone_and_is_sent_once_when_the_c
     until(&phone, 5, "document.getElementById('logout-refused') !== null").await;
     std::fs::write(screenshots().join("visit-waiting.png"), phone.screenshot().await.unwrap()).unwrap();
 
-    // The console is back: sent, once.
+    // The console is back, but the phone's session has ended: sent back to
+    // sign in, the visit is not taken as sent; it waits.
     let _serve = Process::start(&args);
+    phone.delete_cookie("anxin_session").await.unwrap();
     phone.execute("window.dispatchEvent(new Event('online'));", vec![]).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    until(&phone, 2, "document.querySelectorAll('#waiting-visits li.waiting').length === 1").await;
+    let visits: Vec<serde_json::Value> =
+        serde_json::from_str(&run(data, &["visits", "list", "--elder", "1", "--json"])).unwrap();
+    assert!(visits.iter().all(|v| v["mode"] == "remote"), "nothing recorded without a session: {visits:?}");
+    // Signed in again: sent on the new session's token, once.
+    phone.goto(&format!("{base}/login")).await.unwrap();
+    phone.wait().for_element(Locator::Css("input[name=name]")).await.unwrap().send_keys("探访员刘").await.unwrap();
+    phone
+        .find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("探访记录-每月一次-安心-2026")
+        .await
+        .unwrap();
+    phone.find(Locator::Css("form[action='/login'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    until(&phone, 15, "location.pathname === '/my'").await;
     until(&phone, 20, "document.querySelectorAll('#waiting-visits li.waiting').length === 0").await;
     phone.execute("window.dispatchEvent(new Event('online'));", vec![]).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
