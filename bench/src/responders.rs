@@ -146,7 +146,7 @@ pub async fn responders(args: BenchRespondersArgs) -> anyhow::Result<()> {
         village: "锦山社区".into(),
         kind: "烟雾报警".into(),
         link: "http://127.0.0.1/r/x".into(),
-        purpose: "alert",
+        purpose: anxin_domain::responders::Purpose::Alert,
     };
     let started = Instant::now();
     for chunk in (0..messages).collect::<Vec<_>>().chunks(32) {

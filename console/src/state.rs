@@ -38,6 +38,8 @@ pub struct AppState {
     pub chain_times: Arc<ChainTimes>,
     /// Answer links opened per client address: the link endpoint's limit.
     pub link_limiter: Arc<crate::auth::throttle::LinkLimiter>,
+    /// The key answer links are signed with, read from the store once.
+    pub link_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
             trusted_proxies: Arc::new([]),
             chain_times: Arc::new(ChainTimes::default()),
             link_limiter: Arc::new(crate::auth::throttle::LinkLimiter::default()),
+            link_key: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
 

@@ -272,7 +272,8 @@ pub fn kind_words(kind: AlertKind) -> &'static str {
 }
 
 /// Why a message goes out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// An alert, to a contact: please answer through the link.
     Alert,
@@ -307,17 +308,17 @@ pub struct Message {
     /// [`kind_words`].
     pub kind: String,
     pub link: String,
-    pub purpose: &'static str,
+    pub purpose: Purpose,
 }
 
 impl Message {
     /// The whole text, for providers that take text (and for the record).
     pub fn text(&self) -> String {
         match self.purpose {
-            "late" => {
+            Purpose::Late => {
                 format!("【安心】{}{}：已接单人员未按时到达，请值班人员跟进。{}", self.village, self.kind, self.link)
             }
-            _ => format!("【安心】{}{}，请尽快回复能否前往：{}", self.village, self.kind, self.link),
+            Purpose::Alert => format!("【安心】{}{}，请尽快回复能否前往：{}", self.village, self.kind, self.link),
         }
     }
 }
@@ -487,7 +488,7 @@ mod tests {
             village: "河口村".into(),
             kind: kind_words(AlertKind::Smoke).into(),
             link: "https://anxin.example/r/abc".into(),
-            purpose: Purpose::Alert.code(),
+            purpose: Purpose::Alert,
         };
         assert_eq!(message.text(), "【安心】河口村烟雾报警，请尽快回复能否前往：https://anxin.example/r/abc");
     }

@@ -714,42 +714,35 @@ impl Store {
 
     /// The chains of these alerts (the board's rows).
     pub async fn chains_of(&self, alert_ids: &[i64]) -> Result<Vec<ChainRecord>, StoreError> {
-        let mut chains = Vec::new();
-        for chunk in alert_ids.chunks(200) {
-            let mut params = super::Params::new(self.backend);
-            let sql = format!(
-                "SELECT {CHAIN_COLUMNS} FROM responder_chains WHERE alert_id IN ({})",
-                params.list(chunk.len())
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            for row in query.fetch_all(&self.pool).await? {
-                chains.push(chain(&row)?);
-            }
-        }
-        Ok(chains)
+        let select = format!("SELECT {CHAIN_COLUMNS} FROM responder_chains WHERE alert_id IN");
+        self.rows_of_alerts(&select, "", alert_ids).await?.iter().map(chain).collect()
     }
 
     /// The messages of these alerts' chains (the board's rows), in order.
     pub async fn responder_messages_of(&self, alert_ids: &[i64]) -> Result<Vec<ResponderMessage>, StoreError> {
-        let mut messages = Vec::new();
+        let select = format!("SELECT {MESSAGE_COLUMNS} FROM responder_messages m WHERE m.alert_id IN");
+        let rows = self.rows_of_alerts(&select, "ORDER BY m.id", alert_ids).await?;
+        Ok(rows.iter().map(message).collect::<Result<_, _>>()?)
+    }
+
+    /// `{select} (…ids…) {tail}` for the ids 200 at a time.
+    async fn rows_of_alerts(
+        &self,
+        select: &str,
+        tail: &str,
+        alert_ids: &[i64],
+    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+        let mut rows = Vec::new();
         for chunk in alert_ids.chunks(200) {
             let mut params = super::Params::new(self.backend);
-            let sql = format!(
-                "SELECT {MESSAGE_COLUMNS} FROM responder_messages m WHERE m.alert_id IN ({}) ORDER BY m.id",
-                params.list(chunk.len())
-            );
+            let sql = format!("{select} ({}) {tail}", params.list(chunk.len()));
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in chunk {
                 query = query.bind(*id);
             }
-            for row in query.fetch_all(&self.pool).await? {
-                messages.push(message(&row)?);
-            }
+            rows.extend(query.fetch_all(&self.pool).await?);
         }
-        Ok(messages)
+        Ok(rows)
     }
 
     /// Every message of an alert's chain, in the order they were planned.

@@ -106,13 +106,68 @@ pub(crate) fn one_time_password(printed: &str) -> String {
 /// Signs in with the one-time password and sets a new one, as a new user does.
 pub(crate) async fn first_sign_in(browser: &Client, base: &str, name: &str, one_time: &str, new_password: &str) {
     browser.goto(&format!("{base}/")).await.unwrap();
-    browser.wait().for_element(Locator::Css("input[name=name]")).await.unwrap().send_keys(name).await.unwrap();
-    browser.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(one_time).await.unwrap();
-    browser.find(Locator::Css("form[action='/login'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    submit_sign_in(browser, name, one_time).await;
     browser.wait().for_element(Locator::Css("input[name=current]")).await.unwrap().send_keys(one_time).await.unwrap();
     browser.find(Locator::Css("input[name=new]")).await.unwrap().send_keys(new_password).await.unwrap();
     browser.find(Locator::Css("input[name=confirm]")).await.unwrap().send_keys(new_password).await.unwrap();
     browser.find(Locator::Css("form[action='/password'] button[type=submit]")).await.unwrap().click().await.unwrap();
+}
+
+/// Signs in with an account's own password, from the sign-in page.
+pub(crate) async fn sign_in(browser: &Client, base: &str, name: &str, password: &str) {
+    browser.goto(&format!("{base}/login")).await.unwrap();
+    submit_sign_in(browser, name, password).await;
+}
+
+async fn submit_sign_in(browser: &Client, name: &str, password: &str) {
+    browser.wait().for_element(Locator::Css("input[name=name]")).await.unwrap().send_keys(name).await.unwrap();
+    browser.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(password).await.unwrap();
+    browser.find(Locator::Css("form[action='/login'] button[type=submit]")).await.unwrap().click().await.unwrap();
+}
+
+/// The password 探访员刘 sets at the first sign-in of the phone tests.
+const VISITOR_PASSWORD: &str = "探访记录-每月一次-安心-2026";
+
+/// 王秀英 and her visitor 探访员刘, signed in on a phone (390 × 844) against
+/// `anxin serve`, which can be stopped and started again on the same port
+/// and data: what the phone tests share.
+struct VisitorPhone {
+    phone: Client,
+    base: String,
+    data: String,
+    args: Vec<String>,
+    serve: Option<Process>,
+    driver: Driver,
+}
+
+impl VisitorPhone {
+    async fn start(what: &str) -> VisitorPhone {
+        let folder = private_folder(what);
+        let data = folder.to_str().unwrap().to_string();
+        run(&data, &ADD_WANG_XIUYING);
+        let visitor = one_time_password(&run(&data, &["users", "add", "探访员刘", "--role", "visitor"]));
+        run(&data, &["elders", "assign", "1", "--visitor", "探访员刘", "--by", "admin"]);
+        let mqtt = format!("127.0.0.1:{}", free_port());
+        let http = format!("127.0.0.1:{}", free_port());
+        let args: Vec<String> =
+            ["--data-dir", &data, "serve", "--mqtt-listen", &mqtt, "--http-listen", &http].map(String::from).to_vec();
+        let driver = Driver::start();
+        let phone = driver.phone("zh-CN").await;
+        let mut this = VisitorPhone { base: format!("http://{http}"), driver, phone, data, args, serve: None };
+        this.start_console();
+        first_sign_in(&this.phone, &this.base, "探访员刘", &visitor, VISITOR_PASSWORD).await;
+        until(&this.phone, 15, "location.pathname === '/my'").await;
+        this
+    }
+
+    fn start_console(&mut self) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.serve = Some(Process::start(&args));
+    }
+
+    fn stop_console(&mut self) {
+        self.serve = None;
+    }
 }
 
 /// Waits up to `seconds` for `script` (a JavaScript expression) to be true.
@@ -304,27 +359,16 @@ async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calenda
 /// form the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_round_and_the_visit_form_read_on_a_phone_each_section_within_a_screen() {
-    let folder = private_folder("e2e-visit-form");
-    let data = folder.to_str().unwrap();
-    run(data, &ADD_WANG_XIUYING);
-    let visitor = one_time_password(&run(data, &["users", "add", "探访员刘", "--role", "visitor"]));
-    run(data, &["elders", "assign", "1", "--visitor", "探访员刘", "--by", "admin"]);
-    let mqtt = format!("127.0.0.1:{}", free_port());
-    let http = format!("127.0.0.1:{}", free_port());
-    let _serve = Process::start(&["--data-dir", data, "serve", "--mqtt-listen", &mqtt, "--http-listen", &http]);
-    let base = format!("http://{http}");
-    let driver = Driver::start();
-    let phone = driver.phone("zh-CN").await;
-    first_sign_in(&phone, &base, "探访员刘", &visitor, "探访记录-每月一次-安心-2026").await;
-    until(&phone, 15, "location.pathname === '/my'").await;
+    let setup = VisitorPhone::start("e2e-visit-form").await;
+    let (phone, base) = (&setup.phone, &setup.base);
     // The round first: the elder, the map and the phone one tap away, nothing wider than the screen.
     phone.goto(&format!("{base}/round")).await.unwrap();
-    until(&phone, 10, "document.querySelector('ol.round li') !== null").await;
-    until(&phone, 2, "document.querySelector('ol.round a.map').getAttribute('href').startsWith('geo:0,0?q=')").await;
-    until(&phone, 2, "document.documentElement.scrollWidth <= window.innerWidth").await;
+    until(phone, 10, "document.querySelector('ol.round li') !== null").await;
+    until(phone, 2, "document.querySelector('ol.round a.map').getAttribute('href').startsWith('geo:0,0?q=')").await;
+    until(phone, 2, "document.documentElement.scrollWidth <= window.innerWidth").await;
     std::fs::write(screenshots().join("round-phone.png"), phone.screenshot().await.unwrap()).unwrap();
     phone.goto(&format!("{base}/elders/1/visits/new")).await.unwrap();
-    until(&phone, 10, "document.querySelector('form.visit-form .judgement') !== null").await;
+    until(phone, 10, "document.querySelector('form.visit-form .judgement') !== null").await;
     let checks = [
         // Nothing wider than the screen.
         "document.documentElement.scrollWidth <= window.innerWidth",
@@ -340,22 +384,14 @@ async fn the_round_and_the_visit_form_read_on_a_phone_each_section_within_a_scre
          .every(f => f.getBoundingClientRect().height <= window.innerHeight)",
     ];
     for check in checks {
-        until(&phone, 5, check).await;
+        until(phone, 5, check).await;
     }
     std::fs::write(screenshots().join("visit-form-phone.png"), phone.screenshot().await.unwrap()).unwrap();
-    phone.close().await.unwrap();
+    phone.clone().close().await.unwrap();
 
     // The desktop form: the same rows.
-    let desk = driver.browser("zh-CN").await;
-    desk.goto(&format!("{base}/login")).await.unwrap();
-    desk.wait().for_element(Locator::Css("input[name=name]")).await.unwrap().send_keys("探访员刘").await.unwrap();
-    desk.find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys("探访记录-每月一次-安心-2026")
-        .await
-        .unwrap();
-    desk.find(Locator::Css("form[action='/login'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    let desk = setup.driver.browser("zh-CN").await;
+    sign_in(&desk, base, "探访员刘", VISITOR_PASSWORD).await;
     until(&desk, 15, "location.pathname === '/my'").await;
     desk.goto(&format!("{base}/elders/1/visits/new")).await.unwrap();
     until(&desk, 10, "document.querySelector('form.visit-form .judgement') !== null").await;
@@ -369,19 +405,8 @@ async fn the_round_and_the_visit_form_read_on_a_phone_each_section_within_a_scre
 /// opens, saying it is not connected. Signing out wipes what was kept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_round_opens_on_the_phone_with_the_console_stopped() {
-    let folder = private_folder("e2e-offline");
-    let data = folder.to_str().unwrap();
-    run(data, &ADD_WANG_XIUYING);
-    let visitor = one_time_password(&run(data, &["users", "add", "探访员刘", "--role", "visitor"]));
-    run(data, &["elders", "assign", "1", "--visitor", "探访员刘", "--by", "admin"]);
-    let mqtt = format!("127.0.0.1:{}", free_port());
-    let http = format!("127.0.0.1:{}", free_port());
-    let serve = Process::start(&["--data-dir", data, "serve", "--mqtt-listen", &mqtt, "--http-listen", &http]);
-    let base = format!("http://{http}");
-    let driver = Driver::start();
-    let phone = driver.phone("zh-CN").await;
-    first_sign_in(&phone, &base, "探访员刘", &visitor, "探访记录-每月一次-安心-2026").await;
-    until(&phone, 15, "location.pathname === '/my'").await;
+    let mut setup = VisitorPhone::start("e2e-offline").await;
+    let (phone, base) = (setup.phone.clone(), setup.base.clone());
     phone.goto(&format!("{base}/round")).await.unwrap();
     until(&phone, 15, "navigator.serviceWorker.controller !== null").await;
     // Opened once under the worker: kept.
@@ -390,7 +415,7 @@ async fn the_round_opens_on_the_phone_with_the_console_stopped() {
     until(&phone, 10, "caches.keys().then(k => window.kept = k.length > 0) && window.kept === true").await;
     assert!(phone.source().await.unwrap().contains("manifest.webmanifest"), "the app's manifest is linked");
 
-    drop(serve);
+    setup.stop_console();
     phone.goto(&format!("{base}/round")).await.unwrap();
     until(&phone, 10, "document.body.textContent.includes('王秀英')").await;
     until(&phone, 10, "document.getElementById('offline') !== null").await;
@@ -403,25 +428,14 @@ async fn the_round_opens_on_the_phone_with_the_console_stopped() {
 /// once the console is back it is sent and recorded exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visit_recorded_offline_waits_on_the_phone_and_is_sent_once_when_the_console_is_back() {
-    let folder = private_folder("e2e-offline-visit");
-    let data = folder.to_str().unwrap();
-    run(data, &ADD_WANG_XIUYING);
-    let visitor = one_time_password(&run(data, &["users", "add", "探访员刘", "--role", "visitor"]));
-    run(data, &["elders", "assign", "1", "--visitor", "探访员刘", "--by", "admin"]);
-    let mqtt = format!("127.0.0.1:{}", free_port());
-    let http = format!("127.0.0.1:{}", free_port());
-    let args = ["--data-dir", data, "serve", "--mqtt-listen", &mqtt, "--http-listen", &http];
-    let serve = Process::start(&args);
-    let base = format!("http://{http}");
-    let driver = Driver::start();
-    let phone = driver.phone("zh-CN").await;
-    first_sign_in(&phone, &base, "探访员刘", &visitor, "探访记录-每月一次-安心-2026").await;
-    until(&phone, 15, "location.pathname === '/my'").await;
+    let mut setup = VisitorPhone::start("e2e-offline-visit").await;
+    let (phone, base, data) = (setup.phone.clone(), setup.base.clone(), setup.data.clone());
+    let data = data.as_str();
     phone.goto(&format!("{base}/elders/1/visits/new")).await.unwrap();
     until(&phone, 10, "document.querySelector('form.visit-form') !== null").await;
 
     // No connection: the visit waits on the phone, not saved.
-    drop(serve);
+    setup.stop_console();
     phone.execute("document.querySelector('textarea[name=needs]').value = '需要助餐';", vec![]).await.unwrap();
     phone.execute("document.querySelector('form.visit-form button[type=submit]').click();", vec![]).await.unwrap();
     until(&phone, 10, "document.querySelector('#waiting-visits li.waiting') !== null").await;
@@ -434,7 +448,7 @@ async fn a_visit_recorded_offline_waits_on_the_phone_and_is_sent_once_when_the_c
 
     // The console is back, but the phone's session has ended: sent back to
     // sign in, the visit is not taken as sent; it waits.
-    let _serve = Process::start(&args);
+    setup.start_console();
     phone.delete_cookie("anxin_session").await.unwrap();
     phone.execute("window.dispatchEvent(new Event('online'));", vec![]).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -443,16 +457,7 @@ async fn a_visit_recorded_offline_waits_on_the_phone_and_is_sent_once_when_the_c
         serde_json::from_str(&run(data, &["visits", "list", "--elder", "1", "--json"])).unwrap();
     assert!(visits.iter().all(|v| v["mode"] == "remote"), "nothing recorded without a session: {visits:?}");
     // Signed in again: sent on the new session's token, once.
-    phone.goto(&format!("{base}/login")).await.unwrap();
-    phone.wait().for_element(Locator::Css("input[name=name]")).await.unwrap().send_keys("探访员刘").await.unwrap();
-    phone
-        .find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys("探访记录-每月一次-安心-2026")
-        .await
-        .unwrap();
-    phone.find(Locator::Css("form[action='/login'] button[type=submit]")).await.unwrap().click().await.unwrap();
+    sign_in(&phone, &base, "探访员刘", VISITOR_PASSWORD).await;
     until(&phone, 15, "location.pathname === '/my'").await;
     until(&phone, 20, "document.querySelectorAll('#waiting-visits li.waiting').length === 0").await;
     phone.execute("window.dispatchEvent(new Event('online'));", vec![]).await.unwrap();

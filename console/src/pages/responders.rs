@@ -73,8 +73,12 @@ async fn linked(state: &AppState, address: &str, token: &str, lang: Lang) -> Res
     if !state.link_limiter.allow(address, now) {
         return Err(refusal(lang, StatusCode::TOO_MANY_REQUESTS, "responder.too_many"));
     }
-    let key = state.store.link_key().await.map_err(|e| AppError::from(e).into_response())?;
-    let Some(id) = link::verify(&key, token) else {
+    let key = state
+        .link_key
+        .get_or_try_init(|| state.store.link_key())
+        .await
+        .map_err(|e| AppError::from(e).into_response())?;
+    let Some(id) = link::verify(key, token) else {
         state.link_limiter.bad_link(address, now);
         return Err(refusal(lang, StatusCode::NOT_FOUND, "responder.bad_link"));
     };

@@ -24,6 +24,25 @@ use anxin_domain::alerts::{AlertKind, AlertStatus, Outcome, Severity};
 use anxin_domain::outbound;
 use anxin_store::{AlertChange, Store, StoreError, now_ms};
 
+/// The HTTP client of what leaves the process (the webhook, SMS providers):
+/// rustls on ring with the system's roots (no second crypto provider), and
+/// `timeout` for a whole request.
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| error.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(timeout)
+        .build()
+        .map_err(|error| format!("cannot build the HTTP client: {error}"))
+}
+
 /// An alert change as it leaves the process, on MQTT and to the webhook:
 /// ids, codes, times and the region. Never free text: a resolution note or
 /// an explanation may name a person, a phone or an illness, and those stay
@@ -162,19 +181,7 @@ impl Sink {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(format!("webhook {url:?} must be an http:// or https:// URL"));
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|error| error.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|error| format!("cannot build the webhook client: {error}"))?;
+        let client = http_client(Duration::from_secs(5)).map_err(|error| format!("the webhook: {error}"))?;
         Ok(Sink::Webhook(WebhookSink { url, secret, client }))
     }
 

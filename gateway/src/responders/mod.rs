@@ -175,7 +175,7 @@ pub async fn send_due_messages(store: &Store, config: &ChainConfig, key: &[u8], 
             village: outgoing.village.clone(),
             kind: kind_words(outgoing.kind).to_string(),
             link: answer_link(&config.public_url, key, outgoing.message.id),
-            purpose: Purpose::parse(&outgoing.message.purpose).unwrap_or(Purpose::Alert).code(),
+            purpose: Purpose::parse(&outgoing.message.purpose).unwrap_or(Purpose::Alert),
         };
         attempts.push(async move {
             let sent = tokio::time::timeout(

@@ -20,8 +20,9 @@ use futures_util::future::BoxFuture;
 use hmac::{KeyInit, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::alerts::delivery::http_client;
 use anxin_domain::outbound;
-use anxin_domain::responders::{Message, link};
+use anxin_domain::responders::{Message, Purpose, link};
 
 /// What the provider said when it took a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,22 +63,6 @@ pub trait Notifier: Send + Sync + std::fmt::Debug {
 
 /// How long one request to a provider may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn http_client() -> Result<reqwest::Client, String> {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|error| error.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .map_err(|error| format!("cannot build the SMS provider's client: {error}"))
-}
 
 fn check_url(what: &str, url: &str) -> Result<(), String> {
     if url.starts_with("https://") || url.starts_with("http://") {
@@ -199,15 +184,15 @@ impl AliyunSms {
             template_code: config.template_code,
             late_template_code: config.late_template_code,
             region_id: config.region_id.unwrap_or_else(|| "cn-hangzhou".into()),
-            client: http_client()?,
+            client: http_client(REQUEST_TIMEOUT)?,
         })
     }
 
     /// The signed query of one `SendSms` at `timestamp` (`YYYY-MM-DDThh:mm:ssZ`).
     pub fn signed_query(&self, id: i64, phone: &str, message: &Message, nonce: &str, timestamp: &str) -> String {
         let template = match message.purpose {
-            "late" => self.late_template_code.as_deref().unwrap_or(&self.template_code),
-            _ => &self.template_code,
+            Purpose::Late => self.late_template_code.as_deref().unwrap_or(&self.template_code),
+            Purpose::Alert => &self.template_code,
         };
         let template_param =
             serde_json::json!({ "village": message.village, "kind": message.kind, "link": message.link }).to_string();
@@ -329,7 +314,7 @@ impl HttpTemplate {
             Some("PUT") => reqwest::Method::PUT,
             Some(other) => return Err(format!("the SMS provider's method {other:?} is not GET, POST or PUT")),
         };
-        Ok(HttpTemplate { config, method, client: http_client()? })
+        Ok(HttpTemplate { config, method, client: http_client(REQUEST_TIMEOUT)? })
     }
 
     /// `template` with each placeholder replaced by `escape(value)`.
