@@ -2005,6 +2005,9 @@ async fn a_visit_form_submitted_twice_is_recorded_once_and_the_api_says_so() {
         [("day", today.as_str()), ("mode", "phone"), ("visitor", "visitor"), ("client_id", client_id.as_str())];
     let first = visitor.post(&format!("/elders/{}/visits", world.here), &fields).await;
     assert_eq!(first.status, StatusCode::SEE_OTHER, "{}", first.body);
+    // The elder's page names it saved (the phone's outbox reads this).
+    let landed = visitor.get(first.location()).await.body;
+    assert!(landed.contains("id=\"saved-visit\"") && landed.contains("data-late=\"false\""), "{landed}");
     let again = visitor.post(&format!("/elders/{}/visits", world.here), &fields).await;
     assert_eq!(again.status, StatusCode::SEE_OTHER);
     assert!(again.location().contains("saved="), "{}", again.location());
@@ -2025,4 +2028,16 @@ async fn a_visit_form_submitted_twice_is_recorded_once_and_the_api_says_so() {
         (serde_json::from_str(&created.body).unwrap(), serde_json::from_str(&replayed.body).unwrap());
     assert_eq!(a["id"], b["id"]);
     assert_eq!(world.store.visits(world.here).await.unwrap().len(), 2);
+
+    // A visit sent after its month was closed: saved, and named 补录.
+    let today = world.policy.today();
+    let last_month = anxin_domain::visits::Month::of(today).previous();
+    let now = chrono::Utc::now().timestamp_millis();
+    world.store.close_month("振兴区", last_month, "admin", now, world.policy.utc_offset).await.unwrap();
+    let day = last_month.first_day().format("%Y-%m-%d").to_string();
+    let fields = [("day", day.as_str()), ("mode", "phone"), ("visitor", "visitor"), ("client_id", "late-visit-0001")];
+    let late = visitor.post(&format!("/elders/{}/visits", world.here), &fields).await;
+    assert_eq!(late.status, StatusCode::SEE_OTHER, "{}", late.body);
+    let landed = visitor.get(late.location()).await.body;
+    assert!(landed.contains("data-late=\"true\"") && landed.contains("补录"), "{landed}");
 }

@@ -319,7 +319,9 @@ async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calenda
     browser.find(Locator::Css("input[name=mood][value=unchanged]")).await.unwrap().click().await.unwrap();
     browser.find(Locator::Css("textarea[name=needs]")).await.unwrap().send_keys("燃气软管老化").await.unwrap();
     browser.find(Locator::Css("form.visit-form button[type=submit]")).await.unwrap().click().await.unwrap();
-    until(&browser, 10, "location.search.startsWith('?found=')").await;
+    until(&browser, 10, "location.search.includes('found=')").await;
+    let saved = browser.find(Locator::Css("#saved-visit")).await.unwrap().text().await.unwrap();
+    assert!(saved.contains("探访记录已保存"), "{saved}");
     let found = browser.find(Locator::Css("#referrals")).await.unwrap().text().await.unwrap();
     assert!(found.contains("本次探访发现问题"), "{found}");
 

@@ -159,6 +159,8 @@ pub(super) struct ElderPageQuery {
     found: Option<i64>,
     /// An emergency alert just opened from a visit.
     emergency: Option<i64>,
+    /// A visit just committed: named on the page as saved.
+    saved: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -192,6 +194,8 @@ struct ElderPage {
     satisfactions: Vec<(&'static str, &'static str)>,
     found: Option<i64>,
     emergency: Option<i64>,
+    /// The visit just committed: its day, and whether it was recorded late (补录).
+    saved: Option<(i64, String, bool)>,
     today: String,
     household: HouseholdView,
     /// Each period in the programme, the first first.
@@ -365,6 +369,7 @@ pub(super) async fn page(
         satisfactions: Satisfaction::ALL.iter().map(|s| (s.code(), choice(lang, s.code(), s.label()))).collect(),
         found: query.found,
         emergency: query.emergency,
+        saved: query.saved.and_then(|id| visits.iter().find(|v| v.id == id)).map(|v| (v.id, v.day.clone(), v.late)),
         household: HouseholdView::of(&state.store.elder_details(id).await?.unwrap_or_default(), lang),
         today: state.today().format("%Y-%m-%d").to_string(),
         c: viewer.chrome("elder.title"),

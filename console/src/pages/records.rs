@@ -412,9 +412,12 @@ pub(super) async fn record_visit(
         .store
         .record_visit_once(&visit, client_id.as_deref(), &viewer.principal.name, now, state.policy.utc_offset)
         .await?;
+    // The elder's page names the visit saved (and 补录 when its month is
+    // closed): the phone's outbox reads it there.
+    let saved = recorded.id;
     if !new {
         // Sent again: already recorded (with its emergency, if it had one).
-        return Ok(Redirect::to(&format!("/elders/{id}?saved={}#visits", recorded.id)).into_response());
+        return Ok(Redirect::to(&format!("/elders/{id}?saved={saved}#visits")).into_response());
     }
     if emergency {
         let detail = Explanation::new(Sentence::VisitEmergency)
@@ -429,13 +432,13 @@ pub(super) async fn record_visit(
                 anxin_store::AlertActionError::Invalid(reason) => AppError::Invalid(reason),
                 other => AppError::from(other),
             })?;
-        return Ok(Redirect::to(&format!("/elders/{id}?emergency={}#alerts", alert.id)).into_response());
+        return Ok(Redirect::to(&format!("/elders/{id}?saved={saved}&emergency={}#alerts", alert.id)).into_response());
     }
     // A visit that found a problem opens the referral form for it.
     let target = if visit.assessment.finds_a_problem() {
-        format!("/elders/{id}?found={}#referrals", recorded.id)
+        format!("/elders/{id}?saved={saved}&found={saved}#referrals")
     } else {
-        format!("/elders/{id}#visits")
+        format!("/elders/{id}?saved={saved}#visits")
     };
     Ok(Redirect::to(&target).into_response())
 }
