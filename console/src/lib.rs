@@ -22,6 +22,7 @@ pub mod error;
 pub mod explain;
 pub mod i18n;
 pub mod pages;
+pub mod photo;
 pub mod scope;
 pub mod state;
 pub mod tls;

@@ -125,6 +125,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("htmx-2.0.11.min.js", "text/javascript; charset=utf-8", include_bytes!("../static/vendor/htmx-2.0.11.min.js")),
     ("icon.svg", "image/svg+xml", include_bytes!("../static/icon.svg")),
     ("offline.js", "text/javascript; charset=utf-8", include_bytes!("../static/offline.js")),
+    ("evidence.js", "text/javascript; charset=utf-8", include_bytes!("../static/evidence.js")),
 ];
 
 /// The visitors' app: its service worker, served from the root so its scope

@@ -6,8 +6,8 @@
 // pages and the console's own assets. Signing out clears it all
 // (Clear-Site-Data).
 'use strict';
-var CACHE = 'anxin-visitor-v2';
-var ASSETS = ['/static/app.css', '/static/app.js', '/static/offline.js', '/static/htmx-2.0.11.min.js', '/static/icon.svg', '/manifest.webmanifest'];
+var CACHE = 'anxin-visitor-v3';
+var ASSETS = ['/static/app.css', '/static/app.js', '/static/offline.js', '/static/evidence.js', '/static/htmx-2.0.11.min.js', '/static/icon.svg', '/manifest.webmanifest'];
 var KEPT = [/^\/round$/, /^\/my$/, /^\/elders\/\d+$/, /^\/elders\/\d+\/visits\/new$/, /^\/static\//, /^\/manifest\.webmanifest$/];
 
 self.addEventListener('install', function (event) {

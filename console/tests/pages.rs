@@ -264,6 +264,9 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ("GET", format!("/elders/{there}/edit"), "", [200, 403, 403, 403]),
         ("POST", format!("/elders/{here}"), "name=x", [0, 403, 403, 403]),
         ("POST", format!("/elders/{here}/visitor"), "visitor=visitor-2", [0, 403, 403, 403]),
+        ("POST", format!("/elders/{there}/location"), "at=40.1,124.3", [303, 403, 403, 403]),
+        ("POST", format!("/elders/{here}/location"), "at=north", [422, 403, 403, 403]),
+        ("GET", "/visits/999999/photo".into(), "", [404, 404, 404, 404]),
         ("POST", format!("/elders/{here}/exit"), "reason=died&on=2026-01-01", [0, 403, 403, 403]),
         ("POST", format!("/elders/{there}/exit"), "reason=gone&on=2026-01-01", [422, 403, 403, 403]),
         ("POST", format!("/elders/{here}/reenter"), "on=2026-01-01", [422, 403, 403, 403]),
@@ -2040,4 +2043,121 @@ async fn a_visit_form_submitted_twice_is_recorded_once_and_the_api_says_so() {
     assert_eq!(late.status, StatusCode::SEE_OTHER, "{}", late.body);
     let landed = visitor.get(late.location()).await.body;
     assert!(landed.contains("data-late=\"true\"") && landed.contains("补录"), "{landed}");
+}
+
+fn borrowed<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    fields.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// A JPEG as a phone's camera writes it: with an EXIF segment naming where
+/// it was taken and the phone.
+fn camera_photo() -> String {
+    use base64::Engine;
+    let picture =
+        image::RgbImage::from_fn(1600, 1200, |x, y| image::Rgb([x.to_le_bytes()[0], y.to_le_bytes()[0], 120]));
+    let mut plain = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut plain, 70).encode_image(&picture).unwrap();
+    let exif = b"Exif\0\0GPS 40.1302N 124.3945E Xiaomi 13";
+    let mut jpeg = plain[..2].to_vec();
+    jpeg.extend_from_slice(&[0xFF, 0xE1]);
+    jpeg.extend_from_slice(&u16::try_from(exif.len() + 2).unwrap().to_be_bytes());
+    jpeg.extend_from_slice(exif);
+    jpeg.extend_from_slice(&plain[2..]);
+    format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(jpeg))
+}
+
+/// Issue 18's evidence: the visit's end, both signatures (the elder's a
+/// thumb mark), and with consent the phone's location and one photo. The
+/// elder's page shows the distance from the home (never the coordinates),
+/// the photo is kept without its metadata and every viewing is audited, the
+/// printed form carries the signatures in their boxes; without consent
+/// nothing of the location is kept, and a damaged signature is refused with
+/// nothing saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visit_is_kept_with_its_signatures_its_times_and_with_consent_its_place_and_photo() {
+    let world = world().await;
+    let here = world.here;
+    let mut admin = signed_in(&world, "admin").await;
+    let set = admin.post(&format!("/elders/{here}/location"), &[("at", "40.1292, 124.3945")]).await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.body);
+    assert_eq!(
+        admin.post(&format!("/elders/{here}/location"), &[("at", "north")]).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let mut visitor = signed_in(&world, "visitor").await;
+    assert_eq!(
+        visitor.post(&format!("/elders/{here}/location"), &[("at", "40,124")]).await.status,
+        StatusCode::FORBIDDEN,
+        "the registry keeps the home's location"
+    );
+
+    let today = world.policy.today().format("%Y-%m-%d").to_string();
+    let photo = camera_photo();
+    let visit = |client_id: &'static str, signature: &'static str, consent: &'static str| {
+        vec![
+            ("day", today.clone()),
+            ("mode", "home".to_string()),
+            ("started", "09:00".to_string()),
+            ("ended", "09:40".to_string()),
+            ("visitor", "visitor".to_string()),
+            ("client_id", client_id.to_string()),
+            ("elder_signature", "10,10 50,50".to_string()),
+            ("elder_mark", "thumb".to_string()),
+            ("visitor_signature", signature.to_string()),
+            ("consent_location", consent.to_string()),
+            ("latitude", "40.1302".to_string()),
+            ("longitude", "124.3945".to_string()),
+            ("accuracy", "15".to_string()),
+            ("consent_photo", consent.to_string()),
+            ("photo", photo.clone()),
+        ]
+    };
+    let path = format!("/elders/{here}/visits");
+    // A damaged signature: refused, with the reason, nothing saved.
+    let fields = visit("evidence-visit-0", "5,5 <script>", "yes");
+    let refused = visitor.post(&path, &borrowed(&fields)).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("签名无法识别"), "{}", refused.body);
+    assert!(world.store.visits(here).await.unwrap().is_empty());
+
+    let fields = visit("evidence-visit-1", "5,5 100,60;120,40", "yes");
+    let saved = visitor.post(&path, &borrowed(&fields)).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let page = visitor.get(&format!("/elders/{here}")).await.body;
+    for shown in ["09:00–09:40", "已按手印", "探访人员已签字", "距住址 111 m", "/photo\""] {
+        assert!(page.contains(shown), "{shown:?} on the elder's page");
+    }
+    assert!(!page.contains("40.1302") && !page.contains("124.3945"), "no coordinates on the page");
+    let visit_id = world.store.visits(here).await.unwrap()[0].id;
+
+    // The photo: resized, no metadata, each viewing audited; nobody else's.
+    let viewed = visitor.get(&format!("/visits/{visit_id}/photo")).await;
+    assert_eq!(viewed.status, StatusCode::OK);
+    assert_eq!(viewed.headers["content-type"], "image/jpeg");
+    let (_, kept) = world.store.visit_photo(visit_id).await.unwrap().unwrap();
+    assert!(!kept.windows(4).any(|w| w == b"Exif") && !kept.windows(6).any(|w| w == b"Xiaomi"), "metadata stripped");
+    let kept = image::load_from_memory_with_format(&kept, image::ImageFormat::Jpeg).unwrap();
+    assert_eq!((kept.width(), kept.height()), (1280, 960));
+    let audit = world.store.audit_entries(Some(here), 20).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "visit photo viewed" && e.actor == "visitor"), "{audit:?}");
+    let mut stranger = signed_in(&world, "visitor-2").await;
+    assert_eq!(stranger.get(&format!("/visits/{visit_id}/photo")).await.status, StatusCode::NOT_FOUND);
+
+    // The printed record form: both signatures in their boxes, the times.
+    let form = admin.get(&format!("/elders/{here}/form")).await.body;
+    assert!(
+        form.contains("class=\"signature visitor-signature\"") && form.contains("d=\"M5 5 L100 60 M120 40 l0.1 0\""),
+        "{form}"
+    );
+    assert!(form.contains("class=\"signature elder-signature thumb\"") && form.contains("（手印）"), "{form}");
+    assert!(form.contains("探访时间：09:00–09:40"), "{form}");
+
+    // Without consent: neither the location nor the photo is kept.
+    let fields = visit("evidence-visit-2", "5,5 100,60", "");
+    let saved = visitor.post(&path, &borrowed(&fields)).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let evidence = world.store.evidence_of(here).await.unwrap();
+    let second = world.store.visits(here).await.unwrap().iter().map(|v| v.id).max().unwrap();
+    assert_eq!((evidence[&second].location, evidence[&second].has_photo), (None, false));
+    assert!(evidence[&visit_id].location.is_some() && evidence[&visit_id].has_photo);
 }

@@ -24,6 +24,7 @@ pub mod access;
 pub mod alerts;
 pub mod audit;
 pub mod enrolment;
+pub mod evidence;
 pub mod festivals;
 pub mod identity;
 pub mod ledger;

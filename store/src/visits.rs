@@ -148,6 +148,22 @@ impl Store {
         now: i64,
         offset: chrono::FixedOffset,
     ) -> Result<(VisitRecord, bool), StoreError> {
+        self.record_visit_with(new, &anxin_domain::evidence::Evidence::default(), client_id, recorded_by, now, offset)
+            .await
+    }
+
+    /// [`Store::record_visit_once`] with the evidence the phone recorded
+    /// beside it (checked by [`anxin_domain::evidence::Evidence::check`]),
+    /// written in the same transaction.
+    pub async fn record_visit_with(
+        &self,
+        new: &NewVisit,
+        evidence: &anxin_domain::evidence::Evidence,
+        client_id: Option<&str>,
+        recorded_by: &str,
+        now: i64,
+        offset: chrono::FixedOffset,
+    ) -> Result<(VisitRecord, bool), StoreError> {
         if let Some(client_id) = client_id
             && let Some(known) = self.visit_by_client_id(new.elder_id, client_id).await?
         {
@@ -204,6 +220,9 @@ impl Store {
             (Err(error), None) => return Err(error.into()),
         };
         let record = visit(&row)?;
+        if !evidence.is_empty() {
+            super::evidence::insert(&mut transaction, record.id, new.day, evidence, offset).await?;
+        }
         let detail = if record.late {
             format!("{} visit on {} (late: the month is closed)", new.mode.code(), record.day)
         } else {

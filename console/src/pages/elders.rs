@@ -194,6 +194,8 @@ struct ElderPage {
     satisfactions: Vec<(&'static str, &'static str)>,
     found: Option<i64>,
     emergency: Option<i64>,
+    /// Whether the home's location is recorded (visits' distances are measured from it).
+    home_located: bool,
     /// The visit just committed: its day, and whether it was recorded late (补录).
     saved: Option<(i64, String, bool)>,
     today: String,
@@ -263,6 +265,7 @@ pub(super) async fn page(
         .map(|w| format!("{} — {}", w.reason, local_time(w.ends_at, offset)))
         .collect();
     let can_edit = viewer.principal.can_edit_registry();
+    let home = state.store.home_location(id).await?;
     let visitor_names = if can_edit {
         state
             .store
@@ -377,7 +380,8 @@ pub(super) async fn page(
         devices: devices_view(&state.store.devices_of(id).await?, lang, offset, now),
         chart: activity_chart(&activity, 14, offset, now, lang.t("elder.chart_title")),
         alerts,
-        visits: visit_lines(&visits, lang),
+        visits: visit_lines(&visits, &state.store.evidence_of(id).await?, home.as_ref(), lang, offset),
+        home_located: home.is_some(),
         absence,
         watches,
         elder: ElderCard::of(&elder, lang),

@@ -57,6 +57,8 @@ pub fn router() -> Router<AppState> {
         .route("/elders/{id}/back", post(records::mark_back))
         .route("/elders/{id}/reenter", post(registry::reenter))
         .route("/elders/{id}/visits", post(records::record_visit))
+        .route("/elders/{id}/location", post(registry::set_home_location))
+        .route("/visits/{id}/photo", get(records::visit_photo))
         .route("/elders/{id}/visits/new", get(records::new_visit))
         .route("/elders/{id}/referrals", post(records::raise_referral))
         .route("/referrals", get(records::open_referrals))

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use anxin_domain::evidence::{Evidence, EvidenceError};
 use anxin_domain::registry::RegistryError;
 
 use anxin_domain::access::{Placed, Principal};
@@ -366,6 +367,57 @@ fn read_visit(
     .map_err(|error| visit_error(&error, lang))
 }
 
+/// Reads what the phone recorded beside the form: the end time, the two
+/// signatures and — only where its consent box is ticked — the location
+/// and the photo (without consent they are not kept, whatever was sent).
+fn read_evidence(
+    f: &std::collections::HashMap<String, String>,
+    started: Option<chrono::NaiveTime>,
+    lang: Lang,
+) -> Result<Evidence, String> {
+    use anxin_domain::evidence::{ElderMark, Location, Signature};
+    let get = |key: &str| f.get(key).map_or("", |v| v.trim());
+    let consented = |key: &str| !get(key).is_empty();
+    let ended = match get("ended") {
+        "" => None,
+        text => {
+            Some(chrono::NaiveTime::parse_from_str(text, "%H:%M").map_err(|_| lang.t("evidence.bad_end").to_string())?)
+        }
+    };
+    let signature = |key: &str| Signature::parse(get(key)).map_err(|e| evidence_error(&e, lang));
+    let location = if consented("consent_location") {
+        Location::parse(get("latitude"), get("longitude"), get("accuracy")).map_err(|e| evidence_error(&e, lang))?
+    } else {
+        None
+    };
+    let photo = if consented("consent_photo") {
+        crate::photo::from_form(get("photo")).map_err(|e| match e {
+            crate::photo::PhotoError::TooLarge => lang.t("evidence.photo_too_large").to_string(),
+            crate::photo::PhotoError::NotAnImage => lang.t("evidence.photo_not_image").to_string(),
+        })?
+    } else {
+        None
+    };
+    Evidence {
+        ended,
+        elder_signature: signature("elder_signature")?,
+        elder_mark: ElderMark::parse(get("elder_mark")).ok_or_else(|| lang.t("evidence.bad_signature").to_string())?,
+        visitor_signature: signature("visitor_signature")?,
+        location,
+        photo,
+    }
+    .check(started)
+    .map_err(|e| evidence_error(&e, lang))
+}
+
+fn evidence_error(error: &EvidenceError, lang: Lang) -> String {
+    match error {
+        EvidenceError::Signature | EvidenceError::SignatureTooLong => lang.t("evidence.bad_signature").to_string(),
+        EvidenceError::Location => lang.t("evidence.bad_location").to_string(),
+        EvidenceError::EndBeforeStart => lang.t("evidence.end_before_start").to_string(),
+    }
+}
+
 fn visit_error(error: &VisitError, lang: Lang) -> String {
     match error {
         VisitError::RemoteByHand => lang.t("visit.remote_by_hand").to_string(),
@@ -390,6 +442,10 @@ pub(super) async fn record_visit(
         Ok(visit) => visit,
         Err(reason) => return Ok(visit_form(&viewer, &elder, fields, Some(reason))),
     };
+    let evidence = match read_evidence(&fields, visit.started, viewer.lang) {
+        Ok(evidence) => evidence,
+        Err(reason) => return Ok(visit_form(&viewer, &elder, fields, Some(reason))),
+    };
     // 紧急情况: what was found is required before anything is saved.
     let emergency = fields.get("emergency").is_some_and(|v| !v.trim().is_empty());
     let what = fields.get("emergency_what").map(|v| v.trim().to_string()).unwrap_or_default();
@@ -410,7 +466,14 @@ pub(super) async fn record_visit(
     let now = state.now();
     let (recorded, new) = state
         .store
-        .record_visit_once(&visit, client_id.as_deref(), &viewer.principal.name, now, state.policy.utc_offset)
+        .record_visit_with(
+            &visit,
+            &evidence,
+            client_id.as_deref(),
+            &viewer.principal.name,
+            now,
+            state.policy.utc_offset,
+        )
         .await?;
     // The elder's page names the visit saved (and 补录 when its month is
     // closed): the phone's outbox reads it there.
@@ -571,6 +634,12 @@ struct PrintedVisit {
     suggestions: String,
     visitor: String,
     recorded_by: String,
+    /// 探访人员(签字) and 被探访人(签字), drawn (SVG paths), the elder's a
+    /// thumb mark or not; the visit's start and end.
+    visitor_signature: Option<String>,
+    elder_signature: Option<String>,
+    elder_thumb: bool,
+    times: String,
 }
 
 fn boxes<T: Copy + PartialEq>(
@@ -581,7 +650,23 @@ fn boxes<T: Copy + PartialEq>(
     all.iter().map(|c| (word(*c), chosen == Some(*c))).collect()
 }
 
-fn printed_visit(number: usize, visit: &VisitRecord) -> PrintedVisit {
+fn printed_visit(
+    number: usize,
+    visit: &VisitRecord,
+    evidence: Option<&anxin_store::StoredEvidence>,
+    offset: chrono::FixedOffset,
+) -> PrintedVisit {
+    let clock = |at: i64| {
+        chrono::DateTime::from_timestamp_millis(at)
+            .map(|t| t.with_timezone(&offset).format("%H:%M").to_string())
+            .unwrap_or_default()
+    };
+    let times = match (visit.started_at, evidence.and_then(|e| e.ended_at)) {
+        (Some(start), Some(end)) => format!("{}–{}", clock(start), clock(end)),
+        (Some(start), None) => clock(start),
+        (None, Some(end)) => format!("–{}", clock(end)),
+        (None, None) => String::new(),
+    };
     let a = visit.assessment.clone().unwrap_or_default();
     let mode = VisitMode::parse(&visit.mode);
     let change = |v: Option<Change>| boxes(Change::ALL, v, Change::label);
@@ -613,6 +698,10 @@ fn printed_visit(number: usize, visit: &VisitRecord) -> PrintedVisit {
         suggestions: visit.suggestions.clone().unwrap_or_default(),
         visitor: visit.visitor.clone(),
         recorded_by: visit.recorded_by.clone().unwrap_or_default(),
+        visitor_signature: evidence.and_then(|e| e.visitor_signature.as_ref()).map(|s| s.svg_path()),
+        elder_signature: evidence.and_then(|e| e.elder_signature.as_ref()).map(|s| s.svg_path()),
+        elder_thumb: evidence.is_some_and(|e| e.elder_mark == anxin_domain::evidence::ElderMark::Thumb),
+        times,
     }
 }
 
@@ -713,6 +802,7 @@ pub(super) async fn record_form(
         }
     }
     visits.retain(|v| v.mode != VisitMode::Remote.code());
+    let evidence = state.store.evidence_of(id).await?;
     let mut services = state.store.care_services(id).await?;
     services.reverse();
     let page = RecordForm {
@@ -723,7 +813,11 @@ pub(super) async fn record_form(
         orgs: HelpOrg::ALL.iter().map(|o| (o.label(), details.help.orgs.contains(o))).collect(),
         members,
         details,
-        visits: visits.iter().enumerate().map(|(i, v)| printed_visit(i + 1, v)).collect(),
+        visits: visits
+            .iter()
+            .enumerate()
+            .map(|(i, v)| printed_visit(i + 1, v, evidence.get(&v.id), state.policy.utc_offset))
+            .collect(),
         remote_months,
         services: services
             .into_iter()
@@ -779,4 +873,18 @@ pub(super) async fn open_referrals(State(state): State<AppState>, viewer: Viewer
         });
     }
     Ok(html(&ReferralsPage { c: viewer.chrome("referral.open_title"), open }))
+}
+
+/// `/visits/{id}/photo`: a visit's photo, for those who may see the elder;
+/// every viewing audited (a photo of a home is personal data).
+pub(super) async fn visit_photo(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(visit_id): Path<i64>,
+) -> Result<Response, AppError> {
+    let (elder_id, photo) = state.store.visit_photo(visit_id).await?.ok_or(AppError::NotFound(None))?;
+    visible_elder(&state.store, &viewer.principal, elder_id).await?;
+    let detail = format!("visit {visit_id}");
+    state.store.audit(state.now(), &viewer.principal.name, "visit photo viewed", Some(elder_id), Some(&detail)).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "image/jpeg")], photo).into_response())
 }

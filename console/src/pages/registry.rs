@@ -551,3 +551,35 @@ pub(super) async fn pair(
         Err(PairRefusal::Store(error)) => Err(error.into()),
     }
 }
+
+#[derive(Debug, Deserialize)]
+pub(super) struct HomeLocationForm {
+    /// `latitude,longitude` (WGS 84, as a map app copies it); empty clears it.
+    #[serde(default)]
+    at: String,
+}
+
+/// Sets the home's recorded location: a visit's location is shown to
+/// officials as its distance from here. The registry's to keep.
+pub(super) async fn set_home_location(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(form): Form<HomeLocationForm>,
+) -> Result<Response, AppError> {
+    may_edit(&viewer)?;
+    crate::scope::visible_elder(&state.store, &viewer.principal, id).await?;
+    let text = form.at.trim();
+    let location = if text.is_empty() {
+        None
+    } else {
+        let (latitude, longitude) = text.split_once([',', '，', ' ']).unwrap_or((text, ""));
+        anxin_domain::evidence::Location::parse(latitude, longitude, "")
+            .ok()
+            .flatten()
+            .map(Some)
+            .ok_or_else(|| AppError::Invalid(viewer.lang.t("evidence.bad_home_location").to_string()))?
+    };
+    state.store.set_home_location(id, location, &viewer.principal.name, state.now()).await?;
+    Ok(Redirect::to(&format!("/elders/{id}")).into_response())
+}

@@ -93,12 +93,66 @@ pub struct VisitLine {
     pub corroboration: Option<(&'static str, bool)>,
     /// The county's spot-check of it, in words, and whether it held.
     pub spot_check: Option<(&'static str, bool)>,
+    /// What the phone recorded beside it, in words: signed, the times, the
+    /// distance from the home (never the coordinates).
+    pub evidence: Vec<String>,
+    /// The visit's id when it has a photo.
+    pub photo: Option<i64>,
 }
 
-pub fn visit_lines(visits: &[anxin_store::VisitRecord], lang: Lang) -> Vec<VisitLine> {
+/// A visit's evidence in words, for the elder's page.
+fn evidence_words(
+    visit: &anxin_store::VisitRecord,
+    evidence: &anxin_store::StoredEvidence,
+    home: Option<&anxin_domain::evidence::Location>,
+    lang: Lang,
+    offset: chrono::FixedOffset,
+) -> Vec<String> {
+    let clock = |at: i64| {
+        chrono::DateTime::from_timestamp_millis(at)
+            .map(|t| t.with_timezone(&offset).format("%H:%M").to_string())
+            .unwrap_or_default()
+    };
+    let mut words = Vec::new();
+    if let (Some(start), Some(end)) = (visit.started_at, evidence.ended_at) {
+        words.push(format!("{}–{}", clock(start), clock(end)));
+    }
+    if evidence.elder_signature.is_some() {
+        words.push(
+            lang.t(if evidence.elder_mark == anxin_domain::evidence::ElderMark::Thumb {
+                "evidence.shown_thumb"
+            } else {
+                "evidence.shown_elder_signed"
+            })
+            .to_string(),
+        );
+    }
+    if evidence.visitor_signature.is_some() {
+        words.push(lang.t("evidence.shown_visitor_signed").to_string());
+    }
+    if let Some(at) = &evidence.location {
+        words.push(match home {
+            Some(home) => lang
+                .t("evidence.shown_distance")
+                .replace("{distance}", &anxin_domain::evidence::distance_words(at.distance_m(home))),
+            None => lang.t("evidence.shown_located").to_string(),
+        });
+    }
+    words
+}
+
+pub fn visit_lines(
+    visits: &[anxin_store::VisitRecord],
+    evidence: &std::collections::HashMap<i64, anxin_store::StoredEvidence>,
+    home: Option<&anxin_domain::evidence::Location>,
+    lang: Lang,
+    offset: chrono::FixedOffset,
+) -> Vec<VisitLine> {
     visits
         .iter()
         .map(|v| VisitLine {
+            evidence: evidence.get(&v.id).map(|e| evidence_words(v, e, home, lang, offset)).unwrap_or_default(),
+            photo: evidence.get(&v.id).filter(|e| e.has_photo).map(|e| e.visit_id),
             day: v.day.clone(),
             mode: lang.t(&format!("visit_mode.{}", v.mode)),
             visitor: v.visitor.clone(),

@@ -22,6 +22,7 @@ on_both_backends!(
     a_home_visit_is_corroborated_by_a_day_of_the_home_s_own_sensor_messages,
     a_spot_check_draws_the_same_sample_from_its_seed_and_flags_a_visit_not_confirmed,
     a_visit_sent_again_with_its_client_id_is_recorded_once,
+    a_visit_s_evidence_is_kept_beside_it_and_the_home_s_location_with_it,
 );
 
 use anxin_domain::time::HOUR_MS as HOUR;
@@ -581,4 +582,57 @@ async fn a_visit_sent_again_with_its_client_id_is_recorded_once(backend: Backend
     let elsewhere = NewVisit { elder_id: someone_else, ..new.clone() };
     assert!(store.record_visit_once(&elsewhere, id, "visitor-li", 4, beijing()).await.is_err());
     assert!(store.visits(someone_else).await.unwrap().is_empty());
+}
+
+async fn a_visit_s_evidence_is_kept_beside_it_and_the_home_s_location_with_it(backend: Backend) {
+    use anxin_domain::evidence::{ElderMark, Evidence, Location, Signature};
+    let (store, _guard) = fresh_store(backend).await;
+    let elder_id = store.add_elder(&elder("王秀英", "站前街道"), 0).await.unwrap().id;
+    let new = NewVisit {
+        elder_id,
+        day: day("2026-06-20"),
+        mode: VisitMode::Home,
+        started: chrono::NaiveTime::from_hms_opt(9, 0, 0),
+        visitor: "李探访".into(),
+        assessment: Assessment::default(),
+        needs: None,
+        suggestions: None,
+    }
+    .check(day("2026-07-01"))
+    .unwrap();
+    let evidence = Evidence {
+        ended: chrono::NaiveTime::from_hms_opt(9, 40, 0),
+        elder_signature: Signature::parse("1,2 3,4").unwrap(),
+        elder_mark: ElderMark::Thumb,
+        visitor_signature: Signature::parse("5,6 7,8;9,10").unwrap(),
+        location: Some(Location { latitude: 40.1302, longitude: 124.3945, accuracy_m: Some(15.0) }),
+        photo: Some(vec![0xFF, 0xD8, 0xFF, 0xD9]),
+    }
+    .check(new.started)
+    .unwrap();
+    let (visit, _) =
+        store.record_visit_with(&new, &evidence, Some("phone-evidence-01"), "visitor-li", 1, beijing()).await.unwrap();
+    let plain = NewVisit { day: day("2026-06-21"), ..new.clone() };
+    let (other, _) = store.record_visit_once(&plain, None, "visitor-li", 2, beijing()).await.unwrap();
+    let kept = store.evidence_of(elder_id).await.unwrap();
+    assert_eq!(kept.len(), 1, "a visit without evidence has no row: {kept:?}");
+    assert!(!kept.contains_key(&other.id));
+    let kept = &kept[&visit.id];
+    assert_eq!(kept.ended_at, Some(visit.started_at.unwrap() + 40 * 60_000));
+    assert_eq!(kept.elder_signature.as_ref().map(Signature::text).as_deref(), Some("1,2 3,4"));
+    assert_eq!((kept.elder_mark, kept.has_photo), (ElderMark::Thumb, true));
+    assert_eq!(kept.visitor_signature.as_ref().map(Signature::text).as_deref(), Some("5,6 7,8;9,10"));
+    assert_eq!(kept.location, evidence.location);
+    assert_eq!(store.visit_photo(visit.id).await.unwrap(), Some((elder_id, vec![0xFF, 0xD8, 0xFF, 0xD9])));
+    assert_eq!(store.visit_photo(other.id).await.unwrap(), None);
+
+    assert_eq!(store.home_location(elder_id).await.unwrap(), None);
+    let home = Location { latitude: 40.1292, longitude: 124.3945, accuracy_m: None };
+    store.set_home_location(elder_id, Some(home), "admin", 3).await.unwrap();
+    store.set_home_location(elder_id, Some(home), "admin", 4).await.unwrap();
+    assert_eq!(store.home_location(elder_id).await.unwrap(), Some(home));
+    store.set_home_location(elder_id, None, "admin", 5).await.unwrap();
+    assert_eq!(store.home_location(elder_id).await.unwrap(), None);
+    let audit = store.audit_entries(Some(elder_id), 20).await.unwrap();
+    assert_eq!(audit.iter().filter(|e| e.action == "home location set").count(), 3);
 }
