@@ -277,6 +277,10 @@ async fn every_page_and_api_call_against_every_role_inside_and_outside_its_scope
         ("POST", "/devices/import".into(), "list=node-x,short", [422, 403, 403, 403]),
         ("POST", "/devices/node-none/revoke".into(), "", [404, 403, 403, 403]),
         ("GET", "/my".into(), "", [200, 200, 200, 200]),
+        ("GET", "/sessions".into(), "", [200, 200, 200, 200]),
+        ("GET", "/sessions?user=visitor-2".into(), "", [200, 403, 403, 403]),
+        ("POST", "/sessions/revoke".into(), "user=visitor-2&handle=0000000000000000", [404, 403, 403, 403]),
+        ("POST", "/sessions/revoke".into(), "handle=0000000000000000", [404, 404, 404, 404]),
         ("GET", "/audit".into(), "", [200, 403, 403, 403]),
         ("GET", "/users".into(), "", [200, 403, 403, 403]),
         ("POST", "/users/action".into(), "name=visitor-2&action=enable", [303, 403, 403, 403]),
@@ -557,7 +561,10 @@ async fn the_admin_ends_a_user_s_access_and_gives_a_new_one_time_password_on_the
         body[start..start + body[start..].find("</tr>").unwrap()].to_string()
     };
     let line = row(&page.body, "oncall");
-    assert!(line.contains("值班人员") && line.contains("振兴区") && line.contains("<td>1</td>"), "{line}");
+    assert!(
+        line.contains("值班人员") && line.contains("振兴区") && line.contains("\"/sessions?user=oncall\">1</a>"),
+        "{line}"
+    );
     let token_id = world.store.tokens(Some("oncall")).await.unwrap()[0].id.clone();
     assert!(page.body.contains(&format!("<code>{token_id}</code>")), "the token is listed by its id");
     assert!(!page.body.contains(&token[4..]), "never the token itself");
@@ -686,7 +693,7 @@ async fn signing_out_ends_the_board_s_open_alert_stream() {
 async fn sessions_get_a_new_id_at_sign_in_and_end_when_idle() {
     // The console's clock stands still from now on, until the test moves it.
     let clock = Clock::set_at(chrono::Utc::now().timestamp_millis());
-    let limits = SessionLimits { idle_ms: 15 * 60_000, absolute_ms: 12 * 3_600_000 };
+    let limits = SessionLimits { idle_ms: 15 * 60_000, absolute_ms: 12 * 3_600_000, ..SessionLimits::default() };
     let world = world_with(limits, clock.clone()).await;
     let mut browser = Browser::new(&world.router);
     browser.get("/login").await;
@@ -2160,4 +2167,63 @@ async fn a_visit_is_kept_with_its_signatures_its_times_and_with_consent_its_plac
     let second = world.store.visits(here).await.unwrap().iter().map(|v| v.id).max().unwrap();
     assert_eq!((evidence[&second].location, evidence[&second].has_photo), (None, false));
     assert!(evidence[&visit_id].location.is_some() && evidence[&visit_id].has_photo);
+}
+
+/// Issue 18: a visitor who signs in on their own phone stays signed in for
+/// a working week while the desktop keeps its 30 minutes; the visitor (or
+/// an admin) sees where they are signed in and revokes the phone, whose
+/// next contact is signed out and told to wipe what the app kept, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_s_phone_stays_signed_in_a_working_week_and_a_revoked_one_is_wiped() {
+    let clock = Clock::set_at(chrono::Utc::now().timestamp_millis());
+    let world = world_with(SessionLimits::default(), clock.clone()).await;
+    let mut desk = Browser::new(&world.router);
+    desk.sign_in_first("visitor").await;
+    let mut phone = Browser::new(&world.router);
+    phone.get("/login").await;
+    let signed =
+        phone.post("/login", &[("name", "visitor"), ("password", OWN), ("phone", "yes"), ("next", "/round")]).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.body);
+    let mut oncall = signed_in(&world, "oncall").await;
+    oncall.get("/login").await;
+    oncall.post("/login", &[("name", "oncall"), ("password", OWN), ("phone", "yes")]).await;
+    let theirs = oncall.get("/sessions").await.body;
+    assert!(theirs.contains("电脑") && !theirs.contains("手机（一周）"), "a week only for a visitor's phone: {theirs}");
+
+    // Two days later: the desk's session is over, the phone's is not.
+    clock.advance(2 * 24 * 3_600_000);
+    assert!(desk.get("/round").await.location().starts_with("/login"), "the desktop's 30 minutes");
+    assert_eq!(phone.get("/round").await.status, StatusCode::OK, "the phone's working week");
+    let listed = phone.get("/sessions").await.body;
+    assert!(listed.contains("手机（一周）") && listed.contains("本机"), "{listed}");
+    let marker = "data-session=\"";
+    let handle = listed[listed.find(marker).unwrap() + marker.len()..].split('"').next().unwrap().to_string();
+    assert_eq!(handle.len(), 16);
+
+    // Others' sessions are an admin's to see and revoke.
+    oncall.get("/login").await;
+    oncall.post("/login", &[("name", "oncall"), ("password", OWN)]).await;
+    assert_eq!(oncall.get("/sessions?user=visitor").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        oncall.post("/sessions/revoke", &[("user", "visitor"), ("handle", &handle)]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let mut admin = signed_in(&world, "admin").await;
+    assert!(admin.get("/users").await.body.contains("/sessions?user=visitor"));
+    assert!(admin.get("/sessions?user=visitor").await.body.contains(&handle));
+    let revoked = admin.post("/sessions/revoke", &[("user", "visitor"), ("handle", &handle)]).await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
+    assert_eq!(
+        admin.post("/sessions/revoke", &[("user", "visitor"), ("handle", &handle)]).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // The phone's next contact: signed out and wiped, once.
+    let told = phone.get("/round").await;
+    assert_eq!((told.status, told.location()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(told.headers["clear-site-data"], "\"cache\", \"storage\"");
+    let again = phone.get("/round").await;
+    assert!(again.location().starts_with("/login") && !again.headers.contains_key("clear-site-data"));
+    let audit: Vec<_> = world.store.audit_entries(None, 50).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "session revoked" && e.actor == "admin"));
 }

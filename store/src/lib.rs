@@ -64,7 +64,7 @@ pub use responders::{
     AnswerError, Answered, ChainRecord, DueChain, DutyShift, LinkView, Outgoing, Reached, ResponderMessage,
     ResponseFigures, Settled,
 };
-pub use sessions::{Session, SessionLimits};
+pub use sessions::{Session, SessionInfo, SessionLimits, SessionPlace};
 pub use spot_checks::{SpotCheck, SpotCheckItem};
 pub use users::{AuditEntry, TOKEN_ID_LEN, TokenRecord, UserRecord};
 pub use visits::{Absence, DayRecord, HeightenedWatch, VisitRecord};

@@ -21,6 +21,8 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(login_page).post(login))
         .route("/logout", axum::routing::post(logout))
         .route("/password", get(password_page).post(change_password))
+        .route("/sessions", get(sessions_page))
+        .route("/sessions/revoke", axum::routing::post(revoke_session))
 }
 
 #[derive(Template)]
@@ -66,6 +68,40 @@ struct LoginForm {
     password: String,
     #[serde(default)]
     next: String,
+    /// "This is my phone": a visitor's session then lasts a working week.
+    #[serde(default)]
+    phone: Option<String>,
+}
+
+/// The browser in a few words, from its `User-Agent`: enough for its user
+/// to tell their phone from the office computer (nothing else is kept).
+pub(crate) fn device_of(headers: &HeaderMap) -> Option<String> {
+    let agent = headers.get(axum::http::header::USER_AGENT)?.to_str().ok()?;
+    let system = [
+        ("HarmonyOS", "HarmonyOS"),
+        ("Android", "Android"),
+        ("iPhone", "iPhone"),
+        ("iPad", "iPad"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "Mac"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(mark, _)| agent.contains(mark))
+    .map_or("?", |(_, name)| name);
+    let browser = [
+        ("MicroMessenger", "WeChat"),
+        ("HeadlessChrome", "Headless Chrome"),
+        ("Edg/", "Edge"),
+        ("Firefox/", "Firefox"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+    ]
+    .iter()
+    .find(|(mark, _)| agent.contains(mark))
+    .map_or("?", |(_, name)| name);
+    Some(format!("{system} · {browser}"))
 }
 
 async fn login(
@@ -95,8 +131,13 @@ async fn login(
     if let Some(old) = &request_session.id {
         state.store.end_session(old).await?;
     }
-    let id = state.store.start_session(principal.user_id, state.limits, now).await?;
-    state.store.audit(now, &principal.name, "signed in", None, Some(&address)).await?;
+    // A week-long session only for a visitor's own phone (the app); every
+    // other sign-in keeps the desktop's 30 minutes.
+    let phone = form.phone.is_some_and(|v| !v.is_empty()) && principal.role == anxin_domain::access::Role::Visitor;
+    let place = anxin_store::SessionPlace { phone, device: device_of(&headers) };
+    let id = state.store.start_session_at(principal.user_id, &place, state.limits, now).await?;
+    let detail = if phone { format!("{address} (phone, a working week)") } else { address.to_string() };
+    state.store.audit(now, &principal.name, "signed in", None, Some(&detail)).await?;
     let mut response = Redirect::to(&crate::web::local_path(&form.next)).into_response();
     set_cookie(&mut response, &session_cookie(&id));
     set_cookie(&mut response, &format!("{LOGIN_COOKIE}=; Path=/login; Max-Age=0; HttpOnly; Secure; SameSite=Strict"));
@@ -163,4 +204,110 @@ async fn change_password(
         Err(anxin_store::StoreError::Invalid(_)) => refuse("password.same", first),
         Err(error) => Err(error.into()),
     }
+}
+
+/// One session on the sessions page.
+#[derive(Debug)]
+struct SessionLine {
+    handle: String,
+    device: String,
+    kind: &'static str,
+    since: String,
+    last_seen: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "sessions.html")]
+struct SessionsPage {
+    c: Chrome,
+    own: bool,
+    user: String,
+    sessions: Vec<SessionLine>,
+    notice: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SessionsQuery {
+    /// Another user's sessions (admins only).
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    revoked: Option<String>,
+}
+
+/// Whose sessions: the viewer's own, or for an admin anyone's by name.
+async fn session_owner(state: &AppState, viewer: &Viewer, user: Option<&str>) -> Result<(i64, String), AppError> {
+    match user.map(str::trim).filter(|u| !u.is_empty() && *u != viewer.principal.name) {
+        None => Ok((viewer.principal.user_id, viewer.principal.name.clone())),
+        Some(name) => {
+            if viewer.principal.role != anxin_domain::access::Role::Admin {
+                return Err(AppError::Forbidden(None));
+            }
+            let user =
+                state.store.users().await?.into_iter().find(|u| u.name == name).ok_or(AppError::NotFound(None))?;
+            Ok((user.id, user.name))
+        }
+    }
+}
+
+/// `/sessions` (登录设备): where one is signed in — the phone with its
+/// week, the desktop with its 30 minutes — each revocable; an admin sees
+/// anyone's with `?user=`. A revoked phone is wiped at its next contact.
+async fn sessions_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    request_session: axum::Extension<CurrentSession>,
+    Query(query): Query<SessionsQuery>,
+) -> Result<Response, AppError> {
+    let (user_id, user) = session_owner(&state, &viewer, query.user.as_deref()).await?;
+    let lang = viewer.lang;
+    let offset = state.policy.utc_offset;
+    let current = request_session.id.as_deref().map(anxin_store::Store::session_handle);
+    let sessions = state
+        .store
+        .sessions_of(user_id, state.limits, state.now())
+        .await?
+        .into_iter()
+        .map(|s| SessionLine {
+            current: current.as_deref() == Some(s.handle.as_str()),
+            device: s.device.unwrap_or_else(|| "—".into()),
+            kind: lang.t(if s.phone { "sessions.phone" } else { "sessions.desktop" }),
+            since: crate::web::local_time(s.created_at, offset),
+            last_seen: crate::web::local_time(s.last_seen_at, offset),
+            handle: s.handle,
+        })
+        .collect();
+    Ok(html(&SessionsPage {
+        c: viewer.chrome("sessions.title"),
+        own: user_id == viewer.principal.user_id,
+        user,
+        sessions,
+        notice: query.revoked.map(|_| lang.t("sessions.revoked").to_string()),
+    })
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct RevokeForm {
+    #[serde(default)]
+    user: String,
+    handle: String,
+}
+
+async fn revoke_session(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<RevokeForm>,
+) -> Result<Response, AppError> {
+    let (user_id, user) = session_owner(&state, &viewer, Some(&form.user)).await?;
+    if !state.store.revoke_session(user_id, form.handle.trim(), &viewer.principal.name, state.now()).await? {
+        return Err(AppError::NotFound(None));
+    }
+    let back = if user_id == viewer.principal.user_id {
+        "/sessions?revoked=1".to_string()
+    } else {
+        format!("/sessions?revoked=1&user={}", form_urlencoded::byte_serialize(user.as_bytes()).collect::<String>())
+    };
+    Ok(Redirect::to(&back).into_response())
 }

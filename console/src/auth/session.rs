@@ -37,6 +37,16 @@ pub async fn session_layer(State(state): State<AppState>, request: Request, next
         },
         None => None,
     };
+    if let (Some(id), None) = (&id, &session) {
+        match revoked(&state, id).await {
+            Ok(Some(response)) => return response,
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(%error, "cannot read the session");
+                return AppError::Unavailable.into_response();
+            }
+        }
+    }
     let mut request = if request.method() == Method::GET || request.method() == Method::HEAD {
         request
     } else {
@@ -62,6 +72,20 @@ pub async fn session_layer(State(state): State<AppState>, request: Request, next
     };
     request.extensions_mut().insert(CurrentSession { id, session });
     next.run(request).await
+}
+
+/// A revoked session's browser, at its next contact: signed out, and told
+/// to wipe what the site kept (the app's pages, the visits waiting on a
+/// lost phone). Told once; the session is then removed.
+async fn revoked(state: &AppState, id: &str) -> Result<Option<Response>, anxin_store::StoreError> {
+    if !state.store.session_revoked(id).await? {
+        return Ok(None);
+    }
+    state.store.end_session(id).await?;
+    let mut response = axum::response::Redirect::to("/login").into_response();
+    set_cookie(&mut response, &ended_session_cookie());
+    response.headers_mut().insert("clear-site-data", HeaderValue::from_static("\"cache\", \"storage\""));
+    Ok(Some(response))
 }
 
 pub(crate) fn set_cookie(response: &mut Response, cookie: &str) {

@@ -6,12 +6,13 @@
 use anxin_domain::access::Role;
 use anxin_domain::registry::{CitizenId, NewElder};
 use anxin_gateway::ingest::check;
-use anxin_store::SessionLimits;
+use anxin_store::{SessionLimits, SessionPlace, Store};
 
 use crate::{Backend, fresh_store, on_both_backends};
 
 on_both_backends!(
     sessions_end_at_logout_when_idle_and_at_their_absolute_limit,
+    a_phone_s_session_lasts_a_working_week_and_a_revoked_one_is_told_once,
     a_password_change_ends_every_other_session,
     an_elder_record_is_edited_whole_and_the_edit_audited,
     an_elders_activity_is_summed_over_their_devices_hour_by_hour,
@@ -38,7 +39,7 @@ fn elder() -> NewElder {
 async fn sessions_end_at_logout_when_idle_and_at_their_absolute_limit(backend: Backend) {
     let (store, _guard) = fresh_store(backend).await;
     let user = store.add_user("oncall", Role::Admin, &[], PASSWORD, T).await.unwrap();
-    let limits = SessionLimits { idle_ms: 10 * 60_000, absolute_ms: 60 * 60_000 };
+    let limits = SessionLimits { idle_ms: 10 * 60_000, absolute_ms: 60 * 60_000, ..SessionLimits::default() };
     let id = store.start_session(user.id, limits, T).await.unwrap();
     let session = store.session(&id, limits, T + 1_000).await.unwrap().expect("a live session");
     assert_eq!(session.principal.name, "oncall");
@@ -122,4 +123,42 @@ async fn an_elders_activity_is_summed_over_their_devices_hour_by_hour(backend: B
     assert_eq!(store.elder_activity(id, hour + HOUR).await.unwrap().len(), 1, "from the given hour on");
     let devices: Vec<String> = store.devices_of(id).await.unwrap().into_iter().map(|d| d.device_id).collect();
     assert_eq!(devices, ["bedroom", "kitchen"]);
+}
+
+async fn a_phone_s_session_lasts_a_working_week_and_a_revoked_one_is_told_once(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let user = store.add_user("visitor", Role::Visitor, &[], PASSWORD, T).await.unwrap();
+    let limits = SessionLimits::default();
+    let phone = SessionPlace { phone: true, device: Some("Android · Chrome".into()) };
+    let on_phone = store.start_session_at(user.id, &phone, limits, T).await.unwrap();
+    let desk = store.start_session(user.id, limits, T).await.unwrap();
+    // Two days without a request: the desk's session is over, the phone's is not.
+    let later = T + 2 * 24 * HOUR;
+    assert!(store.session(&desk, limits, later).await.unwrap().is_none(), "the desktop's 30 minutes idle");
+    assert!(store.session(&on_phone, limits, later).await.unwrap().is_some(), "the phone's week");
+    assert!(store.session_live(&on_phone, limits, later).await.unwrap());
+    let open = store.sessions_of(user.id, limits, later).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!((open[0].phone, open[0].device.as_deref()), (true, Some("Android · Chrome")));
+    assert_eq!(open[0].handle, Store::session_handle(&on_phone));
+    assert_eq!(store.open_sessions(limits, later).await.unwrap().get(&user.id), Some(&1));
+    assert!(store.session(&on_phone, limits, T + 7 * 24 * HOUR + 1).await.unwrap().is_none(), "a week at most");
+
+    // Revoked: not live, told once (the console wipes the phone), then gone.
+    let again = store.start_session_at(user.id, &phone, limits, later).await.unwrap();
+    let handle = Store::session_handle(&again);
+    assert!(!store.revoke_session(user.id, "not-a-handle", "admin", later).await.unwrap());
+    let other = store.add_user("visitor-2", Role::Visitor, &[], PASSWORD, T).await.unwrap();
+    assert!(!store.revoke_session(other.id, &handle, "visitor-2", later).await.unwrap(), "only the user's own");
+    assert!(store.revoke_session(user.id, &handle, "admin", later).await.unwrap());
+    assert!(store.session(&again, limits, later + 1).await.unwrap().is_none());
+    assert!(!store.session_live(&again, limits, later + 1).await.unwrap());
+    assert!(store.sessions_of(user.id, limits, later + 1).await.unwrap().is_empty());
+    // A new sign-in elsewhere does not clear it before its browser is told.
+    store.start_session(user.id, limits, later + 2).await.unwrap();
+    assert!(store.session_revoked(&again).await.unwrap());
+    store.end_session(&again).await.unwrap();
+    assert!(!store.session_revoked(&again).await.unwrap());
+    let audit = store.audit_entries(None, 10).await.unwrap();
+    assert!(audit.iter().any(|e| e.action == "session revoked" && e.actor == "admin"));
 }
