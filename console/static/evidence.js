@@ -49,7 +49,7 @@
     var drawing = null;
     canvas.addEventListener('pointerdown', function (event) {
       event.preventDefault();
-      canvas.setPointerCapture(event.pointerId);
+      try { canvas.setPointerCapture(event.pointerId); } catch (ignored) { /* a pointer the page did not see begin */ }
       drawing = [at(event)];
       strokes.push(drawing);
       draw();
@@ -71,12 +71,36 @@
   }
   document.querySelectorAll('.signature-pad').forEach(pad);
 
-  // The end: the moment it is saved, unless the visitor typed one.
+  // The deployment's day and clock, whatever the phone's time zone.
+  var offset = Number(form.dataset.offsetMinutes || 0);
+  function localNow() {
+    var text = new Date(Date.now() + offset * 60000).toISOString();
+    return { day: text.slice(0, 10), time: text.slice(11, 16) };
+  }
+  function field(name) { return form.querySelector('[name=' + name + ']'); }
+  // A fresh form (not one sent back with a reason, not a refused visit
+  // reopened) is a new visit: its own id, today, begun now. A form the
+  // phone kept from an earlier day would otherwise carry that day's
+  // values — and one id for every visit recorded from it.
+  var sentBack = document.querySelector('main p.error[role=alert]');
+  var reopened = new URLSearchParams(location.search).has('restore');
+  if (!sentBack && !reopened) {
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    field('client_id').value = Array.prototype.map.call(bytes, function (b) { return ('0' + b.toString(16)).slice(-2); }).join('');
+    var now = localNow();
+    field('day').value = now.day;
+    field('started').value = now.time;
+  }
+
+  // The end: the moment it is saved, unless the visitor typed one (left
+  // empty when that would be before the start: a visit past midnight).
   form.addEventListener('submit', function () {
-    var ended = form.querySelector('input[name=ended]');
+    var ended = field('ended');
     if (ended && !ended.value) {
-      var now = new Date();
-      ended.value = ('0' + now.getHours()).slice(-2) + ':' + ('0' + now.getMinutes()).slice(-2);
+      var time = localNow().time;
+      var started = field('started').value;
+      if (!started || time >= started) ended.value = time;
     }
   }, true);
 

@@ -122,6 +122,11 @@ pub(crate) async fn sign_in(browser: &Client, base: &str, name: &str, password: 
 async fn submit_sign_in(browser: &Client, name: &str, password: &str) {
     browser.wait().for_element(Locator::Css("input[name=name]")).await.unwrap().send_keys(name).await.unwrap();
     browser.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(password).await.unwrap();
+    // On a phone the visitor ticks "this is my own phone" (a working week's session).
+    browser
+        .execute("if (innerWidth < 600) document.querySelector('input[name=phone]').checked = true;", vec![])
+        .await
+        .unwrap();
     browser.find(Locator::Css("form[action='/login'] button[type=submit]")).await.unwrap().click().await.unwrap();
 }
 
@@ -477,5 +482,137 @@ async fn a_visit_recorded_offline_waits_on_the_phone_and_is_sent_once_when_the_c
     let visits: Vec<serde_json::Value> =
         serde_json::from_str(&run(data, &["visits", "list", "--elder", "1", "--json"])).unwrap();
     assert_eq!(visits.iter().filter(|v| v["mode"] != "remote").count(), 2);
+    phone.close().await.unwrap();
+}
+
+/// Draws `strokes` on a signature pad with a finger (WebDriver touch
+/// actions: real pointer events), each point relative to the pad's centre.
+async fn sign_with_a_finger(phone: &Client, pad: &str, strokes: &[&[(f64, f64)]]) {
+    use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, PointerAction, TouchActions};
+    let canvas = phone.find(Locator::Css(pad)).await.unwrap();
+    phone
+        .execute("arguments[0].scrollIntoView({block: 'center'});", vec![serde_json::to_value(&canvas).unwrap()])
+        .await
+        .unwrap();
+    for stroke in strokes {
+        let at = |(x, y): (f64, f64), ms: u64| PointerAction::MoveToElement {
+            element: canvas.clone(),
+            duration: Some(Duration::from_millis(ms)),
+            x,
+            y,
+        };
+        let mut finger = TouchActions::new("finger".into()).then(at(stroke[0], 0));
+        finger = finger.then(PointerAction::Down { button: MOUSE_BUTTON_LEFT });
+        for point in &stroke[1..] {
+            finger = finger.then(at(*point, 40));
+        }
+        finger = finger.then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+        phone.perform_actions(finger).await.unwrap();
+    }
+}
+
+/// Issue 18, the whole visit in a village with no signal: the visitor opens
+/// the round and the elder's form, loses the connection, records the visit
+/// (last month's, with both signatures drawn with a finger), reopens the app
+/// offline (it opens, the visit waiting), and meanwhile the county closes
+/// last month. Connected again, the visit is sent once, recorded as 补录,
+/// and the phone says so; the printed record form carries both signatures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_visit_recorded_offline_lands_once_as_late_with_its_signatures_on_the_record_form() {
+    let mut setup = VisitorPhone::start("e2e-signed-visit").await;
+    let (phone, base, data) = (setup.phone.clone(), setup.base.clone(), setup.data.clone());
+    let data = data.as_str();
+    let offset = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    let today = anxin_domain::time::local_day(chrono::Utc::now().timestamp_millis(), offset);
+    let last_month = anxin_domain::visits::Month::of(today).previous();
+    let visit_day = last_month.last_day().format("%Y-%m-%d").to_string();
+
+    // Connected: the round, the elder and the form are opened (and kept).
+    phone.goto(&format!("{base}/round")).await.unwrap();
+    until(&phone, 15, "navigator.serviceWorker.controller !== null").await;
+    for page in ["/round", "/elders/1", "/elders/1/visits/new"] {
+        phone.goto(&format!("{base}{page}")).await.unwrap();
+        until(&phone, 10, "document.querySelector('main') !== null").await;
+    }
+    until(
+        &phone,
+        10,
+        "caches.open('anxin-visitor-v3').then(c => c.keys()).then(k => window.kept = k.length) && window.kept >= 6",
+    )
+    .await;
+
+    // No connection: the form still opens, and the visit is recorded and signed.
+    setup.stop_console();
+    phone.goto(&format!("{base}/elders/1/visits/new")).await.unwrap();
+    until(&phone, 10, "document.querySelector('form.visit-form canvas') !== null").await;
+    phone
+        .execute(
+            &format!(
+                "document.querySelector('input[name=day]').value = '{visit_day}';\
+                 document.querySelector('input[name=started]').value = '10:00';\
+                 document.querySelector('input[name=ended]').value = '10:35';\
+                 document.querySelector('input[name=mood][value=unchanged]').checked = true;\
+                 document.querySelector('textarea[name=needs]').value = '冬季取暖煤需要帮助购买';"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    sign_with_a_finger(
+        &phone,
+        "[data-field=elder_signature] canvas",
+        &[&[(-80.0, 0.0), (-40.0, -20.0), (0.0, 10.0), (40.0, -15.0)]],
+    )
+    .await;
+    sign_with_a_finger(
+        &phone,
+        "[data-field=visitor_signature] canvas",
+        &[&[(-90.0, -20.0), (-60.0, 20.0)], &[(-30.0, -20.0), (10.0, 15.0), (60.0, -10.0)]],
+    )
+    .await;
+    until(&phone, 5, "document.querySelector('input[name=elder_signature]').value.split(' ').length >= 3").await;
+    until(&phone, 5, "document.querySelector('input[name=visitor_signature]').value.split(';').length === 2").await;
+    std::fs::write(screenshots().join("visit-signatures-phone.png"), phone.screenshot().await.unwrap()).unwrap();
+    phone.execute("document.querySelector('form.visit-form button[type=submit]').click();", vec![]).await.unwrap();
+    until(&phone, 10, "document.querySelector('#waiting-visits li.waiting') !== null").await;
+
+    // The app reopened, still offline: it opens, the visit waiting, not saved.
+    phone.goto(&format!("{base}/round")).await.unwrap();
+    until(&phone, 10, "document.querySelector('ol.round li') !== null").await;
+    until(&phone, 10, "document.querySelector('#waiting-visits li.waiting') !== null").await;
+    let waiting = phone.find(Locator::Css("#waiting-visits")).await.unwrap().text().await.unwrap();
+    assert!(waiting.contains(&visit_day) && waiting.contains("待上传") && !waiting.contains("已保存"), "{waiting}");
+    std::fs::write(screenshots().join("round-offline-waiting.png"), phone.screenshot().await.unwrap()).unwrap();
+
+    // Meanwhile the county closes last month.
+    run(data, &["visits", "close", "--month", &last_month.to_string(), "--county", "振兴区"]);
+
+    // Connected again: sent once, recorded late, and the phone says so.
+    setup.start_console();
+    phone.execute("window.dispatchEvent(new Event('online'));", vec![]).await.unwrap();
+    until(&phone, 20, "document.querySelector('#waiting-visits li.sent') !== null").await;
+    let outcome = phone.find(Locator::Css("#waiting-visits li.sent")).await.unwrap().text().await.unwrap();
+    assert!(outcome.contains("已上传并保存为补录"), "{outcome}");
+    phone.execute("window.dispatchEvent(new Event('online'));", vec![]).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let visits: Vec<serde_json::Value> =
+        serde_json::from_str(&run(data, &["visits", "list", "--elder", "1", "--json"])).unwrap();
+    let by_hand: Vec<_> = visits.iter().filter(|v| v["mode"] != "remote").collect();
+    assert_eq!(by_hand.len(), 1, "recorded exactly once: {visits:?}");
+    assert_eq!((by_hand[0]["day"].as_str(), by_hand[0]["late"].as_bool()), (Some(visit_day.as_str()), Some(true)));
+
+    // The printed record form: both signatures in their boxes, the times.
+    phone.goto(&format!("{base}/elders/1/form")).await.unwrap();
+    until(&phone, 10, "document.querySelector('svg.visitor-signature path') !== null").await;
+    until(&phone, 5, "document.querySelector('svg.elder-signature path').getAttribute('d').split('L').length >= 3")
+        .await;
+    until(&phone, 5, "document.querySelector('svg.visitor-signature path').getAttribute('d').split('M').length === 3")
+        .await;
+    let signed = phone.find(Locator::Css("td.signatures")).await.unwrap().text().await.unwrap();
+    assert!(signed.contains("探访时间：10:00–10:35"), "{signed}");
+    let side = phone.find(Locator::Css("table.visit th.side")).await.unwrap().text().await.unwrap();
+    assert!(side.contains(&visit_day) && side.contains("补录"), "{side}");
+    phone.execute("document.querySelector('td.signatures').scrollIntoView({block: 'center'});", vec![]).await.unwrap();
+    std::fs::write(screenshots().join("record-form-signatures.png"), phone.screenshot().await.unwrap()).unwrap();
     phone.close().await.unwrap();
 }

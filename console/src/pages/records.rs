@@ -231,6 +231,9 @@ struct VisitFormPage {
     groups: Vec<JudgementGroup>,
     f: std::collections::HashMap<String, String>,
     error: Option<String>,
+    /// The deployment's offset from UTC, minutes: the phone reckons the
+    /// visit's day and times by it, whatever its own time zone.
+    offset_minutes: i32,
 }
 
 impl VisitFormPage {
@@ -253,6 +256,7 @@ impl VisitFormPage {
 fn visit_form(
     viewer: &Viewer,
     elder: &Elder,
+    offset: chrono::FixedOffset,
     fields: std::collections::HashMap<String, String>,
     error: Option<String>,
 ) -> Response {
@@ -269,6 +273,7 @@ fn visit_form(
         groups: groups(lang, &fields),
         f: fields,
         error,
+        offset_minutes: offset.local_minus_utc() / 60,
     };
     let status = if page.error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     (status, html(&page)).into_response()
@@ -289,7 +294,7 @@ pub(super) async fn new_visit(
         ("client_id".to_string(), anxin_domain::responders::link::nonce()),
     ]
     .into();
-    Ok(visit_form(&viewer, &elder, fields, None))
+    Ok(visit_form(&viewer, &elder, state.policy.utc_offset, fields, None))
 }
 
 /// `HH:MM` now, at the deployment's offset: the start time a new visit form offers.
@@ -440,18 +445,18 @@ pub(super) async fn record_visit(
     let fields: std::collections::HashMap<String, String> = pairs.into_iter().collect();
     let visit = match read_visit(id, &fields, viewer.lang, state.today()) {
         Ok(visit) => visit,
-        Err(reason) => return Ok(visit_form(&viewer, &elder, fields, Some(reason))),
+        Err(reason) => return Ok(visit_form(&viewer, &elder, state.policy.utc_offset, fields, Some(reason))),
     };
     let evidence = match read_evidence(&fields, visit.started, viewer.lang) {
         Ok(evidence) => evidence,
-        Err(reason) => return Ok(visit_form(&viewer, &elder, fields, Some(reason))),
+        Err(reason) => return Ok(visit_form(&viewer, &elder, state.policy.utc_offset, fields, Some(reason))),
     };
     // 紧急情况: what was found is required before anything is saved.
     let emergency = fields.get("emergency").is_some_and(|v| !v.trim().is_empty());
     let what = fields.get("emergency_what").map(|v| v.trim().to_string()).unwrap_or_default();
     if emergency && what.is_empty() {
         let reason = viewer.lang.t("visit.emergency_what_needed").to_string();
-        return Ok(visit_form(&viewer, &elder, fields, Some(reason)));
+        return Ok(visit_form(&viewer, &elder, state.policy.utc_offset, fields, Some(reason)));
     }
     let client_id = match fields.get("client_id").map(String::as_str).filter(|id| !id.is_empty()) {
         None => None,
@@ -459,7 +464,7 @@ pub(super) async fn record_visit(
             Some(id) => Some(id.to_string()),
             None => {
                 let reason = viewer.lang.t("visit.bad_client_id").to_string();
-                return Ok(visit_form(&viewer, &elder, fields, Some(reason)));
+                return Ok(visit_form(&viewer, &elder, state.policy.utc_offset, fields, Some(reason)));
             }
         },
     };
@@ -640,6 +645,8 @@ struct PrintedVisit {
     elder_signature: Option<String>,
     elder_thumb: bool,
     times: String,
+    /// 补录: recorded after its month was closed.
+    late: bool,
 }
 
 fn boxes<T: Copy + PartialEq>(
@@ -702,6 +709,7 @@ fn printed_visit(
         elder_signature: evidence.and_then(|e| e.elder_signature.as_ref()).map(|s| s.svg_path()),
         elder_thumb: evidence.is_some_and(|e| e.elder_mark == anxin_domain::evidence::ElderMark::Thumb),
         times,
+        late: visit.late,
     }
 }
 
