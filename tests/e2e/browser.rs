@@ -616,3 +616,125 @@ async fn a_signed_visit_recorded_offline_lands_once_as_late_with_its_signatures_
     std::fs::write(screenshots().join("record-form-signatures.png"), phone.screenshot().await.unwrap()).unwrap();
     phone.close().await.unwrap();
 }
+
+/// A network profile for chromedriver's network conditions (Chromium's
+/// DevTools emulation): round-trip latency and throughput.
+struct Profile {
+    name: &'static str,
+    latency_ms: u64,
+    down_kbit: u64,
+    up_kbit: u64,
+}
+
+/// Lighthouse's mobile profile (its "slow 4G", once "fast 3G") and
+/// DevTools' "Slow 3G": a village with one bar.
+const PROFILES: [Profile; 2] = [
+    Profile { name: "3G (150 ms, 1.6 Mbit/s)", latency_ms: 150, down_kbit: 1_600, up_kbit: 750 },
+    Profile { name: "slow 3G (400 ms, 400 kbit/s)", latency_ms: 400, down_kbit: 400, up_kbit: 400 },
+];
+
+impl Driver {
+    /// Throttles `client`'s network (chromedriver's own command; it does
+    /// not reach a service worker's fetches, which is why the offline tests
+    /// stop the console instead).
+    async fn throttle(&self, client: &Client, profile: &Profile) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let session = client.session_id().await.unwrap().unwrap();
+        let body = json!({"network_conditions": {
+            "offline": false,
+            "latency": profile.latency_ms,
+            "download_throughput": profile.down_kbit * 1000 / 8,
+            "upload_throughput": profile.up_kbit * 1000 / 8,
+        }})
+        .to_string();
+        let address = self.url.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let request = format!(
+            "POST /session/{session}/chromium/network_conditions HTTP/1.1\r\nHost: {address}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        // The status line is enough (chromedriver may keep the connection open).
+        let mut answer = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut answer)).await.unwrap().unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "network conditions refused: {answer}");
+    }
+}
+
+/// What one page load cost: bytes over the wire (gzip bodies and headers),
+/// the compressed bodies it needed whether or not cached, and when it was
+/// interactive (DOMContentLoaded done: every deferred script has run and
+/// attached its handlers) and fully loaded, in ms from navigation start.
+async fn page_load(phone: &Client, url: &str) -> (f64, f64, f64, f64) {
+    phone.goto(url).await.unwrap();
+    measured(phone).await
+}
+
+/// The figures of [`page_load`] for the page the phone is on.
+async fn measured(phone: &Client) -> (f64, f64, f64, f64) {
+    until(phone, 60, "document.readyState === 'complete'").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let figures = phone
+        .execute(
+            "const nav = performance.getEntriesByType('navigation')[0];\
+             const all = [nav, ...performance.getEntriesByType('resource')];\
+             return [all.reduce((n, e) => n + e.transferSize, 0), all.reduce((n, e) => n + e.encodedBodySize, 0),\
+                     nav.domContentLoadedEventEnd, nav.loadEventEnd];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let figure = |i: usize| figures[i].as_f64().unwrap();
+    (figure(0), figure(1), figure(2), figure(3))
+}
+
+/// Issue 18's page weight (figures, not a timed test — the README quotes
+/// them; `--no-capture` prints them), each under two throttled network
+/// profiles: the sign-in page with a cold cache (every script and
+/// stylesheet downloaded), then signing in to the round, and in another
+/// browser to the visit form, with the sign-in page's assets cached. The
+/// service worker takes over once a visitor's page has loaded, and network
+/// throttling does not reach its fetches: so each measured page is the
+/// first a visitor's browser loads after signing in (the figures include
+/// the sign-in's own request and redirect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_weight_of_the_visitor_s_app_first_and_cached_under_3g() {
+    let setup = VisitorPhone::start("e2e-page-weight").await;
+    let base = setup.base.clone();
+    println!("visitor's app page weight (gzip), Chromium at 390 × 844:");
+    println!(
+        "{:<30} {:<34} {:>9} {:>11} {:>13} {:>9}",
+        "profile", "page", "wire kB", "needed kB", "interactive", "loaded"
+    );
+    for profile in &PROFILES {
+        let mut rows = Vec::new();
+        for (page, path) in [("the round", "/round"), ("the visit form", "/elders/1/visits/new")] {
+            let phone = setup.driver.phone("zh-CN").await;
+            setup.driver.throttle(&phone, profile).await;
+            let first = page_load(&phone, &format!("{base}/login?next={path}")).await;
+            if rows.is_empty() {
+                rows.push(("first load: sign-in (cold cache)".to_string(), first));
+            }
+            submit_sign_in(&phone, "探访员刘", VISITOR_PASSWORD).await;
+            until(&phone, 60, &format!("location.pathname === '{path}'")).await;
+            rows.push((format!("signed in: {page} (cached)"), measured(&phone).await));
+            phone.close().await.unwrap();
+        }
+        for (page, (wire, needed, interactive, loaded)) in &rows {
+            println!(
+                "{:<30} {:<34} {:>9.1} {:>11.1} {:>10.0} ms {:>6.0} ms",
+                profile.name,
+                page,
+                wire / 1024.0,
+                needed / 1024.0,
+                interactive,
+                loaded
+            );
+            assert!(*needed > 0.0 && *interactive > 0.0 && loaded >= interactive, "{page}: measured");
+        }
+        let (first, cached) = (rows[0].1, rows[1].1);
+        assert!(cached.0 < first.0, "the assets are cached: {} then {} bytes on the wire", first.0, cached.0);
+    }
+}
