@@ -2227,3 +2227,39 @@ async fn a_visitor_s_phone_stays_signed_in_a_working_week_and_a_revoked_one_is_w
     let audit: Vec<_> = world.store.audit_entries(None, 50).await.unwrap();
     assert!(audit.iter().any(|e| e.action == "session revoked" && e.actor == "admin"));
 }
+
+/// Issue 18: a visit sent from a phone after the elder left the programme
+/// is judged by its own date — made before the exit, it is recorded; dated
+/// after, it is refused with the reason the phone shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visit_sent_after_the_elder_left_is_judged_by_its_own_date() {
+    use anxin_domain::enrolment::{Exit, ExitReason};
+    let world = world().await;
+    let here = world.here;
+    let mut visitor = signed_in(&world, "visitor").await;
+    let today = world.policy.today();
+    let yesterday = today.pred_opt().unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let exit = Exit { reason: ExitReason::Moved, on: yesterday };
+    world.store.record_exit(here, exit, "admin", now, world.policy.utc_offset).await.unwrap();
+    let visit = |day: chrono::NaiveDate, id: &'static str| {
+        vec![
+            ("day", day.format("%Y-%m-%d").to_string()),
+            ("mode", "phone".into()),
+            ("visitor", "visitor".into()),
+            ("client_id", id.into()),
+        ]
+    };
+    let before = visit(yesterday, "left-after-visit-1");
+    let saved = visitor.post(&format!("/elders/{here}/visits"), &borrowed(&before)).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "made before the exit: {}", saved.body);
+    let after = visit(today, "left-after-visit-2");
+    let refused = visitor.post(&format!("/elders/{here}/visits"), &borrowed(&after)).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("role=\"alert\"") && refused.body.contains("已于") && refused.body.contains("退出"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(world.store.visits(here).await.unwrap().len(), 1);
+}

@@ -482,6 +482,36 @@ async fn a_visit_recorded_offline_waits_on_the_phone_and_is_sent_once_when_the_c
     let visits: Vec<serde_json::Value> =
         serde_json::from_str(&run(data, &["visits", "list", "--elder", "1", "--json"])).unwrap();
     assert_eq!(visits.iter().filter(|v| v["mode"] != "remote").count(), 2);
+
+    // A visit the console refuses (dated tomorrow): the phone shows why, and
+    // reopens it in the form as it was typed, under the same id.
+    setup.stop_console();
+    phone.goto(&format!("{base}/elders/1/visits/new")).await.unwrap();
+    until(&phone, 10, "document.querySelector('form.visit-form') !== null").await;
+    phone
+        .execute(
+            "const day = new Date(Date.now() + 8 * 3600e3 + 86400e3).toISOString().slice(0, 10);\
+             document.querySelector('input[name=day]').value = day;\
+             document.querySelector('textarea[name=needs]').value = '明天再来';\
+             window.sentId = document.querySelector('input[name=client_id]').value;\
+             document.querySelector('form.visit-form button[type=submit]').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    until(&phone, 10, "document.querySelector('#waiting-visits li.waiting') !== null").await;
+    let sent_id = phone.execute("return window.sentId;", vec![]).await.unwrap();
+    setup.start_console();
+    phone.execute("window.dispatchEvent(new Event('online'));", vec![]).await.unwrap();
+    until(&phone, 20, "document.querySelector('#waiting-visits li.refused') !== null").await;
+    let refused = phone.find(Locator::Css("#waiting-visits li.refused")).await.unwrap().text().await.unwrap();
+    assert!(refused.contains("服务器拒收") && refused.contains("在今天之后"), "{refused}");
+    phone.find(Locator::Css("#waiting-visits li.refused button")).await.unwrap().click().await.unwrap();
+    until(&phone, 10, "location.search.startsWith('?restore=')").await;
+    until(&phone, 10, "document.querySelector('textarea[name=needs]').value === '明天再来'").await;
+    let reopened_id =
+        phone.execute("return document.querySelector('input[name=client_id]').value;", vec![]).await.unwrap();
+    assert_eq!(reopened_id, sent_id, "reopened under the same id");
     phone.close().await.unwrap();
 }
 

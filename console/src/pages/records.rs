@@ -447,6 +447,12 @@ pub(super) async fn record_visit(
         Ok(visit) => visit,
         Err(reason) => return Ok(visit_form(&viewer, &elder, state.policy.utc_offset, fields, Some(reason))),
     };
+    // Judged by the visit's own date: made before the elder left, it stands.
+    let day = visit.day.format("%Y-%m-%d").to_string();
+    if let Some(left_on) = elder.left_on.as_ref().filter(|left_on| day > **left_on) {
+        let reason = viewer.lang.t("visit.after_exit").replace("{left_on}", left_on).replace("{day}", &day);
+        return Ok(visit_form(&viewer, &elder, state.policy.utc_offset, fields, Some(reason)));
+    }
     let evidence = match read_evidence(&fields, visit.started, viewer.lang) {
         Ok(evidence) => evidence,
         Err(reason) => return Ok(visit_form(&viewer, &elder, state.policy.utc_offset, fields, Some(reason))),
