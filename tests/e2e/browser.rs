@@ -668,8 +668,6 @@ impl Driver {
     /// not reach a service worker's fetches, which is why the offline tests
     /// stop the console instead).
     async fn throttle(&self, client: &Client, profile: &Profile) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let session = client.session_id().await.unwrap().unwrap();
         let body = json!({"network_conditions": {
             "offline": false,
             "latency": profile.latency_ms,
@@ -677,10 +675,17 @@ impl Driver {
             "upload_throughput": profile.up_kbit * 1000 / 8,
         }})
         .to_string();
+        self.post(client, "chromium/network_conditions", &body).await;
+    }
+
+    /// Posts one of chromedriver's own commands for `client`'s session.
+    async fn post(&self, client: &Client, command: &str, body: &str) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let session = client.session_id().await.unwrap().unwrap();
         let address = self.url.trim_start_matches("http://");
         let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
         let request = format!(
-            "POST /session/{session}/chromium/network_conditions HTTP/1.1\r\nHost: {address}\r\n\
+            "POST /session/{session}/{command} HTTP/1.1\r\nHost: {address}\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
@@ -689,7 +694,7 @@ impl Driver {
         let mut answer = [0u8; 12];
         tokio::time::timeout(Duration::from_secs(10), stream.read_exact(&mut answer)).await.unwrap().unwrap();
         let answer = String::from_utf8_lossy(&answer);
-        assert!(answer.starts_with("HTTP/1.1 200"), "network conditions refused: {answer}");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{command} refused: {answer}");
     }
 }
 
@@ -767,4 +772,85 @@ async fn page_weight_of_the_visitor_s_app_first_and_cached_under_3g() {
         let (first, cached) = (rows[0].1, rows[1].1);
         assert!(cached.0 < first.0, "the assets are cached: {} then {} bytes on the wire", first.0, cached.0);
     }
+}
+
+impl Driver {
+    /// A Chrome DevTools Protocol command through chromedriver
+    /// (`/goog/cdp/execute`): what WebDriver has no command for.
+    async fn devtools(&self, client: &Client, command: &str, params: serde_json::Value) {
+        let body = json!({"cmd": command, "params": params}).to_string();
+        self.post(client, "goog/cdp/execute", &body).await;
+    }
+}
+
+/// Issue 18's evidence on the phone itself: with the visitor's consent the
+/// phone's location (Chromium's geolocation, set through DevTools) and with
+/// the elder's one photo (a camera JPEG with EXIF, chosen in the file
+/// picker) travel with the visit; the elder's page says the location is
+/// kept, and the photo the console serves has no EXIF.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_consent_the_phone_s_location_and_a_photo_travel_with_the_visit() {
+    let setup = VisitorPhone::start("e2e-evidence").await;
+    let (phone, base) = (setup.phone.clone(), setup.base.clone());
+    let origin = base.clone();
+    setup
+        .driver
+        .devtools(&phone, "Browser.grantPermissions", json!({"origin": origin, "permissions": ["geolocation"]}))
+        .await;
+    setup
+        .driver
+        .devtools(
+            &phone,
+            "Emulation.setGeolocationOverride",
+            json!({"latitude": 40.1302, "longitude": 124.3945, "accuracy": 12}),
+        )
+        .await;
+    let photo = std::path::Path::new(&setup.data).join("kitchen.jpg");
+    std::fs::write(&photo, camera_jpeg()).unwrap();
+
+    phone.goto(&format!("{base}/elders/1/visits/new")).await.unwrap();
+    until(&phone, 10, "document.querySelector('form.visit-form details.consent') !== null").await;
+    phone.execute("document.querySelector('details.consent').open = true;", vec![]).await.unwrap();
+    phone.find(Locator::Css("input[name=consent_location]")).await.unwrap().click().await.unwrap();
+    until(&phone, 15, "document.querySelector('input[name=latitude]').value === '40.130200'").await;
+    until(&phone, 5, "document.querySelector('.location-status').textContent === '已记录位置'").await;
+    phone.find(Locator::Css("input[name=consent_photo]")).await.unwrap().click().await.unwrap();
+    phone.find(Locator::Css("input.photo-file")).await.unwrap().send_keys(photo.to_str().unwrap()).await.unwrap();
+    until(&phone, 15, "document.querySelector('input[name=photo]').value.startsWith('data:image/jpeg;base64,')").await;
+    until(&phone, 5, "!document.querySelector('img.photo-preview').hidden").await;
+    phone.execute("document.querySelector('img.photo-preview').scrollIntoView({block: 'end'});", vec![]).await.unwrap();
+    std::fs::write(screenshots().join("visit-evidence-phone.png"), phone.screenshot().await.unwrap()).unwrap();
+    phone.execute("document.querySelector('form.visit-form button[type=submit]').click();", vec![]).await.unwrap();
+    until(&phone, 15, "document.getElementById('saved-visit') !== null").await;
+    let line = phone.find(Locator::Css("#visits tbody tr")).await.unwrap().text().await.unwrap();
+    assert!(line.contains("已记录位置") && line.contains("照片"), "{line}");
+    // The photo as the console serves it: a JPEG with no EXIF left in it.
+    phone
+        .execute(
+            "fetch(document.querySelector('a.photo').href).then(r => r.arrayBuffer()).then(b => {\
+               const bytes = new Uint8Array(b); const text = String.fromCharCode(...bytes.slice(0, 4096));\
+               window.photo = {jpeg: bytes[0] === 0xFF && bytes[1] === 0xD8, exif: text.includes('Exif'), size: bytes.length};\
+             });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    until(&phone, 10, "window.photo && window.photo.jpeg && !window.photo.exif && window.photo.size > 1000").await;
+    phone.close().await.unwrap();
+}
+
+/// A JPEG as a phone's camera writes it, with an EXIF segment naming the
+/// place and the phone.
+fn camera_jpeg() -> Vec<u8> {
+    let picture =
+        image::RgbImage::from_fn(2000, 1500, |x, y| image::Rgb([x.to_le_bytes()[0], y.to_le_bytes()[0], 140]));
+    let mut plain = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut plain, 70).encode_image(&picture).unwrap();
+    let exif = b"Exif\0\0GPS 40.1302N 124.3945E Xiaomi 13";
+    let mut jpeg = plain[..2].to_vec();
+    jpeg.extend_from_slice(&[0xFF, 0xE1]);
+    jpeg.extend_from_slice(&u16::try_from(exif.len() + 2).unwrap().to_be_bytes());
+    jpeg.extend_from_slice(exif);
+    jpeg.extend_from_slice(&plain[2..]);
+    jpeg
 }
