@@ -1029,3 +1029,62 @@ pub async fn duty(settings: &Settings, command: DutyCommand) -> anyhow::Result<(
     store.close().await;
     Ok(())
 }
+
+/// `anxin backup FILE`: a consistent copy while `serve` runs, then checked.
+pub async fn backup(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let written = store.backup_into(file).await;
+    store.close().await;
+    written?;
+    let summary = anxin_store::check_backup(file).await?;
+    out!("backup written: {} — {summary}", file.display());
+    Ok(())
+}
+
+/// `anxin restore FILE [--replace]`: checks the backup, puts it in place of
+/// the SQLite database (the one there kept beside it), brings it to this
+/// build's schema and checks the audit log.
+pub async fn restore(settings: &Settings, file: &std::path::Path, replace: bool) -> anyhow::Result<()> {
+    let anxin_store::Database::Sqlite(target) = &settings.database else {
+        anyhow::bail!(
+            "restore puts back a SQLite database; a PostgreSQL one is restored with pg_restore (see the README)"
+        );
+    };
+    let summary = anxin_store::check_backup(file).await?;
+    out!("backup checked: {} — {summary}", file.display());
+    if target.exists() {
+        if !replace {
+            anyhow::bail!(
+                "there is a database at {} already: stop `anxin serve`, then pass --replace (it is kept beside, renamed)",
+                target.display()
+            );
+        }
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        for suffix in ["", "-wal", "-shm"] {
+            let from = std::path::PathBuf::from(format!("{}{suffix}", target.display()));
+            if from.exists() {
+                let kept = format!("{}.before-restore-{stamp}{suffix}", target.display());
+                std::fs::rename(&from, &kept).with_context(|| format!("cannot move {} aside", from.display()))?;
+                if suffix.is_empty() {
+                    out!("the database that was there is kept as {kept}");
+                }
+            }
+        }
+    } else if let Some(folder) = target.parent() {
+        std::fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    }
+    std::fs::copy(file, target).with_context(|| format!("cannot copy {} to {}", file.display(), target.display()))?;
+    let store = open_store(settings).await?;
+    let schema = store.schema_version().await?;
+    let verdict = store.verify_audit_log().await?;
+    store.close().await;
+    if let Some((id, why)) = verdict.broken {
+        anyhow::bail!("restored, but the audit log is broken at entry {id}: {why}");
+    }
+    out!(
+        "restored to {} at schema {schema}; the audit log holds ({} entries). Start `anxin serve` again.",
+        target.display(),
+        verdict.entries
+    );
+    Ok(())
+}

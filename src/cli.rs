@@ -7,10 +7,16 @@ use std::time::Duration;
 use anxin_simulator::Scenario;
 use clap::{Args, Parser, Subcommand};
 
+/// `anxin --version`: the build and the database schema it brings a store to.
+fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| format!("{} (database schema {})", env!("CARGO_PKG_VERSION"), anxin_store::newest_schema()))
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "anxin",
-    version,
+    version = version(),
     about = "Anxin (安心): remote monitoring and visit records for elders in special difficulty",
     long_about = "Anxin watches over elders who live alone: sensor nodes in their homes report activity, \
                   doors, smoke, the help button and temperature over MQTT; Anxin stores every message, \
@@ -120,6 +126,30 @@ pub enum Command {
     /// The audit log: check its hash chain, prune what is past the retention
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Write a consistent copy of the SQLite database to FILE while `serve` runs (SQLite's VACUUM INTO),
+    /// then check the copy; PostgreSQL: use pg_dump
+    #[command(long_about = "Writes a consistent copy of the SQLite database to FILE — safe while `anxin serve` \
+        runs and writes: the copy is one snapshot, and every message acknowledged before it began is in it — \
+        then checks the copy (integrity, schema, what it holds). FILE must not exist. A PostgreSQL database \
+        is backed up with its own tools (pg_dump, or base backups with WAL archiving).\n\n\
+        Restore with `anxin restore FILE`.")]
+    Backup {
+        /// Where the copy goes (must not exist)
+        file: PathBuf,
+    },
+    /// Put a backup back as the SQLite database, after checking it; stop `anxin serve` first
+    #[command(long_about = "Checks FILE (a backup from `anxin backup`, or a copy Anxin took before a migration, \
+        under the data folder's backups/): its integrity, that it is an Anxin database, and that this Anxin \
+        knows its schema. Then puts it in place of the SQLite database — with --replace when there is one \
+        already, which is kept beside it as `*.before-restore-<time>` — brings it to this build's schema, \
+        and checks the audit log's chain. Stop `anxin serve` first.")]
+    Restore {
+        /// The backup to restore
+        file: PathBuf,
+        /// Replace the database there now (kept beside it, renamed)
+        #[arg(long)]
+        replace: bool,
+    },
     /// Measure Anxin on this machine (figures, not pass/fail)
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -89,7 +89,10 @@ pub fn router(metrics: Metrics, state: AppState) -> Router {
 /// `/healthz` and `/metrics` only: what a gateway without a console serves.
 pub fn operations_router(metrics: Metrics) -> Router {
     use axum::response::IntoResponse;
-    Router::new().route("/healthz", get(|| async { "ok\n" })).route(
+    // The schema the database was brought to at start (a store opens only
+    // once it is at this build's newest migration).
+    let health = format!("ok\nschema {}\n", anxin_store::newest_schema());
+    Router::new().route("/healthz", get(move || std::future::ready(health.clone()))).route(
         "/metrics",
         get(move |headers: axum::http::HeaderMap, request: axum::extract::Request| {
             let metrics = metrics.clone();
@@ -124,7 +127,8 @@ mod tests {
     async fn the_health_and_metrics_routes_answer() {
         let handle = PrometheusBuilder::new().build_recorder().handle();
         let local = axum::extract::ConnectInfo(std::net::SocketAddr::from(([127, 0, 0, 1], 40_000)));
-        for (path, expected) in [("/healthz", "ok"), ("/metrics", "")] {
+        let schema = format!("ok\nschema {}\n", anxin_store::newest_schema());
+        for (path, expected) in [("/healthz", schema.as_str()), ("/metrics", "")] {
             let mut request = Request::get(path).body(Body::empty()).unwrap();
             request.extensions_mut().insert(local);
             let response = operations_router(Metrics::new(handle.clone(), None)).oneshot(request).await.unwrap();

@@ -14,6 +14,7 @@
 
 mod alerts;
 mod audit;
+mod backup;
 mod care;
 mod contacts;
 mod delivery;
@@ -49,6 +50,7 @@ pub use alerts::{
     RegionFilter, Scope,
 };
 pub use audit::{AUDIT_RETENTION_MS, AuditVerdict};
+pub use backup::{BackupSummary, check_backup, newest_schema};
 pub use care::{CareService, Referral};
 pub use contacts::{ContactRecord, MAX_CONTACTS};
 pub use devices::{DeviceRecord, DeviceStatusCounts, PairRefusal};
@@ -189,6 +191,19 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(open_error)?;
+        if let (Backend::Sqlite, Database::Sqlite(path)) = (backend, database) {
+            // Before a migration changes the file, a copy of it as it was
+            // (the way back is `anxin restore` of that copy with the old binary).
+            if let Some(from) = backup::applied_schema(&pool).await?.filter(|from| *from < newest_schema()) {
+                let copy = backup::before_migration_path(path, from, newest_schema(), chrono::Utc::now());
+                if let Some(folder) = copy.parent() {
+                    std::fs::create_dir_all(folder)
+                        .map_err(|source| StoreError::DataFolder { path: folder.to_path_buf(), source })?;
+                }
+                backup::vacuum_into(&pool, &copy).await?;
+                tracing::info!(copy = %copy.display(), from, to = newest_schema(), "copied the database before migrating it");
+            }
+        }
         match backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,

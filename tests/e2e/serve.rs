@@ -480,3 +480,80 @@ fn settings_come_from_the_config_file_unless_a_flag_or_variable_says_otherwise()
     assert!(error.contains("is not valid") && error.contains("data_dri"), "{error}");
     let _ = std::fs::remove_dir_all(folder);
 }
+
+/// Issue 19: a backup taken while `serve` runs under ingest load is one
+/// consistent snapshot: restored into a fresh data folder, it holds every
+/// message committed before it began, its audit log holds, and `serve`
+/// starts from it (at this build's schema, as `/healthz` says). A restore
+/// never overwrites a database without --replace, which keeps the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_under_load_restores_into_a_fresh_folder_with_all_committed_before_it() {
+    let data = private_folder("backup-live");
+    let data_arg = data.to_str().unwrap().to_string();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let serve =
+        Process::start(&["--data-dir", &data_arg, "serve", "--mqtt-listen", &listen, "--http-listen", "127.0.0.1:0"]);
+    let simulation = tokio::spawn(run(load(port, "backup-live", Duration::from_secs(4), Some(&data_arg))));
+    drained(&data, UNDER_WAY).await;
+
+    // Committed before the backup begins (the load goes on meanwhile).
+    let before = store_in(&data).await.message_keys().await.unwrap();
+    let file = private_folder("backup-files").join("anxin-backup.sqlite3");
+    let file_arg = file.to_str().unwrap();
+    let taken = anxin_at(&data_arg, &["backup", file_arg]);
+    assert!(taken.status.success(), "{}", text(&taken.stderr));
+    assert!(text(&taken.stdout).contains("integrity ok"), "{}", text(&taken.stdout));
+    let again = anxin_at(&data_arg, &["backup", file_arg]);
+    assert!(!again.status.success() && text(&again.stderr).contains("never overwrites"), "{}", text(&again.stderr));
+    let report = simulation.await.unwrap().unwrap();
+    assert!(report.acked.len() > before.len(), "the load went on during the backup: {report}");
+    let _ = serve.terminate();
+
+    // Restored into a fresh folder: everything committed before it is there.
+    let fresh = private_folder("backup-restored");
+    let fresh_arg = fresh.to_str().unwrap();
+    let restored = anxin_at(fresh_arg, &["restore", file_arg]);
+    assert!(restored.status.success(), "{}", text(&restored.stderr));
+    assert!(text(&restored.stdout).contains("the audit log holds"), "{}", text(&restored.stdout));
+    let kept = store_in(&fresh).await.message_keys().await.unwrap();
+    let missing = before.iter().filter(|key| kept.binary_search(key).is_err()).count();
+    assert_eq!(missing, 0, "{missing} of {} messages committed before the backup are missing", before.len());
+    let verified = anxin_at(fresh_arg, &["audit", "verify"]);
+    assert!(verified.status.success(), "{}", text(&verified.stderr));
+
+    // Not over a database without --replace; with it, the old one is kept.
+    let refused = anxin_at(fresh_arg, &["restore", file_arg]);
+    assert!(!refused.status.success() && text(&refused.stderr).contains("--replace"), "{}", text(&refused.stderr));
+    let replaced = anxin_at(fresh_arg, &["restore", file_arg, "--replace"]);
+    assert!(replaced.status.success(), "{}", text(&replaced.stderr));
+    let kept_aside = std::fs::read_dir(&fresh)
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|entry| entry.file_name().to_string_lossy().contains(".before-restore-"));
+    assert!(kept_aside, "the database replaced is kept beside");
+    // A file that is not a backup is refused, nothing changed.
+    let junk = fresh.join("junk.sqlite3");
+    std::fs::write(&junk, b"not a database").unwrap();
+    let junked = anxin_at(fresh_arg, &["restore", junk.to_str().unwrap(), "--replace"]);
+    assert!(!junked.status.success(), "{}", text(&junked.stdout));
+
+    // `serve` starts from it, at this build's schema.
+    let serve = Process::start(&[
+        "--data-dir",
+        fresh_arg,
+        "serve",
+        "--mqtt-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ]);
+    let http = serve.address_after("console on http://");
+    let health = http_get(http, "/healthz").await;
+    assert!(health.contains(&format!("schema {}", anxin_store::newest_schema())), "{health}");
+    let version = anxin(&["--version"]);
+    assert!(text(&version.stdout).contains(&format!("database schema {}", anxin_store::newest_schema())));
+    let _ = serve.terminate();
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&fresh);
+}

@@ -162,3 +162,45 @@ async fn a_phone_s_session_lasts_a_working_week_and_a_revoked_one_is_told_once(b
     let audit = store.audit_entries(None, 10).await.unwrap();
     assert!(audit.iter().any(|e| e.action == "session revoked" && e.actor == "admin"));
 }
+
+/// Issue 19: before a migration changes a SQLite file, a copy of it as it
+/// was is kept under the data folder's `backups/` (the way back); a store
+/// already at the newest schema is opened without a copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_database_is_copied_before_a_migration_changes_it() {
+    let folder = anxin_testkit::private_folder("premigration");
+    let database = anxin_store::Database::in_data_dir(&folder);
+    Store::open(&database).await.unwrap().close().await;
+    // Taken back to schema 19, as an older Anxin left it.
+    let url = format!("sqlite://{}", folder.join("anxin.sqlite3").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for statement in [
+        "DROP TABLE visit_evidence",
+        "DROP TABLE home_locations",
+        "ALTER TABLE sessions DROP COLUMN device",
+        "ALTER TABLE sessions DROP COLUMN phone",
+        "ALTER TABLE sessions DROP COLUMN revoked_at",
+        "ALTER TABLE sessions DROP COLUMN revoked_by",
+        "DELETE FROM _sqlx_migrations WHERE version >= 20",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let copies = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(folder.join("backups"))
+            .map_or_else(|_| Vec::new(), |d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+    };
+    assert!(copies().is_empty());
+
+    let store = Store::open(&database).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), anxin_store::newest_schema());
+    store.close().await;
+    let taken = copies();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    let name = taken[0].file_name().unwrap().to_string_lossy().to_string();
+    assert!(name.starts_with(&format!("before-schema-{}-from-19-", anxin_store::newest_schema())), "{name}");
+    assert_eq!(anxin_store::check_backup(&taken[0]).await.unwrap().schema_version, 19, "the copy is as it was");
+    Store::open(&database).await.unwrap().close().await;
+    assert_eq!(copies().len(), 1, "no copy when nothing is migrated");
+    let _ = std::fs::remove_dir_all(folder);
+}
