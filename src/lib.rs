@@ -11,6 +11,7 @@ pub mod output;
 pub mod run;
 pub mod settings;
 pub mod simulate;
+pub mod systemd;
 
 /// Runs one parsed command line.
 pub async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {

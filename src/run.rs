@@ -321,7 +321,12 @@ pub async fn serve(settings: &Settings) -> anyhow::Result<()> {
     if let Some(note) = &app.first_start {
         out!("{note}");
     }
-    app.run_until_stopped(stop_signal()).await;
+    crate::systemd::ready(app.store.clone());
+    app.run_until_stopped(async {
+        stop_signal().await;
+        crate::systemd::stopping();
+    })
+    .await;
     out!("anxin serve: stopped");
     Ok(())
 }

@@ -109,6 +109,9 @@ pub struct ChainLayer {
 macro_rules! layered {
     ($($key:ident),* $(,)?) => {
         impl Layer {
+            /// Every setting's name (the file's keys; `admin_password` is a variable only).
+            pub const KEYS: &[&str] = &[$(stringify!($key)),*];
+
             pub fn over(self, lower: Layer) -> Layer {
                 Layer { $($key: self.$key.or(lower.$key)),* }
             }

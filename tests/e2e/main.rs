@@ -7,6 +7,7 @@ mod browser;
 mod https;
 mod identity;
 mod ledger;
+mod package;
 mod people;
 mod responders;
 mod serve;

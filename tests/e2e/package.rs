@@ -1,0 +1,135 @@
+//! Issue 19: installing Anxin on a server — the Debian package of the binary
+//! the tests built (`scripts/package --binary`), its systemd unit checked by
+//! `systemd-analyze verify`, the example settings with every setting, and
+//! `serve` speaking systemd's notify protocol (ready, the watchdog fed).
+
+use std::process::Command;
+use std::time::Duration;
+
+use anxin_testkit::private_folder;
+
+use crate::text;
+
+fn repository() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_package_holds_the_binary_the_unit_and_the_settings_and_the_unit_verifies() {
+    let out = private_folder("package");
+    let built = Command::new(repository().join("scripts/package"))
+        .args(["--binary", env!("CARGO_BIN_EXE_anxin"), "--out", out.to_str().unwrap(), "--compression", "none"])
+        .output()
+        .expect("run scripts/package");
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let deb = text(&built.stdout).trim().to_string();
+    let contents = Command::new("dpkg-deb").args(["--contents", &deb]).output().unwrap();
+    let contents = text(&contents.stdout);
+    for path in [
+        "./usr/bin/anxin",
+        "./lib/systemd/system/anxin.service",
+        "./etc/anxin/anxin.toml",
+        "./usr/share/doc/anxin/README.md",
+    ] {
+        assert!(contents.contains(path), "{path} in the package:\n{contents}");
+    }
+    let info = text(&Command::new("dpkg-deb").args(["--info", &deb]).output().unwrap().stdout);
+    for field in ["Package: anxin", "Depends: adduser", "postinst", "conffiles"] {
+        assert!(info.contains(field), "{field}:\n{info}");
+    }
+    let conffiles = Command::new("dpkg-deb").args(["--ctrl-tarfile", &deb]).output().unwrap();
+    assert!(conffiles.status.success());
+
+    // The unit as installed, checked by systemd (its ExecStart pointed at
+    // the binary the tests built: verify checks that it exists).
+    let unit = std::fs::read_to_string(repository().join("deploy/anxin.service")).unwrap();
+    for line in [
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=always",
+        "StateDirectory=anxin",
+        "User=anxin",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "LimitNOFILE=",
+    ] {
+        assert!(unit.contains(line), "{line} in the unit");
+    }
+    let here = unit.replace("/usr/bin/anxin", env!("CARGO_BIN_EXE_anxin"));
+    let checked = out.join("anxin.service");
+    std::fs::write(&checked, here).unwrap();
+    let verified = Command::new("systemd-analyze").args(["verify", checked.to_str().unwrap()]).output().unwrap();
+    let said = text(&verified.stderr);
+    assert!(verified.status.success(), "systemd-analyze verify: {said}");
+    assert!(!said.contains("anxin.service:"), "nothing said of the unit: {said}");
+    let _ = std::fs::remove_dir_all(out);
+}
+
+/// The example settings hold every setting, commented out, and read back
+/// as a settings file once uncommented.
+#[test]
+fn the_example_settings_name_every_setting_and_read_back() {
+    let example = std::fs::read_to_string(repository().join("deploy/anxin.toml")).unwrap();
+    let uncommented: String = example
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest) if rest.starts_with('[') || rest.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')) => {
+                rest
+            }
+            _ => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let layer: anxin::settings::Layer = toml::from_str(&uncommented).expect("the example reads as settings");
+    assert!(layer.sms.is_some() && layer.chain.is_some());
+    let table: toml::Table = toml::from_str(&uncommented).unwrap();
+    for key in anxin::settings::Layer::KEYS.iter().filter(|k| **k != "admin_password") {
+        assert!(table.contains_key(*key), "{key} is in deploy/anxin.toml");
+    }
+}
+
+/// Under systemd (`Type=notify`, `WatchdogSec`): `serve` says READY=1 once
+/// it serves, feeds the watchdog while its database answers, and says
+/// STOPPING=1 when told to stop.
+#[test]
+fn under_systemd_serve_says_it_is_ready_feeds_the_watchdog_and_says_it_stops() {
+    let folder = private_folder("notify");
+    let socket_path = folder.join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // WATCHDOG_PID must be the service's own: the shell's, kept by exec.
+    let mut serve = Command::new("sh")
+        .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_anxin")])
+        .args([
+            "--data-dir",
+            folder.to_str().unwrap(),
+            "serve",
+            "--mqtt-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "1000000")
+        .env("ANXIN_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut said = Vec::new();
+    let mut buffer = [0u8; 512];
+    while said.iter().filter(|s: &&String| s.contains("WATCHDOG=1")).count() < 2 {
+        let n = socket.recv(&mut buffer).expect("a notification within 30 s");
+        said.push(String::from_utf8_lossy(&buffer[..n]).to_string());
+    }
+    assert!(said[0].contains("READY=1"), "ready first: {said:?}");
+    Command::new("kill").args(["-TERM", &serve.id().to_string()]).status().unwrap();
+    loop {
+        let n = socket.recv(&mut buffer).expect("STOPPING=1 within 30 s");
+        if String::from_utf8_lossy(&buffer[..n]).contains("STOPPING=1") {
+            break;
+        }
+    }
+    assert!(serve.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(folder);
+}
