@@ -76,7 +76,13 @@ async fn bind_http(listen: SocketAddr, flag: &str) -> anyhow::Result<tokio::net:
 }
 
 fn upkeep_config(settings: &Settings) -> UpkeepConfig {
-    UpkeepConfig { retention: settings.retention, ..UpkeepConfig::default() }
+    let data_folder = match &settings.database {
+        Database::Sqlite(path) => {
+            Some(path.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(|| ".".into(), Path::to_path_buf))
+        }
+        Database::Postgres(_) => None,
+    };
+    UpkeepConfig { retention: settings.retention, data_folder, ..UpkeepConfig::default() }
 }
 
 /// Raises this process's open-file limit to what the system allows (a
@@ -396,6 +402,8 @@ impl App {
                             anyhow!("{error}; check --mqtt-tls-cert and --mqtt-tls-key")
                         }
                     })?;
+                // The broker is this process: connected while it runs.
+                metrics::gauge!(anxin_gateway::metrics::BROKER_CONNECTED).set(1.0);
                 let mut local = broker.local_addr;
                 if local.ip().is_unspecified() {
                     local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());

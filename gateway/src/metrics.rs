@@ -20,6 +20,9 @@ pub const BROKER_CONNECTIONS_REFUSED: &str = "anxin_broker_connections_refused_t
 pub const BROKER_RETAINED: &str = "anxin_broker_retained_messages";
 pub const OPEN_FILES_LIMIT: &str = "anxin_open_files_limit";
 pub const ALERTS_OPEN: &str = "anxin_alerts_open";
+pub const ALERTS_UNACKNOWLEDGED_SECONDS: &str = "anxin_alerts_oldest_unacknowledged_seconds";
+pub const DATA_FREE_BYTES: &str = "anxin_data_free_bytes";
+pub const UPKEEP_RUNS: &str = "anxin_upkeep_runs_total";
 pub const TIMER_LATENESS_SECONDS: &str = "anxin_alert_timer_lateness_seconds";
 pub const ALERTS_DELIVERED: &str = "anxin_alert_changes_delivered_total";
 pub const ALERT_DELIVERIES_ABANDONED: &str = "anxin_alert_deliveries_abandoned_total";
@@ -58,6 +61,12 @@ pub fn describe() {
     describe_gauge!(OPEN_FILES_LIMIT, "The open-file limit this process raised itself to at start");
     describe_gauge!(BROKER_CONNECTED, "1 while the gateway is connected to an external broker");
     describe_gauge!(ALERTS_OPEN, "Alerts not yet resolved, by severity");
+    describe_gauge!(
+        ALERTS_UNACKNOWLEDGED_SECONDS,
+        "Age of the oldest alert nobody has acknowledged yet, by severity (0: none)"
+    );
+    describe_gauge!(DATA_FREE_BYTES, "Bytes free for the data folder's file system (SQLite)");
+    describe_counter!(UPKEEP_RUNS, "Rounds of the upkeep loop (device sweep, alert gauges, retention)");
     describe_histogram!(TIMER_LATENESS_SECONDS, "How long after its deadline a home was looked at by the timer loop");
     describe_counter!(ALERTS_DELIVERED, "Alert changes delivered, by sink (mqtt, webhook)");
     describe_counter!(ALERT_DELIVERIES_ABANDONED, "Alert changes given up after a day of retries, by sink");

@@ -15,11 +15,17 @@ pub struct UpkeepConfig {
     pub sweep_every: Duration,
     /// How long raw messages and quarantine are kept.
     pub retention: Duration,
+    /// The SQLite data folder, whose free space is reported.
+    pub data_folder: Option<std::path::PathBuf>,
 }
 
 impl Default for UpkeepConfig {
     fn default() -> Self {
-        Self { sweep_every: Duration::from_secs(10), retention: Duration::from_secs(90 * 24 * 3_600) }
+        Self {
+            sweep_every: Duration::from_secs(10),
+            retention: Duration::from_secs(90 * 24 * 3_600),
+            data_folder: None,
+        }
     }
 }
 
@@ -50,6 +56,20 @@ pub async fn run_upkeep(store: Store, config: UpkeepConfig, mut shutdown: watch:
                 metrics::gauge!(m::ALERTS_OPEN, "severity" => severity.as_str()).set(n as f64);
             }
         }
+        if let Ok(oldest) = store.oldest_unacknowledged().await {
+            for severity in [Severity::Critical, Severity::Warning, Severity::Notice] {
+                let age = oldest.iter().find(|(s, _)| *s == severity).map_or(0, |(_, at)| (now - at).max(0));
+                metrics::gauge!(m::ALERTS_UNACKNOWLEDGED_SECONDS, "severity" => severity.as_str())
+                    .set(age as f64 / 1e3);
+            }
+        }
+        if let Some(folder) = &config.data_folder {
+            match rustix::fs::statvfs(folder) {
+                Ok(space) => metrics::gauge!(m::DATA_FREE_BYTES).set((space.f_bavail * space.f_frsize) as f64),
+                Err(error) => tracing::warn!(%error, "cannot read the data folder's free space"),
+            }
+        }
+        metrics::counter!(m::UPKEEP_RUNS).increment(1);
         if last_expiry.is_none_or(|at| at.elapsed() >= Duration::from_secs(3_600)) {
             last_expiry = Some(tokio::time::Instant::now());
             match store.expire_before(now.saturating_sub(retention_ms)).await {

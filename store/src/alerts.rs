@@ -562,6 +562,19 @@ impl Store {
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
+    /// When the oldest alert nobody has acknowledged was opened, by severity.
+    pub async fn oldest_unacknowledged(&self) -> Result<Vec<(Severity, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT severity, MIN(opened_at) AS opened_at FROM alerts WHERE status = 'open' GROUP BY severity",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| Ok((spelled(row, "severity", Severity::parse)?, row.try_get("opened_at")?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
     /// The newest alert event id (0 when none).
     pub async fn newest_alert_event(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT MAX(id) AS id FROM alert_events").fetch_one(&self.pool).await?;

@@ -133,3 +133,71 @@ fn under_systemd_serve_says_it_is_ready_feeds_the_watchdog_and_says_it_stops() {
     assert!(serve.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(folder);
 }
+
+/// The operator's dashboard and alerting rules (`deploy/grafana`,
+/// `deploy/prometheus`): the rules pass `promtool check rules`, the
+/// dashboard reads as Grafana JSON, and every `anxin_*` metric either names
+/// is on `/metrics` of a running `serve` once homes have reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rules_check_and_every_metric_the_rules_and_dashboard_name_is_served() {
+    let rules = repository().join("deploy/prometheus/anxin-rules.yml");
+    let checked = Command::new("promtool")
+        .args(["check", "rules", rules.to_str().unwrap()])
+        .output()
+        .expect("promtool (Debian's prometheus; scripts/test installs it)");
+    assert!(checked.status.success(), "{}{}", text(&checked.stdout), text(&checked.stderr));
+    let dashboard = std::fs::read_to_string(repository().join("deploy/grafana/anxin-dashboard.json")).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let panels = parsed["panels"].as_array().unwrap();
+    assert!(panels.len() >= 8 && panels.iter().all(|p| !p["targets"].as_array().unwrap().is_empty()));
+    let mut named: Vec<String> = Vec::new();
+    for text in [std::fs::read_to_string(&rules).unwrap(), dashboard] {
+        for (i, _) in text.match_indices("anxin_") {
+            let name: String =
+                text[i..].chars().take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit()).collect();
+            if name.len() > "anxin_".len() && !name.ends_with('_') && !named.contains(&name) {
+                named.push(name);
+            }
+        }
+    }
+    assert!(named.len() >= 12, "{named:?}");
+
+    let folder = private_folder("metrics-named");
+    let data = folder.to_str().unwrap();
+    let serve = crate::serve::Process::start(&[
+        "--data-dir",
+        data,
+        "serve",
+        "--mqtt-listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ]);
+    let mqtt = serve.address_after("MQTT broker on ");
+    let http = serve.address_after("console on http://");
+    let options = anxin_simulator::SimulateOptions {
+        broker_host: mqtt.ip().to_string(),
+        broker_port: mqtt.port(),
+        homes: 3,
+        duration: Duration::from_secs(2),
+        speed: 600.0,
+        id_prefix: "metrics-named".into(),
+        credentials: crate::provision_homes(data, "metrics-named", 3),
+        ..anxin_simulator::SimulateOptions::default()
+    };
+    anxin_simulator::run(options).await.unwrap();
+    let mut missing = named.clone();
+    for _ in 0..150 {
+        let served = crate::serve::http_get(http, "/metrics").await;
+        missing.retain(|name| {
+            !served.lines().any(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
+        });
+        if missing.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(missing.is_empty(), "named by the rules or the dashboard but not on /metrics: {missing:?}");
+    let _ = serve.terminate();
+    let _ = std::fs::remove_dir_all(folder);
+}
