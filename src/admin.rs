@@ -1030,14 +1030,46 @@ pub async fn duty(settings: &Settings, command: DutyCommand) -> anyhow::Result<(
     Ok(())
 }
 
-/// `anxin backup FILE`: a consistent copy while `serve` runs, then checked.
-pub async fn backup(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {
+/// `anxin backup FILE` (or `--into DIR [--keep N]`): a consistent copy
+/// while `serve` runs, then checked; with `--keep`, older ones pruned.
+pub async fn backup(
+    settings: &Settings,
+    file: Option<std::path::PathBuf>,
+    into: Option<std::path::PathBuf>,
+    keep: Option<usize>,
+) -> anyhow::Result<()> {
+    let file = match (&file, &into) {
+        (Some(file), _) => file.clone(),
+        (None, Some(folder)) => {
+            folder.join(format!("anxin-{}.sqlite3", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")))
+        }
+        (None, None) => anyhow::bail!("say where: FILE, or --into DIR"),
+    };
     let store = open_store(settings).await?;
-    let written = store.backup_into(file).await;
+    let written = store.backup_into(&file).await;
     store.close().await;
     written?;
-    let summary = anxin_store::check_backup(file).await?;
+    let summary = anxin_store::check_backup(&file).await?;
     out!("backup written: {} — {summary}", file.display());
+    if let (Some(folder), Some(keep)) = (into, keep) {
+        // The timer's backups only (anxin-*.sqlite3), the oldest first by name (the time).
+        let mut taken: Vec<std::path::PathBuf> = std::fs::read_dir(&folder)
+            .with_context(|| format!("cannot list {}", folder.display()))?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("anxin-") && n.ends_with(".sqlite3"))
+            })
+            .collect();
+        taken.sort();
+        let over = taken.len().saturating_sub(keep.max(1));
+        for old in &taken[..over] {
+            std::fs::remove_file(old).with_context(|| format!("cannot remove {}", old.display()))?;
+            out!("removed the older backup {}", old.display());
+        }
+    }
     Ok(())
 }
 

@@ -135,7 +135,15 @@ pub enum Command {
         Restore with `anxin restore FILE`.")]
     Backup {
         /// Where the copy goes (must not exist)
-        file: PathBuf,
+        #[arg(required_unless_present = "into", conflicts_with = "into")]
+        file: Option<PathBuf>,
+        /// Instead of FILE: a new file in this folder named by the time (anxin-<UTC time>.sqlite3),
+        /// as the daily timer (deploy/anxin-backup.timer) takes them
+        #[arg(long, value_name = "DIR")]
+        into: Option<PathBuf>,
+        /// With --into: then keep only the newest N backups there
+        #[arg(long, value_name = "N", requires = "into")]
+        keep: Option<usize>,
     },
     /// Put a backup back as the SQLite database, after checking it; stop `anxin serve` first
     #[command(long_about = "Checks FILE (a backup from `anxin backup`, or a copy Anxin took before a migration, \

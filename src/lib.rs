@@ -39,7 +39,7 @@ pub async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Users(command) => admin::users(settings, command).await,
         Command::Tokens(command) => admin::tokens(settings, command).await,
         Command::Audit(command) => admin::audit(settings, command).await,
-        Command::Backup { file } => admin::backup(settings, &file).await,
+        Command::Backup { file, into, keep } => admin::backup(settings, file, into, keep).await,
         Command::Restore { file, replace } => admin::restore(settings, &file, replace).await,
         Command::Bench(command) => {
             anxin_bench::print_lines_with(output::line);

@@ -28,6 +28,8 @@ fn the_package_holds_the_binary_the_unit_and_the_settings_and_the_unit_verifies(
     for path in [
         "./usr/bin/anxin",
         "./lib/systemd/system/anxin.service",
+        "./lib/systemd/system/anxin-backup.service",
+        "./lib/systemd/system/anxin-backup.timer",
         "./etc/anxin/anxin.toml",
         "./usr/share/doc/anxin/README.md",
     ] {
@@ -56,13 +58,19 @@ fn the_package_holds_the_binary_the_unit_and_the_settings_and_the_unit_verifies(
     ] {
         assert!(unit.contains(line), "{line} in the unit");
     }
-    let here = unit.replace("/usr/bin/anxin", env!("CARGO_BIN_EXE_anxin"));
-    let checked = out.join("anxin.service");
-    std::fs::write(&checked, here).unwrap();
-    let verified = Command::new("systemd-analyze").args(["verify", checked.to_str().unwrap()]).output().unwrap();
+    let mut checked = Vec::new();
+    for name in ["anxin.service", "anxin-backup.service", "anxin-backup.timer"] {
+        let unit = std::fs::read_to_string(repository().join("deploy").join(name)).unwrap();
+        let here = out.join(name);
+        std::fs::write(&here, unit.replace("/usr/bin/anxin", env!("CARGO_BIN_EXE_anxin"))).unwrap();
+        checked.push(here.to_str().unwrap().to_string());
+    }
+    let verified = Command::new("systemd-analyze").arg("verify").args(&checked).output().unwrap();
     let said = text(&verified.stderr);
     assert!(verified.status.success(), "systemd-analyze verify: {said}");
-    assert!(!said.contains("anxin.service:"), "nothing said of the unit: {said}");
+    assert!(!said.contains("anxin.service:") && !said.contains("anxin-backup"), "nothing said of the units: {said}");
+    let backup = std::fs::read_to_string(repository().join("deploy/anxin-backup.service")).unwrap();
+    assert!(backup.contains("backup --into") && backup.contains("--keep"), "the timer's backups are pruned");
     let _ = std::fs::remove_dir_all(out);
 }
 

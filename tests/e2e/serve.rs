@@ -506,6 +506,14 @@ async fn a_backup_under_load_restores_into_a_fresh_folder_with_all_committed_bef
     assert!(text(&taken.stdout).contains("integrity ok"), "{}", text(&taken.stdout));
     let again = anxin_at(&data_arg, &["backup", file_arg]);
     assert!(!again.status.success() && text(&again.stderr).contains("never overwrites"), "{}", text(&again.stderr));
+    // The daily timer's way: a new file named by the time, the newest kept.
+    let scheduled = private_folder("backup-scheduled");
+    for _ in 0..3 {
+        let timer = anxin_at(&data_arg, &["backup", "--into", scheduled.to_str().unwrap(), "--keep", "2"]);
+        assert!(timer.status.success(), "{}", text(&timer.stderr));
+    }
+    let kept: Vec<_> = std::fs::read_dir(&scheduled).unwrap().filter_map(Result::ok).collect();
+    assert_eq!(kept.len(), 2, "the newest two kept: {kept:?}");
     let report = simulation.await.unwrap().unwrap();
     assert!(report.acked.len() > before.len(), "the load went on during the backup: {report}");
     let _ = serve.terminate();
