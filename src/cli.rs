@@ -7,6 +7,13 @@ use std::time::Duration;
 use anxin_simulator::Scenario;
 use clap::{Args, Parser, Subcommand};
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// `anxin --version`: the build and the database schema it brings a store to.
 fn version() -> &'static str {
     static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -30,6 +37,10 @@ fn version() -> &'static str {
 pub struct Cli {
     #[command(flatten)]
     pub storage: StorageArgs,
+    /// How log lines (on standard error) are written: text for people and journald, json (one
+    /// object a line: time, level, target, fields) for a log collector
+    #[arg(long, global = true, env = "ANXIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -9,12 +9,12 @@ fn main() -> std::process::ExitCode {
         anxin::cli::Command::Bench(_) => "warn,mqtt5=error",
         _ => "warn,anxin=info,anxin_gateway=info,mqtt5=error",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ANXIN_LOG").unwrap_or_else(|_| default_filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ANXIN_LOG").unwrap_or_else(|_| default_filter.into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        anxin::cli::LogFormat::Text => logs.init(),
+        anxin::cli::LogFormat::Json => logs.json().init(),
+    }
     let result = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)
         .and_then(|runtime| runtime.block_on(anxin::dispatch(cli)));

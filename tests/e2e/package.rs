@@ -209,3 +209,50 @@ async fn the_rules_check_and_every_metric_the_rules_and_dashboard_name_is_served
     let _ = serve.terminate();
     let _ = std::fs::remove_dir_all(folder);
 }
+
+/// `--log-format json` (or `ANXIN_LOG_FORMAT=json`): every log line is one
+/// JSON object, for a log collector.
+#[test]
+fn with_json_logs_every_line_is_a_json_object() {
+    use std::io::BufRead;
+    let folder = private_folder("json-logs");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_anxin"))
+        .args([
+            "--data-dir",
+            folder.to_str().unwrap(),
+            "serve",
+            "--mqtt-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .env("ANXIN_LOG", "info")
+        .env("ANXIN_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(serve.stderr.take().unwrap()).lines();
+    let (sender, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok).take(3) {
+            let _ = sender.send(line);
+        }
+    });
+    let mut seen = 0;
+    while let Ok(line) = received.recv_timeout(Duration::from_secs(20)) {
+        let object: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            object["level"].is_string() && object["timestamp"].is_string() && object["fields"].is_object(),
+            "{line}"
+        );
+        seen += 1;
+        if seen == 3 {
+            break;
+        }
+    }
+    assert!(seen >= 1, "serve logged at start");
+    Command::new("kill").args(["-TERM", &serve.id().to_string()]).status().unwrap();
+    let _ = serve.wait();
+    let _ = std::fs::remove_dir_all(folder);
+}
