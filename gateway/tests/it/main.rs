@@ -8,6 +8,7 @@ mod ingest;
 mod ledger;
 mod responders;
 mod store;
+mod upgrade;
 mod users;
 mod visits;
 
