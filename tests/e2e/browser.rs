@@ -185,7 +185,8 @@ pub(crate) async fn until(browser: &Client, seconds: u64, script: &str) {
         }
         if std::time::Instant::now() > deadline {
             let page = browser.source().await.unwrap_or_default();
-            panic!("not true after {seconds} s: {script}\n{}", &page[..page.len().min(4_000)]);
+            let shown: String = page.chars().take(4_000).collect();
+            panic!("not true after {seconds} s: {script}\n{shown}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -248,7 +249,7 @@ async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calenda
     until(&browser, 15, "location.pathname === '/board'").await;
     until(&browser, 15, "document.getElementById('live').classList.contains('ok')").await;
     assert!(browser.source().await.unwrap().contains("告警台"), "the board speaks Chinese");
-    until(&browser, 5, "document.querySelectorAll('tr[data-alert]').length === 0").await;
+    until(&browser, 15, "document.querySelectorAll('tr[data-alert]').length === 0").await;
 
     // A smoke alarm through the broker, from the simulator.
     let simulated = anxin(&[
@@ -272,7 +273,7 @@ async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calenda
     // It appears without a reload: the page's marker survives.
     browser.execute("window.notReloaded = true;", vec![]).await.unwrap();
     until(&browser, 20, "document.querySelector('tr[data-severity=critical]') !== null").await;
-    until(&browser, 5, "window.notReloaded === true && !document.getElementById('new-critical').hidden").await;
+    until(&browser, 15, "window.notReloaded === true && !document.getElementById('new-critical').hidden").await;
     let row = browser.find(Locator::Css("tr[data-severity=critical]")).await.unwrap();
     let row_text = row.text().await.unwrap();
     assert!(row_text.contains("烟雾报警") && row_text.contains("王秀英"), "{row_text}");
@@ -280,7 +281,7 @@ async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calenda
     let age = browser.find(Locator::Css("tr[data-severity=critical] time.age")).await.unwrap().text().await.unwrap();
     assert!(age.contains('秒') || age.contains('分'), "{age}");
     browser.find(Locator::Css("tr[data-severity=critical] .elder-link")).await.unwrap().click().await.unwrap();
-    until(&browser, 10, "document.querySelector('#detail .alert-detail') !== null").await;
+    until(&browser, 20, "document.querySelector('#detail .alert-detail') !== null").await;
     let detail = browser.find(Locator::Css("#detail")).await.unwrap().text().await.unwrap();
     for expected in
         ["锦山大街 12 号", "13904150001", "王志强", "探访员刘", "web-00001", "传感器 web-00001 烟雾报警（今天"]
@@ -291,9 +292,9 @@ async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calenda
 
     // One click acknowledges.
     browser.find(Locator::Css("tr[data-severity=critical] button.ack")).await.unwrap().click().await.unwrap();
-    until(&browser, 10, "document.querySelector('tr[data-severity=critical].acked') !== null").await;
+    until(&browser, 20, "document.querySelector('tr[data-severity=critical].acked') !== null").await;
     // Resolve with the handling form.
-    until(&browser, 10, "document.querySelector('#detail form.resolve select') !== null").await;
+    until(&browser, 20, "document.querySelector('#detail form.resolve select') !== null").await;
     browser.find(Locator::Css("#detail form.resolve select")).await.unwrap().select_by_value("visited").await.unwrap();
     browser
         .find(Locator::Css("#detail form.resolve textarea"))
@@ -303,7 +304,7 @@ async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calenda
         .await
         .unwrap();
     browser.find(Locator::Css("#detail form.resolve button[type=submit]")).await.unwrap().click().await.unwrap();
-    until(&browser, 10, "document.querySelectorAll('tr[data-alert]').length === 0").await;
+    until(&browser, 20, "document.querySelectorAll('tr[data-alert]').length === 0").await;
     let resolved: Vec<serde_json::Value> = serde_json::from_str(&run(data, &["alerts", "list", "--json"])).unwrap();
     assert_eq!(resolved.len(), 1);
     assert_eq!(resolved[0]["status"], "resolved");
@@ -324,7 +325,7 @@ async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calenda
     browser.find(Locator::Css("input[name=mood][value=unchanged]")).await.unwrap().click().await.unwrap();
     browser.find(Locator::Css("textarea[name=needs]")).await.unwrap().send_keys("燃气软管老化").await.unwrap();
     browser.find(Locator::Css("form.visit-form button[type=submit]")).await.unwrap().click().await.unwrap();
-    until(&browser, 10, "location.search.includes('found=')").await;
+    until(&browser, 20, "location.search.includes('found=')").await;
     let saved = browser.find(Locator::Css("#saved-visit")).await.unwrap().text().await.unwrap();
     assert!(saved.contains("探访记录已保存"), "{saved}");
     let found = browser.find(Locator::Css("#referrals")).await.unwrap().text().await.unwrap();
@@ -336,18 +337,18 @@ async fn oncall_handles_a_live_smoke_alarm_and_a_visitor_sees_only_their_calenda
     assert!(form.contains("特殊困难老年人探访关爱服务记录表") && form.contains("一、探访对象基本情况"), "{form}");
     assert!(form.contains("六、关爱服务情况") && form.contains("王秀英"), "{form}");
     assert!(form.contains("第 1 次开展探访") && form.contains("☑ 不安全") && form.contains("燃气软管老化"), "{form}");
-    until(&browser, 5, "getComputedStyle(document.querySelector('table.form td')).borderTopStyle === 'solid'").await;
+    until(&browser, 15, "getComputedStyle(document.querySelector('table.form td')).borderTopStyle === 'solid'").await;
     std::fs::write(screenshots().join("record-form.png"), browser.screenshot().await.unwrap()).unwrap();
     browser.execute("document.querySelector('table.visit').scrollIntoView()", vec![]).await.unwrap();
     std::fs::write(screenshots().join("record-form-visit.png"), browser.screenshot().await.unwrap()).unwrap();
     browser.goto(&format!("{base}/elders/1")).await.unwrap();
     browser.find(Locator::Css("form[action='/logout'] button")).await.unwrap().click().await.unwrap();
-    until(&browser, 10, "location.pathname === '/login'").await;
+    until(&browser, 20, "location.pathname === '/login'").await;
 
     // The visitor: their elder's calendar, and nobody else's page.
     first_sign_in(&browser, &base, "探访员刘", &visitor, "探访记录-每月一次-安心-2026").await;
     until(&browser, 15, "location.pathname === '/my'").await;
-    until(&browser, 5, "document.querySelector('table.calendar td.day') !== null").await;
+    until(&browser, 15, "document.querySelector('table.calendar td.day') !== null").await;
     let my = browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
     assert!(my.contains("王秀英") && !my.contains("李桂兰"), "{my}");
     std::fs::write(screenshots().join("visitor-calendar.png"), browser.screenshot().await.unwrap()).unwrap();
