@@ -237,11 +237,11 @@ pub async fn start_connected(args: &[String; 9]) -> Process {
     panic!("the gateway did not connect to the broker");
 }
 
-/// Waits (up to 30 s) until at least `expected` messages are stored: the
+/// Waits (up to 60 s: the whole suite loads this machine) until at least `expected` messages are stored: the
 /// broker's backlog has reached the gateway, or a load is under way.
 async fn drained(data: &Path, expected: usize) {
     let store = store_in(data).await;
-    for _ in 0..150 {
+    for _ in 0..300 {
         if store.message_keys().await.unwrap().len() >= expected {
             store.close().await;
             return;
