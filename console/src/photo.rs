@@ -64,22 +64,7 @@ pub fn clean(bytes: &[u8]) -> Result<Vec<u8>, PhotoError> {
 mod tests {
     use super::*;
 
-    /// A JPEG of `width` × `height` with an EXIF segment (APP1) naming a
-    /// place, as a phone's camera writes it.
-    fn camera_jpeg(width: u32, height: u32) -> Vec<u8> {
-        let picture =
-            image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x.to_le_bytes()[0], y.to_le_bytes()[0], 90]));
-        let mut plain = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut plain, 90).encode_image(&picture).unwrap();
-        let exif = b"Exif\0\0GPS 40.1292N 124.3945E Xiaomi";
-        let mut segment = vec![0xFF, 0xE1];
-        segment.extend_from_slice(&u16::try_from(exif.len() + 2).unwrap().to_be_bytes());
-        segment.extend_from_slice(exif);
-        let mut with_exif = plain[..2].to_vec();
-        with_exif.extend_from_slice(&segment);
-        with_exif.extend_from_slice(&plain[2..]);
-        with_exif
-    }
+    use anxin_testkit::camera_jpeg;
 
     #[test]
     fn a_photo_is_kept_without_its_metadata_and_no_larger_than_the_limit() {

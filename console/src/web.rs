@@ -154,6 +154,13 @@ pub fn local_time(ms: i64, offset: chrono::FixedOffset) -> String {
         .unwrap_or_default()
 }
 
+/// `HH:MM` of an epoch-ms time at the deployment's offset.
+pub fn local_clock(ms: i64, offset: chrono::FixedOffset) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.with_timezone(&offset).format("%H:%M").to_string())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

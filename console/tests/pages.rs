@@ -2060,16 +2060,7 @@ fn borrowed<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a 
 /// it was taken and the phone.
 fn camera_photo() -> String {
     use base64::Engine;
-    let picture =
-        image::RgbImage::from_fn(1600, 1200, |x, y| image::Rgb([x.to_le_bytes()[0], y.to_le_bytes()[0], 120]));
-    let mut plain = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut plain, 70).encode_image(&picture).unwrap();
-    let exif = b"Exif\0\0GPS 40.1302N 124.3945E Xiaomi 13";
-    let mut jpeg = plain[..2].to_vec();
-    jpeg.extend_from_slice(&[0xFF, 0xE1]);
-    jpeg.extend_from_slice(&u16::try_from(exif.len() + 2).unwrap().to_be_bytes());
-    jpeg.extend_from_slice(exif);
-    jpeg.extend_from_slice(&plain[2..]);
+    let jpeg = anxin_testkit::camera_jpeg(1600, 1200);
     format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(jpeg))
 }
 

@@ -400,3 +400,20 @@ impl Drop for PostgresDatabase {
         .join();
     }
 }
+
+/// A JPEG of `width` × `height` as a phone's camera writes it: with an EXIF
+/// segment (APP1) naming where it was taken and the phone — what a visit's
+/// photo must lose before it is kept.
+pub fn camera_jpeg(width: u32, height: u32) -> Vec<u8> {
+    let picture =
+        image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x.to_le_bytes()[0], y.to_le_bytes()[0], 120]));
+    let mut plain = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut plain, 70).encode_image(&picture).unwrap();
+    let exif = b"Exif\0\0GPS 40.1302N 124.3945E Xiaomi 13";
+    let mut jpeg = plain[..2].to_vec();
+    jpeg.extend_from_slice(&[0xFF, 0xE1]);
+    jpeg.extend_from_slice(&u16::try_from(exif.len() + 2).unwrap().to_be_bytes());
+    jpeg.extend_from_slice(exif);
+    jpeg.extend_from_slice(&plain[2..]);
+    jpeg
+}

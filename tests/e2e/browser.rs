@@ -807,7 +807,7 @@ async fn with_consent_the_phone_s_location_and_a_photo_travel_with_the_visit() {
         )
         .await;
     let photo = std::path::Path::new(&setup.data).join("kitchen.jpg");
-    std::fs::write(&photo, camera_jpeg()).unwrap();
+    std::fs::write(&photo, anxin_testkit::camera_jpeg(2000, 1500)).unwrap();
 
     phone.goto(&format!("{base}/elders/1/visits/new")).await.unwrap();
     until(&phone, 10, "document.querySelector('form.visit-form details.consent') !== null").await;
@@ -838,20 +838,4 @@ async fn with_consent_the_phone_s_location_and_a_photo_travel_with_the_visit() {
         .unwrap();
     until(&phone, 10, "window.photo && window.photo.jpeg && !window.photo.exif && window.photo.size > 1000").await;
     phone.close().await.unwrap();
-}
-
-/// A JPEG as a phone's camera writes it, with an EXIF segment naming the
-/// place and the phone.
-fn camera_jpeg() -> Vec<u8> {
-    let picture =
-        image::RgbImage::from_fn(2000, 1500, |x, y| image::Rgb([x.to_le_bytes()[0], y.to_le_bytes()[0], 140]));
-    let mut plain = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut plain, 70).encode_image(&picture).unwrap();
-    let exif = b"Exif\0\0GPS 40.1302N 124.3945E Xiaomi 13";
-    let mut jpeg = plain[..2].to_vec();
-    jpeg.extend_from_slice(&[0xFF, 0xE1]);
-    jpeg.extend_from_slice(&u16::try_from(exif.len() + 2).unwrap().to_be_bytes());
-    jpeg.extend_from_slice(exif);
-    jpeg.extend_from_slice(&plain[2..]);
-    jpeg
 }

@@ -288,20 +288,13 @@ pub(super) async fn new_visit(
     let fields = [
         ("day".to_string(), state.today().format("%Y-%m-%d").to_string()),
         ("mode".to_string(), "home".to_string()),
-        ("started".to_string(), local_clock_time(state.now(), state.policy.utc_offset)),
+        ("started".to_string(), crate::web::local_clock(state.now(), state.policy.utc_offset)),
         ("visitor".to_string(), viewer.principal.name.clone()),
         // The visit's own id: submitted twice (a double tap, a resend), it is recorded once.
         ("client_id".to_string(), anxin_domain::responders::link::nonce()),
     ]
     .into();
     Ok(visit_form(&viewer, &elder, state.policy.utc_offset, fields, None))
-}
-
-/// `HH:MM` now, at the deployment's offset: the start time a new visit form offers.
-fn local_clock_time(now: i64, offset: chrono::FixedOffset) -> String {
-    chrono::DateTime::from_timestamp_millis(now)
-        .map(|t| t.with_timezone(&offset).format("%H:%M").to_string())
-        .unwrap_or_default()
 }
 
 /// Reads the typed form into a visit; the reason in the reader's language.
@@ -669,11 +662,7 @@ fn printed_visit(
     evidence: Option<&anxin_store::StoredEvidence>,
     offset: chrono::FixedOffset,
 ) -> PrintedVisit {
-    let clock = |at: i64| {
-        chrono::DateTime::from_timestamp_millis(at)
-            .map(|t| t.with_timezone(&offset).format("%H:%M").to_string())
-            .unwrap_or_default()
-    };
+    let clock = |at: i64| crate::web::local_clock(at, offset);
     let times = match (visit.started_at, evidence.and_then(|e| e.ended_at)) {
         (Some(start), Some(end)) => format!("{}–{}", clock(start), clock(end)),
         (Some(start), None) => clock(start),

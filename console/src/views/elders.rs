@@ -108,11 +108,7 @@ fn evidence_words(
     lang: Lang,
     offset: chrono::FixedOffset,
 ) -> Vec<String> {
-    let clock = |at: i64| {
-        chrono::DateTime::from_timestamp_millis(at)
-            .map(|t| t.with_timezone(&offset).format("%H:%M").to_string())
-            .unwrap_or_default()
-    };
+    let clock = |at: i64| crate::web::local_clock(at, offset);
     let mut words = Vec::new();
     if let (Some(start), Some(end)) = (visit.started_at, evidence.ended_at) {
         words.push(format!("{}–{}", clock(start), clock(end)));
