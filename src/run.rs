@@ -518,7 +518,10 @@ pub async fn gateway(settings: &Settings) -> anyhow::Result<()> {
     let upkeep = tokio::spawn(run_upkeep(store.clone(), upkeep_config(settings), shutdown_watch.clone()));
     let http_task = spawn_http(
         http,
-        anxin_console::operations_router(anxin_console::Metrics::new(metrics, settings.metrics_token.clone())),
+        anxin_console::operations_router(
+            anxin_console::Metrics::new(metrics, settings.metrics_token.clone()),
+            store.storage().clone(),
+        ),
         shutdown_watch.clone(),
     );
 

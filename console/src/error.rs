@@ -40,6 +40,9 @@ pub enum AppError {
     Invalid(String),
     /// The database cannot be reached; try again (503).
     Unavailable,
+    /// The database has no room to write (the data disk is full): nothing
+    /// was saved (507).
+    StorageFull,
 }
 
 impl AppError {
@@ -61,6 +64,10 @@ impl From<StoreError> for AppError {
         match error {
             StoreError::NotFound(reason) => AppError::NotFound(Some(reason)),
             StoreError::Invalid(reason) => AppError::Invalid(reason),
+            error if error.is_storage_full() => {
+                tracing::error!(%error, "console: nothing saved, the database has no room to write");
+                AppError::StorageFull
+            }
             error => {
                 tracing::error!(%error, "console: store error");
                 AppError::Unavailable
@@ -101,6 +108,7 @@ impl AppError {
             AppError::Conflict(reason) => (StatusCode::CONFLICT, "error.conflict", Some(reason)),
             AppError::Invalid(reason) => (StatusCode::UNPROCESSABLE_ENTITY, "error.invalid", Some(reason)),
             AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "error.unavailable", None),
+            AppError::StorageFull => (StatusCode::INSUFFICIENT_STORAGE, "error.storage_full", None),
         };
         (status, Refusal { key, reason })
     }

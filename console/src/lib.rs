@@ -69,6 +69,7 @@ impl Metrics {
 /// The whole console: pages, `/api/v1`, `/static`, `/healthz` and `/metrics`.
 /// Each room's routes share one [`AppState`], given here once.
 pub fn router(metrics: Metrics, state: AppState) -> Router {
+    let storage = state.store.storage().clone();
     Router::new()
         .merge(pages::router())
         .merge(auth::login::router())
@@ -80,19 +81,37 @@ pub fn router(metrics: Metrics, state: AppState) -> Router {
         .route("/static/{name}", get(web::asset))
         .route("/sw.js", get(web::service_worker))
         .route("/manifest.webmanifest", get(web::manifest))
-        .merge(operations_router(metrics))
+        .merge(operations_router(metrics, storage))
         .layer(axum::middleware::from_fn(web::security_headers))
         // gzip where the browser accepts it; tower-http leaves event streams alone.
         .layer(tower_http::compression::CompressionLayer::new())
 }
 
 /// `/healthz` and `/metrics` only: what a gateway without a console serves.
-pub fn operations_router(metrics: Metrics) -> Router {
+///
+/// `/healthz` answers `ok` and the schema the database was brought to at
+/// start (a store opens only once it is at this build's newest migration);
+/// 503 `storage full` while the database has no room to write.
+pub fn operations_router(metrics: Metrics, storage: anxin_store::Storage) -> Router {
     use axum::response::IntoResponse;
-    // The schema the database was brought to at start (a store opens only
-    // once it is at this build's newest migration).
-    let health = format!("ok\nschema {}\n", anxin_store::newest_schema());
-    Router::new().route("/healthz", get(move || std::future::ready(health.clone()))).route(
+    let schema = anxin_store::newest_schema();
+    let health = move || {
+        let storage = storage.clone();
+        async move {
+            match storage.full_since() {
+                None => (axum::http::StatusCode::OK, format!("ok\nschema {schema}\n")),
+                Some(since) => {
+                    let since = chrono::DateTime::from_timestamp_millis(since).unwrap_or_default();
+                    let since = since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        format!("storage full since {since}\nschema {schema}\n"),
+                    )
+                }
+            }
+        }
+    };
+    Router::new().route("/healthz", get(health)).route(
         "/metrics",
         get(move |headers: axum::http::HeaderMap, request: axum::extract::Request| {
             let metrics = metrics.clone();
@@ -131,11 +150,25 @@ mod tests {
         for (path, expected) in [("/healthz", schema.as_str()), ("/metrics", "")] {
             let mut request = Request::get(path).body(Body::empty()).unwrap();
             request.extensions_mut().insert(local);
-            let response = operations_router(Metrics::new(handle.clone(), None)).oneshot(request).await.unwrap();
+            let response = operations_router(Metrics::new(handle.clone(), None), anxin_store::Storage::default())
+                .oneshot(request)
+                .await
+                .unwrap();
             assert_eq!(response.status(), StatusCode::OK, "{path}");
             let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
             assert!(String::from_utf8_lossy(&body).contains(expected), "{path}");
         }
+        // A disk full: the health check says so, and since when.
+        let storage = anxin_store::Storage::default();
+        assert!(storage.full_at(1_796_000_000_000));
+        let router = operations_router(Metrics::new(handle.clone(), None), storage.clone());
+        let response = router.clone().oneshot(Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        assert!(String::from_utf8_lossy(&body).starts_with("storage full since 2026-11-30T00:53:20Z"), "{body:?}");
+        assert!(storage.room_again());
+        let response = router.oneshot(Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "room again");
     }
 
     #[tokio::test]
@@ -149,7 +182,7 @@ mod tests {
             let mut request = request.body(Body::empty()).unwrap();
             request.extensions_mut().insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((peer, 40_000))));
             let metrics = Metrics::new(handle.clone(), token.map(String::from));
-            operations_router(metrics).oneshot(request).await.unwrap().status()
+            operations_router(metrics, anxin_store::Storage::default()).oneshot(request).await.unwrap().status()
         };
         let token = "a scraper's token, long enough";
         let bearer = format!("Bearer {token}");

@@ -23,6 +23,8 @@ pub struct Chrome {
     pub path: String,
     /// An official of a whole county: closes its months, runs its spot-checks.
     pub closes_months: bool,
+    /// The database has no room to write: every page says so.
+    pub storage_full: bool,
 }
 
 impl Chrome {

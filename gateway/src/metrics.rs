@@ -22,6 +22,7 @@ pub const OPEN_FILES_LIMIT: &str = "anxin_open_files_limit";
 pub const ALERTS_OPEN: &str = "anxin_alerts_open";
 pub const ALERTS_UNACKNOWLEDGED_SECONDS: &str = "anxin_alerts_oldest_unacknowledged_seconds";
 pub const DATA_FREE_BYTES: &str = "anxin_data_free_bytes";
+pub const STORAGE_FULL: &str = "anxin_storage_full";
 pub const UPKEEP_RUNS: &str = "anxin_upkeep_runs_total";
 pub const TIMER_LATENESS_SECONDS: &str = "anxin_alert_timer_lateness_seconds";
 pub const ALERTS_DELIVERED: &str = "anxin_alert_changes_delivered_total";
@@ -66,6 +67,7 @@ pub fn describe() {
         "Age of the oldest alert nobody has acknowledged yet, by severity (0: none)"
     );
     describe_gauge!(DATA_FREE_BYTES, "Bytes free for the data folder's file system (SQLite)");
+    describe_gauge!(STORAGE_FULL, "1 while the database has no room to write (ingest waits, acknowledging nothing)");
     describe_counter!(UPKEEP_RUNS, "Rounds of the upkeep loop (device sweep, alert gauges, retention)");
     describe_histogram!(TIMER_LATENESS_SECONDS, "How long after its deadline a home was looked at by the timer loop");
     describe_counter!(ALERTS_DELIVERED, "Alert changes delivered, by sink (mqtt, webhook)");

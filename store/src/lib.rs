@@ -42,7 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Executor};
+use sqlx::{Any, AnyPool, Connection, Executor};
 use tokio::sync::watch;
 
 pub use alerts::{
@@ -132,6 +132,47 @@ pub enum StoreError {
     Invalid(String),
 }
 
+impl StoreError {
+    /// The database has no room to write: SQLite's SQLITE_FULL (the disk
+    /// or `max_page_count` is full), PostgreSQL's `disk_full` (53100).
+    /// Nothing was written; the same write succeeds once space returns.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::Sql(sqlx::Error::Database(error)) => {
+                matches!(error.code().as_deref(), Some("13" | "53100"))
+                    || error.message().contains("database or disk is full")
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether the database has room to write, as the writers last found it:
+/// marked when a write fails for want of space ([`StoreError::is_storage_full`]),
+/// cleared by the next write that commits. Ingest marks it (its writer
+/// retries until the write goes through); the console and `/healthz` read it.
+#[derive(Debug, Clone, Default)]
+pub struct Storage(Arc<std::sync::atomic::AtomicI64>);
+
+impl Storage {
+    /// Since when (UTC ms) writes fail for want of space; `None` while they succeed.
+    pub fn full_since(&self) -> Option<i64> {
+        Some(self.0.load(std::sync::atomic::Ordering::Relaxed)).filter(|&since| since != 0)
+    }
+
+    /// A write failed for want of space at `now`. True when it was not so before.
+    pub fn full_at(&self, now: i64) -> bool {
+        self.0
+            .compare_exchange(0, now.max(1), std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// A write committed. True when writes were failing for want of space before.
+    pub fn room_again(&self) -> bool {
+        self.0.swap(0, std::sync::atomic::Ordering::Relaxed) != 0
+    }
+}
+
 /// A handle to the database; cheap to clone. Plain persistence: it knows
 /// tables and rows, not rules; `anxin_gateway::ingest::pipeline` decides what is
 /// written when.
@@ -147,6 +188,7 @@ pub struct Store {
     /// (whose busy handler sleeps and can starve the timer loop behind a
     /// busy ingest).
     write_turns: Arc<tokio::sync::Mutex<()>>,
+    storage: Storage,
 }
 
 impl Store {
@@ -171,6 +213,21 @@ impl Store {
                 Backend::Postgres => 8,
             })
             .acquire_timeout(Duration::from_secs(30))
+            .after_release(|connection, _| {
+                Box::pin(async move {
+                    // Design: a connection whose transaction could be neither
+                    // committed nor rolled back (a COMMIT that failed on a
+                    // full disk: SQLite had already rolled back, so sqlx's
+                    // ROLLBACK failed too) is still "in a transaction" to
+                    // sqlx, and every later BEGIN on it fails — ingest would
+                    // never recover when space returns. The ping lets the
+                    // rollback queued by the dropped transaction run first;
+                    // a connection still in a transaction after it is closed
+                    // (SQLite rolls back whatever is open) and replaced.
+                    connection.ping().await?;
+                    Ok(!connection.is_in_transaction())
+                })
+            })
             .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -208,13 +265,24 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        let store = Store { pool, backend, alert_written: Arc::new(watch::channel(0).0), write_turns: Arc::default() };
+        let store = Store {
+            pool,
+            backend,
+            alert_written: Arc::new(watch::channel(0).0),
+            write_turns: Arc::default(),
+            storage: Storage::default(),
+        };
         store.seal_audit_log().await?;
         Ok(store)
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Whether writes find room (see [`Storage`]).
+    pub fn storage(&self) -> &Storage {
+        &self.storage
     }
 
     /// Waits for this process's turn to write (SQLite); PostgreSQL needs no

@@ -230,11 +230,23 @@ impl Store {
         }
         if now - last_seen_at > TOUCH_EVERY_MS {
             let _turn = self.write_turn().await;
-            sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1")
+            let touched = sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1")
                 .bind(access::token_hash(id))
                 .bind(now)
                 .execute(&self.pool)
-                .await?;
+                .await
+                .map_err(StoreError::from);
+            match touched {
+                // Design: a full disk must not sign everyone out — the
+                // console is how staff learn that it is full. The session
+                // stays valid; its idle clock is only not moved on.
+                Err(error) if error.is_storage_full() => {
+                    tracing::warn!("the session's last use is not recorded: the database has no room to write");
+                }
+                touched => {
+                    touched?;
+                }
+            }
         }
         let Some(principal) = self.principal(row.try_get("user_id")?).await? else {
             return Ok(None);

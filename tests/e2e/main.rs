@@ -126,3 +126,39 @@ impl SpawnedApp {
         self.running.await.expect("the app stops cleanly");
     }
 }
+
+/// One HTTP/1.1 exchange: `request` is "METHOD PATH"; the whole answer.
+pub async fn http(address: std::net::SocketAddr, request: &str, headers: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let length = body.len();
+    let head =
+        format!("{request} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}Content-Length: {length}\r\n\r\n");
+    stream.write_all(format!("{head}{body}").as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+/// `name=value` of the answer's first `set-cookie`.
+pub fn set_cookie(response: &str) -> String {
+    let line = response.lines().find(|line| line.to_ascii_lowercase().starts_with("set-cookie: ")).unwrap();
+    line["set-cookie: ".len()..].split(';').next().unwrap().to_string()
+}
+
+/// Signs `name` in through the login form over plain HTTP; the session's
+/// `name=value` cookie and its CSRF token (from the first page's meta tag).
+pub async fn sign_in_http(console: std::net::SocketAddr, name: &str, password: &str) -> (String, String) {
+    let login = http(console, "GET /login", "", "").await;
+    let cookie = set_cookie(&login);
+    let csrf = cookie.split_once('=').unwrap().1.to_string();
+    let encode = |text: &str| text.bytes().map(|byte| format!("%{byte:02X}")).collect::<String>();
+    let body = format!("name={}&password={}&csrf={csrf}&next=%2F", encode(name), encode(password));
+    let headers = format!("Cookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\n");
+    let signed_in = http(console, "POST /login", &headers, &body).await;
+    assert!(signed_in.starts_with("HTTP/1.1 303"), "{name} signs in:\n{signed_in}");
+    let session = set_cookie(&signed_in);
+    let page = http(console, "GET /password", &format!("Cookie: {session}\r\n"), "").await;
+    let csrf = page.split("name=\"csrf-token\" content=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap();
+    (session, csrf.to_string())
+}

@@ -565,3 +565,132 @@ async fn a_backup_under_load_restores_into_a_fresh_folder_with_all_committed_bef
     let _ = std::fs::remove_dir_all(&data);
     let _ = std::fs::remove_dir_all(&fresh);
 }
+
+/// A tmpfs of a few MiB mounted on a fresh folder (unmounted when dropped):
+/// a data disk that can really fill, ENOSPC and all. Mounting needs root
+/// (CAP_SYS_ADMIN), as the README's test command has.
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(name: &str, mib: u32) -> SmallDisk {
+        let path = private_folder(name);
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0700"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .expect("run mount");
+        assert!(
+            mounted.status.success(),
+            "this test mounts a tmpfs as a small data disk, which needs root: {}",
+            text(&mounted.stderr)
+        );
+        SmallDisk { path }
+    }
+
+    /// Writes a file until the disk is full; deleting it gives the space back.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.path.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        loop {
+            match file.write_all(&block).and_then(|()| file.sync_data()) {
+                Ok(()) => {}
+                Err(error) if error.raw_os_error() == Some(28) => break, // ENOSPC
+                Err(error) => panic!("filling the disk: {error}"),
+            }
+        }
+        // The last partial block.
+        for _ in 0..64 {
+            let _ = file.write_all(&[0u8; 1024]);
+        }
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A metric's value in a `/metrics` page (the first sample of `name`).
+fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} on /metrics:\n{page}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_load_stops_acknowledgements_says_so_and_recovers_when_space_returns() {
+    let disk = SmallDisk::mount("disk-full", 48);
+    let data = disk.path.join("data");
+    let data_arg = data.to_str().unwrap().to_string();
+    crate::user_with_own_password(&data_arg, &["admin", "--role", "admin"]).await;
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let serve =
+        Process::start(&["--data-dir", &data_arg, "serve", "--mqtt-listen", &listen, "--http-listen", "127.0.0.1:0"]);
+    let console = serve.address_after("console on http://");
+    let (session, csrf) = crate::sign_in_http(console, "admin", "a password of their own").await;
+    let simulation = tokio::spawn(run(load(port, "disk-full", Duration::from_secs(16), Some(&data_arg))));
+    drained(&data, UNDER_WAY).await;
+
+    // The disk fills under the load: ingest stops acknowledging.
+    let filler = disk.fill();
+    let health = until_health(console, "503 Service Unavailable").await;
+    assert!(health.contains("storage full since "), "{health}");
+    let acknowledged = |page: &str| metric(page, "anxin_ingest_ack_lag_seconds_count");
+    let first = http_get(console, "/metrics").await;
+    assert_eq!(metric(&first, "anxin_storage_full"), 1.0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = http_get(console, "/metrics").await;
+    assert_eq!(acknowledged(&later), acknowledged(&first), "nothing is acknowledged while the disk is full");
+    assert!(metric(&later, "anxin_ingest_waiting") > 0.0, "messages wait for their acknowledgement:\n{later}");
+
+    // The console says so on every page, and refuses a change with the reason.
+    let cookie = format!("Cookie: {session}\r\n");
+    let board = crate::http(console, "GET /board", &cookie, "").await;
+    assert!(board.starts_with("HTTP/1.1 200") && board.contains("id=\"storage-full\""), "{board}");
+    assert!(board.contains("数据盘已满"), "{board}");
+    let form = format!("{cookie}Content-Type: application/x-www-form-urlencoded\r\n");
+    let body =
+        format!("csrf={csrf}&current=a+password+of+their+own&new=another+long+password&confirm=another+long+password");
+    let refused = crate::http(console, "POST /password", &form, &body).await;
+    assert!(refused.starts_with("HTTP/1.1 507"), "{refused}");
+    assert!(refused.contains("没有保存") && refused.contains("数据盘已满"), "{refused}");
+
+    // Space returns: ingest goes on by itself, the console's warning goes.
+    std::fs::remove_file(filler).unwrap();
+    let health = until_health(console, "200 OK").await;
+    assert!(health.contains("\r\n\r\nok\n"), "{health}");
+    let recovered = http_get(console, "/metrics").await;
+    assert_eq!(metric(&recovered, "anxin_storage_full"), 0.0);
+    let board = crate::http(console, "GET /board", &cookie, "").await;
+    assert!(!board.contains("storage-full"), "{board}");
+
+    let report = simulation.await.unwrap().unwrap();
+    let after = http_get(console, "/metrics").await;
+    assert!(acknowledged(&after) > acknowledged(&later), "acknowledged again once space returned: {report}");
+    drained(&data, report.acked.len()).await;
+    let _ = serve.terminate();
+    assert_nothing_acknowledged_is_missing(&data, &report).await;
+    let verified = anxin_at(&data_arg, &["audit", "verify"]);
+    assert!(verified.status.success(), "{}", text(&verified.stderr));
+}
+
+/// Waits (up to 30 s) for `/healthz` to answer with `status`; the answer.
+async fn until_health(console: SocketAddr, status: &str) -> String {
+    for _ in 0..300 {
+        let health = http_get(console, "/healthz").await;
+        if health.starts_with(&format!("HTTP/1.1 {status}")) {
+            return health;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("/healthz did not answer {status} within 30 s: {}", http_get(console, "/healthz").await);
+}

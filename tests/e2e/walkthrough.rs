@@ -171,19 +171,19 @@ fn the_demo_shows_a_smoke_alarm_an_inactive_elder_and_a_dead_sensor() {
     // The printed password signs oncall in, and the console asks for a new one, as always.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (signed_in, first_page) = runtime.block_on(async {
-        let login = http(console, "GET /login", "", "").await;
-        let cookie = set_cookie(&login);
+        let login = crate::http(console, "GET /login", "", "").await;
+        let cookie = crate::set_cookie(&login);
         let csrf = cookie.split_once('=').unwrap().1.to_string();
         let body = format!("name=oncall&password={}&csrf={csrf}&next=%2F", password("oncall"));
-        let signed_in = http(
+        let signed_in = crate::http(
             console,
             "POST /login",
             &format!("Cookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\n"),
             &body,
         )
         .await;
-        let session = set_cookie(&signed_in);
-        let first_page = http(console, "GET /", &format!("Cookie: {session}\r\n"), "").await;
+        let session = crate::set_cookie(&signed_in);
+        let first_page = crate::http(console, "GET /", &format!("Cookie: {session}\r\n"), "").await;
         (signed_in, first_page)
     });
     assert!(signed_in.starts_with("HTTP/1.1 303"), "oncall signs in with the printed password:\n{signed_in}");
@@ -196,23 +196,4 @@ fn the_demo_shows_a_smoke_alarm_an_inactive_elder_and_a_dead_sensor() {
     let (_, status) = demo.terminate();
     assert!(status.success());
     assert!(!std::path::Path::new(&folder).exists(), "the demo deletes its folder");
-}
-
-/// One HTTP/1.1 exchange: `request` is "METHOD PATH"; the whole answer.
-async fn http(address: std::net::SocketAddr, request: &str, headers: &str, body: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let length = body.len();
-    let head =
-        format!("{request} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}Content-Length: {length}\r\n\r\n");
-    stream.write_all(format!("{head}{body}").as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
-}
-
-/// `name=value` of the answer's first `set-cookie`.
-fn set_cookie(response: &str) -> String {
-    let line = response.lines().find(|line| line.to_ascii_lowercase().starts_with("set-cookie: ")).unwrap();
-    line["set-cookie: ".len()..].split(';').next().unwrap().to_string()
 }

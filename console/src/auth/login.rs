@@ -41,7 +41,16 @@ struct LoginQuery {
 }
 
 fn signed_out_chrome(lang: Lang, title: &'static str, csrf: String) -> Chrome {
-    Chrome { lang, title, user: None, role: None, csrf, path: "/login".into(), closes_months: false }
+    Chrome {
+        lang,
+        title,
+        user: None,
+        role: None,
+        csrf,
+        path: "/login".into(),
+        closes_months: false,
+        storage_full: false,
+    }
 }
 
 fn login_form(headers: &HeaderMap, next: &str, name: &str, error: Option<String>, status: StatusCode) -> Response {

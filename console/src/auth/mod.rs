@@ -43,6 +43,8 @@ pub struct Viewer {
     pub path: String,
     /// At first sign-in, until the one-time password is replaced.
     pub must_change_password: bool,
+    /// The database has no room to write (see [`anxin_store::Storage`]).
+    pub storage_full: bool,
 }
 
 impl Viewer {
@@ -55,6 +57,7 @@ impl Viewer {
             csrf: self.csrf.clone(),
             path: self.path.clone(),
             closes_months: !self.principal.closable_counties().is_empty(),
+            storage_full: self.storage_full,
         }
     }
 }
@@ -81,7 +84,7 @@ pub fn redirect_for(headers: &HeaderMap, target: &str) -> Response {
 impl FromRequestParts<AppState> for Viewer {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let current = parts.extensions.get::<CurrentSession>().cloned().unwrap_or_default();
         let Some(session) = current.session else {
             return Err(to_login(parts));
@@ -95,6 +98,7 @@ impl FromRequestParts<AppState> for Viewer {
             lang: Lang::of_request(&parts.headers),
             path: parts.uri.path().to_string(),
             must_change_password: session.must_change_password,
+            storage_full: state.store.storage().full_since().is_some(),
         })
     }
 }

@@ -33,7 +33,7 @@ use crate::views::responders::{AttemptRow, ChainLine, attempt_rows, chain_line, 
 use crate::web::{Chrome, html, local_time};
 
 fn signed_out(lang: Lang, title: &'static str, path: String) -> Chrome {
-    Chrome { lang, title, user: None, role: None, csrf: String::new(), path, closes_months: false }
+    Chrome { lang, title, user: None, role: None, csrf: String::new(), path, closes_months: false, storage_full: false }
 }
 
 #[derive(Template)]

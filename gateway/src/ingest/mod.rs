@@ -16,7 +16,9 @@
 //!   limit, quarantined, acknowledged (it would only come back), and never
 //!   stops or slows the good messages batched with it.
 //! - A failed commit is retried with backoff, never skipped: nothing is
-//!   acknowledged that is not stored.
+//!   acknowledged that is not stored. A disk full is such a failure: it is
+//!   marked on the store's [`anxin_store::Storage`] (the console says so)
+//!   until a commit goes through again.
 //! - Group commit: a batch is whatever queued while the previous commit ran
 //!   (at most `batch_max`); nothing waits for a batch to fill.
 //! - Hazards (a smoke alarm, the help button) have a lane of their own and
@@ -147,6 +149,7 @@ impl Ingest {
         policy: Arc<AlertPolicy>,
         config: IngestConfig,
     ) -> (Ingest, tokio::task::JoinHandle<()>) {
+        metrics::gauge!(m::STORAGE_FULL).set(0.0);
         let (summaries, summary_receiver) = mpsc::channel(config.queue);
         let (hazards, hazard_receiver) = mpsc::channel(config.queue);
         let progress = Progress::default();
@@ -301,12 +304,26 @@ impl Writer {
             match commit_batch(&self.store, &self.policy, &checked).await {
                 Ok(outcome) => {
                     metrics::histogram!(m::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+                    if self.store.storage().room_again() {
+                        metrics::gauge!(m::STORAGE_FULL).set(0.0);
+                        tracing::warn!("the database has room again: ingest stores and acknowledges again");
+                    }
                     break outcome;
                 }
                 Err(error) => {
                     // Design: never acknowledge what is not stored. The
                     // senders wait (and the broker keeps the messages) until
-                    // the database is back.
+                    // the database is back — or, when the disk is full, until
+                    // space is freed: the batch is retried as it is, so
+                    // ingest goes on by itself.
+                    if error.is_storage_full() && self.store.storage().full_at(anxin_store::now_ms()) {
+                        metrics::gauge!(m::STORAGE_FULL).set(1.0);
+                        tracing::error!(
+                            "the database has no room to write (disk full): messages are not acknowledged \
+                             and wait on the devices and the broker; free space on the data disk and ingest \
+                             resumes by itself"
+                        );
+                    }
                     tracing::error!(%error, batch = promises.len(), "commit failed; retrying in {retry_delay:?}");
                     metrics::counter!(m::COMMIT_FAILURES).increment(1);
                     tokio::time::sleep(retry_delay).await;
