@@ -1032,6 +1032,31 @@ pub async fn duty(settings: &Settings, command: DutyCommand) -> anyhow::Result<(
 
 /// `anxin backup FILE` (or `--into DIR [--keep N]`): a consistent copy
 /// while `serve` runs, then checked; with `--keep`, older ones pruned.
+/// `anxin retention`: the daily job, now.
+pub async fn retention(settings: &Settings) -> anyhow::Result<()> {
+    let policy = settings.retention;
+    let store = open_store(settings).await?;
+    let applied = store.apply_retention(&policy, now_ms(), anxin_store::RETENTION_BATCH).await;
+    store.close().await;
+    let report = applied?;
+    let kept = |n: u32, unit: &str| if n == 0 { "for ever".to_string() } else { format!("{n} {unit}") };
+    out!(
+        "retention: raw messages {}, hourly activity {}, audit log {}, visit photos and locations {}, \
+         visits and alerts {}, left elders anonymised after {}",
+        kept(policy.raw_messages_days, "days"),
+        kept(policy.hourly_activity_days, "days"),
+        kept(policy.audit_days, "days"),
+        kept(policy.visit_evidence_days, "days"),
+        kept(policy.records_years, "years"),
+        kept(policy.left_elders_years, "years")
+    );
+    for line in report.to_string().lines() {
+        out!("{line}");
+    }
+    anyhow::ensure!(report.failed.is_empty(), "retention not finished for {} kind(s); see above", report.failed.len());
+    Ok(())
+}
+
 pub async fn backup(
     settings: &Settings,
     file: Option<std::path::PathBuf>,

@@ -169,6 +169,16 @@ pub enum Command {
         #[arg(long)]
         replace: bool,
     },
+    /// Apply the retention policy now, as `anxin serve` does every day, and say what went
+    #[command(long_about = "Removes what is past its time under the retention policy (the `[retention]` \
+        section of the settings file and `retention_days`), in batches of 1,000 rows, each its own short \
+        transaction, so a running `anxin serve` goes on ingesting meanwhile: raw sensor messages (90 days \
+        by default), hourly activity (730 days), audit log entries (365 days, at least 180), visits' photos \
+        and locations (365 days; the record and its signatures stay), visits and resolved alerts with their \
+        handling (5 years; a visit a spot-check or a referral names stays), and elders who left the \
+        programme (anonymised 3 years after leaving). 0 keeps a kind for ever. Each kind that lost rows gets \
+        an audit entry with the count.")]
+    Retention,
     /// Measure Anxin on this machine (figures, not pass/fail)
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -41,6 +41,7 @@ pub async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Audit(command) => admin::audit(settings, command).await,
         Command::Backup { file, into, keep } => admin::backup(settings, file, into, keep).await,
         Command::Restore { file, replace } => admin::restore(settings, &file, replace).await,
+        Command::Retention => admin::retention(settings).await,
         Command::Bench(command) => {
             anxin_bench::print_lines_with(output::line);
             match command {

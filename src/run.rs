@@ -434,7 +434,8 @@ impl App {
         let upkeep = tokio::spawn(run_upkeep(store.clone(), upkeep_config(settings), shutdown_watch.clone()));
         let api = anxin_console::AppState::new(store.clone(), policy.clone(), feed)
             .behind(&settings.trusted_proxies)
-            .with_chain_times(settings.chain_times.clone());
+            .with_chain_times(settings.chain_times.clone())
+            .with_evidence_days(settings.retention.visit_evidence_days);
         let (http_task, https) = spawn_console(
             http,
             anxin_console::router(anxin_console::Metrics::new(metrics, settings.metrics_token.clone()), api),
@@ -551,7 +552,8 @@ pub async fn console(settings: &Settings) -> anyhow::Result<()> {
     let (feed, feed_task) = delivery::start_feed(store.clone(), shutdown_watch.clone());
     let api = anxin_console::AppState::new(store.clone(), Arc::new(settings.policy.clone()), feed)
         .behind(&settings.trusted_proxies)
-        .with_chain_times(settings.chain_times.clone());
+        .with_chain_times(settings.chain_times.clone())
+        .with_evidence_days(settings.retention.visit_evidence_days);
     let (http_task, https) = spawn_console(
         http,
         anxin_console::router(anxin_console::Metrics::new(metrics, settings.metrics_token.clone()), api),

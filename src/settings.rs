@@ -7,7 +7,6 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anxin_domain::alerts::policy::AlertPolicy;
 use anxin_domain::responders::ChainTimes;
@@ -60,6 +59,8 @@ pub struct Layer {
     pub sms_secret: Option<String>,
     /// The chain's times (`[chain]` in the file).
     pub chain: Option<ChainLayer>,
+    /// How long each kind of record is kept (`[retention]` in the file).
+    pub retention: Option<RetentionLayer>,
     pub utc_offset: Option<String>,
     pub escalate_after_s: Option<u32>,
     /// The bearer token `/metrics` asks of a scraper off this machine:
@@ -105,6 +106,18 @@ pub struct ChainLayer {
     pub arrive_within_min: Option<u32>,
 }
 
+/// `[retention]`: how long each kind of record is kept (0: for ever). Raw
+/// messages' days are `retention_days` (`--retention-days`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionLayer {
+    pub hourly_activity_days: Option<u32>,
+    pub audit_days: Option<u32>,
+    pub visit_evidence_days: Option<u32>,
+    pub records_years: Option<u32>,
+    pub left_elders_years: Option<u32>,
+}
+
 /// `upper.over(lower)`: each key from `upper` where it has one.
 macro_rules! layered {
     ($($key:ident),* $(,)?) => {
@@ -148,6 +161,7 @@ layered!(
     sms,
     sms_secret,
     chain,
+    retention,
     utc_offset,
     escalate_after_s,
     metrics_token,
@@ -292,7 +306,7 @@ pub struct Settings {
     /// The gateway's client id: `--gateway-id`, else its username, else `anxin-gateway`.
     pub gateway_id: String,
     pub share_group: Option<String>,
-    pub retention: Duration,
+    pub retention: anxin_store::RetentionPolicy,
     /// The webhook's URL and the secret its requests are signed with.
     pub webhook: Option<(String, String)>,
     /// The responder chain's provider and links; `None`: no provider, no chain.
@@ -361,7 +375,17 @@ impl Settings {
         // (Anxin's Mosquitto settings make the client id the username).
         let gateway_id =
             layer.gateway_id.or_else(|| layer.broker_username.clone()).unwrap_or_else(|| DEFAULT_GATEWAY_ID.into());
-        let days = layer.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
+        let defaults = anxin_store::RetentionPolicy::default();
+        let kept = layer.retention.clone().unwrap_or_default();
+        let retention = anxin_store::RetentionPolicy {
+            raw_messages_days: layer.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS),
+            hourly_activity_days: kept.hourly_activity_days.unwrap_or(defaults.hourly_activity_days),
+            audit_days: kept.audit_days.unwrap_or(defaults.audit_days),
+            visit_evidence_days: kept.visit_evidence_days.unwrap_or(defaults.visit_evidence_days),
+            records_years: kept.records_years.unwrap_or(defaults.records_years),
+            left_elders_years: kept.left_elders_years.unwrap_or(defaults.left_elders_years),
+        };
+        retention.check().map_err(|why| anyhow!("[retention] audit_days: {why}"))?;
         if let Some(token) = &layer.metrics_token {
             anyhow::ensure!(
                 token.chars().count() >= 16,
@@ -409,7 +433,7 @@ impl Settings {
             broker_ca: layer.broker_ca,
             gateway_id,
             share_group: layer.share_group,
-            retention: Duration::from_secs(u64::from(days) * 24 * 3_600),
+            retention,
             webhook,
             responders,
             chain_times,
@@ -554,7 +578,7 @@ mod tests {
         assert_eq!(from_file.policy.utc_offset.local_minus_utc(), 5 * 3_600);
         assert_eq!((from_file.policy.escalate_after_ms, from_file.policy.remind_every_ms), (90_000, 90_000));
         assert_eq!(from_file.http_listen, "127.0.0.1:18080".parse().unwrap());
-        assert_eq!(from_file.retention, Duration::from_secs(7 * 24 * 3_600));
+        assert_eq!(from_file.retention.raw_messages_days, 7);
         assert_eq!(from_file.mqtt_listen, DEFAULT_MQTT_LISTEN);
 
         let flags = settings(&["serve", "--utc-offset", "+08:00", "--escalate-after-s", "30"], file).unwrap();

@@ -40,6 +40,9 @@ pub struct AppState {
     pub link_limiter: Arc<crate::auth::throttle::LinkLimiter>,
     /// The key answer links are signed with, read from the store once.
     pub link_key: Arc<tokio::sync::OnceCell<Vec<u8>>>,
+    /// Days a visit's photo and location are kept (`[retention]`; 0: as long
+    /// as the record): the visit form tells the visitor and the elder.
+    pub evidence_days: u32,
 }
 
 impl AppState {
@@ -55,6 +58,7 @@ impl AppState {
             chain_times: Arc::new(ChainTimes::default()),
             link_limiter: Arc::new(crate::auth::throttle::LinkLimiter::default()),
             link_key: Arc::new(tokio::sync::OnceCell::new()),
+            evidence_days: anxin_store::RetentionPolicy::default().visit_evidence_days,
         }
     }
 
@@ -69,6 +73,13 @@ impl AppState {
     #[must_use]
     pub fn with_chain_times(mut self, times: ChainTimes) -> AppState {
         self.chain_times = Arc::new(times);
+        self
+    }
+
+    /// …keeping a visit's photo and location this many days (`[retention]`).
+    #[must_use]
+    pub fn with_evidence_days(mut self, days: u32) -> AppState {
+        self.evidence_days = days;
         self
     }
 

@@ -2089,6 +2089,10 @@ async fn a_visit_is_kept_with_its_signatures_its_times_and_with_consent_its_plac
         "the registry keeps the home's location"
     );
 
+    // The form says what is kept and for how long: the deployment's retention.
+    let form = visitor.get(&format!("/elders/{here}/visits/new")).await;
+    assert!(form.body.contains("保存期限：365 天，到期自动删除"), "{}", form.body);
+
     let today = world.policy.today().format("%Y-%m-%d").to_string();
     let photo = camera_photo();
     let visit = |client_id: &'static str, signature: &'static str, consent: &'static str| {

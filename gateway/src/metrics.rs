@@ -23,6 +23,7 @@ pub const ALERTS_OPEN: &str = "anxin_alerts_open";
 pub const ALERTS_UNACKNOWLEDGED_SECONDS: &str = "anxin_alerts_oldest_unacknowledged_seconds";
 pub const DATA_FREE_BYTES: &str = "anxin_data_free_bytes";
 pub const STORAGE_FULL: &str = "anxin_storage_full";
+pub const RETENTION_REMOVED: &str = "anxin_retention_removed_total";
 pub const UPKEEP_RUNS: &str = "anxin_upkeep_runs_total";
 pub const TIMER_LATENESS_SECONDS: &str = "anxin_alert_timer_lateness_seconds";
 pub const ALERTS_DELIVERED: &str = "anxin_alert_changes_delivered_total";
@@ -68,6 +69,10 @@ pub fn describe() {
     );
     describe_gauge!(DATA_FREE_BYTES, "Bytes free for the data folder's file system (SQLite)");
     describe_gauge!(STORAGE_FULL, "1 while the database has no room to write (ingest waits, acknowledging nothing)");
+    describe_counter!(
+        RETENTION_REMOVED,
+        "Records past their retention removed (or, for left elders, anonymised) by the daily job, by record"
+    );
     describe_counter!(UPKEEP_RUNS, "Rounds of the upkeep loop (device sweep, alert gauges, retention)");
     describe_histogram!(TIMER_LATENESS_SECONDS, "How long after its deadline a home was looked at by the timer loop");
     describe_counter!(ALERTS_DELIVERED, "Alert changes delivered, by sink (mqtt, webhook)");

@@ -1,5 +1,6 @@
 //! Background upkeep shared by every gateway: devices that went silent,
-//! the online/offline and open-alert gauges, and retention of raw messages.
+//! the online/offline and open-alert gauges, the data disk's free space, and
+//! the daily retention job ([`anxin_store::RetentionPolicy`]).
 
 use std::time::Duration;
 
@@ -7,14 +8,16 @@ use tokio::sync::watch;
 
 use crate::metrics as m;
 use anxin_domain::alerts::Severity;
-use anxin_store::{Store, now_ms};
+use anxin_store::{RETENTION_BATCH, RetentionPolicy, Store, now_ms};
 
 #[derive(Debug, Clone)]
 pub struct UpkeepConfig {
     /// How often silent devices are looked for.
     pub sweep_every: Duration,
-    /// How long raw messages and quarantine are kept.
-    pub retention: Duration,
+    /// How long each kind of record is kept.
+    pub retention: RetentionPolicy,
+    /// How often the retention job runs (at start, then this often).
+    pub retention_every: Duration,
     /// The SQLite data folder, whose free space is reported.
     pub data_folder: Option<std::path::PathBuf>,
 }
@@ -23,7 +26,8 @@ impl Default for UpkeepConfig {
     fn default() -> Self {
         Self {
             sweep_every: Duration::from_secs(10),
-            retention: Duration::from_secs(90 * 24 * 3_600),
+            retention: RetentionPolicy::default(),
+            retention_every: Duration::from_secs(24 * 3_600),
             data_folder: None,
         }
     }
@@ -33,7 +37,6 @@ impl Default for UpkeepConfig {
 pub async fn run_upkeep(store: Store, config: UpkeepConfig, mut shutdown: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(config.sweep_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let retention_ms = i64::try_from(config.retention.as_millis()).unwrap_or(i64::MAX);
     let mut last_expiry = None::<tokio::time::Instant>;
     loop {
         tokio::select! {
@@ -70,12 +73,15 @@ pub async fn run_upkeep(store: Store, config: UpkeepConfig, mut shutdown: watch:
             }
         }
         metrics::counter!(m::UPKEEP_RUNS).increment(1);
-        if last_expiry.is_none_or(|at| at.elapsed() >= Duration::from_secs(3_600)) {
+        if last_expiry.is_none_or(|at| at.elapsed() >= config.retention_every) {
             last_expiry = Some(tokio::time::Instant::now());
-            match store.expire_before(now.saturating_sub(retention_ms)).await {
-                Ok(0) => {}
-                Ok(expired) => tracing::info!(expired, "raw messages past retention deleted"),
-                Err(error) => tracing::warn!(%error, "cannot expire old messages"),
+            match store.apply_retention(&config.retention, now, RETENTION_BATCH).await {
+                Ok(report) => {
+                    for (kind, removed, _) in &report.removed {
+                        metrics::counter!(m::RETENTION_REMOVED, "record" => kind.as_str()).increment(*removed);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "retention: not applied this time"),
             }
         }
     }

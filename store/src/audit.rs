@@ -217,6 +217,19 @@ impl Store {
     /// [`AUDIT_RETENTION_MS`] before `now`), after a checkpoint that keeps
     /// the hash of the last one removed. Returns how many went.
     pub async fn prune_audit_log(&self, cutoff: i64, now: i64) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        loop {
+            let done = self.prune_audit_batch(cutoff, now, 10_000).await?;
+            removed += done;
+            if done < 10_000 {
+                return Ok(removed);
+            }
+        }
+    }
+
+    /// [`Store::prune_audit_log`] of at most `limit` of the oldest entries,
+    /// in one transaction.
+    pub(crate) async fn prune_audit_batch(&self, cutoff: i64, now: i64, limit: i64) -> Result<u64, StoreError> {
         if cutoff > now - AUDIT_RETENTION_MS {
             return Err(StoreError::Invalid("audit entries are kept at least 180 days".into()));
         }
@@ -229,11 +242,14 @@ impl Store {
             .fetch_one(&mut *transaction)
             .await?
             .try_get::<Option<i64>, _>("id")?;
-        let through =
-            sqlx::query("SELECT id, hash FROM audit_log WHERE ($1 IS NULL OR id < $1) ORDER BY id DESC LIMIT 1")
-                .bind(first_kept)
-                .fetch_optional(&mut *transaction)
-                .await?;
+        let through = sqlx::query(
+            "SELECT id, hash FROM audit_log WHERE ($1 IS NULL OR id < $1)
+             AND id < (SELECT MIN(id) FROM audit_log) + $2 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(first_kept)
+        .bind(limit)
+        .fetch_optional(&mut *transaction)
+        .await?;
         let Some(through) = through else { return Ok(0) };
         let (through_id, hash): (i64, String) = (through.try_get("id")?, through.try_get("hash")?);
         sqlx::query("INSERT INTO audit_checkpoints (through_id, hash, at) VALUES ($1, $2, $3)")

@@ -60,6 +60,7 @@ pub use evidence::StoredEvidence;
 pub use identities::{IdentityRecord, NewIdentity, StoredIdentity};
 pub use ingest::{DeviceNote, HourRollup, MessageRow, QUARANTINE_CAP, QUARANTINE_PAYLOAD_MAX, QuarantineRow};
 pub use ledger::{ImportError, ImportOutcome, RowChange};
+pub use maintenance::{AUDIT_MIN_DAYS, RETENTION_BATCH, Retained, RetentionPolicy, RetentionReport};
 pub use messages::{HourActivity, MessageCursor, MessageRecord};
 pub use months::{ClosedMonth, LateVisit};
 pub use responders::{

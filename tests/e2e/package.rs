@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anxin_testkit::private_folder;
 
-use crate::text;
+use crate::{anxin_at, text};
 
 fn repository() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -90,7 +90,7 @@ fn the_example_settings_name_every_setting_and_read_back() {
         .collect::<Vec<_>>()
         .join("\n");
     let layer: anxin::settings::Layer = toml::from_str(&uncommented).expect("the example reads as settings");
-    assert!(layer.sms.is_some() && layer.chain.is_some());
+    assert!(layer.sms.is_some() && layer.chain.is_some() && layer.retention.is_some());
     let table: toml::Table = toml::from_str(&uncommented).unwrap();
     for key in anxin::settings::Layer::KEYS.iter().filter(|k| **k != "admin_password") {
         assert!(table.contains_key(*key), "{key} is in deploy/anxin.toml");
@@ -255,4 +255,28 @@ fn with_json_logs_every_line_is_a_json_object() {
     Command::new("kill").args(["-TERM", &serve.id().to_string()]).status().unwrap();
     let _ = serve.wait();
     let _ = std::fs::remove_dir_all(folder);
+}
+
+/// `anxin retention`: the daily job, run by hand — the policy from the
+/// settings file, what went by kind; a policy that would drop the audit log
+/// before 180 days is refused before anything is touched.
+#[test]
+fn retention_runs_by_hand_with_the_file_s_policy_and_refuses_a_short_audit_log() {
+    let data = private_folder("retention-cli");
+    let data_arg = data.to_str().unwrap();
+    let settings = data.join("anxin.toml");
+    std::fs::write(&settings, "retention_days = 30\n[retention]\nrecords_years = 0\nleft_elders_years = 2\n").unwrap();
+    let ran = anxin_at(data_arg, &["--config", settings.to_str().unwrap(), "retention"]);
+    let said = text(&ran.stdout);
+    assert!(ran.status.success(), "{}", text(&ran.stderr));
+    assert!(said.contains("raw messages 30 days") && said.contains("visits and alerts for ever"), "{said}");
+    assert!(said.contains("left elders anonymised after 2 years"), "{said}");
+    assert!(said.lines().any(|line| line.starts_with("raw_messages ") && line.contains(" 0 deleted")), "{said}");
+    assert!(!said.lines().any(|line| line.starts_with("visits ")), "kept for ever: not run\n{said}");
+
+    std::fs::write(&settings, "[retention]\naudit_days = 30\n").unwrap();
+    let refused = anxin_at(data_arg, &["--config", settings.to_str().unwrap(), "retention"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("at least 180 days"), "{}", text(&refused.stderr));
+    let _ = std::fs::remove_dir_all(data);
 }

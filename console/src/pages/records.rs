@@ -234,6 +234,9 @@ struct VisitFormPage {
     /// The deployment's offset from UTC, minutes: the phone reckons the
     /// visit's day and times by it, whatever its own time zone.
     offset_minutes: i32,
+    /// What is kept of the evidence, for whom, and how long (the
+    /// deployment's retention).
+    consent_text: String,
 }
 
 impl VisitFormPage {
@@ -256,11 +259,15 @@ impl VisitFormPage {
 fn visit_form(
     viewer: &Viewer,
     elder: &Elder,
-    offset: chrono::FixedOffset,
+    state: &AppState,
     fields: std::collections::HashMap<String, String>,
     error: Option<String>,
 ) -> Response {
     let lang = viewer.lang;
+    let kept = match state.evidence_days {
+        0 => lang.t("evidence.kept_with_record").to_string(),
+        days => lang.t("evidence.kept_days").replace("{days}", &days.to_string()),
+    };
     let page = VisitFormPage {
         c: viewer.chrome("visit.new_title"),
         elder_id: elder.id,
@@ -273,7 +280,8 @@ fn visit_form(
         groups: groups(lang, &fields),
         f: fields,
         error,
-        offset_minutes: offset.local_minus_utc() / 60,
+        offset_minutes: state.policy.utc_offset.local_minus_utc() / 60,
+        consent_text: lang.t("evidence.consent_text").replace("{kept}", &kept),
     };
     let status = if page.error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     (status, html(&page)).into_response()
@@ -294,7 +302,7 @@ pub(super) async fn new_visit(
         ("client_id".to_string(), anxin_domain::responders::link::nonce()),
     ]
     .into();
-    Ok(visit_form(&viewer, &elder, state.policy.utc_offset, fields, None))
+    Ok(visit_form(&viewer, &elder, &state, fields, None))
 }
 
 /// Reads the typed form into a visit; the reason in the reader's language.
@@ -438,24 +446,24 @@ pub(super) async fn record_visit(
     let fields: std::collections::HashMap<String, String> = pairs.into_iter().collect();
     let visit = match read_visit(id, &fields, viewer.lang, state.today()) {
         Ok(visit) => visit,
-        Err(reason) => return Ok(visit_form(&viewer, &elder, state.policy.utc_offset, fields, Some(reason))),
+        Err(reason) => return Ok(visit_form(&viewer, &elder, &state, fields, Some(reason))),
     };
     // Judged by the visit's own date: made before the elder left, it stands.
     let day = visit.day.format("%Y-%m-%d").to_string();
     if let Some(left_on) = elder.left_on.as_ref().filter(|left_on| day > **left_on) {
         let reason = viewer.lang.t("visit.after_exit").replace("{left_on}", left_on).replace("{day}", &day);
-        return Ok(visit_form(&viewer, &elder, state.policy.utc_offset, fields, Some(reason)));
+        return Ok(visit_form(&viewer, &elder, &state, fields, Some(reason)));
     }
     let evidence = match read_evidence(&fields, visit.started, viewer.lang) {
         Ok(evidence) => evidence,
-        Err(reason) => return Ok(visit_form(&viewer, &elder, state.policy.utc_offset, fields, Some(reason))),
+        Err(reason) => return Ok(visit_form(&viewer, &elder, &state, fields, Some(reason))),
     };
     // 紧急情况: what was found is required before anything is saved.
     let emergency = fields.get("emergency").is_some_and(|v| !v.trim().is_empty());
     let what = fields.get("emergency_what").map(|v| v.trim().to_string()).unwrap_or_default();
     if emergency && what.is_empty() {
         let reason = viewer.lang.t("visit.emergency_what_needed").to_string();
-        return Ok(visit_form(&viewer, &elder, state.policy.utc_offset, fields, Some(reason)));
+        return Ok(visit_form(&viewer, &elder, &state, fields, Some(reason)));
     }
     let client_id = match fields.get("client_id").map(String::as_str).filter(|id| !id.is_empty()) {
         None => None,
@@ -463,7 +471,7 @@ pub(super) async fn record_visit(
             Some(id) => Some(id.to_string()),
             None => {
                 let reason = viewer.lang.t("visit.bad_client_id").to_string();
-                return Ok(visit_form(&viewer, &elder, state.policy.utc_offset, fields, Some(reason)));
+                return Ok(visit_form(&viewer, &elder, &state, fields, Some(reason)));
             }
         },
     };

@@ -7,6 +7,7 @@ mod console;
 mod ingest;
 mod ledger;
 mod responders;
+mod retention;
 mod store;
 mod upgrade;
 mod users;

@@ -24,17 +24,17 @@ fn first_five(mut migrator: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator 
     migrator
 }
 
-async fn data_kept_by_schema_0005_reads_back_after_every_migration_since(backend: Backend) {
-    let folder = private_folder("upgrade");
+/// The fixture loaded onto migrations 0001–0005 in a fresh database (a
+/// SQLite file in `folder`, or a PostgreSQL database kept by the guard).
+pub async fn old_database(backend: Backend, folder: &std::path::Path) -> (Database, Option<PostgresDatabase>) {
     let postgres = match backend {
         Backend::Sqlite => None,
         Backend::Postgres => Some(PostgresDatabase::create().await),
     };
     let database = match &postgres {
-        None => Database::in_data_dir(&folder),
+        None => Database::in_data_dir(folder),
         Some(db) => Database::Postgres(db.url.clone()),
     };
-    // The old schema and its data.
     match &database {
         Database::Sqlite(path) => {
             let url = format!("sqlite://{}?mode=rwc", path.display());
@@ -50,6 +50,12 @@ async fn data_kept_by_schema_0005_reads_back_after_every_migration_since(backend
             pool.close().await;
         }
     }
+    (database, postgres)
+}
+
+async fn data_kept_by_schema_0005_reads_back_after_every_migration_since(backend: Backend) {
+    let folder = private_folder("upgrade");
+    let (database, _postgres) = old_database(backend, &folder).await;
 
     // This build migrates it.
     let store = Store::open(&database).await.unwrap();
