@@ -21,6 +21,8 @@ pub const BROKER_RETAINED: &str = "anxin_broker_retained_messages";
 pub const OPEN_FILES_LIMIT: &str = "anxin_open_files_limit";
 pub const ALERTS_OPEN: &str = "anxin_alerts_open";
 pub const ALERTS_UNACKNOWLEDGED_SECONDS: &str = "anxin_alerts_oldest_unacknowledged_seconds";
+pub const ACKNOWLEDGED_WITHIN_60S: &str = "anxin_alerts_acknowledged_within_60s_ratio";
+pub const ACKNOWLEDGED_WITHIN_180S: &str = "anxin_alerts_acknowledged_within_180s_ratio";
 pub const DATA_FREE_BYTES: &str = "anxin_data_free_bytes";
 pub const STORAGE_FULL: &str = "anxin_storage_full";
 pub const RETENTION_REMOVED: &str = "anxin_retention_removed_total";
@@ -66,6 +68,14 @@ pub fn describe() {
     describe_gauge!(
         ALERTS_UNACKNOWLEDGED_SECONDS,
         "Age of the oldest alert nobody has acknowledged yet, by severity (0: none)"
+    );
+    describe_gauge!(
+        ACKNOWLEDGED_WITHIN_60S,
+        "Share of the last 24 hours' alerts acknowledged within 60 s, by severity (NaN: none)"
+    );
+    describe_gauge!(
+        ACKNOWLEDGED_WITHIN_180S,
+        "Share of the last 24 hours' alerts acknowledged within 3 minutes, by severity (NaN: none)"
     );
     describe_gauge!(DATA_FREE_BYTES, "Bytes free for the data folder's file system (SQLite)");
     describe_gauge!(STORAGE_FULL, "1 while the database has no room to write (ingest waits, acknowledging nothing)");

@@ -38,6 +38,7 @@ pub async fn run_upkeep(store: Store, config: UpkeepConfig, mut shutdown: watch:
     let mut ticker = tokio::time::interval(config.sweep_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_expiry = None::<tokio::time::Instant>;
+    let mut runs: u64 = 0;
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -66,6 +67,22 @@ pub async fn run_upkeep(store: Store, config: UpkeepConfig, mut shutdown: watch:
                     .set(age as f64 / 1e3);
             }
         }
+        if runs.is_multiple_of(6) {
+            // Time to acknowledge, as the programme holds it: the share of
+            // the last day's alerts acknowledged within one and three minutes.
+            let day_ago = now - 24 * 3_600_000;
+            for severity in [Severity::Critical, Severity::Warning, Severity::Notice] {
+                let region = anxin_store::RegionFilter::default();
+                if let Ok(stats) = store.ack_stats(&region, Some(severity), day_ago, now + 1).await {
+                    let share = |share: Option<f64>| share.unwrap_or(f64::NAN);
+                    metrics::gauge!(m::ACKNOWLEDGED_WITHIN_60S, "severity" => severity.as_str())
+                        .set(share(stats.share_60s()));
+                    metrics::gauge!(m::ACKNOWLEDGED_WITHIN_180S, "severity" => severity.as_str())
+                        .set(share(stats.share_180s()));
+                }
+            }
+        }
+        runs += 1;
         if let Some(folder) = &config.data_folder {
             match rustix::fs::statvfs(folder) {
                 Ok(space) => metrics::gauge!(m::DATA_FREE_BYTES).set((space.f_bavail * space.f_frsize) as f64),
