@@ -52,7 +52,7 @@ pub struct StorageArgs {
     /// mqtt_tls_key, allow_plaintext_mqtt, mqtt_max_connections, mqtt_max_retained, device_rate,
     /// device_burst, http_listen, http_tls_listen, http_tls_cert, http_tls_key, trusted_proxy, broker, broker_username,
     /// broker_password, broker_ca, gateway_id, share_group, retention_days, webhook, webhook_secret, metrics_token, utc_offset,
-    /// escalate_after_s
+    /// escalate_after_s, and the sections [sms], [chain] and [retention] (deploy/anxin.toml shows every one)
     #[arg(long, env = "ANXIN_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Folder for the SQLite database [default: ./data]

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One HTTP/1.1 request over TLS to `address`, trusting only the test CA in
 /// `folder`; the whole response.
-async fn https(address: SocketAddr, folder: &Path, request: &str) -> String {
+pub(crate) async fn https(address: SocketAddr, folder: &Path, request: &str) -> String {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for certificate in rustls::pki_types::CertificateDer::pem_file_iter(folder.join("ca.crt")).unwrap() {
@@ -34,8 +34,11 @@ async fn https(address: SocketAddr, folder: &Path, request: &str) -> String {
 }
 
 /// The value of cookie `name` set by `response`.
-fn cookie(response: &str, name: &str) -> Option<String> {
-    response.lines().filter_map(|line| line.strip_prefix("set-cookie: ")).find_map(|value| {
+pub(crate) fn cookie(response: &str, name: &str) -> Option<String> {
+    // Header names in any case (Go's proxies write `Set-Cookie`).
+    let values =
+        response.lines().filter(|line| line.to_ascii_lowercase().starts_with("set-cookie: ")).map(|line| &line[12..]);
+    values.into_iter().find_map(|value| {
         value.split(';').next().and_then(|pair| pair.strip_prefix(&format!("{name}="))).map(str::to_string)
     })
 }

@@ -9,6 +9,7 @@ mod identity;
 mod ledger;
 mod package;
 mod people;
+mod proxy;
 mod responders;
 mod serve;
 mod simulate;
