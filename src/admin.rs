@@ -654,6 +654,7 @@ pub async fn users(settings: &Settings, command: UsersCommand) -> anyhow::Result
             out!("added {} ({}); one-time password: {password}", user.name, user.role);
             out!("it is shown once; the user must change it at first sign-in");
         }
+        UsersCommand::Import { file, out } => import_users(&store, &file, &out).await?,
         UsersCommand::SetKind { name, kind } => {
             let kind = visitor_kind(&kind)?;
             store.set_visitor_kind(&name, kind, "anxin", now_ms()).await?;
@@ -1032,6 +1033,108 @@ pub async fn duty(settings: &Settings, command: DutyCommand) -> anyhow::Result<(
 
 /// `anxin backup FILE` (or `--into DIR [--keep N]`): a consistent copy
 /// while `serve` runs, then checked; with `--keep`, older ones pruned.
+/// One user of an import file, checked.
+struct UserRow {
+    name: String,
+    role: Role,
+    regions: Vec<Region>,
+    kind: Option<anxin_domain::visits::VisitorKind>,
+}
+
+/// `anxin users import FILE --out PASSWORDS`: all rows checked, then all added.
+async fn import_users(store: &anxin_store::Store, file: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+    let header: Vec<String> = reader.headers()?.iter().map(str::to_lowercase).collect();
+    let column = |name: &str| header.iter().position(|h| h == name);
+    let (Some(name_at), Some(role_at)) = (column("name"), column("role")) else {
+        anyhow::bail!("{}: the first row must name the columns: name,role,regions,kind", file.display());
+    };
+    let (regions_at, kind_at) = (column("regions").or_else(|| column("region")), column("kind"));
+    let taken: std::collections::HashSet<String> = store.users().await?.into_iter().map(|u| u.name).collect();
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        let line = index + 2;
+        let record = match record {
+            Ok(record) => record,
+            Err(error) => {
+                problems.push(format!("line {line}: {error}"));
+                continue;
+            }
+        };
+        let field = |at: Option<usize>| at.and_then(|at| record.get(at)).unwrap_or("").to_string();
+        let checked = (|| -> anyhow::Result<UserRow> {
+            let name = anxin_domain::access::user_name(&field(Some(name_at))).map_err(|e| anyhow!("{e}"))?;
+            let role_text = field(Some(role_at));
+            let role = Role::parse(&role_text)
+                .ok_or_else(|| anyhow!("role {role_text:?} is not one of: admin, oncall, visitor, official"))?;
+            let regions = field(regions_at)
+                .split(';')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(Region::parse)
+                .collect::<Result<Vec<_>, _>>()?;
+            if role.needs_region() && regions.is_empty() {
+                anyhow::bail!("{}", anxin_domain::access::AccessError::RegionNeeded(role.as_str()));
+            }
+            let kind = Some(field(kind_at)).filter(|k| !k.is_empty()).as_deref().map(visitor_kind).transpose()?;
+            if kind.is_some() && role != Role::Visitor {
+                anyhow::bail!("a kind is for visitors only");
+            }
+            if taken.contains(&name) {
+                anyhow::bail!("there is already a user called {name}");
+            }
+            Ok(UserRow { name, role, regions, kind })
+        })();
+        match checked {
+            Ok(row) if rows.iter().any(|r: &UserRow| r.name == row.name) => {
+                problems.push(format!("line {line}: {} is in the file twice", row.name));
+            }
+            Ok(row) => rows.push(row),
+            Err(error) => problems.push(format!("line {line}: {error}")),
+        }
+    }
+    if !problems.is_empty() {
+        anyhow::bail!("nobody added; {} of the rows are wrong:\n{}", problems.len(), problems.join("\n"));
+    }
+    anyhow::ensure!(!rows.is_empty(), "{}: no users in it", file.display());
+    // The passwords' file first, new and its owner's only, before anyone is added.
+    let mut passwords = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(out)
+            .with_context(|| format!("cannot create {} (it must not exist)", out.display()))?
+    };
+    use std::io::Write;
+    writeln!(passwords, "name,one_time_password")?;
+    for (added, row) in rows.iter().enumerate() {
+        let password = anxin_domain::access::one_time_password();
+        let user = store
+            .add_user(&row.name, row.role, &row.regions, &password, now_ms())
+            .await
+            .with_context(|| format!("{} added before this failed; the rest were not", added))?;
+        if let Some(kind) = row.kind {
+            store.set_visitor_kind(&row.name, kind, "anxin", now_ms()).await?;
+        }
+        writeln!(passwords, "{},{password}", user.name)?;
+        passwords.flush()?;
+        out!("added {} ({})", user.name, user.role);
+    }
+    out!(
+        "{} users added; their one-time passwords are in {} (its owner's only): hand them over, then delete it",
+        rows.len(),
+        out.display()
+    );
+    Ok(())
+}
+
 /// `anxin retention`: the daily job, now.
 pub async fn retention(settings: &Settings) -> anyhow::Result<()> {
     let policy = settings.retention;

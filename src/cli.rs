@@ -619,6 +619,21 @@ pub enum UsersCommand {
         #[arg(long)]
         kind: Option<String>,
     },
+    /// Add many users from a CSV file (name,role,regions,kind); their one-time passwords go to --out
+    #[command(long_about = "Adds the users of a CSV file (UTF-8, a header row `name,role,regions,kind`; \
+        regions separated by `;`, each COUNTY[/TOWNSHIP[/VILLAGE]]; kind for visitors only, may be empty). \
+        Every row is checked first: if any is wrong (a role, a region missing for oncall or official, a \
+        kind, a name twice or already taken), each problem is said with its line and nobody is added. \
+        Then each user is added with a one-time password, written to --out (a new file, readable by its \
+        owner only, `name,one_time_password`), never to the terminal; each must change it at first \
+        sign-in. Hand the passwords over and delete the file.")]
+    Import {
+        /// The CSV file
+        file: PathBuf,
+        /// Where the one-time passwords go (must not exist; created readable by its owner only)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Set a visitor's kind (民政办, 网格员, 志愿者, …): the rate page counts visits by kind
     SetKind {
         name: String,

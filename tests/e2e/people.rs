@@ -149,3 +149,71 @@ fn a_listing_into_a_closed_pipe_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(output.status.success(), "{:?}: {stderr}", output.status);
 }
+
+/// `anxin users import`: a county's staff from one CSV file. A file with a
+/// wrong row adds nobody and says each problem with its line; a good one
+/// adds everyone, the one-time passwords only in the owner-only file, each
+/// signing its user in once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_come_from_a_csv_file_all_or_none_with_their_passwords_in_a_private_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let folder = private_folder("e2e-people-import");
+    let data = folder.to_str().unwrap();
+    assert!(anxin_at(data, &["users", "add", "管理员 周", "--role", "admin"]).status.success());
+    let csv = folder.join("staff.csv");
+    let passwords = folder.join("passwords.csv");
+    let import = || anxin_at(data, &["users", "import", csv.to_str().unwrap(), "--out", passwords.to_str().unwrap()]);
+
+    std::fs::write(
+        &csv,
+        "name,role,regions,kind\n\
+         值班员 王,oncall,振兴区\n\
+         民政局 张,official,\n\
+         探访员 刘,visitor,振兴区/站前街道;振兴区/永昌街道,网格员\n\
+         管理员 周,admin,,\n\
+         值班员 王,oncall,元宝区\n\
+         x,root,,\n",
+    )
+    .unwrap();
+    let refused = import();
+    assert!(!refused.status.success());
+    let said = text(&refused.stderr);
+    for expected in [
+        "nobody added; 4 of the rows are wrong",
+        "line 3: the official role needs at least one --region",
+        "line 5: there is already a user called 管理员 周",
+        "line 6: 值班员 王 is in the file twice",
+        "line 7: role \"root\" is not one of",
+    ] {
+        assert!(said.contains(expected), "{expected:?} in:\n{said}");
+    }
+    assert!(!passwords.exists(), "no passwords' file for a refused import");
+    assert!(!text(&anxin_at(data, &["users", "list"]).stdout).contains("值班员 王"), "nobody added");
+
+    std::fs::write(
+        &csv,
+        "\u{feff}name,role,regions,kind\n值班员 王,oncall,振兴区\n民政局 张,official,振兴区\n\
+         探访员 刘,visitor,振兴区/站前街道;振兴区/永昌街道,网格员\n",
+    )
+    .unwrap();
+    let imported = import();
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+    let said = text(&imported.stdout);
+    assert!(said.contains("3 users added"), "{said}");
+    let kept = std::fs::read_to_string(&passwords).unwrap();
+    assert_eq!(std::fs::metadata(&passwords).unwrap().permissions().mode() & 0o777, 0o600);
+    let listed = text(&anxin_at(data, &["users", "list"]).stdout);
+    assert!(listed.contains("振兴区/永昌街道"), "{listed}");
+    let store = anxin_store::Store::open(&anxin_store::Database::in_data_dir(&folder)).await.unwrap();
+    for line in kept.lines().skip(1) {
+        let (name, password) = line.split_once(',').unwrap();
+        assert!(!said.contains(password), "a password on the terminal");
+        let principal = store.authenticate(name, password).await.unwrap();
+        assert!(principal.is_some(), "{name} signs in with the one-time password");
+    }
+    assert_eq!(kept.lines().count(), 4, "{kept}");
+    store.close().await;
+    let again = import();
+    assert!(text(&again.stderr).contains("it must not exist") || text(&again.stderr).contains("already a user"));
+    let _ = std::fs::remove_dir_all(folder);
+}

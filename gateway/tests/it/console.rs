@@ -175,6 +175,10 @@ async fn a_sqlite_database_is_copied_before_a_migration_changes_it() {
     let url = format!("sqlite://{}", folder.join("anxin.sqlite3").display());
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     for statement in [
+        "DROP INDEX activity_hourly_hour",
+        "DROP INDEX alerts_resolved_at",
+        "DROP INDEX visits_visited_at",
+        "ALTER TABLE elders DROP COLUMN anonymised_at",
         "DROP TABLE visit_evidence",
         "DROP TABLE home_locations",
         "ALTER TABLE sessions DROP COLUMN device",
