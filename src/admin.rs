@@ -1031,8 +1031,6 @@ pub async fn duty(settings: &Settings, command: DutyCommand) -> anyhow::Result<(
     Ok(())
 }
 
-/// `anxin backup FILE` (or `--into DIR [--keep N]`): a consistent copy
-/// while `serve` runs, then checked; with `--keep`, older ones pruned.
 /// One user of an import file, checked.
 struct UserRow {
     name: String,
@@ -1041,9 +1039,18 @@ struct UserRow {
     kind: Option<anxin_domain::visits::VisitorKind>,
 }
 
-/// `anxin users import FILE --out PASSWORDS`: all rows checked, then all added.
+/// `anxin users import FILE --out PASSWORDS`: all rows checked, then all
+/// added. `-` reads the CSV from standard input and writes the passwords to
+/// standard output (what was added is then said on standard error): run as
+/// the service's user, who cannot read an administrator's files, the shell
+/// that redirects them can.
 async fn import_users(store: &anxin_store::Store, file: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let stdio = |path: &std::path::Path| path.as_os_str() == "-";
+    let text = if stdio(file) {
+        std::io::read_to_string(std::io::stdin()).context("cannot read the CSV from standard input")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
+    };
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -1103,16 +1110,19 @@ async fn import_users(store: &anxin_store::Store, file: &std::path::Path, out: &
     }
     anyhow::ensure!(!rows.is_empty(), "{}: no users in it", file.display());
     // The passwords' file first, new and its owner's only, before anyone is added.
-    let mut passwords = {
+    let mut passwords: Box<dyn std::io::Write> = if stdio(out) {
+        Box::new(std::io::stdout())
+    } else {
         use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(out)
-            .with_context(|| format!("cannot create {} (it must not exist)", out.display()))?
+        Box::new(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(out)
+                .with_context(|| format!("cannot create {} (it must not exist)", out.display()))?,
+        )
     };
-    use std::io::Write;
     writeln!(passwords, "name,one_time_password")?;
     for (added, row) in rows.iter().enumerate() {
         let password = anxin_domain::access::one_time_password();
@@ -1125,13 +1135,21 @@ async fn import_users(store: &anxin_store::Store, file: &std::path::Path, out: &
         }
         writeln!(passwords, "{},{password}", user.name)?;
         passwords.flush()?;
-        out!("added {} ({})", user.name, user.role);
+        if stdio(out) {
+            eprintln!("added {} ({})", user.name, user.role);
+        } else {
+            out!("added {} ({})", user.name, user.role);
+        }
     }
-    out!(
-        "{} users added; their one-time passwords are in {} (its owner's only): hand them over, then delete it",
-        rows.len(),
-        out.display()
-    );
+    if stdio(out) {
+        eprintln!("{} users added; their one-time passwords went to standard output: hand them over", rows.len());
+    } else {
+        out!(
+            "{} users added; their one-time passwords are in {} (its owner's only): hand them over, then delete it",
+            rows.len(),
+            out.display()
+        );
+    }
     Ok(())
 }
 
@@ -1160,6 +1178,8 @@ pub async fn retention(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `anxin backup FILE` (or `--into DIR [--keep N]`): a consistent copy
+/// while `serve` runs, then checked; with `--keep`, older ones pruned.
 pub async fn backup(
     settings: &Settings,
     file: Option<std::path::PathBuf>,

@@ -628,9 +628,10 @@ pub enum UsersCommand {
         owner only, `name,one_time_password`), never to the terminal; each must change it at first \
         sign-in. Hand the passwords over and delete the file.")]
     Import {
-        /// The CSV file
+        /// The CSV file (name,role,regions,kind); - reads standard input
         file: PathBuf,
-        /// Where the one-time passwords go (must not exist; created readable by its owner only)
+        /// Where the one-time passwords go (must not exist; created readable by its owner only);
+        /// - writes them to standard output
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },

@@ -10,7 +10,9 @@ fn main() -> std::process::ExitCode {
         _ => "warn,anxin=info,anxin_gateway=info,mqtt5=error",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ANXIN_LOG").unwrap_or_else(|_| default_filter.into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a terminal: journald and files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match cli.log_format {
         anxin::cli::LogFormat::Text => logs.init(),
         anxin::cli::LogFormat::Json => logs.json().init(),

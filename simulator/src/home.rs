@@ -141,6 +141,7 @@ pub async fn run_home(index: usize, options: &SimulateOptions, counters: &Counte
                     tracing::debug!(%device_id, %error, "connection lost");
                     if !node.is_connected() {
                         counters.connection_failures.fetch_add(1, Ordering::Relaxed);
+                        let _ = counters.first_connection_failure.set(error.to_string());
                     }
                     // A fresh client next time: rumqttc's own resend state
                     // would duplicate the node's outbox.

@@ -103,6 +103,7 @@ pub struct Counters {
     pub summaries: AtomicU64,
     pub connections: AtomicU64,
     pub connection_failures: AtomicU64,
+    pub first_connection_failure: std::sync::OnceLock<String>,
     pub dropped_by_outbox: AtomicU64,
     /// Filled only with `record_acks`.
     pub acked: std::sync::Mutex<Vec<AckedMessage>>,
@@ -126,6 +127,9 @@ pub struct Report {
     pub summaries: u64,
     pub connections: u64,
     pub connection_failures: u64,
+    /// Why the first failed connection attempt failed (a refused password,
+    /// a certificate not trusted, …): a run that never connects says why.
+    pub first_connection_failure: Option<String>,
     pub dropped_by_outbox: u64,
     pub still_queued: u64,
     /// With `record_acks`: every event and summary acknowledged, sorted.
@@ -146,7 +150,11 @@ impl std::fmt::Display for Report {
             self.connection_failures,
             self.dropped_by_outbox,
             self.still_queued
-        )
+        )?;
+        match &self.first_connection_failure {
+            Some(why) => write!(f, "; the first failed attempt: {why}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -235,6 +243,7 @@ pub async fn run(options: SimulateOptions) -> Result<Report, SimulateError> {
         summaries: load(&counters.summaries),
         connections: load(&counters.connections),
         connection_failures: load(&counters.connection_failures),
+        first_connection_failure: counters.first_connection_failure.get().cloned(),
         dropped_by_outbox: load(&counters.dropped_by_outbox),
         still_queued,
         acked: {

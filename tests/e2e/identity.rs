@@ -432,6 +432,24 @@ async fn devices_reach_serve_over_tls_and_a_plain_listener_off_this_machine_is_r
     let report = text(&simulated.stdout);
     assert!(report.starts_with("provisioned 3 devices for this run"), "{report}");
     assert!(report.contains("\n3 homes: ") && report.contains("0 failed connection attempts"), "{report}");
+    // Without the CA, nothing connects, and the report says why.
+    let untrusting = anxin_at(
+        data,
+        &[
+            "simulate",
+            "--broker",
+            &format!("mqtts://{tls}"),
+            "--homes",
+            "1",
+            "--duration",
+            "1s",
+            "--id-prefix",
+            "untrusting",
+        ],
+    );
+    let report = text(&untrusting.stdout);
+    assert!(report.contains(" 0 connections") && report.contains("; the first failed attempt: "), "{report}");
+    assert!(report.to_lowercase().contains("certificate"), "the reason names the certificate: {report}");
     let store = Store::open(&Database::in_data_dir(&folder)).await.unwrap();
     let keys = store.message_keys().await.unwrap();
     assert!(["tls-00001", "tls-00002", "tls-00003"].iter().all(|d| keys.iter().any(|(k, _, _)| k == d)), "{keys:?}");

@@ -55,9 +55,15 @@ fn the_package_holds_the_binary_the_unit_and_the_settings_and_the_unit_verifies(
         "ProtectSystem=strict",
         "PrivateTmp=yes",
         "LimitNOFILE=",
+        // postinst makes /etc/anxin 0750 (root:anxin): systemd must not
+        // find it otherwise at every start (seen on a fresh install).
+        "ConfigurationDirectoryMode=0750",
     ] {
         assert!(unit.contains(line), "{line} in the unit");
     }
+    let postinst = std::fs::read_to_string(repository().join("deploy/debian/postinst")).unwrap();
+    assert!(postinst.contains("chmod 0750 /etc/anxin"), "postinst and the unit agree on the folder's mode");
+    assert!(postinst.contains("enable --now anxin-backup.timer"), "the nightly backup runs from the install on");
     let mut checked = Vec::new();
     for name in ["anxin.service", "anxin-backup.service", "anxin-backup.timer"] {
         let unit = std::fs::read_to_string(repository().join("deploy").join(name)).unwrap();
@@ -213,7 +219,7 @@ async fn the_rules_check_and_every_metric_the_rules_and_dashboard_name_is_served
 /// `--log-format json` (or `ANXIN_LOG_FORMAT=json`): every log line is one
 /// JSON object, for a log collector.
 #[test]
-fn with_json_logs_every_line_is_a_json_object() {
+fn json_logs_are_one_object_a_line_and_text_logs_carry_no_colour_codes() {
     use std::io::BufRead;
     let folder = private_folder("json-logs");
     let mut serve = Command::new(env!("CARGO_BIN_EXE_anxin"))
@@ -254,6 +260,16 @@ fn with_json_logs_every_line_is_a_json_object() {
     assert!(seen >= 1, "serve logged at start");
     Command::new("kill").args(["-TERM", &serve.id().to_string()]).status().unwrap();
     let _ = serve.wait();
+    // Text logs to what is not a terminal (journald, a file) carry no
+    // colour codes: journalctl showed them as "[2m…[0m".
+    let text_logs = Command::new(env!("CARGO_BIN_EXE_anxin"))
+        .args(["--data-dir", folder.to_str().unwrap(), "simulate", "--broker", "mqtt://127.0.0.1:1", "--homes", "1"])
+        .args(["--duration", "1s"])
+        .env("ANXIN_LOG", "info")
+        .output()
+        .unwrap();
+    let logged = text(&text_logs.stderr);
+    assert!(logged.contains("INFO") && !logged.contains('\u{1b}'), "plain text: {logged:?}");
     let _ = std::fs::remove_dir_all(folder);
 }
 

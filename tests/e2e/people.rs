@@ -215,5 +215,35 @@ async fn users_come_from_a_csv_file_all_or_none_with_their_passwords_in_a_privat
     store.close().await;
     let again = import();
     assert!(text(&again.stderr).contains("it must not exist") || text(&again.stderr).contains("already a user"));
+
+    // Run as the service's user, the command may not read the file nor
+    // write beside it: `-` takes the CSV on standard input and gives the
+    // passwords on standard output, the shell's redirections doing the rest.
+    let piped = {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_anxin"))
+            .args(["--data-dir", data, "users", "import", "-", "--out", "-"])
+            .env("ANXIN_LOG", "error")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all("name,role,regions,kind\n志愿者 赵,visitor,振兴区,志愿者\n".as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(piped.status.success(), "{}", text(&piped.stderr));
+    let given = text(&piped.stdout);
+    let line = given.lines().nth(1).unwrap_or_default();
+    assert!(given.starts_with("name,one_time_password\n") && line.starts_with("志愿者 赵,"), "{given}");
+    assert!(text(&piped.stderr).contains("1 users added"), "{}", text(&piped.stderr));
+    let store = anxin_store::Store::open(&anxin_store::Database::in_data_dir(&folder)).await.unwrap();
+    assert!(store.authenticate("志愿者 赵", line.split_once(',').unwrap().1).await.unwrap().is_some());
+    store.close().await;
     let _ = std::fs::remove_dir_all(folder);
 }

@@ -125,6 +125,7 @@ async fn homes_keep_their_messages_while_the_broker_is_away_and_deliver_them_aft
     let report = simulation.await.unwrap().unwrap();
 
     assert!(report.connection_failures >= 3, "{report}");
+    assert!(report.to_string().contains("; the first failed attempt: "), "the report says why: {report}");
     assert_eq!((report.dropped_by_outbox, report.still_queued), (0, 0), "{report}");
     let mut seqs: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     while let Ok(Some((topic, payload))) = tokio::time::timeout(Duration::from_secs(2), received.recv()).await {
