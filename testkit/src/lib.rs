@@ -8,6 +8,12 @@
 //! address in `ANXIN_TEST_MQTT`), or else a private one on a free loopback
 //! port with its own folder, stopped when the handle drops. Tests never use
 //! a fixed port and never sleep to wait: they poll a condition with a deadline.
+//!
+//! [`NatsCluster`] is a real NATS JetStream cluster (Debian's `nats-server`)
+//! of N nodes on loopback, for the province's durable log.
+
+mod nats;
+pub use nats::NatsCluster;
 
 /// Made-up township ledgers: the simulator's, so tests and `anxin ledger sample` agree.
 pub use anxin_simulator::ledger;

@@ -1,4 +1,4 @@
-//! The two ways messages reach ingest, behind one seam.
+//! The ways messages reach ingest, behind one seam.
 //!
 //! - [`embedded`]: `anxin serve` runs an MQTT broker in-process (mqtt5). Its
 //!   publish hook hands each message to ingest and defers the PUBACK to the
@@ -11,13 +11,18 @@
 //!   gateways share the load; device events have a session of their own, so
 //!   a hazard never queues behind a backlog.
 //!
-//! Both feed [`crate::ingest::Ingest`], so the rules are written once.
+//! - [`log`]: a province's store writers read a NATS JetStream cluster that
+//!   the edges append to (issue 20, in progress), acknowledging each message
+//!   to the log after its commit.
+//!
+//! All feed [`crate::ingest::Ingest`], so the rules are written once.
 //! [`auth`] decides who may connect, publish and subscribe on the embedded
 //! broker; an external one gets the same rules from `anxin devices export`.
 
 pub mod auth;
 pub mod embedded;
 pub mod external;
+pub mod log;
 
 /// The topic filter for every device message.
 pub const DEVICE_TOPICS: &str = "anxin/v1/dev/+/+";

@@ -6,6 +6,7 @@ mod audit;
 mod console;
 mod ingest;
 mod ledger;
+mod log;
 mod responders;
 mod retention;
 mod store;
