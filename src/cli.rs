@@ -51,7 +51,7 @@ pub struct StorageArgs {
     /// Configuration file (TOML): data_dir, database, mqtt_listen, mqtt_tls_listen, mqtt_tls_cert,
     /// mqtt_tls_key, allow_plaintext_mqtt, mqtt_max_connections, mqtt_max_retained, device_rate,
     /// device_burst, http_listen, http_tls_listen, http_tls_cert, http_tls_key, trusted_proxy, broker, broker_username,
-    /// broker_password, broker_ca, gateway_id, share_group, retention_days, webhook, webhook_secret, metrics_token, utc_offset,
+    /// broker_password, broker_ca, gateway_id, share_group, cluster_log, cluster_log_replicas, retention_days, webhook, webhook_secret, metrics_token, utc_offset,
     /// escalate_after_s, and the sections [sms], [chain] and [retention] (deploy/anxin.toml shows every one)
     #[arg(long, env = "ANXIN_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -85,7 +85,9 @@ pub enum Command {
     #[command(long_about = "Runs the gateway alone against an external MQTT broker (Mosquitto, EMQX) and \
         the database. Several gateways, each with its own --gateway-id and the same --share-group, \
         share one MQTT v5 shared subscription and keep their state in the database, so any of them \
-        can take any message. Serves /metrics and /healthz on --http-listen.")]
+        can take any message. With --cluster-log instead of --broker, it is one of a province's store \
+        writers: it reads the NATS JetStream cluster's durable log with the others and acknowledges each \
+        message to the log after its commit. Serves /metrics and /healthz on --http-listen.")]
     Gateway(GatewayArgs),
     /// Run only the console (web pages and API) against the database
     #[command(long_about = "Run only the console (web pages and JSON API) against the database that gateways \
@@ -309,6 +311,19 @@ pub struct GatewayArgs {
     /// The external MQTT broker (mqtts:// for TLS)
     #[arg(long, env = "ANXIN_BROKER", value_name = "mqtt[s]://HOST:PORT")]
     pub broker: Option<String>,
+    /// Instead of a broker, a province's durable log: the NATS JetStream cluster's nodes
+    /// (comma-separated); the gateway is then one of its store writers
+    #[arg(
+        long,
+        env = "ANXIN_CLUSTER_LOG",
+        value_name = "nats://HOST:PORT,…",
+        value_delimiter = ',',
+        conflicts_with = "broker"
+    )]
+    pub cluster_log: Vec<String>,
+    /// Copies of the log's stream, created by the first writer [default: 3]
+    #[arg(long, env = "ANXIN_CLUSTER_LOG_REPLICAS", value_name = "N")]
+    pub cluster_log_replicas: Option<usize>,
     /// Where /metrics and /healthz are served [default: 127.0.0.1:9464]
     #[arg(long, env = "ANXIN_HTTP_LISTEN", value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,

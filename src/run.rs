@@ -160,16 +160,17 @@ type Feed = tokio::sync::broadcast::Sender<Arc<anxin_store::AlertChange>>;
 async fn start_alerting(
     store: &Store,
     policy: &Arc<AlertPolicy>,
-    mqtt: MqttTarget,
+    mqtt: Option<MqttTarget>,
     settings: &Settings,
     shutdown: &watch::Receiver<bool>,
 ) -> anyhow::Result<(Vec<tokio::task::JoinHandle<()>>, Feed)> {
-    let holder = format!("{}-{}", mqtt.client_id, std::process::id());
+    let name = mqtt.as_ref().map_or_else(|| settings.gateway_id.clone(), |mqtt| mqtt.client_id.clone());
+    let holder = format!("{name}-{}", std::process::id());
     let mut tasks =
         vec![tokio::spawn(run_timers(store.clone(), policy.clone(), TimerConfig::default(), shutdown.clone()))];
     let (feed, feed_task) = delivery::start_feed(store.clone(), shutdown.clone());
     tasks.push(feed_task);
-    let mut sinks = vec![Sink::mqtt(mqtt)];
+    let mut sinks: Vec<Sink> = mqtt.into_iter().map(Sink::mqtt).collect();
     if let Some((url, secret)) = settings.webhook.clone() {
         sinks.push(Sink::webhook(url, secret).map_err(|error| anyhow!("{error}; check --webhook"))?);
     }
@@ -430,7 +431,7 @@ impl App {
                 (description, BrokerPath::External(task), target, None)
             }
         };
-        let (alerting, feed) = start_alerting(&store, &policy, alerts_target, settings, &shutdown_watch).await?;
+        let (alerting, feed) = start_alerting(&store, &policy, Some(alerts_target), settings, &shutdown_watch).await?;
         let upkeep = tokio::spawn(run_upkeep(store.clone(), upkeep_config(settings), shutdown_watch.clone()));
         let api = anxin_console::AppState::new(store.clone(), policy.clone(), feed)
             .behind(&settings.trusted_proxies)
@@ -499,7 +500,12 @@ enum BrokerPath {
 }
 
 pub async fn gateway(settings: &Settings) -> anyhow::Result<()> {
-    let url = settings.broker.clone().context("`anxin gateway` needs --broker mqtt://HOST:PORT (or ANXIN_BROKER)")?;
+    if !settings.cluster_log.is_empty() {
+        return writer(settings).await;
+    }
+    let url = settings.broker.clone().context(
+        "`anxin gateway` needs --broker mqtt://HOST:PORT (or ANXIN_BROKER), or --cluster-log nats://HOST:PORT,…",
+    )?;
     let metrics = metrics_recorder()?;
     raise_open_files_limit();
     let policy = Arc::new(settings.policy.clone());
@@ -510,7 +516,8 @@ pub async fn gateway(settings: &Settings) -> anyhow::Result<()> {
     let broker = external_broker(&url, settings)?;
     let (shutdown, shutdown_watch) = watch::channel(false);
     let (ingest, writer) = start_ingest(&store, &policy, &shutdown_watch);
-    let (alerting, _feed) = start_alerting(&store, &policy, mqtt_target_of(&broker), settings, &shutdown_watch).await?;
+    let (alerting, _feed) =
+        start_alerting(&store, &policy, Some(mqtt_target_of(&broker)), settings, &shutdown_watch).await?;
     out!(
         "anxin gateway: MQTT from {url} as {}, metrics on http://{http_addr}/metrics, database {database}",
         broker.client_id
@@ -530,6 +537,59 @@ pub async fn gateway(settings: &Settings) -> anyhow::Result<()> {
     tracing::info!("stopping: no new messages; committing and acknowledging what is in flight");
     let _ = shutdown.send(true);
     let _ = receiver.await;
+    drop(ingest);
+    let _ = writer.await;
+    let _ = tokio::join!(upkeep, http_task);
+    for task in alerting {
+        let _ = task.await;
+    }
+    store.close().await;
+    out!("anxin gateway: stopped");
+    Ok(())
+}
+
+/// `anxin gateway --cluster-log …`: a province's store writer. It reads
+/// the cluster's durable log (NATS JetStream) with the other writers as one
+/// group, commits, and acknowledges each message to the log after its
+/// commit; timers, escalation and the sinks run as on any gateway.
+async fn writer(settings: &Settings) -> anyhow::Result<()> {
+    use anxin_gateway::broker::log::{Log, LogConfig};
+    let metrics = metrics_recorder()?;
+    let policy = Arc::new(settings.policy.clone());
+    let store = open_store(settings).await?;
+    let database = settings.database.describe();
+    let http = bind_http(settings.http_listen, "--http-listen").await?;
+    let http_addr = http.local_addr()?;
+    let config = LogConfig {
+        servers: settings.cluster_log.clone(),
+        replicas: settings.cluster_log_replicas,
+        ..LogConfig::default()
+    };
+    let log = Log::open(config).await?;
+    let (shutdown, shutdown_watch) = watch::channel(false);
+    let (ingest, writer) = start_ingest(&store, &policy, &shutdown_watch);
+    let (alerting, _feed) = start_alerting(&store, &policy, None, settings, &shutdown_watch).await?;
+    out!(
+        "anxin gateway: store writer on the cluster log {} ({} copies), metrics on http://{http_addr}/metrics, database {database}",
+        settings.cluster_log.join(","),
+        settings.cluster_log_replicas
+    );
+    let consuming = log.consume(ingest.clone());
+    let upkeep = tokio::spawn(run_upkeep(store.clone(), upkeep_config(settings), shutdown_watch.clone()));
+    let http_task = spawn_http(
+        http,
+        anxin_console::operations_router(
+            anxin_console::Metrics::new(metrics, settings.metrics_token.clone()),
+            store.storage().clone(),
+        ),
+        shutdown_watch.clone(),
+    );
+    stop_signal().await;
+    tracing::info!("stopping: no new messages from the log; committing what is in flight");
+    // What was taken from the log and not yet acknowledged goes to another
+    // writer after the ack wait; the store drops a second copy.
+    drop(consuming);
+    let _ = shutdown.send(true);
     drop(ingest);
     let _ = writer.await;
     let _ = tokio::join!(upkeep, http_task);

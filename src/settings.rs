@@ -46,6 +46,9 @@ pub struct Layer {
     pub broker_ca: Option<PathBuf>,
     pub gateway_id: Option<String>,
     pub share_group: Option<String>,
+    /// A province's durable log (NATS JetStream nodes) instead of a broker.
+    pub cluster_log: Option<Vec<String>>,
+    pub cluster_log_replicas: Option<usize>,
     pub retention_days: Option<u32>,
     pub webhook: Option<String>,
     pub webhook_secret: Option<String>,
@@ -154,6 +157,8 @@ layered!(
     broker_ca,
     gateway_id,
     share_group,
+    cluster_log,
+    cluster_log_replicas,
     retention_days,
     webhook,
     webhook_secret,
@@ -203,6 +208,8 @@ impl Layer {
             Command::Gateway(args) => Layer {
                 http_listen: args.http_listen,
                 broker: args.broker.clone(),
+                cluster_log: Some(args.cluster_log.clone()).filter(|servers| !servers.is_empty()),
+                cluster_log_replicas: args.cluster_log_replicas,
                 ..Layer::of_broker(&args.broker_args)
             },
             Command::Console(args) => Layer::of_web(&args.web),
@@ -306,6 +313,10 @@ pub struct Settings {
     /// The gateway's client id: `--gateway-id`, else its username, else `anxin-gateway`.
     pub gateway_id: String,
     pub share_group: Option<String>,
+    /// A province's durable log: its nodes (`nats://HOST:PORT`); empty: none.
+    pub cluster_log: Vec<String>,
+    /// Copies of the log's stream (3 in a cluster).
+    pub cluster_log_replicas: usize,
     pub retention: anxin_store::RetentionPolicy,
     /// The webhook's URL and the secret its requests are signed with.
     pub webhook: Option<(String, String)>,
@@ -365,6 +376,21 @@ impl Settings {
             anyhow::ensure!(seconds > 0, "--escalate-after-s must be at least 1 second");
             policy.escalate_after_ms = i64::from(seconds) * 1_000;
             policy.remind_every_ms = i64::from(seconds) * 1_000;
+        }
+        if let Some(servers) = &layer.cluster_log {
+            anyhow::ensure!(layer.broker.is_none(), "--cluster-log and --broker: a gateway reads one or the other");
+            for server in servers {
+                anyhow::ensure!(
+                    server.starts_with("nats://") || server.starts_with("tls://"),
+                    "--cluster-log: {server:?} is not a NATS node (nats://HOST:PORT, or tls://HOST:PORT)"
+                );
+            }
+        }
+        if let Some(replicas) = layer.cluster_log_replicas {
+            anyhow::ensure!(
+                [1, 3, 5].contains(&replicas),
+                "--cluster-log-replicas must be 1, 3 or 5 (a quorum of an odd number of nodes), not {replicas}"
+            );
         }
         if layer.broker_ca.is_some()
             && let Some(url) = layer.broker.as_deref().filter(|url| !url.starts_with("mqtts://"))
@@ -428,6 +454,8 @@ impl Settings {
             mqtt_max_retained: layer.mqtt_max_retained,
             rates,
             broker: layer.broker,
+            cluster_log: layer.cluster_log.unwrap_or_default(),
+            cluster_log_replicas: layer.cluster_log_replicas.unwrap_or(3),
             broker_username: layer.broker_username,
             broker_password: layer.broker_password,
             broker_ca: layer.broker_ca,
@@ -600,6 +628,9 @@ mod tests {
             (&["serve", "--mqtt-tls-cert", "cert.pem"][..], "", "--mqtt-tls-key"),
             (&["serve"][..], "utc_offset = \"UTC+8\"", "--utc-offset"),
             (&["gateway", "--broker", "mqtt://h:1883", "--broker-ca", "ca.pem"][..], "", "--broker-ca"),
+            (&["gateway", "--cluster-log", "mqtt://h:1883"][..], "", "is not a NATS node"),
+            (&["gateway", "--cluster-log", "nats://h:4222", "--cluster-log-replicas", "2"][..], "", "1, 3 or 5"),
+            (&["gateway", "--broker", "mqtt://h:1883"][..], "cluster_log = [\"nats://h:4222\"]", "one or the other"),
             (&["serve", "--webhook", "https://sms.example/hook"][..], "", "--webhook-secret"),
             (&["serve", "--http-tls-cert", "console.pem"][..], "", "--http-tls-key"),
             (&["console", "--http-tls-listen", "0.0.0.0:8443"][..], "", "--http-tls-cert"),

@@ -4,6 +4,7 @@
 mod alerts;
 mod bench;
 mod browser;
+mod cluster;
 mod https;
 mod identity;
 mod ledger;

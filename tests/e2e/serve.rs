@@ -25,7 +25,7 @@ pub struct Process {
 impl Process {
     pub fn start(args: &[&str]) -> Process {
         let mut command = Command::new(env!("CARGO_BIN_EXE_anxin"));
-        command.args(args).env("ANXIN_LOG", "error");
+        command.args(args).env("ANXIN_LOG", std::env::var("ANXIN_TEST_WRITER_LOG").unwrap_or("error".into()));
         let mut process = Process::spawn(command);
         process.ready = process.lines.recv_timeout(Duration::from_secs(30)).expect("anxin printed its ready line");
         process
@@ -67,11 +67,22 @@ impl Process {
         // Drop would kill it; terminate waits for the orderly exit instead.
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let status = self.child.wait().unwrap();
-        (self.lines.try_iter().collect(), status)
+        // Everything it printed, up to the end of its output (the reader
+        // thread may not have passed the last lines on yet).
+        let mut said = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            said.push(line);
+        }
+        (said, status)
     }
 
     /// SIGKILL: no chance to clean up.
     pub fn kill(self) {}
+
+    /// SIGSTOP: frozen where it stands, holding what it holds.
+    pub fn freeze(&self) {
+        let _ = Command::new("kill").arg("-STOP").arg(self.child.id().to_string()).status();
+    }
 }
 
 impl Drop for Process {

@@ -155,11 +155,48 @@ impl Log {
         Ok(())
     }
 
-    /// Messages the log holds that no writer has stored yet.
+    /// Messages the writers have not yet acknowledged, both lanes together:
+    /// not yet handed out, or handed out and not acknowledged. Counted by the
+    /// lanes' consumers, not by the stream: nats-server 2.9 may keep an
+    /// acknowledged message of a replicated work queue in the stream after a
+    /// leader change (nats-io/nats-server#6140, fixed in 2.11), which no
+    /// writer will be handed again (seen here: all 2,001 stored, 1 left in
+    /// the stream).
     pub async fn pending(&self) -> Result<u64, LogError> {
-        let mut stream = self.stream.clone();
-        let info = stream.info().await.map_err(|e| LogError::Stream(e.to_string()))?;
-        Ok(info.state.messages)
+        let mut total = 0;
+        for name in ["writers-hazards", "writers-bulk"] {
+            let mut consumer: consumer::PullConsumer =
+                self.stream.get_consumer(name).await.map_err(|e| LogError::Stream(e.to_string()))?;
+            let info = consumer.info().await.map_err(|e| LogError::Stream(e.to_string()))?;
+            total += info.num_pending + info.num_ack_pending as u64;
+        }
+        Ok(total)
+    }
+
+    /// Deliveries the log has made to writers, both lanes together: one per
+    /// message, and one more each time a message went unacknowledged (a
+    /// writer lost) and was handed out again.
+    pub async fn deliveries(&self) -> Result<u64, LogError> {
+        let mut total = 0;
+        for name in ["writers-hazards", "writers-bulk"] {
+            let mut consumer: consumer::PullConsumer =
+                self.stream.get_consumer(name).await.map_err(|e| LogError::Stream(e.to_string()))?;
+            let info = consumer.info().await.map_err(|e| LogError::Stream(e.to_string()))?;
+            total += info.delivered.consumer_sequence;
+        }
+        Ok(total)
+    }
+
+    /// Pull requests waiting on each lane (hazards, bulk): one per writer
+    /// reading it and not yet served.
+    pub async fn waiting_pulls(&self) -> Result<[usize; 2], LogError> {
+        let mut waiting = [0; 2];
+        for (slot, name) in waiting.iter_mut().zip(["writers-hazards", "writers-bulk"]) {
+            let mut consumer: consumer::PullConsumer =
+                self.stream.get_consumer(name).await.map_err(|e| LogError::Stream(e.to_string()))?;
+            *slot = consumer.info().await.map_err(|e| LogError::Stream(e.to_string()))?.num_waiting;
+        }
+        Ok(waiting)
     }
 
     /// Consumes both lanes into `ingest` until ingest stops or the
