@@ -89,6 +89,14 @@ pub enum Command {
         writers: it reads the NATS JetStream cluster's durable log with the others and acknowledges each \
         message to the log after its commit. Serves /metrics and /healthz on --http-listen.")]
     Gateway(GatewayArgs),
+    /// A province's MQTT edge: the embedded broker appending to the cluster's durable log
+    #[command(long_about = "Runs the embedded MQTT broker as one of a province's edges: devices connect \
+        here (their identities checked against the database, as with serve), and each message is appended \
+        to the NATS JetStream cluster's durable log; the device's PUBACK leaves once the log's quorum holds \
+        it. Edges keep nothing of their own, so several stand behind one address. Store writers (anxin \
+        gateway --cluster-log) take the messages from the log into the database. Serves /metrics and \
+        /healthz on --http-listen.")]
+    Edge(EdgeArgs),
     /// Run only the console (web pages and API) against the database
     #[command(long_about = "Run only the console (web pages and JSON API) against the database that gateways \
         write. On the first start with an empty database it creates the user admin with a one-time password \
@@ -271,6 +279,37 @@ pub struct ServeArgs {
     pub broker: Option<String>,
     #[command(flatten)]
     pub broker_args: BrokerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EdgeArgs {
+    /// Where the broker listens for plain MQTT [default: 127.0.0.1:1883]. Off this machine only
+    /// with --allow-plaintext-mqtt: use the TLS listener for devices
+    #[arg(long, env = "ANXIN_MQTT_LISTEN", value_name = "ADDR")]
+    pub mqtt_listen: Option<SocketAddr>,
+    /// Where the broker listens for MQTT over TLS [default: 0.0.0.0:8883 when --mqtt-tls-cert is given]
+    #[arg(long, env = "ANXIN_MQTT_TLS_LISTEN", value_name = "ADDR")]
+    pub mqtt_tls_listen: Option<SocketAddr>,
+    /// The TLS listener's certificate chain (PEM)
+    #[arg(long, env = "ANXIN_MQTT_TLS_CERT", value_name = "FILE")]
+    pub mqtt_tls_cert: Option<PathBuf>,
+    /// The TLS listener's private key (PEM)
+    #[arg(long, env = "ANXIN_MQTT_TLS_KEY", value_name = "FILE")]
+    pub mqtt_tls_key: Option<PathBuf>,
+    /// Accept a plain-MQTT --mqtt-listen that is not loopback
+    #[arg(long, env = "ANXIN_ALLOW_PLAINTEXT_MQTT")]
+    pub allow_plaintext_mqtt: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// The NATS JetStream cluster's nodes (comma-separated)
+    #[arg(long, env = "ANXIN_CLUSTER_LOG", value_name = "nats://HOST:PORT,…", value_delimiter = ',')]
+    pub cluster_log: Vec<String>,
+    /// Copies of the log's stream, if this edge is the first to create it [default: 3]
+    #[arg(long, env = "ANXIN_CLUSTER_LOG_REPLICAS", value_name = "N")]
+    pub cluster_log_replicas: Option<usize>,
+    /// Where /metrics and /healthz are served [default: 127.0.0.1:9464]
+    #[arg(long, env = "ANXIN_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,7 @@ pub async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Serve(_) => run::serve(settings).await,
         Command::Demo(args) => demo::demo(args).await,
         Command::Gateway(_) => run::gateway(settings).await,
+        Command::Edge(_) => run::edge(settings).await,
         Command::Console(_) => run::console(settings).await,
         Command::Devices(command) => admin::devices(settings, command).await,
         Command::Bridges(command) => identities::bridges(settings, command).await,

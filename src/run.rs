@@ -601,6 +601,62 @@ async fn writer(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `anxin edge`: the embedded broker as a province's edge — device
+/// identities from the database, each message appended to the cluster's
+/// durable log and PUBACKed once the log's quorum holds it.
+pub async fn edge(settings: &Settings) -> anyhow::Result<()> {
+    use anxin_gateway::broker::log::{Log, LogConfig};
+    anyhow::ensure!(!settings.cluster_log.is_empty(), "`anxin edge` needs --cluster-log nats://HOST:PORT,…");
+    let listen = settings.mqtt_listen;
+    if !listen.ip().is_loopback() && !settings.allow_plaintext_mqtt {
+        anyhow::bail!(
+            "refusing plain MQTT on {listen}: device secrets and data would cross the network unencrypted; \
+             give devices --mqtt-tls-listen with --mqtt-tls-cert and --mqtt-tls-key, or pass \
+             --allow-plaintext-mqtt on a network you trust"
+        );
+    }
+    let metrics = metrics_recorder()?;
+    raise_open_files_limit();
+    let store = open_store(settings).await?;
+    let http = bind_http(settings.http_listen, "--http-listen").await?;
+    let http_addr = http.local_addr()?;
+    let log = Log::open(LogConfig {
+        servers: settings.cluster_log.clone(),
+        replicas: settings.cluster_log_replicas,
+        ..LogConfig::default()
+    })
+    .await?;
+    let (shutdown, shutdown_watch) = watch::channel(false);
+    let auth = BrokerAuth::new(store.clone(), settings.rates);
+    tokio::spawn(auth.clone().run_refresh(shutdown_watch.clone()));
+    let broker = EmbeddedBroker { listen, auth, tls: settings.mqtt_tls.clone(), limits: broker_limits(settings)? }
+        .start_edge(log)
+        .await
+        .map_err(|error| anyhow!("{error}; check --mqtt-listen, --mqtt-tls-listen and the certificate"))?;
+    metrics::gauge!(anxin_gateway::metrics::BROKER_CONNECTED).set(1.0);
+    let tls = broker.tls_addr.map(|tls| format!(" (TLS on {tls})")).unwrap_or_default();
+    out!(
+        "anxin edge: MQTT broker on {}{tls}, appending to the cluster log {}, metrics on http://{http_addr}/metrics",
+        broker.local_addr,
+        settings.cluster_log.join(",")
+    );
+    let http_task = spawn_http(
+        http,
+        anxin_console::operations_router(
+            anxin_console::Metrics::new(metrics, settings.metrics_token.clone()),
+            store.storage().clone(),
+        ),
+        shutdown_watch.clone(),
+    );
+    stop_signal().await;
+    let _ = shutdown.send(true);
+    broker.stop().await;
+    let _ = http_task.await;
+    store.close().await;
+    out!("anxin edge: stopped");
+    Ok(())
+}
+
 pub async fn console(settings: &Settings) -> anyhow::Result<()> {
     let metrics = metrics_recorder()?;
     let store = open_store(settings).await?;

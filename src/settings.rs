@@ -212,6 +212,17 @@ impl Layer {
                 cluster_log_replicas: args.cluster_log_replicas,
                 ..Layer::of_broker(&args.broker_args)
             },
+            Command::Edge(args) => Layer {
+                mqtt_listen: args.mqtt_listen,
+                mqtt_tls_listen: args.mqtt_tls_listen,
+                mqtt_tls_cert: args.mqtt_tls_cert.clone(),
+                mqtt_tls_key: args.mqtt_tls_key.clone(),
+                allow_plaintext_mqtt: args.allow_plaintext_mqtt.then_some(true),
+                cluster_log: Some(args.cluster_log.clone()).filter(|servers| !servers.is_empty()),
+                cluster_log_replicas: args.cluster_log_replicas,
+                http_listen: args.http_listen,
+                ..Layer::of_limits(&args.limits)
+            },
             Command::Console(args) => Layer::of_web(&args.web),
             _ => Layer::default(),
         };
@@ -334,7 +345,7 @@ impl Settings {
     /// Settings for `cli`, merged once: its flags over `file`, over the defaults.
     pub fn of(cli: &Cli, file: Layer) -> anyhow::Result<Settings> {
         let http_default = match cli.command {
-            Command::Gateway(_) => DEFAULT_GATEWAY_HTTP_LISTEN,
+            Command::Gateway(_) | Command::Edge(_) => DEFAULT_GATEWAY_HTTP_LISTEN,
             _ => DEFAULT_HTTP_LISTEN,
         };
         Settings::resolve(Layer::from_cli(cli).over(file), http_default)

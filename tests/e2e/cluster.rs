@@ -10,6 +10,7 @@ use anxin_store::{AlertFilter, Database, Store, now_ms};
 use anxin_testkit::{NatsCluster, PostgresDatabase};
 
 use crate::serve::Process;
+use crate::{anxin, text};
 
 fn writer(database: &str, cluster: &NatsCluster) -> Process {
     let servers = cluster.urls().join(",");
@@ -104,5 +105,189 @@ async fn writers_on_the_cluster_log_store_every_message_once_when_one_is_killed(
     assert_eq!(alerts.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>(), ["smoke"], "one alert");
     let (said, status) = second.terminate();
     assert!(status.success() && said.iter().any(|line| line.contains("stopped")), "{status}: {said:?}");
+    store.close().await;
+}
+
+/// Devices provisioned in the province's database, their secrets.
+fn provision(database: &str, prefix: &str, homes: usize) -> std::collections::HashMap<String, String> {
+    let file = anxin_testkit::private_folder("edge-secrets").join("secrets.json");
+    let ids: Vec<String> = (1..=homes).map(|home| format!("{prefix}-{home:05}")).collect();
+    let mut args = vec!["--database", database, "devices", "provision"];
+    args.extend(ids.iter().map(String::as_str));
+    args.extend(["--out", file.to_str().unwrap()]);
+    let provisioned = anxin(&args);
+    assert!(provisioned.status.success(), "{}", text(&provisioned.stderr));
+    serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap()
+}
+
+/// The whole province path with processes: simulated homes connect to an
+/// edge (`anxin edge`), which appends to the three-node log and PUBACKs
+/// after the quorum; a writer (`anxin gateway --cluster-log`) stores. The
+/// edge is killed with SIGKILL under load and started again on its port:
+/// every message a device had PUBACKed is stored exactly once, and the smoke
+/// alarm one home raises becomes one alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_an_edge_killed_under_load_every_acknowledged_message_is_stored_once() {
+    let cluster = NatsCluster::start(3);
+    let database = PostgresDatabase::create().await;
+    let store = Store::open(&Database::Postgres(database.url.clone())).await.unwrap();
+    let homes = 30;
+    let credentials = provision(&database.url, "edge", homes);
+    let elder = NewElder {
+        name: "孙桂芝".into(),
+        county: "振兴区".into(),
+        township: "站前街道".into(),
+        village: "锦山社区".into(),
+        address: "锦山大街 9 号".into(),
+        categories: "living_alone".into(),
+        ..NewElder::default()
+    };
+    let elder = store.add_elder(&elder, now_ms()).await.unwrap().id;
+    store.pair_device("edge-00001", elder, now_ms()).await.unwrap();
+    let writer = writer(&database.url, &cluster);
+    let port = anxin_testkit::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let servers = cluster.urls().join(",");
+    let edge_args = [
+        "--database",
+        &database.url,
+        "edge",
+        "--cluster-log",
+        &servers,
+        "--mqtt-listen",
+        &listen,
+        "--http-listen",
+        "127.0.0.1:0",
+    ];
+    let edge = Process::start(&edge_args);
+    assert!(edge.ready.contains("appending to the cluster log"), "{}", edge.ready);
+
+    let options = anxin_simulator::SimulateOptions {
+        credentials,
+        broker_host: "127.0.0.1".into(),
+        broker_port: port,
+        homes,
+        duration: Duration::from_secs(8),
+        speed: 3_000.0,
+        id_prefix: "edge".into(),
+        record_acks: true,
+        scenarios: vec!["smoke:1@2h".parse().unwrap()],
+        ..anxin_simulator::SimulateOptions::default()
+    };
+    let simulation = tokio::spawn(anxin_simulator::run(options));
+    // Killed once the load is under way; back on the same port a second later.
+    let under_way = tokio::time::Instant::now() + Duration::from_secs(30);
+    while store.message_count().await.unwrap() < 200 {
+        assert!(tokio::time::Instant::now() < under_way, "the load reached the database");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    edge.kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let edge = Process::start(&edge_args);
+    let report = simulation.await.unwrap().unwrap();
+    assert!(report.acked.len() > 1_000, "{report}");
+    assert!(report.connection_failures > 0 || report.connections > homes as u64, "the homes saw the edge go: {report}");
+
+    let acked: std::collections::BTreeSet<(String, i64, i64)> =
+        report.acked.iter().map(|a| (a.device_id.clone(), i64::from(a.boot), i64::from(a.seq))).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let stored: std::collections::BTreeSet<(String, i64, i64)> =
+            store.message_keys().await.unwrap().into_iter().collect();
+        let missing = acked.difference(&stored).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing} of {} acknowledged messages not stored",
+            acked.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let alerts = store.alerts(&AlertFilter { elder_id: Some(elder), ..AlertFilter::default() }).await.unwrap();
+    assert_eq!(alerts.iter().filter(|a| a.kind.as_str() == "smoke").count(), 1, "one smoke alert: {alerts:?}");
+    let (said, status) = edge.terminate();
+    assert!(status.success() && said.iter().any(|line| line.contains("anxin edge: stopped")), "{status}: {said:?}");
+    let _ = writer.terminate();
+    store.close().await;
+}
+
+/// An edge acknowledges only what the log's quorum holds. Two of the three
+/// log nodes are killed while homes publish (no quorum: nothing can be
+/// kept), then the edge itself is killed, then all come back: every message
+/// a device had PUBACKed is stored. An edge that acknowledged on sending to
+/// the log, not on the quorum's answer, fails this: what it acknowledged
+/// during the outage is nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_log_has_lost_its_quorum_the_edge_acknowledges_nothing_it_cannot_keep() {
+    let mut cluster = NatsCluster::start(3);
+    let database = PostgresDatabase::create().await;
+    let store = Store::open(&Database::Postgres(database.url.clone())).await.unwrap();
+    let homes = 10;
+    let credentials = provision(&database.url, "quorum", homes);
+    let writer = writer(&database.url, &cluster);
+    let port = anxin_testkit::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    // The edge knows only the first node, which stays up: the outage is the
+    // quorum's, not the edge's connection.
+    let first_node = cluster.urls()[0].clone();
+    let edge_args = [
+        "--database",
+        &database.url,
+        "edge",
+        "--cluster-log",
+        &first_node,
+        "--mqtt-listen",
+        &listen,
+        "--http-listen",
+        "127.0.0.1:0",
+    ];
+    let edge = Process::start(&edge_args);
+    let options = anxin_simulator::SimulateOptions {
+        credentials,
+        broker_host: "127.0.0.1".into(),
+        broker_port: port,
+        homes,
+        duration: Duration::from_secs(14),
+        speed: 3_000.0,
+        id_prefix: "quorum".into(),
+        record_acks: true,
+        ..anxin_simulator::SimulateOptions::default()
+    };
+    let simulation = tokio::spawn(anxin_simulator::run(options));
+    let under_way = tokio::time::Instant::now() + Duration::from_secs(30);
+    while store.message_count().await.unwrap() < 100 {
+        assert!(tokio::time::Instant::now() < under_way, "the load reached the database");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.kill(1);
+    cluster.kill(2);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    edge.kill();
+    cluster.restart(1);
+    cluster.restart(2);
+    let edge = Process::start(&edge_args);
+    let report = simulation.await.unwrap().unwrap();
+    assert!(report.acked.len() >= 100, "{report}");
+    let acked: std::collections::BTreeSet<(String, i64, i64)> =
+        report.acked.iter().map(|a| (a.device_id.clone(), i64::from(a.boot), i64::from(a.seq))).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let stored: std::collections::BTreeSet<(String, i64, i64)> =
+            store.message_keys().await.unwrap().into_iter().collect();
+        let missing = acked.difference(&stored).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing} of {} acknowledged messages not stored",
+            acked.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = edge.terminate();
+    let _ = writer.terminate();
     store.close().await;
 }

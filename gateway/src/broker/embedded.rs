@@ -123,7 +123,14 @@ impl EmbeddedBroker {
     /// Binds the listener (so a taken port fails here, with its address) and
     /// starts serving.
     pub async fn start(&self, ingest: Ingest) -> Result<RunningBroker, EmbeddedBrokerError> {
-        self.start_with(Some(ingest)).await
+        self.start_with(Some(Target::Ingest(ingest))).await
+    }
+
+    /// The broker as a province's edge: each device message is appended to
+    /// the cluster's durable log and acknowledged to the device once the
+    /// log's quorum holds it.
+    pub async fn start_edge(&self, log: super::log::Log) -> Result<RunningBroker, EmbeddedBrokerError> {
+        self.start_with(Some(Target::Log(Box::new(log)))).await
     }
 
     /// The same broker with no ingest hook: a plain broker, for measuring the
@@ -132,7 +139,7 @@ impl EmbeddedBroker {
         self.start_with(None).await
     }
 
-    async fn start_with(&self, ingest: Option<Ingest>) -> Result<RunningBroker, EmbeddedBrokerError> {
+    async fn start_with(&self, target: Option<Target>) -> Result<RunningBroker, EmbeddedBrokerError> {
         let storage = StorageConfig {
             // The database is the durable store; queued QoS 1 deliveries to
             // other subscribers need not survive a restart.
@@ -164,9 +171,9 @@ impl EmbeddedBroker {
                 mqtt5::broker::config::TlsConfig::new(tls.cert.clone(), tls.key.clone()).with_bind_address(tls.listen),
             );
         }
-        if let Some(ingest) = ingest {
+        if let Some(target) = target {
             config = config.with_event_handler(Arc::new(IngestHook {
-                ingest,
+                target,
                 auth: self.auth.clone(),
                 wills: Mutex::new(HashMap::new()),
                 retained: Mutex::new(HashSet::new()),
@@ -240,8 +247,15 @@ fn not_stored() -> PublishAction {
 /// A client's Last Will: topic and payload.
 type Will = (Arc<str>, Vec<u8>);
 
+/// Where the hook hands device messages: ingest in this process (`serve`),
+/// or a province's durable log (`edge`).
+enum Target {
+    Ingest(Ingest),
+    Log(Box<super::log::Log>),
+}
+
 struct IngestHook {
-    ingest: Ingest,
+    target: Target,
     auth: Arc<BrokerAuth>,
     /// The topics holding a retained message (devices' status topics).
     retained: Mutex<HashSet<Arc<str>>>,
@@ -322,10 +336,27 @@ impl BrokerEventHandler for IngestHook {
                 Refusal::RateLimited.count();
                 return PublishAction::Refuse(ReasonCode::QuotaExceeded);
             }
-            let progress = self.ingest.progress().clone();
+            let ingest = match &self.target {
+                Target::Ingest(ingest) => ingest,
+                Target::Log(log) => {
+                    // Design: the append is queued in arrival order now; the
+                    // PUBACK waits for the quorum, without holding up the
+                    // connection.
+                    return match log.append_in_order(&event.topic, &event.payload, now_ms()).await {
+                        Ok(replicated) => PublishAction::Defer(Box::pin(async move {
+                            match replicated.await {
+                                Ok(()) => PublishAction::Continue,
+                                Err(_) => not_stored(),
+                            }
+                        })),
+                        Err(_) => not_stored(),
+                    };
+                }
+            };
+            let progress = ingest.progress().clone();
             progress.received();
             let settle = progress.settle_on_drop();
-            match self.ingest.submit(&event.topic, &event.payload, now_ms()).await {
+            match ingest.submit(&event.topic, &event.payload, now_ms()).await {
                 // Design: decide at the commit, without holding up the connection.
                 Ok(committed) => PublishAction::Defer(Box::pin(async move {
                     let _settle = settle;
@@ -345,10 +376,18 @@ impl BrokerEventHandler for IngestHook {
     ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             let will = self.wills().remove(&event.client_id);
-            if let (true, Some((topic, payload))) = (event.unexpected, will)
-                && let Ok(committed) = self.ingest.submit(&topic, &payload, now_ms()).await
-            {
-                let _ = committed.await;
+            let (true, Some((topic, payload))) = (event.unexpected, will) else { return };
+            match &self.target {
+                Target::Ingest(ingest) => {
+                    if let Ok(committed) = ingest.submit(&topic, &payload, now_ms()).await {
+                        let _ = committed.await;
+                    }
+                }
+                Target::Log(log) => {
+                    if let Ok(replicated) = log.append_in_order(&topic, &payload, now_ms()).await {
+                        let _ = replicated.await;
+                    }
+                }
             }
         })
     }

@@ -112,18 +112,27 @@ impl Log {
             .await
             .map_err(|source| LogError::Connect { servers: config.servers.join(","), source })?;
         let jetstream = jetstream::new(client);
-        let stream = jetstream
-            .get_or_create_stream(stream::Config {
-                name: STREAM.into(),
-                subjects: vec![HAZARDS.into(), BULK.into()],
-                retention: stream::RetentionPolicy::WorkQueue,
-                storage: stream::StorageType::File,
-                num_replicas: config.replicas,
-                duplicate_window: DUPLICATE_WINDOW,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| LogError::Stream(e.to_string()))?;
+        let wanted = stream::Config {
+            name: STREAM.into(),
+            subjects: vec![HAZARDS.into(), BULK.into()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            num_replicas: config.replicas,
+            duplicate_window: DUPLICATE_WINDOW,
+            ..Default::default()
+        };
+        // A cluster coming back (nodes restarting, a leader being elected)
+        // answers nothing for a while: wait for it, saying so, rather than
+        // exit — an edge or a writer started meanwhile is one less later.
+        let stream = loop {
+            match jetstream.get_or_create_stream(wanted.clone()).await {
+                Ok(stream) => break stream,
+                Err(error) => {
+                    tracing::warn!(%error, "waiting for the cluster log's stream {STREAM}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
         Ok(Log { jetstream, stream, config })
     }
 
@@ -153,6 +162,45 @@ impl Log {
             .map_err(|e| LogError::Append(e.to_string()))?;
         ack.await.map_err(|e| LogError::Append(e.to_string()))?;
         Ok(())
+    }
+
+    /// An edge's append of a device message, in two steps so that a
+    /// connection's publishes reach the log in the order they came: this
+    /// call queues the message on the log's connection (in order), and the
+    /// future it returns resolves once the quorum holds it — the moment the
+    /// edge may PUBACK. The lane and the id come from the message itself.
+    pub async fn append_in_order(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        received_at: i64,
+    ) -> Result<impl Future<Output = Result<(), LogError>> + Send + 'static, LogError> {
+        let checked = crate::ingest::check(topic, payload);
+        let id = match &checked {
+            Checked::Accepted(accepted) => match &accepted.payload {
+                anxin_protocol::Payload::Event(event) => Some((event.boot, event.seq)),
+                anxin_protocol::Payload::Summary(summary) => Some((summary.boot, summary.seq)),
+                anxin_protocol::Payload::Status(_) => None,
+            }
+            .map(|(boot, seq)| format!("{}/{boot}/{seq}", accepted.device_id.as_str())),
+            Checked::Rejected(_) => None,
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(TOPIC_HEADER, topic);
+        headers.insert(RECEIVED_HEADER, received_at.to_string().as_str());
+        if let Some(id) = &id {
+            headers.insert("Nats-Msg-Id", id.as_str());
+        }
+        let subject = if is_urgent(&checked) { HAZARDS } else { BULK };
+        let ack = self
+            .jetstream
+            .publish_with_headers(subject, headers, payload.to_vec().into())
+            .await
+            .map_err(|e| LogError::Append(e.to_string()))?;
+        Ok(async move {
+            ack.await.map_err(|e| LogError::Append(e.to_string()))?;
+            Ok(())
+        })
     }
 
     /// Messages the writers have not yet acknowledged, both lanes together:
