@@ -291,3 +291,68 @@ async fn while_the_log_has_lost_its_quorum_the_edge_acknowledges_nothing_it_cann
     let _ = writer.terminate();
     store.close().await;
 }
+
+/// `scripts/cluster`: the province on loopback from one command — three log
+/// nodes, two edges, two writers, a console (here on a fresh database of the
+/// test's PostgreSQL) — takes homes through an edge into the database, and
+/// `down` stops every process it started and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_cluster_runs_a_province_on_loopback_and_stops_only_what_it_started() {
+    let database = PostgresDatabase::create().await;
+    let folder = anxin_testkit::private_folder("province");
+    let dir = folder.to_str().unwrap();
+    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = |args: &[&str]| {
+        std::process::Command::new(repository.join("scripts/cluster"))
+            .args(args)
+            .env("ANXIN", env!("CARGO_BIN_EXE_anxin"))
+            .env("ANXIN_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let up = script(&["up", "--dir", dir, "--database", &database.url]);
+    assert!(up.status.success(), "{}{}", text(&up.stdout), text(&up.stderr));
+    assert!(text(&up.stdout).contains("edges (MQTT)"), "{}", text(&up.stdout));
+    let env = std::fs::read_to_string(folder.join("env")).unwrap();
+    let value = |key: &str| {
+        env.lines().find_map(|line| line.strip_prefix(&format!("{key}="))).unwrap_or_else(|| panic!("{key} in {env}"))
+    };
+    let edge: std::net::SocketAddr = value("EDGE_2").parse().unwrap();
+    let credentials = provision(&database.url, "province", 2);
+    let report = anxin_simulator::run(anxin_simulator::SimulateOptions {
+        credentials,
+        broker_host: edge.ip().to_string(),
+        broker_port: edge.port(),
+        homes: 2,
+        duration: Duration::from_secs(2),
+        speed: 600.0,
+        id_prefix: "province".into(),
+        record_acks: true,
+        ..anxin_simulator::SimulateOptions::default()
+    })
+    .await
+    .unwrap();
+    assert!(!report.acked.is_empty(), "{report}");
+    let store = Store::open(&Database::Postgres(database.url.clone())).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while store.message_count().await.unwrap() < i64::try_from(report.acked.len()).unwrap() {
+        assert!(tokio::time::Instant::now() < deadline, "the writers stored what the edge acknowledged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.close().await;
+    let console = value("CONSOLE").trim_start_matches("http://").parse().unwrap();
+    assert!(crate::http(console, "GET /healthz", "", "").await.contains("schema"), "the console answers");
+
+    let pids: Vec<String> = std::fs::read_to_string(folder.join("pids"))
+        .unwrap()
+        .lines()
+        .map(|line| line.split_whitespace().nth(1).unwrap().to_string())
+        .collect();
+    assert_eq!(pids.len(), 8, "3 log nodes, 2 writers, 2 edges, a console");
+    let down = script(&["down", "--dir", dir]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    for pid in &pids {
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "{pid} stopped");
+    }
+    let _ = std::fs::remove_dir_all(folder);
+}
