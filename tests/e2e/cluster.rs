@@ -356,3 +356,105 @@ async fn scripts_cluster_runs_a_province_on_loopback_and_stops_only_what_it_star
     }
     let _ = std::fs::remove_dir_all(folder);
 }
+
+/// The province's PostgreSQL crashes (`pg_ctl restart -m immediate`) while
+/// homes publish through an edge: the writers' commits fail and are tried
+/// again, nothing is acknowledged to the log uncommitted, and when the
+/// database is back every message a device had PUBACKed is stored, the
+/// smoke alarm among them one alert. On `scripts/cluster`'s own PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_postgresql_crashes_under_load_every_acknowledged_message_is_stored_once_it_is_back() {
+    let folder = anxin_testkit::private_folder("province-pg");
+    let dir = folder.to_str().unwrap();
+    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = |args: &[&str]| {
+        std::process::Command::new(repository.join("scripts/cluster"))
+            .args(args)
+            .env("ANXIN", env!("CARGO_BIN_EXE_anxin"))
+            .env("ANXIN_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let up = script(&["up", "--dir", dir]);
+    assert!(up.status.success(), "{}{}", text(&up.stdout), text(&up.stderr));
+    let env = std::fs::read_to_string(folder.join("env")).unwrap();
+    let value = |key: &str| {
+        env.lines().find_map(|line| line.strip_prefix(&format!("{key}="))).unwrap_or_else(|| panic!("{key} in {env}"))
+    };
+    let database = value("DATABASE").to_string();
+    let edge: std::net::SocketAddr = value("EDGE_1").parse().unwrap();
+    let homes = 20;
+    let credentials = provision(&database, "crash", homes);
+    let store = Store::open(&Database::Postgres(database.clone())).await.unwrap();
+    let elder = NewElder {
+        name: "钱秀兰".into(),
+        county: "振兴区".into(),
+        township: "站前街道".into(),
+        village: "锦山社区".into(),
+        address: "锦山大街 11 号".into(),
+        categories: "living_alone".into(),
+        ..NewElder::default()
+    };
+    let elder = store.add_elder(&elder, now_ms()).await.unwrap().id;
+    store.pair_device("crash-00001", elder, now_ms()).await.unwrap();
+    store.close().await;
+    let simulation = tokio::spawn(anxin_simulator::run(anxin_simulator::SimulateOptions {
+        credentials,
+        broker_host: edge.ip().to_string(),
+        broker_port: edge.port(),
+        homes,
+        duration: Duration::from_secs(10),
+        speed: 3_000.0,
+        id_prefix: "crash".into(),
+        record_acks: true,
+        scenarios: vec!["smoke:1@4h".parse().unwrap()],
+        ..anxin_simulator::SimulateOptions::default()
+    }));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A crash, not a shutdown: no checkpoint, connections cut. The server
+    // started again writes to its log file, not to this test's pipes.
+    let data = folder.join("postgres/data");
+    let log = folder.join("postgres/postgres.log");
+    let pg_ctl = std::fs::read_dir("/usr/lib/postgresql")
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join("bin/pg_ctl"))
+        .max()
+        .unwrap();
+    let as_root = text(&std::process::Command::new("id").arg("-u").output().unwrap().stdout).trim() == "0";
+    let mut restart =
+        std::process::Command::new(if as_root { std::path::PathBuf::from("runuser") } else { pg_ctl.clone() });
+    if as_root {
+        restart.args(["-u", "postgres", "--"]).arg(&pg_ctl);
+    }
+    restart.arg("-D").arg(&data).arg("-l").arg(&log).args(["-m", "immediate", "-w", "restart"]);
+    let restarted = restart.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().unwrap();
+    assert!(restarted.success(), "pg_ctl restart: see {}", log.display());
+    let report = simulation.await.unwrap().unwrap();
+    assert!(report.acked.len() > 500, "{report}");
+
+    let store = Store::open(&Database::Postgres(database.clone())).await.unwrap();
+    let acked: std::collections::BTreeSet<(String, i64, i64)> =
+        report.acked.iter().map(|a| (a.device_id.clone(), i64::from(a.boot), i64::from(a.seq))).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let stored: std::collections::BTreeSet<(String, i64, i64)> =
+            store.message_keys().await.unwrap().into_iter().collect();
+        let missing = acked.difference(&stored).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing} of {} acknowledged messages not stored",
+            acked.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let alerts = store.alerts(&AlertFilter { elder_id: Some(elder), ..AlertFilter::default() }).await.unwrap();
+    assert_eq!(alerts.iter().filter(|a| a.kind.as_str() == "smoke").count(), 1, "one smoke alert: {alerts:?}");
+    store.close().await;
+    let down = script(&["down", "--dir", dir]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    let _ = std::fs::remove_dir_all(folder);
+}
