@@ -252,6 +252,31 @@ pub struct AlertArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    #[command(flatten)]
+    pub mqtt: MqttArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
+    /// Use this external broker instead of the embedded one (mqtts:// for TLS)
+    #[arg(long, env = "ANXIN_BROKER", value_name = "mqtt[s]://HOST:PORT")]
+    pub broker: Option<String>,
+    #[command(flatten)]
+    pub broker_args: BrokerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EdgeArgs {
+    #[command(flatten)]
+    pub mqtt: MqttArgs,
+    #[command(flatten)]
+    pub log: ClusterLogArgs,
+    /// Where /metrics and /healthz are served [default: 127.0.0.1:9464]
+    #[arg(long, env = "ANXIN_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+}
+
+/// The embedded MQTT broker's listeners and limits (`serve` and `edge`).
+#[derive(Debug, Args)]
+pub struct MqttArgs {
     /// Where the embedded MQTT broker listens for plain MQTT [default: 127.0.0.1:1883]. Off this
     /// machine only with --allow-plaintext-mqtt: use the TLS listener for devices
     #[arg(long, env = "ANXIN_MQTT_LISTEN", value_name = "ADDR")]
@@ -272,44 +297,18 @@ pub struct ServeArgs {
     pub allow_plaintext_mqtt: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
-    #[command(flatten)]
-    pub web: WebArgs,
-    /// Use this external broker instead of the embedded one (mqtts:// for TLS)
-    #[arg(long, env = "ANXIN_BROKER", value_name = "mqtt[s]://HOST:PORT")]
-    pub broker: Option<String>,
-    #[command(flatten)]
-    pub broker_args: BrokerArgs,
 }
 
+/// A province's durable log (`gateway` as a store writer, and `edge`).
 #[derive(Debug, Args)]
-pub struct EdgeArgs {
-    /// Where the broker listens for plain MQTT [default: 127.0.0.1:1883]. Off this machine only
-    /// with --allow-plaintext-mqtt: use the TLS listener for devices
-    #[arg(long, env = "ANXIN_MQTT_LISTEN", value_name = "ADDR")]
-    pub mqtt_listen: Option<SocketAddr>,
-    /// Where the broker listens for MQTT over TLS [default: 0.0.0.0:8883 when --mqtt-tls-cert is given]
-    #[arg(long, env = "ANXIN_MQTT_TLS_LISTEN", value_name = "ADDR")]
-    pub mqtt_tls_listen: Option<SocketAddr>,
-    /// The TLS listener's certificate chain (PEM)
-    #[arg(long, env = "ANXIN_MQTT_TLS_CERT", value_name = "FILE")]
-    pub mqtt_tls_cert: Option<PathBuf>,
-    /// The TLS listener's private key (PEM)
-    #[arg(long, env = "ANXIN_MQTT_TLS_KEY", value_name = "FILE")]
-    pub mqtt_tls_key: Option<PathBuf>,
-    /// Accept a plain-MQTT --mqtt-listen that is not loopback
-    #[arg(long, env = "ANXIN_ALLOW_PLAINTEXT_MQTT")]
-    pub allow_plaintext_mqtt: bool,
-    #[command(flatten)]
-    pub limits: LimitArgs,
-    /// The NATS JetStream cluster's nodes (comma-separated)
+pub struct ClusterLogArgs {
+    /// A province's durable log: the NATS JetStream cluster's nodes (comma-separated); a gateway
+    /// given it instead of --broker is one of the log's store writers
     #[arg(long, env = "ANXIN_CLUSTER_LOG", value_name = "nats://HOST:PORT,…", value_delimiter = ',')]
     pub cluster_log: Vec<String>,
-    /// Copies of the log's stream, if this edge is the first to create it [default: 3]
+    /// Copies of the log's stream, made by the first process to find it missing [default: 3]
     #[arg(long, env = "ANXIN_CLUSTER_LOG_REPLICAS", value_name = "N")]
     pub cluster_log_replicas: Option<usize>,
-    /// Where /metrics and /healthz are served [default: 127.0.0.1:9464]
-    #[arg(long, env = "ANXIN_HTTP_LISTEN", value_name = "ADDR")]
-    pub http_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -348,21 +347,10 @@ pub struct LimitArgs {
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
     /// The external MQTT broker (mqtts:// for TLS)
-    #[arg(long, env = "ANXIN_BROKER", value_name = "mqtt[s]://HOST:PORT")]
+    #[arg(long, env = "ANXIN_BROKER", value_name = "mqtt[s]://HOST:PORT", conflicts_with = "cluster_log")]
     pub broker: Option<String>,
-    /// Instead of a broker, a province's durable log: the NATS JetStream cluster's nodes
-    /// (comma-separated); the gateway is then one of its store writers
-    #[arg(
-        long,
-        env = "ANXIN_CLUSTER_LOG",
-        value_name = "nats://HOST:PORT,…",
-        value_delimiter = ',',
-        conflicts_with = "broker"
-    )]
-    pub cluster_log: Vec<String>,
-    /// Copies of the log's stream, created by the first writer [default: 3]
-    #[arg(long, env = "ANXIN_CLUSTER_LOG_REPLICAS", value_name = "N")]
-    pub cluster_log_replicas: Option<usize>,
+    #[command(flatten)]
+    pub log: ClusterLogArgs,
     /// Where /metrics and /healthz are served [default: 127.0.0.1:9464]
     #[arg(long, env = "ANXIN_HTTP_LISTEN", value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,

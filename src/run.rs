@@ -216,6 +216,33 @@ fn mqtt_target_of(broker: &ExternalBroker) -> MqttTarget {
     }
 }
 
+/// The embedded broker's plain-MQTT listener: loopback, unless the
+/// operator says the network is trusted.
+fn plain_mqtt_listen(settings: &Settings) -> anyhow::Result<SocketAddr> {
+    let listen = settings.mqtt_listen;
+    if !listen.ip().is_loopback() && !settings.allow_plaintext_mqtt {
+        anyhow::bail!(
+            "refusing plain MQTT on {listen}: device secrets and data would cross the network \
+             unencrypted; keep --mqtt-listen on 127.0.0.1 and give devices --mqtt-tls-listen with \
+             --mqtt-tls-cert and --mqtt-tls-key, or pass --allow-plaintext-mqtt on a network you trust"
+        );
+    }
+    Ok(listen)
+}
+
+/// `/metrics` and `/healthz` of a process without the console (a gateway,
+/// an edge).
+fn spawn_operations(
+    http: tokio::net::TcpListener,
+    metrics: PrometheusHandle,
+    settings: &Settings,
+    store: &Store,
+    shutdown: &watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let metrics = anxin_console::Metrics::new(metrics, settings.metrics_token.clone());
+    spawn_http(http, anxin_console::operations_router(metrics, store.storage().clone()), shutdown.clone())
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn stop_signal() {
     let terminate = async {
@@ -380,14 +407,7 @@ impl App {
 
         let (mqtt_description, broker_path, alerts_target, mqtt) = match &settings.broker {
             None => {
-                let listen = settings.mqtt_listen;
-                if !listen.ip().is_loopback() && !settings.allow_plaintext_mqtt {
-                    anyhow::bail!(
-                        "refusing plain MQTT on {listen}: device secrets and data would cross the network \
-                         unencrypted; keep --mqtt-listen on 127.0.0.1 and give devices --mqtt-tls-listen with \
-                         --mqtt-tls-cert and --mqtt-tls-key, or pass --allow-plaintext-mqtt on a network you trust"
-                    );
-                }
+                let listen = plain_mqtt_listen(settings)?;
                 let limits = broker_limits(settings)?;
                 let auth = BrokerAuth::new(store.clone(), settings.rates);
                 tokio::spawn(auth.clone().run_refresh(shutdown_watch.clone()));
@@ -500,12 +520,23 @@ enum BrokerPath {
 }
 
 pub async fn gateway(settings: &Settings) -> anyhow::Result<()> {
-    if !settings.cluster_log.is_empty() {
-        return writer(settings).await;
-    }
-    let url = settings.broker.clone().context(
-        "`anxin gateway` needs --broker mqtt://HOST:PORT (or ANXIN_BROKER), or --cluster-log nats://HOST:PORT,…",
-    )?;
+    use anxin_gateway::broker::log::{Log, LogConfig};
+    // Where messages come from: an external broker, or (`--cluster-log`) a
+    // province's durable log, read with the other store writers as one
+    // group and acknowledged after each commit.
+    let (broker, log) = if settings.cluster_log.is_empty() {
+        let url = settings.broker.clone().context(
+            "`anxin gateway` needs --broker mqtt://HOST:PORT (or ANXIN_BROKER), or --cluster-log nats://HOST:PORT,…",
+        )?;
+        (Some((external_broker(&url, settings)?, url)), None)
+    } else {
+        let config = LogConfig {
+            servers: settings.cluster_log.clone(),
+            replicas: settings.cluster_log_replicas,
+            ..LogConfig::default()
+        };
+        (None, Some(Log::open(config).await?))
+    };
     let metrics = metrics_recorder()?;
     raise_open_files_limit();
     let policy = Arc::new(settings.policy.clone());
@@ -513,83 +544,35 @@ pub async fn gateway(settings: &Settings) -> anyhow::Result<()> {
     let database = settings.database.describe();
     let http = bind_http(settings.http_listen, "--http-listen").await?;
     let http_addr = http.local_addr()?;
-    let broker = external_broker(&url, settings)?;
     let (shutdown, shutdown_watch) = watch::channel(false);
     let (ingest, writer) = start_ingest(&store, &policy, &shutdown_watch);
-    let (alerting, _feed) =
-        start_alerting(&store, &policy, Some(mqtt_target_of(&broker)), settings, &shutdown_watch).await?;
-    out!(
-        "anxin gateway: MQTT from {url} as {}, metrics on http://{http_addr}/metrics, database {database}",
-        broker.client_id
-    );
-    let receiver = tokio::spawn(external::run(broker, ingest.clone(), shutdown_watch.clone()));
-    let upkeep = tokio::spawn(run_upkeep(store.clone(), upkeep_config(settings), shutdown_watch.clone()));
-    let http_task = spawn_http(
-        http,
-        anxin_console::operations_router(
-            anxin_console::Metrics::new(metrics, settings.metrics_token.clone()),
-            store.storage().clone(),
+    // A store writer has no broker to publish alert changes on.
+    let alerts_target = broker.as_ref().map(|(broker, _)| mqtt_target_of(broker));
+    let (alerting, _feed) = start_alerting(&store, &policy, alerts_target, settings, &shutdown_watch).await?;
+    let from = match &broker {
+        Some((broker, url)) => format!("MQTT from {url} as {}", broker.client_id),
+        None => format!(
+            "store writer on the cluster log {} ({} copies)",
+            settings.cluster_log.join(","),
+            settings.cluster_log_replicas
         ),
-        shutdown_watch.clone(),
-    );
+    };
+    out!("anxin gateway: {from}, metrics on http://{http_addr}/metrics, database {database}");
+    let receiver =
+        broker.map(|(broker, _)| tokio::spawn(external::run(broker, ingest.clone(), shutdown_watch.clone())));
+    let consuming = log.map(|log| log.consume(ingest.clone()));
+    let upkeep = tokio::spawn(run_upkeep(store.clone(), upkeep_config(settings), shutdown_watch.clone()));
+    let http_task = spawn_operations(http, metrics, settings, &store, &shutdown_watch);
 
     stop_signal().await;
     tracing::info!("stopping: no new messages; committing and acknowledging what is in flight");
-    let _ = shutdown.send(true);
-    let _ = receiver.await;
-    drop(ingest);
-    let _ = writer.await;
-    let _ = tokio::join!(upkeep, http_task);
-    for task in alerting {
-        let _ = task.await;
-    }
-    store.close().await;
-    out!("anxin gateway: stopped");
-    Ok(())
-}
-
-/// `anxin gateway --cluster-log …`: a province's store writer. It reads
-/// the cluster's durable log (NATS JetStream) with the other writers as one
-/// group, commits, and acknowledges each message to the log after its
-/// commit; timers, escalation and the sinks run as on any gateway.
-async fn writer(settings: &Settings) -> anyhow::Result<()> {
-    use anxin_gateway::broker::log::{Log, LogConfig};
-    let metrics = metrics_recorder()?;
-    let policy = Arc::new(settings.policy.clone());
-    let store = open_store(settings).await?;
-    let database = settings.database.describe();
-    let http = bind_http(settings.http_listen, "--http-listen").await?;
-    let http_addr = http.local_addr()?;
-    let config = LogConfig {
-        servers: settings.cluster_log.clone(),
-        replicas: settings.cluster_log_replicas,
-        ..LogConfig::default()
-    };
-    let log = Log::open(config).await?;
-    let (shutdown, shutdown_watch) = watch::channel(false);
-    let (ingest, writer) = start_ingest(&store, &policy, &shutdown_watch);
-    let (alerting, _feed) = start_alerting(&store, &policy, None, settings, &shutdown_watch).await?;
-    out!(
-        "anxin gateway: store writer on the cluster log {} ({} copies), metrics on http://{http_addr}/metrics, database {database}",
-        settings.cluster_log.join(","),
-        settings.cluster_log_replicas
-    );
-    let consuming = log.consume(ingest.clone());
-    let upkeep = tokio::spawn(run_upkeep(store.clone(), upkeep_config(settings), shutdown_watch.clone()));
-    let http_task = spawn_http(
-        http,
-        anxin_console::operations_router(
-            anxin_console::Metrics::new(metrics, settings.metrics_token.clone()),
-            store.storage().clone(),
-        ),
-        shutdown_watch.clone(),
-    );
-    stop_signal().await;
-    tracing::info!("stopping: no new messages from the log; committing what is in flight");
     // What was taken from the log and not yet acknowledged goes to another
     // writer after the ack wait; the store drops a second copy.
     drop(consuming);
     let _ = shutdown.send(true);
+    if let Some(receiver) = receiver {
+        let _ = receiver.await;
+    }
     drop(ingest);
     let _ = writer.await;
     let _ = tokio::join!(upkeep, http_task);
@@ -607,14 +590,7 @@ async fn writer(settings: &Settings) -> anyhow::Result<()> {
 pub async fn edge(settings: &Settings) -> anyhow::Result<()> {
     use anxin_gateway::broker::log::{Log, LogConfig};
     anyhow::ensure!(!settings.cluster_log.is_empty(), "`anxin edge` needs --cluster-log nats://HOST:PORT,…");
-    let listen = settings.mqtt_listen;
-    if !listen.ip().is_loopback() && !settings.allow_plaintext_mqtt {
-        anyhow::bail!(
-            "refusing plain MQTT on {listen}: device secrets and data would cross the network unencrypted; \
-             give devices --mqtt-tls-listen with --mqtt-tls-cert and --mqtt-tls-key, or pass \
-             --allow-plaintext-mqtt on a network you trust"
-        );
-    }
+    let listen = plain_mqtt_listen(settings)?;
     let metrics = metrics_recorder()?;
     raise_open_files_limit();
     let store = open_store(settings).await?;
@@ -640,14 +616,7 @@ pub async fn edge(settings: &Settings) -> anyhow::Result<()> {
         broker.local_addr,
         settings.cluster_log.join(",")
     );
-    let http_task = spawn_http(
-        http,
-        anxin_console::operations_router(
-            anxin_console::Metrics::new(metrics, settings.metrics_token.clone()),
-            store.storage().clone(),
-        ),
-        shutdown_watch.clone(),
-    );
+    let http_task = spawn_operations(http, metrics, settings, &store, &shutdown_watch);
     stop_signal().await;
     let _ = shutdown.send(true);
     broker.stop().await;

@@ -17,7 +17,7 @@ use anxin_store::Database;
 use anyhow::{Context, anyhow};
 use serde::Deserialize;
 
-use crate::cli::{AlertArgs, BrokerArgs, Cli, Command, LimitArgs, WebArgs};
+use crate::cli::{AlertArgs, BrokerArgs, Cli, ClusterLogArgs, Command, LimitArgs, MqttArgs, WebArgs};
 
 /// One layer of settings, every key optional: the file's, or the flags' (with
 /// their `ANXIN_*` variables).
@@ -194,35 +194,18 @@ impl Layer {
             ..Layer::default()
         };
         let command = match &cli.command {
-            Command::Serve(args) => Layer {
-                mqtt_listen: args.mqtt_listen,
-                mqtt_tls_listen: args.mqtt_tls_listen,
-                mqtt_tls_cert: args.mqtt_tls_cert.clone(),
-                mqtt_tls_key: args.mqtt_tls_key.clone(),
-                allow_plaintext_mqtt: args.allow_plaintext_mqtt.then_some(true),
-                broker: args.broker.clone(),
-                ..Layer::of_web(&args.web)
-                    .over(Layer::of_limits(&args.limits))
-                    .over(Layer::of_broker(&args.broker_args))
-            },
+            Command::Serve(args) => Layer { broker: args.broker.clone(), ..Layer::of_web(&args.web) }
+                .over(Layer::of_mqtt(&args.mqtt))
+                .over(Layer::of_broker(&args.broker_args)),
             Command::Gateway(args) => Layer {
                 http_listen: args.http_listen,
                 broker: args.broker.clone(),
-                cluster_log: Some(args.cluster_log.clone()).filter(|servers| !servers.is_empty()),
-                cluster_log_replicas: args.cluster_log_replicas,
                 ..Layer::of_broker(&args.broker_args)
-            },
-            Command::Edge(args) => Layer {
-                mqtt_listen: args.mqtt_listen,
-                mqtt_tls_listen: args.mqtt_tls_listen,
-                mqtt_tls_cert: args.mqtt_tls_cert.clone(),
-                mqtt_tls_key: args.mqtt_tls_key.clone(),
-                allow_plaintext_mqtt: args.allow_plaintext_mqtt.then_some(true),
-                cluster_log: Some(args.cluster_log.clone()).filter(|servers| !servers.is_empty()),
-                cluster_log_replicas: args.cluster_log_replicas,
-                http_listen: args.http_listen,
-                ..Layer::of_limits(&args.limits)
-            },
+            }
+            .over(Layer::of_log(&args.log)),
+            Command::Edge(args) => {
+                Layer { http_listen: args.http_listen, ..Layer::of_mqtt(&args.mqtt) }.over(Layer::of_log(&args.log))
+            }
             Command::Console(args) => Layer::of_web(&args.web),
             _ => Layer::default(),
         };
@@ -236,6 +219,25 @@ impl Layer {
             http_tls_listen: args.http_tls_listen,
             http_tls_cert: args.http_tls_cert.clone(),
             http_tls_key: args.http_tls_key.clone(),
+            ..Layer::default()
+        }
+    }
+
+    fn of_mqtt(args: &MqttArgs) -> Layer {
+        Layer {
+            mqtt_listen: args.mqtt_listen,
+            mqtt_tls_listen: args.mqtt_tls_listen,
+            mqtt_tls_cert: args.mqtt_tls_cert.clone(),
+            mqtt_tls_key: args.mqtt_tls_key.clone(),
+            allow_plaintext_mqtt: args.allow_plaintext_mqtt.then_some(true),
+            ..Layer::of_limits(&args.limits)
+        }
+    }
+
+    fn of_log(args: &ClusterLogArgs) -> Layer {
+        Layer {
+            cluster_log: Some(args.cluster_log.clone()).filter(|servers| !servers.is_empty()),
+            cluster_log_replicas: args.cluster_log_replicas,
             ..Layer::default()
         }
     }

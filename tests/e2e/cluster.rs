@@ -21,14 +21,76 @@ fn writer(database: &str, cluster: &NatsCluster) -> Process {
 }
 
 /// Appends as an edge does, sending again what the log did not take.
-async fn append(log: &Log, topic: &str, payload: &[u8], id: &str, urgent: bool) {
+async fn append(log: &Log, topic: &str, payload: &[u8]) {
     for _attempt in 0..50 {
-        if log.append(topic, payload, now_ms(), urgent, Some(id)).await.is_ok() {
+        if log.append(topic, payload, now_ms()).await.is_ok() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("the log never took {id}");
+    panic!("the log never took {topic}: {}", String::from_utf8_lossy(payload));
+}
+
+/// An elder living alone (振兴区/站前街道/锦山社区) with `device` paired.
+async fn home(store: &Store, name: &str, address: &str, device: &str) -> i64 {
+    let elder = NewElder {
+        name: name.into(),
+        county: "振兴区".into(),
+        township: "站前街道".into(),
+        village: "锦山社区".into(),
+        address: address.into(),
+        categories: "living_alone".into(),
+        ..NewElder::default()
+    };
+    let elder = store.add_elder(&elder, now_ms()).await.unwrap().id;
+    store.pair_device(device, elder, now_ms()).await.unwrap();
+    elder
+}
+
+/// Waits (up to 90 s) until every message the simulated devices had
+/// PUBACKed is in the database.
+async fn every_acknowledged_message_stored(store: &Store, report: &anxin_simulator::Report) {
+    let acked: std::collections::BTreeSet<(String, i64, i64)> =
+        report.acked.iter().map(|a| (a.device_id.clone(), i64::from(a.boot), i64::from(a.seq))).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let stored: std::collections::BTreeSet<(String, i64, i64)> =
+            store.message_keys().await.unwrap().into_iter().collect();
+        let missing = acked.difference(&stored).count();
+        if missing == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing} of {} acknowledged messages not stored",
+            acked.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn one_smoke_alert(store: &Store, elder: i64) {
+    let alerts = store.alerts(&AlertFilter { elder_id: Some(elder), ..AlertFilter::default() }).await.unwrap();
+    assert_eq!(alerts.iter().filter(|a| a.kind.as_str() == "smoke").count(), 1, "one smoke alert: {alerts:?}");
+}
+
+/// `scripts/cluster ARGS…` with the binary the tests built.
+fn scripts_cluster(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster"))
+        .args(args)
+        .env("ANXIN", env!("CARGO_BIN_EXE_anxin"))
+        .env("ANXIN_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// A value of the `env` file `scripts/cluster up` wrote in `folder`.
+fn province_env(folder: &std::path::Path, key: &str) -> String {
+    let env = std::fs::read_to_string(folder.join("env")).unwrap();
+    env.lines()
+        .find_map(|line| line.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{key} in {env}"))
+        .to_string()
 }
 
 /// Two writer processes share the log's lanes. One is frozen (SIGSTOP) and
@@ -41,17 +103,7 @@ async fn writers_on_the_cluster_log_store_every_message_once_when_one_is_killed(
     let mut cluster = NatsCluster::start(3);
     let database = PostgresDatabase::create().await;
     let store = Store::open(&Database::Postgres(database.url.clone())).await.unwrap();
-    let elder = NewElder {
-        name: "赵玉兰".into(),
-        county: "振兴区".into(),
-        township: "站前街道".into(),
-        village: "锦山社区".into(),
-        address: "锦山大街 5 号".into(),
-        categories: "living_alone".into(),
-        ..NewElder::default()
-    };
-    let elder = store.add_elder(&elder, now_ms()).await.unwrap().id;
-    store.pair_device("writer-smoke", elder, now_ms()).await.unwrap();
+    let elder = home(&store, "赵玉兰", "锦山大街 5 号", "writer-smoke").await;
     let first = writer(&database.url, &cluster);
     let second = writer(&database.url, &cluster);
     let edge = Log::open(LogConfig { servers: cluster.urls(), ..LogConfig::default() }).await.unwrap();
@@ -73,14 +125,13 @@ async fn writers_on_the_cluster_log_store_every_message_once_when_one_is_killed(
             n / 20
         );
         let device = format!("writer-{:02}", n % 20);
-        let id = format!("{device}/1/{}", n / 20);
-        append(&edge, &format!("anxin/v1/dev/{device}/summary"), payload.as_bytes(), &id, false).await;
+        append(&edge, &format!("anxin/v1/dev/{device}/summary"), payload.as_bytes()).await;
         if n == 800 {
             first.take().unwrap().kill();
         }
         if n == 1_000 {
             let smoke = r#"{"v":1,"boot":2,"seq":4,"up":40,"kind":"smoke","state":"alarm"}"#;
-            append(&edge, "anxin/v1/dev/writer-smoke/event", smoke.as_bytes(), "writer-smoke/2/4", true).await;
+            append(&edge, "anxin/v1/dev/writer-smoke/event", smoke.as_bytes()).await;
         }
         if n == 1_300 {
             cluster.kill(2);
@@ -133,17 +184,7 @@ async fn through_an_edge_killed_under_load_every_acknowledged_message_is_stored_
     let store = Store::open(&Database::Postgres(database.url.clone())).await.unwrap();
     let homes = 30;
     let credentials = provision(&database.url, "edge", homes);
-    let elder = NewElder {
-        name: "孙桂芝".into(),
-        county: "振兴区".into(),
-        township: "站前街道".into(),
-        village: "锦山社区".into(),
-        address: "锦山大街 9 号".into(),
-        categories: "living_alone".into(),
-        ..NewElder::default()
-    };
-    let elder = store.add_elder(&elder, now_ms()).await.unwrap().id;
-    store.pair_device("edge-00001", elder, now_ms()).await.unwrap();
+    let elder = home(&store, "孙桂芝", "锦山大街 9 号", "edge-00001").await;
     let writer = writer(&database.url, &cluster);
     let port = anxin_testkit::free_port();
     let listen = format!("127.0.0.1:{port}");
@@ -188,25 +229,8 @@ async fn through_an_edge_killed_under_load_every_acknowledged_message_is_stored_
     assert!(report.acked.len() > 1_000, "{report}");
     assert!(report.connection_failures > 0 || report.connections > homes as u64, "the homes saw the edge go: {report}");
 
-    let acked: std::collections::BTreeSet<(String, i64, i64)> =
-        report.acked.iter().map(|a| (a.device_id.clone(), i64::from(a.boot), i64::from(a.seq))).collect();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let stored: std::collections::BTreeSet<(String, i64, i64)> =
-            store.message_keys().await.unwrap().into_iter().collect();
-        let missing = acked.difference(&stored).count();
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{missing} of {} acknowledged messages not stored",
-            acked.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let alerts = store.alerts(&AlertFilter { elder_id: Some(elder), ..AlertFilter::default() }).await.unwrap();
-    assert_eq!(alerts.iter().filter(|a| a.kind.as_str() == "smoke").count(), 1, "one smoke alert: {alerts:?}");
+    every_acknowledged_message_stored(&store, &report).await;
+    one_smoke_alert(&store, elder).await;
     let (said, status) = edge.terminate();
     assert!(status.success() && said.iter().any(|line| line.contains("anxin edge: stopped")), "{status}: {said:?}");
     let _ = writer.terminate();
@@ -270,23 +294,7 @@ async fn while_the_log_has_lost_its_quorum_the_edge_acknowledges_nothing_it_cann
     let edge = Process::start(&edge_args);
     let report = simulation.await.unwrap().unwrap();
     assert!(report.acked.len() >= 100, "{report}");
-    let acked: std::collections::BTreeSet<(String, i64, i64)> =
-        report.acked.iter().map(|a| (a.device_id.clone(), i64::from(a.boot), i64::from(a.seq))).collect();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let stored: std::collections::BTreeSet<(String, i64, i64)> =
-            store.message_keys().await.unwrap().into_iter().collect();
-        let missing = acked.difference(&stored).count();
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{missing} of {} acknowledged messages not stored",
-            acked.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    every_acknowledged_message_stored(&store, &report).await;
     let _ = edge.terminate();
     let _ = writer.terminate();
     store.close().await;
@@ -301,22 +309,10 @@ async fn scripts_cluster_runs_a_province_on_loopback_and_stops_only_what_it_star
     let database = PostgresDatabase::create().await;
     let folder = anxin_testkit::private_folder("province");
     let dir = folder.to_str().unwrap();
-    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let script = |args: &[&str]| {
-        std::process::Command::new(repository.join("scripts/cluster"))
-            .args(args)
-            .env("ANXIN", env!("CARGO_BIN_EXE_anxin"))
-            .env("ANXIN_LOG", "warn")
-            .output()
-            .unwrap()
-    };
-    let up = script(&["up", "--dir", dir, "--database", &database.url]);
+    let up = scripts_cluster(&["up", "--dir", dir, "--database", &database.url]);
     assert!(up.status.success(), "{}{}", text(&up.stdout), text(&up.stderr));
     assert!(text(&up.stdout).contains("edges (MQTT)"), "{}", text(&up.stdout));
-    let env = std::fs::read_to_string(folder.join("env")).unwrap();
-    let value = |key: &str| {
-        env.lines().find_map(|line| line.strip_prefix(&format!("{key}="))).unwrap_or_else(|| panic!("{key} in {env}"))
-    };
+    let value = |key: &str| province_env(&folder, key);
     let edge: std::net::SocketAddr = value("EDGE_2").parse().unwrap();
     let credentials = provision(&database.url, "province", 2);
     let report = anxin_simulator::run(anxin_simulator::SimulateOptions {
@@ -349,7 +345,7 @@ async fn scripts_cluster_runs_a_province_on_loopback_and_stops_only_what_it_star
         .map(|line| line.split_whitespace().nth(1).unwrap().to_string())
         .collect();
     assert_eq!(pids.len(), 8, "3 log nodes, 2 writers, 2 edges, a console");
-    let down = script(&["down", "--dir", dir]);
+    let down = scripts_cluster(&["down", "--dir", dir]);
     assert!(down.status.success(), "{}", text(&down.stderr));
     for pid in &pids {
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "{pid} stopped");
@@ -366,37 +362,15 @@ async fn scripts_cluster_runs_a_province_on_loopback_and_stops_only_what_it_star
 async fn when_postgresql_crashes_under_load_every_acknowledged_message_is_stored_once_it_is_back() {
     let folder = anxin_testkit::private_folder("province-pg");
     let dir = folder.to_str().unwrap();
-    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let script = |args: &[&str]| {
-        std::process::Command::new(repository.join("scripts/cluster"))
-            .args(args)
-            .env("ANXIN", env!("CARGO_BIN_EXE_anxin"))
-            .env("ANXIN_LOG", "warn")
-            .output()
-            .unwrap()
-    };
-    let up = script(&["up", "--dir", dir]);
+    let up = scripts_cluster(&["up", "--dir", dir]);
     assert!(up.status.success(), "{}{}", text(&up.stdout), text(&up.stderr));
-    let env = std::fs::read_to_string(folder.join("env")).unwrap();
-    let value = |key: &str| {
-        env.lines().find_map(|line| line.strip_prefix(&format!("{key}="))).unwrap_or_else(|| panic!("{key} in {env}"))
-    };
+    let value = |key: &str| province_env(&folder, key);
     let database = value("DATABASE").to_string();
     let edge: std::net::SocketAddr = value("EDGE_1").parse().unwrap();
     let homes = 20;
     let credentials = provision(&database, "crash", homes);
     let store = Store::open(&Database::Postgres(database.clone())).await.unwrap();
-    let elder = NewElder {
-        name: "钱秀兰".into(),
-        county: "振兴区".into(),
-        township: "站前街道".into(),
-        village: "锦山社区".into(),
-        address: "锦山大街 11 号".into(),
-        categories: "living_alone".into(),
-        ..NewElder::default()
-    };
-    let elder = store.add_elder(&elder, now_ms()).await.unwrap().id;
-    store.pair_device("crash-00001", elder, now_ms()).await.unwrap();
+    let elder = home(&store, "钱秀兰", "锦山大街 11 号", "crash-00001").await;
     store.close().await;
     let simulation = tokio::spawn(anxin_simulator::run(anxin_simulator::SimulateOptions {
         credentials,
@@ -434,27 +408,10 @@ async fn when_postgresql_crashes_under_load_every_acknowledged_message_is_stored
     assert!(report.acked.len() > 500, "{report}");
 
     let store = Store::open(&Database::Postgres(database.clone())).await.unwrap();
-    let acked: std::collections::BTreeSet<(String, i64, i64)> =
-        report.acked.iter().map(|a| (a.device_id.clone(), i64::from(a.boot), i64::from(a.seq))).collect();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        let stored: std::collections::BTreeSet<(String, i64, i64)> =
-            store.message_keys().await.unwrap().into_iter().collect();
-        let missing = acked.difference(&stored).count();
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{missing} of {} acknowledged messages not stored",
-            acked.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let alerts = store.alerts(&AlertFilter { elder_id: Some(elder), ..AlertFilter::default() }).await.unwrap();
-    assert_eq!(alerts.iter().filter(|a| a.kind.as_str() == "smoke").count(), 1, "one smoke alert: {alerts:?}");
+    every_acknowledged_message_stored(&store, &report).await;
+    one_smoke_alert(&store, elder).await;
     store.close().await;
-    let down = script(&["down", "--dir", dir]);
+    let down = scripts_cluster(&["down", "--dir", dir]);
     assert!(down.status.success(), "{}", text(&down.stderr));
     let _ = std::fs::remove_dir_all(folder);
 }

@@ -38,6 +38,8 @@ pub const STREAM: &str = "ANXIN_INGEST";
 pub const HAZARDS: &str = "anxin.ingest.hazards";
 /// Everything else: summaries, statuses, other events, bad input.
 pub const BULK: &str = "anxin.ingest.bulk";
+/// Each lane's consumer, shared by every writer, and its subject.
+const LANES: [(&str, &str); 2] = [("writers-hazards", HAZARDS), ("writers-bulk", BULK)];
 /// The device's MQTT topic, as the edge received it.
 pub const TOPIC_HEADER: &str = "Anxin-Topic";
 /// When the edge received it (UTC ms): the message's `received_at`.
@@ -136,32 +138,9 @@ impl Log {
         Ok(Log { jetstream, stream, config })
     }
 
-    /// Appends a device message: the returned future resolves once the
-    /// log's quorum holds it (an edge acknowledges the device only then).
-    /// `id` (the device's `device/boot/seq`) lets the log drop a resend
-    /// within [`DUPLICATE_WINDOW`].
-    pub async fn append(
-        &self,
-        topic: &str,
-        payload: &[u8],
-        received_at: i64,
-        urgent: bool,
-        id: Option<&str>,
-    ) -> Result<(), LogError> {
-        let mut headers = HeaderMap::new();
-        headers.insert(TOPIC_HEADER, topic);
-        headers.insert(RECEIVED_HEADER, received_at.to_string().as_str());
-        if let Some(id) = id {
-            headers.insert("Nats-Msg-Id", id);
-        }
-        let subject = if urgent { HAZARDS } else { BULK };
-        let ack = self
-            .jetstream
-            .publish_with_headers(subject, headers, payload.to_vec().into())
-            .await
-            .map_err(|e| LogError::Append(e.to_string()))?;
-        ack.await.map_err(|e| LogError::Append(e.to_string()))?;
-        Ok(())
+    /// Appends a device message and waits until the log's quorum holds it.
+    pub async fn append(&self, topic: &str, payload: &[u8], received_at: i64) -> Result<(), LogError> {
+        self.append_in_order(topic, payload, received_at).await?.await
     }
 
     /// An edge's append of a device message, in two steps so that a
@@ -203,6 +182,17 @@ impl Log {
         })
     }
 
+    /// Each lane's consumer as the log sees it now (hazards, bulk).
+    async fn lanes(&self) -> Result<Vec<consumer::Info>, LogError> {
+        let mut infos = Vec::with_capacity(LANES.len());
+        for (name, _) in LANES {
+            let mut consumer: consumer::PullConsumer =
+                self.stream.get_consumer(name).await.map_err(|e| LogError::Stream(e.to_string()))?;
+            infos.push(consumer.info().await.map_err(|e| LogError::Stream(e.to_string()))?.clone());
+        }
+        Ok(infos)
+    }
+
     /// Messages the writers have not yet acknowledged, both lanes together:
     /// not yet handed out, or handed out and not acknowledged. Counted by the
     /// lanes' consumers, not by the stream: nats-server 2.9 may keep an
@@ -211,40 +201,20 @@ impl Log {
     /// writer will be handed again (seen here: all 2,001 stored, 1 left in
     /// the stream).
     pub async fn pending(&self) -> Result<u64, LogError> {
-        let mut total = 0;
-        for name in ["writers-hazards", "writers-bulk"] {
-            let mut consumer: consumer::PullConsumer =
-                self.stream.get_consumer(name).await.map_err(|e| LogError::Stream(e.to_string()))?;
-            let info = consumer.info().await.map_err(|e| LogError::Stream(e.to_string()))?;
-            total += info.num_pending + info.num_ack_pending as u64;
-        }
-        Ok(total)
+        Ok(self.lanes().await?.iter().map(|lane| lane.num_pending + lane.num_ack_pending as u64).sum())
     }
 
     /// Deliveries the log has made to writers, both lanes together: one per
     /// message, and one more each time a message went unacknowledged (a
     /// writer lost) and was handed out again.
     pub async fn deliveries(&self) -> Result<u64, LogError> {
-        let mut total = 0;
-        for name in ["writers-hazards", "writers-bulk"] {
-            let mut consumer: consumer::PullConsumer =
-                self.stream.get_consumer(name).await.map_err(|e| LogError::Stream(e.to_string()))?;
-            let info = consumer.info().await.map_err(|e| LogError::Stream(e.to_string()))?;
-            total += info.delivered.consumer_sequence;
-        }
-        Ok(total)
+        Ok(self.lanes().await?.iter().map(|lane| lane.delivered.consumer_sequence).sum())
     }
 
     /// Pull requests waiting on each lane (hazards, bulk): one per writer
     /// reading it and not yet served.
-    pub async fn waiting_pulls(&self) -> Result<[usize; 2], LogError> {
-        let mut waiting = [0; 2];
-        for (slot, name) in waiting.iter_mut().zip(["writers-hazards", "writers-bulk"]) {
-            let mut consumer: consumer::PullConsumer =
-                self.stream.get_consumer(name).await.map_err(|e| LogError::Stream(e.to_string()))?;
-            *slot = consumer.info().await.map_err(|e| LogError::Stream(e.to_string()))?.num_waiting;
-        }
-        Ok(waiting)
+    pub async fn waiting_pulls(&self) -> Result<Vec<usize>, LogError> {
+        Ok(self.lanes().await?.iter().map(|lane| lane.num_waiting).collect())
     }
 
     /// Consumes both lanes into `ingest` until ingest stops or the
@@ -252,9 +222,9 @@ impl Log {
     /// after its commit. Several processes may run this at once: they share
     /// the lanes' consumers.
     pub fn consume(&self, ingest: Ingest) -> Consuming {
-        let hazards = tokio::spawn(self.clone().consume_lane("writers-hazards", HAZARDS, ingest.clone()));
-        let bulk = tokio::spawn(self.clone().consume_lane("writers-bulk", BULK, ingest));
-        Consuming { lanes: vec![hazards, bulk] }
+        let lanes =
+            LANES.iter().map(|&(name, subject)| tokio::spawn(self.clone().consume_lane(name, subject, ingest.clone())));
+        Consuming { lanes: lanes.collect() }
     }
 
     async fn consume_lane(self, name: &'static str, subject: &'static str, ingest: Ingest) -> Result<(), LogError> {

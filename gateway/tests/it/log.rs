@@ -15,10 +15,10 @@ use crate::{Backend, fresh_store, reopen};
 
 const DEVICES: u32 = 20;
 
-fn summary(device: u32, seq: u32) -> (String, Vec<u8>, String) {
+fn summary(device: u32, seq: u32) -> (String, Vec<u8>) {
     let payload =
         format!(r#"{{"v":1,"boot":1,"seq":{seq},"up":{seq},"interval_s":300,"motion":2,"door_opens":0,"battery":90}}"#);
-    (format!("anxin/v1/dev/log-{device:02}/summary"), payload.into_bytes(), format!("log-{device:02}/1/{seq}"))
+    (format!("anxin/v1/dev/log-{device:02}/summary"), payload.into_bytes())
 }
 
 /// A store writer: its own ingest (batches, lanes) consuming the log.
@@ -35,14 +35,14 @@ async fn writer(store: Store, config: &LogConfig) -> Writer {
 
 /// Appends as an edge does, sending again what the log did not take (as
 /// a device sends again what was not acknowledged).
-async fn append(log: &Log, topic: &str, payload: &[u8], id: &str, urgent: bool) {
+async fn append(log: &Log, topic: &str, payload: &[u8]) {
     for _attempt in 0..50 {
-        match log.append(topic, payload, now_ms(), urgent, Some(id)).await {
+        match log.append(topic, payload, now_ms()).await {
             Ok(()) => return,
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
-    panic!("the log never took {id}");
+    panic!("the log never took {topic}: {}", String::from_utf8_lossy(payload));
 }
 
 /// Three log nodes (three copies of the stream) and two writers on
@@ -73,14 +73,14 @@ async fn through_a_three_node_log_every_message_is_stored_once_while_a_node_and_
 
     let total = 2_000;
     for n in 0..total {
-        let (topic, payload, id) = summary(n % DEVICES, n / DEVICES);
-        append(&edge, &topic, &payload, &id, false).await;
+        let (topic, payload) = summary(n % DEVICES, n / DEVICES);
+        append(&edge, &topic, &payload).await;
         if n == 600 {
             cluster.kill(0);
         }
         if n == 1_000 {
             let smoke = r#"{"v":1,"boot":3,"seq":7,"up":70,"kind":"smoke","state":"alarm"}"#;
-            append(&edge, "anxin/v1/dev/log-smoke/event", smoke.as_bytes(), "log-smoke/3/7", true).await;
+            append(&edge, "anxin/v1/dev/log-smoke/event", smoke.as_bytes()).await;
         }
         if n == 1_400 {
             second = None;
