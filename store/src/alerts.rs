@@ -128,6 +128,12 @@ pub struct AlertEventRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AlertChange {
     pub event_id: i64,
+    /// Where the change stands in the order changes were committed in:
+    /// the cursor of every reader ([`Store::alert_changes_after`]). Not the
+    /// id's order — on PostgreSQL a transaction that took a lower id may
+    /// commit after one that took a higher.
+    #[serde(skip)]
+    pub position: i64,
     pub action: String,
     pub at: i64,
     pub actor: Option<String>,
@@ -529,16 +535,23 @@ impl Store {
         })
     }
 
-    /// Alert changes after event `after`, oldest first: the feed for the
-    /// console and every delivery.
+    /// Alert changes committed after position `after`, in the order they
+    /// were committed: the feed for the console and every delivery.
+    ///
+    /// Design: a reader's cursor is the change's position, not its id. On
+    /// PostgreSQL ids are taken at INSERT, so two writers can commit them
+    /// out of order, and a cursor of ids passes over the lower one while it
+    /// is not yet committed — that change (a smoke alarm's `opened`) would
+    /// never reach the feed, the webhook or the responder chain. Migration
+    /// 0024 gives each event its position at COMMIT instead, from one
+    /// counter whose row lock the committing transaction holds to its end:
+    /// positions are committed in increasing order. Events from before it,
+    /// and SQLite's (one writer: ids are taken in commit order), are at
+    /// their id.
     pub async fn alert_changes_after(&self, after: i64, limit: i64) -> Result<Vec<AlertChange>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT v.id AS event_id, v.action, v.at, v.actor, v.detail AS event_detail, a.id AS alert_id, a.elder_id,
-                    a.kind, a.severity, a.status, a.level, a.county, a.township, a.village, a.opened_at,
-                    a.acknowledged_by, a.outcome
-             FROM alert_events v JOIN alerts a ON a.id = v.alert_id
-             WHERE v.id > $1 ORDER BY v.id LIMIT $2",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{CHANGES} WHERE COALESCE(v.seq, v.id) > $1 ORDER BY COALESCE(v.seq, v.id) LIMIT $2"
+        )))
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
@@ -547,7 +560,11 @@ impl Store {
     }
 
     pub async fn alert_change(&self, event_id: i64) -> Result<Option<AlertChange>, StoreError> {
-        Ok(self.alert_changes_after(event_id - 1, 1).await?.into_iter().find(|change| change.event_id == event_id))
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{CHANGES} WHERE v.id = $1")))
+            .bind(event_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(change).transpose()?)
     }
 
     /// Unresolved alerts per severity (for the gauges).
@@ -575,16 +592,25 @@ impl Store {
             .collect::<Result<_, sqlx::Error>>()?)
     }
 
-    /// The newest alert event id (0 when none).
+    /// The newest committed alert change's position (0 when none): where a
+    /// reader that wants only what comes next starts.
     pub async fn newest_alert_event(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT MAX(id) AS id FROM alert_events").fetch_one(&self.pool).await?;
-        Ok(row.try_get::<Option<i64>, _>("id")?.unwrap_or(0))
+        let row =
+            sqlx::query("SELECT MAX(COALESCE(seq, id)) AS position FROM alert_events").fetch_one(&self.pool).await?;
+        Ok(row.try_get::<Option<i64>, _>("position")?.unwrap_or(0))
     }
 }
+
+/// An alert change with its alert as it is now ([`change`] reads it).
+const CHANGES: &str = "SELECT v.id AS event_id, COALESCE(v.seq, v.id) AS position, v.action, v.at, v.actor,
+        v.detail AS event_detail, a.id AS alert_id, a.elder_id, a.kind, a.severity, a.status, a.level, a.county,
+        a.township, a.village, a.opened_at, a.acknowledged_by, a.outcome
+     FROM alert_events v JOIN alerts a ON a.id = v.alert_id";
 
 fn change(row: &AnyRow) -> Result<AlertChange, sqlx::Error> {
     Ok(AlertChange {
         event_id: row.try_get("event_id")?,
+        position: row.try_get("position")?,
         action: row.try_get("action")?,
         at: row.try_get("at")?,
         actor: row.try_get("actor")?,
@@ -607,7 +633,8 @@ fn change(row: &AnyRow) -> Result<AlertChange, sqlx::Error> {
     })
 }
 
-/// Writes one line of an alert's history; its id is the feed's cursor.
+/// Writes one line of an alert's history (its position in the feed is
+/// given at COMMIT: [`Store::alert_changes_after`]).
 pub(crate) async fn insert_event(
     transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
     alert_id: i64,

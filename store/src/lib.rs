@@ -42,6 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::postgres::PgListener;
 use sqlx::{Any, AnyPool, Connection, Executor};
 use tokio::sync::watch;
 
@@ -190,6 +191,64 @@ pub struct Store {
     /// busy ingest).
     write_turns: Arc<tokio::sync::Mutex<()>>,
     storage: Storage,
+    /// PostgreSQL: the task that hears other processes' alert events
+    /// (stopped when the last handle goes).
+    _listener: Option<Arc<AbortOnDrop>>,
+}
+
+/// Aborts a task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The channel migration 0024 notifies on PostgreSQL.
+const ALERT_EVENTS_CHANNEL: &str = "anxin_alert_events";
+
+/// Design: in a province the store writers and the console are separate
+/// processes; an alert event committed by any of them reaches the others'
+/// feeds and sinks by PostgreSQL's NOTIFY (migration 0024) within
+/// milliseconds, not at their once-a-second look. A lost connection is
+/// made again (sqlx's listener does it); what was committed meanwhile is
+/// found by that look.
+async fn hear_alert_events(url: String, mut first: Option<PgListener>, written: Arc<watch::Sender<i64>>) {
+    loop {
+        let heard: Result<(), sqlx::Error> = async {
+            let mut listener = match first.take() {
+                Some(listener) => listener,
+                None => listen_for_alert_events(&url).await?,
+            };
+            loop {
+                let notification = listener.recv().await?;
+                if let Ok(event_id) = notification.payload().parse::<i64>() {
+                    note_written(&written, event_id);
+                }
+            }
+        }
+        .await;
+        if let Err(error) = heard {
+            tracing::warn!(%error, "cannot hear other processes' alert events; the feed looks once a second");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn listen_for_alert_events(url: &str) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(ALERT_EVENTS_CHANNEL).await?;
+    Ok(listener)
+}
+
+fn note_written(written: &watch::Sender<i64>, event_id: i64) {
+    written.send_if_modified(|newest| {
+        let newer = event_id > *newest;
+        *newest = (*newest).max(event_id);
+        newer
+    });
 }
 
 impl Store {
@@ -266,12 +325,25 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
+        let alert_written = Arc::new(watch::channel(0).0);
+        let listener = if backend == Backend::Postgres {
+            // Listening before open returns: nothing committed after it is missed.
+            let first = listen_for_alert_events(&url)
+                .await
+                .inspect_err(|error| tracing::warn!(%error, "cannot listen for other processes' alert events yet"))
+                .ok();
+            let task = tokio::spawn(hear_alert_events(url.clone(), first, alert_written.clone()));
+            Some(Arc::new(AbortOnDrop(task.abort_handle())))
+        } else {
+            None
+        };
         let store = Store {
             pool,
             backend,
-            alert_written: Arc::new(watch::channel(0).0),
+            alert_written,
             write_turns: Arc::default(),
             storage: Storage::default(),
+            _listener: listener,
         };
         store.seal_audit_log().await?;
         Ok(store)
@@ -324,18 +396,15 @@ impl Store {
         Ok(Write { transaction, backend: self.backend, _turn: turn })
     }
 
-    /// Changes whenever this process writes alert events (the newest id).
+    /// Changes whenever this process writes alert events (the newest id),
+    /// and on PostgreSQL whenever another process commits some.
     pub fn alert_writes(&self) -> watch::Receiver<i64> {
         self.alert_written.subscribe()
     }
 
     /// Wakes the feed and the sinks: alert events up to `event_id` are committed.
     pub fn note_alert_written(&self, event_id: i64) {
-        self.alert_written.send_if_modified(|newest| {
-            let newer = event_id > *newest;
-            *newest = (*newest).max(event_id);
-            newer
-        });
+        note_written(&self.alert_written, event_id);
     }
 
     pub async fn close(&self) {

@@ -213,7 +213,7 @@ async fn resolve(
 
 fn sse_event(change: &AlertChange) -> Event {
     Event::default()
-        .id(change.event_id.to_string())
+        .id(change.position.to_string())
         .event("alert")
         .json_data(change)
         .unwrap_or_else(|_| Event::default().comment("unencodable change"))
@@ -301,7 +301,7 @@ async fn alert_events(
     let stream = futures_util::stream::unfold(resume, |mut resume| async move {
         loop {
             if let Some(change) = resume.backlog.pop_front() {
-                resume.sent = change.event_id;
+                resume.sent = change.position;
                 if resume.caller.can_see_elder(&change.place()) {
                     return Some((Ok(sse_event(&change)), resume));
                 }
@@ -330,7 +330,7 @@ async fn alert_events(
                 }
             };
             match received {
-                Ok(change) if change.event_id > resume.sent => resume.backlog.push_back((*change).clone()),
+                Ok(change) if change.position > resume.sent => resume.backlog.push_back((*change).clone()),
                 Ok(_) => {}
                 // Fell behind the live feed: catch up from the database.
                 Err(broadcast::error::RecvError::Lagged(_)) => resume.replaying = true,

@@ -133,7 +133,7 @@ pub fn start_feed(
                 Ok(changes) => {
                     let full = changes.len() == 500;
                     for change in changes {
-                        cursor = change.event_id;
+                        cursor = change.position;
                         let _ = feed.send(Arc::new(change));
                     }
                     if full {
@@ -350,7 +350,7 @@ async fn deliver_round(
         // claim, which is retried when it runs out.
         let ids: Vec<i64> = changes.iter().map(|change| change.event_id).collect();
         store.claim_deliveries(name, &ids, now_ms() + CLAIM_MS).await?;
-        through = last.event_id;
+        through = last.position;
         store.advance_sink(name, holder, through).await?;
         for change in changes {
             spawn_attempt(store, sink, change, 0, in_flight).await;

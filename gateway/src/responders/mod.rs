@@ -132,7 +132,7 @@ pub async fn start_chains(
                     started += 1;
                 }
             }
-            through = change.event_id;
+            through = change.position;
         }
     }
     store.advance_sink(CURSOR, holder, through).await?;

@@ -21,6 +21,7 @@ on_both_backends!(
     handling_is_recorded_and_wrong_actions_are_refused,
     an_overdue_home_fires_once_across_a_restart,
     two_gateways_racing_on_one_home_raise_one_alert,
+    an_alert_event_committed_after_a_newer_one_is_still_read_after_it,
     a_day_of_life_becomes_one_remote_check_in,
     away_pauses_inactivity_and_heightened_watch_tightens_it,
     a_silent_device_opens_a_notice_that_clears_itself,
@@ -76,6 +77,83 @@ async fn home(store: &Store, device: &str, at: i64) -> i64 {
 
 async fn alerts_of(store: &Store, elder: i64) -> Vec<anxin_store::AlertRecord> {
     store.alerts(&AlertFilter { elder_id: Some(elder), ..AlertFilter::default() }).await.unwrap()
+}
+
+/// Two writers commit alert events out of the order of their ids (the
+/// one that took the lower id commits last). A reader that has passed the
+/// higher one — the console's feed, a webhook, the responder chain, each
+/// with its cursor — still reads the lower one after it commits: the order
+/// the changes are read in is the order they were committed in, never the
+/// ids'. (On PostgreSQL the ids' order lost such an alarm for good: seen by
+/// `anxin bench cluster` with two writers and a log node killed.)
+async fn an_alert_event_committed_after_a_newer_one_is_still_read_after_it(backend: Backend) {
+    let (store, guard) = fresh_store(backend).await;
+    let other = reopen(&guard).await;
+    let t = t0();
+    let first = home(&store, "node-p", t).await;
+    let second = home(&store, "node-q", t).await;
+    crate::commit_batch(&store, &[(event("node-p", 2, "smoke", "alarm"), t + 1_000)]).await.unwrap();
+    crate::commit_batch(&store, &[(event("node-q", 2, "smoke", "alarm"), t + 1_000)]).await.unwrap();
+    let alert_of = |elder: i64| {
+        let store = store.clone();
+        async move { alerts_of(&store, elder).await[0].id }
+    };
+    let (first_alert, second_alert) = (alert_of(first).await, alert_of(second).await);
+    let start = store.newest_alert_event().await.unwrap();
+
+    // The slow writer takes the lower id and holds its transaction open.
+    let mut write = store.begin_write().await.unwrap();
+    let slow_event = write.alert_event(first_alert, t + 2_000, "reminded", None, None).await.unwrap();
+    let mut slow = Some(write);
+    if backend == Backend::Sqlite {
+        // SQLite has one writer at a time: the other waits its turn, and
+        // ids are taken in the order of the commits anyway.
+        slow.take().unwrap().commit().await.unwrap();
+    }
+    let mut fast = other.begin_write().await.unwrap();
+    let fast_event = fast.alert_event(second_alert, t + 2_000, "reminded", None, None).await.unwrap();
+    fast.commit().await.unwrap();
+
+    // A reader follows its cursor, before and after the slow commit.
+    let mut cursor = start;
+    let mut read = Vec::new();
+    for change in store.alert_changes_after(cursor, 100).await.unwrap() {
+        read.push(change.event_id);
+        cursor = change.position;
+    }
+    if backend == Backend::Postgres {
+        assert!(slow_event < fast_event, "the slow writer took the lower id");
+        assert_eq!(read, [fast_event], "only what is committed is read");
+        slow.take().unwrap().commit().await.unwrap();
+    }
+    for change in store.alert_changes_after(cursor, 100).await.unwrap() {
+        read.push(change.event_id);
+        cursor = change.position;
+    }
+    read.sort_unstable();
+    assert_eq!(read, [slow_event, fast_event], "each change read once, the late one too");
+    assert_eq!(cursor, store.newest_alert_event().await.unwrap(), "the newest position is where the reader ends");
+}
+
+/// In a province the console is another process than the store writer that
+/// opens an alert. On PostgreSQL the writer's commit wakes the console's
+/// feed at once (NOTIFY, migration 0024): the console's handle wrote
+/// nothing, and its alert-writes watch still moves to the writer's event
+/// (without the notification it never would; the feed would find the alert
+/// only at its once-a-second look).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_alert_committed_by_another_process_wakes_this_one_s_feed() {
+    let (writer, guard) = fresh_store(Backend::Postgres).await;
+    let console = reopen(&guard).await;
+    let mut woken = console.alert_writes();
+    let t = t0();
+    home(&writer, "node-n", t).await;
+    let outcome = crate::commit_batch(&writer, &[(event("node-n", 2, "smoke", "alarm"), t + 1_000)]).await.unwrap();
+    let event_id = *outcome.alert_events.iter().max().expect("the alarm opened an alert");
+    tokio::time::timeout(Duration::from_secs(30), woken.wait_for(|&newest| newest >= event_id))
+        .await
+        .expect("the console heard of the writer's alert event")
+        .unwrap();
 }
 
 async fn smoke_opens_one_critical_alert_and_a_redelivery_raises_nothing(backend: Backend) {

@@ -34,7 +34,7 @@ pub async fn escalate_due_alerts(store: &Store, now: i64) -> Result<Vec<i64>, St
     anxin_gateway::alerts::timers::escalate_due_alerts(store, &AlertPolicy::default(), now).await
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
     Postgres,
