@@ -28,8 +28,22 @@ pub struct NatsCluster {
 
 impl NatsCluster {
     /// Starts `size` nodes and waits until they have elected a JetStream
-    /// meta leader (so streams can be created at once).
+    /// meta leader (so streams can be created at once). A cluster that does
+    /// not form (a port picked here taken meanwhile by another test's
+    /// process, seen under the whole suite) is stopped and started again on
+    /// fresh ports, up to three times.
     pub fn start(size: usize) -> NatsCluster {
+        let mut failures = Vec::new();
+        for _attempt in 0..3 {
+            match NatsCluster::try_start(size) {
+                Ok(cluster) => return cluster,
+                Err(failure) => failures.push(failure),
+            }
+        }
+        panic!("the NATS cluster did not form three times:\n{}", failures.join("\n"));
+    }
+
+    fn try_start(size: usize) -> Result<NatsCluster, String> {
         let folder = private_folder("nats");
         let ports: Vec<(u16, u16, u16)> = (0..size).map(|_| (free_port(), free_port(), free_port())).collect();
         let routes: Vec<String> = ports.iter().map(|(_, route, _)| format!("nats-route://127.0.0.1:{route}")).collect();
@@ -62,20 +76,26 @@ impl NatsCluster {
             nodes.push(node);
         }
         let cluster = NatsCluster { nodes, folder };
-        for node in &cluster.nodes {
-            let address = node.client;
-            assert!(
-                wait_until(Duration::from_secs(20), || TcpStream::connect(address).is_ok()),
-                "{} listens",
-                node.name
-            );
+        let formed =
+            cluster.nodes.iter().all(|node| {
+                let address = node.client;
+                wait_until(Duration::from_secs(20), || TcpStream::connect(address).is_ok())
+            }) && wait_until(Duration::from_secs(30), || cluster.nodes.iter().all(|node| node.jetstream_ready()));
+        if formed {
+            return Ok(cluster);
         }
-        assert!(
-            wait_until(Duration::from_secs(30), || cluster.nodes.iter().all(|node| node.jetstream_ready())),
-            "the cluster elected a JetStream leader: see {}",
-            cluster.folder.display()
-        );
-        cluster
+        // The nodes' own words, before the folder goes with the cluster.
+        let logs: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|node| {
+                let log =
+                    std::fs::read_to_string(cluster.folder.join(format!("{}.log", node.name))).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                format!("{}: {}", node.name, tail.into_iter().rev().collect::<Vec<_>>().join(" | "))
+            })
+            .collect();
+        Err(format!("no JetStream leader within 30 s; {}", logs.join("; ")))
     }
 
     /// `nats://HOST:PORT` of every node.
