@@ -400,6 +400,10 @@ pub enum BenchCommand {
     /// A burst of smoke alarms through the responder chain: SMS rate against the provider alone,
     /// alarm → first SMS, and ingest meanwhile
     Responders(anxin_bench::responders::BenchRespondersArgs),
+    /// A province on loopback (3 nats-server nodes, edges, store writers, PostgreSQL): durable
+    /// rate with 1, 2 and 4 writers, smoke alarm → console feed, recovery after kill -9 of a log
+    /// node, an edge and a writer
+    Cluster(anxin_bench::cluster::BenchClusterArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -45,12 +45,15 @@ pub async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Retention => admin::retention(settings).await,
         Command::Bench(command) => {
             anxin_bench::print_lines_with(output::line);
+            // The benchmarks open thousands of connections (`bench cluster --connections`).
+            run::raise_open_files_limit();
             match command {
                 cli::BenchCommand::Ingest(args) => anxin_bench::ingest::ingest(args).await,
                 cli::BenchCommand::Alerts(args) => anxin_bench::alerts::alerts(args).await,
                 cli::BenchCommand::Console(args) => anxin_bench::console::console(args).await,
                 cli::BenchCommand::Ledger(args) => anxin_bench::ledger::ledger(args).await,
                 cli::BenchCommand::Responders(args) => anxin_bench::responders::responders(args).await,
+                cli::BenchCommand::Cluster(args) => anxin_bench::cluster::cluster(args).await,
             }
         }
         Command::Simulate(args) => simulate::simulate(settings, args).await,

@@ -88,7 +88,7 @@ fn upkeep_config(settings: &Settings) -> UpkeepConfig {
 /// Raises this process's open-file limit to what the system allows (a
 /// broker holds a file per connection; 1,024 is a common default) and
 /// returns it.
-fn raise_open_files_limit() -> u64 {
+pub(crate) fn raise_open_files_limit() -> u64 {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => {
             metrics::gauge!(anxin_gateway::metrics::OPEN_FILES_LIMIT).set(limit as f64);

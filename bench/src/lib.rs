@@ -4,6 +4,7 @@
 //! - [`ingest`]: durable ingest against a bare subscriber on the same broker
 //!   (embedded or Mosquitto), backlogs, smoke alarms under load.
 //! - [`alerts`]: smoke alarm → console feed idle and loaded; overdue homes.
+//! - [`cluster`]: a province on loopback: writers' scaling, alarms, kills.
 //! - [`console`]: page weight and server time of the busiest pages.
 //! - [`ledger`]: importing and exporting a township ledger; the rate page.
 //! - [`responders`]: a burst of smoke alarms through the responder chain.
@@ -13,6 +14,7 @@
 //! gateway's histograms.
 
 pub mod alerts;
+pub mod cluster;
 pub mod console;
 pub mod ingest;
 pub mod ledger;

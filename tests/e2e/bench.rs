@@ -146,3 +146,51 @@ fn bench_responders_sends_a_burst_of_alarms_through_the_chain_and_times_ingest_m
         ],
     );
 }
+
+/// A province on loopback, small: three nats-server nodes, writers and
+/// edges of this binary, PostgreSQL; kills a log node, an edge and a
+/// writer in turn (every alarm sent meanwhile must become an alert, or the
+/// benchmark fails).
+#[test]
+fn bench_cluster_prints_the_writers_scaling_the_alarm_latency_and_each_recovery() {
+    let server = std::env::var("ANXIN_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let report = bench(&[
+        "cluster",
+        "--database",
+        &server,
+        "--homes",
+        "200",
+        "--backlog",
+        "2000",
+        "--writers",
+        "1,2",
+        "--rate",
+        "50",
+        "--alarms",
+        "5",
+        "--recovery-seconds",
+        "8",
+        "--connections",
+        "100",
+    ]);
+    assert_prints(
+        &report,
+        &[
+            "200 homes registered, paired and watched",
+            "appending 2000 summaries to the log from one client",
+            "the log keeps a queued summary in ",
+            "1 writer(s) draining 2000 queued summaries into PostgreSQL: ",
+            "msg/s durable, the baseline",
+            "PostgreSQL keeps a summary in ",
+            "2 writer(s) draining 2000 queued summaries into PostgreSQL: ",
+            "× one writer's",
+            "100 idle device connections held by one edge: ",
+            "smoke → console feed, homes publishing through two edges: p50 ",
+            "kill -9 of the stream's leader node n",
+            "kill -9 of the edge the alarms went through: 40 of 40 alarms",
+            "kill -9 of a store writer: 40 of 40 alarms",
+            "background load: 50 summaries/s asked",
+        ],
+    );
+}

@@ -415,3 +415,135 @@ async fn when_postgresql_crashes_under_load_every_acknowledged_message_is_stored
     assert!(down.status.success(), "{}", text(&down.stderr));
     let _ = std::fs::remove_dir_all(folder);
 }
+
+/// Appends `messages` as edges do, many waiting for the quorum at once.
+async fn append_all(log: &Log, messages: impl IntoIterator<Item = (String, Vec<u8>)>) {
+    use futures_util::StreamExt;
+    let mut waiting = futures_util::stream::FuturesUnordered::new();
+    for (topic, payload) in messages {
+        waiting.push(log.append_in_order(&topic, &payload, now_ms()).await.expect("the log takes the message"));
+        while waiting.len() >= 2_048 {
+            waiting.next().await.unwrap().expect("the quorum holds the message");
+        }
+    }
+    while let Some(acked) = waiting.next().await {
+        acked.expect("the quorum holds the message");
+    }
+}
+
+/// A backlog of 50,000 summaries waits in the log (no writer was running)
+/// with a smoke alarm queued in the middle of it. Two writers start: the
+/// alarm's alert is committed while most of the backlog is still to be
+/// stored — the hazard lane is read beside the bulk one, not behind it —
+/// and every message is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_50000_drains_with_the_smoke_alarm_inside_it_alerted_before_the_drain_ends() {
+    let cluster = NatsCluster::start(3);
+    let database = PostgresDatabase::create().await;
+    let store = Store::open(&Database::Postgres(database.url.clone())).await.unwrap();
+    let elder = home(&store, "钱淑珍", "锦山大街 21 号", "backlog-smoke").await;
+    let log = Log::open(LogConfig { servers: cluster.urls(), ..LogConfig::default() }).await.unwrap();
+    let total: u32 = 50_000;
+    let summary = |n: u32| {
+        let device = format!("backlog-{:03}", n % 500);
+        let payload = format!(
+            r#"{{"v":1,"boot":1,"seq":{},"up":{n},"interval_s":300,"motion":1,"door_opens":0,"battery":88}}"#,
+            n / 500
+        );
+        (format!("anxin/v1/dev/{device}/summary"), payload.into_bytes())
+    };
+    let smoke = (
+        "anxin/v1/dev/backlog-smoke/event".to_string(),
+        br#"{"v":1,"boot":7,"seq":1,"up":10,"kind":"smoke","state":"alarm"}"#.to_vec(),
+    );
+    append_all(&log, (0..total / 2).map(summary)).await;
+    append_all(&log, [smoke]).await;
+    append_all(&log, (total / 2..total).map(summary)).await;
+
+    let writers = [writer(&database.url, &cluster), writer(&database.url, &cluster)];
+    let expected = i64::from(total) + 1;
+    let mut stored_when_alerted = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let stored = store.message_count().await.unwrap();
+        if stored_when_alerted.is_none() {
+            let alerts = store.alerts(&AlertFilter { elder_id: Some(elder), ..AlertFilter::default() }).await.unwrap();
+            if alerts.iter().any(|alert| alert.kind.as_str() == "smoke") {
+                stored_when_alerted = Some(stored);
+            }
+        }
+        if stored >= expected && log.pending().await.is_ok_and(|left| left == 0) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{stored} of {expected} stored in five minutes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.message_count().await.unwrap(), expected, "each message once");
+    let stored_when_alerted = stored_when_alerted.expect("the smoke alarm became an alert");
+    assert!(
+        stored_when_alerted < expected / 2,
+        "the alert was committed with {stored_when_alerted} of {expected} stored: it waited behind the backlog"
+    );
+    one_smoke_alert(&store, elder).await;
+    for writer in writers {
+        let _ = writer.terminate();
+    }
+    store.close().await;
+}
+
+/// Homes whose inactivity deadline passed while no writer ran. Two writers
+/// start together, and both run the alert timers: each home gets one
+/// inactivity alert, opened once — the timers claim a home in the database
+/// (its row locked), not in a process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overdue_homes_fire_once_with_two_writers_running_the_timers() {
+    use anxin_domain::alerts::policy::AlertPolicy;
+    use anxin_domain::alerts::rules::{self, HomeState, next_due};
+    let cluster = NatsCluster::start(3);
+    let database = PostgresDatabase::create().await;
+    let store = Store::open(&Database::Postgres(database.url.clone())).await.unwrap();
+    let policy = AlertPolicy::default();
+    let now = now_ms();
+    let homes = 400;
+    // Silent for three days, the deadline long past: due at once.
+    let elders = store
+        .populate_for_benchmark(homes, "overdue", now, |_, device| {
+            let mut state = HomeState::new(now - 3 * 24 * 3_600_000, &policy);
+            state.boots.insert(device.to_string(), 1);
+            let home = policy.for_home(&Default::default(), false, None);
+            let context = rules::Context { now, policy: &policy, home: &home, day_close_delay_ms: 5 * 60_000 };
+            let due = next_due(&state, &context);
+            (serde_json::to_string(&state).unwrap(), due)
+        })
+        .await
+        .unwrap();
+    assert_eq!(elders.len(), homes);
+
+    let writers = [writer(&database.url, &cluster), writer(&database.url, &cluster)];
+    let opened = || async {
+        let changes = store.alert_changes_after(0, 100_000).await.unwrap();
+        let mut per_elder = std::collections::BTreeMap::<i64, usize>::new();
+        for change in changes.iter().filter(|c| c.kind.as_str() == "inactivity" && c.action == "opened") {
+            *per_elder.entry(change.elder_id).or_default() += 1;
+        }
+        per_elder
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while opened().await.len() < homes {
+        assert!(tokio::time::Instant::now() < deadline, "{} of {homes} overdue homes alerted", opened().await.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Both writers' timers have looked again since.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let per_elder = opened().await;
+    assert_eq!(per_elder.len(), homes);
+    let twice: Vec<_> = per_elder.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(twice.is_empty(), "opened more than once: {twice:?}");
+    let alerts = store.alerts(&AlertFilter { limit: 10_000, ..AlertFilter::default() }).await.unwrap();
+    let inactivity = alerts.iter().filter(|alert| alert.kind.as_str() == "inactivity").count();
+    assert_eq!(inactivity, homes, "one inactivity alert per home");
+    for writer in writers {
+        let _ = writer.terminate();
+    }
+    store.close().await;
+}
