@@ -153,6 +153,7 @@ async fn run(args: &BenchClusterArgs, folder: &Path, postgres: &Postgres) -> any
             out!(
                 "PostgreSQL keeps a summary in {bytes_per_row:.0} bytes (the messages table with its indexes, per row)"
             );
+            out!("rows updated in place (HOT, no index written): {}", hot_updates(&url).await?);
         }
         let ratio = match one_writer {
             None => {
@@ -398,6 +399,25 @@ async fn held_connections(
         polling.abort();
     }
     Ok(())
+}
+
+/// Each table the writers updated: its updates, and the share that were
+/// HOT (the new row version on the same page, no index entry written).
+async fn hot_updates(url: &str) -> anyhow::Result<String> {
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await?;
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT relname::text, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE n_tup_upd > 0 ORDER BY n_tup_upd DESC",
+    )
+    .fetch_all(&pool)
+    .await?;
+    pool.close().await;
+    Ok(rows
+        .iter()
+        .map(|(table, updated, hot)| {
+            format!("{table} {:.0} % of {updated}", 100.0 * *hot as f64 / (*updated).max(1) as f64)
+        })
+        .collect::<Vec<_>>()
+        .join(", "))
 }
 
 /// Summaries from `devices` at `rate` a second through the edges, starting
