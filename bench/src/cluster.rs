@@ -148,11 +148,13 @@ async fn run(args: &BenchClusterArgs, folder: &Path, postgres: &Postgres) -> any
                 );
             }
         }
-        let (rate, bytes_per_row) = drain(&url, &servers, folder, writers, args.backlog).await?;
+        let Drained { rate, bytes_per_row, resident_mib } =
+            drain(&url, &servers, folder, writers, args.backlog).await?;
         if phase == 0 {
             out!(
                 "PostgreSQL keeps a summary in {bytes_per_row:.0} bytes (the messages table with its indexes, per row)"
             );
+            out!("a store writer's resident memory at the end of the drain: {resident_mib:.0} MiB");
             out!("rows updated in place (HOT, no index written): {}", hot_updates(&url).await?);
         }
         let ratio = match one_writer {
@@ -323,10 +325,11 @@ async fn append_backlog(log: &Log, devices: &[String], count: usize, boot: u32) 
     Ok(started.elapsed())
 }
 
-/// Starts `writers` store writers on `url` and returns the rate (msg/s) at
+/// Starts `writers` store writers on `url` and measures the rate (msg/s) at
 /// which the database's message count went from its first nonzero value to
-/// `backlog`, and the messages table's size per row; stops them after.
-async fn drain(url: &str, servers: &str, folder: &Path, writers: usize, backlog: usize) -> anyhow::Result<(f64, f64)> {
+/// `backlog`, the messages table's size per row and the writers' memory;
+/// stops them after.
+async fn drain(url: &str, servers: &str, folder: &Path, writers: usize, backlog: usize) -> anyhow::Result<Drained> {
     let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(url).await?;
     let mut processes = Vec::new();
     for index in 0..writers {
@@ -347,6 +350,7 @@ async fn drain(url: &str, servers: &str, folder: &Path, writers: usize, backlog:
         anyhow::ensure!(now < deadline, "{writers} writer(s) stored {count} of {backlog} in ten minutes");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    let resident = processes.iter().filter_map(|process| process.resident_kib().ok()).max().unwrap_or(0);
     for process in &mut processes {
         process.stop();
     }
@@ -354,7 +358,21 @@ async fn drain(url: &str, servers: &str, folder: &Path, writers: usize, backlog:
     pool.close().await;
     let (from, at_first) = first.context("nothing stored")?;
     let seconds = finished.duration_since(from).as_secs_f64().max(0.001);
-    Ok(((target - at_first).max(1) as f64 / seconds, bytes as f64 / backlog as f64))
+    Ok(Drained {
+        rate: (target - at_first).max(1) as f64 / seconds,
+        bytes_per_row: bytes as f64 / backlog as f64,
+        resident_mib: resident as f64 / 1_024.0,
+    })
+}
+
+/// What a drain of the backlog measured.
+struct Drained {
+    /// Messages a second, durable.
+    rate: f64,
+    /// The messages table with its indexes, per row.
+    bytes_per_row: f64,
+    /// The largest writer's resident memory at the end, MiB.
+    resident_mib: f64,
 }
 
 /// Opens `count` idle connections (each an identity of its own, as sensor

@@ -184,6 +184,7 @@ fn bench_cluster_prints_the_writers_scaling_the_alarm_latency_and_each_recovery(
             "msg/s durable, the baseline",
             "PostgreSQL keeps a summary in ",
             "rows updated in place (HOT, no index written): ",
+            "a store writer's resident memory at the end of the drain: ",
             "2 writer(s) draining 2000 queued summaries into PostgreSQL: ",
             "× one writer's",
             "100 idle device connections held by one edge: ",
