@@ -44,7 +44,14 @@ pub async fn dispatch(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Restore { file, replace } => admin::restore(settings, &file, replace).await,
         Command::Retention => admin::retention(settings).await,
         Command::Bench(command) => {
-            anxin_bench::print_lines_with(output::line);
+            // A benchmark's processes (`bench cluster`) end with it, even
+            // when it ends early at a closed pipe (`anxin bench cluster | head`).
+            anxin_bench::print_lines_with(|line| {
+                if let Err(error) = output::try_line(line) {
+                    anxin_bench::stop_children();
+                    output::end_on(&error);
+                }
+            });
             // The benchmarks open thousands of connections (`bench cluster --connections`).
             run::raise_open_files_limit();
             match command {

@@ -6,15 +6,25 @@ use std::io::Write;
 /// events tail | head` — the process ends quietly and successfully, as `ls |
 /// head` does, where `println!` would panic.
 pub fn line(args: std::fmt::Arguments<'_>) {
-    let mut stdout = std::io::stdout().lock();
-    let written = stdout.write_fmt(args).and_then(|()| stdout.write_all(b"\n")).and_then(|()| stdout.flush());
-    if let Err(error) = written {
-        if error.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        eprintln!("error: cannot write to standard output: {error}");
-        std::process::exit(1);
+    if let Err(error) = try_line(args) {
+        end_on(&error);
     }
+}
+
+/// Writes one line to standard output, saying whether it could.
+pub fn try_line(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_fmt(args).and_then(|()| stdout.write_all(b"\n")).and_then(|()| stdout.flush())
+}
+
+/// Ends the process after a failed write to standard output: quietly and
+/// successfully when the reader has gone, with the error otherwise.
+pub fn end_on(error: &std::io::Error) -> ! {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to standard output: {error}");
+    std::process::exit(1);
 }
 
 /// `println!` that ends the process quietly on a closed pipe ([`line`]).

@@ -91,7 +91,12 @@ pub async fn cluster(args: BenchClusterArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&folder);
     std::fs::create_dir_all(&folder)?;
     let postgres = Postgres { server: args.database.clone(), prefix: format!("anxin_bench_{}", std::process::id()) };
-    let outcome = run(&args, &folder, &postgres).await;
+    postgres.drop_stale().await;
+    // Interrupted (Ctrl-C, SIGTERM), the run is dropped: its processes with it.
+    let outcome = tokio::select! {
+        outcome = run(&args, &folder, &postgres) => outcome,
+        signal = interrupted() => Err(anyhow::anyhow!("interrupted by {signal}; the run's processes are stopped")),
+    };
     postgres.drop_all().await;
     if outcome.is_ok() {
         let _ = std::fs::remove_dir_all(&folder);
@@ -287,6 +292,19 @@ async fn run(args: &BenchClusterArgs, folder: &Path, postgres: &Postgres) -> any
     store.close().await;
     drop(nats);
     Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM; names it.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -662,6 +680,27 @@ impl Postgres {
         }
     }
 
+    /// Drops the databases of earlier runs that ended before dropping their
+    /// own (`anxin_bench_{pid}_…` of a pid no longer running).
+    async fn drop_stale(&self) {
+        use sqlx::Connection;
+        let Ok(mut connection) = sqlx::PgConnection::connect(&self.server).await else { return };
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname ~ '^anxin_bench_[0-9]+_'")
+                .fetch_all(&mut connection)
+                .await
+                .unwrap_or_default();
+        for name in names {
+            let pid = name.trim_start_matches("anxin_bench_").split('_').next().unwrap_or_default();
+            if Path::new("/proc").join(pid).exists() {
+                continue;
+            }
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(&mut connection)
+                .await;
+        }
+    }
+
     /// Drops every database of this run.
     async fn drop_all(&self) {
         use sqlx::Connection;
@@ -702,6 +741,7 @@ impl Process {
             .stderr(std::fs::File::create(&log)?)
             .spawn()
             .with_context(|| format!("start {name}"))?;
+        crate::child_started(child.id());
         let stdout = child.stdout.take().context("the process's output")?;
         let (lines, found) = std::sync::mpsc::channel();
         let ready = ready.to_string();
@@ -738,6 +778,7 @@ impl Process {
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        crate::child_ended(self.child.id());
     }
 
     /// SIGTERM, then SIGKILL after ten seconds.
@@ -746,6 +787,7 @@ impl Process {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
+                crate::child_ended(self.child.id());
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -790,10 +832,12 @@ struct NatsNode {
 
 impl NatsNodes {
     fn start(folder: &Path) -> anyhow::Result<NatsNodes> {
-        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|path| path.is_file())
+        // On the PATH, or where Debian puts it (/usr/sbin, often not on a user's PATH).
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let binary = std::env::split_paths(&path)
+            .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
+            .map(|folder| folder.join("nats-server"))
+            .find(|candidate| candidate.is_file())
             .context("`anxin bench cluster` needs nats-server installed (Debian: apt-get install nats-server)")?;
         let ports: Vec<(u16, u16, u16)> =
             (0..3).map(|_| Ok((free_port()?, free_port()?, free_port()?))).collect::<anyhow::Result<_>>()?;
@@ -870,6 +914,7 @@ impl NatsNodes {
         if let Some(mut child) = self.nodes[index].child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            crate::child_ended(child.id());
         }
     }
 
@@ -897,6 +942,9 @@ impl NatsNode {
                 .spawn()
                 .with_context(|| format!("start nats-server {}", self.name))?,
         );
+        if let Some(child) = &self.child {
+            crate::child_started(child.id());
+        }
         Ok(())
     }
 

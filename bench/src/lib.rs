@@ -58,6 +58,32 @@ pub fn print_line(line: std::fmt::Arguments<'_>) {
     }
 }
 
+/// The processes a benchmark started (`nats-server`, writers, edges), by
+/// pid: killed by [`stop_children`] when the process must end at once.
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+pub(crate) fn child_started(pid: u32) {
+    if let Ok(mut children) = CHILDREN.lock() {
+        children.push(pid);
+    }
+}
+
+pub(crate) fn child_ended(pid: u32) {
+    if let Ok(mut children) = CHILDREN.lock() {
+        children.retain(|&child| child != pid);
+    }
+}
+
+/// Kills (SIGKILL) every process a benchmark started that is still
+/// running: for a benchmark ending before its own clean-up runs (standard
+/// output closed, `std::process::exit`).
+pub fn stop_children() {
+    let pids: Vec<u32> = CHILDREN.lock().map(|mut children| std::mem::take(&mut *children)).unwrap_or_default();
+    for pid in pids {
+        let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+    }
+}
+
 /// `println!` through [`print_line`].
 macro_rules! out {
     ($($arg:tt)*) => {

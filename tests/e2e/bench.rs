@@ -196,3 +196,44 @@ fn bench_cluster_prints_the_writers_scaling_the_alarm_latency_and_each_recovery(
         ],
     );
 }
+
+/// `anxin bench cluster | head`: the benchmark ends at the closed pipe, and
+/// the processes it started (nats-server nodes, edges, writers) end with
+/// it rather than run on as orphans.
+#[test]
+fn bench_cluster_ended_by_a_closed_pipe_leaves_none_of_its_processes() {
+    use std::io::BufRead;
+    let server = std::env::var("ANXIN_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let mut bench = std::process::Command::new(env!("CARGO_BIN_EXE_anxin"))
+        .args(["bench", "cluster", "--database", &server, "--homes", "100", "--backlog", "200", "--writers", "1"])
+        .args(["--rate", "20", "--alarms", "2", "--recovery-seconds", "2", "--connections", "10"])
+        .env("ANXIN_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = bench.id();
+    let mut lines = std::io::BufReader::new(bench.stdout.take().unwrap()).lines();
+    // Edges and writers of the province are running once the edge has held its connections.
+    let held = lines.by_ref().map_while(Result::ok).find(|line| line.contains("idle device connections held"));
+    assert!(held.is_some(), "the benchmark got as far as the province");
+    drop(lines);
+    let status = bench.wait().unwrap();
+    assert!(status.success(), "a closed pipe ends it quietly: {status}");
+    let marks = [format!("anxin_bench_{pid}_"), format!("anxin-bench-cluster-{pid}")];
+    let left = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+            .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+            .filter(|cmdline| marks.iter().any(|mark| cmdline.contains(mark.as_str())))
+            .collect()
+    };
+    assert!(
+        anxin_testkit::wait_until(std::time::Duration::from_secs(10), || left().is_empty()),
+        "left running: {:?}",
+        left()
+    );
+}
