@@ -69,6 +69,15 @@ async fn every_acknowledged_message_stored(store: &Store, report: &anxin_simulat
     }
 }
 
+/// Waits (up to 30 s) until the database holds at least `count` messages.
+async fn until_stored(store: &Store, count: i64, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while store.message_count().await.unwrap() < count {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn one_smoke_alert(store: &Store, elder: i64) {
     let alerts = store.alerts(&AlertFilter { elder_id: Some(elder), ..AlertFilter::default() }).await.unwrap();
     assert_eq!(alerts.iter().filter(|a| a.kind.as_str() == "smoke").count(), 1, "one smoke alert: {alerts:?}");
@@ -217,11 +226,7 @@ async fn through_an_edge_killed_under_load_every_acknowledged_message_is_stored_
     };
     let simulation = tokio::spawn(anxin_simulator::run(options));
     // Killed once the load is under way; back on the same port a second later.
-    let under_way = tokio::time::Instant::now() + Duration::from_secs(30);
-    while store.message_count().await.unwrap() < 200 {
-        assert!(tokio::time::Instant::now() < under_way, "the load reached the database");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_stored(&store, 200, "the load reached the database").await;
     edge.kill();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let edge = Process::start(&edge_args);
@@ -280,11 +285,7 @@ async fn while_the_log_has_lost_its_quorum_the_edge_acknowledges_nothing_it_cann
         ..anxin_simulator::SimulateOptions::default()
     };
     let simulation = tokio::spawn(anxin_simulator::run(options));
-    let under_way = tokio::time::Instant::now() + Duration::from_secs(30);
-    while store.message_count().await.unwrap() < 100 {
-        assert!(tokio::time::Instant::now() < under_way, "the load reached the database");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_stored(&store, 100, "the load reached the database").await;
     cluster.kill(1);
     cluster.kill(2);
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -330,11 +331,8 @@ async fn scripts_cluster_runs_a_province_on_loopback_and_stops_only_what_it_star
     .unwrap();
     assert!(!report.acked.is_empty(), "{report}");
     let store = Store::open(&Database::Postgres(database.url.clone())).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while store.message_count().await.unwrap() < i64::try_from(report.acked.len()).unwrap() {
-        assert!(tokio::time::Instant::now() < deadline, "the writers stored what the edge acknowledged");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let acked = i64::try_from(report.acked.len()).unwrap();
+    until_stored(&store, acked, "the writers stored what the edge acknowledged").await;
     store.close().await;
     let console = value("CONSOLE").trim_start_matches("http://").parse().unwrap();
     assert!(crate::http(console, "GET /healthz", "", "").await.contains("schema"), "the console answers");
