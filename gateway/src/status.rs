@@ -1,6 +1,8 @@
 //! Background upkeep shared by every gateway: devices that went silent,
-//! the online/offline and open-alert gauges, the data disk's free space, and
-//! the daily retention job ([`anxin_store::RetentionPolicy`]).
+//! the online/offline and open-alert gauges, the data disk's free space, the
+//! day partitions of PostgreSQL's messages made a week ahead
+//! ([`anxin_store::DAYS_AHEAD`]), and the daily retention job
+//! ([`anxin_store::RetentionPolicy`]).
 
 use std::time::Duration;
 
@@ -33,11 +35,16 @@ impl Default for UpkeepConfig {
     }
 }
 
+/// How often the day partitions ahead are looked at (and made if missing);
+/// a failed try is tried again at the next sweep.
+const PARTITIONS_EVERY: Duration = Duration::from_secs(3_600);
+
 /// Runs until `shutdown` turns true.
 pub async fn run_upkeep(store: Store, config: UpkeepConfig, mut shutdown: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(config.sweep_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_expiry = None::<tokio::time::Instant>;
+    let mut last_partitions = None::<tokio::time::Instant>;
     let mut runs: u64 = 0;
     loop {
         tokio::select! {
@@ -87,6 +94,13 @@ pub async fn run_upkeep(store: Store, config: UpkeepConfig, mut shutdown: watch:
             match rustix::fs::statvfs(folder) {
                 Ok(space) => metrics::gauge!(m::DATA_FREE_BYTES).set((space.f_bavail * space.f_frsize) as f64),
                 Err(error) => tracing::warn!(%error, "cannot read the data folder's free space"),
+            }
+        }
+        if last_partitions.is_none_or(|at| at.elapsed() >= PARTITIONS_EVERY) {
+            // Before retention, which may drop the oldest ones.
+            match store.prepare_message_partitions(now).await {
+                Ok(_) => last_partitions = Some(tokio::time::Instant::now()),
+                Err(error) => tracing::warn!(%error, "messages: day partitions not made this time"),
             }
         }
         metrics::counter!(m::UPKEEP_RUNS).increment(1);

@@ -29,6 +29,7 @@ mod ledger;
 mod maintenance;
 mod messages;
 mod months;
+mod partitions;
 mod rate;
 mod responders;
 mod sessions;
@@ -64,6 +65,7 @@ pub use ledger::{ImportError, ImportOutcome, RowChange};
 pub use maintenance::{AUDIT_MIN_DAYS, RETENTION_BATCH, Retained, RetentionPolicy, RetentionReport};
 pub use messages::{HourActivity, MessageCursor, MessageRecord};
 pub use months::{ClosedMonth, LateVisit};
+pub use partitions::{DAYS_AHEAD, MessageDay};
 pub use responders::{
     AnswerError, Answered, ChainRecord, DueChain, DutyShift, LinkView, Outgoing, Reached, ResponderMessage,
     ResponseFigures, Settled,

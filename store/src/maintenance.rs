@@ -5,7 +5,7 @@
 //!
 //! | record | what happens after its time |
 //! |---|---|
-//! | raw sensor messages, quarantined input | deleted |
+//! | raw sensor messages, quarantined input | deleted (PostgreSQL: whole days, their partitions dropped) |
 //! | hourly activity (the charts, routine learning) | deleted |
 //! | the audit log (≥ 180 days) | pruned behind a checkpoint |
 //! | a visit's photo and location | cleared; the record and its signatures stay |
@@ -14,7 +14,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, audit::audit};
+use super::{Backend, Store, StoreError, audit::audit};
 use anxin_domain::time::DAY_MS;
 
 /// How long each kind of record is kept. Zero keeps it for ever.
@@ -179,6 +179,16 @@ impl Store {
                 continue;
             }
             let mut removed = 0;
+            if kind == Retained::RawMessages {
+                // PostgreSQL: whole days first, dropped (nothing on SQLite).
+                match self.drop_message_days_before(cutoff).await {
+                    Ok((rows, _)) => removed += rows,
+                    Err(error) => {
+                        tracing::warn!(%error, "retention: day partitions of messages not dropped this time");
+                        report.failed.push((kind, error.to_string()));
+                    }
+                }
+            }
             loop {
                 let done = match kind {
                     Retained::AuditLog => self.prune_audit_batch(cutoff, now, batch).await,
@@ -216,15 +226,29 @@ impl Store {
         let mut transaction = self.begin_immediate().await?;
         let removed = match kind {
             Retained::RawMessages => {
-                let messages = sqlx::query(
-                    "DELETE FROM messages WHERE (device_id, boot, seq) IN
-                     (SELECT device_id, boot, seq FROM messages WHERE received_at < $1 ORDER BY received_at LIMIT $2)",
-                )
-                .bind(cutoff)
-                .bind(batch)
-                .execute(&mut *transaction)
-                .await?
-                .rows_affected();
+                // On PostgreSQL the day partitions go whole
+                // (`drop_message_days_before`); rows are deleted only from
+                // the table of before partitioning and the strays.
+                let tables: &[&str] = match self.backend {
+                    Backend::Sqlite => &["messages"],
+                    Backend::Postgres => &["messages_before_partitioning", "messages_default"],
+                };
+                let mut messages = 0;
+                for table in tables {
+                    let left = batch - i64::try_from(messages).unwrap_or(i64::MAX);
+                    if left <= 0 {
+                        break;
+                    }
+                    messages += sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DELETE FROM {table} WHERE (device_id, boot, seq) IN
+                         (SELECT device_id, boot, seq FROM {table} WHERE received_at < $1 ORDER BY received_at LIMIT $2)"
+                    )))
+                    .bind(cutoff)
+                    .bind(left)
+                    .execute(&mut *transaction)
+                    .await?
+                    .rows_affected();
+                }
                 let quarantined = sqlx::query(
                     "DELETE FROM quarantine WHERE id IN
                      (SELECT id FROM quarantine WHERE received_at < $1 ORDER BY id LIMIT $2)",
@@ -234,6 +258,23 @@ impl Store {
                 .execute(&mut *transaction)
                 .await?
                 .rows_affected();
+                // A boot's start is kept while a copy of one of its
+                // messages could still come (the partition key of every
+                // copy): until the device's boot after it began before the
+                // cutoff, so that all its messages are past their time.
+                // Few (a boot lasts months): at most a batch a turn, not counted.
+                sqlx::query(
+                    "DELETE FROM device_boots WHERE (device_id, boot) IN
+                     (SELECT b.device_id, b.boot FROM device_boots b
+                      JOIN devices d ON d.device_id = b.device_id
+                      JOIN device_boots now ON now.device_id = d.device_id AND now.boot = d.boot
+                      WHERE b.boot <> d.boot AND b.started_at < now.started_at AND now.started_at < $1
+                      LIMIT $2)",
+                )
+                .bind(cutoff)
+                .bind(batch)
+                .execute(&mut *transaction)
+                .await?;
                 messages.max(quarantined)
             }
             Retained::HourlyActivity => sqlx::query(
@@ -329,7 +370,7 @@ impl Store {
     /// Deletes raw messages and quarantined input received before `cutoff`,
     /// in batches. Returns how many messages went.
     pub async fn expire_before(&self, cutoff: i64) -> Result<u64, StoreError> {
-        let mut removed = 0;
+        let (mut removed, _) = self.drop_message_days_before(cutoff).await?;
         loop {
             let done = self.retention_batch(Retained::RawMessages, cutoff, 0, RETENTION_BATCH).await?;
             removed += done;

@@ -175,6 +175,8 @@ async fn a_sqlite_database_is_copied_before_a_migration_changes_it() {
     let url = format!("sqlite://{}", folder.join("anxin.sqlite3").display());
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     for statement in [
+        "DROP TABLE device_boots",
+        "ALTER TABLE messages DROP COLUMN at",
         "DROP INDEX alert_events_position",
         "ALTER TABLE alert_events DROP COLUMN seq",
         "DROP INDEX activity_hourly_hour",

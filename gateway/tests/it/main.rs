@@ -7,6 +7,7 @@ mod console;
 mod ingest;
 mod ledger;
 mod log;
+mod partitions;
 mod responders;
 mod retention;
 mod store;
