@@ -383,25 +383,8 @@ async fn when_postgresql_crashes_under_load_every_acknowledged_message_is_stored
         ..anxin_simulator::SimulateOptions::default()
     }));
     tokio::time::sleep(Duration::from_secs(3)).await;
-    // A crash, not a shutdown: no checkpoint, connections cut. The server
-    // started again writes to its log file, not to this test's pipes.
-    let data = folder.join("postgres/data");
-    let log = folder.join("postgres/postgres.log");
-    let pg_ctl = std::fs::read_dir("/usr/lib/postgresql")
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|entry| entry.path().join("bin/pg_ctl"))
-        .max()
-        .unwrap();
-    let as_root = text(&std::process::Command::new("id").arg("-u").output().unwrap().stdout).trim() == "0";
-    let mut restart =
-        std::process::Command::new(if as_root { std::path::PathBuf::from("runuser") } else { pg_ctl.clone() });
-    if as_root {
-        restart.args(["-u", "postgres", "--"]).arg(&pg_ctl);
-    }
-    restart.arg("-D").arg(&data).arg("-l").arg(&log).args(["-m", "immediate", "-w", "restart"]);
-    let restarted = restart.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().unwrap();
-    assert!(restarted.success(), "pg_ctl restart: see {}", log.display());
+    // A crash, not a shutdown: no checkpoint, connections cut.
+    tokio::task::block_in_place(|| crash_and_restart_postgres(&folder));
     let report = simulation.await.unwrap().unwrap();
     assert!(report.acked.len() > 500, "{report}");
 
@@ -544,4 +527,218 @@ async fn overdue_homes_fire_once_with_two_writers_running_the_timers() {
         let _ = writer.terminate();
     }
     store.close().await;
+}
+
+/// One process of the province, as `scripts/cluster` started it: its
+/// command line, folder and environment, read from `/proc`, so that it can
+/// be started again as it was.
+struct Started {
+    name: String,
+    pid: i32,
+    argv: Vec<String>,
+    cwd: std::path::PathBuf,
+    env: Vec<(String, String)>,
+}
+
+fn started(folder: &std::path::Path, name: &str) -> Started {
+    let pids = std::fs::read_to_string(folder.join("pids")).unwrap();
+    let pid: i32 = pids
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .rfind(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("{name} in {pids}"))
+        .1
+        .parse()
+        .unwrap();
+    let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
+    let split = |bytes: Vec<u8>| -> Vec<String> {
+        bytes.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+    };
+    let argv = split(std::fs::read(proc.join("cmdline")).unwrap());
+    let env = split(std::fs::read(proc.join("environ")).unwrap())
+        .into_iter()
+        .filter_map(|pair| pair.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+    Started { name: name.to_string(), pid, argv, cwd: std::fs::read_link(proc.join("cwd")).unwrap(), env }
+}
+
+impl Started {
+    /// `kill -9`, then, after `pause`, the same command again — an edge on
+    /// `listen_on`, the address it had — (its output
+    /// to `DIR/logs/NAME.restarted`; added to `DIR/pids`, so `scripts/cluster
+    /// down` stops it).
+    async fn kill_and_restart(&self, folder: &std::path::Path, pause: Duration, listen_on: Option<&str>) {
+        let killed = std::process::Command::new("kill").args(["-9", &self.pid.to_string()]).status().unwrap();
+        assert!(killed.success(), "kill -9 {}", self.name);
+        while std::path::Path::new(&format!("/proc/{}/cmdline", self.pid)).exists()
+            && !std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default().is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(pause).await;
+        let log = std::fs::File::create(folder.join("logs").join(format!("{}.restarted", self.name))).unwrap();
+        // An edge comes back on the address its devices know.
+        let mut args = self.argv[1..].to_vec();
+        if let (Some(address), Some(at)) = (listen_on, args.iter().position(|arg| arg == "--mqtt-listen")) {
+            args[at + 1] = address.to_string();
+        }
+        let mut child = std::process::Command::new(&self.argv[0])
+            .args(&args)
+            .current_dir(&self.cwd)
+            .env_clear()
+            .envs(self.env.iter().cloned())
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        let mut pids = std::fs::OpenOptions::new().append(true).open(folder.join("pids")).unwrap();
+        writeln!(pids, "{} {}", self.name, child.id()).unwrap();
+        // Reaped when `scripts/cluster down` stops it.
+        std::thread::spawn(move || child.wait());
+    }
+}
+
+/// `pg_ctl restart -m immediate` of the province's own PostgreSQL: a crash,
+/// not a shutdown (no checkpoint, every connection cut). The server started
+/// again writes to its log file, not to this test's pipes.
+fn crash_and_restart_postgres(folder: &std::path::Path) {
+    let data = folder.join("postgres/data");
+    let log = folder.join("postgres/postgres.log");
+    let pg_ctl = std::fs::read_dir("/usr/lib/postgresql")
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join("bin/pg_ctl"))
+        .max()
+        .unwrap();
+    let as_root = text(&std::process::Command::new("id").arg("-u").output().unwrap().stdout).trim() == "0";
+    let mut restart =
+        std::process::Command::new(if as_root { std::path::PathBuf::from("runuser") } else { pg_ctl.clone() });
+    if as_root {
+        restart.args(["-u", "postgres", "--"]).arg(&pg_ctl);
+    }
+    restart.arg("-D").arg(&data).arg("-l").arg(&log).args(["-m", "immediate", "-w", "restart"]);
+    let restarted = restart.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().unwrap();
+    assert!(restarted.success(), "pg_ctl restart: see {}", log.display());
+}
+
+/// The province of `scripts/cluster up` under 2,000 homes (1,000 through
+/// each edge, at ten times real speed: 67 summaries a second) loses, in
+/// turn, a log
+/// node, an edge, a store writer (each `kill -9`, each started again) and
+/// its PostgreSQL (crashed and restarted), while 200 homes fall overdue one
+/// after another across the faults: every message a device had PUBACKed is
+/// stored exactly once, each of the eight smoke alarms raised across the
+/// faults is one alert, and each overdue home fired once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_province_of_2000_homes_loses_a_log_node_an_edge_a_writer_and_postgresql_in_turn_and_keeps_its_promises() {
+    use anxin_domain::alerts::policy::AlertPolicy;
+    use anxin_domain::alerts::rules::{self, HomeState, next_due};
+    const HOMES_PER_EDGE: usize = 1_000;
+    let folder = anxin_testkit::private_folder("province-faults");
+    let dir = folder.to_str().unwrap();
+    let up = scripts_cluster(&["up", "--dir", dir]);
+    assert!(up.status.success(), "{}{}", text(&up.stdout), text(&up.stderr));
+    let database = province_env(&folder, "DATABASE");
+    let store = Store::open(&Database::Postgres(database.clone())).await.unwrap();
+
+    // 200 homes silent for nearly 12 h: one falls due every 150 ms from now
+    // on, across all the faults.
+    let policy = AlertPolicy::default();
+    let now = now_ms();
+    let overdue = 200;
+    store
+        .populate_for_benchmark(overdue, "overdue", now, |nth, device| {
+            let silent_since = now - 12 * 3_600_000 + 2_000 + i64::try_from(nth).unwrap() * 150;
+            let mut state = HomeState::new(silent_since, &policy);
+            state.boots.insert(device.to_string(), 1);
+            let home = policy.for_home(&Default::default(), false, None);
+            let context = rules::Context { now, policy: &policy, home: &home, day_close_delay_ms: 5 * 60_000 };
+            let due = next_due(&state, &context);
+            (serde_json::to_string(&state).unwrap(), due)
+        })
+        .await
+        .unwrap();
+
+    // "pa-…" through the first edge, "pb-…" through the second; homes 1–4
+    // of each raise a smoke alarm, one before each fault and one after
+    // (speed 10: ten simulated seconds a second — and the devices' reconnect
+    // backoff, 1–60 s, a tenth of it; faster, their reconnects after a kill
+    // came as a storm no fleet makes).
+    let mut smoke_elders = Vec::new();
+    let mut simulations = Vec::new();
+    for (prefix, edge, seconds) in [("pa", "EDGE_1", [20, 80, 140, 200]), ("pb", "EDGE_2", [50, 110, 170, 260])] {
+        let credentials = provision(&database, prefix, HOMES_PER_EDGE);
+        for home_number in 1..=4 {
+            let device = format!("{prefix}-{home_number:05}");
+            smoke_elders.push(home(&store, &format!("测试{device}"), "锦山大街 1 号", &device).await);
+        }
+        let edge: std::net::SocketAddr = province_env(&folder, edge).parse().unwrap();
+        simulations.push(tokio::spawn(anxin_simulator::run(anxin_simulator::SimulateOptions {
+            credentials,
+            broker_host: edge.ip().to_string(),
+            broker_port: edge.port(),
+            homes: HOMES_PER_EDGE,
+            duration: Duration::from_secs(32),
+            speed: 10.0,
+            id_prefix: prefix.into(),
+            record_acks: true,
+            scenarios: (1..=4).map(|home| format!("smoke:{home}@{}s", seconds[home - 1]).parse().unwrap()).collect(),
+            ..anxin_simulator::SimulateOptions::default()
+        })));
+    }
+
+    // The faults, six seconds apart.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    started(&folder, "nats-n1").kill_and_restart(&folder, Duration::from_secs(2), None).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let edge_1 = province_env(&folder, "EDGE_1");
+    started(&folder, "edge-1").kill_and_restart(&folder, Duration::from_secs(1), Some(&edge_1)).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    started(&folder, "writer-1").kill_and_restart(&folder, Duration::from_secs(1), None).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    tokio::task::block_in_place(|| crash_and_restart_postgres(&folder));
+
+    let mut acked = 0;
+    for simulation in simulations {
+        let report = simulation.await.unwrap().unwrap();
+        assert!(report.acked.len() > HOMES_PER_EDGE / 4, "{report}");
+        acked += report.acked.len();
+        // A fresh pool: the crash cut the old one's connections.
+        let store = Store::open(&Database::Postgres(database.clone())).await.unwrap();
+        every_acknowledged_message_stored(&store, &report).await;
+        store.close().await;
+    }
+    let store = Store::open(&Database::Postgres(database.clone())).await.unwrap();
+    let keys = store.message_keys().await.unwrap();
+    let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
+    assert_eq!(distinct.len(), keys.len(), "no message stored twice ({acked} acknowledged)");
+    for elder in smoke_elders {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while store.alerts(&AlertFilter { elder_id: Some(elder), ..AlertFilter::default() }).await.unwrap().is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "elder {elder}'s smoke alarm never became an alert");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        one_smoke_alert(&store, elder).await;
+    }
+    let opened = || async {
+        let changes = store.alert_changes_after(0, 100_000).await.unwrap();
+        let mut per_elder = std::collections::BTreeMap::<i64, usize>::new();
+        for change in changes.iter().filter(|c| c.kind.as_str() == "inactivity" && c.action == "opened") {
+            *per_elder.entry(change.elder_id).or_default() += 1;
+        }
+        per_elder
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while opened().await.len() < overdue {
+        assert!(tokio::time::Instant::now() < deadline, "{} of {overdue} overdue homes alerted", opened().await.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let twice: Vec<_> = opened().await.into_iter().filter(|(_, count)| *count > 1).collect();
+    assert!(twice.is_empty(), "opened more than once: {twice:?}");
+    store.close().await;
+    let down = scripts_cluster(&["down", "--dir", dir]);
+    assert!(down.status.success(), "{}", text(&down.stderr));
+    let _ = std::fs::remove_dir_all(folder);
 }

@@ -165,6 +165,10 @@ pub struct BrokerAuth {
     limits: RateLimits,
     internal_secret: String,
     known: RwLock<HashMap<String, Arc<Known>>>,
+    /// Identities read for a secret check, kept until they change (the
+    /// refresh forgets them like `known`): a device reconnecting — all of
+    /// an edge's at once after it restarts — costs no database read.
+    identities: RwLock<HashMap<String, Arc<anxin_store::StoredIdentity>>>,
     /// For each name, the issue time of the secret its connected client
     /// proved: a client that authenticated before its identity was revoked
     /// and issued anew is not let back in by the new secret's existence.
@@ -185,6 +189,7 @@ impl BrokerAuth {
             limits,
             internal_secret: anxin_domain::identity::new_secret(),
             known: RwLock::new(HashMap::new()),
+            identities: RwLock::new(HashMap::new()),
             proven: Mutex::new(HashMap::new()),
             checks: Arc::new(Semaphore::new(CONCURRENT_CHECKS)),
         })
@@ -205,9 +210,25 @@ impl BrokerAuth {
 
     fn forget(&self, names: &[String]) {
         let mut known = self.known.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut identities = self.identities.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for name in names {
             known.remove(name);
+            identities.remove(name);
         }
+    }
+
+    /// `name`'s identity: from memory, or read (and kept) from the database.
+    async fn identity(&self, name: &str) -> Option<Arc<anxin_store::StoredIdentity>> {
+        let kept = self.identities.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).cloned();
+        if kept.is_some() {
+            return kept;
+        }
+        let identity = Arc::new(self.store.broker_identity(name).await.ok()??);
+        self.identities
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_string(), identity.clone());
+        Some(identity)
     }
 
     /// What `name` may do: from memory, or read again (after a change) from
@@ -303,7 +324,7 @@ impl BrokerAuth {
         if name == INTERNAL_ALERTS {
             return bool::from(secret.ct_eq(self.internal_secret.as_bytes()));
         }
-        let Ok(Some(identity)) = self.store.broker_identity(name).await else {
+        let Some(identity) = self.identity(name).await else {
             return false;
         };
         if identity.revoked_at.is_some() {
@@ -323,7 +344,7 @@ impl BrokerAuth {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(name.to_string(), identity.created_at);
-            self.remember(name, self.known_of(identity.grant, identity.rate_per_s));
+            self.remember(name, self.known_of(identity.grant.clone(), identity.rate_per_s));
         }
         matches
     }
