@@ -104,6 +104,17 @@ impl Store {
         Ok(made)
     }
 
+    /// A transaction for one partition step: this process's turn among
+    /// all (the advisory lock), and locks waited for [`LOCK_TIMEOUT`] at most.
+    async fn partition_step(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")))
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PARTITIONS_LOCK).execute(&mut *transaction).await?;
+        Ok(transaction)
+    }
+
     /// Makes one day's partition: a table of the parent's shape, filled with
     /// the rows of that day the default partition took meanwhile (removed
     /// from it), then attached. The default partition is locked against
@@ -113,11 +124,7 @@ impl Store {
     async fn make_message_day(&self, day: NaiveDate) -> Result<bool, StoreError> {
         let name = partition_name(day);
         let (from, to) = (day_start(day), day_start(day) + DAY_MS);
-        let mut transaction = self.pool.begin().await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")))
-            .execute(&mut *transaction)
-            .await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PARTITIONS_LOCK).execute(&mut *transaction).await?;
+        let mut transaction = self.partition_step().await?;
         let exists: i64 = sqlx::query("SELECT COUNT(*) AS n FROM pg_class WHERE relname = $1")
             .bind(&name)
             .fetch_one(&mut *transaction)
@@ -153,11 +160,7 @@ impl Store {
             if day_start(day) + DAY_MS > cutoff {
                 break;
             }
-            let mut transaction = self.pool.begin().await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")))
-                .execute(&mut *transaction)
-                .await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PARTITIONS_LOCK).execute(&mut *transaction).await?;
+            let mut transaction = self.partition_step().await?;
             sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {}", partition_name(day))))
                 .execute(&mut *transaction)
                 .await?;
