@@ -1,7 +1,7 @@
 //! PostgreSQL's `messages`, partitioned by day (migrations 0027–0030): the
-//! table a province writes 58 GB a day into is kept by creating each day's
-//! partition ahead and dropping it whole when its time is past — never a
-//! `DELETE` of a day's rows.
+//! table a province writes over a hundred GB a day into is kept by
+//! creating each day's partition ahead and dropping it whole when its time
+//! is past — never a `DELETE` of a day's rows.
 //!
 //! | partition | holds | made | removed |
 //! |---|---|---|---|
