@@ -93,6 +93,19 @@ fn scripts_cluster(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Stops the province `scripts/cluster up` started in its folder when
+/// dropped: a test that fails half-way leaves no log nodes, edges, writers
+/// or PostgreSQL running (`down` a second time does nothing).
+struct Province<'a>(&'a std::path::Path);
+
+impl Drop for Province<'_> {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.to_str() {
+            let _ = scripts_cluster(&["down", "--dir", dir]);
+        }
+    }
+}
+
 /// A value of the `env` file `scripts/cluster up` wrote in `folder`.
 fn province_env(folder: &std::path::Path, key: &str) -> String {
     let env = std::fs::read_to_string(folder.join("env")).unwrap();
@@ -312,6 +325,7 @@ async fn scripts_cluster_runs_a_province_on_loopback_and_stops_only_what_it_star
     let dir = folder.to_str().unwrap();
     let up = scripts_cluster(&["up", "--dir", dir, "--database", &database.url]);
     assert!(up.status.success(), "{}{}", text(&up.stdout), text(&up.stderr));
+    let province = Province(&folder);
     assert!(text(&up.stdout).contains("edges (MQTT)"), "{}", text(&up.stdout));
     let value = |key: &str| province_env(&folder, key);
     let edge: std::net::SocketAddr = value("EDGE_2").parse().unwrap();
@@ -348,6 +362,7 @@ async fn scripts_cluster_runs_a_province_on_loopback_and_stops_only_what_it_star
     for pid in &pids {
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "{pid} stopped");
     }
+    drop(province);
     let _ = std::fs::remove_dir_all(folder);
 }
 
@@ -362,6 +377,7 @@ async fn when_postgresql_crashes_under_load_every_acknowledged_message_is_stored
     let dir = folder.to_str().unwrap();
     let up = scripts_cluster(&["up", "--dir", dir]);
     assert!(up.status.success(), "{}{}", text(&up.stdout), text(&up.stderr));
+    let province = Province(&folder);
     let value = |key: &str| province_env(&folder, key);
     let database = value("DATABASE").to_string();
     let edge: std::net::SocketAddr = value("EDGE_1").parse().unwrap();
@@ -394,6 +410,7 @@ async fn when_postgresql_crashes_under_load_every_acknowledged_message_is_stored
     store.close().await;
     let down = scripts_cluster(&["down", "--dir", dir]);
     assert!(down.status.success(), "{}", text(&down.stderr));
+    drop(province);
     let _ = std::fs::remove_dir_all(folder);
 }
 
@@ -640,6 +657,7 @@ async fn a_province_of_2000_homes_loses_a_log_node_an_edge_a_writer_and_postgres
     let dir = folder.to_str().unwrap();
     let up = scripts_cluster(&["up", "--dir", dir]);
     assert!(up.status.success(), "{}{}", text(&up.stdout), text(&up.stderr));
+    let province = Province(&folder);
     let database = province_env(&folder, "DATABASE");
     let store = Store::open(&Database::Postgres(database.clone())).await.unwrap();
 
@@ -740,5 +758,6 @@ async fn a_province_of_2000_homes_loses_a_log_node_an_edge_a_writer_and_postgres
     store.close().await;
     let down = scripts_cluster(&["down", "--dir", dir]);
     assert!(down.status.success(), "{}", text(&down.stderr));
+    drop(province);
     let _ = std::fs::remove_dir_all(folder);
 }
