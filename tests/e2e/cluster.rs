@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use anxin_domain::alerts::policy::AlertPolicy;
+use anxin_domain::alerts::rules::{self, HomeState, next_due};
 use anxin_domain::registry::NewElder;
 use anxin_gateway::broker::log::{Log, LogConfig};
 use anxin_store::{AlertFilter, Database, Store, now_ms};
@@ -91,6 +93,27 @@ fn scripts_cluster(args: &[&str]) -> std::process::Output {
         .env("ANXIN_LOG", "warn")
         .output()
         .unwrap()
+}
+
+/// How many times an inactivity alert was opened, by elder.
+async fn inactivity_opened(store: &Store) -> std::collections::BTreeMap<i64, usize> {
+    let changes = store.alert_changes_after(0, 100_000).await.unwrap();
+    let mut per_elder = std::collections::BTreeMap::<i64, usize>::new();
+    for change in changes.iter().filter(|c| c.kind.as_str() == "inactivity" && c.action == "opened") {
+        *per_elder.entry(change.elder_id).or_default() += 1;
+    }
+    per_elder
+}
+
+/// A watched home whose `device` was last heard at `silent_since`: its
+/// state and deadline, as `populate_for_benchmark` takes them.
+fn silent_home(policy: &AlertPolicy, now: i64, device: &str, silent_since: i64) -> (String, i64) {
+    let mut state = HomeState::new(silent_since, policy);
+    state.boots.insert(device.to_string(), 1);
+    let home = policy.for_home(&Default::default(), false, None);
+    let context = rules::Context { now, policy, home: &home, day_close_delay_ms: 5 * 60_000 };
+    let due = next_due(&state, &context);
+    (serde_json::to_string(&state).unwrap(), due)
 }
 
 /// Stops the province `scripts/cluster up` started in its folder when
@@ -495,8 +518,6 @@ async fn a_backlog_of_50000_drains_with_the_smoke_alarm_inside_it_alerted_before
 /// (its row locked), not in a process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overdue_homes_fire_once_with_two_writers_running_the_timers() {
-    use anxin_domain::alerts::policy::AlertPolicy;
-    use anxin_domain::alerts::rules::{self, HomeState, next_due};
     let cluster = NatsCluster::start(3);
     let database = PostgresDatabase::create().await;
     let store = Store::open(&Database::Postgres(database.url.clone())).await.unwrap();
@@ -506,26 +527,14 @@ async fn overdue_homes_fire_once_with_two_writers_running_the_timers() {
     // Silent for three days, the deadline long past: due at once.
     let elders = store
         .populate_for_benchmark(homes, "overdue", now, |_, device| {
-            let mut state = HomeState::new(now - 3 * 24 * 3_600_000, &policy);
-            state.boots.insert(device.to_string(), 1);
-            let home = policy.for_home(&Default::default(), false, None);
-            let context = rules::Context { now, policy: &policy, home: &home, day_close_delay_ms: 5 * 60_000 };
-            let due = next_due(&state, &context);
-            (serde_json::to_string(&state).unwrap(), due)
+            silent_home(&policy, now, device, now - 3 * 24 * 3_600_000)
         })
         .await
         .unwrap();
     assert_eq!(elders.len(), homes);
 
     let writers = [writer(&database.url, &cluster), writer(&database.url, &cluster)];
-    let opened = || async {
-        let changes = store.alert_changes_after(0, 100_000).await.unwrap();
-        let mut per_elder = std::collections::BTreeMap::<i64, usize>::new();
-        for change in changes.iter().filter(|c| c.kind.as_str() == "inactivity" && c.action == "opened") {
-            *per_elder.entry(change.elder_id).or_default() += 1;
-        }
-        per_elder
-    };
+    let opened = || inactivity_opened(&store);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while opened().await.len() < homes {
         assert!(tokio::time::Instant::now() < deadline, "{} of {homes} overdue homes alerted", opened().await.len());
@@ -650,8 +659,6 @@ fn crash_and_restart_postgres(folder: &std::path::Path) {
 /// faults is one alert, and each overdue home fired once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_province_of_2000_homes_loses_a_log_node_an_edge_a_writer_and_postgresql_in_turn_and_keeps_its_promises() {
-    use anxin_domain::alerts::policy::AlertPolicy;
-    use anxin_domain::alerts::rules::{self, HomeState, next_due};
     const HOMES_PER_EDGE: usize = 1_000;
     let folder = anxin_testkit::private_folder("province-faults");
     let dir = folder.to_str().unwrap();
@@ -669,12 +676,7 @@ async fn a_province_of_2000_homes_loses_a_log_node_an_edge_a_writer_and_postgres
     store
         .populate_for_benchmark(overdue, "overdue", now, |nth, device| {
             let silent_since = now - 12 * 3_600_000 + 2_000 + i64::try_from(nth).unwrap() * 150;
-            let mut state = HomeState::new(silent_since, &policy);
-            state.boots.insert(device.to_string(), 1);
-            let home = policy.for_home(&Default::default(), false, None);
-            let context = rules::Context { now, policy: &policy, home: &home, day_close_delay_ms: 5 * 60_000 };
-            let due = next_due(&state, &context);
-            (serde_json::to_string(&state).unwrap(), due)
+            silent_home(&policy, now, device, silent_since)
         })
         .await
         .unwrap();
@@ -740,14 +742,7 @@ async fn a_province_of_2000_homes_loses_a_log_node_an_edge_a_writer_and_postgres
         }
         one_smoke_alert(&store, elder).await;
     }
-    let opened = || async {
-        let changes = store.alert_changes_after(0, 100_000).await.unwrap();
-        let mut per_elder = std::collections::BTreeMap::<i64, usize>::new();
-        for change in changes.iter().filter(|c| c.kind.as_str() == "inactivity" && c.action == "opened") {
-            *per_elder.entry(change.elder_id).or_default() += 1;
-        }
-        per_elder
-    };
+    let opened = || inactivity_opened(&store);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while opened().await.len() < overdue {
         assert!(tokio::time::Instant::now() < deadline, "{} of {overdue} overdue homes alerted", opened().await.len());
