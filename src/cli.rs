@@ -1051,6 +1051,9 @@ pub struct SimulateArgs {
     /// How long to run, in real time (e.g. 90s, 10m, 1h)
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub duration: Duration,
+    /// After --duration, how long each home may go on delivering what it still holds, observing nothing new
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub drain: Duration,
     /// Simulated seconds per real second (60: an hour passes in a minute)
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,

@@ -21,6 +21,7 @@ pub async fn simulate(settings: &Settings, args: SimulateArgs) -> anyhow::Result
         broker_port,
         homes: args.homes,
         duration: args.duration,
+        drain: args.drain,
         speed: args.speed,
         summary_interval: args.summary_interval,
         start_hour: args.start_hour,

@@ -28,8 +28,9 @@ struct InFlight {
     packet_id: Option<u16>,
 }
 
-/// Runs home `index` until the run's duration is over; returns how many
-/// messages were still queued in its outbox.
+/// Runs home `index` until the run's duration is over, then while it drains
+/// its outbox (up to `options.drain`); returns how many messages were still
+/// queued in its outbox.
 pub async fn run_home(index: usize, options: &SimulateOptions, counters: &Counters) -> usize {
     let device_id = options.device_id(index);
     let Ok(parsed_id) = DeviceId::parse(&device_id) else {
@@ -78,12 +79,14 @@ pub async fn run_home(index: usize, options: &SimulateOptions, counters: &Counte
         tokio::select! {
             _ = ticker.tick() => {
                 let real_now = Instant::now();
-                if real_now >= ends_at {
+                let draining = real_now >= ends_at;
+                if draining && (real_now >= ends_at + options.drain || node.outbox().is_empty()) {
                     break;
                 }
                 let now = simulated_ms(real_now);
-                // Every simulated minute passed since the last tick.
-                while (next_minute + 1) * MINUTE_MS <= now {
+                // Every simulated minute passed since the last tick (none
+                // while draining: the home only delivers what it holds).
+                while !draining && (next_minute + 1) * MINUTE_MS <= now {
                     for (at, observation) in routine.minute(next_minute, start_minute, &mut rng, &mut door) {
                         let observation = script.adjust(at, observation);
                         if let Some(observation) = observation {
@@ -92,10 +95,12 @@ pub async fn run_home(index: usize, options: &SimulateOptions, counters: &Counte
                     }
                     next_minute += 1;
                 }
-                for (at, observation) in script.due(now, start_minute) {
-                    node.observe(at, observation);
+                if !draining {
+                    for (at, observation) in script.due(now, start_minute) {
+                        node.observe(at, observation);
+                    }
+                    node.tick(now);
                 }
-                node.tick(now);
                 if node.dropped() > dropped_before {
                     counters.dropped_by_outbox.fetch_add(u64::from(node.dropped() - dropped_before), Ordering::Relaxed);
                     dropped_before = node.dropped();

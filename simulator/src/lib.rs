@@ -35,6 +35,11 @@ pub struct SimulateOptions {
     pub homes: usize,
     /// Real time the run lasts.
     pub duration: Duration,
+    /// Real time a home may go on after `duration` delivering what its
+    /// outbox still holds (observing nothing new); zero: none. A test that
+    /// breaks the broker near the end gives its homes time to reconnect and
+    /// deliver, so `still_queued` says whether they could.
+    pub drain: Duration,
     /// Simulated seconds per real second.
     pub speed: f64,
     /// Simulated summary interval.
@@ -65,6 +70,7 @@ impl Default for SimulateOptions {
             broker_port: 1883,
             homes: 10,
             duration: Duration::from_secs(60),
+            drain: Duration::ZERO,
             speed: 1.0,
             summary_interval: Duration::from_secs(300),
             start_hour: 8,
@@ -212,7 +218,7 @@ pub fn parse_broker_url(url: &str) -> Result<(String, u16, bool), BrokerUrlError
 #[error("broker {0:?} is not of the form mqtt://HOST:PORT or mqtts://HOST:PORT")]
 pub struct BrokerUrlError(pub String);
 
-/// Runs every home until the duration is over, then reports.
+/// Runs every home until the duration (and the drain) is over, then reports.
 pub async fn run(options: SimulateOptions) -> Result<Report, SimulateError> {
     options.validate()?;
     let options = Arc::new(options);

@@ -146,6 +146,34 @@ async fn homes_keep_their_messages_while_the_broker_is_away_and_deliver_them_aft
     }
 }
 
+/// With a drain, a run whose broker comes back only after its duration is
+/// over still delivers what its homes queued meanwhile (without one, it ends
+/// with them queued, as above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_run_delivers_what_its_homes_hold_once_the_broker_is_back() {
+    let port = anxin_testkit::free_port();
+    let options = SimulateOptions {
+        broker_host: "127.0.0.1".into(),
+        broker_port: port,
+        homes: 3,
+        duration: Duration::from_secs(2),
+        drain: Duration::from_secs(30),
+        speed: 600.0,
+        id_prefix: "drain".into(),
+        ..SimulateOptions::default()
+    };
+    let simulation = tokio::spawn(run(options));
+    // The duration (20 simulated minutes, four summaries each) passes with
+    // no broker; it comes up a second later, during the drain.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _broker = tokio::task::spawn_blocking(move || Broker::start_private_on(Some(port))).await.unwrap();
+    let report = simulation.await.unwrap().unwrap();
+
+    assert!(report.connection_failures >= 3, "{report}");
+    assert_eq!((report.dropped_by_outbox, report.still_queued), (0, 0), "{report}");
+    assert!(report.summaries >= 9, "each home's summaries, delivered in the drain: {report}");
+}
+
 /// Each run is a power-up: the same homes (same seed) come back with a new
 /// `boot`, so what they send is new to the gateway, not a redelivery of the
 /// last run's `(boot, seq)`.
