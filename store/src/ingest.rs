@@ -176,22 +176,33 @@ impl Write {
         Ok(new)
     }
 
-    /// When each boot among `rows` began, by `(device, boot)`: as stored, or
-    /// (a boot not heard of before) its first row's receipt minus its `up`,
-    /// stored now. Written once (`ON CONFLICT DO NOTHING`) and read back
-    /// after: of two writers meeting a new boot at once, the second waits for
-    /// the first's commit and then reads its moment, so both agree.
+    /// When each boot among `rows` began, by `(device, boot)`: as committed
+    /// (kept by this process, else read), or (a boot not heard of before)
+    /// its first row's receipt minus its `up`, stored now. Written once (`ON
+    /// CONFLICT DO NOTHING`) and read back after: of two writers meeting a
+    /// new boot at once, the second waits for the first's commit and then
+    /// reads its moment, so both agree.
     pub async fn boot_starts<'r>(
         &mut self,
         rows: &[MessageRow<'r>],
     ) -> Result<HashMap<(&'r str, u32), i64>, StoreError> {
+        let mut starts = HashMap::new();
         let mut first: BTreeMap<(&'r str, u32), i64> = BTreeMap::new();
         for row in rows {
+            if let Some(started_at) = self.boot_starts.get(row.device_id, row.boot) {
+                starts.insert((row.device_id, row.boot), started_at);
+                continue;
+            }
             let up = i64::try_from(row.up).unwrap_or(i64::MAX);
             first.entry((row.device_id, row.boot)).or_insert(row.received_at.saturating_sub(up));
         }
+        if first.is_empty() {
+            return Ok(starts);
+        }
         let boots: Vec<(&'r str, u32)> = first.keys().copied().collect();
-        let mut starts = self.stored_boot_starts(&boots).await?;
+        let stored = self.stored_boot_starts(&boots).await?;
+        self.learn(&stored);
+        starts.extend(stored);
         // In key order, like every lock a write takes.
         let unknown: Vec<((&'r str, u32), i64)> =
             first.into_iter().filter(|(boot, _)| !starts.contains_key(boot)).collect();
@@ -212,8 +223,15 @@ impl Write {
             query.execute(&mut *self.transaction).await?;
         }
         let unknown: Vec<(&'r str, u32)> = unknown.into_iter().map(|(boot, _)| boot).collect();
-        starts.extend(self.stored_boot_starts(&unknown).await?);
+        let stored = self.stored_boot_starts(&unknown).await?;
+        self.learn(&stored);
+        starts.extend(stored);
         Ok(starts)
+    }
+
+    /// Boot starts to keep once this transaction commits.
+    fn learn(&mut self, stored: &HashMap<(&str, u32), i64>) {
+        self.learned.extend(stored.iter().map(|(&(device, boot), &started_at)| (device.to_string(), boot, started_at)));
     }
 
     async fn stored_boot_starts<'r>(

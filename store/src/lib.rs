@@ -37,6 +37,7 @@ mod spot_checks;
 mod users;
 mod visits;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -193,9 +194,42 @@ pub struct Store {
     /// busy ingest).
     write_turns: Arc<tokio::sync::Mutex<()>>,
     storage: Storage,
+    /// When each device's current boot began, as committed.
+    boot_starts: Arc<BootStarts>,
     /// PostgreSQL: the task that hears other processes' alert events
     /// (stopped when the last handle goes).
     _listener: Option<Arc<AbortOnDrop>>,
+}
+
+/// When each device's current boot began, as committed ([`Write::boot_starts`]):
+/// a boot's start never changes once committed, so a batch whose devices
+/// were all heard from before in this boot needs no lookup. One entry per
+/// device (its boot last stored); emptied when it would hold more than
+/// [`BootStarts::KEPT`].
+#[derive(Debug, Default)]
+pub(crate) struct BootStarts(std::sync::Mutex<HashMap<String, (u32, i64)>>);
+
+impl BootStarts {
+    /// Devices kept: a province's (about 100 bytes each).
+    const KEPT: usize = 2_000_000;
+
+    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, i64)>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn get(&self, device: &str, boot: u32) -> Option<i64> {
+        self.kept().get(device).filter(|(kept, _)| *kept == boot).map(|(_, started_at)| *started_at)
+    }
+
+    fn learn(&self, committed: Vec<(String, u32, i64)>) {
+        let mut kept = self.kept();
+        if kept.len() + committed.len() > Self::KEPT {
+            kept.clear();
+        }
+        for (device, boot, started_at) in committed {
+            kept.insert(device, (boot, started_at));
+        }
+    }
 }
 
 /// Aborts a task when dropped.
@@ -345,6 +379,7 @@ impl Store {
             alert_written,
             write_turns: Arc::default(),
             storage: Storage::default(),
+            boot_starts: Arc::default(),
             _listener: listener,
         };
         store.seal_audit_log().await?;
@@ -395,7 +430,13 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(Write { transaction, backend: self.backend, _turn: turn })
+        Ok(Write {
+            transaction,
+            backend: self.backend,
+            boot_starts: self.boot_starts.clone(),
+            learned: Vec::new(),
+            _turn: turn,
+        })
     }
 
     /// Changes whenever this process writes alert events (the newest id),
@@ -420,13 +461,25 @@ impl Store {
 pub struct Write {
     pub(crate) transaction: sqlx::Transaction<'static, Any>,
     backend: Backend,
+    pub(crate) boot_starts: Arc<BootStarts>,
+    /// Boot starts read in this transaction, kept once it commits (one it
+    /// wrote itself is not anyone's until then).
+    pub(crate) learned: Vec<(String, u32, i64)>,
     /// Held until the commit (SQLite's one writer).
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Write {
     pub async fn commit(self) -> Result<(), StoreError> {
-        Ok(self.transaction.commit().await?)
+        self.transaction.commit().await?;
+        self.boot_starts.learn(self.learned);
+        Ok(())
+    }
+
+    /// Undoes everything the transaction wrote (as dropping it does, but
+    /// done when this returns).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        Ok(self.transaction.rollback().await?)
     }
 
     pub fn backend(&self) -> Backend {

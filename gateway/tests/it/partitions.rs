@@ -4,7 +4,8 @@
 //! so a copy received after midnight is still found; rows of a day not yet
 //! made wait in the default partition and move into their day; retention
 //! drops whole days; the table of before becomes the first partition
-//! without being rewritten, and its rows are still found.
+//! without being rewritten, and its rows are still found. A process keeps
+//! the boot starts it saw committed.
 
 use std::borrow::Cow;
 
@@ -122,6 +123,57 @@ async fn postgres_two_writers_meeting_a_new_boot_at_once_agree_when_it_began() {
     let one = where_stored(url_of(&guard), "node-b", 1).await;
     let two = where_stored(url_of(&guard), "node-b", 2).await;
     assert_eq!((one[0].1, two[0].1), (start + i64::try_from(UP + 1).unwrap(), start + i64::try_from(UP + 2).unwrap()));
+}
+
+/// A process keeps each device's boot start once committed, and only then:
+/// a start its own transaction wrote and rolled back is not kept (another
+/// writer's committed start is what every copy must use), and a kept one is
+/// not read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_boot_start_is_kept_once_committed_and_not_before() {
+    let (store, guard) = fresh_store(Backend::Postgres).await;
+    store.prepare_message_partitions(DAY).await.unwrap();
+    let other = crate::reopen(&guard).await;
+    let row = |seq: u32, received_at: i64| MessageRow {
+        device_id: "node-c",
+        boot: 9,
+        seq,
+        channel: "event",
+        kind: Some("door"),
+        state: Some("open"),
+        up: UP + u64::from(seq),
+        received_at,
+        elder_id: None,
+        payload: "{}",
+    };
+    // This process meets the boot first and rolls back; the other stores
+    // the boot with another receipt time, so another start.
+    let mut rolled_back = store.begin_write().await.unwrap();
+    assert_eq!(rolled_back.insert_messages(&[row(1, DAY + HOUR_MS)]).await.unwrap(), [true]);
+    rolled_back.rollback().await.unwrap();
+    let mut write = other.begin_write().await.unwrap();
+    assert_eq!(write.insert_messages(&[row(1, DAY + HOUR_MS + 7_000)]).await.unwrap(), [true]);
+    write.commit().await.unwrap();
+    let start = DAY + HOUR_MS + 7_000 - i64::try_from(UP + 1).unwrap();
+    // A copy of message 1 here is found, with the other's start.
+    let mut write = store.begin_write().await.unwrap();
+    assert_eq!(write.insert_messages(&[row(1, DAY + HOUR_MS)]).await.unwrap(), [false], "a copy, not a new message");
+    assert_eq!(write.insert_messages(&[row(2, DAY + HOUR_MS + 1_000)]).await.unwrap(), [true]);
+    write.commit().await.unwrap();
+    assert_eq!(where_stored(url_of(&guard), "node-c", 1).await.len(), 1);
+    // Committed, the start is kept: with its row gone from the table, the
+    // next message still takes it (and writes no guess of its own).
+    let mut connection = sqlx::PgConnection::connect(url_of(&guard)).await.unwrap();
+    sqlx::query("DELETE FROM device_boots WHERE device_id = 'node-c'").execute(&mut connection).await.unwrap();
+    let mut write = store.begin_write().await.unwrap();
+    assert_eq!(write.insert_messages(&[row(3, DAY + 2 * HOUR_MS)]).await.unwrap(), [true]);
+    write.commit().await.unwrap();
+    assert_eq!(where_stored(url_of(&guard), "node-c", 3).await[0].1, start + i64::try_from(UP + 3).unwrap());
+    let boots: i64 = sqlx::query_scalar("SELECT count(*) FROM device_boots WHERE device_id = 'node-c'")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(boots, 0, "the kept start was used, not read or guessed again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
