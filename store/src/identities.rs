@@ -8,6 +8,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, StoreError};
+
+/// Names per statement of [`Store::broker_identities_named`].
+pub const NAMES_PER_STATEMENT: usize = 256;
 use anxin_domain::identity::{ExportedIdentity, Grant, IdentityKind};
 
 /// An identity to create: its name and kind, its secret's hash, and for a
@@ -223,15 +226,48 @@ impl Store {
         else {
             return Ok(None);
         };
-        let kind = kind_of(&row)?;
-        let devices = if kind == IdentityKind::Bridge { self.bridge_devices(name).await? } else { BTreeSet::new() };
-        Ok(Some(StoredIdentity {
-            grant: Grant { name: row.try_get("name")?, kind, devices },
+        Ok(Some(self.stored_identity(&row).await?))
+    }
+
+    /// The identities among `names` that exist, revoked or not, in a few
+    /// statements of at most [`NAMES_PER_STATEMENT`] names: an edge taking many devices at
+    /// once (after it restarted) reads them together.
+    pub async fn broker_identities_named(
+        &self,
+        names: &[&str],
+    ) -> Result<std::collections::HashMap<String, StoredIdentity>, StoreError> {
+        let mut found = std::collections::HashMap::with_capacity(names.len());
+        let mut rest = names;
+        for size in super::chunk_sizes(names.len(), NAMES_PER_STATEMENT) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT name, kind, secret_hash, rate_per_s, created_at, revoked_at FROM broker_identities
+                 WHERE name IN ({})",
+                super::Params::new(self.backend()).list(chunk.len())
+            )));
+            for name in chunk {
+                query = query.bind(*name);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                let identity = self.stored_identity(&row).await?;
+                found.insert(identity.grant.name.clone(), identity);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn stored_identity(&self, row: &AnyRow) -> Result<StoredIdentity, StoreError> {
+        let kind = kind_of(row)?;
+        let name: String = row.try_get("name")?;
+        let devices = if kind == IdentityKind::Bridge { self.bridge_devices(&name).await? } else { BTreeSet::new() };
+        Ok(StoredIdentity {
+            grant: Grant { name, kind, devices },
             secret_hash: row.try_get("secret_hash")?,
             rate_per_s: row.try_get("rate_per_s")?,
             created_at: row.try_get("created_at")?,
             revoked_at: row.try_get("revoked_at")?,
-        }))
+        })
     }
 
     async fn bridge_devices(&self, bridge: &str) -> Result<BTreeSet<String>, StoreError> {

@@ -5,7 +5,8 @@
 //!   one can take over another's session); the secret is checked against the
 //!   stored `$7$` hash on a blocking thread, a bounded number at a time, so a
 //!   city's nodes reconnecting after an outage never stall the runtime that
-//!   carries ingest. Unknown names, wrong secrets and revoked identities get
+//!   carries ingest. The identities of devices connecting at once are read
+//!   from the database together, and kept. Unknown names, wrong secrets and revoked identities get
 //!   the same answer (bad username or password).
 //! - At publish and subscribe: the identity's [`Grant`]. An identity is read
 //!   from the database when it connects and kept while it is known; a poll of
@@ -24,6 +25,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -31,7 +33,7 @@ use mqtt5::broker::auth::{AuthProvider, AuthResult};
 use mqtt5::packet::connect::ConnectPacket;
 use mqtt5::protocol::v5::reason_codes::ReasonCode;
 use subtle::ConstantTimeEq as _;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::metrics::BROKER_REFUSED;
@@ -159,6 +161,22 @@ impl Refusal {
     }
 }
 
+/// A name waiting to be read, and where its identity (or none) goes.
+type Waiting = (String, oneshot::Sender<Option<Arc<anxin_store::StoredIdentity>>>);
+
+/// Identities being read for a secret check: the first connect of each
+/// device this process has not seen. Whoever holds `reading` reads every
+/// name waiting at that moment in one go (a few statements), and the rest
+/// wait for their answer: an edge restarted under 1,000 devices reads them
+/// in a handful of batches, not one by one behind its pool.
+#[derive(Default)]
+struct Reads {
+    waiting: Mutex<Vec<Waiting>>,
+    reading: tokio::sync::Mutex<()>,
+    /// Batches read so far.
+    batches: AtomicU64,
+}
+
 /// The embedded broker's authentication and authorisation.
 pub struct BrokerAuth {
     store: Store,
@@ -169,6 +187,8 @@ pub struct BrokerAuth {
     /// refresh forgets them like `known`): a device reconnecting — all of
     /// an edge's at once after it restarts — costs no database read.
     identities: RwLock<HashMap<String, Arc<anxin_store::StoredIdentity>>>,
+    /// Identity reads waiting for the database.
+    reads: Reads,
     /// For each name, the issue time of the secret its connected client
     /// proved: a client that authenticated before its identity was revoked
     /// and issued anew is not let back in by the new secret's existence.
@@ -190,6 +210,7 @@ impl BrokerAuth {
             internal_secret: anxin_domain::identity::new_secret(),
             known: RwLock::new(HashMap::new()),
             identities: RwLock::new(HashMap::new()),
+            reads: Reads::default(),
             proven: Mutex::new(HashMap::new()),
             checks: Arc::new(Semaphore::new(CONCURRENT_CHECKS)),
         })
@@ -217,18 +238,69 @@ impl BrokerAuth {
         }
     }
 
-    /// `name`'s identity: from memory, or read (and kept) from the database.
+    /// `name`'s identity: from memory, or read (and kept) from the database
+    /// with every other name waiting to be read ([`Reads`]).
     async fn identity(&self, name: &str) -> Option<Arc<anxin_store::StoredIdentity>> {
         let kept = self.identities.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).cloned();
         if kept.is_some() {
             return kept;
         }
-        let identity = Arc::new(self.store.broker_identity(name).await.ok()??);
+        loop {
+            let (answer, mut answered) = oneshot::channel();
+            self.reads
+                .waiting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((name.to_string(), answer));
+            let identity = tokio::select! {
+                biased;
+                identity = &mut answered => identity,
+                turn = self.reads.reading.lock() => {
+                    let waiting = std::mem::take(&mut *self.reads.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+                    self.read_identities(waiting).await;
+                    drop(turn);
+                    // Ours was among them, or in the batch read before.
+                    answered.await
+                }
+            };
+            match identity {
+                Ok(identity) => return identity,
+                // Its reader gave up half-way (its client went): ask again.
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Reads `waiting`'s identities together, keeps them and answers each.
+    async fn read_identities(&self, waiting: Vec<(String, oneshot::Sender<Option<Arc<anxin_store::StoredIdentity>>>)>) {
+        if waiting.is_empty() {
+            return;
+        }
+        let mut names: Vec<&str> = waiting.iter().map(|(name, _)| name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        self.reads.batches.fetch_add(1, Ordering::Relaxed);
+        let found: HashMap<String, Arc<anxin_store::StoredIdentity>> =
+            match self.store.broker_identities_named(&names).await {
+                Ok(found) => found.into_iter().map(|(name, identity)| (name, Arc::new(identity))).collect(),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read broker identities; refusing their connects");
+                    HashMap::new()
+                }
+            };
         self.identities
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(name.to_string(), identity.clone());
-        Some(identity)
+            .extend(found.iter().map(|(name, identity)| (name.clone(), identity.clone())));
+        for (name, answer) in waiting {
+            let _ = answer.send(found.get(&name).cloned());
+        }
+    }
+
+    /// How many batches of identities this process has read for secret
+    /// checks (a device already kept costs none).
+    pub fn identity_batches_read(&self) -> u64 {
+        self.reads.batches.load(Ordering::Relaxed)
     }
 
     /// What `name` may do: from memory, or read again (after a change) from

@@ -842,3 +842,44 @@ async fn retained_messages_are_bounded_and_ingest_goes_on() {
     assert_eq!(store.message_keys().await.unwrap().len(), 4, "every summary stored");
     broker.stop().await;
 }
+
+/// 300 devices connecting at once to an edge that has seen none of them (an
+/// edge restarted under its homes): their identities are read from the
+/// database together, in a couple of batches, not one by one behind the
+/// pool; connecting again reads nothing. A wrong secret and an unknown name
+/// in the same crowd are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_devices_connecting_at_once_have_their_identities_read_together() {
+    use mqtt5::broker::auth::AuthProvider as _;
+    let (store, _guard) = fresh_store(Backend::Postgres).await;
+    let names: Vec<String> = (0..300).map(|n| format!("crowd-{n:03}")).collect();
+    let identities: Vec<(&str, IdentityKind, &[&str])> =
+        names.iter().map(|name| (name.as_str(), IdentityKind::Device, &[][..])).collect();
+    enrol(&store, &identities, None).await;
+    let auth = BrokerAuth::new(store.clone(), RateLimits::default());
+    let connect = |name: &str, secret: &str| mqtt5::packet::connect::ConnectPacket {
+        protocol_version: 4,
+        clean_start: true,
+        keep_alive: 30,
+        client_id: name.to_string(),
+        username: Some(name.to_string()),
+        password: Some(secret.as_bytes().to_vec()),
+        will: None,
+        properties: Default::default(),
+        will_properties: Default::default(),
+    };
+    let address: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let mut crowd: Vec<_> = names.iter().map(|name| connect(name, SECRET)).collect();
+    crowd.push(connect("crowd-000", "not-the-secret-0123456789"));
+    crowd.push(connect("crowd-unknown", SECRET));
+    let results = futures_util::future::join_all(crowd.iter().map(|packet| auth.authenticate(packet, address))).await;
+    let accepted: Vec<bool> = results.into_iter().map(|result| result.unwrap().authenticated).collect();
+    assert!(accepted[..300].iter().all(|ok| *ok), "every device with its secret is let in");
+    assert_eq!(&accepted[300..], [false, false], "a wrong secret and an unknown name are refused");
+    let batches = auth.identity_batches_read();
+    assert!(batches <= 3, "302 connects read in {batches} batches");
+    let again =
+        futures_util::future::join_all(crowd[..300].iter().map(|packet| auth.authenticate(packet, address))).await;
+    assert!(again.into_iter().all(|result| result.unwrap().authenticated));
+    assert_eq!(auth.identity_batches_read(), batches, "identities kept are not read again");
+}
