@@ -138,6 +138,16 @@ impl Write {
     }
 
     /// Writes each home's new state and next deadline: `(elder_id, state, due)`.
+    ///
+    /// Design: the stored `next_due_at` is when the timers look at the home
+    /// next, never later than its deadline: moved earlier at once, but
+    /// later only once it has passed. A summary with activity moves a
+    /// home's deadline later nearly every batch; written as it moves, the
+    /// indexed column changed with every update and no update of
+    /// `home_watch` was HOT. Kept, the update changes no indexed column and
+    /// stays on its page (fillfactor, migration 0031); the timers look at
+    /// the home once at the earlier moment, find nothing due (the rules are
+    /// the same at any moment) and write the deadline the rules give then.
     pub async fn write_home_states(&mut self, states: &[(i64, String, i64)], now: i64) -> Result<(), StoreError> {
         let mut rest = states;
         for size in chunk_sizes(states.len(), HOMES_PER_STATEMENT) {
@@ -146,7 +156,12 @@ impl Write {
             let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO home_watch (elder_id, state, next_due_at, updated_at) VALUES {}
                  ON CONFLICT (elder_id) DO UPDATE SET
-                     state = excluded.state, next_due_at = excluded.next_due_at, updated_at = excluded.updated_at",
+                     state = excluded.state,
+                     next_due_at = CASE
+                         WHEN home_watch.next_due_at IS NULL OR home_watch.next_due_at <= excluded.updated_at
+                              OR excluded.next_due_at < home_watch.next_due_at
+                         THEN excluded.next_due_at ELSE home_watch.next_due_at END,
+                     updated_at = excluded.updated_at",
                 Params::new(self.backend()).rows(size, 4)
             )));
             for (elder_id, state, due) in chunk {

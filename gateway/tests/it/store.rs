@@ -16,6 +16,7 @@ on_both_backends!(
     a_device_silent_for_three_intervals_is_marked_offline,
     raw_messages_expire_but_rollups_stay,
     the_tail_cursor_returns_each_message_once_in_order,
+    a_home_s_look_moves_earlier_at_once_and_later_only_once_passed,
 );
 
 use anxin_domain::time::HOUR_MS as HOUR;
@@ -232,4 +233,72 @@ async fn postgres_updates_of_the_devices_rows_are_mostly_hot() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
     assert!(hot * 2 > updated, "{hot} of {updated} updates of devices were HOT");
+}
+
+/// The stored deadline of a home is when the timers look at it next, never
+/// later than its rules' deadline: moved earlier at once, later only once
+/// it has passed (so a home's update usually changes no indexed column).
+async fn a_home_s_look_moves_earlier_at_once_and_later_only_once_passed(backend: Backend) {
+    let (store, _guard) = fresh_store(backend).await;
+    let elder = store.populate_for_benchmark(1, "look", T0, |_, _| (String::new(), T0 + 10 * HOUR)).await.unwrap()[0];
+    let write_due = |due: i64, now: i64| {
+        let store = store.clone();
+        async move {
+            let mut write = store.begin_write().await.unwrap();
+            write.write_home_states(&[(elder, String::new(), due)], now).await.unwrap();
+            write.commit().await.unwrap();
+        }
+    };
+    let due_by = |at: i64| {
+        let store = store.clone();
+        async move { store.due_homes(at, 10).await.unwrap() }
+    };
+    // Earlier: at once.
+    write_due(T0 + HOUR, T0).await;
+    assert_eq!(due_by(T0 + HOUR).await, [(elder, T0 + HOUR)]);
+    // Later, before the look: kept, the look comes at the earlier moment.
+    write_due(T0 + 5 * HOUR, T0 + 1_000).await;
+    assert_eq!(due_by(T0 + HOUR).await, [(elder, T0 + HOUR)]);
+    // Written at or after the look (the timers looked, or a message came):
+    // the rules' deadline then.
+    write_due(T0 + 5 * HOUR, T0 + HOUR).await;
+    assert!(due_by(T0 + 5 * HOUR - 1).await.is_empty());
+    assert_eq!(due_by(T0 + 5 * HOUR).await, [(elder, T0 + 5 * HOUR)]);
+}
+
+/// `home_watch`, written once per home per batch, keeps room on its pages
+/// (migration 0031) and its indexed deadline moves later only once passed,
+/// so most of its updates are HOT: 78 % here (the first batch, moving each
+/// deadline earlier, cannot be), 0 % with the deadline written as it moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_updates_of_the_home_watch_rows_are_mostly_hot() {
+    use sqlx::Connection;
+    let (store, guard) = fresh_store(Backend::Postgres).await;
+    let crate::DatabaseGuard::Postgres(database) = &guard else { unreachable!("a PostgreSQL guard") };
+    store.populate_for_benchmark(2_000, "hot", T0, |_, _| (String::new(), T0 + 24 * HOUR)).await.unwrap();
+    let devices: Vec<String> = (0..2_000).map(|n| format!("hot-{n:06}")).collect();
+    // Ten summaries each, with activity: every one moves the home's
+    // inactivity deadline later.
+    for seq in 1..=10 {
+        for chunk in devices.chunks(250) {
+            let batch: Vec<(Checked, i64)> =
+                chunk.iter().map(|device| (summary(device, seq, 3, 200), T0 + i64::from(seq) * 300_000)).collect();
+            let outcome = crate::commit_batch(&store, &batch).await.unwrap();
+            assert_eq!(outcome.stored, chunk.len() as u64);
+        }
+    }
+    store.close().await;
+    let mut connection = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let (updated, hot): (i64, i64) = loop {
+        let row: (i64, i64) =
+            sqlx::query_as("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'home_watch'")
+                .fetch_one(&mut connection)
+                .await
+                .unwrap();
+        if row.0 >= 20_000 {
+            break row;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(hot * 2 > updated, "{hot} of {updated} updates of home_watch were HOT");
 }
