@@ -357,8 +357,9 @@ pub(crate) fn smoke(seq: u32) -> Vec<u8> {
 }
 
 /// A watched home's state and deadline: watched since `silence_from`, its
-/// one device known.
-pub(crate) fn watched_home(policy: &AlertPolicy, silence_from: i64, device: &str, now: i64) -> (String, i64) {
+/// one device known (as `Store::populate_for_benchmark` takes them; the
+/// province's tests set up their silent homes with it too).
+pub fn watched_home(policy: &AlertPolicy, silence_from: i64, device: &str, now: i64) -> (String, i64) {
     let mut state = HomeState::new(silence_from, policy);
     state.boots.insert(device.to_string(), 1);
     let home = policy.for_home(&Default::default(), false, None);

@@ -188,13 +188,19 @@ impl Write {
     ) -> Result<HashMap<(&'r str, u32), i64>, StoreError> {
         let mut starts = HashMap::new();
         let mut first: BTreeMap<(&'r str, u32), i64> = BTreeMap::new();
-        for row in rows {
-            if let Some(started_at) = self.boot_starts.get(row.device_id, row.boot) {
-                starts.insert((row.device_id, row.boot), started_at);
-                continue;
+        {
+            let kept = self.boot_starts.kept();
+            for row in rows {
+                match kept.get(row.device_id) {
+                    Some(&(boot, started_at)) if boot == row.boot => {
+                        starts.insert((row.device_id, row.boot), started_at);
+                    }
+                    _ => {
+                        let up = i64::try_from(row.up).unwrap_or(i64::MAX);
+                        first.entry((row.device_id, row.boot)).or_insert(row.received_at.saturating_sub(up));
+                    }
+                }
             }
-            let up = i64::try_from(row.up).unwrap_or(i64::MAX);
-            first.entry((row.device_id, row.boot)).or_insert(row.received_at.saturating_sub(up));
         }
         if first.is_empty() {
             return Ok(starts);

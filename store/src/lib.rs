@@ -213,12 +213,9 @@ impl BootStarts {
     /// Devices kept: a province's (about 100 bytes each).
     const KEPT: usize = 2_000_000;
 
-    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, i64)>> {
+    /// Each device's kept boot and its start (not to be held across an await).
+    pub(crate) fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, i64)>> {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub(crate) fn get(&self, device: &str, boot: u32) -> Option<i64> {
-        self.kept().get(device).filter(|(kept, _)| *kept == boot).map(|(_, started_at)| *started_at)
     }
 
     fn learn(&self, committed: Vec<(String, u32, i64)>) {

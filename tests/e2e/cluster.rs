@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use anxin_domain::alerts::policy::AlertPolicy;
-use anxin_domain::alerts::rules::{self, HomeState, next_due};
 use anxin_domain::registry::NewElder;
 use anxin_gateway::broker::log::{Log, LogConfig};
 use anxin_store::{AlertFilter, Database, Store, now_ms};
@@ -103,17 +102,6 @@ async fn inactivity_opened(store: &Store) -> std::collections::BTreeMap<i64, usi
         *per_elder.entry(change.elder_id).or_default() += 1;
     }
     per_elder
-}
-
-/// A watched home whose `device` was last heard at `silent_since`: its
-/// state and deadline, as `populate_for_benchmark` takes them.
-fn silent_home(policy: &AlertPolicy, now: i64, device: &str, silent_since: i64) -> (String, i64) {
-    let mut state = HomeState::new(silent_since, policy);
-    state.boots.insert(device.to_string(), 1);
-    let home = policy.for_home(&Default::default(), false, None);
-    let context = rules::Context { now, policy, home: &home, day_close_delay_ms: 5 * 60_000 };
-    let due = next_due(&state, &context);
-    (serde_json::to_string(&state).unwrap(), due)
 }
 
 /// Stops the province `scripts/cluster up` started in its folder when
@@ -538,7 +526,7 @@ async fn overdue_homes_fire_once_with_two_writers_running_the_timers() {
     // Silent for three days, the deadline long past: due at once.
     let elders = store
         .populate_for_benchmark(homes, "overdue", now, |_, device| {
-            silent_home(&policy, now, device, now - 3 * 24 * 3_600_000)
+            anxin_bench::watched_home(&policy, now - 3 * 24 * 3_600_000, device, now)
         })
         .await
         .unwrap();
@@ -687,7 +675,7 @@ async fn a_province_of_2000_homes_loses_a_log_node_an_edge_a_writer_and_postgres
     store
         .populate_for_benchmark(overdue, "overdue", now, |nth, device| {
             let silent_since = now - 12 * 3_600_000 + 2_000 + i64::try_from(nth).unwrap() * 150;
-            silent_home(&policy, now, device, silent_since)
+            anxin_bench::watched_home(&policy, silent_since, device, now)
         })
         .await
         .unwrap();

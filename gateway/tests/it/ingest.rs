@@ -56,6 +56,13 @@ async fn enrol(store: &Store, identities: &[(&str, IdentityKind, &[&str])], rate
     store.create_identities(&identities, "test", now_ms()).await.unwrap();
 }
 
+/// Gives each of `names` a device identity with [`SECRET`].
+async fn enrol_devices(store: &Store, names: &[String]) {
+    let identities: Vec<(&str, IdentityKind, &[&str])> =
+        names.iter().map(|name| (name.as_str(), IdentityKind::Device, &[][..])).collect();
+    enrol(store, &identities, None).await;
+}
+
 /// The embedded broker on a free port, checking identities in `store`.
 async fn embedded(store: &Store, ingest: Ingest) -> RunningBroker {
     embedded_with(store, ingest, BrokerLimits::default()).await
@@ -810,9 +817,7 @@ async fn retained_messages_are_bounded_and_ingest_goes_on() {
     use rumqttc::v5::mqttbytes::v5::PubAckReason;
     let (store, _guard) = fresh_store(Backend::Sqlite).await;
     let names: Vec<String> = (0..4).map(|i| format!("retain-{i}")).collect();
-    let identities: Vec<(&str, IdentityKind, &[&str])> =
-        names.iter().map(|name| (name.as_str(), IdentityKind::Device, &[][..])).collect();
-    enrol(&store, &identities, None).await;
+    enrol_devices(&store, &names).await;
     let (ingest, _writer) = start_ingest(&store);
     let limits = BrokerLimits { max_retained: 3, ..BrokerLimits::default() };
     let broker = embedded_with(&store, ingest, limits).await;
@@ -853,9 +858,7 @@ async fn postgres_devices_connecting_at_once_have_their_identities_read_together
     use mqtt5::broker::auth::AuthProvider as _;
     let (store, _guard) = fresh_store(Backend::Postgres).await;
     let names: Vec<String> = (0..300).map(|n| format!("crowd-{n:03}")).collect();
-    let identities: Vec<(&str, IdentityKind, &[&str])> =
-        names.iter().map(|name| (name.as_str(), IdentityKind::Device, &[][..])).collect();
-    enrol(&store, &identities, None).await;
+    enrol_devices(&store, &names).await;
     let auth = BrokerAuth::new(store.clone(), RateLimits::default());
     let connect = |name: &str, secret: &str| mqtt5::packet::connect::ConnectPacket {
         protocol_version: 4,

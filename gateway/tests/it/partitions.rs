@@ -27,6 +27,23 @@ fn event(device: &str, boot: u32, seq: u32, up: u64) -> Checked {
     check(&format!("anxin/v1/dev/{device}/event"), payload.as_bytes())
 }
 
+/// A door event of `device`'s boot `boot`, numbered `seq`, `UP + seq` ms
+/// after the boot, as ingest would write it.
+fn door_row(device: &str, boot: u32, seq: u32, received_at: i64) -> MessageRow<'_> {
+    MessageRow {
+        device_id: device,
+        boot,
+        seq,
+        channel: "event",
+        kind: Some("door"),
+        state: Some("open"),
+        up: UP + u64::from(seq),
+        received_at,
+        elder_id: None,
+        payload: "{}",
+    }
+}
+
 fn url_of(guard: &DatabaseGuard) -> &str {
     let DatabaseGuard::Postgres(database) = guard else { unreachable!("a PostgreSQL guard") };
     &database.url
@@ -93,18 +110,7 @@ async fn postgres_two_writers_meeting_a_new_boot_at_once_agree_when_it_began() {
     let (store, guard) = fresh_store(Backend::Postgres).await;
     store.prepare_message_partitions(DAY).await.unwrap();
     let other = crate::reopen(&guard).await;
-    let row = |seq: u32, received_at: i64| MessageRow {
-        device_id: "node-b",
-        boot: 5,
-        seq,
-        channel: "event",
-        kind: Some("door"),
-        state: Some("open"),
-        up: UP + u64::from(seq),
-        received_at,
-        elder_id: None,
-        payload: "{}",
-    };
+    let row = |seq: u32, received_at: i64| door_row("node-b", 5, seq, received_at);
     let mut first = store.begin_write().await.unwrap();
     assert_eq!(first.insert_messages(&[row(1, DAY + HOUR_MS)]).await.unwrap(), [true]);
     // The second, with another receipt time (another guess at the boot's
@@ -134,18 +140,7 @@ async fn postgres_a_boot_start_is_kept_once_committed_and_not_before() {
     let (store, guard) = fresh_store(Backend::Postgres).await;
     store.prepare_message_partitions(DAY).await.unwrap();
     let other = crate::reopen(&guard).await;
-    let row = |seq: u32, received_at: i64| MessageRow {
-        device_id: "node-c",
-        boot: 9,
-        seq,
-        channel: "event",
-        kind: Some("door"),
-        state: Some("open"),
-        up: UP + u64::from(seq),
-        received_at,
-        elder_id: None,
-        payload: "{}",
-    };
+    let row = |seq: u32, received_at: i64| door_row("node-c", 9, seq, received_at);
     // This process meets the boot first and rolls back; the other stores
     // the boot with another receipt time, so another start.
     let mut rolled_back = store.begin_write().await.unwrap();

@@ -199,6 +199,27 @@ async fn the_tail_cursor_returns_each_message_once_in_order(backend: Backend) {
     assert_eq!(only_b.len(), 1);
 }
 
+/// `table`'s updates and HOT updates, once PostgreSQL counts `at_least`
+/// updates. Closing the store's pool ends its connections, which hand in
+/// their statistics.
+async fn updates_of(store: anxin_store::Store, url: &str, table: &str, at_least: i64) -> (i64, i64) {
+    use sqlx::Connection;
+    store.close().await;
+    let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+    loop {
+        let row: (i64, i64) =
+            sqlx::query_as("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = $1")
+                .bind(table)
+                .fetch_one(&mut connection)
+                .await
+                .unwrap();
+        if row.0 >= at_least {
+            return row;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// A province's PostgreSQL: the devices' rows, updated with every message,
 /// keep room on their pages (migration 0026, fillfactor), so most of their
 /// updates are HOT — the new version on the same page, no index entry
@@ -207,7 +228,6 @@ async fn the_tail_cursor_returns_each_message_once_in_order(backend: Backend) {
 /// 86 % with it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_updates_of_the_devices_rows_are_mostly_hot() {
-    use sqlx::Connection;
     let (store, guard) = fresh_store(Backend::Postgres).await;
     let crate::DatabaseGuard::Postgres(database) = &guard else { unreachable!("a PostgreSQL guard") };
     let devices: Vec<String> = (0..2_000).map(|n| format!("hot-{n:04}")).collect();
@@ -218,20 +238,7 @@ async fn postgres_updates_of_the_devices_rows_are_mostly_hot() {
             crate::commit_batch(&store, &batch).await.unwrap();
         }
     }
-    // Closing the pool ends its connections, which hand in their statistics.
-    store.close().await;
-    let mut connection = sqlx::PgConnection::connect(&database.url).await.unwrap();
-    let (updated, hot): (i64, i64) = loop {
-        let row: (i64, i64) =
-            sqlx::query_as("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'devices'")
-                .fetch_one(&mut connection)
-                .await
-                .unwrap();
-        if row.0 >= 4_000 {
-            break row;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    let (updated, hot) = updates_of(store, &database.url, "devices", 4_000).await;
     assert!(hot * 2 > updated, "{hot} of {updated} updates of devices were HOT");
 }
 
@@ -272,7 +279,6 @@ async fn a_home_s_look_moves_earlier_at_once_and_later_only_once_passed(backend:
 /// deadline earlier, cannot be), 0 % with the deadline written as it moves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_updates_of_the_home_watch_rows_are_mostly_hot() {
-    use sqlx::Connection;
     let (store, guard) = fresh_store(Backend::Postgres).await;
     let crate::DatabaseGuard::Postgres(database) = &guard else { unreachable!("a PostgreSQL guard") };
     store.populate_for_benchmark(2_000, "hot", T0, |_, _| (String::new(), T0 + 24 * HOUR)).await.unwrap();
@@ -287,18 +293,6 @@ async fn postgres_updates_of_the_home_watch_rows_are_mostly_hot() {
             assert_eq!(outcome.stored, chunk.len() as u64);
         }
     }
-    store.close().await;
-    let mut connection = sqlx::PgConnection::connect(&database.url).await.unwrap();
-    let (updated, hot): (i64, i64) = loop {
-        let row: (i64, i64) =
-            sqlx::query_as("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'home_watch'")
-                .fetch_one(&mut connection)
-                .await
-                .unwrap();
-        if row.0 >= 20_000 {
-            break row;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    let (updated, hot) = updates_of(store, &database.url, "home_watch", 20_000).await;
     assert!(hot * 2 > updated, "{hot} of {updated} updates of home_watch were HOT");
 }
